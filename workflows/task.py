@@ -1,0 +1,338 @@
+"""The task lifecycle: one workflow per task, the only thing that can close it.
+
+Messages:
+- update `claim(ClaimInput) -> TaskView`: take the task; refused when someone else holds it or it
+  is assigned to someone else.
+- update `submit(SubmitInput) -> SubmitResult`: the assignee says "done"; every check runs as an
+  activity and the task is done only if all pass, otherwise it returns to the assignee.
+- updates `cancel`, `block`, `unblock` (`FounderActionInput`) -> TaskView.
+- update `sync() -> TaskView`: returns once every transition so far is in PostgreSQL.
+- query `view() -> TaskView`.
+
+The checks are part of the workflow input, fixed when the task is created; no message changes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import JsonValue as _JsonValue
+
+    from activities.tasks import TaskActivities
+    from tether import constants, errors
+    from tether.contracts import (
+        HOLD_STATES,
+        TERMINAL_STATES,
+        Check,
+        CheckEvidence,
+        ClaimInput,
+        FounderActionInput,
+        RecordTaskInput,
+        RunCheckInput,
+        SubmitInput,
+        SubmitResult,
+        TaskEvent,
+        TaskInput,
+        TaskResult,
+        TaskState,
+        TaskView,
+    )
+
+# Writes to PostgreSQL retry through an outage, then give up and catch up on the next transition.
+_STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=20,
+)
+
+
+def _refuse(message: str, kind: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+@workflow.defn
+class TaskWorkflow:
+    @workflow.init
+    def __init__(self, inp: TaskInput) -> None:
+        if inp.carried is not None:
+            self.view = inp.carried
+        else:
+            now = workflow.now()
+            self.view = TaskView(
+                spec=inp.spec, assignee=inp.spec.assignee, created_at=now, updated_at=now
+            )
+        self._pending: list[TaskEvent] = []
+        self._persist_lock = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, inp: TaskInput) -> TaskResult:
+        if inp.carried is None:
+            self._set_search_attributes()
+            await self._transition(self.view.state, self.view.spec.created_by, "created", {})
+        await workflow.wait_condition(
+            lambda: (
+                self.view.state in TERMINAL_STATES or workflow.info().is_continue_as_new_suggested()
+            )
+        )
+        # Let running handlers finish and every event reach PostgreSQL before leaving this run.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        while self._pending:
+            await self._persist()
+            if self._pending:
+                await workflow.sleep(timedelta(minutes=1))
+        if self.view.state not in TERMINAL_STATES:
+            workflow.continue_as_new(TaskInput(spec=self.view.spec, carried=self.view))
+        return TaskResult(task=self.view)
+
+    # --- queries and updates -----------------------------------------------------------------
+
+    @workflow.query
+    def view_task(self) -> TaskView:
+        return self.view
+
+    @workflow.update
+    async def sync(self) -> TaskView:
+        await workflow.wait_condition(lambda: not self._pending)
+        return self.view
+
+    @workflow.update
+    async def claim(self, inp: ClaimInput) -> TaskView:
+        self._check_claim(inp)
+        if self.view.state == TaskState.CLAIMED:
+            return self.view  # the holder claiming again changes nothing
+        self.view.assignee = inp.agent
+        await self._transition(TaskState.CLAIMED, inp.agent, "claimed", {})
+        return self.view
+
+    @claim.validator
+    def _validate_claim(self, inp: ClaimInput) -> None:
+        self._check_claim(inp)
+
+    def _check_claim(self, inp: ClaimInput) -> None:
+        v, task_id = self.view, self.view.spec.id
+        if v.state in TERMINAL_STATES:
+            raise _refuse(
+                f"task {task_id} is {v.state}; it cannot be claimed", errors.CLAIM_REFUSED
+            )
+        if v.state in HOLD_STATES:
+            raise _refuse(
+                f"task {task_id} is {v.state}: {v.hold_reason}; it cannot be claimed until the "
+                "founder releases it",
+                errors.CLAIM_REFUSED,
+            )
+        if v.assignee is not None and v.assignee != inp.agent:
+            held = v.state in (TaskState.CLAIMED, TaskState.VERIFYING)
+            raise _refuse(
+                f"task {task_id} is {'held by' if held else 'assigned to'} {v.assignee}; "
+                "pick another task",
+                errors.CLAIM_REFUSED,
+            )
+        if v.state == TaskState.VERIFYING:
+            raise _refuse(f"task {task_id} is being verified", errors.CLAIM_REFUSED)
+
+    @workflow.update
+    async def submit(self, inp: SubmitInput) -> SubmitResult:
+        self._check_submit(inp)
+        self.view.submissions += 1
+        self.view.last_note = inp.note
+        detail: dict[str, _JsonValue] = {"note": inp.note} if inp.note else {}
+        await self._transition(TaskState.VERIFYING, inp.agent, "submitted", detail)
+
+        checks = self.view.spec.checks
+        evidence = list(await asyncio.gather(*(self._verify(i, c) for i, c in enumerate(checks))))
+        self.view.last_evidence = evidence
+        failed = [e.name for e in evidence if not e.passed]
+        if self.view.state != TaskState.VERIFYING:
+            # Cancelled while the checks ran: the founder's decision stands.
+            await self._persist()
+        elif failed:
+            await self._transition(
+                TaskState.CLAIMED, "tether", "verification_failed", {"failed": list(failed)}
+            )
+        else:
+            await self._transition(TaskState.DONE, "tether", "verified", {})
+        return SubmitResult(
+            task_id=self.view.spec.id,
+            done=self.view.state == TaskState.DONE,
+            state=self.view.state,
+            evidence=evidence,
+        )
+
+    @submit.validator
+    def _validate_submit(self, inp: SubmitInput) -> None:
+        self._check_submit(inp)
+
+    def _check_submit(self, inp: SubmitInput) -> None:
+        v, task_id = self.view, self.view.spec.id
+        if v.assignee != inp.agent:
+            who = f"its assignee, {v.assignee}" if v.assignee else "the agent that claimed it"
+            raise _refuse(f"only {who}, can submit task {task_id}", errors.SUBMIT_REFUSED)
+        if v.state == TaskState.OPEN:
+            raise _refuse(
+                f"task {task_id} is not claimed yet; claim it first", errors.SUBMIT_REFUSED
+            )
+        if v.state == TaskState.VERIFYING:
+            raise _refuse(f"task {task_id} is already being verified", errors.SUBMIT_REFUSED)
+        if v.state != TaskState.CLAIMED:
+            reason = f": {v.hold_reason}" if v.state in HOLD_STATES else ""
+            raise _refuse(f"task {task_id} is {v.state}{reason}", errors.SUBMIT_REFUSED)
+
+    @workflow.update
+    async def cancel(self, inp: FounderActionInput) -> TaskView:
+        self._check_cancel(inp)
+        await self._transition(TaskState.CANCELLED, inp.by, "cancelled", {"reason": inp.reason})
+        return self.view
+
+    @cancel.validator
+    def _validate_cancel(self, inp: FounderActionInput) -> None:
+        self._check_cancel(inp)
+
+    def _check_cancel(self, inp: FounderActionInput) -> None:
+        if self.view.state in TERMINAL_STATES:
+            raise _refuse(
+                f"task {self.view.spec.id} is already {self.view.state}", errors.ACTION_REFUSED
+            )
+
+    @workflow.update
+    async def block(self, inp: FounderActionInput) -> TaskView:
+        self._check_block(inp)
+        self.view.held_from, self.view.hold_reason = self.view.state, inp.reason
+        await self._transition(TaskState.BLOCKED, inp.by, "blocked", {"reason": inp.reason})
+        return self.view
+
+    @block.validator
+    def _validate_block(self, inp: FounderActionInput) -> None:
+        self._check_block(inp)
+
+    def _check_block(self, inp: FounderActionInput) -> None:
+        v = self.view
+        if not inp.reason.strip():
+            raise _refuse("blocking a task needs a reason", errors.ACTION_REFUSED)
+        if v.state not in (TaskState.OPEN, TaskState.CLAIMED):
+            hint = "; wait until verification finishes" if v.state == TaskState.VERIFYING else ""
+            raise _refuse(f"task {v.spec.id} is {v.state}{hint}", errors.ACTION_REFUSED)
+
+    @workflow.update
+    async def unblock(self, inp: FounderActionInput) -> TaskView:
+        self._check_unblock(inp)
+        back = self.view.held_from or TaskState.OPEN
+        self.view.held_from = self.view.hold_reason = None
+        await self._transition(back, inp.by, "unblocked", {"reason": inp.reason})
+        return self.view
+
+    @unblock.validator
+    def _validate_unblock(self, inp: FounderActionInput) -> None:
+        self._check_unblock(inp)
+
+    def _check_unblock(self, inp: FounderActionInput) -> None:
+        if self.view.state != TaskState.BLOCKED:
+            raise _refuse(
+                f"task {self.view.spec.id} is {self.view.state}, not blocked", errors.ACTION_REFUSED
+            )
+
+    # --- internals ---------------------------------------------------------------------------
+
+    async def _verify(self, index: int, check: Check) -> CheckEvidence:
+        """Run one check, re-running a failing one until its retry window closes."""
+        deadline = workflow.now() + timedelta(seconds=check.retry_for_seconds)
+        interval = timedelta(seconds=check.retry_interval_seconds)
+        long_running = check.kind in ("shell", "pytest")
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                evidence = await workflow.execute_activity_method(
+                    TaskActivities.run_check,
+                    RunCheckInput(
+                        task_id=self.view.spec.id,
+                        index=index,
+                        check=check,
+                        task_created_at=self.view.created_at,
+                    ),
+                    start_to_close_timeout=timedelta(seconds=check.timeout_seconds)
+                    + constants.CHECK_ACTIVITY_MARGIN,
+                    heartbeat_timeout=constants.CHECK_HEARTBEAT_TIMEOUT if long_running else None,
+                    retry_policy=RetryPolicy(
+                        maximum_attempts=constants.CHECK_ACTIVITY_MAX_ATTEMPTS,
+                        non_retryable_error_types=[errors.INVALID_CHECK],
+                    ),
+                )
+            except ActivityError as err:
+                # The check could not run at all (worker lost, bug): that is a failed check with
+                # the reason as evidence, never a workflow stuck retrying.
+                cause = (
+                    err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause)
+                )
+                evidence = CheckEvidence(
+                    index=index,
+                    name=check.label(index),
+                    kind=check.kind,
+                    passed=False,
+                    summary=f"the check could not run: {cause}",
+                    started_at=workflow.now(),
+                    error=cause,
+                )
+            evidence = evidence.model_copy(update={"attempts": attempts})
+            if evidence.passed or workflow.now() + interval > deadline:
+                return evidence
+            await workflow.sleep(interval)
+
+    async def _transition(
+        self, to: TaskState, actor: str, kind: str, detail: dict[str, _JsonValue]
+    ) -> None:
+        now = workflow.now()
+        self.view.seq += 1
+        self._pending.append(
+            TaskEvent(
+                seq=self.view.seq,
+                at=now,
+                actor=actor,
+                kind=kind,
+                from_state=None if kind == "created" else self.view.state,
+                to_state=to,
+                detail=detail,
+            )
+        )
+        self.view.state = to
+        self.view.updated_at = now
+        self._set_search_attributes()
+        await self._persist()
+
+    async def _persist(self) -> None:
+        async with self._persist_lock:
+            batch = list(self._pending)
+            try:
+                await workflow.execute_activity_method(
+                    TaskActivities.record_task,
+                    RecordTaskInput(task=self.view.model_copy(deep=True), events=batch),
+                    start_to_close_timeout=constants.STORE_ACTIVITY_TIMEOUT,
+                    retry_policy=_STORE_RETRY,
+                )
+            except ActivityError:
+                # The read model lags; the next transition writes these events again.
+                workflow.logger.warning("task %s: read model write failed", self.view.spec.id)
+                return
+            done = {e.seq for e in batch}
+            self._pending = [e for e in self._pending if e.seq not in done]
+
+    def _set_search_attributes(self) -> None:
+        workflow.upsert_search_attributes(
+            [
+                constants.SA_TASK.value_set(self.view.spec.id),
+                constants.SA_STATE.value_set(self.view.state.value),
+                constants.SA_AGENT.value_set(self.view.assignee)
+                if self.view.assignee
+                else constants.SA_AGENT.value_unset(),
+            ]
+        )
+        workflow.set_current_details(
+            f"**{self.view.state}**"
+            + (f" · {self.view.assignee}" if self.view.assignee else "")
+            + (f" · {self.view.hold_reason}" if self.view.hold_reason else "")
+        )
