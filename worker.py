@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
@@ -20,9 +21,8 @@ from activities.store import TaskStore, connect_pool, migrate
 from activities.tasks import TaskActivities
 from tether.client import connect
 from tether.config import Settings, TetherConfig, load_config
-from tether.errors import TetherError
 from tether.runtime import run_and_exit, setup_logging, setup_tracing
-from tether.stack import ensure_search_attributes, read_stack_file
+from tether.stack import database_url, ensure_search_attributes, temporal_address
 from workflows import WORKFLOWS
 
 log = logging.getLogger("tether.worker")
@@ -40,35 +40,25 @@ def build_worker(client: Client, task_queue: str, store: TaskStore, config: Teth
     )
 
 
-def resolve_addresses(settings: Settings) -> tuple[str, str]:
-    """Temporal address and database URL: the environment first, then a running `tether up`."""
-    stack = read_stack_file(settings.home) or {}
-    temporal = settings.temporal_address or str(stack.get("temporal_address") or "")
-    database = settings.database_url or str(stack.get("database_url") or "")
-    if not temporal:
-        temporal = f"localhost:{settings.temporal_port}"
-    if not database:
-        raise TetherError(
-            "no database: set DATABASE_URL, or start the embedded stack with `tether up`"
-        )
-    return temporal, database
-
-
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(
+    settings: Settings, stop: asyncio.Event, on_ready: Callable[[], None] | None = None
+) -> None:
     config = load_config(settings.config_path)
-    temporal_address, database_url = resolve_addresses(settings)
-    pool = await connect_pool(database_url)
+    address = temporal_address(settings)
+    pool = await connect_pool(database_url(settings))
     try:
         applied = await migrate(pool)
         if applied:
             log.info("applied database migrations %s", applied)
-        client = await connect(temporal_address, settings.namespace)
+        client = await connect(address, settings.namespace)
         added = await ensure_search_attributes(client)
         if added:
             log.info("registered search attributes %s", added)
         worker = build_worker(client, settings.task_queue, TaskStore(pool), config)
-        log.info("worker polling %s on %s", settings.task_queue, temporal_address)
         async with worker:
+            log.info("worker polling %s on %s", settings.task_queue, address)
+            if on_ready:
+                on_ready()
             await stop.wait()
         log.info("worker stopped")
     finally:

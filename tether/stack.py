@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from tether import constants
+from tether.config import Settings
 from tether.errors import TetherError
 
 # PostgreSQL refuses to run as root; when Tether runs as root it runs the server as this user.
@@ -307,3 +308,24 @@ def read_stack_file(home: Path) -> dict[str, str | int] | None:
         except PermissionError:
             pass
     return data if isinstance(data, dict) else None
+
+
+def temporal_address(settings: Settings) -> str:
+    """The environment first, then a running `tether up`, then the default local port."""
+    if settings.temporal_address:
+        return settings.temporal_address
+    stack = read_stack_file(settings.home) or {}
+    return str(stack.get("temporal_address") or f"localhost:{settings.temporal_port}")
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    stack = read_stack_file(settings.home) or {}
+    url = stack.get("database_url")
+    if not url:
+        raise TetherError(
+            "no database: start the stack with `tether up`, or set DATABASE_URL to a PostgreSQL "
+            "server"
+        )
+    return str(url)

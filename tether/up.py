@@ -1,0 +1,95 @@
+"""`tether up`: the whole stack on one machine, no Docker, until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from temporalio.testing import WorkflowEnvironment
+
+import worker
+from tether.config import Settings, load_config
+from tether.stack import (
+    EmbeddedPostgres,
+    require_free_port,
+    stack_file,
+    start_temporal_dev_server,
+    write_stack_file,
+)
+
+log = logging.getLogger("tether.up")
+
+
+async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
+    load_config(settings.config_path)  # a bad tether.toml stops us before anything starts
+    settings.home.mkdir(parents=True, exist_ok=True)
+
+    temporal: WorkflowEnvironment | None = None
+    postgres: EmbeddedPostgres | None = None
+    try:
+        if settings.temporal_address is None:
+            hint = (
+                "another Temporal server (or `tether up`) may be running: stop it, set "
+                "TEMPORAL_ADDRESS to use it, or choose other ports with TETHER_TEMPORAL_PORT, "
+                "TETHER_UI_PORT and TETHER_HTTP_PORT"
+            )
+            require_free_port(settings.temporal_port, "Temporal frontend", hint)
+            require_free_port(settings.ui_port, "Temporal Web UI", hint)
+            require_free_port(settings.http_port, "Temporal HTTP API", hint)
+            log.info(
+                "starting the Temporal dev server (state in %s)", settings.home / "temporal.db"
+            )
+            temporal = await start_temporal_dev_server(
+                port=settings.temporal_port,
+                ui_port=settings.ui_port,
+                http_port=settings.http_port,
+                db_file=settings.home / "temporal.db",
+                namespace=settings.namespace,
+            )
+            address = f"localhost:{settings.temporal_port}"
+            ui = f"http://localhost:{settings.ui_port}"
+        else:
+            address, ui = settings.temporal_address, "(the Web UI of your Temporal cluster)"
+
+        if settings.database_url is None:
+            postgres = EmbeddedPostgres(settings.home / "postgres", port=settings.postgres_port)
+            log.info("starting PostgreSQL (data in %s)", postgres.data_dir)
+            await asyncio.to_thread(postgres.start)
+            db_url = postgres.url
+        else:
+            db_url = settings.database_url
+
+        running = settings.model_copy(update={"temporal_address": address, "database_url": db_url})
+
+        def ready() -> None:
+            write_stack_file(
+                settings.home,
+                {
+                    "pid": os.getpid(),
+                    "temporal_address": address,
+                    "namespace": settings.namespace,
+                    "task_queue": settings.task_queue,
+                    "web_ui": ui,
+                    "database_url": db_url,
+                },
+            )
+            print(
+                "Tether is up.\n"
+                f"  Temporal:   {address} (namespace {settings.namespace})\n"
+                f"  Web UI:     {ui}\n"
+                f"  PostgreSQL: {db_url}\n"
+                f"  Worker:     task queue {settings.task_queue}\n"
+                f"  Home:       {settings.home}\n"
+                "Press Ctrl-C to stop.",
+                flush=True,
+            )
+
+        await worker.serve(running, stop, on_ready=ready)
+    finally:
+        stack_file(settings.home).unlink(missing_ok=True)
+        if temporal is not None:
+            await temporal.shutdown()
+        if postgres is not None:
+            await asyncio.to_thread(postgres.stop)
+        log.info("stopped")
