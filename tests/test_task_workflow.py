@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from activities.store import TaskStore
@@ -159,3 +159,24 @@ async def test_hanging_and_noisy_commands_fail_with_bounded_evidence(
     assert unreachable.error and "ConnectError" in unreachable.error
     record = await store.get_task(task_id)
     assert record is not None and len(record.task.last_evidence) == 3
+
+
+async def test_checks_cannot_be_changed_through_any_message(
+    client: Client, worker: Worker, store: TaskStore, http_service: HttpService, task_id: str
+) -> None:
+    http_service.respond(500)
+    spec = http_task(task_id, http_service.url)
+    await api.create_task(client, worker.task_queue, spec)
+    await api.claim_task(client, task_id, "coder")
+    handle = client.get_workflow_handle(f"task-{task_id}")
+    # An assignee trying to smuggle easier checks into its submission is refused outright.
+    weaker = {"agent": "coder", "checks": [{"kind": "shell", "command": "true"}]}
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update("submit", weaker)
+    assert "Failed decoding arguments" in str(refused.value.cause)
+    view = await api.get_view(client, task_id)
+    assert view.spec.checks == spec.checks and view.state == TaskState.CLAIMED
+    result = await api.submit_task(client, task_id, "coder", None)
+    assert not result.done
+    record = await store.get_task(task_id)
+    assert record is not None and record.task.spec == spec

@@ -38,6 +38,9 @@ HOLD_STATES = frozenset({TaskState.BLOCKED, TaskState.PAUSED})
 
 
 class CheckBase(Model):
+    # Checks are fixed when the task is created.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     name: str = ""
     timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     # How long to keep re-running a failing check before it counts as failed, e.g. while a
@@ -157,6 +160,8 @@ class Artifact(Model):
 
 
 class TaskSpec(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     id: str = Field(pattern=NAME_PATTERN)
     title: str = Field(min_length=1, max_length=200)
     description: str = ""
