@@ -13,6 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.checks import count_tests
 from activities.store import TaskStore
 from activities.tasks import TaskActivities
+from tests.helpers import HttpService, commit_file, git, make_repo
 from tether.config import Repository, TetherConfig
 from tether.contracts import (
     Check,
@@ -23,7 +24,6 @@ from tether.contracts import (
     RunCheckInput,
     ShellCheck,
 )
-from tests.helpers import HttpService, commit_file, git, make_repo
 
 
 async def run(

@@ -38,7 +38,7 @@ def test_invalid_config_names_field_value_and_expectation(tmp_path: Path) -> Non
 
 def test_config_refuses_inline_secret_and_dangling_references(tmp_path: Path) -> None:
     path = write(tmp_path, "a.toml", '[credentials.gh]\ntoken = "ghp_abc"\n')
-    with pytest.raises(TetherError, match="would put a secret in tether.toml"):
+    with pytest.raises(TetherError, match=r"would put a secret in tether\.toml"):
         load_config(path)
     path = write(tmp_path, "b.toml", '[[agents]]\nname = "coder"\ncredentials = ["github"]\n')
     with pytest.raises(TetherError, match="credential 'github', which is not defined"):
@@ -72,7 +72,10 @@ def test_task_file_errors(tmp_path: Path) -> None:
     with pytest.raises(TetherError, match=r"checks.0.http.url: .*http:// or https://"):
         load_task_file(write(tmp_path, "u.toml", bad_url))
 
-    bad_regex = 'id = "t1"\ntitle = "x"\n[[checks]]\nkind = "shell"\ncommand = "true"\nstdout_pattern = "("\n'
+    bad_regex = (
+        'id = "t1"\ntitle = "x"\n[[checks]]\nkind = "shell"\ncommand = "true"\n'
+        'stdout_pattern = "("\n'
+    )
     with pytest.raises(TetherError, match="not a valid regular expression"):
         load_task_file(write(tmp_path, "r.toml", bad_regex))
 
@@ -89,7 +92,7 @@ def test_git_check_must_name_a_configured_repository() -> None:
         None,
         [{"kind": "git", "repository": "ghost", "branch": "main"}],
     )
-    with pytest.raises(TetherError, match="repository 'ghost', which is not in tether.toml"):
+    with pytest.raises(TetherError, match=r"repository 'ghost', which is not in tether\.toml"):
         check_against_config(spec, TetherConfig())
 
 
