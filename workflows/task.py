@@ -279,9 +279,11 @@ class TaskWorkflow:
                     error=cause,
                 )
             evidence = evidence.model_copy(update={"attempts": attempts})
-            if evidence.passed or workflow.now() + interval > deadline:
+            left = deadline - workflow.now()
+            if evidence.passed or left <= timedelta(0):
                 return evidence
-            await workflow.sleep(interval)
+            # The last attempt falls on the deadline itself, so the whole window is used.
+            await workflow.sleep(min(interval, left))
 
     async def _transition(
         self, to: TaskState, actor: str, kind: str, detail: dict[str, _JsonValue]

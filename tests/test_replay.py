@@ -1,0 +1,53 @@
+"""Replay: today's TaskWorkflow must reproduce the committed histories exactly.
+
+A change that would break running workflows fails here. Regenerate the histories only with a
+deliberate, versioned change: `.venv/bin/python scripts/record_histories.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from tether.contracts import TaskInput, TaskResult
+from workflows import TaskWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def test_there_are_histories_to_replay() -> None:
+    assert HISTORIES, "tests/histories is empty: run scripts/record_histories.py"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_replays_without_nondeterminism(path: Path) -> None:
+    replayer = Replayer(workflows=[TaskWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+@workflow.defn(name="TaskWorkflow")
+class ReorderedTaskWorkflow:
+    """A careless edit: waits before recording the task's creation."""
+
+    @workflow.run
+    async def run(self, inp: TaskInput) -> TaskResult:
+        await workflow.sleep(timedelta(seconds=1))
+        raise AssertionError("replay should have failed before reaching here")
+
+
+async def test_a_changed_workflow_is_caught_by_replay() -> None:
+    replayer = Replayer(workflows=[ReorderedTaskWorkflow], data_converter=pydantic_data_converter)
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(load(HISTORIES[0]))
