@@ -92,4 +92,5 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
             await temporal.shutdown()
         if postgres is not None:
             await asyncio.to_thread(postgres.stop)
-        log.info("stopped")
+        if temporal is not None or postgres is not None:
+            log.info("stopped")

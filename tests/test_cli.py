@@ -1,0 +1,178 @@
+"""The `tether` command as a user runs it: a real process against the real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from temporalio.worker import Worker
+
+from tests.helpers import HttpService
+
+TETHER = [sys.executable, "-m", "tether.cli"]
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, temporal_address: str, database_url: str, worker: Worker
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+    env.update(
+        TETHER_HOME=str(tmp_path / "home"),
+        TEMPORAL_ADDRESS=temporal_address,
+        DATABASE_URL=database_url,
+        TETHER_TASK_QUEUE=worker.task_queue,
+    )
+    return env
+
+
+async def tether(env: dict[str, str], *args: str) -> Run:
+    proc = await asyncio.create_subprocess_exec(
+        *TETHER, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    run = Run(proc.returncode, out.decode(), err.decode())
+    assert "Traceback" not in run.err, run.err
+    return run
+
+
+def task_file(tmp_path: Path, task_id: str, url: str) -> Path:
+    path = tmp_path / f"{task_id}.toml"
+    path.write_text(
+        f'id = "{task_id}"\ntitle = "Checkout endpoint answers"\n'
+        '[artifact]\nkind = "url"\n'
+        f'url = "{url}"\n'
+        "[[checks]]\n"
+        'kind = "http"\nname = "checkout"\n'
+        f'url = "{url}"\njson_field = "status"\njson_value = "ok"\n'
+    )
+    return path
+
+
+async def test_done_means_done_end_to_end(
+    cli_env: dict[str, str], tmp_path: Path, http_service: HttpService, task_id: str
+) -> None:
+    url = f"{http_service.url}/checkout"
+    http_service.respond(500, {"status": "error", "detail": "database unreachable"})
+
+    created = await tether(
+        cli_env, "task", "create", "--file", str(task_file(tmp_path, task_id, url))
+    )
+    assert created.code == 0, created.err
+    assert f"created task {task_id}" in created.out
+
+    claim = await tether(cli_env, "task", "claim", task_id, "--agent", "coder")
+    assert claim.code == 0 and "claimed by coder" in claim.out
+    second = await tether(cli_env, "task", "claim", task_id, "--agent", "security")
+    assert second.code == 3
+    assert second.err.strip() == f"tether: task {task_id} is held by coder; pick another task"
+
+    submit = await tether(cli_env, "task", "submit", task_id, "--agent", "coder", "--note", "done!")
+    assert submit.code == 1
+    assert "NOT DONE" in submit.out and "expected HTTP 200, got 500" in submit.out
+    assert "database unreachable" in submit.out
+
+    shown = await tether(cli_env, "task", "show", task_id, "--json")
+    record = json.loads(shown.out)
+    task = record["task"]
+    assert task["state"] == "claimed" and task["assignee"] == "coder"
+    assert task["spec"]["id"] == task_id and task["spec"]["title"] == "Checkout endpoint answers"
+    assert task["spec"]["checks"][0]["url"] == url
+    [evidence] = task["last_evidence"]
+    assert evidence["passed"] is False and evidence["status_code"] == 500
+
+    http_service.respond(200, {"status": "ok"})
+    submit = await tether(cli_env, "task", "submit", task_id, "--agent", "coder")
+    assert submit.code == 0 and "DONE" in submit.out
+
+    listed = json.loads((await tether(cli_env, "task", "list", "--json", "--state", "done")).out)
+    assert task_id in [t["spec"]["id"] for t in listed]
+    human = await tether(cli_env, "task", "show", task_id)
+    assert "state: done" in human.out and "verification_failed" in human.out
+
+
+async def test_tasks_from_flags_and_founder_actions(
+    cli_env: dict[str, str], http_service: HttpService, task_id: str
+) -> None:
+    created = await tether(
+        cli_env,
+        "task",
+        "create",
+        "--id",
+        task_id,
+        "--title",
+        "Flags",
+        "--assignee",
+        "coder",
+        "--shell",
+        "true",
+        "--http",
+        f"{http_service.url}/x",
+        "--check",
+        '{"kind": "http", "url": "http://127.0.0.1:1/y", "expect_status": 204}',
+        "--artifact",
+        "deploy:api",
+    )
+    assert created.code == 0, created.err
+    other = await tether(cli_env, "task", "claim", task_id, "--agent", "marketing")
+    assert other.code == 3 and "assigned to coder" in other.err
+    blocked = await tether(cli_env, "task", "block", task_id, "--reason", "needs a design review")
+    assert blocked.code == 0 and "now blocked" in blocked.out
+    listed = json.loads((await tether(cli_env, "task", "list", "--json", "--state", "blocked")).out)
+    assert [t["hold_reason"] for t in listed if t["spec"]["id"] == task_id] == [
+        "needs a design review"
+    ]
+    assert (await tether(cli_env, "task", "unblock", task_id)).code == 0
+    assert (await tether(cli_env, "task", "cancel", task_id, "--reason", "dropped")).code == 0
+    again = await tether(cli_env, "task", "cancel", task_id)
+    assert again.code == 2 and "no open task" in again.err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('id = "x1"\ntitle = "t"\n[[checks]]\nkind = "vibes"\n', "'vibes'"),
+        ('id = "x1"\ntitle = "t"\n[[checks\n', "not valid TOML"),
+        ('id = "X Y"\ntitle = "t"\n[[checks]]\nkind = "shell"\ncommand = "true"\n', "id"),
+        (
+            'id = "x1"\ntitle = "t"\n[[checks]]\nkind = "git"\nrepository = "app"\nbranch = "main"\n',
+            "not in tether.toml",
+        ),
+    ],
+    ids=["unknown-kind", "malformed", "bad-id", "unknown-repository"],
+)
+async def test_bad_task_files_get_one_clear_error(
+    cli_env: dict[str, str], tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content)
+    run = await tether(cli_env, "task", "create", "--file", str(path))
+    assert run.code == 2 and message in run.err and run.out == ""
+
+
+async def test_unreachable_temporal_is_a_clear_error(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}
+    run = await tether(env, "task", "claim", "nothing", "--agent", "coder")
+    assert run.code == 2 and "cannot reach Temporal at 127.0.0.1:1" in run.err
+
+
+async def test_init_writes_a_valid_config_and_refuses_to_overwrite(cli_env: dict[str, str]) -> None:
+    first = await tether(cli_env, "init")
+    assert first.code == 0
+    home = Path(cli_env["TETHER_HOME"])
+    assert (home / "tether.toml").exists() and (home / "example-task.toml").exists()
+    second = await tether(cli_env, "init")
+    assert second.code == 2 and "--force" in second.err

@@ -1,0 +1,142 @@
+"""`tether up` as a founder runs it: the whole stack from nothing, Ctrl-C, and a second run that
+finds its earlier state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import urllib.request
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tether.stack import free_port, port_in_use
+
+TETHER = [sys.executable, "-m", "tether.cli"]
+
+
+@pytest.fixture
+def up_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        TETHER_HOME=str(tmp_path / "home"),
+        TETHER_TEMPORAL_PORT=str(free_port()),
+        TETHER_UI_PORT=str(free_port()),
+        TETHER_HTTP_PORT=str(free_port()),
+        TETHER_POSTGRES_PORT=str(free_port()),
+    )
+    return env
+
+
+class Stack:
+    def __init__(self, proc: asyncio.subprocess.Process, banner: str) -> None:
+        self.proc = proc
+        self.banner = banner
+
+    async def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return await asyncio.wait_for(self.proc.wait(), timeout=60)
+
+
+async def start_up(env: dict[str, str]) -> Stack:
+    proc = await asyncio.create_subprocess_exec(
+        *TETHER, "up", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    while True:
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
+        if not line:
+            raise AssertionError(f"tether up ended early:\n{''.join(seen)}")
+        seen.append(line.decode())
+        if "Press Ctrl-C to stop" in seen[-1]:
+            return Stack(proc, "".join(seen))
+
+
+async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *TETHER, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def get_json(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def stack(up_env: dict[str, str]) -> AsyncIterator[Stack]:
+    stack = await start_up(up_env)
+    try:
+        yield stack
+    finally:
+        if stack.proc.returncode is None:
+            await stack.stop()
+
+
+async def test_up_runs_the_stack_stops_cleanly_and_keeps_state(
+    stack: Stack, up_env: dict[str, str]
+) -> None:
+    ui_port = up_env["TETHER_UI_PORT"]
+    assert f"Web UI:     http://localhost:{ui_port}" in stack.banner
+    assert "PostgreSQL: postgresql://" in stack.banner
+
+    # The CLI finds the running stack through TETHER_HOME, with no addresses set.
+    code, out, err = await cli(
+        up_env,
+        "task",
+        "create",
+        "--id",
+        "kept",
+        "--title",
+        "Survives a restart",
+        "--shell",
+        "exit 1",
+    )
+    assert code == 0, err
+    code, _, err = await cli(up_env, "task", "claim", "kept", "--agent", "coder")
+    assert code == 0, err
+
+    # The Web UI lists the task's workflow.
+    listing = await asyncio.to_thread(
+        get_json, f"http://127.0.0.1:{ui_port}/api/v1/namespaces/default/workflows"
+    )
+    ids = [e["execution"]["workflowId"] for e in listing["executions"]]  # type: ignore[attr-defined]
+    assert "task-kept" in ids
+
+    # A second `tether up` on the same ports says what to do in one line.
+    code, _, err = await cli(up_env, "up")
+    assert code == 2 and err.count("\n") == 1 and "already in use" in err
+
+    assert await stack.stop() == 0
+    for name in ("TETHER_TEMPORAL_PORT", "TETHER_UI_PORT", "TETHER_POSTGRES_PORT"):
+        assert not port_in_use(int(up_env[name])), f"{name} still bound after Ctrl-C"
+    assert not (Path(up_env["TETHER_HOME"]) / "stack.json").exists()
+
+    again = await start_up(up_env)
+    try:
+        code, out, err = await cli(up_env, "task", "show", "kept", "--json")
+        assert code == 0, err
+        assert json.loads(out)["task"]["assignee"] == "coder"
+        code, out, _ = await cli(up_env, "task", "submit", "kept", "--agent", "coder")
+        assert code == 1 and "expected exit code 0, got 1" in out
+    finally:
+        assert await again.stop() == 0
+
+
+async def test_up_refuses_an_invalid_config_before_starting_anything(
+    up_env: dict[str, str],
+) -> None:
+    home = Path(up_env["TETHER_HOME"])
+    home.mkdir(parents=True)
+    (home / "tether.toml").write_text("[thresholds]\nloop_limit = 0\n")
+    code, _, err = await cli(up_env, "up")
+    assert code == 2 and "thresholds.loop_limit" in err
+    assert not port_in_use(int(up_env["TETHER_TEMPORAL_PORT"]))
