@@ -148,7 +148,8 @@ async def test_tasks_from_flags_and_founder_actions(
         ('id = "x1"\ntitle = "t"\n[[checks\n', "not valid TOML"),
         ('id = "X Y"\ntitle = "t"\n[[checks]]\nkind = "shell"\ncommand = "true"\n', "id"),
         (
-            'id = "x1"\ntitle = "t"\n[[checks]]\nkind = "git"\nrepository = "app"\nbranch = "main"\n',
+            'id = "x1"\ntitle = "t"\n[[checks]]\nkind = "git"\n'
+            'repository = "app"\nbranch = "main"\n',
             "not in tether.toml",
         ),
     ],
