@@ -165,59 +165,49 @@ async def run_process(
     return outcome
 
 
-def _evidence(inp: RunCheckInput, started: datetime, t0: float, **fields: Any) -> CheckEvidence:
-    return CheckEvidence(
-        index=inp.index,
-        name=inp.check.label(inp.index),
-        kind=inp.check.kind,
-        started_at=started,
-        duration_ms=int((time.monotonic() - t0) * 1000),
-        **fields,
-    )
+@dataclass
+class Verdict:
+    """What a check found; run_check adds the timing and identity to make it evidence."""
+
+    passed: bool
+    summary: str
+    error: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
-async def run_shell(
-    inp: RunCheckInput, check: ShellCheck, heartbeat: Heartbeat | None
-) -> CheckEvidence:
-    started, t0 = datetime.now(UTC), time.monotonic()
-    out = await run_process(
-        check.command, cwd=check.cwd, time_limit=check.timeout_seconds, heartbeat=heartbeat
-    )
-    common = {
+def _failed(summary: str, **fields: Any) -> Verdict:
+    return Verdict(False, summary, fields=fields)
+
+
+def _process_fields(out: ProcessOutcome) -> dict[str, Any]:
+    return {
         "exit_code": out.exit_code,
         "output_excerpt": out.excerpt(),
         "output_bytes": out.output_bytes,
     }
+
+
+def _did_not_finish(out: ProcessOutcome, limit: float, fields: dict[str, Any]) -> Verdict | None:
     if out.error:
-        return _evidence(
-            inp, started, t0, passed=False, summary=out.error, error=out.error, **common
-        )
+        return Verdict(False, out.error, error=out.error, fields=fields)
     if out.timed_out:
-        msg = f"timed out after {check.timeout_seconds:g}s and was killed"
-        return _evidence(inp, started, t0, passed=False, summary=msg, error=msg, **common)
+        msg = f"timed out after {limit:g}s and was killed"
+        return Verdict(False, msg, error=msg, fields=fields)
+    return None
+
+
+async def run_shell(check: ShellCheck, heartbeat: Heartbeat | None) -> Verdict:
+    limit = check.timeout_seconds
+    out = await run_process(check.command, cwd=check.cwd, time_limit=limit, heartbeat=heartbeat)
+    fields = _process_fields(out)
+    if unfinished := _did_not_finish(out, limit, fields):
+        return unfinished
     if out.exit_code != check.expect_exit:
-        return _evidence(
-            inp,
-            started,
-            t0,
-            passed=False,
-            summary=f"expected exit code {check.expect_exit}, got {out.exit_code}",
-            **common,
-        )
-    if check.stdout_pattern and not re.search(
-        check.stdout_pattern, out.stdout.searchable(), re.MULTILINE
-    ):
-        return _evidence(
-            inp,
-            started,
-            t0,
-            passed=False,
-            summary=f"stdout does not match /{check.stdout_pattern}/",
-            **common,
-        )
-    return _evidence(
-        inp, started, t0, passed=True, summary=f"exit code {out.exit_code} as expected", **common
-    )
+        return _failed(f"expected exit code {check.expect_exit}, got {out.exit_code}", **fields)
+    pattern = check.stdout_pattern
+    if pattern and not re.search(pattern, out.stdout.searchable(), re.MULTILINE):
+        return _failed(f"stdout does not match /{pattern}/", **fields)
+    return Verdict(True, f"exit code {out.exit_code} as expected", fields=fields)
 
 
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?)\b")
@@ -238,50 +228,24 @@ def count_tests(text: str) -> tuple[int, int]:
     return passed, failed
 
 
-async def run_tests(
-    inp: RunCheckInput, check: PytestCheck, heartbeat: Heartbeat | None
-) -> CheckEvidence:
-    started, t0 = datetime.now(UTC), time.monotonic()
-    out = await run_process(
-        check.command, cwd=check.cwd, time_limit=check.timeout_seconds, heartbeat=heartbeat
-    )
+async def run_tests(check: PytestCheck, heartbeat: Heartbeat | None) -> Verdict:
+    limit = check.timeout_seconds
+    out = await run_process(check.command, cwd=check.cwd, time_limit=limit, heartbeat=heartbeat)
+    # The summary line is at the end: the tails are enough, whatever the size of the output.
     passed, failed = count_tests(
         out.stdout.tail.decode(errors="replace") + "\n" + out.stderr.tail.decode(errors="replace")
     )
-    common = {
-        "exit_code": out.exit_code,
-        "output_excerpt": out.excerpt(),
-        "output_bytes": out.output_bytes,
-        "tests_passed": passed,
-        "tests_failed": failed,
-    }
-    if out.error:
-        return _evidence(
-            inp, started, t0, passed=False, summary=out.error, error=out.error, **common
-        )
-    if out.timed_out:
-        msg = f"test run timed out after {check.timeout_seconds:g}s and was killed"
-        return _evidence(inp, started, t0, passed=False, summary=msg, error=msg, **common)
+    fields = {**_process_fields(out), "tests_passed": passed, "tests_failed": failed}
+    if unfinished := _did_not_finish(out, limit, fields):
+        return unfinished
     counts = f"{passed} passed, {failed} failed"
     if out.exit_code != 0:
-        return _evidence(
-            inp,
-            started,
-            t0,
-            passed=False,
-            summary=f"tests failed (exit code {out.exit_code}): {counts}",
-            **common,
-        )
+        return _failed(f"tests failed (exit code {out.exit_code}): {counts}", **fields)
     if passed < check.min_passed:
-        return _evidence(
-            inp,
-            started,
-            t0,
-            passed=False,
-            summary=f"only {passed} tests passed, at least {check.min_passed} required",
-            **common,
+        return _failed(
+            f"only {passed} tests passed, at least {check.min_passed} required", **fields
         )
-    return _evidence(inp, started, t0, passed=True, summary=counts, **common)
+    return Verdict(True, counts, fields=fields)
 
 
 _MISSING = object()
@@ -303,8 +267,7 @@ def json_path(document: Any, path: str) -> Any:
     return node
 
 
-async def run_http(inp: RunCheckInput, check: HttpCheck) -> CheckEvidence:
-    started, t0 = datetime.now(UTC), time.monotonic()
+async def run_http(check: HttpCheck) -> Verdict:
     body = Capture()
     try:
         async with (
@@ -319,173 +282,111 @@ async def run_http(inp: RunCheckInput, check: HttpCheck) -> CheckEvidence:
     except (httpx.HTTPError, TimeoutError) as exc:
         kind = "timed out" if isinstance(exc, httpx.TimeoutException | TimeoutError) else "failed"
         msg = f"{check.method} {check.url} {kind}: {type(exc).__name__}: {exc}".rstrip(": ")
-        return _evidence(
-            inp,
-            started,
-            t0,
-            passed=False,
-            summary=msg,
-            error=msg,
-            output_excerpt=body.excerpt(EVIDENCE_EXCERPT_BYTES),
-            output_bytes=body.total,
-        )
-    common = {
+        fields = {
+            "output_excerpt": body.excerpt(EVIDENCE_EXCERPT_BYTES),
+            "output_bytes": body.total,
+        }
+        return Verdict(False, msg, error=msg, fields=fields)
+    fields = {
         "status_code": response.status_code,
         "output_excerpt": body.excerpt(EVIDENCE_EXCERPT_BYTES),
         "output_bytes": body.total,
     }
     if response.status_code != check.expect_status:
-        return _evidence(
-            inp,
-            started,
-            t0,
-            passed=False,
-            summary=f"expected HTTP {check.expect_status}, got {response.status_code}",
-            **common,
-        )
+        return _failed(f"expected HTTP {check.expect_status}, got {response.status_code}", **fields)
     text = body.searchable()
     if check.body_contains is not None and check.body_contains not in text:
-        return _evidence(
-            inp,
-            started,
-            t0,
-            passed=False,
-            summary=f"response body does not contain {check.body_contains!r}",
-            **common,
-        )
+        return _failed(f"response body does not contain {check.body_contains!r}", **fields)
     if check.json_field is not None:
         try:
             document = json.loads(text)
         except json.JSONDecodeError:
-            return _evidence(
-                inp, started, t0, passed=False, summary="response body is not JSON", **common
-            )
+            return _failed("response body is not JSON", **fields)
         value = json_path(document, check.json_field)
         if value is _MISSING:
-            return _evidence(
-                inp,
-                started,
-                t0,
-                passed=False,
-                summary=f"JSON field {check.json_field!r} is missing",
-                **common,
-            )
+            return _failed(f"JSON field {check.json_field!r} is missing", **fields)
         if check.json_value is not None and value != check.json_value:
-            return _evidence(
-                inp,
-                started,
-                t0,
-                passed=False,
-                summary=f"JSON field {check.json_field!r} is {value!r}, "
-                f"expected {check.json_value!r}",
-                **common,
+            return _failed(
+                f"JSON field {check.json_field!r} is {value!r}, expected {check.json_value!r}",
+                **fields,
             )
-    return _evidence(
-        inp, started, t0, passed=True, summary=f"HTTP {response.status_code} as expected", **common
-    )
+    return Verdict(True, f"HTTP {response.status_code} as expected", fields=fields)
 
 
 async def _git(repo: str, *args: str, time_limit: float) -> ProcessOutcome:
     return await run_process(["git", "-C", repo, *args], cwd=None, time_limit=time_limit)
 
 
-async def run_git(inp: RunCheckInput, check: GitCheck, config: TetherConfig) -> CheckEvidence:
-    started, t0 = datetime.now(UTC), time.monotonic()
-
-    def fail(summary: str, out: ProcessOutcome | None = None) -> CheckEvidence:
-        extra: dict[str, Any] = {}
-        if out is not None:
-            extra = {
-                "exit_code": out.exit_code,
-                "output_excerpt": out.excerpt(),
-                "output_bytes": out.output_bytes,
-            }
-        return _evidence(inp, started, t0, passed=False, summary=summary, **extra)
-
+async def run_git(inp: RunCheckInput, check: GitCheck, config: TetherConfig) -> Verdict:
     repo = config.repositories.get(check.repository)
     if repo is None:
-        return fail(f"repository {check.repository!r} is not configured in tether.toml")
+        return _failed(f"repository {check.repository!r} is not configured in tether.toml")
     if not os.path.isdir(repo.path):
-        return fail(f"repository {check.repository!r}: folder {repo.path} does not exist")
+        return _failed(f"repository {check.repository!r}: folder {repo.path} does not exist")
     limit = check.timeout_seconds
 
+    async def resolve(rev: str) -> tuple[ProcessOutcome, str]:
+        out = await _git(repo.path, "rev-parse", "--verify", "--quiet", rev, time_limit=limit)
+        return out, out.stdout.searchable().strip()
+
     if check.tag:
-        out = await _git(
-            repo.path,
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            f"refs/tags/{check.tag}^{{commit}}",
-            time_limit=limit,
-        )
+        out, tagged = await resolve(f"refs/tags/{check.tag}^{{commit}}")
         if out.exit_code != 0:
-            return fail(f"tag {check.tag!r} does not exist in {check.repository}", out)
-        tagged = out.stdout.searchable().strip()
+            return _failed(f"tag {check.tag!r} does not exist in {check.repository}")
         if check.commit:
-            want = await _git(
-                repo.path,
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                f"{check.commit}^{{commit}}",
-                time_limit=limit,
-            )
-            wanted = want.stdout.searchable().strip()
+            want, wanted = await resolve(f"{check.commit}^{{commit}}")
             if want.exit_code != 0 or wanted != tagged:
-                return fail(f"tag {check.tag!r} points at {tagged[:12]}, not at {check.commit}")
-        return _evidence(
-            inp,
-            started,
-            t0,
-            passed=True,
-            commit=tagged,
-            summary=f"tag {check.tag!r} points at {tagged[:12]}",
+                return _failed(f"tag {check.tag!r} points at {tagged[:12]}, not at {check.commit}")
+        return Verdict(
+            True, f"tag {check.tag!r} points at {tagged[:12]}", fields={"commit": tagged}
         )
 
     assert check.branch is not None
-    out = await _git(
-        repo.path,
-        "rev-parse",
-        "--verify",
-        "--quiet",
-        f"{check.branch}^{{commit}}",
-        time_limit=limit,
-    )
+    out, _ = await resolve(f"{check.branch}^{{commit}}")
     if out.exit_code != 0:
-        return fail(f"branch {check.branch!r} does not exist in {check.repository}", out)
+        return _failed(f"branch {check.branch!r} does not exist in {check.repository}")
     args = ["log", "-1", "--format=%H%x09%cI%x09%s", check.branch]
     if check.since_task_created and inp.task_created_at is not None:
         args.insert(2, f"--since={inp.task_created_at.isoformat()}")
     if check.path:
         args += ["--", check.path]
     out = await _git(repo.path, *args, time_limit=limit)
-    line = out.stdout.searchable().strip()
     if out.exit_code != 0:
-        return fail(f"git log failed on {check.repository}", out)
+        return _failed(f"git log failed on {check.repository}", **_process_fields(out))
+    line = out.stdout.searchable().strip()
     if not line:
         where = f" touching {check.path!r}" if check.path else ""
         since = " since the task was created" if check.since_task_created else ""
-        return fail(f"no commit on {check.branch!r}{where}{since}")
+        return _failed(f"no commit on {check.branch!r}{where}{since}")
     sha, when, subject = [*line.split("\t", 2), "", ""][:3]
-    return _evidence(
-        inp,
-        started,
-        t0,
-        passed=True,
-        commit=sha,
-        output_excerpt=line,
-        summary=f"commit {sha[:12]} on {check.branch!r} at {when}: {subject}",
+    return Verdict(
+        True,
+        f"commit {sha[:12]} on {check.branch!r} at {when}: {subject}",
+        fields={"commit": sha, "output_excerpt": line},
     )
 
 
 async def run_check(
     inp: RunCheckInput, config: TetherConfig, heartbeat: Heartbeat | None = None
 ) -> CheckEvidence:
+    started, t0 = datetime.now(UTC), time.monotonic()
     check = inp.check
     if isinstance(check, HttpCheck):
-        return await run_http(inp, check)
-    if isinstance(check, ShellCheck):
-        return await run_shell(inp, check, heartbeat)
-    if isinstance(check, PytestCheck):
-        return await run_tests(inp, check, heartbeat)
-    return await run_git(inp, check, config)
+        verdict = await run_http(check)
+    elif isinstance(check, ShellCheck):
+        verdict = await run_shell(check, heartbeat)
+    elif isinstance(check, PytestCheck):
+        verdict = await run_tests(check, heartbeat)
+    else:
+        verdict = await run_git(inp, check, config)
+    return CheckEvidence(
+        index=inp.index,
+        name=check.label(inp.index),
+        kind=check.kind,
+        passed=verdict.passed,
+        summary=verdict.summary,
+        error=verdict.error,
+        started_at=started,
+        duration_ms=int((time.monotonic() - t0) * 1000),
+        **verdict.fields,
+    )
