@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -119,3 +120,17 @@ def http_service() -> Iterator[HttpService]:
 @pytest.fixture
 def task_id() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def fresh_db(database_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the session's server."""
+    name = f"fresh_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = database_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
