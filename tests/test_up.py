@@ -140,3 +140,28 @@ async def test_up_refuses_an_invalid_config_before_starting_anything(
     code, _, err = await cli(up_env, "up")
     assert code == 2 and "thresholds.loop_limit" in err
     assert not port_in_use(int(up_env["TETHER_TEMPORAL_PORT"]))
+
+
+async def test_up_uses_external_servers_when_told(
+    up_env: dict[str, str], temporal_address: str, fresh_db: str
+) -> None:
+    env = {
+        **up_env,
+        "TEMPORAL_ADDRESS": temporal_address,
+        "DATABASE_URL": fresh_db,
+        "TETHER_TASK_QUEUE": "external-up",
+    }
+    stack = await start_up(env)
+    try:
+        assert f"Temporal:   {temporal_address}" in stack.banner
+        assert f"PostgreSQL: {fresh_db}" in stack.banner
+        # Nothing embedded was started.
+        assert not port_in_use(int(up_env["TETHER_UI_PORT"]))
+        assert not port_in_use(int(up_env["TETHER_POSTGRES_PORT"]))
+        assert not (Path(up_env["TETHER_HOME"]) / "postgres").exists()
+        code, out, err = await cli(
+            env, "task", "create", "--id", f"ext-{free_port()}", "--title", "x", "--shell", "true"
+        )
+        assert code == 0, err
+    finally:
+        assert await stack.stop() == 0
