@@ -25,6 +25,7 @@ from tether.config import TetherConfig
 from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server
 
 _exit_status: int | None = None
+SUGGEST_CONTINUE_AS_NEW_AFTER = 40
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -59,8 +60,17 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    # Temporal suggests continue-as-new after a few dozen events here, so every test also
+    # exercises carrying a task's state across runs.
     env = await start_temporal_dev_server(
-        port=free_port(), ui_port=None, http_port=None, db_file=None
+        port=free_port(),
+        ui_port=None,
+        http_port=None,
+        db_file=None,
+        extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER}",
+        ],
     )
     try:
         yield env

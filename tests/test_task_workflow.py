@@ -180,3 +180,28 @@ async def test_checks_cannot_be_changed_through_any_message(
     assert not result.done
     record = await store.get_task(task_id)
     assert record is not None and record.task.spec == spec
+
+
+async def test_state_survives_continue_as_new(
+    client: Client, worker: Worker, store: TaskStore, http_service: HttpService, task_id: str
+) -> None:
+    # The session's server suggests continue-as-new early (conftest); a few failed submissions
+    # take this task's history past that point several times.
+    http_service.respond(500)
+    await api.create_task(client, worker.task_queue, http_task(task_id, http_service.url))
+    await api.claim_task(client, task_id, "coder")
+    for _ in range(6):
+        assert not (await api.submit_task(client, task_id, "coder", None)).done
+    http_service.respond(200)
+    assert (await api.submit_task(client, task_id, "coder", "finally")).done
+
+    handle = client.get_workflow_handle(f"task-{task_id}")
+    result = await handle.result()
+    assert result["task"]["submissions"] == 7 and result["task"]["assignee"] == "coder"
+    runs = [e async for e in client.list_workflows(f"WorkflowId = 'task-{task_id}'")]
+    assert len(runs) > 1, "the task never continued as new"
+    record = await store.get_task(task_id)
+    assert record is not None
+    # created, claimed, then submitted + outcome for each of the seven submissions
+    assert [e.seq for e in record.events] == list(range(1, 2 + 7 * 2 + 1))
+    assert record.events[-1].kind == "verified"

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+MAX_CHECK_ATTEMPTS = 120
+MAX_CHECKS = 20
 
 
 class Model(BaseModel):
@@ -47,6 +49,17 @@ class CheckBase(Model):
     # deploy rolls out. Zero means one attempt.
     retry_for_seconds: float = Field(default=0.0, ge=0, le=24 * 3600)
     retry_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _bounded_attempts(self) -> CheckBase:
+        # Each attempt adds events to the task's history; keep a check well inside its limits.
+        attempts = self.retry_for_seconds / self.retry_interval_seconds
+        if attempts > MAX_CHECK_ATTEMPTS:
+            raise ValueError(
+                f"retry_for_seconds / retry_interval_seconds allows {attempts:.0f} attempts, more "
+                f"than {MAX_CHECK_ATTEMPTS}; retry less often (raise retry_interval_seconds)"
+            )
+        return self
 
     def label(self, index: int) -> str:
         return self.name or f"{getattr(self, 'kind', 'check')}#{index + 1}"
@@ -167,7 +180,7 @@ class TaskSpec(Model):
     description: str = ""
     assignee: str | None = Field(default=None, pattern=NAME_PATTERN)
     artifact: Artifact | None = None
-    checks: list[Check] = Field(min_length=1)
+    checks: list[Check] = Field(min_length=1, max_length=MAX_CHECKS)
     created_by: str = "founder"
 
     @field_validator("checks", mode="before")

