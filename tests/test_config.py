@@ -109,3 +109,12 @@ def test_settings_from_environment(tmp_path: Path) -> None:
     assert settings.task_queue == "q" and settings.postgres_port == 6000
     with pytest.raises(TetherError, match="not a port number"):
         Settings.from_env({"TETHER_HOME": str(tmp_path), "TETHER_UI_PORT": "http"})
+
+
+def test_retry_windows_are_bounded(tmp_path: Path) -> None:
+    text = (
+        'id = "t1"\ntitle = "x"\n[[checks]]\nkind = "http"\nurl = "http://127.0.0.1:1/"\n'
+        "retry_for_seconds = 86400\nretry_interval_seconds = 1\n"
+    )
+    with pytest.raises(TetherError, match=r"allows 86400 attempts, more than 120"):
+        load_task_file(write(tmp_path, "w.toml", text))
