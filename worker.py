@@ -12,7 +12,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -35,8 +34,6 @@ def build_worker(client: Client, task_queue: str, store: TaskStore, config: Teth
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=[tasks.run_check, tasks.record_task],
-        # Only sync activities use it; ours are async, but a bounded pool is cheap insurance.
-        activity_executor=ThreadPoolExecutor(max_workers=4),
     )
 
 

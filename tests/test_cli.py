@@ -138,7 +138,9 @@ async def test_tasks_from_flags_and_founder_actions(
     assert (await tether(cli_env, "task", "unblock", task_id)).code == 0
     assert (await tether(cli_env, "task", "cancel", task_id, "--reason", "dropped")).code == 0
     again = await tether(cli_env, "task", "cancel", task_id)
-    assert again.code == 2 and "no open task" in again.err
+    assert again.code == 3 and f"task {task_id} is closed (completed)" in again.err
+    ghost = await tether(cli_env, "task", "claim", "no-such-task", "--agent", "coder")
+    assert ghost.code == 2 and "no open task 'no-such-task'" in ghost.err
 
 
 @pytest.mark.parametrize(

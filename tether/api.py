@@ -32,11 +32,21 @@ class Refused(TetherError):
     exit_code = 3
 
 
+async def _closed_status(client: Client, task_id: str) -> str | None:
+    """'completed', 'terminated', ... for a task whose workflow has ended; None if unknown."""
+    try:
+        described = await _handle(client, task_id).describe()
+    except RPCError:
+        return None
+    status = described.status
+    return status.name.lower() if status is not None else None
+
+
 def _handle(client: Client, task_id: str) -> WorkflowHandle[TaskWorkflow, object]:
     return client.get_workflow_handle_for(TaskWorkflow.run, constants.task_workflow_id(task_id))
 
 
-async def _call(task_id: str, call: Awaitable[T]) -> T:
+async def _call(client: Client, task_id: str, call: Awaitable[T]) -> T:
     try:
         return await call
     except WorkflowUpdateFailedError as exc:
@@ -46,6 +56,9 @@ async def _call(task_id: str, call: Awaitable[T]) -> T:
         raise TetherError(f"task {task_id}: the request failed: {cause}") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
+            closed = await _closed_status(client, task_id)
+            if closed:
+                raise Refused(f"task {task_id} is closed ({closed}); nothing changed") from exc
             raise TetherError(
                 f"no open task {task_id!r}; `tether task list` shows the tasks"
             ) from exc
@@ -70,7 +83,7 @@ async def create_task(client: Client, task_queue: str, spec: TaskSpec) -> TaskVi
         )
     except WorkflowAlreadyStartedError as exc:
         raise Refused(f"task {spec.id!r} already exists; choose another id") from exc
-    return await _call(spec.id, handle.execute_update(TaskWorkflow.sync))
+    return await _call(client, spec.id, handle.execute_update(TaskWorkflow.sync))
 
 
 def _details(spec: TaskSpec) -> str:
@@ -82,34 +95,34 @@ def _details(spec: TaskSpec) -> str:
 
 
 async def get_view(client: Client, task_id: str) -> TaskView:
-    return await _call(task_id, _handle(client, task_id).query(TaskWorkflow.view_task))
+    return await _call(client, task_id, _handle(client, task_id).query(TaskWorkflow.view_task))
 
 
 async def claim_task(client: Client, task_id: str, agent: str) -> TaskView:
     handle = _handle(client, task_id)
-    return await _call(task_id, handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent)))
+    claim = handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent))
+    return await _call(client, task_id, claim)
 
 
 async def submit_task(client: Client, task_id: str, agent: str, note: str | None) -> SubmitResult:
     handle = _handle(client, task_id)
-    return await _call(
-        task_id, handle.execute_update(TaskWorkflow.submit, SubmitInput(agent=agent, note=note))
-    )
+    submit = handle.execute_update(TaskWorkflow.submit, SubmitInput(agent=agent, note=note))
+    return await _call(client, task_id, submit)
 
 
 async def cancel_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
-    return await _call(task_id, handle.execute_update(TaskWorkflow.cancel, action))
+    return await _call(client, task_id, handle.execute_update(TaskWorkflow.cancel, action))
 
 
 async def block_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
-    return await _call(task_id, handle.execute_update(TaskWorkflow.block, action))
+    return await _call(client, task_id, handle.execute_update(TaskWorkflow.block, action))
 
 
 async def unblock_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
-    return await _call(task_id, handle.execute_update(TaskWorkflow.unblock, action))
+    return await _call(client, task_id, handle.execute_update(TaskWorkflow.unblock, action))

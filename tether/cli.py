@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from temporalio.client import Client
+
 from tether import api, constants
 from tether.client import connect
 from tether.config import EXAMPLE_CONFIG, Settings, load_config
@@ -100,7 +102,7 @@ async def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _client(settings: Settings) -> Any:
+async def _client(settings: Settings) -> Client:
     from tether.stack import temporal_address
 
     return await connect(temporal_address(settings), settings.namespace)
