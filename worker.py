@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable
 
 from temporalio.client import Client
@@ -20,7 +19,7 @@ from activities.store import TaskStore, connect_pool, migrate
 from activities.tasks import TaskActivities
 from tether.client import connect
 from tether.config import Settings, TetherConfig, load_config
-from tether.runtime import run_and_exit, setup_logging, setup_tracing
+from tether.runtime import run_and_exit, setup_logging, setup_tracing, stop_on_signals
 from tether.stack import database_url, ensure_search_attributes, temporal_address
 from workflows import WORKFLOWS
 
@@ -66,11 +65,7 @@ async def _main() -> int:
     setup_logging()
     settings = Settings.from_env()
     setup_tracing(settings.otel_exporter)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await serve(settings, stop)
+    await serve(settings, stop_on_signals())
     return 0
 
 

@@ -99,6 +99,31 @@ class ProcessOutcome:
         return self.stdout.total + self.stderr.total
 
 
+# Environment variables a check command never sees, and whose values never reach evidence.
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|API_?KEY|PRIVATE|CREDENTIAL|AUTH|DATABASE_URL|DSN", re.IGNORECASE
+)
+_MIN_REDACTED_LENGTH = 6
+
+
+def _is_secret(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def check_environment() -> dict[str, str]:
+    """The worker's environment without its secrets: check commands are not trusted with them."""
+    return {k: v for k, v in os.environ.items() if not _is_secret(k)}
+
+
+def redact(text: str) -> str:
+    """Replace the worker's secret values wherever they appear: evidence is stored in workflow
+    history and PostgreSQL, and shown in the Web UI."""
+    for name, value in os.environ.items():
+        if _is_secret(name) and len(value) >= _MIN_REDACTED_LENGTH and value in text:
+            text = text.replace(value, f"[{name} redacted]")
+    return text
+
+
 async def _pump(stream: asyncio.StreamReader | None, capture: Capture) -> None:
     if stream is None:
         return
@@ -125,6 +150,7 @@ async def run_process(
         "stdout": asyncio.subprocess.PIPE,
         "stderr": asyncio.subprocess.PIPE,
         "start_new_session": True,
+        "env": check_environment(),
     }
     try:
         if isinstance(argv, str):
@@ -384,9 +410,9 @@ async def run_check(
         name=check.label(inp.index),
         kind=check.kind,
         passed=verdict.passed,
-        summary=verdict.summary,
-        error=verdict.error,
+        summary=redact(verdict.summary),
+        error=redact(verdict.error) if verdict.error else None,
         started_at=started,
         duration_ms=int((time.monotonic() - t0) * 1000),
-        **verdict.fields,
+        **{k: redact(v) if isinstance(v, str) else v for k, v in verdict.fields.items()},
     )

@@ -157,3 +157,23 @@ async def test_git_tag_points_at_commit(store: TaskStore, tmp_path: Path) -> Non
 async def test_git_unknown_repository_is_a_failed_check(store: TaskStore) -> None:
     evidence = await run(GitCheck(repository="nope", branch="main"), store)
     assert not evidence.passed and "not configured" in evidence.summary
+
+
+async def test_check_commands_get_no_worker_secrets_and_evidence_redacts_them(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch, http_service: HttpService
+) -> None:
+    monkeypatch.setenv("DEPLOY_TOKEN", "tok-very-secret-123")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://tether:hunter22@db/tether")
+    monkeypatch.setenv("HARMLESS_SETTING", "visible-value")
+    env = await run(ShellCheck(command="env"), store)
+    assert "visible-value" in env.output_excerpt
+    assert "tok-very-secret-123" not in env.output_excerpt
+    assert "hunter22" not in env.output_excerpt and "DATABASE_URL" not in env.output_excerpt
+
+    # A secret that reaches the output another way (a file, a service echoing it) is redacted.
+    leaked = await run(ShellCheck(command="echo tok-very-secret-123; exit 1"), store)
+    assert "tok-very-secret-123" not in leaked.output_excerpt
+    assert "[DEPLOY_TOKEN redacted]" in leaked.output_excerpt
+    http_service.respond(500, {"echo": "tok-very-secret-123"})
+    echoed = await run(HttpCheck(url=f"{http_service.url}/x"), store)
+    assert "tok-very-secret-123" not in echoed.output_excerpt

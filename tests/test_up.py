@@ -145,16 +145,21 @@ async def test_up_refuses_an_invalid_config_before_starting_anything(
 async def test_up_uses_external_servers_when_told(
     up_env: dict[str, str], temporal_address: str, fresh_db: str
 ) -> None:
+    with_password = fresh_db.replace("postgres@", "postgres:pw-not-for-eyes@")
     env = {
         **up_env,
         "TEMPORAL_ADDRESS": temporal_address,
-        "DATABASE_URL": fresh_db,
+        "DATABASE_URL": with_password,
         "TETHER_TASK_QUEUE": "external-up",
     }
     stack = await start_up(env)
     try:
         assert f"Temporal:   {temporal_address}" in stack.banner
-        assert f"PostgreSQL: {fresh_db}" in stack.banner
+        # The embedded server trusts local connections, so any password works; none is shown.
+        assert "pw-not-for-eyes" not in stack.banner
+        assert f"PostgreSQL: {fresh_db.replace('postgres@', 'postgres:***@')}" in stack.banner
+        stack_json = (Path(up_env["TETHER_HOME"]) / "stack.json").read_text()
+        assert "pw-not-for-eyes" not in stack_json
         # Nothing embedded was started.
         assert not port_in_use(int(up_env["TETHER_UI_PORT"]))
         assert not port_in_use(int(up_env["TETHER_POSTGRES_PORT"]))

@@ -7,9 +7,7 @@ unreachable server; 3 refused by the task's workflow (nothing changed).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,7 +20,7 @@ from tether.client import connect
 from tether.config import EXAMPLE_CONFIG, Settings, load_config
 from tether.contracts import SubmitResult, TaskRecord, TaskState, TaskView
 from tether.errors import TetherError
-from tether.runtime import run_and_exit, setup_logging, setup_tracing
+from tether.runtime import run_and_exit, setup_logging, setup_tracing, stop_on_signals
 from tether.taskfile import (
     EXAMPLE_TASK,
     check_against_config,
@@ -200,11 +198,7 @@ def _founder_action(
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from tether.up import run_stack
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await run_stack(settings, stop)
+    await run_stack(settings, stop_on_signals())
     return 0
 
 

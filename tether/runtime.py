@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 from tether.errors import TetherError
 
@@ -30,6 +32,24 @@ def setup_tracing(exporter: str | None) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": "tether"}))
     provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
     trace.set_tracer_provider(provider)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: long-running commands stop cleanly on either."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def mask_url(url: str) -> str:
+    """A URL fit for a terminal or a log: any password replaced."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _flush_tracing() -> None:

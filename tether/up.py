@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from urllib.parse import urlsplit
 
 from temporalio.testing import WorkflowEnvironment
 
 import worker
 from tether.config import Settings, load_config
+from tether.runtime import mask_url
 from tether.stack import (
     EmbeddedPostgres,
     require_free_port,
@@ -71,14 +73,16 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
                     "namespace": settings.namespace,
                     "task_queue": settings.task_queue,
                     "web_ui": ui,
-                    "database_url": db_url,
+                    # A URL with a password came from DATABASE_URL, which the CLI reads itself;
+                    # it is not copied into a file.
+                    "database_url": "" if urlsplit(db_url).password else db_url,
                 },
             )
             print(
                 "Tether is up.\n"
                 f"  Temporal:   {address} (namespace {settings.namespace})\n"
                 f"  Web UI:     {ui}\n"
-                f"  PostgreSQL: {db_url}\n"
+                f"  PostgreSQL: {mask_url(db_url)}\n"
                 f"  Worker:     task queue {settings.task_queue}\n"
                 f"  Home:       {settings.home}\n"
                 "Press Ctrl-C to stop.",
