@@ -15,24 +15,43 @@ from collections.abc import Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.store import TaskStore, connect_pool, migrate
+from activities.sessions import SessionActivities
+from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
 from tether.client import connect
 from tether.config import Settings, TetherConfig, load_config
 from tether.runtime import run_and_exit, setup_logging, setup_tracing, stop_on_signals
-from tether.stack import database_url, ensure_search_attributes, temporal_address
+from tether.stack import (
+    database_url,
+    ensure_credential_watch,
+    ensure_search_attributes,
+    temporal_address,
+)
 from workflows import WORKFLOWS
 
 log = logging.getLogger("tether.worker")
 
 
-def build_worker(client: Client, task_queue: str, store: TaskStore, config: TetherConfig) -> Worker:
+def build_worker(client: Client, task_queue: str, store: Store, config: TetherConfig) -> Worker:
     tasks = TaskActivities(store, config)
+    sessions = SessionActivities(store, config)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[tasks.run_check, tasks.record_task],
+        activities=[
+            tasks.run_check,
+            tasks.record_task,
+            sessions.session_setup,
+            sessions.probe_credentials,
+            sessions.read_local_truth,
+            sessions.read_forge,
+            sessions.check_artifact,
+            sessions.notify_founder,
+            sessions.record_session,
+            sessions.clear_credential_blockers,
+            sessions.remind_expiring_credentials,
+        ],
     )
 
 
@@ -50,7 +69,10 @@ async def serve(
         added = await ensure_search_attributes(client)
         if added:
             log.info("registered search attributes %s", added)
-        worker = build_worker(client, settings.task_queue, TaskStore(pool), config)
+        await ensure_credential_watch(
+            client, settings.task_queue, config.notifications.expiry_check_hours
+        )
+        worker = build_worker(client, settings.task_queue, Store(pool), config)
         async with worker:
             log.info("worker polling %s on %s", settings.task_queue, address)
             if on_ready:

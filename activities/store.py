@@ -1,17 +1,31 @@
-"""PostgreSQL: schema migrations and the task read model (asyncpg lives here and nowhere else)."""
+"""PostgreSQL: schema migrations and every table Tether keeps (asyncpg lives here and nowhere else).
+
+Tables: tasks and task_events (the task read model), sessions, inbox (what waits for the founder),
+credential_status, handoffs (the knowledge base) and deployments.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import asyncpg
 
 from tether.constants import task_workflow_id
-from tether.contracts import TaskEvent, TaskRecord, TaskState, TaskView
+from tether.contracts import (
+    CredentialStatus,
+    InboxItem,
+    SessionView,
+    TaskEvent,
+    TaskRecord,
+    TaskState,
+    TaskSummary,
+    TaskView,
+)
 from tether.errors import TetherError
 
 # Any constant works; it only has to be the same for every process applying migrations.
@@ -91,7 +105,7 @@ async def migrate(pool: asyncpg.Pool) -> list[int]:
     return applied
 
 
-class TaskStore:
+class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
@@ -181,6 +195,171 @@ class TaskStore:
                 for e in events
             ],
         )
+
+    async def task_summaries(self) -> list[TaskSummary]:
+        """Every task not closed, and those closed in the last week: the brief's view of work."""
+        rows = await self.pool.fetch(
+            """SELECT id, title, state, assignee, spec->'artifact' AS artifact, created_at,
+                      updated_at
+               FROM tasks
+               WHERE state NOT IN ('done', 'cancelled') OR updated_at > now() - interval '7 days'
+               ORDER BY created_at, id"""
+        )
+        return [TaskSummary.model_validate(dict(r)) for r in rows]
+
+    # --- sessions ------------------------------------------------------------------------------
+
+    async def record_session(self, session: SessionView, workflow_id: str, run_id: str) -> None:
+        assert session.started_at is not None
+        await self.pool.execute(
+            """INSERT INTO sessions (workflow_id, run_id, agent, external_id, runtime, state,
+                                     task_id, started_at, ended_at, end_reason, blocker,
+                                     credentials, artifact_result, pseudo_work, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())
+               ON CONFLICT (agent, started_at) DO UPDATE SET
+                   run_id = excluded.run_id, external_id = excluded.external_id,
+                   state = excluded.state, task_id = excluded.task_id,
+                   ended_at = excluded.ended_at, end_reason = excluded.end_reason,
+                   blocker = excluded.blocker, credentials = excluded.credentials,
+                   artifact_result = excluded.artifact_result,
+                   pseudo_work = excluded.pseudo_work, updated_at = now()
+               WHERE sessions.state <> 'ended'""",
+            workflow_id,
+            run_id,
+            session.agent,
+            session.external_id,
+            session.runtime,
+            session.state.value,
+            session.task_id,
+            session.started_at,
+            session.ended_at,
+            session.end_reason,
+            session.blocker.model_dump(mode="json") if session.blocker else None,
+            [c.model_dump(mode="json") for c in session.credentials],
+            session.artifact_result.model_dump(mode="json") if session.artifact_result else None,
+            session.pseudo_work,
+        )
+
+    async def list_sessions(
+        self, agent: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT agent, external_id, runtime, state, task_id, started_at, ended_at,
+                      end_reason, blocker, artifact_result, pseudo_work
+               FROM sessions WHERE ($1::text IS NULL OR agent = $1)
+               ORDER BY started_at DESC LIMIT $2""",
+            agent,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def pseudo_work_counts(self) -> dict[str, tuple[int, int]]:
+        """Per agent: (sessions flagged as pseudo-work, sessions ended)."""
+        rows = await self.pool.fetch(
+            """SELECT agent, count(*) FILTER (WHERE pseudo_work) AS flagged, count(*) AS ended
+               FROM sessions WHERE state = 'ended' GROUP BY agent ORDER BY agent"""
+        )
+        return {r["agent"]: (r["flagged"], r["ended"]) for r in rows}
+
+    # --- the founder's inbox -------------------------------------------------------------------
+
+    async def post_inbox(self, item: InboxItem) -> tuple[int, bool]:
+        """Add an item unless one with the same key exists. Returns (id, newly added)."""
+        row = await self.pool.fetchrow(
+            """INSERT INTO inbox (key, kind, subject, title, detail, action)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (key) DO NOTHING RETURNING id""",
+            item.key,
+            item.kind,
+            item.subject,
+            item.title,
+            item.detail,
+            item.action,
+        )
+        if row is not None:
+            return int(row["id"]), True
+        existing = await self.pool.fetchval("SELECT id FROM inbox WHERE key = $1", item.key)
+        return int(existing), False
+
+    async def mark_delivery(self, item_id: int, error: str | None) -> None:
+        await self.pool.execute(
+            """UPDATE inbox SET delivered_at = CASE WHEN $2::text IS NULL THEN now() END,
+                                delivery_error = $2
+               WHERE id = $1""",
+            item_id,
+            error,
+        )
+
+    async def inbox(self, include_cleared: bool = False) -> list[InboxItem]:
+        rows = await self.pool.fetch(
+            """SELECT id, key, kind, subject, title, detail, action, created_at, cleared_at
+               FROM inbox WHERE $1 OR cleared_at IS NULL ORDER BY created_at DESC, id DESC""",
+            include_cleared,
+        )
+        return [InboxItem.model_validate(dict(r)) for r in rows]
+
+    async def clear_inbox(self, *, subject: str, kinds: list[str]) -> int:
+        result = await self.pool.execute(
+            """UPDATE inbox SET cleared_at = now()
+               WHERE subject = $1 AND kind = ANY($2::text[]) AND cleared_at IS NULL""",
+            subject,
+            kinds,
+        )
+        return int(result.split()[-1])
+
+    # --- credentials, handoffs, deployments ----------------------------------------------------
+
+    async def record_credentials(self, statuses: list[CredentialStatus]) -> None:
+        await self.pool.executemany(
+            """INSERT INTO credential_status (name, kind, ok, verified, reason, expires_at,
+                                              checked_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (name) DO UPDATE SET
+                   kind = excluded.kind, ok = excluded.ok, verified = excluded.verified,
+                   reason = excluded.reason,
+                   expires_at = COALESCE(excluded.expires_at, credential_status.expires_at),
+                   checked_at = excluded.checked_at
+               WHERE credential_status.checked_at <= excluded.checked_at""",
+            [
+                (s.name, s.kind, s.ok, s.verified, s.reason, s.expires_at, s.checked_at)
+                for s in statuses
+                if s.checked_at is not None
+            ],
+        )
+
+    async def credential_statuses(self) -> list[CredentialStatus]:
+        rows = await self.pool.fetch("SELECT * FROM credential_status ORDER BY name")
+        return [CredentialStatus.model_validate(dict(r)) for r in rows]
+
+    async def take_handoff(self, agent: str, session_key: str) -> str | None:
+        """The newest handoff brief left for the agent, now marked as read by this session.
+
+        Idempotent per session: a retried call returns the same brief again.
+        """
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE handoffs SET consumed_at = now(), consumed_by = $2
+                   WHERE agent = $1 AND consumed_at IS NULL""",
+                agent,
+                session_key,
+            )
+            value = await conn.fetchval(
+                """SELECT brief FROM handoffs WHERE agent = $1 AND consumed_by = $2
+                   ORDER BY created_at DESC, id DESC LIMIT 1""",
+                agent,
+                session_key,
+            )
+        return None if value is None else str(value)
+
+    async def deployment_since(self, service: str, since: datetime) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            """SELECT service, commit, ref, agent, finished_at FROM deployments
+               WHERE service = $1 AND state = 'done' AND finished_at >= $2
+               ORDER BY finished_at DESC LIMIT 1""",
+            service,
+            since,
+        )
+        return dict(row) if row else None
 
 
 def _view(row: Any) -> TaskView:

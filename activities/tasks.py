@@ -5,13 +5,13 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.checks import run_check as _run_check
-from activities.store import TaskStore
+from activities.store import Store
 from tether.config import TetherConfig
 from tether.contracts import CheckEvidence, RecordTaskInput, RunCheckInput
 
 
 class TaskActivities:
-    def __init__(self, store: TaskStore, config: TetherConfig) -> None:
+    def __init__(self, store: Store, config: TetherConfig) -> None:
         self.store = store
         self.config = config
 

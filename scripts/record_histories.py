@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activities.store import TaskStore, connect_pool, migrate  # noqa: E402
+from activities.store import Store, connect_pool, migrate  # noqa: E402
 from tether import api  # noqa: E402
 from tether.client import connect  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
@@ -60,7 +60,7 @@ async def main() -> int:
             pool = await connect_pool(pg.url)
             await migrate(pool)
             queue = f"record-{uuid.uuid4().hex[:8]}"
-            async with build_worker(client, queue, TaskStore(pool), TetherConfig()):
+            async with build_worker(client, queue, Store(pool), TetherConfig()):
                 spec = TaskSpec.model_validate(
                     {
                         "id": "replay-lifecycle",

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker as tether_worker
-from activities.store import TaskStore, connect_pool, migrate
+from activities.store import Store, connect_pool, migrate
 from tests.helpers import HttpService
 from tether.client import connect
 from tether.config import TetherConfig
@@ -89,11 +89,11 @@ async def client(temporal_address: str) -> Client:
 
 
 @pytest.fixture(scope="session")
-async def store(database_url: str) -> AsyncIterator[TaskStore]:
+async def store(database_url: str) -> AsyncIterator[Store]:
     pool = await connect_pool(database_url)
     await migrate(pool)
     try:
-        yield TaskStore(pool)
+        yield Store(pool)
     finally:
         await pool.close()
 
@@ -110,7 +110,7 @@ def task_queue() -> str:
 
 @pytest.fixture
 async def worker(
-    client: Client, store: TaskStore, config: TetherConfig, task_queue: str
+    client: Client, store: Store, config: TetherConfig, task_queue: str
 ) -> AsyncIterator[Worker]:
     w = tether_worker.build_worker(client, task_queue, store, config)
     async with w:

@@ -11,7 +11,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.checks import count_tests
-from activities.store import TaskStore
+from activities.store import Store
 from activities.tasks import TaskActivities
 from tests.helpers import HttpService, commit_file, git, make_repo
 from tether.config import Repository, TetherConfig
@@ -28,7 +28,7 @@ from tether.contracts import (
 
 async def run(
     check: Check,
-    store: TaskStore,
+    store: Store,
     config: TetherConfig | None = None,
     created_at: datetime | None = None,
 ) -> CheckEvidence:
@@ -37,7 +37,7 @@ async def run(
     return await ActivityEnvironment().run(activities.run_check, inp)
 
 
-async def test_http_json_field_and_body(store: TaskStore, http_service: HttpService) -> None:
+async def test_http_json_field_and_body(store: Store, http_service: HttpService) -> None:
     http_service.respond(200, {"data": {"items": [{"version": "1.2.3"}]}, "status": "ok"})
     url = f"{http_service.url}/health"
     ok = await run(HttpCheck(url=url, json_field="data.items.0.version", json_value="1.2.3"), store)
@@ -55,7 +55,7 @@ async def test_http_json_field_and_body(store: TaskStore, http_service: HttpServ
     assert not not_json.passed and "not JSON" in not_json.summary
 
 
-async def test_shell_exit_code_pattern_and_missing_folder(store: TaskStore, tmp_path: Path) -> None:
+async def test_shell_exit_code_pattern_and_missing_folder(store: Store, tmp_path: Path) -> None:
     ok = await run(ShellCheck(command="echo version=42", stdout_pattern=r"version=\d+"), store)
     assert ok.passed and ok.exit_code == 0 and "version=42" in ok.output_excerpt
     nomatch = await run(ShellCheck(command="echo nothing", stdout_pattern="version"), store)
@@ -68,7 +68,7 @@ async def test_shell_exit_code_pattern_and_missing_folder(store: TaskStore, tmp_
     assert not gone.passed and "does not exist" in gone.summary
 
 
-async def test_timeout_kills_the_whole_process_group(store: TaskStore, tmp_path: Path) -> None:
+async def test_timeout_kills_the_whole_process_group(store: Store, tmp_path: Path) -> None:
     marker = tmp_path / "survived"
     # The grandchild would write the marker after 3 s if the timeout only killed the shell.
     check = ShellCheck(command=f"(sleep 3; touch {marker}) & sleep 60", timeout_seconds=1)
@@ -84,7 +84,7 @@ def _write_project(root: Path, failing: int) -> None:
     (root / "test_sample.py").write_text("\n".join(lines))
 
 
-async def test_pytest_check_counts_results(store: TaskStore, tmp_path: Path) -> None:
+async def test_pytest_check_counts_results(store: Store, tmp_path: Path) -> None:
     _write_project(tmp_path, failing=1)
     cmd = f"{sys.executable} -m pytest -q -p no:cacheprovider test_sample.py"
     failing = await run(PytestCheck(command=cmd, cwd=str(tmp_path)), store)
@@ -97,7 +97,7 @@ async def test_pytest_check_counts_results(store: TaskStore, tmp_path: Path) -> 
     assert not too_few.passed and "at least 5" in too_few.summary
 
 
-async def test_pytest_check_with_no_tests_fails(store: TaskStore, tmp_path: Path) -> None:
+async def test_pytest_check_with_no_tests_fails(store: Store, tmp_path: Path) -> None:
     (tmp_path / "test_empty.py").write_text("")
     cmd = f"{sys.executable} -m pytest -q -p no:cacheprovider test_empty.py"
     evidence = await run(PytestCheck(command=cmd, cwd=str(tmp_path)), store)
@@ -117,7 +117,7 @@ def test_count_tests(text: str, counts: tuple[int, int]) -> None:
     assert count_tests("some output\n" + text) == counts
 
 
-async def test_git_branch_commit_touching_path(store: TaskStore, tmp_path: Path) -> None:
+async def test_git_branch_commit_touching_path(store: Store, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "app")
     config = TetherConfig(repositories={"app": Repository(path=str(repo))})
     created = datetime.now(UTC) - timedelta(seconds=5)
@@ -140,7 +140,7 @@ async def test_git_branch_commit_touching_path(store: TaskStore, tmp_path: Path)
     assert not other_branch.passed and "does not exist" in other_branch.summary
 
 
-async def test_git_tag_points_at_commit(store: TaskStore, tmp_path: Path) -> None:
+async def test_git_tag_points_at_commit(store: Store, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "app")
     config = TetherConfig(repositories={"app": Repository(path=str(repo))})
     first = git(repo, "rev-parse", "HEAD")
@@ -154,13 +154,13 @@ async def test_git_tag_points_at_commit(store: TaskStore, tmp_path: Path) -> Non
     assert not missing.passed and "does not exist" in missing.summary
 
 
-async def test_git_unknown_repository_is_a_failed_check(store: TaskStore) -> None:
+async def test_git_unknown_repository_is_a_failed_check(store: Store) -> None:
     evidence = await run(GitCheck(repository="nope", branch="main"), store)
     assert not evidence.passed and "not configured" in evidence.summary
 
 
 async def test_check_commands_get_no_worker_secrets_and_evidence_redacts_them(
-    store: TaskStore, monkeypatch: pytest.MonkeyPatch, http_service: HttpService
+    store: Store, monkeypatch: pytest.MonkeyPatch, http_service: HttpService
 ) -> None:
     monkeypatch.setenv("DEPLOY_TOKEN", "tok-very-secret-123")
     monkeypatch.setenv("DATABASE_URL", "postgresql://tether:hunter22@db/tether")

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker as tether_worker
-from activities.store import TaskStore
+from activities.store import Store
 from tests.helpers import HttpService
 from tether import api, constants
 from tether.config import TetherConfig
@@ -59,7 +59,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 async def test_a_ten_minute_window_fails_after_ten_minutes_not_before(
-    time_skipping_env: WorkflowEnvironment, store: TaskStore, http_service: HttpService
+    time_skipping_env: WorkflowEnvironment, store: Store, http_service: HttpService
 ) -> None:
     env = time_skipping_env
     http_service.respond(502)

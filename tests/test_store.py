@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from activities import store as store_module
-from activities.store import Migration, TaskStore, connect_pool, migrate
+from activities.store import Migration, Store, connect_pool, migrate
 from tether.contracts import ShellCheck, TaskEvent, TaskSpec, TaskState, TaskView
 from tether.errors import TetherError
 
@@ -19,7 +19,7 @@ async def test_migrations_apply_once_and_refuse_edits(
 ) -> None:
     pool = await connect_pool(fresh_db)
     try:
-        assert await migrate(pool) == [1]
+        assert await migrate(pool) == [1, 2]
         assert await migrate(pool) == []
         edited = [
             Migration(m.version, m.name, m.sql + "\n-- edited") for m in store_module.migrations()
@@ -39,7 +39,7 @@ def _view(task_id: str, seq: int, state: TaskState) -> tuple[TaskView, TaskEvent
     return view, event
 
 
-async def test_writes_are_idempotent_and_never_go_backwards(store: TaskStore) -> None:
+async def test_writes_are_idempotent_and_never_go_backwards(store: Store) -> None:
     task_id = f"s-{uuid.uuid4().hex[:8]}"
     v1, e1 = _view(task_id, 1, TaskState.OPEN)
     v2, e2 = _view(task_id, 2, TaskState.CLAIMED)
@@ -52,7 +52,7 @@ async def test_writes_are_idempotent_and_never_go_backwards(store: TaskStore) ->
     assert record.task.state == TaskState.CLAIMED and [e.seq for e in record.events] == [1, 2]
 
 
-async def test_task_events_are_append_only(store: TaskStore) -> None:
+async def test_task_events_are_append_only(store: Store) -> None:
     task_id = f"s-{uuid.uuid4().hex[:8]}"
     view, event = _view(task_id, 1, TaskState.OPEN)
     await store.record(view, [event])

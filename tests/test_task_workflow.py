@@ -8,7 +8,7 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from activities.store import TaskStore
+from activities.store import Store
 from tests.helpers import HttpService
 from tether import api
 from tether.contracts import HttpCheck, ShellCheck, TaskSpec, TaskState
@@ -25,7 +25,7 @@ def http_task(task_id: str, url: str, **extra: object) -> TaskSpec:
 
 
 async def test_failing_check_keeps_task_open_then_fix_closes_it(
-    client: Client, worker: Worker, store: TaskStore, http_service: HttpService, task_id: str
+    client: Client, worker: Worker, store: Store, http_service: HttpService, task_id: str
 ) -> None:
     http_service.respond(500, {"status": "broken"})
     await api.create_task(client, worker.task_queue, http_task(task_id, http_service.url))
@@ -65,7 +65,7 @@ async def test_failing_check_keeps_task_open_then_fix_closes_it(
 
 
 async def test_second_agent_cannot_claim_held_task(
-    client: Client, worker: Worker, store: TaskStore, http_service: HttpService, task_id: str
+    client: Client, worker: Worker, store: Store, http_service: HttpService, task_id: str
 ) -> None:
     await api.create_task(client, worker.task_queue, http_task(task_id, http_service.url))
     await api.claim_task(client, task_id, "coder")
@@ -107,7 +107,7 @@ async def test_only_assignee_can_submit_and_preassigned_task_refuses_others(
 
 
 async def test_block_unblock_and_cancel(
-    client: Client, worker: Worker, store: TaskStore, http_service: HttpService, task_id: str
+    client: Client, worker: Worker, store: Store, http_service: HttpService, task_id: str
 ) -> None:
     await api.create_task(client, worker.task_queue, http_task(task_id, http_service.url))
     await api.claim_task(client, task_id, "coder")
@@ -137,7 +137,7 @@ async def test_duplicate_task_id_is_refused(
 
 
 async def test_hanging_and_noisy_commands_fail_with_bounded_evidence(
-    client: Client, worker: Worker, store: TaskStore, task_id: str
+    client: Client, worker: Worker, store: Store, task_id: str
 ) -> None:
     spec = TaskSpec(
         id=task_id,
@@ -162,7 +162,7 @@ async def test_hanging_and_noisy_commands_fail_with_bounded_evidence(
 
 
 async def test_checks_cannot_be_changed_through_any_message(
-    client: Client, worker: Worker, store: TaskStore, http_service: HttpService, task_id: str
+    client: Client, worker: Worker, store: Store, http_service: HttpService, task_id: str
 ) -> None:
     http_service.respond(500)
     spec = http_task(task_id, http_service.url)
@@ -183,7 +183,7 @@ async def test_checks_cannot_be_changed_through_any_message(
 
 
 async def test_state_survives_continue_as_new(
-    client: Client, worker: Worker, store: TaskStore, http_service: HttpService, task_id: str
+    client: Client, worker: Worker, store: Store, http_service: HttpService, task_id: str
 ) -> None:
     # The session's server suggests continue-as-new early (conftest); a few failed submissions
     # take this task's history past that point several times.

@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 from temporalio.client import Client
 
+from activities import store as store_module
 from tether import api
 from tether.contracts import ShellCheck, TaskSpec
 
@@ -59,7 +60,8 @@ async def test_two_workers_share_a_queue_and_a_fresh_database(
             assert result.done
         conn = await asyncpg.connect(fresh_db)
         try:
-            assert await conn.fetchval("SELECT count(*) FROM tether_schema_migrations") == 1
+            applied = await conn.fetchval("SELECT count(*) FROM tether_schema_migrations")
+            assert applied == len(store_module.migrations())
             assert await conn.fetchval("SELECT count(*) FROM tasks WHERE state = 'done'") == 6
         finally:
             await conn.close()

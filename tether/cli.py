@@ -128,10 +128,10 @@ async def cmd_task_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _store(settings: Settings) -> Any:
-    from activities.store import TaskStore, connect_pool
+    from activities.store import Store, connect_pool
     from tether.stack import database_url
 
-    return TaskStore(await connect_pool(database_url(settings)))
+    return Store(await connect_pool(database_url(settings)))
 
 
 async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,14 +19,11 @@ from tether.contracts import NAME_PATTERN, Model
 from tether.errors import TetherError
 
 
-class CredentialRef(Model):
-    kind: Literal["forge_token", "http", "jwt", "declared"] = "http"
+class SecretRef(Model):
+    """Where a secret lives: an environment variable or a file, read only inside activities."""
+
     env: str | None = None
     file: str | None = None
-    # For kind "http": the URL probed with the credential.
-    probe_url: str | None = None
-    # For kind "declared": the date the credential expires.
-    expires: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -40,10 +38,76 @@ class CredentialRef(Model):
         return data
 
     @model_validator(mode="after")
-    def _one_source(self) -> CredentialRef:
+    def _one_source(self) -> SecretRef:
         if bool(self.env) == bool(self.file):
-            raise ValueError("a credential needs exactly one of env = '...' or file = '...'")
+            raise ValueError("a secret needs exactly one of env = '...' or file = '...'")
         return self
+
+
+class CredentialRef(SecretRef):
+    """A credential an agent needs, probed before every session of that agent.
+
+    forge_token: `GET /user` on the forge (GitHub's expiry header is read when present).
+    http: a request to `probe_url` carrying the credential in `header` (2xx means valid).
+    jwt: the token's `exp` claim.  declared: the `expires` date written here.
+    """
+
+    kind: Literal["forge_token", "http", "jwt", "declared"] = "http"
+    probe_url: str | None = None
+    header: str = "Authorization"
+    # Prefix before the secret in the header ("Bearer", "token"); empty for the bare value.
+    scheme: str = "Bearer"
+    # For kind "declared" (and any kind, as an upper bound): when the credential expires.
+    expires: date | None = None
+
+    @model_validator(mode="after")
+    def _needs_for_kind(self) -> CredentialRef:
+        if self.kind == "http" and not self.probe_url:
+            raise ValueError("an 'http' credential needs probe_url = 'https://...' to probe")
+        if self.kind == "declared" and self.expires is None:
+            raise ValueError("a 'declared' credential needs expires = YYYY-MM-DD")
+        return self
+
+
+class Forge(Model):
+    """The forge the agents' pull requests live on (GitHub REST, or Gitea/Forgejo /api/v1)."""
+
+    kind: Literal["github", "gitea"] = "github"
+    # https://api.github.com, or https://gitea.example.com/api/v1
+    api_url: str = "https://api.github.com"
+    # The credential (under [credentials]) the sync and the token probe use.
+    credential: str | None = None
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class Notifications(Model):
+    # A Slack-compatible incoming webhook; its URL is a secret, referenced like a credential.
+    webhook: SecretRef | None = None
+    # Days before a credential expires at which the founder is reminded, once each.
+    expiry_reminder_days: list[int] = Field(default_factory=lambda: [14, 7, 1])
+    # How often the credential watch schedule runs.
+    expiry_check_hours: float = Field(default=24.0, gt=0, le=24 * 7)
+
+    @field_validator("expiry_reminder_days")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(d <= 0 for d in value):
+            raise ValueError("reminder days must be positive")
+        return sorted(set(value), reverse=True)
+
+
+class Sessions(Model):
+    # A session that never reports its end is ended (and its artifact checked) after this long.
+    max_hours: float = Field(default=12.0, gt=0, le=24 * 7)
+    # How far back the startup brief looks for commits.
+    recent_commit_days: int = Field(default=7, ge=1, le=90)
 
 
 class Repository(Model):
@@ -64,6 +128,16 @@ class Agent(Model):
     runtime: str = "claude-code"
     credentials: list[str] = Field(default_factory=list)
     repositories: list[str] = Field(default_factory=list)
+    # The agent's login on the forge (pull request authors); defaults to its name.
+    forge_login: str | None = None
+    # The branch the agent delivers on; defaults to the branch checked out at session start.
+    branch: str | None = None
+    # When Tether cannot be reached, deny the agent's tool calls (true) or let them through.
+    fail_closed: bool = True
+
+    @property
+    def login(self) -> str:
+        return self.forge_login or self.name
 
 
 class Service(Model):
@@ -97,6 +171,12 @@ class TetherConfig(Model):
     credentials: dict[str, CredentialRef] = Field(default_factory=dict)
     services: dict[str, Service] = Field(default_factory=dict)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    forge: Forge | None = None
+    notifications: Notifications = Field(default_factory=Notifications)
+    sessions: Sessions = Field(default_factory=Sessions)
+
+    def agent(self, name: str) -> Agent | None:
+        return next((a for a in self.agents if a.name == name), None)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> TetherConfig:
@@ -117,6 +197,11 @@ class TetherConfig(Model):
                         f"agent '{agent.name}' names repository '{repo}', which is not defined "
                         "under [repositories]"
                     )
+        if self.forge and self.forge.credential and self.forge.credential not in self.credentials:
+            raise ValueError(
+                f"forge.credential names '{self.forge.credential}', which is not defined under "
+                "[credentials]"
+            )
         for name, service in self.services.items():
             if service.repository not in self.repositories:
                 raise ValueError(
@@ -246,10 +331,17 @@ path = "~/src/app"
 default_branch = "main"
 # forge_repo = "acme/app"        # owner/name on GitHub or Gitea, for pull requests
 
-# Credentials, by reference only.
+# Credentials, by reference only. Each agent's are probed before every session it starts.
 [credentials.github]
 kind = "forge_token"             # forge_token | http | jwt | declared
 env = "GITHUB_TOKEN"             # or: file = "~/.secrets/github-token"
+# expires = 2027-03-01           # optional: a known expiry date, for reminders
+
+# The forge with the agents' pull requests (for the startup brief and the token probe).
+[forge]
+kind = "github"                  # github | gitea (Gitea and Forgejo: api_url ends in /api/v1)
+api_url = "https://api.github.com"
+credential = "github"
 
 # The agents of the team.
 [[agents]]
@@ -258,12 +350,25 @@ role = "coding"
 runtime = "claude-code"
 credentials = ["github"]
 repositories = ["app"]
+# forge_login = "coder-bot"      # its login on the forge, if not its name
+# branch = "coder/work"          # where it delivers; default: the branch checked out
+fail_closed = true               # deny tool calls when Tether cannot be reached
 
 # Services that agents may deploy (one deployment per service at a time).
 [services.api]
 repository = "app"
 rollout = "kubectl set image deploy/api api=registry/api:{tag}"
 cooldown_minutes = 30
+
+# Founder notifications: inbox rows in PostgreSQL, and a Slack-compatible webhook if set.
+[notifications]
+# webhook = { env = "TETHER_WEBHOOK_URL" }
+expiry_reminder_days = [14, 7, 1]
+expiry_check_hours = 24
+
+[sessions]
+max_hours = 12                   # a session that never ends is ended (and checked) after this
+recent_commit_days = 7
 
 # Guardrail thresholds.
 [thresholds]

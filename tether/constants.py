@@ -13,11 +13,15 @@ TEMPORAL_HTTP_PORT = 7243
 POSTGRES_PORT = 55432
 
 TASK_WORKFLOW_ID_PREFIX = "task-"
+SESSION_WORKFLOW_ID_PREFIX = "session-"
+CREDENTIAL_WATCH_SCHEDULE_ID = "tether-credential-watch"
 
 # Search attributes let the founder filter Tether workflows in the Web UI.
 SA_TASK = SearchAttributeKey.for_keyword("TetherTask")
 SA_AGENT = SearchAttributeKey.for_keyword("TetherAgent")
 SA_STATE = SearchAttributeKey.for_keyword("TetherState")
+# Names as the hook adapter uses them over Temporal's HTTP API (it does not import temporalio).
+SA_NAMES = ("TetherTask", "TetherAgent", "TetherState")
 SEARCH_ATTRIBUTES = (SA_TASK, SA_AGENT, SA_STATE)
 
 # Activity timeouts. A check's own timeout bounds its activity; this margin covers start-up and
@@ -33,3 +37,8 @@ EVIDENCE_EXCERPT_BYTES = 4000
 
 def task_workflow_id(task_id: str) -> str:
     return f"{TASK_WORKFLOW_ID_PREFIX}{task_id}"
+
+
+def session_workflow_id(agent: str) -> str:
+    """One open session per agent: the workflow id carries the rule."""
+    return f"{SESSION_WORKFLOW_ID_PREFIX}{agent}"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -292,6 +293,58 @@ async def ensure_search_attributes(client: Client) -> list[str]:
             if exc.status != RPCStatusCode.ALREADY_EXISTS:
                 raise
     return sorted(missing)
+
+
+async def ensure_credential_watch(client: Client, task_queue: str, every_hours: float) -> str:
+    """Create (or bring up to date) the Schedule that runs the credential watch.
+
+    Returns "created", "updated" or "unchanged". Safe to call from every worker at start.
+    """
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleAlreadyRunningError,
+        ScheduleIntervalSpec,
+        ScheduleOverlapPolicy,
+        SchedulePolicy,
+        ScheduleSpec,
+        ScheduleUpdate,
+        ScheduleUpdateInput,
+    )
+
+    every = timedelta(hours=every_hours)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            "CredentialWatchWorkflow",
+            id=constants.CREDENTIAL_WATCH_SCHEDULE_ID,
+            task_queue=task_queue,
+            execution_timeout=timedelta(minutes=30),
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(constants.CREDENTIAL_WATCH_SCHEDULE_ID, schedule)
+        return "created"
+    except ScheduleAlreadyRunningError:
+        pass
+    handle = client.get_schedule_handle(constants.CREDENTIAL_WATCH_SCHEDULE_ID)
+    described = await handle.describe()
+    current = described.schedule
+    action = current.action
+    same = (
+        [i.every for i in current.spec.intervals] == [every]
+        and isinstance(action, ScheduleActionStartWorkflow)
+        and action.task_queue == task_queue
+    )
+    if same:
+        return "unchanged"
+
+    def _replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=schedule)
+
+    await handle.update(_replace)
+    return "updated"
 
 
 # --- the state file that lets the CLI find a running `tether up` ------------------------------

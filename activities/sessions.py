@@ -1,0 +1,166 @@
+"""Activities of agent sessions: read the agent's configuration, probe its credentials, read the
+ground truth, run the artifact test, tell the founder, keep the sessions table, remind of expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+
+from activities.artifacts import check_artifact
+from activities.credentials import SecretUnavailable, jwt_expiry, probe, read_secret
+from activities.groundtruth import read_pull_requests, read_repositories
+from activities.notify import notify
+from activities.store import Store
+from tether.config import TetherConfig
+from tether.contracts import (
+    ArtifactInput,
+    ArtifactResult,
+    CredentialStatus,
+    ExpiryReminderInput,
+    GroundTruth,
+    InboxItem,
+    ProbeInput,
+    PullRequestInfo,
+    RecordSessionInput,
+    SessionSetup,
+    SyncInput,
+)
+
+
+class SessionActivities:
+    def __init__(self, store: Store, config: TetherConfig) -> None:
+        self.store = store
+        self.config = config
+
+    @activity.defn
+    async def session_setup(self, agent: str) -> SessionSetup:
+        found = self.config.agent(agent)
+        if found is None:
+            known = ", ".join(a.name for a in self.config.agents) or "none"
+            return SessionSetup(
+                known=False,
+                problem=(
+                    f"agent {agent} is not in tether.toml (agents: {known}); add it under "
+                    "[[agents]] and restart the worker"
+                ),
+            )
+        return SessionSetup(
+            known=True,
+            credentials=list(found.credentials),
+            repositories=list(found.repositories),
+            logins={a.name: a.login for a in self.config.agents},
+            max_hours=self.config.sessions.max_hours,
+        )
+
+    @activity.defn
+    async def probe_credentials(self, inp: ProbeInput) -> list[CredentialStatus]:
+        now = datetime.now(UTC)
+        statuses = await asyncio.gather(
+            *(
+                probe(name, self.config.credentials[name], self.config.forge, now)
+                for name in inp.credentials
+                if name in self.config.credentials
+            )
+        )
+        missing = [n for n in inp.credentials if n not in self.config.credentials]
+        statuses += [
+            CredentialStatus(
+                name=n,
+                kind="unknown",
+                ok=False,
+                reason="is not defined in tether.toml",
+                checked_at=now,
+            )
+            for n in missing
+        ]
+        await self.store.record_credentials(list(statuses))
+        return list(statuses)
+
+    @activity.defn
+    async def read_local_truth(self, inp: SyncInput) -> GroundTruth:
+        """Git (commits, branch tips, checked-out branches), the task table, the handoff."""
+        commits, tips, heads, problems = await read_repositories(self.config)
+        return GroundTruth(
+            commits=commits,
+            tasks=await self.store.task_summaries(),
+            branch_tips=tips,
+            checked_out=heads,
+            handoff=await self.store.take_handoff(inp.agent, inp.session_key),
+            problems=problems,
+        )
+
+    @activity.defn
+    async def read_forge(self, inp: SyncInput) -> tuple[list[PullRequestInfo], list[str]]:
+        """Open pull requests. A rejected forge token raises CredentialRejected (not retried)."""
+        return await read_pull_requests(self.config)
+
+    @activity.defn
+    async def check_artifact(self, inp: ArtifactInput) -> ArtifactResult:
+        return await check_artifact(inp, self.config, self.store)
+
+    @activity.defn
+    async def notify_founder(self, item: InboxItem) -> int:
+        item_id, _ = await notify(self.store, self.config.notifications.webhook, item)
+        return item_id
+
+    @activity.defn
+    async def record_session(self, inp: RecordSessionInput) -> None:
+        await self.store.record_session(inp.session, inp.workflow_id, inp.run_id)
+
+    @activity.defn
+    async def clear_credential_blockers(self, agent: str) -> int:
+        return await self.store.clear_inbox(subject=agent, kinds=["credential_blocked"])
+
+    @activity.defn
+    async def remind_expiring_credentials(self, inp: ExpiryReminderInput) -> list[str]:
+        """Remind the founder of credentials expiring within the configured days, once per
+        credential, expiry date and threshold (the tightest threshold crossed). Returns the
+        keys of reminders posted now."""
+        observed = {s.name: s.expires_at for s in await self.store.credential_statuses()}
+        days = self.config.notifications.expiry_reminder_days
+        posted = []
+        for name, ref in self.config.credentials.items():
+            candidates = [observed.get(name)]
+            if ref.expires:
+                candidates.append(
+                    datetime(ref.expires.year, ref.expires.month, ref.expires.day, tzinfo=UTC)
+                )
+            if ref.kind == "jwt":
+                with contextlib.suppress(SecretUnavailable, ValueError):
+                    candidates.append(jwt_expiry(read_secret(ref)))
+            known = [c for c in candidates if c is not None]
+            if not known:
+                continue
+            expires = min(known)
+            left = expires - inp.now
+            if left <= timedelta(0):
+                stage, title = "expired", f"credential {name} expired on {expires:%Y-%m-%d}"
+            else:
+                crossed = [d for d in days if left <= timedelta(days=d)]
+                if not crossed:
+                    continue
+                stage = f"{min(crossed)}d"
+                title = f"credential {name} expires in {_days(left)} ({expires:%Y-%m-%d %H:%M} UTC)"
+            key = f"expiry:{name}:{expires:%Y-%m-%dT%H:%M}:{stage}"
+            item = InboxItem(
+                key=key,
+                kind="credential_expiring",
+                subject=name,
+                title=title,
+                detail={"credential": name, "expires_at": expires.isoformat(), "stage": stage},
+                action=f"rotate {name}, then: tether session recheck AGENT",
+            )
+            _, new = await notify(self.store, self.config.notifications.webhook, item)
+            if new:
+                posted.append(key)
+        return posted
+
+
+def _days(left: timedelta) -> str:
+    if left < timedelta(days=1):
+        return f"{max(1, int(left.total_seconds() // 3600))} hours"
+    return f"{left.days} days"

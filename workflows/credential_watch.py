@@ -1,0 +1,28 @@
+"""Credential watch: run by a Temporal Schedule (`tether-credential-watch`), it reminds the founder
+of credentials nearing expiry — declared dates, and those observed by probes (GitHub's expiry
+header, a JWT's exp) — once per credential and threshold.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.sessions import SessionActivities
+    from tether.contracts import ExpiryReminderInput
+
+
+@workflow.defn
+class CredentialWatchWorkflow:
+    @workflow.run
+    async def run(self) -> list[str]:
+        posted: list[str] = await workflow.execute_activity_method(
+            SessionActivities.remind_expiring_credentials,
+            ExpiryReminderInput(now=workflow.now()),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RetryPolicy(maximum_attempts=5),
+        )
+        return posted
