@@ -1,4 +1,4 @@
-"""The client side of tasks: what the CLI, the tests and any Python caller use to drive them."""
+"""The client side of tasks and sessions: what the CLI, the tests and any Python caller use."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tether import constants
 from tether.contracts import (
+    ArtifactResult,
     ClaimInput,
+    EndSessionInput,
     FounderActionInput,
+    RecheckInput,
+    SessionInput,
+    SessionState,
+    SessionView,
     SubmitInput,
     SubmitResult,
     TaskInput,
@@ -21,6 +27,7 @@ from tether.contracts import (
     TaskView,
 )
 from tether.errors import TetherError
+from workflows.session import AgentSessionWorkflow
 from workflows.task import TaskWorkflow
 
 T = TypeVar("T")
@@ -126,3 +133,97 @@ async def unblock_task(client: Client, task_id: str, by: str, reason: str) -> Ta
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
     return await _call(client, task_id, handle.execute_update(TaskWorkflow.unblock, action))
+
+
+# --- agent sessions ---------------------------------------------------------------------------
+
+
+def _session_handle(
+    client: Client, agent: str
+) -> WorkflowHandle[AgentSessionWorkflow, SessionView]:
+    return client.get_workflow_handle_for(
+        AgentSessionWorkflow.run, constants.session_workflow_id(agent)
+    )
+
+
+async def session_view(client: Client, agent: str) -> SessionView | None:
+    """The agent's latest session (open or ended); None if it never had one."""
+    try:
+        return await _session_handle(client, agent).query(AgentSessionWorkflow.view_session)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise TetherError(f"session of {agent}: Temporal refused the query: {exc}") from exc
+
+
+async def _session_update(client: Client, agent: str, call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError):
+            raise Refused(cause.message) from exc
+        raise TetherError(f"session of {agent}: the request failed: {cause}") from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Refused(f"{agent} has no open session") from exc
+        raise TetherError(f"session of {agent}: Temporal refused the request: {exc}") from exc
+
+
+async def start_session(client: Client, task_queue: str, inp: SessionInput) -> SessionView:
+    """Start the agent's session, or resume the open one; returns once the startup is done.
+
+    An open session with another runtime id belongs to a process that exited without ending
+    it: it is ended first (its artifact test runs), then the new one starts.
+    """
+    handle = _session_handle(client, inp.agent)
+    for _ in range(3):
+        current = await session_view(client, inp.agent)
+        if current is not None and current.state != SessionState.ENDED:
+            if inp.external_id is None or current.external_id in (None, inp.external_id):
+                return await _session_update(
+                    client, inp.agent, handle.execute_update(AgentSessionWorkflow.ready)
+                )
+            superseded = EndSessionInput(
+                reason=f"superseded by session {inp.external_id}; the previous one never ended",
+                by="tether",
+            )
+            try:
+                await handle.execute_update(AgentSessionWorkflow.end, superseded)
+            except WorkflowUpdateFailedError:
+                await handle.result()  # already ending: wait for it
+        try:
+            handle = await client.start_workflow(
+                AgentSessionWorkflow.run,
+                inp,
+                id=constants.session_workflow_id(inp.agent),
+                task_queue=task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                static_summary=f"Session of {inp.agent} ({inp.runtime})",
+            )
+        except WorkflowAlreadyStartedError:
+            continue  # another hook of the same agent started it first: resume that one
+        return await _session_update(
+            client, inp.agent, handle.execute_update(AgentSessionWorkflow.ready)
+        )
+    raise TetherError(f"could not start a session for {inp.agent}: it keeps changing; try again")
+
+
+async def end_session(client: Client, agent: str, reason: str, by: str) -> SessionView:
+    handle = _session_handle(client, agent)
+    end = EndSessionInput(reason=reason, by=by)
+    return await _session_update(
+        client, agent, handle.execute_update(AgentSessionWorkflow.end, end)
+    )
+
+
+async def recheck_session(client: Client, agent: str, by: str) -> SessionView:
+    handle = _session_handle(client, agent)
+    call = handle.execute_update(AgentSessionWorkflow.recheck, RecheckInput(by=by))
+    return await _session_update(client, agent, call)
+
+
+async def check_deliverable(client: Client, agent: str) -> ArtifactResult:
+    handle = _session_handle(client, agent)
+    call = handle.execute_update(AgentSessionWorkflow.check_deliverable)
+    return await _session_update(client, agent, call)

@@ -1,7 +1,7 @@
 """The `tether` command: the founder's and the agents' interface.
 
-Exit codes: 0 success; 1 a submitted task is not done (a check failed); 2 bad input or an
-unreachable server; 3 refused by the task's workflow (nothing changed).
+Exit codes: 0 success; 1 not done (a check failed, a session ended without its deliverable);
+2 bad input or an unreachable server; 3 refused or blocked by a workflow (nothing changed).
 """
 
 from __future__ import annotations
@@ -18,11 +18,22 @@ from temporalio.client import Client
 from tether import api, constants
 from tether.client import connect
 from tether.config import EXAMPLE_CONFIG, Settings, load_config
-from tether.contracts import SubmitResult, TaskRecord, TaskState, TaskView
+from tether.contracts import (
+    Artifact,
+    InboxItem,
+    SessionInput,
+    SessionState,
+    SessionView,
+    SubmitResult,
+    TaskRecord,
+    TaskState,
+    TaskView,
+)
 from tether.errors import TetherError
 from tether.runtime import run_and_exit, setup_logging, setup_tracing, stop_on_signals
 from tether.taskfile import (
     EXAMPLE_TASK,
+    artifact_from_flag,
     check_against_config,
     checks_from_flags,
     load_task_file,
@@ -195,6 +206,141 @@ def _founder_action(
     return command
 
 
+def render_session(view: SessionView) -> str:
+    lines = [f"session of {view.agent}: {view.state}"]
+    if view.external_id:
+        lines.append(f"  runtime: {view.runtime} session {view.external_id}")
+    if view.started_at:
+        lines.append(f"  started: {view.started_at:%Y-%m-%d %H:%M:%S} UTC")
+    for c in view.credentials:
+        mark = "ok" if c.ok else "BAD"
+        expiry = f" (expires {c.expires_at:%Y-%m-%d})" if c.expires_at else ""
+        lines.append(f"  credential {c.name}: {mark}, {c.reason}{expiry}")
+    if view.blocker:
+        lines.append(f"  {view.blocker.message()}")
+    if view.state == SessionState.ENDED:
+        lines.append(f"  ended: {view.end_reason} (by {view.ended_by})")
+    if view.artifact_result:
+        verdict = "PSEUDO-WORK" if view.pseudo_work else _mark(view.artifact_result.passed)
+        lines.append(f"  artifact: {verdict}  {view.artifact_result.summary}")
+    return "\n".join(lines)
+
+
+async def cmd_session_start(args: argparse.Namespace, settings: Settings) -> int:
+    artifact = Artifact.model_validate(artifact_from_flag(args.artifact)) if args.artifact else None
+    inp = SessionInput(agent=args.agent, artifact=artifact, task_id=args.task, runtime="cli")
+    view = await api.start_session(await _client(settings), settings.task_queue, inp)
+    if args.json:
+        _print_json(view.model_dump(mode="json"))
+    elif view.state == SessionState.BLOCKED:
+        print(view.notice)
+    else:
+        print(view.brief.text if view.brief else render_session(view))
+    return 3 if view.state == SessionState.BLOCKED else 0
+
+
+async def cmd_session_show(args: argparse.Namespace, settings: Settings) -> int:
+    view = await api.session_view(await _client(settings), args.agent)
+    if view is None:
+        raise TetherError(f"{args.agent} has never had a session")
+    if args.json:
+        _print_json(view.model_dump(mode="json"))
+    else:
+        print(render_session(view))
+        if view.brief and view.state != SessionState.ENDED:
+            print("\n" + view.brief.text)
+    return 0
+
+
+async def cmd_session_end(args: argparse.Namespace, settings: Settings) -> int:
+    view = await api.end_session(await _client(settings), args.agent, args.reason, args.by)
+    print(render_session(view))
+    return 1 if view.pseudo_work else 0
+
+
+async def cmd_session_recheck(args: argparse.Namespace, settings: Settings) -> int:
+    view = await api.recheck_session(await _client(settings), args.agent, args.by)
+    print(render_session(view))
+    return 3 if view.state == SessionState.BLOCKED else 0
+
+
+async def cmd_session_list(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _store(settings)
+    try:
+        rows = await store.list_sessions(agent=args.agent)
+        counts = await store.pseudo_work_counts()
+    finally:
+        await store.pool.close()
+    if args.json:
+        _print_json({"sessions": rows, "pseudo_work": counts})
+        return 0
+    if not rows:
+        print("no sessions")
+        return 0
+    print(f"{'AGENT':<14} {'STATE':<8} {'STARTED':<17} {'ARTIFACT':<12} DETAIL")
+    for r in rows:
+        result = r["artifact_result"] or {}
+        flag = "PSEUDO-WORK" if r["pseudo_work"] else ("ok" if result.get("passed") else "-")
+        detail = (r["blocker"] or {}).get("reason") or result.get("summary") or ""
+        print(
+            f"{r['agent']:<14} {r['state']:<8} {r['started_at']:%Y-%m-%d %H:%M} {flag:<12} {detail}"
+        )
+    if counts:
+        print("\npseudo-work per agent (flagged / ended sessions):")
+        for agent, (flagged, ended) in counts.items():
+            print(f"  {agent:<14} {flagged} / {ended}")
+    return 0
+
+
+def render_inbox(items: list[InboxItem]) -> str:
+    if not items:
+        return "inbox is empty"
+    lines = []
+    for item in items:
+        when = f"{item.created_at:%Y-%m-%d %H:%M}" if item.created_at else ""
+        done = " (cleared)" if item.cleared_at else ""
+        lines.append(f"{when}  [{item.kind}] {item.title}{done}")
+        if item.action and not item.cleared_at:
+            lines.append(f"    -> {item.action}")
+    return "\n".join(lines)
+
+
+async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _store(settings)
+    try:
+        items = await store.inbox(include_cleared=args.all)
+    finally:
+        await store.pool.close()
+    if args.json:
+        _print_json([i.model_dump(mode="json") for i in items])
+    else:
+        print(render_inbox(items))
+    return 0
+
+
+async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int:
+    import shutil
+
+    from tether.hooks import install
+
+    config = load_config(settings.config_path)
+    agent = config.agent(args.agent)
+    if agent is None and config.agents:
+        known = ", ".join(a.name for a in config.agents)
+        raise TetherError(f"agent {args.agent!r} is not in tether.toml (agents: {known})")
+    fail_closed = agent.fail_closed if agent else True
+    if args.fail_open:
+        fail_closed = False
+    executable = shutil.which("tether") or f"{sys.executable} -m tether"
+    try:
+        path = install(Path(args.project), args.agent, executable, fail_closed, args.temporal_http)
+    except ValueError as exc:
+        raise TetherError(str(exc)) from exc
+    mode = "fail closed" if fail_closed else "fail open"
+    print(f"wrote Tether's hooks for {args.agent} into {path} ({mode})")
+    return 0
+
+
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from tether.up import run_stack
 
@@ -301,6 +447,57 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", required=needs_reason)
         p.add_argument("--by", default="founder")
         p.set_defaults(func=_founder_action(call, verb))
+
+    session = sub.add_parser("session", help="agent sessions: start, show, end, recheck, list")
+    ssub = session.add_subparsers(dest="session_command", required=True, metavar="ACTION")
+    p = ssub.add_parser("start", help="start (or resume) an agent's session and print its brief")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--task", help="the task this session works on")
+    p.add_argument(
+        "--artifact", help="url:URL | file:PATH | deploy:SERVICE | commit:REPO[@BRANCH][:PATH]"
+    )
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_session_start)
+    p = ssub.add_parser("show", help="an agent's current (or last) session")
+    p.add_argument("agent")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_session_show)
+    p = ssub.add_parser("end", help="end an agent's session; its artifact is checked")
+    p.add_argument("agent")
+    p.add_argument("--reason", default="ended from the CLI")
+    p.add_argument("--by", default="founder")
+    p.set_defaults(func=cmd_session_end)
+    p = ssub.add_parser("recheck", help="probe a blocked session's credentials again")
+    p.add_argument("agent")
+    p.add_argument("--by", default="founder")
+    p.set_defaults(func=cmd_session_recheck)
+    p = ssub.add_parser("list", help="sessions, newest first, with pseudo-work counts")
+    p.add_argument("--agent")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_session_list)
+
+    p = sub.add_parser("inbox", help="what waits for the founder")
+    p.add_argument("--all", action="store_true", help="include cleared items")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inbox)
+
+    hooks = sub.add_parser("hooks", help="install the agent runtime hooks")
+    hsub = hooks.add_subparsers(dest="hooks_command", required=True, metavar="ACTION")
+    p = hsub.add_parser("install", help="write Claude Code hooks into .claude/settings.json")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--project", default=".", help="the project folder (default: here)")
+    p.add_argument(
+        "--fail-open",
+        action="store_true",
+        help="let tool calls through when "
+        "Tether is unreachable (default: the agent's fail_closed in tether.toml)",
+    )
+    p.add_argument("--temporal-http", help="Temporal's HTTP API, if not found from TETHER_HOME")
+    p.set_defaults(func=cmd_hooks_install)
+
+    sub.add_parser(
+        "hook", help="answer an agent runtime's hook: tether hook claude-code EVENT --agent NAME"
+    )
     return parser
 
 

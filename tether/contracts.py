@@ -448,6 +448,8 @@ class SessionView(Model):
     checked_out: dict[str, str] = Field(default_factory=dict)
     artifact_result: ArtifactResult | None = None
     pseudo_work: bool = False
+    # What the agent is told while the session is blocked (the blocker's message).
+    notice: str = ""
     # When the session is ended by Tether if nothing ends it before.
     deadline: datetime | None = None
     repositories: list[str] = Field(default_factory=list)

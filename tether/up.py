@@ -51,8 +51,10 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
             )
             address = f"localhost:{settings.temporal_port}"
             ui = f"http://localhost:{settings.ui_port}"
+            http_api = f"http://127.0.0.1:{settings.http_port}"
         else:
             address, ui = settings.temporal_address, "(the Web UI of your Temporal cluster)"
+            http_api = os.environ.get("TETHER_TEMPORAL_HTTP", "")
 
         if settings.database_url is None:
             postgres = EmbeddedPostgres(settings.home / "postgres", port=settings.postgres_port)
@@ -73,6 +75,8 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
                     "namespace": settings.namespace,
                     "task_queue": settings.task_queue,
                     "web_ui": ui,
+                    # Temporal's HTTP API, which the agents' hooks use.
+                    "temporal_http": http_api,
                     # A URL with a password came from DATABASE_URL, which the CLI reads itself;
                     # it is not copied into a file.
                     "database_url": "" if urlsplit(db_url).password else db_url,

@@ -29,7 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.sessions import SessionActivities
     from tether import constants, errors
-    from tether.brief import compose_brief, render_brief
+    from tether.brief import compose_brief
     from tether.contracts import (
         Artifact,
         ArtifactInput,
@@ -173,6 +173,7 @@ class AgentSessionWorkflow:
         if not bad and rejected is None:
             self.view.credentials = statuses
             self.view.blocker = None
+            self.view.notice = ""
             self.view.state = SessionState.ACTIVE
             self._set_search_attributes()
             await self._activity(
@@ -209,6 +210,7 @@ class AgentSessionWorkflow:
                 kind="config", subject=v.agent, reason=setup.problem, since=workflow.now()
             )
             v.state = SessionState.BLOCKED
+            v.notice = v.blocker.message()
             self._set_search_attributes()
             await self._tell_founder_blocked()
             await self._record()
@@ -308,9 +310,8 @@ class AgentSessionWorkflow:
             reason += f" (also failing: {', '.join(b[0] for b in bad[1:])})"
         v.blocker = Blocker(kind="credential", subject=name, reason=reason, since=workflow.now())
         v.state = SessionState.BLOCKED
+        v.notice = v.blocker.message()
         self._set_search_attributes()
-        if v.brief is not None:
-            v.brief.text = render_brief(v.brief)
         await self._tell_founder_blocked()
         await self._record()
 

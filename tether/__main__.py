@@ -1,0 +1,3 @@
+from tether.entry import main
+
+main()

@@ -1,0 +1,18 @@
+"""The `tether` executable. Hooks run on every tool call of every agent, so `tether hook …` is
+answered without importing the Temporal SDK or the rest of the CLI."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv[:1] == ["hook"]:
+        from tether.hooks import main as hook_main
+
+        sys.stdout.flush()
+        raise SystemExit(hook_main(argv[1:]))
+    from tether.cli import main as cli_main
+
+    cli_main(argv)

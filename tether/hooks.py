@@ -1,0 +1,433 @@
+"""The Claude Code hook adapter: `tether hook claude-code EVENT --agent NAME`.
+
+Claude Code runs the hook with the event's JSON on stdin and reads the answer from the exit code
+and stdout (https://code.claude.com/docs/en/hooks). Hooks sit on the agent's hot path, so this
+module uses only the standard library: it talks to the session workflow through Temporal's HTTP
+API (served by the dev server on --http-port and by clusters on 7243) instead of importing the
+Temporal SDK, which alone costs more than the whole hook should.
+
+Events:
+- SessionStart: start or resume the agent's session workflow; answer with the startup brief as
+  additionalContext, or with the reason the session is blocked.
+- PreToolUse: deny every tool call while the session is blocked (or not open), with the reason.
+- Stop: block stopping once, with the reason, while the session has no deliverable yet
+  (respects stop_hook_active).
+- SessionEnd: end the session; the artifact test runs in the workflow, not here.
+
+If Tether cannot be reached, tool calls are denied when the hook runs with --fail-closed, and the
+hook always says why in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+# Kept equal to tether.constants (a test checks): importing that module would import temporalio.
+SESSION_WORKFLOW_ID_PREFIX = "session-"
+SESSION_WORKFLOW_TYPE = "AgentSessionWorkflow"
+DEFAULT_TEMPORAL_HTTP = "http://127.0.0.1:7243"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_TASK_QUEUE = "tether"
+
+QUERY_TIMEOUT = 5.0
+# Claude Code's SessionStart and Stop hooks get 60 s (set by `tether hooks install`).
+STARTUP_TIMEOUT = 55.0
+END_TIMEOUT = 1.2  # SessionEnd hooks share a 1.5 s budget
+
+EVENTS = ("SessionStart", "PreToolUse", "Stop", "SessionEnd")
+_COMPLETED = "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"
+_ACCEPTED = "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED"
+
+
+class Unreachable(Exception):
+    """Temporal's HTTP API did not answer."""
+
+
+class Refused(Exception):
+    """The workflow refused the request (an update validator, or an update that failed)."""
+
+
+class TemporalHttp:
+    def __init__(self, base: str, namespace: str) -> None:
+        self.base = f"{base.rstrip('/')}/api/v1/namespaces/{quote(namespace, safe='')}"
+
+    def _post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[int, Any]:
+        data = json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base + path, data=data, method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = json.loads(exc.read() or b"{}")
+            except ValueError:
+                detail = {}
+            return exc.code, detail
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise Unreachable(
+                f"Temporal's HTTP API at {self.base} did not answer ({reason})"
+            ) from exc
+
+    def query(self, workflow_id: str, name: str) -> Any | None:
+        """The query's result; None when the workflow does not exist."""
+        status, body = self._post(
+            f"/workflows/{quote(workflow_id, safe='')}/query/{name}",
+            {"query": {"queryType": name}},
+            QUERY_TIMEOUT,
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise Unreachable(f"query {name} failed: HTTP {status} {body.get('message', '')}")
+        result = body.get("queryResult") or [None]
+        return result[0]
+
+    def update(
+        self,
+        workflow_id: str,
+        name: str,
+        args: list[Any],
+        timeout: float,
+        wait_completed: bool = True,
+    ) -> Any:
+        """Run an update; its result when completed (None when only waiting for acceptance)."""
+        update_id = str(uuid.uuid4())
+        body = {
+            "request": {"meta": {"updateId": update_id}, "input": {"name": name, "args": args}},
+            "waitPolicy": {"lifecycleStage": _COMPLETED if wait_completed else _ACCEPTED},
+        }
+        path = f"/workflows/{quote(workflow_id, safe='')}/update/{name}"
+        while True:
+            status, answer = self._post(path, body, timeout)
+            if status == 404:
+                raise Refused(answer.get("message") or "no such workflow")
+            if status != 200:
+                raise Unreachable(
+                    f"update {name} failed: HTTP {status} {answer.get('message', '')}"
+                )
+            outcome = answer.get("outcome")
+            if outcome is None:
+                if not wait_completed:
+                    return None
+                continue  # still running: the same update id asks again for its outcome
+            if "failure" in outcome:
+                failure = outcome["failure"]
+                raise Refused(failure.get("message") or "refused")
+            result = outcome.get("success") or [None]
+            return result[0]
+
+    def start(self, workflow_id: str, task_queue: str, arg: dict[str, Any], summary: str) -> bool:
+        """Start the workflow; False when one with this id is already running."""
+        status, answer = self._post(
+            f"/workflows/{quote(workflow_id, safe='')}",
+            {
+                "workflowType": {"name": SESSION_WORKFLOW_TYPE},
+                "taskQueue": {"name": task_queue},
+                "input": [arg],
+                "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE",
+                "userMetadata": {"summary": summary},
+                "requestId": str(uuid.uuid4()),
+            },
+            QUERY_TIMEOUT,
+        )
+        if status == 409:
+            return False
+        if status != 200:
+            raise Unreachable(
+                f"starting {workflow_id} failed: HTTP {status} {answer.get('message')}"
+            )
+        return True
+
+
+# --- where Tether is ------------------------------------------------------------------------
+
+
+def _stack(home: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((home / "stack.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def locate(flag: str | None) -> tuple[str, str, str]:
+    """(Temporal HTTP URL, namespace, task queue): flags, then the environment, then the
+    stack.json of a running `tether up`, then the defaults."""
+    home = Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
+    stack = _stack(home)
+    url = flag or os.environ.get("TETHER_TEMPORAL_HTTP") or stack.get("temporal_http")
+    namespace = os.environ.get("TEMPORAL_NAMESPACE") or stack.get("namespace")
+    queue = os.environ.get("TETHER_TASK_QUEUE") or stack.get("task_queue")
+    return (
+        str(url or DEFAULT_TEMPORAL_HTTP),
+        str(namespace or DEFAULT_NAMESPACE),
+        str(queue or DEFAULT_TASK_QUEUE),
+    )
+
+
+# --- answers in Claude Code's protocol ------------------------------------------------------
+
+
+def _context(event: str, text: str, user_message: str | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "hookSpecificOutput": {"hookEventName": event, "additionalContext": text[:9900]}
+    }
+    if user_message:
+        answer["systemMessage"] = user_message
+    return answer
+
+
+def _deny(reason: str) -> dict[str, Any]:
+    return {
+        "hookSpecificOutput": {
+            "hookEventName": "PreToolUse",
+            "permissionDecision": "deny",
+            "permissionDecisionReason": reason,
+        }
+    }
+
+
+class Hook:
+    def __init__(self, agent: str, temporal: TemporalHttp, task_queue: str, fail_closed: bool):
+        self.agent = agent
+        self.temporal = temporal
+        self.task_queue = task_queue
+        self.fail_closed = fail_closed
+        self.workflow_id = f"{SESSION_WORKFLOW_ID_PREFIX}{agent}"
+
+    def session(self) -> dict[str, Any] | None:
+        view = self.temporal.query(self.workflow_id, "view_session")
+        return view if isinstance(view, dict) else None
+
+    def start_or_resume(self, payload: dict[str, Any]) -> dict[str, Any]:
+        session_id = payload.get("session_id") or None
+        for _ in range(3):
+            view = self.session()
+            if view is not None and view.get("state") != "ended":
+                if view.get("external_id") in (None, session_id):
+                    return dict(
+                        self.temporal.update(self.workflow_id, "ready", [], STARTUP_TIMEOUT)
+                    )
+                superseded = {
+                    "reason": f"superseded by Claude Code session {session_id}; the previous "
+                    "one never ended",
+                    "by": "tether",
+                }
+                # Refused means it is already ending; the next round sees it ended.
+                with contextlib.suppress(Refused):
+                    self.temporal.update(self.workflow_id, "end", [superseded], STARTUP_TIMEOUT)
+                continue
+            arg = {
+                "agent": self.agent,
+                "external_id": session_id,
+                "runtime": "claude-code",
+                "source": str(payload.get("source") or "startup"),
+            }
+            summary = f"Session of {self.agent} (claude-code)"
+            if self.temporal.start(self.workflow_id, self.task_queue, arg, summary):
+                return dict(self.temporal.update(self.workflow_id, "ready", [], STARTUP_TIMEOUT))
+        raise Unreachable(f"the session of {self.agent} kept changing while starting; try again")
+
+    def handle(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        if event == "SessionStart":
+            started = self.start_or_resume(payload)
+            if started.get("state") == "blocked":
+                notice = str(started.get("notice") or "blocked")
+                return _context(event, notice, user_message=f"Tether: {notice}")
+            brief = started.get("brief") or {}
+            return _context(event, str(brief.get("text") or "Tether: no brief was produced."))
+
+        view: dict[str, Any] | None
+        if event == "PreToolUse":
+            view = self.session()
+            problem = self._not_governed(view, payload)
+            if problem:
+                return _deny(problem) if self.fail_closed else {"systemMessage": problem}
+            assert view is not None
+            if view.get("state") == "blocked":
+                return _deny(str(view.get("notice") or "blocked by Tether"))
+            return None
+
+        if event == "Stop":
+            if payload.get("stop_hook_active"):
+                return None  # stop was already blocked once; let it stop
+            view = self.session()
+            if self._not_governed(view, payload) or (view or {}).get("state") != "active":
+                return None
+            try:
+                result = self.temporal.update(
+                    self.workflow_id, "check_deliverable", [], STARTUP_TIMEOUT
+                )
+            except Refused:
+                return None
+            if isinstance(result, dict) and not result.get("passed"):
+                return {
+                    "decision": "block",
+                    "reason": (
+                        f"No deliverable yet: {result.get('summary')}. Commit the work on your "
+                        "branch before stopping, or say plainly what blocks you."
+                    ),
+                }
+            return None
+
+        if event == "SessionEnd":
+            reason = f"claude-code SessionEnd ({payload.get('reason') or 'other'})"
+            try:
+                self.temporal.update(
+                    self.workflow_id,
+                    "end",
+                    [
+                        {
+                            "reason": reason,
+                            "by": "claude-code",
+                            "external_id": payload.get("session_id"),
+                        }
+                    ],
+                    END_TIMEOUT,
+                    wait_completed=False,
+                )
+            except Refused as exc:
+                print(f"tether: session not ended: {exc}", file=sys.stderr)
+            return None
+        return None
+
+    def _not_governed(self, view: dict[str, Any] | None, payload: dict[str, Any]) -> str | None:
+        if view is None or view.get("state") == "ended":
+            return (
+                f"Tether: no open session for agent {self.agent}; start a new Claude Code "
+                "session so Tether can brief you and check your credentials"
+            )
+        current, mine = view.get("external_id"), payload.get("session_id")
+        if current and mine and current != mine:
+            return (
+                f"Tether: agent {self.agent} already has an open session ({current}); one "
+                "session per agent — end it before working in this one"
+            )
+        return None
+
+
+def _trouble_answer(event: str, line: str, fail_closed: bool) -> dict[str, Any] | None:
+    """The answer when Tether could not decide: one line saying why, and deny or let through."""
+    if event == "PreToolUse":
+        if fail_closed:
+            return _deny(f"{line}. Tool calls are denied until it is back; tell the founder.")
+        return {"systemMessage": f"{line}; tool calls are not governed."}
+    if event == "SessionStart":
+        tail = " Tool calls will be denied until it is back." if fail_closed else ""
+        return _context(event, f"{line}. No startup brief.{tail}", user_message=line)
+    print(f"tether: {line}", file=sys.stderr)
+    return None
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tether hook", description="Answer an agent runtime's hook (JSON on stdin)."
+    )
+    parser.add_argument("runtime", choices=["claude-code"])
+    parser.add_argument("event", help=f"the hook event: {', '.join(EVENTS)}")
+    parser.add_argument("--agent", required=True)
+    parser.add_argument(
+        "--fail-closed", action="store_true", help="deny tool calls when Tether cannot be reached"
+    )
+    parser.add_argument(
+        "--temporal-http", help=f"Temporal's HTTP API (default {DEFAULT_TEMPORAL_HTTP})"
+    )
+    args = parser.parse_args(argv)
+
+    raw = sys.stdin.read()
+    answer: dict[str, Any] | None
+    try:
+        payload = json.loads(raw) if raw.strip() else {}
+        if not isinstance(payload, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
+        answer = _trouble_answer(
+            args.event,
+            f"Tether could not read the hook input: not valid JSON ({exc})",
+            args.fail_closed,
+        )
+        if answer:
+            print(json.dumps(answer))
+        return 0
+    event = str(payload.get("hook_event_name") or args.event)
+    url, namespace, queue = locate(args.temporal_http)
+    hook = Hook(args.agent, TemporalHttp(url, namespace), queue, args.fail_closed)
+    try:
+        answer = hook.handle(event, payload)
+    except Unreachable as exc:
+        answer = _trouble_answer(event, f"Tether is unreachable: {exc}", args.fail_closed)
+    except Refused as exc:
+        answer = _trouble_answer(event, f"Tether refused: {exc}", args.fail_closed)
+    if answer is not None:
+        print(json.dumps(answer))
+    return 0
+
+
+# --- `tether hooks install` -------------------------------------------------------------------
+
+# (event, matcher, timeout in seconds)
+_INSTALLED = (
+    ("SessionStart", "startup|resume|clear|compact", 60),
+    ("PreToolUse", "*", 15),
+    ("Stop", None, 60),
+    ("SessionEnd", None, 5),
+)
+_MARK = " hook claude-code "
+
+
+def install(
+    project: Path,
+    agent: str,
+    executable: str,
+    fail_closed: bool,
+    temporal_http: str | None = None,
+) -> Path:
+    """Write Tether's hook entries into PROJECT/.claude/settings.json, keeping everything else
+    there; Tether's own earlier entries are replaced, so running it again changes nothing."""
+    path = project / ".claude" / "settings.json"
+    settings: dict[str, Any] = {}
+    if path.exists():
+        try:
+            settings = json.loads(path.read_text() or "{}")
+        except ValueError as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); fix it or move it away") from exc
+        if not isinstance(settings, dict):
+            raise ValueError(f"{path} does not hold a JSON object; fix it or move it away")
+    hooks = settings.setdefault("hooks", {})
+    if not isinstance(hooks, dict):
+        raise ValueError(f"{path}: 'hooks' is not an object; fix it or move it away")
+    base = f"{executable}{_MARK}"
+    flags = f" --agent {agent}" + (" --fail-closed" if fail_closed else "")
+    if temporal_http:
+        flags += f" --temporal-http {temporal_http}"
+    for event, matcher, timeout in _INSTALLED:
+        kept = []
+        for group in hooks.get(event) or []:
+            handlers = [h for h in group.get("hooks", []) if _MARK not in str(h.get("command", ""))]
+            if handlers:
+                kept.append({**group, "hooks": handlers})
+        ours: dict[str, Any] = {
+            "hooks": [{"type": "command", "command": f"{base}{event}{flags}", "timeout": timeout}]
+        }
+        if matcher:
+            ours = {"matcher": matcher, **ours}
+        hooks[event] = [*kept, ours]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(settings, indent=2) + "\n")
+    tmp.replace(path)
+    return path
