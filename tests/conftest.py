@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -22,7 +23,13 @@ from activities.store import Store, connect_pool, migrate
 from tests.helpers import HttpService
 from tether.client import connect
 from tether.config import TetherConfig
-from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server
+from tether.stack import (
+    EmbeddedPostgres,
+    ensure_search_attributes,
+    free_port,
+    start_temporal_dev_server,
+    temporal_test_server_binary,
+)
 
 _exit_status: int | None = None
 SUGGEST_CONTINUE_AS_NEW_AFTER = 40
@@ -59,13 +66,18 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+def temporal_http_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env(temporal_http_port: int) -> AsyncIterator[WorkflowEnvironment]:
     # Temporal suggests continue-as-new after a few dozen events here, so every test also
-    # exercises carrying a task's state across runs.
+    # exercises carrying a task's state across runs. The HTTP API serves the agents' hooks.
     env = await start_temporal_dev_server(
         port=free_port(),
         ui_port=None,
-        http_port=None,
+        http_port=temporal_http_port,
         db_file=None,
         extra_args=[
             "--dynamic-config-value",
@@ -76,6 +88,11 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_http(temporal_env: WorkflowEnvironment, temporal_http_port: int) -> str:
+    return f"http://127.0.0.1:{temporal_http_port}"
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +132,20 @@ async def worker(
     w = tether_worker.build_worker(client, task_queue, store, config)
     async with w:
         yield w
+
+
+@pytest.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    # The same converter as tether.client.connect; time skipping needs the environment's own client.
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=temporal_test_server_binary(),
+    )
+    try:
+        await ensure_search_attributes(env.client)
+        yield env
+    finally:
+        await env.shutdown()
 
 
 @pytest.fixture

@@ -88,3 +88,78 @@ def commit_file(repo: Path, rel: str, content: str, message: str, date: str | No
     env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else None
     git(repo, "commit", "-q", "-m", message, env=env)
     return git(repo, "rev-parse", "HEAD")
+
+
+class FakeForge:
+    """A forge on 127.0.0.1 speaking GitHub's REST shape (or Gitea's under /api/v1): `GET /user`
+    with token checks and an optional expiry header, open pull requests and their files."""
+
+    def __init__(self, kind: str = "github") -> None:
+        self.kind = kind
+        self.tokens: set[str] = set()
+        self.expiry: str | None = None
+        self.rate_limited = False
+        # "owner/name" -> list of (number, title, branch, login, files)
+        self.pulls: dict[str, list[tuple[int, str, str, str, list[str]]]] = {}
+        self.auth_headers: list[str] = []
+        forge = self
+        prefix = "/api/v1" if kind == "gitea" else ""
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                forge.auth_headers.append(auth.split(" ", 1)[0])
+                token = auth.split(" ", 1)[1] if " " in auth else ""
+                if forge.rate_limited:
+                    self._send(403, {"message": "rate limit"}, {"x-ratelimit-remaining": "0"})
+                    return
+                if token not in forge.tokens:
+                    self._send(401, {"message": "Bad credentials"})
+                    return
+                path = self.path.split("?", 1)[0].removeprefix(prefix)
+                parts = path.strip("/").split("/")
+                extra = {"github-authentication-token-expiration": forge.expiry}
+                if path == "/user":
+                    self._send(200, {"login": "tether-bot"}, extra if forge.expiry else None)
+                elif len(parts) == 4 and parts[0] == "repos" and parts[3] == "pulls":
+                    pulls = forge.pulls.get(f"{parts[1]}/{parts[2]}", [])
+                    self._send(200, [
+                        {"number": n, "title": t, "head": {"ref": b}, "user": {"login": u},
+                         "updated_at": "2026-11-20T10:00:00Z", "html_url": f"http://forge/{n}"}
+                        for n, t, b, u, _ in pulls
+                    ])  # fmt: skip
+                elif len(parts) == 6 and parts[3] == "pulls" and parts[5] == "files":
+                    pulls = forge.pulls.get(f"{parts[1]}/{parts[2]}", [])
+                    files = next((f for n, *_, f in pulls if str(n) == parts[4]), None)
+                    if files is None:
+                        self._send(404, {"message": "not found"})
+                    else:
+                        self._send(200, [{"filename": f} for f in files])
+                else:
+                    self._send(404, {"message": "not found"})
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def api_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}" + ("/api/v1" if self.kind == "gitea" else "")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

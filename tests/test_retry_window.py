@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from temporalio.client import Client, WorkflowUpdateStage
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -19,7 +16,6 @@ from tests.helpers import HttpService
 from tether import api, constants
 from tether.config import TetherConfig
 from tether.contracts import HttpCheck, SubmitInput, SubmitResult, TaskSpec
-from tether.stack import ensure_search_attributes, temporal_test_server_binary
 from workflows import TaskWorkflow
 
 
@@ -42,20 +38,6 @@ async def test_check_passes_once_the_service_recovers_within_the_window(
     result, _ = await asyncio.gather(api.submit_task(client, task_id, "devops", None), recover())
     assert result.done
     assert result.evidence[0].attempts > 1 and result.evidence[0].passed
-
-
-@pytest.fixture(scope="module")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    # The same converter as tether.client.connect; time skipping needs the environment's own client.
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=temporal_test_server_binary(),
-    )
-    try:
-        await ensure_search_attributes(env.client)
-        yield env
-    finally:
-        await env.shutdown()
 
 
 async def test_a_ten_minute_window_fails_after_ten_minutes_not_before(

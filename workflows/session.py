@@ -94,6 +94,8 @@ class AgentSessionWorkflow:
                 artifact=inp.artifact,
             )
         self._end: EndSessionInput | None = None
+        # Set once the end is fully recorded and the founder told: `end` returns after it.
+        self._finished = False
 
     @workflow.run
     async def run(self, inp: SessionInput) -> SessionView:
@@ -133,7 +135,7 @@ class AgentSessionWorkflow:
     @workflow.update
     async def end(self, inp: EndSessionInput) -> SessionView:
         self._end = inp
-        await workflow.wait_condition(lambda: self.view.state == SessionState.ENDED)
+        await workflow.wait_condition(lambda: self._finished)
         return self.view
 
     @end.validator
@@ -237,12 +239,7 @@ class AgentSessionWorkflow:
         v.brief = compose_brief(
             v.agent, setup.repositories, truth, unverified, login=setup.logins.get(v.agent)
         )
-        if any(not s.ok for s in statuses) or rejected is not None:
-            await self._block(statuses, rejected)
-        else:
-            v.state = SessionState.ACTIVE
-            self._set_search_attributes()
-            await self._record()
+        # The founder hears of overlaps before the agent gets its brief.
         for overlap in v.brief.overlaps:
             await self._notify(
                 InboxItem(
@@ -254,6 +251,12 @@ class AgentSessionWorkflow:
                     action="tether task list --state claimed",
                 )
             )
+        if any(not s.ok for s in statuses) or rejected is not None:
+            await self._block(statuses, rejected)
+        else:
+            v.state = SessionState.ACTIVE
+            self._set_search_attributes()
+            await self._record()
 
     async def _probe(self, names: list[str]) -> list[CredentialStatus]:
         if not names:
@@ -397,6 +400,7 @@ class AgentSessionWorkflow:
                     action=f"tether session list --agent {v.agent}",
                 )
             )
+        self._finished = True
 
     # --- plumbing ------------------------------------------------------------------------------
 

@@ -1,0 +1,114 @@
+"""A small team for session tests: real git repositories, a forge on 127.0.0.1, a fresh database
+and a worker configured for them. Agent names are unique per test (one open session per agent
+is a rule of the shared Temporal server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+
+import worker as tether_worker
+from activities.store import Store, connect_pool, migrate
+from tests.helpers import FakeForge, make_repo
+from tether.config import TetherConfig
+
+# Distinctive values, so that a test can look for them anywhere they must not be.
+TOKEN_ENV = "TETHER_TEST_FORGE_TOKEN"
+VALID_TOKEN = f"ghp_valid_{uuid.uuid4().hex}"
+REJECTED_TOKEN = f"ghp_revoked_{uuid.uuid4().hex}"
+
+
+@dataclass
+class Team:
+    config: TetherConfig
+    store: Store
+    task_queue: str
+    repo: Path
+    forge: FakeForge
+    names: dict[str, str] = field(default_factory=dict)
+
+    def agent(self, role: str) -> str:
+        return self.names[role]
+
+
+def team_config(
+    repo: Path, forge: FakeForge, names: dict[str, str], extra: dict[str, Any] | None = None
+) -> TetherConfig:
+    data: dict[str, Any] = {
+        "repositories": {"app": {"path": str(repo), "forge_repo": "acme/app"}},
+        "credentials": {"github": {"kind": "forge_token", "env": TOKEN_ENV}},
+        "forge": {"kind": forge.kind, "api_url": forge.api_url, "credential": "github"},
+        "agents": [
+            {"name": names["coder"], "credentials": ["github"], "repositories": ["app"],
+             "branch": "coder-work"},
+            {"name": names["devops"], "repositories": ["app"]},
+            {"name": names["security"], "forge_login": "sec-bot", "repositories": ["app"]},
+        ],
+    }  # fmt: skip
+    for key, value in (extra or {}).items():
+        data[key] = value
+    return TetherConfig.model_validate(data)
+
+
+@asynccontextmanager
+async def running_team(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    extra: dict[str, Any] | None = None,
+) -> AsyncIterator[Team]:
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"{role}-{suffix}" for role in ("coder", "devops", "security")}
+    repo = make_repo(tmp_path / "app")
+    config = team_config(repo, forge, names, extra)
+    pool = await connect_pool(fresh_db)
+    await migrate(pool)
+    store = Store(pool)
+    queue = f"sessions-{suffix}"
+    try:
+        async with tether_worker.build_worker(client, queue, store, config):
+            yield Team(config, store, queue, repo, forge, names)
+    finally:
+        await pool.close()
+
+
+@dataclass
+class HookRun:
+    code: int
+    answer: dict[str, Any] | None
+    err: str
+
+
+async def run_hook(
+    event: str,
+    agent: str,
+    payload: dict[str, Any],
+    temporal_http: str,
+    task_queue: str,
+    *flags: str,
+) -> HookRun:
+    """Run `tether hook claude-code EVENT` as Claude Code does: a process, JSON on stdin."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+    env.update(TETHER_TEMPORAL_HTTP=temporal_http, TETHER_TASK_QUEUE=task_queue)
+    body = {"hook_event_name": event, "transcript_path": "/dev/null", "cwd": "/", **payload}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tether", "hook", "claude-code", event, "--agent", agent, *flags,
+        env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(json.dumps(body).encode()), timeout=90)
+    assert proc.returncode is not None
+    text = out.decode().strip()
+    assert "Traceback" not in err.decode(), err.decode()
+    return HookRun(proc.returncode, json.loads(text) if text else None, err.decode())

@@ -1,0 +1,305 @@
+"""Agent sessions end to end: the startup brief from ground truth, the credential gate, the
+artifact test, driven through the Python client and through Claude Code hook payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from tests.helpers import FakeForge, commit_file, git
+from tests.sessions_support import (
+    REJECTED_TOKEN,
+    TOKEN_ENV,
+    VALID_TOKEN,
+    run_hook,
+    running_team,
+)
+from tether import api
+from tether.contracts import (
+    Artifact,
+    HttpCheck,
+    SessionInput,
+    SessionState,
+    TaskSpec,
+)
+from workflows.session import AgentSessionWorkflow
+
+
+@pytest.fixture
+def forge() -> Iterator[FakeForge]:
+    f = FakeForge()
+    f.tokens.add(VALID_TOKEN)
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+@pytest.fixture
+def valid_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
+
+
+def _task(
+    task_id: str, title: str, assignee: str | None = None, path: str | None = None
+) -> TaskSpec:
+    artifact = Artifact(kind="commit", repository="app", path=path) if path else None
+    check = HttpCheck(url="http://127.0.0.1:9/health")
+    return TaskSpec(id=task_id, title=title, assignee=assignee, artifact=artifact, checks=[check])
+
+
+async def test_brief_shows_work_in_flight_and_never_offers_it(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, devops = team.agent("coder"), team.agent("devops")
+        sfx = coder.rsplit("-", 1)[1]
+        held, busy, mine, free = (f"{n}-{sfx}" for n in ("held", "busy", "mine", "free"))
+        q = team.task_queue
+        await api.create_task(client, q, _task(held, "Fix the checkout 500"))
+        await api.claim_task(client, held, devops)
+        await api.create_task(client, q, _task(busy, "Rate-limit login", path="api/login"))
+        await api.create_task(client, q, _task(free, "Write the changelog"))
+        await api.create_task(client, q, _task(mine, "Add retries", assignee=coder))
+        commit_file(team.repo, "api/payments.py", "x = 1\n", "payments: first cut")
+        forge.pulls["acme/app"] = [
+            (11, "Login limits", f"{devops}/login", devops, ["api/login/limits.py"]),
+            (12, f"Checkout fix for {held}", "sec/checkout", "sec-bot", ["api/checkout.py"]),
+            (13, "Checkout refactor", f"{devops}/checkout", devops, ["api/checkout.py"]),
+        ]
+
+        view = await api.start_session(client, q, SessionInput(agent=coder))
+
+        assert view.state == SessionState.ACTIVE
+        brief = view.brief
+        assert brief is not None
+        # Its own pre-assigned task is offered first; work in flight elsewhere never is.
+        assert brief.offered is not None and brief.offered.id == mine
+        assert [t.id for t in brief.others_in_flight] == [held]
+        assert busy in brief.withheld and "PR #11" in brief.withheld[busy]
+        offered_ids = {brief.offered.id}
+        assert not offered_ids & {held, busy}
+        kinds = sorted(o.kind for o in brief.overlaps)
+        assert kinds == ["pr_files", "pr_task"]
+        text = brief.text
+        assert f"Best open task for you: {mine}" in text
+        assert f"{held} [claimed] (held by {devops})" in text
+        assert "payments: first cut" in text
+        assert "PR #12 (security" in text or "PR #12" in text
+        # The founder hears about the overlaps.
+        inbox = await team.store.inbox()
+        assert sorted(i.kind for i in inbox) == ["overlap", "overlap"]
+        assert any(held in i.title and "PR #12" in i.title for i in inbox)
+
+
+async def test_rejected_token_blocks_the_session_its_tools_and_tells_the_founder(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q = team.agent("coder"), team.task_queue
+        start = await run_hook(
+            "SessionStart", coder, {"session_id": "cc-1", "source": "startup"}, temporal_http, q
+        )
+        assert start.code == 0 and start.answer is not None
+        context = start.answer["hookSpecificOutput"]["additionalContext"]
+        assert context.startswith("blocked: credential github was rejected (HTTP 401")
+        assert context.endswith("founder notified — do not work around it")
+
+        tool = {"session_id": "cc-1", "tool_name": "Bash", "tool_input": {"command": "gh pr list"}}
+        denied = await run_hook("PreToolUse", coder, tool, temporal_http, q, "--fail-closed")
+        out = denied.answer["hookSpecificOutput"] if denied.answer else {}
+        assert out["permissionDecision"] == "deny"
+        assert "credential github was rejected" in out["permissionDecisionReason"]
+
+        inbox = await team.store.inbox()
+        assert [i.kind for i in inbox] == ["credential_blocked"]
+        assert coder in inbox[0].title and "github" in inbox[0].title
+        assert inbox[0].action == f"fix credential github, then: tether session recheck {coder}"
+
+        # The founder rotates the token; a recheck unblocks and clears the inbox item.
+        monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
+        view = await api.recheck_session(client, coder, "founder")
+        assert view.state == SessionState.ACTIVE and view.blocker is None
+        allowed = await run_hook("PreToolUse", coder, tool, temporal_http, q, "--fail-closed")
+        assert allowed.answer is None and allowed.code == 0
+        assert await team.store.inbox() == []
+
+
+async def test_session_without_a_deliverable_is_pseudo_work_and_one_with_a_commit_is_not(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q, repo = team.agent("coder"), team.task_queue, team.repo
+        git(repo, "checkout", "-q", "-b", "coder-work")
+        commit_file(repo, "docs/old.md", "written before the session\n", "old work")
+        git(repo, "checkout", "-q", "main")
+
+        # Strategy documents and an empty commit: nothing delivered.
+        await api.start_session(client, q, SessionInput(agent=coder))
+        git(repo, "checkout", "-q", "coder-work")
+        git(repo, "commit", "-q", "--allow-empty", "-m", "progress update")
+        ended = await api.end_session(client, coder, "agent says done", "agent")
+        assert ended.pseudo_work
+        assert ended.artifact_result is not None and not ended.artifact_result.passed
+        assert "none with changes" in ended.artifact_result.summary
+        flagged = await team.store.inbox()
+        assert [i.kind for i in flagged] == ["pseudo_work"]
+
+        # A real commit on the agent's branch, back-dated to look old: it still counts, because
+        # the test compares with the branch tips at session start, not with dates.
+        await api.start_session(client, q, SessionInput(agent=coder))
+        sha = commit_file(
+            repo, "api/retry.py", "RETRIES = 3\n", "add retries", date="2001-01-01T00:00:00"
+        )
+        ended = await api.end_session(client, coder, "agent says done", "agent")
+        assert not ended.pseudo_work
+        assert ended.artifact_result is not None and ended.artifact_result.passed
+        assert ended.artifact_result.commits == [sha]
+        assert ended.artifact_result.files == ["api/retry.py"]
+
+        counts = await team.store.pseudo_work_counts()
+        assert counts[coder] == (1, 2)
+
+
+async def test_declared_artifacts_file_url_and_path(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    http_service: object,
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q, repo = team.agent("coder"), team.task_queue, team.repo
+        post = tmp_path / "out" / "launch-post.md"
+        artifact = Artifact(kind="file", path=str(post))
+        await api.start_session(client, q, SessionInput(agent=coder, artifact=artifact))
+        for n in range(4):  # four strategy documents, no post
+            (tmp_path / f"strategy-{n}.md").write_text("plan\n")
+        ended = await api.end_session(client, coder, "done", "agent")
+        assert ended.pseudo_work and "does not exist" in ended.artifact_result.summary  # type: ignore[union-attr]
+
+        await api.start_session(client, q, SessionInput(agent=coder, artifact=artifact))
+        post.parent.mkdir(parents=True)
+        post.write_text("We launched.\n")
+        ended = await api.end_session(client, coder, "done", "agent")
+        assert not ended.pseudo_work
+
+        # A commit that does not touch the declared path is not the deliverable.
+        git(repo, "checkout", "-q", "-b", "coder-work")
+        artifact = Artifact(kind="commit", repository="app", path="api/")
+        await api.start_session(client, q, SessionInput(agent=coder, artifact=artifact))
+        commit_file(repo, "README.md", "more words\n", "docs")
+        ended = await api.end_session(client, coder, "done", "agent")
+        assert ended.pseudo_work and "touching 'api/'" in ended.artifact_result.summary  # type: ignore[union-attr]
+
+
+async def test_claude_code_hooks_drive_a_whole_session(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    temporal_http: str,
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q, repo = team.agent("coder"), team.task_queue, team.repo
+        git(repo, "checkout", "-q", "-b", "coder-work")
+        sid = {"session_id": "cc-42"}
+
+        start = await run_hook(
+            "SessionStart", coder, {**sid, "source": "startup"}, temporal_http, q
+        )
+        assert start.answer is not None
+        context = start.answer["hookSpecificOutput"]["additionalContext"]
+        assert context.startswith(f"Tether startup brief for {coder}")
+
+        tool = {**sid, "tool_name": "Edit", "tool_input": {"file_path": "api/x.py"}}
+        assert (await run_hook("PreToolUse", coder, tool, temporal_http, q)).answer is None
+
+        stop = await run_hook("Stop", coder, {**sid, "stop_hook_active": False}, temporal_http, q)
+        assert stop.answer is not None and stop.answer["decision"] == "block"
+        assert stop.answer["reason"].startswith("No deliverable yet: no commit on 'coder-work'")
+        again = await run_hook("Stop", coder, {**sid, "stop_hook_active": True}, temporal_http, q)
+        assert again.answer is None  # blocked once; never a loop
+
+        commit_file(repo, "api/x.py", "x = 2\n", "fix x")
+        stop = await run_hook("Stop", coder, {**sid, "stop_hook_active": False}, temporal_http, q)
+        assert stop.answer is None
+
+        # A resumed Claude Code session is the same Tether session.
+        resumed = await run_hook(
+            "SessionStart", coder, {**sid, "source": "resume"}, temporal_http, q
+        )
+        assert resumed.answer is not None
+        first = await api.session_view(client, coder)
+        assert first is not None and first.external_id == "cc-42"
+
+        end = await run_hook("SessionEnd", coder, {**sid, "reason": "prompt_input_exit"},
+                             temporal_http, q)  # fmt: skip
+        assert end.code == 0
+        handle = client.get_workflow_handle_for(AgentSessionWorkflow.run, f"session-{coder}")
+        assert (await handle.result()).state == SessionState.ENDED  # the workflow completes
+        view = await api.session_view(client, coder)
+        assert view is not None and view.state == SessionState.ENDED and not view.pseudo_work
+        assert view.end_reason == "claude-code SessionEnd (prompt_input_exit)"
+
+        # Tool calls after the session ended are not governed: denied when failing closed.
+        late = await run_hook("PreToolUse", coder, tool, temporal_http, q, "--fail-closed")
+        assert late.answer is not None
+        assert "no open session" in late.answer["hookSpecificOutput"]["permissionDecisionReason"]
+
+
+async def test_a_new_runtime_session_ends_the_abandoned_one_with_its_artifact_check(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    temporal_http: str,
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q = team.agent("coder"), team.task_queue
+        await run_hook("SessionStart", coder, {"session_id": "cc-old"}, temporal_http, q)
+        # The old process died without SessionEnd; a new one starts.
+        await run_hook("SessionStart", coder, {"session_id": "cc-new"}, temporal_http, q)
+        rows = await team.store.list_sessions(agent=coder)
+        assert [(r["external_id"], r["state"]) for r in rows] == [
+            ("cc-new", "active"),
+            ("cc-old", "ended"),
+        ]
+        old = rows[1]
+        assert "superseded by Claude Code session cc-new" in old["end_reason"]
+        assert old["pseudo_work"] and old["artifact_result"]["passed"] is False
+        # A late SessionEnd of the old process does not end the new session.
+        await run_hook("SessionEnd", coder, {"session_id": "cc-old"}, temporal_http, q)
+        view = await api.session_view(client, coder)
+        assert view is not None and view.state == SessionState.ACTIVE
+        assert view.external_id == "cc-new"
+        # Another Claude Code session of the same agent is not governed while this one is open.
+        other = {"session_id": "cc-other", "tool_name": "Bash", "tool_input": {}}
+        denied = await run_hook("PreToolUse", coder, other, temporal_http, q, "--fail-closed")
+        assert denied.answer is not None
+        assert "already has an open session" in str(denied.answer)
+        await api.end_session(client, coder, "test over", "founder")
+
+
+async def test_unknown_agent_is_blocked_with_a_configuration_reason(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        view = await api.start_session(client, team.task_queue, SessionInput(agent="ghost-x1"))
+        assert view.state == SessionState.BLOCKED
+        assert "agent ghost-x1 is not in tether.toml" in view.notice
+        await api.end_session(client, "ghost-x1", "test over", "founder")
+        ended = await api.session_view(client, "ghost-x1")
+        assert ended is not None and not ended.pseudo_work  # blocked sessions are not flagged
