@@ -82,7 +82,7 @@ def parse_github_expiry(value: str) -> datetime | None:
             parsed = datetime.strptime(value.strip(), fmt)
         except ValueError:
             continue
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     return None
 
 

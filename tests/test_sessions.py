@@ -303,3 +303,36 @@ async def test_unknown_agent_is_blocked_with_a_configuration_reason(
         await api.end_session(client, "ghost-x1", "test over", "founder")
         ended = await api.session_view(client, "ghost-x1")
         assert ended is not None and not ended.pseudo_work  # blocked sessions are not flagged
+
+
+async def test_no_secret_value_reaches_any_history_or_table(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q = team.agent("coder"), team.task_queue
+        await run_hook("SessionStart", coder, {"session_id": "cc-s"}, temporal_http, q)
+        monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
+        await api.recheck_session(client, coder, "founder")
+        await run_hook("Stop", coder, {"session_id": "cc-s"}, temporal_http, q)
+        await api.end_session(client, coder, "done", "agent")
+        dumped = await team.store.pool.fetchval(
+            """SELECT concat_ws(' ', (SELECT json_agg(s)::text FROM sessions s),
+                                     (SELECT json_agg(i)::text FROM inbox i),
+                                     (SELECT json_agg(c)::text FROM credential_status c))"""
+        )
+        assert VALID_TOKEN not in dumped and REJECTED_TOKEN not in dumped
+
+    # Every workflow this test session has run so far, not only this test's.
+    scanned = 0
+    async for wf in client.list_workflows():
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        text = history.to_json()
+        assert VALID_TOKEN not in text and REJECTED_TOKEN not in text, wf.id
+        scanned += 1
+    assert scanned >= 3

@@ -1,0 +1,122 @@
+"""The Claude Code hook adapter on its own: unreachable Tether, bad input, installing the hooks,
+and the names it shares with the rest of Tether without importing it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sessions_support import run_hook
+from tests.test_cli import tether
+from tether import constants, hooks
+from tether.stack import free_port
+
+PRE_TOOL = {"session_id": "cc-1", "tool_name": "Bash", "tool_input": {"command": "ls"}}
+
+
+async def test_unreachable_tether_fails_closed_or_open_and_says_why() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    closed = await run_hook("PreToolUse", "coder", PRE_TOOL, dead, "q", "--fail-closed")
+    assert closed.code == 0 and closed.answer is not None
+    out = closed.answer["hookSpecificOutput"]
+    assert out["permissionDecision"] == "deny"
+    reason = out["permissionDecisionReason"]
+    assert reason.startswith("Tether is unreachable: Temporal's HTTP API at")
+    assert "\n" not in reason
+
+    opened = await run_hook("PreToolUse", "coder", PRE_TOOL, dead, "q")
+    assert opened.answer is not None and "permissionDecision" not in str(opened.answer)
+    assert "tool calls are not governed" in opened.answer["systemMessage"]
+
+    start = await run_hook("SessionStart", "coder", {"session_id": "x"}, dead, "q", "--fail-closed")
+    assert start.answer is not None
+    context = start.answer["hookSpecificOutput"]["additionalContext"]
+    assert "No startup brief. Tool calls will be denied until it is back." in context
+
+    stop = await run_hook("Stop", "coder", {"session_id": "x"}, dead, "q")
+    assert stop.answer is None and stop.err.startswith("tether: Tether is unreachable")
+
+
+async def test_bad_hook_input_is_denied_with_the_reason(tmp_path: Path) -> None:
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tether", "hook", "claude-code", "PreToolUse", "--agent", "coder",
+        "--fail-closed", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate(b"{not json")
+    answer = json.loads(out)
+    assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert "not valid JSON" in answer["hookSpecificOutput"]["permissionDecisionReason"]
+
+
+def test_names_match_the_rest_of_tether() -> None:
+    assert hooks.SESSION_WORKFLOW_ID_PREFIX == constants.SESSION_WORKFLOW_ID_PREFIX
+    assert hooks.DEFAULT_TASK_QUEUE == constants.DEFAULT_TASK_QUEUE
+    assert hooks.DEFAULT_NAMESPACE == constants.DEFAULT_NAMESPACE
+    assert hooks.DEFAULT_TEMPORAL_HTTP.endswith(f":{constants.TEMPORAL_HTTP_PORT}")
+    from workflows.session import AgentSessionWorkflow
+
+    assert AgentSessionWorkflow.__name__ == hooks.SESSION_WORKFLOW_TYPE
+
+
+def test_the_hook_path_does_not_import_temporal() -> None:
+    import subprocess
+
+    code = (
+        "import sys, tether.entry, tether.hooks; "
+        "print(sorted(m for m in sys.modules if m.startswith(('temporalio', 'pydantic', 'httpx'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_hooks_install_merges_with_existing_settings(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    project = tmp_path / "proj"
+    settings = project / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    mine = {"type": "command", "command": "./lint.sh"}
+    settings.write_text(
+        json.dumps(
+            {
+                "permissions": {"allow": ["Bash(git *)"]},
+                "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [mine]}]},
+            }
+        )
+    )
+    for _ in range(2):  # installing again changes nothing
+        run = await tether(
+            cli_env, "hooks", "install", "--agent", "coder", "--project", str(project)
+        )
+        assert run.code == 0, run.err
+        assert "(fail closed)" in run.out
+    data = json.loads(settings.read_text())
+    assert data["permissions"] == {"allow": ["Bash(git *)"]}
+    pre = data["hooks"]["PreToolUse"]
+    assert pre[0] == {"matcher": "Bash", "hooks": [mine]}
+    assert len(pre) == 2 and pre[1]["matcher"] == "*"
+    command = pre[1]["hooks"][0]["command"]
+    assert command.endswith(" hook claude-code PreToolUse --agent coder --fail-closed")
+    assert set(data["hooks"]) == {"PreToolUse", "SessionStart", "Stop", "SessionEnd"}
+    assert data["hooks"]["SessionStart"][0]["matcher"] == "startup|resume|clear|compact"
+    assert all(len(groups) == 1 for e, groups in data["hooks"].items() if e != "PreToolUse")
+
+    settings.write_text("{broken")
+    run = await tether(cli_env, "hooks", "install", "--agent", "coder", "--project", str(project))
+    assert run.code == 2 and "is not valid JSON" in run.err and "move it away" in run.err
+    assert settings.read_text() == "{broken"
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+    env["TETHER_HOME"] = str(tmp_path / "home")
+    return env
