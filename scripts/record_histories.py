@@ -2,19 +2,23 @@
 
 Run after a deliberate, versioned change to a workflow, and commit the new files:
 
-    .venv/bin/python scripts/record_histories.py
+    .venv/bin/python scripts/record_histories.py            # the histories not recorded yet
+    .venv/bin/python scripts/record_histories.py task session   # these, again
 
 It starts its own Temporal dev server and PostgreSQL in a temporary folder.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tempfile
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from temporalio.client import Client, WorkflowHistory
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -23,10 +27,11 @@ from activities.store import Store, connect_pool, migrate  # noqa: E402
 from tether import api  # noqa: E402
 from tether.client import connect  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
-from tether.contracts import TaskSpec  # noqa: E402
+from tether.contracts import Artifact, SessionInput, TaskSpec  # noqa: E402
 from tether.runtime import run_and_exit  # noqa: E402
 from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 from worker import build_worker  # noqa: E402
+from workflows.session import AgentSessionWorkflow  # noqa: E402
 
 OUT = ROOT / "tests" / "histories"
 
@@ -60,34 +65,79 @@ async def main() -> int:
             pool = await connect_pool(pg.url)
             await migrate(pool)
             queue = f"record-{uuid.uuid4().hex[:8]}"
-            async with build_worker(client, queue, Store(pool), TetherConfig()):
-                spec = TaskSpec.model_validate(
-                    {
-                        "id": "replay-lifecycle",
-                        "title": "Lifecycle recorded for replay tests",
-                        "checks": [{"kind": "http", "url": url, "name": "health"}],
-                    }
-                )
-                await api.create_task(client, queue, spec)
-                await api.claim_task(client, spec.id, "coder")
-                await api.block_task(client, spec.id, "founder", "waiting for a key")
-                await api.unblock_task(client, spec.id, "founder", "key arrived")
-                first = await api.submit_task(client, spec.id, "coder", "done")
-                second = await api.submit_task(client, spec.id, "coder", "fixed")
-                assert not first.done and second.done
-                handle = client.get_workflow_handle(f"task-{spec.id}")
-                await handle.result()
-                history = await handle.fetch_history()
+            repo = Path(tmp) / "app"
+            _git_repo(repo)
+            config = TetherConfig.model_validate(
+                {
+                    "repositories": {"app": {"path": str(repo)}},
+                    "agents": [{"name": "coder", "repositories": ["app"]}],
+                }
+            )
+            wanted = set(sys.argv[1:]) or {
+                name
+                for name in ("task", "session")
+                if not (OUT / f"{name}_lifecycle.json").exists()
+            }
+            async with build_worker(client, queue, Store(pool), config):
+                histories = {}
+                if "task" in wanted:
+                    histories["task"] = await _task(client, queue, url)
+                if "session" in wanted:
+                    histories["session"] = await _session(client, queue, repo)
             await pool.close()
             OUT.mkdir(parents=True, exist_ok=True)
-            path = OUT / "task_lifecycle.json"
-            path.write_text(history.to_json())
-            print(f"wrote {path.relative_to(ROOT)}")
+            for name, history in histories.items():
+                path = OUT / f"{name}_lifecycle.json"
+                path.write_text(history.to_json())
+                print(f"wrote {path.relative_to(ROOT)}")
         finally:
             await env.shutdown()
             pg.stop()
             server.shutdown()
     return 0
+
+
+def _git_repo(path: Path) -> None:
+    env = {"GIT_AUTHOR_NAME": "r", "GIT_AUTHOR_EMAIL": "r@x", "GIT_COMMITTER_NAME": "r",
+           "GIT_COMMITTER_EMAIL": "r@x", "PATH": "/usr/bin:/bin"}  # fmt: skip
+    path.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
+    (path / "README.md").write_text("x\n")
+    subprocess.run(["git", "-C", str(path), "add", "."], check=True, env=env)
+    subprocess.run(["git", "-C", str(path), "commit", "-qm", "init"], check=True, env=env)
+
+
+async def _session(client: Client, queue: str, repo: Path) -> WorkflowHistory:
+    """A session that starts, is asked for its deliverable, declares one, and ends."""
+    await api.start_session(client, queue, SessionInput(agent="coder", external_id="rec-1"))
+    await api.check_deliverable(client, "coder")
+    handle = client.get_workflow_handle_for(AgentSessionWorkflow.run, "session-coder")
+    await handle.execute_update(
+        AgentSessionWorkflow.declare, Artifact(kind="file", path=str(repo / "README.md"))
+    )
+    await api.end_session(client, "coder", "recorded", "agent")
+    await handle.result()
+    return await handle.fetch_history()
+
+
+async def _task(client: Client, queue: str, url: str) -> WorkflowHistory:
+    spec = TaskSpec.model_validate(
+        {
+            "id": "replay-lifecycle",
+            "title": "Lifecycle recorded for replay tests",
+            "checks": [{"kind": "http", "url": url, "name": "health"}],
+        }
+    )
+    await api.create_task(client, queue, spec)
+    await api.claim_task(client, spec.id, "coder")
+    await api.block_task(client, spec.id, "founder", "waiting for a key")
+    await api.unblock_task(client, spec.id, "founder", "key arrived")
+    first = await api.submit_task(client, spec.id, "coder", "done")
+    second = await api.submit_task(client, spec.id, "coder", "fixed")
+    assert not first.done and second.done
+    handle = client.get_workflow_handle(f"task-{spec.id}")
+    await handle.result()
+    return await handle.fetch_history()
 
 
 if __name__ == "__main__":

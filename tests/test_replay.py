@@ -1,4 +1,4 @@
-"""Replay: today's TaskWorkflow must reproduce the committed histories exactly.
+"""Replay: today's workflows must reproduce the committed histories exactly.
 
 A change that would break running workflows fails here. Regenerate the histories only with a
 deliberate, versioned change: `.venv/bin/python scripts/record_histories.py`.
@@ -17,9 +17,10 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tether.contracts import TaskInput, TaskResult
-from workflows import TaskWorkflow
+from workflows import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES_BY_NAME = {p.stem: p for p in HISTORIES}
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -27,12 +28,13 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_there_are_histories_to_replay() -> None:
-    assert HISTORIES, "tests/histories is empty: run scripts/record_histories.py"
+    missing = {"task_lifecycle", "session_lifecycle"} - set(HISTORIES_BY_NAME)
+    assert not missing, f"tests/histories lacks {missing}: run scripts/record_histories.py"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replays_without_nondeterminism(path: Path) -> None:
-    replayer = Replayer(workflows=[TaskWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
     assert result.replay_failure is None
 
@@ -50,4 +52,4 @@ class ReorderedTaskWorkflow:
 async def test_a_changed_workflow_is_caught_by_replay() -> None:
     replayer = Replayer(workflows=[ReorderedTaskWorkflow], data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError):
-        await replayer.replay_workflow(load(HISTORIES[0]))
+        await replayer.replay_workflow(load(HISTORIES_BY_NAME["task_lifecycle"]))

@@ -4,10 +4,12 @@ artifact test, driven through the Python client and through Claude Code hook pay
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from tests.helpers import FakeForge, commit_file, git
 from tests.sessions_support import (
@@ -336,3 +338,29 @@ async def test_no_secret_value_reaches_any_history_or_table(
         assert VALID_TOKEN not in text and REJECTED_TOKEN not in text, wf.id
         scanned += 1
     assert scanned >= 3
+
+
+async def test_a_session_nobody_ends_is_ended_and_checked_at_its_deadline(
+    time_skipping_env: WorkflowEnvironment,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+) -> None:
+    env = time_skipping_env
+    extra = {"sessions": {"max_hours": 2}}
+    async with running_team(env.client, fresh_db, tmp_path, forge, extra) as team:
+        coder = team.agent("coder")
+        view = await api.start_session(env.client, team.task_queue, SessionInput(agent=coder))
+        assert view.deadline is not None and view.started_at is not None
+        assert view.deadline - view.started_at == timedelta(hours=2)
+        await env.sleep(timedelta(hours=1))
+        still = await api.session_view(env.client, coder)
+        assert still is not None and still.state == SessionState.ACTIVE
+        await env.sleep(timedelta(hours=1, minutes=5))
+        handle = env.client.get_workflow_handle_for(AgentSessionWorkflow.run, f"session-{coder}")
+        ended = await handle.result()
+        assert ended.state == SessionState.ENDED and ended.ended_by == "tether"
+        assert ended.end_reason == "no end was reported before the session deadline"
+        assert ended.pseudo_work
+        assert [i.kind for i in await team.store.inbox()] == ["pseudo_work"]
