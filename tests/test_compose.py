@@ -91,3 +91,12 @@ def test_image_copies_every_package_the_project_declares() -> None:
     for module in setuptools["py-modules"]:
         assert re.search(rf"^COPY {module}\.py ", dockerfile, re.MULTILINE), module
     assert SERVICES["worker"]["build"] == "."
+
+
+def test_the_hooks_reach_temporals_http_api() -> None:
+    from tether import hooks
+
+    http_port = int(env_of("temporal")["FRONTEND_HTTP_PORT"])
+    assert http_port == constants.TEMPORAL_HTTP_PORT
+    assert published("temporal")[http_port] == constants.TEMPORAL_HTTP_PORT
+    assert f"http://127.0.0.1:{constants.TEMPORAL_HTTP_PORT}" == hooks.DEFAULT_TEMPORAL_HTTP

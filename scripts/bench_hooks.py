@@ -1,0 +1,120 @@
+"""Benchmark: the wall time of one Claude Code hook call, process start included.
+
+Starts its own Temporal dev server, PostgreSQL and worker, opens a session, then runs the real
+`tether hook claude-code ...` executable the way Claude Code does (a new process, JSON on
+stdin) and prints p50/p99 per event, next to a bare `python -c pass` measured in the same run.
+
+    .venv/bin/python scripts/bench_hooks.py [--calls 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from activities.store import Store, connect_pool, migrate  # noqa: E402
+from tether import api  # noqa: E402
+from tether.client import connect  # noqa: E402
+from tether.config import TetherConfig  # noqa: E402
+from tether.contracts import SessionInput  # noqa: E402
+from tether.runtime import run_and_exit  # noqa: E402
+from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
+from worker import build_worker  # noqa: E402
+
+TETHER = str(Path(sys.executable).with_name("tether"))
+
+
+def timed(argv: list[str], stdin: bytes, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, input=stdin, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0 or b"Traceback" in done.stderr:
+        raise SystemExit(f"{argv} failed: {done.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def figures(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=100)
+    calls = parser.parse_args().calls
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "pg", port=free_port())
+        pg.start()
+        http_port = free_port()
+        env = await start_temporal_dev_server(
+            port=free_port(), ui_port=None, http_port=http_port, db_file=None
+        )
+        try:
+            client = await connect(env.client.service_client.config.target_host, "default")
+            pool = await connect_pool(pg.url)
+            await migrate(pool)
+            queue = f"bench-{uuid.uuid4().hex[:8]}"
+            config = TetherConfig.model_validate({"agents": [{"name": "bench"}]})
+            async with build_worker(client, queue, Store(pool), config):
+                await api.start_session(
+                    client, queue, SessionInput(agent="bench", external_id="b-1")
+                )
+                hook_env = {
+                    **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+                    "TETHER_TEMPORAL_HTTP": f"http://127.0.0.1:{http_port}",
+                    "TETHER_TASK_QUEUE": queue,
+                }
+                pre = json.dumps(
+                    {"hook_event_name": "PreToolUse", "session_id": "b-1", "tool_name": "Bash",
+                     "tool_input": {"command": "ls"}}
+                ).encode()  # fmt: skip
+                stop = json.dumps({"hook_event_name": "Stop", "session_id": "b-1"}).encode()
+
+                def run(event: str, body: bytes, n: int) -> list[float]:
+                    argv = [TETHER, "hook", "claude-code", event, "--agent", "bench"]
+                    return [timed(argv, body, hook_env) for _ in range(n)]
+
+                baseline = await asyncio.to_thread(
+                    lambda: [
+                        timed([sys.executable, "-c", "pass"], b"", hook_env) for _ in range(calls)
+                    ]
+                )
+                pre_times = await asyncio.to_thread(run, "PreToolUse", pre, calls)
+                stop_times = await asyncio.to_thread(run, "Stop", stop, max(10, calls // 10))
+                cli_times = await asyncio.to_thread(
+                    lambda: [timed([TETHER, "--help"], b"", hook_env) for _ in range(10)]
+                )
+            await pool.close()
+        finally:
+            await env.shutdown()
+            pg.stop()
+
+    base50, _ = figures(baseline)
+    print(f"calls per figure: {calls} (Stop: {len(stop_times)}, full CLI: {len(cli_times)})")
+    print(f"{'':34} {'p50 ms':>8} {'p99 ms':>8} {'p50 / python -c pass':>22}")
+    for name, samples in (
+        ("python -c pass (baseline)", baseline),
+        ("hook PreToolUse (query)", pre_times),
+        ("hook Stop (artifact test, update)", stop_times),
+        ("tether --help (full CLI import)", cli_times),
+    ):
+        p50, p99 = figures(samples)
+        print(f"{name:34} {p50:8.1f} {p99:8.1f} {p50 / base50:22.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_and_exit(main())
