@@ -102,6 +102,7 @@ class FakeForge:
         # "owner/name" -> list of (number, title, branch, login, files)
         self.pulls: dict[str, list[tuple[int, str, str, str, list[str]]]] = {}
         self.auth_headers: list[str] = []
+        self.requests: list[str] = []
         forge = self
         prefix = "/api/v1" if kind == "gitea" else ""
 
@@ -117,6 +118,7 @@ class FakeForge:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                forge.requests.append(self.path.split("?", 1)[0])
                 auth = self.headers.get("Authorization", "")
                 forge.auth_headers.append(auth.split(" ", 1)[0])
                 token = auth.split(" ", 1)[1] if " " in auth else ""
@@ -159,6 +161,38 @@ class FakeForge:
     def api_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}" + ("/api/v1" if self.kind == "gitea" else "")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class Webhook:
+    """A Slack-style incoming webhook on 127.0.0.1 that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.received: list[dict[str, Any]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                hook.received.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(hook.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/services/T000/B000/secret"
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -3,6 +3,7 @@ artifact test, driven through the Python client and through Claude Code hook pay
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import FakeForge, commit_file, git
+from tests.helpers import FakeForge, HttpService, Webhook, commit_file, git
 from tests.sessions_support import (
     REJECTED_TOKEN,
     TOKEN_ENV,
@@ -19,6 +20,7 @@ from tests.sessions_support import (
     run_hook,
     running_team,
 )
+from tests.test_cli import tether
 from tether import api
 from tether.contracts import (
     Artifact,
@@ -364,3 +366,151 @@ async def test_a_session_nobody_ends_is_ended_and_checked_at_its_deadline(
         assert ended.end_reason == "no end was reported before the session deadline"
         assert ended.pseudo_work
         assert [i.kind for i in await team.store.inbox()] == ["pseudo_work"]
+
+
+async def test_a_forge_rejection_in_any_activity_blocks_without_retrying(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # devops names no credential of its own; the forge read meets the 401 and blocks it.
+    monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        devops = team.agent("devops")
+        view = await api.start_session(client, team.task_queue, SessionInput(agent=devops))
+        assert view.state == SessionState.BLOCKED and view.blocker is not None
+        assert view.blocker.subject == "github"
+        assert view.notice == (
+            "blocked: credential github was rejected by the forge (HTTP 401 on "
+            "/repos/acme/app/pulls), founder notified — do not work around it"
+        )
+        assert forge.requests.count("/repos/acme/app/pulls") == 1  # typed error: not retried
+        await api.end_session(client, devops, "test over", "founder")
+
+
+async def test_handoff_brief_is_read_once_and_leads_the_brief(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q = team.agent("coder"), team.task_queue
+        await team.store.pool.execute(
+            "INSERT INTO handoffs (agent, brief) VALUES ($1, $2)",
+            coder,
+            "Decided: retries use exponential backoff. Editing api/retry.py; 3 tests failing.",
+        )
+        first = await api.start_session(client, q, SessionInput(agent=coder))
+        assert first.brief is not None
+        assert first.brief.text.startswith(
+            "Handoff from your previous session:\nDecided: retries use exponential backoff."
+        )
+        await api.end_session(client, coder, "done", "agent")
+        second = await api.start_session(client, q, SessionInput(agent=coder))
+        assert second.brief is not None and second.brief.handoff is None
+        await api.end_session(client, coder, "done", "agent")
+
+
+async def test_founder_webhook_gets_new_items_once_and_a_failure_loses_nothing(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hook = Webhook()
+    monkeypatch.setenv("TETHER_TEST_WEBHOOK", hook.url)
+    monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)
+    extra = {"notifications": {"webhook": {"env": "TETHER_TEST_WEBHOOK"}}}
+    try:
+        async with running_team(client, fresh_db, tmp_path, forge, extra) as team:
+            coder, q = team.agent("coder"), team.task_queue
+            await api.start_session(client, q, SessionInput(agent=coder))
+            assert len(hook.received) == 1
+            text = hook.received[0]["text"]
+            assert text.startswith(f"*Tether: {coder} is blocked: credential github")
+            assert f"tether session recheck {coder}" in text
+            await api.end_session(client, coder, "over", "founder")
+
+            hook.status = 500  # the webhook breaks: the inbox row stays, with the failure
+            await api.start_session(client, q, SessionInput(agent=coder))
+            rows = await team.store.pool.fetch(
+                "SELECT delivered_at, delivery_error FROM inbox ORDER BY id"
+            )
+            assert rows[0]["delivered_at"] is not None and rows[0]["delivery_error"] is None
+            assert rows[1]["delivered_at"] is None
+            assert rows[1]["delivery_error"] == "webhook failed after 3 attempts: HTTP 500"
+            await api.end_session(client, coder, "over", "founder")
+            # The webhook URL is a secret too.
+            assert hook.url not in str(await team.store.inbox(include_cleared=True))
+    finally:
+        hook.stop()
+
+
+async def test_url_and_deploy_artifacts(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    http_service: HttpService,
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q = team.agent("coder"), team.task_queue
+        page = Artifact(kind="url", url=f"{http_service.url}/launch")
+        await api.start_session(client, q, SessionInput(agent=coder, artifact=page))
+        http_service.respond(404)
+        ended = await api.end_session(client, coder, "done", "agent")
+        assert ended.pseudo_work and "answered HTTP 404" in ended.artifact_result.summary  # type: ignore[union-attr]
+
+        deploy = Artifact(kind="deploy", service="api")
+        started = await api.start_session(client, q, SessionInput(agent=coder, artifact=deploy))
+        assert started.started_at is not None
+        await team.store.pool.execute(
+            """INSERT INTO deployments (service, commit, agent, state, finished_at)
+               VALUES ('api', 'abc123def4567', $1, 'done', now())""",
+            coder,
+        )
+        ended = await api.end_session(client, coder, "done", "agent")
+        assert not ended.pseudo_work
+        assert ended.artifact_result is not None
+        assert ended.artifact_result.summary.startswith("api deployed abc123def456 at")
+
+
+async def test_session_commands_as_the_founder_runs_them(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    temporal_address: str,
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = team.agent("coder")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+        env.update(
+            TETHER_HOME=str(tmp_path / "home"),
+            TEMPORAL_ADDRESS=temporal_address,
+            DATABASE_URL=fresh_db,
+            TETHER_TASK_QUEUE=team.task_queue,
+        )
+        started = await tether(env, "session", "start", "--agent", coder)
+        assert started.code == 0 and started.out.startswith(f"Tether startup brief for {coder}")
+        shown = await tether(env, "session", "show", coder)
+        assert shown.code == 0 and f"session of {coder}: active" in shown.out
+        assert "credential github: ok, accepted (login tether-bot)" in shown.out
+        ended = await tether(env, "session", "end", coder, "--reason", "agent went quiet")
+        assert (
+            ended.code == 1 and "artifact: PSEUDO-WORK  no branch 'coder-work' in app" in ended.out
+        )
+        listed = await tether(env, "session", "list")
+        assert "PSEUDO-WORK" in listed.out and f"{coder:<14} 1 / 1" in listed.out
+        inbox = await tether(env, "inbox")
+        assert f"[pseudo_work] {coder}'s session ended without a deliverable" in inbox.out
+        assert f"-> tether session list --agent {coder}" in inbox.out
+        again = await tether(env, "session", "end", coder)
+        assert again.code == 3 and f"the session of {coder} has ended" in again.err
+        blocked_unknown = await tether(env, "session", "recheck", "nobody-here")
+        assert (
+            blocked_unknown.code == 3 and "nobody-here has no open session" in blocked_unknown.err
+        )

@@ -166,6 +166,12 @@ async def _session_update(client: Client, agent: str, call: Awaitable[T]) -> T:
         raise TetherError(f"session of {agent}: the request failed: {cause}") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
+            last = await session_view(client, agent)
+            if last is not None and last.ended_at is not None:
+                raise Refused(
+                    f"the session of {agent} has ended ({last.end_reason}, "
+                    f"{last.ended_at:%Y-%m-%d %H:%M} UTC); nothing changed"
+                ) from exc
             raise Refused(f"{agent} has no open session") from exc
         raise TetherError(f"session of {agent}: Temporal refused the request: {exc}") from exc
 

@@ -211,10 +211,10 @@ class AgentSessionWorkflow:
             v.blocker = Blocker(
                 kind="config", subject=v.agent, reason=setup.problem, since=workflow.now()
             )
-            v.state = SessionState.BLOCKED
             v.notice = v.blocker.message()
-            self._set_search_attributes()
             await self._tell_founder_blocked()
+            v.state = SessionState.BLOCKED
+            self._set_search_attributes()
             await self._record()
             return
         key = f"{v.agent}:{v.started_at.isoformat()}"
@@ -312,10 +312,11 @@ class AgentSessionWorkflow:
         if len(bad) > 1:
             reason += f" (also failing: {', '.join(b[0] for b in bad[1:])})"
         v.blocker = Blocker(kind="credential", subject=name, reason=reason, since=workflow.now())
-        v.state = SessionState.BLOCKED
         v.notice = v.blocker.message()
-        self._set_search_attributes()
+        # The founder is told before the agent hears it is blocked.
         await self._tell_founder_blocked()
+        v.state = SessionState.BLOCKED
+        self._set_search_attributes()
         await self._record()
 
     async def _tell_founder_blocked(self) -> None:
