@@ -197,3 +197,13 @@ class Webhook:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def clean_environment(**variables: str) -> dict[str, str]:
+    """This process's environment without any TEMPORAL_* or TETHER_* setting, plus `variables`:
+    what a command under test sees."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+    env.update(variables)
+    return env

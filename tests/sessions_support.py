@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from temporalio.client import Client
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
-from tests.helpers import FakeForge, make_repo
+from tests.helpers import FakeForge, clean_environment, make_repo
 from tether.config import TetherConfig
 
 # Distinctive values, so that a test can look for them anywhere they must not be.
@@ -99,8 +98,7 @@ async def run_hook(
     *flags: str,
 ) -> HookRun:
     """Run `tether hook claude-code EVENT` as Claude Code does: a process, JSON on stdin."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
-    env.update(TETHER_TEMPORAL_HTTP=temporal_http, TETHER_TASK_QUEUE=task_queue)
+    env = clean_environment(TETHER_TEMPORAL_HTTP=temporal_http, TETHER_TASK_QUEUE=task_queue)
     body = {"hook_event_name": event, "transcript_path": "/dev/null", "cwd": "/", **payload}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tether", "hook", "claude-code", event, "--agent", agent, *flags,

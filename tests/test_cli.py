@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.worker import Worker
 
-from tests.helpers import HttpService
+from tests.helpers import HttpService, clean_environment
 
 TETHER = [sys.executable, "-m", "tether.cli"]
 
@@ -28,14 +27,12 @@ class Run:
 def cli_env(
     tmp_path: Path, temporal_address: str, database_url: str, worker: Worker
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
-    env.update(
+    return clean_environment(
         TETHER_HOME=str(tmp_path / "home"),
         TEMPORAL_ADDRESS=temporal_address,
         DATABASE_URL=database_url,
         TETHER_TASK_QUEUE=worker.task_queue,
     )
-    return env
 
 
 async def tether(env: dict[str, str], *args: str) -> Run:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import clean_environment
 from tests.sessions_support import run_hook
 from tests.test_cli import tether
 from tether import constants, hooks
@@ -115,8 +116,4 @@ async def test_hooks_install_merges_with_existing_settings(
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
-    env["TETHER_HOME"] = str(tmp_path / "home")
-    return env
+    return clean_environment(TETHER_HOME=str(tmp_path / "home"))

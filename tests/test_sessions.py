@@ -3,7 +3,6 @@ artifact test, driven through the Python client and through Claude Code hook pay
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +11,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import FakeForge, HttpService, Webhook, commit_file, git
+from tests.helpers import (
+    FakeForge,
+    HttpService,
+    Webhook,
+    clean_environment,
+    commit_file,
+    git,
+)
 from tests.sessions_support import (
     REJECTED_TOKEN,
     TOKEN_ENV,
@@ -487,8 +493,7 @@ async def test_session_commands_as_the_founder_runs_them(
 ) -> None:
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         coder = team.agent("coder")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
-        env.update(
+        env = clean_environment(
             TETHER_HOME=str(tmp_path / "home"),
             TEMPORAL_ADDRESS=temporal_address,
             DATABASE_URL=fresh_db,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -53,23 +53,32 @@ def _handle(client: Client, task_id: str) -> WorkflowHandle[TaskWorkflow, object
     return client.get_workflow_handle_for(TaskWorkflow.run, constants.task_workflow_id(task_id))
 
 
-async def _call(client: Client, task_id: str, call: Awaitable[T]) -> T:
+async def _call(
+    call: Awaitable[T], what: str, not_found: Callable[[], Awaitable[TetherError]]
+) -> T:
+    """Await a workflow request; a refusal, a missing workflow or a failure is a TetherError
+    saying so (`not_found` builds the error for a workflow that is closed or never existed)."""
     try:
         return await call
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError):
             raise Refused(cause.message) from exc
-        raise TetherError(f"task {task_id}: the request failed: {cause}") from exc
+        raise TetherError(f"{what}: the request failed: {cause}") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            closed = await _closed_status(client, task_id)
-            if closed:
-                raise Refused(f"task {task_id} is closed ({closed}); nothing changed") from exc
-            raise TetherError(
-                f"no open task {task_id!r}; `tether task list` shows the tasks"
-            ) from exc
-        raise TetherError(f"task {task_id}: Temporal refused the request: {exc}") from exc
+            raise await not_found() from exc
+        raise TetherError(f"{what}: Temporal refused the request: {exc}") from exc
+
+
+def _task_call(client: Client, task_id: str, call: Awaitable[T]) -> Awaitable[T]:
+    async def not_found() -> TetherError:
+        closed = await _closed_status(client, task_id)
+        if closed:
+            return Refused(f"task {task_id} is closed ({closed}); nothing changed")
+        return TetherError(f"no open task {task_id!r}; `tether task list` shows the tasks")
+
+    return _call(call, f"task {task_id}", not_found)
 
 
 async def create_task(client: Client, task_queue: str, spec: TaskSpec) -> TaskView:
@@ -90,7 +99,7 @@ async def create_task(client: Client, task_queue: str, spec: TaskSpec) -> TaskVi
         )
     except WorkflowAlreadyStartedError as exc:
         raise Refused(f"task {spec.id!r} already exists; choose another id") from exc
-    return await _call(client, spec.id, handle.execute_update(TaskWorkflow.sync))
+    return await _task_call(client, spec.id, handle.execute_update(TaskWorkflow.sync))
 
 
 def _details(spec: TaskSpec) -> str:
@@ -102,37 +111,37 @@ def _details(spec: TaskSpec) -> str:
 
 
 async def get_view(client: Client, task_id: str) -> TaskView:
-    return await _call(client, task_id, _handle(client, task_id).query(TaskWorkflow.view_task))
+    return await _task_call(client, task_id, _handle(client, task_id).query(TaskWorkflow.view_task))
 
 
 async def claim_task(client: Client, task_id: str, agent: str) -> TaskView:
     handle = _handle(client, task_id)
     claim = handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent))
-    return await _call(client, task_id, claim)
+    return await _task_call(client, task_id, claim)
 
 
 async def submit_task(client: Client, task_id: str, agent: str, note: str | None) -> SubmitResult:
     handle = _handle(client, task_id)
     submit = handle.execute_update(TaskWorkflow.submit, SubmitInput(agent=agent, note=note))
-    return await _call(client, task_id, submit)
+    return await _task_call(client, task_id, submit)
 
 
 async def cancel_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
-    return await _call(client, task_id, handle.execute_update(TaskWorkflow.cancel, action))
+    return await _task_call(client, task_id, handle.execute_update(TaskWorkflow.cancel, action))
 
 
 async def block_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
-    return await _call(client, task_id, handle.execute_update(TaskWorkflow.block, action))
+    return await _task_call(client, task_id, handle.execute_update(TaskWorkflow.block, action))
 
 
 async def unblock_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
-    return await _call(client, task_id, handle.execute_update(TaskWorkflow.unblock, action))
+    return await _task_call(client, task_id, handle.execute_update(TaskWorkflow.unblock, action))
 
 
 # --- agent sessions ---------------------------------------------------------------------------
@@ -156,24 +165,17 @@ async def session_view(client: Client, agent: str) -> SessionView | None:
         raise TetherError(f"session of {agent}: Temporal refused the query: {exc}") from exc
 
 
-async def _session_update(client: Client, agent: str, call: Awaitable[T]) -> T:
-    try:
-        return await call
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError):
-            raise Refused(cause.message) from exc
-        raise TetherError(f"session of {agent}: the request failed: {cause}") from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            last = await session_view(client, agent)
-            if last is not None and last.ended_at is not None:
-                raise Refused(
-                    f"the session of {agent} has ended ({last.end_reason}, "
-                    f"{last.ended_at:%Y-%m-%d %H:%M} UTC); nothing changed"
-                ) from exc
-            raise Refused(f"{agent} has no open session") from exc
-        raise TetherError(f"session of {agent}: Temporal refused the request: {exc}") from exc
+def _session_update(client: Client, agent: str, call: Awaitable[T]) -> Awaitable[T]:
+    async def not_found() -> TetherError:
+        last = await session_view(client, agent)
+        if last is not None and last.ended_at is not None:
+            return Refused(
+                f"the session of {agent} has ended ({last.end_reason}, "
+                f"{last.ended_at:%Y-%m-%d %H:%M} UTC); nothing changed"
+            )
+        return Refused(f"{agent} has no open session")
+
+    return _call(call, f"session of {agent}", not_found)
 
 
 async def start_session(client: Client, task_queue: str, inp: SessionInput) -> SessionView:
