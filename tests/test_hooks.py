@@ -117,3 +117,19 @@ async def test_hooks_install_merges_with_existing_settings(
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     return clean_environment(TETHER_HOME=str(tmp_path / "home"))
+
+
+def test_the_hook_finds_a_running_tether_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("TETHER_TEMPORAL_HTTP", "TEMPORAL_NAMESPACE", "TETHER_TASK_QUEUE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TETHER_HOME", str(tmp_path))
+    assert hooks.locate(None) == (hooks.DEFAULT_TEMPORAL_HTTP, "default", "tether")
+    (tmp_path / "stack.json").write_text(
+        json.dumps({"temporal_http": "http://127.0.0.1:9999", "namespace": "ns", "task_queue": "q"})
+    )
+    assert hooks.locate(None) == ("http://127.0.0.1:9999", "ns", "q")
+    monkeypatch.setenv("TETHER_TEMPORAL_HTTP", "http://10.0.0.5:7243")
+    assert hooks.locate(None)[0] == "http://10.0.0.5:7243"
+    assert hooks.locate("http://flag:1")[0] == "http://flag:1"

@@ -232,6 +232,10 @@ async def test_claude_code_hooks_drive_a_whole_session(
         assert start.answer is not None
         context = start.answer["hookSpecificOutput"]["additionalContext"]
         assert context.startswith(f"Tether startup brief for {coder}")
+        # Readable in the Web UI (until the first continue-as-new, which drops static summaries).
+        handle = client.get_workflow_handle_for(AgentSessionWorkflow.run, f"session-{coder}")
+        summary = await (await handle.describe()).static_summary()
+        assert summary == f"Session of {coder} (claude-code)"
 
         tool = {**sid, "tool_name": "Edit", "tool_input": {"file_path": "api/x.py"}}
         assert (await run_hook("PreToolUse", coder, tool, temporal_http, q)).answer is None
@@ -257,7 +261,6 @@ async def test_claude_code_hooks_drive_a_whole_session(
         end = await run_hook("SessionEnd", coder, {**sid, "reason": "prompt_input_exit"},
                              temporal_http, q)  # fmt: skip
         assert end.code == 0
-        handle = client.get_workflow_handle_for(AgentSessionWorkflow.run, f"session-{coder}")
         assert (await handle.result()).state == SessionState.ENDED  # the workflow completes
         view = await api.session_view(client, coder)
         assert view is not None and view.state == SessionState.ENDED and not view.pseudo_work

@@ -21,6 +21,7 @@ hook always says why in one line.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -139,7 +140,7 @@ class TemporalHttp:
                 "taskQueue": {"name": task_queue},
                 "input": [arg],
                 "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE",
-                "userMetadata": {"summary": summary},
+                "userMetadata": {"summary": _json_payload(summary)},
                 "requestId": str(uuid.uuid4()),
             },
             QUERY_TIMEOUT,
@@ -151,6 +152,15 @@ class TemporalHttp:
                 f"starting {workflow_id} failed: HTTP {status} {answer.get('message')}"
             )
         return True
+
+
+def _json_payload(value: Any) -> dict[str, Any]:
+    """A payload spelled out (HTTP API shorthand covers inputs, not user metadata)."""
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return {"metadata": {"encoding": b64(b"json/plain")}, "data": b64(json.dumps(value).encode())}
 
 
 # --- where Tether is ------------------------------------------------------------------------

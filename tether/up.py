@@ -86,6 +86,7 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
                 "Tether is up.\n"
                 f"  Temporal:   {address} (namespace {settings.namespace})\n"
                 f"  Web UI:     {ui}\n"
+                f"  Hooks:      {http_api or 'set TETHER_TEMPORAL_HTTP'} (Temporal's HTTP API)\n"
                 f"  PostgreSQL: {mask_url(db_url)}\n"
                 f"  Worker:     task queue {settings.task_queue}\n"
                 f"  Home:       {settings.home}\n"
