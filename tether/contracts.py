@@ -402,9 +402,12 @@ class Blocker(Model):
     reason: str
     since: datetime
 
-    def message(self) -> str:
+    def describe(self) -> str:
         what = f"credential {self.subject}" if self.kind == "credential" else "configuration:"
-        return f"blocked: {what} {self.reason}, founder notified — do not work around it"
+        return f"{what} {self.reason}"
+
+    def message(self) -> str:
+        return f"blocked: {self.describe()}, founder notified — do not work around it"
 
 
 class ArtifactResult(Model):

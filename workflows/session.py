@@ -334,7 +334,7 @@ class AgentSessionWorkflow:
                 ],
                 kind="credential_blocked",
                 subject=v.agent,
-                title=f"{v.agent} is {v.blocker.message()}",
+                title=f"{v.agent} is blocked: {v.blocker.describe()}",
                 detail={"credential": v.blocker.subject, "reason": v.blocker.reason},
                 action=fix,
             )
