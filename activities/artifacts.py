@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from activities.groundtruth import git
+from activities.checks import git
 from activities.store import Store
 from tether.config import TetherConfig
 from tether.contracts import Artifact, ArtifactInput, ArtifactResult, TaskState
@@ -31,27 +31,25 @@ def _result(
     )
 
 
-async def resolve_artifact(
-    inp: ArtifactInput, config: TetherConfig, store: Store
-) -> Artifact | None:
-    """The declared artifact; else the session's task's; else a commit in the agent's repos."""
-    if inp.artifact is not None:
-        return inp.artifact
-    task_ids = [inp.task_id] if inp.task_id else []
-    if not task_ids:
-        held = await store.list_tasks(assignee=inp.agent)
+async def resolve_artifact(inp: ArtifactInput, store: Store) -> Artifact | None:
+    """The artifact of the session's task, fixed by the founder when the task was created; else
+    the one the session declared; else None (a commit in the agent's repositories).
+
+    A task's artifact wins over a declaration, so that an agent cannot swap its deliverable for
+    an easier one."""
+    if inp.task_id:
+        record = await store.get_task(inp.task_id)
+        tasks = [record.task] if record else []
+    else:
         # Tasks the agent holds now, or finished during this session.
-        task_ids = [
-            t.spec.id
-            for t in held
+        tasks = [
+            t
+            for t in await store.list_tasks(assignee=inp.agent)
             if t.state in (TaskState.CLAIMED, TaskState.VERIFYING)
             or (t.state == TaskState.DONE and t.updated_at and t.updated_at >= inp.started_at)
         ]
-    for task_id in task_ids:
-        record = await store.get_task(task_id)
-        if record and record.task.spec.artifact:
-            return record.task.spec.artifact
-    return None
+    fixed = next((t.spec.artifact for t in tasks if t.spec.artifact), None)
+    return fixed or inp.artifact
 
 
 async def check_commit(
@@ -182,7 +180,7 @@ async def check_deploy(inp: ArtifactInput, store: Store, artifact: Artifact) -> 
 
 
 async def check_artifact(inp: ArtifactInput, config: TetherConfig, store: Store) -> ArtifactResult:
-    artifact = await resolve_artifact(inp, config, store)
+    artifact = await resolve_artifact(inp, store)
     if artifact is None:
         agent = config.agent(inp.agent)
         repos = agent.repositories if agent else []

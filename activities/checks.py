@@ -339,7 +339,11 @@ async def run_http(check: HttpCheck) -> Verdict:
     return Verdict(True, f"HTTP {response.status_code} as expected", fields=fields)
 
 
-async def _git(repo: str, *args: str, time_limit: float) -> ProcessOutcome:
+GIT_TIME_LIMIT = 30.0
+
+
+async def git(repo: str, *args: str, time_limit: float = GIT_TIME_LIMIT) -> ProcessOutcome:
+    """A git command in `repo`, with the same time limit and bounded capture as every check."""
     return await run_process(["git", "-C", repo, *args], cwd=None, time_limit=time_limit)
 
 
@@ -352,7 +356,7 @@ async def run_git(inp: RunCheckInput, check: GitCheck, config: TetherConfig) -> 
     limit = check.timeout_seconds
 
     async def resolve(rev: str) -> tuple[ProcessOutcome, str]:
-        out = await _git(repo.path, "rev-parse", "--verify", "--quiet", rev, time_limit=limit)
+        out = await git(repo.path, "rev-parse", "--verify", "--quiet", rev, time_limit=limit)
         return out, out.stdout.searchable().strip()
 
     if check.tag:
@@ -376,7 +380,7 @@ async def run_git(inp: RunCheckInput, check: GitCheck, config: TetherConfig) -> 
         args.insert(2, f"--since={inp.task_created_at.isoformat()}")
     if check.path:
         args += ["--", check.path]
-    out = await _git(repo.path, *args, time_limit=limit)
+    out = await git(repo.path, *args, time_limit=limit)
     if out.exit_code != 0:
         return _failed(f"git log failed on {check.repository}", **_process_fields(out))
     line = out.stdout.searchable().strip()

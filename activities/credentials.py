@@ -107,7 +107,7 @@ def jwt_expiry(token: str) -> datetime | None:
     return datetime.fromtimestamp(exp, UTC)
 
 
-def _declared(d: date | None) -> datetime | None:
+def declared_expiry(d: date | None) -> datetime | None:
     # A credential declared to expire on a date is unusable from the start of that day.
     return datetime.combine(d, time.min, UTC) if d else None
 
@@ -134,7 +134,7 @@ async def probe(
     except SecretUnavailable as exc:
         return _status(name, ref, False, str(exc), now)
 
-    expires = _declared(ref.expires)
+    expires = declared_expiry(ref.expires)
     try:
         if ref.kind == "jwt":
             try:

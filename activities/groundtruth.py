@@ -5,18 +5,13 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from activities.checks import ProcessOutcome, run_process
+from activities.checks import ProcessOutcome, git
 from activities.credentials import SecretUnavailable, read_secret
 from activities.forge import ForgeClient, ForgeUnavailable
 from tether.config import Repository, TetherConfig
 from tether.contracts import CommitInfo, PullRequestInfo
 
-GIT_TIME_LIMIT = 30.0
 MAX_COMMITS_PER_REPOSITORY = 30
-
-
-async def git(repo: str, *args: str) -> ProcessOutcome:
-    return await run_process(["git", "-C", repo, *args], cwd=None, time_limit=GIT_TIME_LIMIT)
 
 
 def _lines(out: ProcessOutcome) -> list[str]:

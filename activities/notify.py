@@ -37,7 +37,8 @@ async def deliver(url: str, item: InboxItem) -> str | None:
             error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             error = type(exc).__name__
-        await asyncio.sleep(0.5 * 2**attempt)
+        if attempt + 1 < WEBHOOK_ATTEMPTS:
+            await asyncio.sleep(0.5 * 2**attempt)
     return f"webhook failed after {WEBHOOK_ATTEMPTS} attempts: {error}"
 
 

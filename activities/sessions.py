@@ -11,7 +11,13 @@ from datetime import UTC, datetime, timedelta
 from temporalio import activity
 
 from activities.artifacts import check_artifact
-from activities.credentials import SecretUnavailable, jwt_expiry, probe, read_secret
+from activities.credentials import (
+    SecretUnavailable,
+    declared_expiry,
+    jwt_expiry,
+    probe,
+    read_secret,
+)
 from activities.groundtruth import read_pull_requests, read_repositories
 from activities.notify import notify
 from activities.store import Store
@@ -52,7 +58,7 @@ class SessionActivities:
             known=True,
             credentials=list(found.credentials),
             repositories=list(found.repositories),
-            logins={a.name: a.login for a in self.config.agents},
+            login=found.login,
             max_hours=self.config.sessions.max_hours,
         )
 
@@ -124,11 +130,7 @@ class SessionActivities:
         days = self.config.notifications.expiry_reminder_days
         posted = []
         for name, ref in self.config.credentials.items():
-            candidates = [observed.get(name)]
-            if ref.expires:
-                candidates.append(
-                    datetime(ref.expires.year, ref.expires.month, ref.expires.day, tzinfo=UTC)
-                )
+            candidates = [observed.get(name), declared_expiry(ref.expires)]
             if ref.kind == "jwt":
                 with contextlib.suppress(SecretUnavailable, ValueError):
                     candidates.append(jwt_expiry(read_secret(ref)))

@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from temporalio.client import Client
 
 from tests.helpers import clean_environment
 from tests.sessions_support import run_hook
 from tests.test_cli import tether
 from tether import constants, hooks
+from tether.contracts import NAME_PATTERN
 from tether.stack import free_port
 
 PRE_TOOL = {"session_id": "cc-1", "tool_name": "Bash", "tool_input": {"command": "ls"}}
@@ -59,6 +61,7 @@ def test_names_match_the_rest_of_tether() -> None:
     assert hooks.SESSION_WORKFLOW_ID_PREFIX == constants.SESSION_WORKFLOW_ID_PREFIX
     assert hooks.DEFAULT_TASK_QUEUE == constants.DEFAULT_TASK_QUEUE
     assert hooks.DEFAULT_NAMESPACE == constants.DEFAULT_NAMESPACE
+    assert hooks.NAME_PATTERN == NAME_PATTERN
     assert hooks.DEFAULT_TEMPORAL_HTTP.endswith(f":{constants.TEMPORAL_HTTP_PORT}")
     from workflows.session import AgentSessionWorkflow
 
@@ -133,3 +136,17 @@ def test_the_hook_finds_a_running_tether_up(
     monkeypatch.setenv("TETHER_TEMPORAL_HTTP", "http://10.0.0.5:7243")
     assert hooks.locate(None)[0] == "http://10.0.0.5:7243"
     assert hooks.locate("http://flag:1")[0] == "http://flag:1"
+
+
+async def test_an_invalid_agent_name_is_refused_before_any_workflow_starts(
+    temporal_http: str, client: Client
+) -> None:
+    denied = await run_hook(
+        "PreToolUse", "Coder Bot", PRE_TOOL, temporal_http, "q", "--fail-closed"
+    )
+    assert denied.answer is not None
+    reason = denied.answer["hookSpecificOutput"]["permissionDecisionReason"]
+    assert reason.startswith("Tether refused: --agent 'Coder Bot' is not a valid agent name")
+    start = await run_hook("SessionStart", "Coder Bot", {"session_id": "x"}, temporal_http, "q")
+    assert start.answer is not None and "not a valid agent name" in str(start.answer)
+    assert [wf.id async for wf in client.list_workflows("WorkflowId = 'session-Coder Bot'")] == []

@@ -522,3 +522,23 @@ async def test_session_commands_as_the_founder_runs_them(
         assert (
             blocked_unknown.code == 3 and "nobody-here has no open session" in blocked_unknown.err
         )
+
+
+async def test_the_tasks_artifact_wins_over_an_easier_declaration(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, q, repo = team.agent("coder"), team.task_queue, team.repo
+        task_id = f"retries-{coder.rsplit('-', 1)[1]}"
+        await api.create_task(client, q, _task(task_id, "Add retries", path="api/"))
+        await api.claim_task(client, task_id, coder)
+        git(repo, "checkout", "-q", "-b", "coder-work")
+        notes = tmp_path / "notes.md"
+        easy = Artifact(kind="file", path=str(notes))
+        await api.start_session(client, q, SessionInput(agent=coder, artifact=easy))
+        notes.write_text("thoughts about retries\n")
+        ended = await api.end_session(client, coder, "done", "agent")
+        assert ended.pseudo_work and ended.artifact_result is not None
+        assert ended.artifact_result.artifact == Artifact(
+            kind="commit", repository="app", branch="coder-work", path="api/"
+        )

@@ -473,7 +473,8 @@ class SessionSetup(Model):
     problem: str = ""
     credentials: list[str] = Field(default_factory=list)
     repositories: list[str] = Field(default_factory=list)
-    logins: dict[str, str] = Field(default_factory=dict)
+    # Its login on the forge.
+    login: str | None = None
     max_hours: float = 12.0
 
 

@@ -25,7 +25,9 @@ import base64
 import contextlib
 import json
 import os
+import re
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -39,6 +41,7 @@ SESSION_WORKFLOW_TYPE = "AgentSessionWorkflow"
 DEFAULT_TEMPORAL_HTTP = "http://127.0.0.1:7243"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_TASK_QUEUE = "tether"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 QUERY_TIMEOUT = 5.0
 # Claude Code's SessionStart and Stop hooks get 60 s (set by `tether hooks install`).
@@ -112,8 +115,12 @@ class TemporalHttp:
             "waitPolicy": {"lifecycleStage": _COMPLETED if wait_completed else _ACCEPTED},
         }
         path = f"/workflows/{quote(workflow_id, safe='')}/update/{name}"
+        deadline = time.monotonic() + timeout
         while True:
-            status, answer = self._post(path, body, timeout)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unreachable(f"update {name} did not finish within {timeout:g}s")
+            status, answer = self._post(path, body, left)
             if status == 404:
                 raise Refused(answer.get("message") or "no such workflow")
             if status != 200:
@@ -270,6 +277,9 @@ class Hook:
             assert view is not None
             if view.get("state") == "blocked":
                 return _deny(str(view.get("notice") or "blocked by Tether"))
+            if view.get("state") == "starting":
+                # The gate opens only once every credential has been probed.
+                return _deny("Tether is still checking this session's credentials; try again")
             return None
 
         if event == "Stop":
@@ -374,6 +384,16 @@ def main(argv: list[str]) -> int:
             print(json.dumps(answer))
         return 0
     event = str(payload.get("hook_event_name") or args.event)
+    if not re.fullmatch(NAME_PATTERN, args.agent):
+        # Refused here: a workflow started with it could not even decode its input.
+        line = (
+            f"Tether refused: --agent {args.agent!r} is not a valid agent name (lower-case "
+            "letters, digits, '.', '_', '-'); fix the hook command in .claude/settings.json"
+        )
+        answer = _trouble_answer(event, line, args.fail_closed)
+        if answer:
+            print(json.dumps(answer))
+        return 0
     url, namespace, queue = locate(args.temporal_http)
     hook = Hook(args.agent, TemporalHttp(url, namespace), queue, args.fail_closed)
     try:

@@ -236,9 +236,7 @@ class AgentSessionWorkflow:
         unverified = [
             f"credential {s.name} {s.reason}" for s in statuses if s.ok and not s.verified
         ]
-        v.brief = compose_brief(
-            v.agent, setup.repositories, truth, unverified, login=setup.logins.get(v.agent)
-        )
+        v.brief = compose_brief(v.agent, setup.repositories, truth, unverified, login=setup.login)
         # The founder hears of overlaps before the agent gets its brief.
         for overlap in v.brief.overlaps:
             await self._notify(
@@ -297,8 +295,7 @@ class AgentSessionWorkflow:
             if (rejected := _rejection(err)) is not None:
                 return [], [], rejected
             return [], [f"pull requests could not be read: {_cause(err)}"], None
-        prs = [PullRequestInfo.model_validate(p) for p in prs]
-        return prs, list(problems), None
+        return prs, problems, None
 
     async def _block(
         self, statuses: list[CredentialStatus], rejected: tuple[str, str] | None
