@@ -40,6 +40,8 @@ from tether.taskfile import (
     spec_from_flags,
 )
 
+ARTIFACT_FORMS = "url:URL | file:PATH | deploy:SERVICE | commit:REPO[@BRANCH][:PATH]"
+
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
@@ -374,9 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title")
     p.add_argument("--description", default="")
     p.add_argument("--assignee", help="only this agent may claim the task")
-    p.add_argument(
-        "--artifact", help="url:URL | file:PATH | deploy:SERVICE | commit:REPO[@BRANCH][:PATH]"
-    )
+    p.add_argument("--artifact", help=ARTIFACT_FORMS)
     p.add_argument(
         "--http", action="append", default=[], metavar="URL", help="check: GET URL answers 200"
     )
@@ -453,9 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = ssub.add_parser("start", help="start (or resume) an agent's session and print its brief")
     p.add_argument("--agent", required=True)
     p.add_argument("--task", help="the task this session works on")
-    p.add_argument(
-        "--artifact", help="url:URL | file:PATH | deploy:SERVICE | commit:REPO[@BRANCH][:PATH]"
-    )
+    p.add_argument("--artifact", help=ARTIFACT_FORMS)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_session_start)
     p = ssub.add_parser("show", help="an agent's current (or last) session")

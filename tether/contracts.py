@@ -455,7 +455,6 @@ class SessionView(Model):
     notice: str = ""
     # When the session is ended by Tether if nothing ends it before.
     deadline: datetime | None = None
-    repositories: list[str] = Field(default_factory=list)
 
 
 class EndSessionInput(Model):

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Blocker,
         CredentialStatus,
         EndSessionInput,
+        GroundTruth,
         InboxItem,
         ProbeInput,
         PullRequestInfo,
@@ -206,7 +207,6 @@ class AgentSessionWorkflow:
         )
         assert v.started_at is not None
         v.deadline = v.started_at + timedelta(hours=setup.max_hours)
-        v.repositories = setup.repositories
         if not setup.known:
             v.blocker = Blocker(
                 kind="config", subject=v.agent, reason=setup.problem, since=workflow.now()
@@ -220,12 +220,7 @@ class AgentSessionWorkflow:
         key = f"{v.agent}:{v.started_at.isoformat()}"
         statuses, truth, (prs, forge_problems, rejected) = await asyncio.gather(
             self._probe(setup.credentials),
-            self._activity(
-                SessionActivities.read_local_truth,
-                SyncInput(agent=v.agent, session_key=key),
-                _QUICK,
-                120,
-            ),
+            self._read_local_truth(SyncInput(agent=v.agent, session_key=key)),
             self._read_forge(),
         )
         v.credentials = statuses
@@ -281,6 +276,19 @@ class AgentSessionWorkflow:
                 )
                 for n in names
             ]
+
+    async def _read_local_truth(self, inp: SyncInput) -> GroundTruth:
+        """Git, the task table and the handoff. If they cannot be read the session still starts,
+        and the brief says what is missing: nothing here says a credential is bad."""
+        try:
+            truth: GroundTruth = await self._activity(
+                SessionActivities.read_local_truth, inp, _QUICK, 120
+            )
+            return truth
+        except ActivityError as err:
+            return GroundTruth(
+                problems=[f"git and the task table could not be read: {_cause(err)}"]
+            )
 
     async def _read_forge(self) -> tuple[list[PullRequestInfo], list[str], tuple[str, str] | None]:
         """Open pull requests, problems, and the credential rejection if there was one."""
