@@ -50,7 +50,11 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
             sessions.notify_founder,
             sessions.record_session,
             sessions.clear_credential_blockers,
+            sessions.clear_inbox_items,
             sessions.remind_expiring_credentials,
+            sessions.archive_handoff,
+            sessions.cost_baseline,
+            sessions.flush_governor,
         ],
     )
 

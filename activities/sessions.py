@@ -25,9 +25,14 @@ from tether.config import TetherConfig
 from tether.contracts import (
     ArtifactInput,
     ArtifactResult,
+    ClearInboxInput,
+    CostBaseline,
+    CostBaselineInput,
     CredentialStatus,
     ExpiryReminderInput,
+    FlushInput,
     GroundTruth,
+    HandoffInput,
     InboxItem,
     ProbeInput,
     PullRequestInfo,
@@ -60,6 +65,7 @@ class SessionActivities:
             repositories=list(found.repositories),
             login=found.login,
             max_hours=self.config.sessions.max_hours,
+            limits=self.config.limits_for(found),
         )
 
     @activity.defn
@@ -90,12 +96,14 @@ class SessionActivities:
     async def read_local_truth(self, inp: SyncInput) -> GroundTruth:
         """Git (commits, branch tips, checked-out branches), the task table, the handoff."""
         commits, tips, heads, problems = await read_repositories(self.config)
+        handoff = await self.store.take_handoff(inp.agent, inp.session_key)
         return GroundTruth(
             commits=commits,
             tasks=await self.store.task_summaries(),
             branch_tips=tips,
             checked_out=heads,
-            handoff=await self.store.take_handoff(inp.agent, inp.session_key),
+            handoff=handoff[0] if handoff else None,
+            handoff_state=handoff[1] if handoff else {},
             problems=problems,
         )
 
@@ -120,6 +128,51 @@ class SessionActivities:
     @activity.defn
     async def clear_credential_blockers(self, agent: str) -> int:
         return await self.store.clear_inbox(subject=agent, kinds=["credential_blocked"])
+
+    @activity.defn
+    async def clear_inbox_items(self, inp: ClearInboxInput) -> int:
+        return await self.store.clear_inbox(subject=inp.subject, kinds=inp.kinds)
+
+    # --- governors ----------------------------------------------------------------------------
+
+    @activity.defn
+    async def archive_handoff(self, inp: HandoffInput) -> int:
+        """The knowledge base: the brief and state the agent's next session starts from."""
+        return await self.store.archive_handoff(inp.agent, inp.session_key, inp.brief, inp.state)
+
+    @activity.defn
+    async def cost_baseline(self, inp: CostBaselineInput) -> CostBaseline:
+        """What the task has cost in other sessions, and the rolling average of completed tasks
+        (of its kind when there are enough of them, else of all kinds)."""
+        found = await self.store.get_task(inp.task_id)
+        agent = self.config.agent(found.task.assignee) if found and found.task.assignee else None
+        t = self.config.thresholds_for(agent) if agent else self.config.thresholds
+        before = await self.store.task_cost(inp.task_id, excluding_session=inp.session_key)
+        kind = found.task.spec.kind if found else None
+        if kind:
+            costs = await self.store.completed_task_costs(kind, t.cost_window)
+            if len(costs) >= t.cost_min_history:
+                return CostBaseline(
+                    task_before_usd=before,
+                    average_usd=sum(costs) / len(costs),
+                    tasks=len(costs),
+                    basis=f"kind {kind}",
+                )
+        costs = await self.store.completed_task_costs(None, t.cost_window)
+        if len(costs) >= t.cost_min_history:
+            return CostBaseline(
+                task_before_usd=before,
+                average_usd=sum(costs) / len(costs),
+                tasks=len(costs),
+                basis="all kinds",
+            )
+        return CostBaseline(task_before_usd=before, tasks=len(costs), basis="ceiling")
+
+    @activity.defn
+    async def flush_governor(self, inp: FlushInput) -> None:
+        await self.store.record_costs(inp.agent, inp.session_key, inp.task_costs, inp.task_tokens)
+        if inp.calls:
+            await self.store.record_tool_calls(inp.agent, inp.session_key, inp.calls)
 
     @activity.defn
     async def remind_expiring_credentials(self, inp: ExpiryReminderInput) -> list[str]:

@@ -1,7 +1,7 @@
 """PostgreSQL: schema migrations and every table Tether keeps (asyncpg lives here and nowhere else).
 
 Tables: tasks and task_events (the task read model), sessions, inbox (what waits for the founder),
-credential_status, handoffs (the knowledge base) and deployments.
+credential_status, handoffs (the knowledge base), deployments, cost_ledger and tool_calls.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from tether.contracts import (
     TaskState,
     TaskSummary,
     TaskView,
+    TokenUsage,
+    ToolCallRecord,
 )
 from tether.errors import TetherError
 
@@ -331,11 +333,9 @@ class Store:
         rows = await self.pool.fetch("SELECT * FROM credential_status ORDER BY name")
         return [CredentialStatus.model_validate(dict(r)) for r in rows]
 
-    async def take_handoff(self, agent: str, session_key: str) -> str | None:
-        """The newest handoff brief left for the agent, now marked as read by this session.
-
-        Idempotent per session: a retried call returns the same brief again.
-        """
+    async def take_handoff(self, agent: str, session_key: str) -> tuple[str, dict[str, Any]] | None:
+        """The newest handoff left for the agent (brief and state), now marked as read by this
+        session. Idempotent per session: a retried call returns the same handoff again."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 """UPDATE handoffs SET consumed_at = now(), consumed_by = $2
@@ -343,12 +343,131 @@ class Store:
                 agent,
                 session_key,
             )
-            value = await conn.fetchval(
-                """SELECT brief FROM handoffs WHERE agent = $1 AND consumed_by = $2
+            row = await conn.fetchrow(
+                """SELECT brief, state FROM handoffs WHERE agent = $1 AND consumed_by = $2
                    ORDER BY created_at DESC, id DESC LIMIT 1""",
                 agent,
                 session_key,
             )
+        return None if row is None else (str(row["brief"]), dict(row["state"] or {}))
+
+    async def archive_handoff(
+        self, agent: str, session_key: str, brief: str, state: dict[str, Any]
+    ) -> int:
+        """Leave a handoff for the agent's next session; once per session (retries are no-ops)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchval(
+                "SELECT id FROM handoffs WHERE session_key = $1", session_key
+            )
+            if found is not None:
+                return int(found)
+            return int(
+                await conn.fetchval(
+                    """INSERT INTO handoffs (agent, brief, state, session_key)
+                       VALUES ($1, $2, $3, $4) RETURNING id""",
+                    agent,
+                    brief,
+                    state,
+                    session_key,
+                )
+            )
+
+    # --- the cost ledger and the tool-call log ------------------------------------------------
+
+    async def record_costs(
+        self,
+        agent: str,
+        session_key: str,
+        costs: dict[str, float],
+        tokens: dict[str, TokenUsage],
+    ) -> None:
+        """Set this session's cumulative spend per task (never lowers a row: batches may
+        arrive late)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for task_id, usd in costs.items():
+                t = tokens.get(task_id) or TokenUsage()
+                await conn.execute(
+                    """INSERT INTO cost_ledger (session_key, task_id, agent, usd, input_tokens,
+                           output_tokens, cache_read_tokens, cache_write_tokens)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                       ON CONFLICT (session_key, task_id) DO UPDATE SET
+                           usd = GREATEST(cost_ledger.usd, EXCLUDED.usd),
+                           input_tokens = GREATEST(cost_ledger.input_tokens, EXCLUDED.input_tokens),
+                           output_tokens =
+                               GREATEST(cost_ledger.output_tokens, EXCLUDED.output_tokens),
+                           cache_read_tokens =
+                               GREATEST(cost_ledger.cache_read_tokens, EXCLUDED.cache_read_tokens),
+                           cache_write_tokens = GREATEST(
+                               cost_ledger.cache_write_tokens, EXCLUDED.cache_write_tokens),
+                           updated_at = now()""",
+                    session_key,
+                    task_id,
+                    agent,
+                    usd,
+                    t.input,
+                    t.output,
+                    t.cache_read,
+                    t.cache_write,
+                )
+
+    async def record_tool_calls(
+        self, agent: str, session_key: str, calls: list[ToolCallRecord]
+    ) -> None:
+        await self.pool.executemany(
+            """INSERT INTO tool_calls (session_key, seq, agent, task_id, at, tool, ok, action,
+                   signature, error, exit_code)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+               ON CONFLICT (session_key, seq) DO NOTHING""",
+            [
+                (
+                    session_key,
+                    c.seq,
+                    agent,
+                    c.task_id,
+                    c.at,
+                    c.call.tool,
+                    c.call.ok,
+                    c.call.action,
+                    c.call.signature,
+                    c.call.error,
+                    c.call.exit_code,
+                )
+                for c in calls
+            ],
+        )
+
+    async def tool_calls(self, agent: str, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM tool_calls WHERE agent = $1 ORDER BY at DESC, seq DESC LIMIT $2",
+            agent,
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def task_cost(self, task_id: str, *, excluding_session: str = "") -> float:
+        value = await self.pool.fetchval(
+            """SELECT COALESCE(SUM(usd), 0) FROM cost_ledger
+               WHERE task_id = $1 AND session_key <> $2""",
+            task_id,
+            excluding_session,
+        )
+        return float(value)
+
+    async def completed_task_costs(self, kind: str | None, window: int) -> list[float]:
+        """Total cost of the most recently completed tasks (of `kind`, when given)."""
+        rows = await self.pool.fetch(
+            """SELECT t.id, COALESCE(SUM(l.usd), 0) AS usd
+               FROM tasks t JOIN cost_ledger l ON l.task_id = t.id
+               WHERE t.state = 'done' AND ($1::text IS NULL OR t.spec->>'kind' = $1)
+               GROUP BY t.id, t.updated_at
+               ORDER BY t.updated_at DESC LIMIT $2""",
+            kind,
+            window,
+        )
+        return [float(r["usd"]) for r in rows]
+
+    async def task_kind(self, task_id: str) -> str | None:
+        value = await self.pool.fetchval("SELECT spec->>'kind' FROM tasks WHERE id = $1", task_id)
         return None if value is None else str(value)
 
     async def deployment_since(self, service: str, since: datetime) -> dict[str, Any] | None:

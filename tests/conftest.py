@@ -20,7 +20,7 @@ from temporalio.worker import Worker
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
-from tests.helpers import HttpService
+from tests.helpers import FakeForge, HttpService
 from tether.client import connect
 from tether.config import TetherConfig
 from tether.stack import (
@@ -175,3 +175,23 @@ async def fresh_db(database_url: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+def forge() -> Iterator[FakeForge]:
+    """A forge on 127.0.0.1 that knows the valid test token."""
+    from tests.sessions_support import VALID_TOKEN
+
+    f = FakeForge()
+    f.tokens.add(VALID_TOKEN)
+    try:
+        yield f
+    finally:
+        f.stop()
+
+
+@pytest.fixture
+def valid_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.sessions_support import TOKEN_ENV, VALID_TOKEN
+
+    monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)

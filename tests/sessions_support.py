@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,8 @@ from tether.config import TetherConfig
 TOKEN_ENV = "TETHER_TEST_FORGE_TOKEN"
 VALID_TOKEN = f"ghp_valid_{uuid.uuid4().hex}"
 REJECTED_TOKEN = f"ghp_revoked_{uuid.uuid4().hex}"
+# Where hooks under test keep their transcript cursors (never the user's ~/.tether).
+HOOK_HOME = Path(tempfile.mkdtemp(prefix="tether-hook-tests-"))
 
 
 @dataclass
@@ -98,7 +101,9 @@ async def run_hook(
     *flags: str,
 ) -> HookRun:
     """Run `tether hook claude-code EVENT` as Claude Code does: a process, JSON on stdin."""
-    env = clean_environment(TETHER_TEMPORAL_HTTP=temporal_http, TETHER_TASK_QUEUE=task_queue)
+    env = clean_environment(
+        TETHER_TEMPORAL_HTTP=temporal_http, TETHER_TASK_QUEUE=task_queue, TETHER_HOME=str(HOOK_HOME)
+    )
     body = {"hook_event_name": event, "transcript_path": "/dev/null", "cwd": "/", **payload}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tether", "hook", "claude-code", event, "--agent", agent, *flags,

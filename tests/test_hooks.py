@@ -107,7 +107,11 @@ async def test_hooks_install_merges_with_existing_settings(
     assert len(pre) == 2 and pre[1]["matcher"] == "*"
     command = pre[1]["hooks"][0]["command"]
     assert command.endswith(" hook claude-code PreToolUse --agent coder --fail-closed")
-    assert set(data["hooks"]) == {"PreToolUse", "SessionStart", "Stop", "SessionEnd"}
+    assert set(data["hooks"]) == {
+        "SessionStart", "PreToolUse", "PostToolUse", "PostToolUseFailure", "PostCompact",
+        "Stop", "SessionEnd",
+    }  # fmt: skip
+    assert data["hooks"]["PostToolUseFailure"][0]["matcher"] == "*"
     assert data["hooks"]["SessionStart"][0]["matcher"] == "startup|resume|clear|compact"
     assert all(len(groups) == 1 for e, groups in data["hooks"].items() if e != "PreToolUse")
 

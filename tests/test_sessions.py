@@ -3,7 +3,6 @@ artifact test, driven through the Python client and through Claude Code hook pay
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,21 +35,6 @@ from tether.contracts import (
     TaskSpec,
 )
 from workflows.session import AgentSessionWorkflow
-
-
-@pytest.fixture
-def forge() -> Iterator[FakeForge]:
-    f = FakeForge()
-    f.tokens.add(VALID_TOKEN)
-    try:
-        yield f
-    finally:
-        f.stop()
-
-
-@pytest.fixture
-def valid_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
 
 
 def _task(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -12,16 +13,23 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tether import constants
 from tether.contracts import (
+    HOLD_STATES,
+    TERMINAL_STATES,
     ArtifactResult,
     ClaimInput,
     EndSessionInput,
     FounderActionInput,
+    NoteInput,
     RecheckInput,
+    ReleaseInput,
+    Report,
+    ReportAnswer,
     SessionInput,
     SessionState,
     SessionView,
     SubmitInput,
     SubmitResult,
+    TaskClaimedInput,
     TaskInput,
     TaskSpec,
     TaskView,
@@ -117,7 +125,33 @@ async def get_view(client: Client, task_id: str) -> TaskView:
 async def claim_task(client: Client, task_id: str, agent: str) -> TaskView:
     handle = _handle(client, task_id)
     claim = handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent))
-    return await _task_call(client, task_id, claim)
+    view = await _task_call(client, task_id, claim)
+    # The agent's session governs its work on the task from now on (cost, loops, handoff).
+    await _tell_session(
+        client, agent, "task_claimed", TaskClaimedInput(task_id=task_id, kind=view.spec.kind)
+    )
+    return view
+
+
+async def _tell_session(client: Client, agent: str, signal: str, arg: object) -> None:
+    """Signal the agent's session if it has one open; no session, nothing to tell."""
+    try:
+        await _session_handle(client, agent).signal(signal, arg)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise TetherError(f"session of {agent}: Temporal refused the signal: {exc}") from exc
+
+
+async def _release_assignee(view: TaskView, client: Client, inp: FounderActionInput) -> TaskView:
+    """After the founder released a task (unblocked, resumed, cancelled), release the
+    assignee's session too: a governor hold on the task ends with it."""
+    if view.assignee is not None:
+        closed = view.state in TERMINAL_STATES
+        release = ReleaseInput(
+            by=inp.by, reason=inp.reason, task_id=view.spec.id, task_closed=closed
+        )
+        await _tell_session(client, view.assignee, "release", release)
+    return view
 
 
 async def submit_task(client: Client, task_id: str, agent: str, note: str | None) -> SubmitResult:
@@ -129,7 +163,8 @@ async def submit_task(client: Client, task_id: str, agent: str, note: str | None
 async def cancel_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
-    return await _task_call(client, task_id, handle.execute_update(TaskWorkflow.cancel, action))
+    view = await _task_call(client, task_id, handle.execute_update(TaskWorkflow.cancel, action))
+    return await _release_assignee(view, client, action)
 
 
 async def block_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
@@ -141,7 +176,8 @@ async def block_task(client: Client, task_id: str, by: str, reason: str) -> Task
 async def unblock_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
     handle = _handle(client, task_id)
     action = FounderActionInput(by=by, reason=reason)
-    return await _task_call(client, task_id, handle.execute_update(TaskWorkflow.unblock, action))
+    view = await _task_call(client, task_id, handle.execute_update(TaskWorkflow.unblock, action))
+    return await _release_assignee(view, client, action)
 
 
 # --- agent sessions ---------------------------------------------------------------------------
@@ -235,3 +271,73 @@ async def check_deliverable(client: Client, agent: str) -> ArtifactResult:
     handle = _session_handle(client, agent)
     call = handle.execute_update(AgentSessionWorkflow.check_deliverable)
     return await _session_update(client, agent, call)
+
+
+async def resume_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
+    """The founder resumes a task the cost governor paused; its session may work again."""
+    handle = _handle(client, task_id)
+    action = FounderActionInput(by=by, reason=reason)
+    view = await _task_call(client, task_id, handle.execute_update(TaskWorkflow.resume, action))
+    return await _release_assignee(view, client, action)
+
+
+# Temporal admits a few updates per workflow at a time (history.maxInFlightUpdates, default
+# 10); a burst of parallel tool calls beyond that waits its turn, for this long at most.
+REPORT_BUSY_WAIT = 30.0
+
+
+async def report(client: Client, agent: str, inp: Report) -> ReportAnswer:
+    """Report a tool call, context usage or spend to the agent's session (the governors); the
+    answer carries the directives and, when the work must stop, why."""
+    handle = _session_handle(client, agent)
+    delay, waited = 0.05, 0.0
+    while True:
+        try:
+            call = handle.execute_update(AgentSessionWorkflow.report, inp)
+            return await _session_update(client, agent, call)
+        except TetherError as exc:
+            busy = isinstance(exc.__cause__, RPCError) and (
+                exc.__cause__.status == RPCStatusCode.RESOURCE_EXHAUSTED
+            )
+            if not busy or waited >= REPORT_BUSY_WAIT:
+                raise
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 1.0)
+
+
+async def note_session(client: Client, agent: str, inp: NoteInput) -> SessionView:
+    handle = _session_handle(client, agent)
+    return await _session_update(
+        client, agent, handle.execute_update(AgentSessionWorkflow.note, inp)
+    )
+
+
+async def release_session(client: Client, agent: str, by: str, reason: str) -> SessionView:
+    """The founder releases a session's loop or cost hold (a held task is released with
+    `tether task unblock` / `tether resume`, which also releases the session)."""
+    view = await session_view(client, agent)
+    if view is None or view.state == SessionState.ENDED:
+        raise Refused(f"{agent} has no open session")
+    hold = view.governor.hold
+    if hold is None:
+        raise Refused(f"the session of {agent} is not held; nothing changed")
+    if hold.task_id is not None:
+        task = await get_view(client, hold.task_id)
+        if task.state in HOLD_STATES:
+            command = "tether resume" if hold.kind == "cost" else "tether task unblock"
+            raise Refused(
+                f"the session of {agent} is held on task {hold.task_id}; release the task: "
+                f"{command} {hold.task_id}"
+            )
+    handle = _session_handle(client, agent)
+    release = ReleaseInput(by=by, reason=reason, task_id=hold.task_id)
+    await handle.signal(AgentSessionWorkflow.release, release)
+    # The signal is handled asynchronously: wait until the session shows it.
+    for _ in range(50):
+        view = await session_view(client, agent)
+        if view is None or view.governor.hold is None:
+            break
+        await asyncio.sleep(0.1)
+    assert view is not None
+    return view

@@ -13,14 +13,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client
 
 from tether import api, constants
 from tether.client import connect
-from tether.config import EXAMPLE_CONFIG, Settings, load_config
+from tether.config import EXAMPLE_CONFIG, Settings, describe_validation_error, load_config
 from tether.contracts import (
     Artifact,
     InboxItem,
+    NoteInput,
+    Report,
     SessionInput,
     SessionState,
     SessionView,
@@ -220,6 +223,21 @@ def render_session(view: SessionView) -> str:
         lines.append(f"  credential {c.name}: {mark}, {c.reason}{expiry}")
     if view.blocker:
         lines.append(f"  {view.blocker.message()}")
+    g = view.governor
+    if g.reports:
+        context = f"{g.context_pct:.0%}" if g.context_pct is not None else "unknown"
+        lines.append(
+            f"  governors: {g.tool_calls} tool calls ({g.failures} failed), context {context}, "
+            f"${g.cost_usd:.2f} spent"
+        )
+        if g.directive_counts:
+            issued = ", ".join(f"{k} x{n}" for k, n in sorted(g.directive_counts.items()))
+            lines.append(f"  directives: {issued}")
+    if view.task_id:
+        lines.append(f"  task: {view.task_id}")
+    if g.hold:
+        what = "LOOP" if g.hold.kind == "loop" else "COST PAUSE"
+        lines.append(f"  {what}: {g.hold.reason}")
     if view.state == SessionState.ENDED:
         lines.append(f"  ended: {view.end_reason} (by {view.ended_by})")
     if view.artifact_result:
@@ -292,6 +310,39 @@ async def cmd_session_list(args: argparse.Namespace, settings: Settings) -> int:
         for agent, (flagged, ended) in counts.items():
             print(f"  {agent:<14} {flagged} / {ended}")
     return 0
+
+
+async def cmd_session_note(args: argparse.Namespace, settings: Settings) -> int:
+    kind, text = (
+        ("decision", args.decision)
+        if args.decision
+        else ("question", args.question)
+        if args.question
+        else ("note", args.text)
+    )
+    if not text:
+        raise TetherError("say what to note: TEXT, --decision TEXT or --question TEXT")
+    inp = NoteInput(kind=kind, text=text)
+    view = await api.note_session(await _client(settings), args.agent, inp)
+    print(f"noted for {args.agent}'s handoff ({len(view.governor.notes)} notes)")
+    return 0
+
+
+async def cmd_session_release(args: argparse.Namespace, settings: Settings) -> int:
+    view = await api.release_session(await _client(settings), args.agent, args.by, args.reason)
+    print(render_session(view))
+    return 0
+
+
+async def cmd_session_report(args: argparse.Namespace, settings: Settings) -> int:
+    raw = sys.stdin.read()
+    try:
+        inp = Report.model_validate_json(raw or "{}")
+    except ValidationError as exc:
+        raise TetherError(describe_validation_error(exc, "the report on stdin")) from exc
+    answer = await api.report(await _client(settings), args.agent, inp)
+    _print_json(answer.model_dump(mode="json"))
+    return 3 if answer.deny else 0
 
 
 def render_inbox(items: list[InboxItem]) -> str:
@@ -441,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("cancel", api.cancel_task, "cancelled", False),
         ("block", api.block_task, "blocked", True),
         ("unblock", api.unblock_task, "unblocked", False),
+        ("resume", api.resume_task, "resumed", False),
     ):
         p = tsub.add_parser(name, help=f"{name} a task")
         p.add_argument("task")
@@ -448,7 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--by", default="founder")
         p.set_defaults(func=_founder_action(call, verb))
 
-    session = sub.add_parser("session", help="agent sessions: start, show, end, recheck, list")
+    p = sub.add_parser("resume", help="resume a task the cost governor paused")
+    p.add_argument("task")
+    p.add_argument("--reason")
+    p.add_argument("--by", default="founder")
+    p.set_defaults(func=_founder_action(api.resume_task, "resumed"))
+
+    session = sub.add_parser(
+        "session", help="agent sessions: start, show, end, recheck, list, note, release, report"
+    )
     ssub = session.add_subparsers(dest="session_command", required=True, metavar="ACTION")
     p = ssub.add_parser("start", help="start (or resume) an agent's session and print its brief")
     p.add_argument("--agent", required=True)
@@ -465,6 +525,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="ended from the CLI")
     p.add_argument("--by", default="founder")
     p.set_defaults(func=cmd_session_end)
+    p = ssub.add_parser("note", help="keep a decision or open question for the handoff")
+    p.add_argument("agent")
+    p.add_argument("text", nargs="?")
+    p.add_argument("--decision")
+    p.add_argument("--question")
+    p.set_defaults(func=cmd_session_note)
+    p = ssub.add_parser("release", help="release a session held by a governor (no task)")
+    p.add_argument("agent")
+    p.add_argument("--reason", default="")
+    p.add_argument("--by", default="founder")
+    p.set_defaults(func=cmd_session_release)
+    p = ssub.add_parser(
+        "report", help="report a tool call / usage (Report JSON on stdin) to the governors"
+    )
+    p.add_argument("agent")
+    p.set_defaults(func=cmd_session_report)
     p = ssub.add_parser("recheck", help="probe a blocked session's credentials again")
     p.add_argument("agent")
     p.add_argument("--by", default="founder")

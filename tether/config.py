@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tether import constants
-from tether.contracts import NAME_PATTERN, Model
+from tether.contracts import NAME_PATTERN, GovernorLimits, Model, Price
 from tether.errors import TetherError
 
 
@@ -134,6 +134,8 @@ class Agent(Model):
     branch: str | None = None
     # When Tether cannot be reached, deny the agent's tool calls (true) or let them through.
     fail_closed: bool = True
+    # Overrides of [thresholds] for this agent only, e.g. { context_window = 1000000 }.
+    thresholds: dict[str, float | int] = Field(default_factory=dict)
 
     @property
     def login(self) -> str:
@@ -149,12 +151,25 @@ class Service(Model):
 
 
 class Thresholds(Model):
+    """The governors' limits; `[thresholds]` for everyone, `[agents.thresholds]` per agent."""
+
     context_compact: float = Field(default=0.70, gt=0, lt=1)
     context_trim: float = Field(default=0.85, gt=0, lt=1)
     context_handoff: float = Field(default=0.95, gt=0, lt=1)
-    loop_limit: int = Field(default=5, ge=2)
+    # A stage fires again only after usage fell this far below it, or after a compaction.
+    context_rearm_margin: float = Field(default=0.05, ge=0, lt=0.5)
+    # The model's context window in tokens (Claude: 200000, or 1000000 for 1M-context models).
+    context_window: int = Field(default=200_000, ge=1000)
+    # The same failing action this many times, without a success in between, stops the work.
+    loop_limit: int = Field(default=5, ge=2, le=100)
     cost_warn_ratio: float = Field(default=3.0, gt=1)
     cost_pause_ratio: float = Field(default=5.0, gt=1)
+    # The rolling average covers this many of the most recently completed tasks ...
+    cost_window: int = Field(default=20, ge=1, le=1000)
+    # ... and needs at least this many; with fewer, the absolute ceiling applies instead.
+    cost_min_history: int = Field(default=5, ge=1)
+    # With too little history: pause above this (USD), warn above warn/pause ratio of it.
+    cost_ceiling_usd: float = Field(default=25.0, gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
@@ -163,6 +178,18 @@ class Thresholds(Model):
         if not self.cost_warn_ratio < self.cost_pause_ratio:
             raise ValueError("cost_warn_ratio must be below cost_pause_ratio")
         return self
+
+
+# List prices in USD per million tokens when tether.toml names none. Prices change: set
+# [pricing."model-prefix"] to what you pay. The longest matching prefix of the model id wins.
+DEFAULT_PRICES: dict[str, Price] = {
+    "claude-opus-4-1": Price(input=15.0, output=75.0, cache_read=1.5, cache_write=18.75),
+    "claude-opus-4-0": Price(input=15.0, output=75.0, cache_read=1.5, cache_write=18.75),
+    "claude-opus": Price(input=5.0, output=25.0, cache_read=0.5, cache_write=6.25),
+    "claude-sonnet": Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75),
+    "claude-haiku": Price(input=1.0, output=5.0, cache_read=0.1, cache_write=1.25),
+    "default": Price(input=3.0, output=15.0, cache_read=0.3, cache_write=3.75),
+}
 
 
 class TetherConfig(Model):
@@ -174,9 +201,30 @@ class TetherConfig(Model):
     forge: Forge | None = None
     notifications: Notifications = Field(default_factory=Notifications)
     sessions: Sessions = Field(default_factory=Sessions)
+    pricing: dict[str, Price] = Field(default_factory=dict)
 
     def agent(self, name: str) -> Agent | None:
         return next((a for a in self.agents if a.name == name), None)
+
+    def thresholds_for(self, agent: Agent) -> Thresholds:
+        return Thresholds.model_validate({**self.thresholds.model_dump(), **agent.thresholds})
+
+    def limits_for(self, agent: Agent) -> GovernorLimits:
+        t = self.thresholds_for(agent)
+        return GovernorLimits(
+            context_window=t.context_window,
+            compact=t.context_compact,
+            trim=t.context_trim,
+            handoff=t.context_handoff,
+            rearm_margin=t.context_rearm_margin,
+            loop_limit=t.loop_limit,
+            cost_warn_ratio=t.cost_warn_ratio,
+            cost_pause_ratio=t.cost_pause_ratio,
+            cost_window=t.cost_window,
+            cost_min_history=t.cost_min_history,
+            cost_ceiling_usd=t.cost_ceiling_usd,
+            prices={**DEFAULT_PRICES, **self.pricing},
+        )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> TetherConfig:
@@ -202,6 +250,15 @@ class TetherConfig(Model):
                 f"forge.credential names '{self.forge.credential}', which is not defined under "
                 "[credentials]"
             )
+        for agent in self.agents:
+            try:
+                self.thresholds_for(agent)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc']) or 'thresholds'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                raise ValueError(f"agent '{agent.name}' thresholds: {problems}") from None
         for name, service in self.services.items():
             if service.repository not in self.repositories:
                 raise ValueError(
@@ -375,7 +432,18 @@ recent_commit_days = 7
 context_compact = 0.70
 context_trim = 0.85
 context_handoff = 0.95
-loop_limit = 5
-cost_warn_ratio = 3.0
+context_window = 200000          # tokens; per agent: [agents.thresholds] context_window = ...
+loop_limit = 5                   # the same failing action this often stops the work
+cost_warn_ratio = 3.0            # x the rolling average of completed tasks' cost
 cost_pause_ratio = 5.0
+cost_window = 20                 # completed tasks in the rolling average
+cost_min_history = 5             # fewer than this: cost_ceiling_usd applies instead
+cost_ceiling_usd = 25.0
+
+# What tokens cost, USD per million, by model-id prefix (defaults: Anthropic list prices).
+# [pricing."claude-sonnet"]
+# input = 3.0
+# output = 15.0
+# cache_read = 0.3
+# cache_write = 3.75
 """

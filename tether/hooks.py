@@ -9,7 +9,12 @@ Temporal SDK, which alone costs more than the whole hook should.
 Events:
 - SessionStart: start or resume the agent's session workflow; answer with the startup brief as
   additionalContext, or with the reason the session is blocked.
-- PreToolUse: deny every tool call while the session is blocked (or not open), with the reason.
+- PreToolUse: deny every tool call while the session is blocked (or not open), held by a
+  governor (a loop, a cost pause) or ending after a handoff, with the reason.
+- PostToolUse / PostToolUseFailure: report the call (its fingerprint: tool, action, normalised
+  error signature — never the raw output) with the context usage and spend read from the
+  transcript; the governors' directives come back as additionalContext.
+- PostCompact: report the compaction (it re-arms the memory governor) and its summary.
 - Stop: block stopping once, with the reason, while the session has no deliverable yet
   (respects stop_hook_active).
 - SessionEnd: end the session; the artifact test runs in the workflow, not here.
@@ -35,6 +40,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from tether.fingerprint import claude_code_tool_call
+from tether.transcript import Cursor
+
 # Kept equal to tether.constants (a test checks): importing that module would import temporalio.
 SESSION_WORKFLOW_ID_PREFIX = "session-"
 SESSION_WORKFLOW_TYPE = "AgentSessionWorkflow"
@@ -48,9 +56,21 @@ QUERY_TIMEOUT = 5.0
 STARTUP_TIMEOUT = 55.0
 END_TIMEOUT = 1.2  # SessionEnd hooks share a 1.5 s budget
 
-EVENTS = ("SessionStart", "PreToolUse", "Stop", "SessionEnd")
+REPORT_TIMEOUT = 10.0
+
+EVENTS = (
+    "SessionStart",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PostCompact",
+    "Stop",
+    "SessionEnd",
+)
 _COMPLETED = "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"
 _ACCEPTED = "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED"
+# Statuses that mean "not now" rather than "no": resource exhausted, unavailable, timeout.
+_BUSY = (429, 503, 504)
 
 
 class Unreachable(Exception):
@@ -116,6 +136,7 @@ class TemporalHttp:
         }
         path = f"/workflows/{quote(workflow_id, safe='')}/update/{name}"
         deadline = time.monotonic() + timeout
+        pause = 0.02
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -123,6 +144,12 @@ class TemporalHttp:
             status, answer = self._post(path, body, left)
             if status == 404:
                 raise Refused(answer.get("message") or "no such workflow")
+            if status in _BUSY and deadline - time.monotonic() > pause:
+                # Too many updates in flight (parallel tool calls), or the workflow is between
+                # runs (continue-as-new): the same update id is asked again shortly.
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+                continue
             if status != 200:
                 raise Unreachable(
                     f"update {name} failed: HTTP {status} {answer.get('message', '')}"
@@ -181,11 +208,14 @@ def _stack(home: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _home() -> Path:
+    return Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
+
+
 def locate(flag: str | None) -> tuple[str, str, str]:
     """(Temporal HTTP URL, namespace, task queue): flags, then the environment, then the
     stack.json of a running `tether up`, then the defaults."""
-    home = Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
-    stack = _stack(home)
+    stack = _stack(_home())
     url = flag or os.environ.get("TETHER_TEMPORAL_HTTP") or stack.get("temporal_http")
     namespace = os.environ.get("TEMPORAL_NAMESPACE") or stack.get("namespace")
     queue = os.environ.get("TETHER_TASK_QUEUE") or stack.get("task_queue")
@@ -230,6 +260,45 @@ class Hook:
         view = self.temporal.query(self.workflow_id, "view_session")
         return view if isinstance(view, dict) else None
 
+    def gate(self) -> dict[str, Any] | None:
+        gate = self.temporal.query(self.workflow_id, "gate")
+        return gate if isinstance(gate, dict) else None
+
+    def report(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """Send what happened (tool call, context, spend) to the governors; their answer."""
+        report: dict[str, Any] = {}
+        call = claude_code_tool_call(event, payload)
+        if call is not None:
+            report["tool_call"] = call
+        if event == "PostCompact":
+            report["compacted"] = True
+            if payload.get("compact_summary"):
+                report["compact_summary"] = str(payload["compact_summary"])[:8000]
+        transcript = payload.get("transcript_path")
+        session_id = str(payload.get("session_id") or "")
+        if not transcript or not session_id:
+            return self._send(report) if report else None
+        with Cursor(_home() / "hooks" / self.agent, session_id) as cursor:
+            reading = cursor.read(Path(str(transcript)).expanduser())
+            if reading.context_tokens is not None:
+                report["context_tokens"] = reading.context_tokens
+            if reading.compacted:
+                report["compacted"] = True
+            if reading.usage:
+                report["usage"] = reading.usage
+            if not report:
+                return None
+            answer = self._send(report)
+            cursor.commit()
+            return answer
+
+    def _send(self, report: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            answer = self.temporal.update(self.workflow_id, "report", [report], REPORT_TIMEOUT)
+        except Refused:
+            return None  # the session has ended: PreToolUse says so on the next call
+        return answer if isinstance(answer, dict) else None
+
     def start_or_resume(self, payload: dict[str, Any]) -> dict[str, Any]:
         session_id = payload.get("session_id") or None
         for _ in range(3):
@@ -261,6 +330,16 @@ class Hook:
 
     def handle(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         if event == "SessionStart":
+            if payload.get("source") == "compact":
+                # The runtime compacted the context: the memory governor re-arms.
+                with contextlib.suppress(Refused):
+                    current = self.session()
+                    if (
+                        current
+                        and current.get("state") == "active"
+                        and (current.get("external_id") in (None, payload.get("session_id")))
+                    ):
+                        self._send({"compacted": True})
             started = self.start_or_resume(payload)
             if started.get("state") == "blocked":
                 notice = str(started.get("notice") or "blocked")
@@ -270,24 +349,44 @@ class Hook:
 
         view: dict[str, Any] | None
         if event == "PreToolUse":
-            view = self.session()
-            problem = self._not_governed(view, payload)
+            gate = self.gate()
+            problem = self._not_governed(gate, payload)
             if problem:
                 return _deny(problem) if self.fail_closed else {"systemMessage": problem}
-            assert view is not None
-            if view.get("state") == "blocked":
-                return _deny(str(view.get("notice") or "blocked by Tether"))
-            if view.get("state") == "starting":
-                # The gate opens only once every credential has been probed.
-                return _deny("Tether is still checking this session's credentials; try again")
+            assert gate is not None
+            if gate.get("deny"):
+                # Blocked, still starting, held by a governor, or ending after a handoff.
+                return _deny(str(gate["deny"]))
             return None
+
+        if event in ("PostToolUse", "PostToolUseFailure", "PostCompact"):
+            gate = self.gate()
+            if self._not_governed(gate, payload):
+                return None
+            answer = self.report(event, payload)
+            if not answer or event == "PostCompact":
+                return None
+            texts = [str(d.get("text")) for d in answer.get("directives") or []]
+            if not texts:
+                return None
+            result: dict[str, Any] = {
+                "hookSpecificOutput": {
+                    "hookEventName": event,
+                    "additionalContext": "\n".join(texts)[:9900],
+                }
+            }
+            if answer.get("deny"):
+                result["decision"] = "block"
+                result["reason"] = str(answer["deny"])
+            return result
 
         if event == "Stop":
             if payload.get("stop_hook_active"):
                 return None  # stop was already blocked once; let it stop
-            view = self.session()
+            view = self.gate()
             if self._not_governed(view, payload) or (view or {}).get("state") != "active":
                 return None
+            self.report(event, payload)  # the turn's spend and context, if any
             try:
                 result = self.temporal.update(
                     self.workflow_id, "check_deliverable", [], STARTUP_TIMEOUT
@@ -413,6 +512,9 @@ def main(argv: list[str]) -> int:
 _INSTALLED = (
     ("SessionStart", "startup|resume|clear|compact", 60),
     ("PreToolUse", "*", 15),
+    ("PostToolUse", "*", 15),
+    ("PostToolUseFailure", "*", 15),
+    ("PostCompact", None, 15),
     ("Stop", None, 60),
     ("SessionEnd", None, 5),
 )

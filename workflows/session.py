@@ -12,7 +12,19 @@ Messages:
 - update `check_deliverable() -> ArtifactResult`: the artifact test now, without ending.
 - update `recheck(RecheckInput) -> SessionView`: probe the credentials again; unblock if fixed.
 - update `declare(Artifact) -> SessionView`: say what will exist when the session is done.
-- query `view_session() -> SessionView`.
+- update `report(Report) -> ReportAnswer`: a tool call, context usage, spend (the governors).
+- update `note(NoteInput) -> SessionView`: a decision or open question, kept for the handoff.
+- signal `release(ReleaseInput)`: the founder released a loop block or cost pause (the task
+  workflow sends it when its task is unblocked, resumed or cancelled).
+- signal `task_claimed(TaskClaimedInput)`: the agent claimed a task (sent by the task workflow).
+- query `view_session() -> SessionView`; query `gate() -> Gate` (PreToolUse, kept small).
+
+Governors (tether/governors.py, pure): context usage crossing 70/85/95% gives compact, trim and
+handoff directives once per crossing; at handoff the state is archived to the knowledge base and
+the session ends, so the next one starts from the handoff brief. The same failing action five
+times holds the work and blocks the task; a task's cost above 3x / 5x the rolling average warns /
+pauses it. Reports are answered without any activity unless something must happen, and the
+ledger and tool-call log are written in batches from the main loop.
 """
 
 from __future__ import annotations
@@ -28,27 +40,42 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.sessions import SessionActivities
-    from tether import constants, errors
+    from tether import constants, errors, governors
     from tether.brief import compose_brief
     from tether.contracts import (
         Artifact,
         ArtifactInput,
         ArtifactResult,
         Blocker,
+        ClearInboxInput,
+        CostBaseline,
+        CostBaselineInput,
         CredentialStatus,
         EndSessionInput,
+        FlushInput,
+        Gate,
+        GovernorHoldInput,
         GroundTruth,
+        HandoffInput,
+        Hold,
         InboxItem,
+        NoteInput,
         ProbeInput,
         PullRequestInfo,
         RecheckInput,
         RecordSessionInput,
+        ReleaseInput,
+        Report,
+        ReportAnswer,
         SessionInput,
         SessionSetup,
         SessionState,
         SessionView,
         SyncInput,
+        TaskClaimedInput,
     )
+
+_HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused"}
 
 T = TypeVar("T")
 
@@ -59,6 +86,14 @@ _STORE = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
 )
+
+
+# Write the ledger and the tool-call log after this many reports, or this long after the last.
+FLUSH_EVERY_REPORTS = 50
+FLUSH_EVERY = timedelta(seconds=60)
+# Leave a run after this many reports even if Temporal does not suggest it (2,000 updates/run).
+REPORTS_PER_RUN = 1000
+GOVERNORS_PATCH = "tether-governors"
 
 
 def _refuse(message: str) -> ApplicationError:
@@ -97,36 +132,172 @@ class AgentSessionWorkflow:
         self._end: EndSessionInput | None = None
         # Set once the end is fully recorded and the founder told: `end` returns after it.
         self._finished = False
+        self._run_reports = 0
+        self._flushed_at = workflow.now()
+        self._flush_lock = asyncio.Lock()
+        # A handoff ends the session without a pseudo-work verdict: the work goes on.
+        self._handed_off = False
+        self._governors = True
 
     @workflow.run
     async def run(self, inp: SessionInput) -> SessionView:
+        # Sessions recorded before the governors existed replay without their activities.
+        self._governors = workflow.patched(GOVERNORS_PATCH)
         if inp.carried is None:
             self._set_search_attributes()
             await self._startup()
         assert self.view.deadline is not None
-        left = (self.view.deadline - workflow.now()).total_seconds()
-        try:
-            await workflow.wait_condition(
-                lambda: self._end is not None or workflow.info().is_continue_as_new_suggested(),
-                timeout=max(left, 0.001),
-            )
-        except TimeoutError:
-            if self._end is None:
-                self._end = EndSessionInput(
-                    reason="no end was reported before the session deadline", by="tether"
+        while True:
+            left = (self.view.deadline - workflow.now()).total_seconds()
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        self._end is not None
+                        or self._leave_run()
+                        or self._baseline_due()
+                        or self._flush_due()
+                    ),
+                    timeout=max(left, 0.001),
                 )
+            except TimeoutError:
+                if self._end is None:
+                    self._end = EndSessionInput(
+                        reason="no end was reported before the session deadline", by="tether"
+                    )
+            if self._end is not None or self._leave_run():
+                break
+            if self._baseline_due():
+                await self._load_baseline()
+            if self._flush_due():
+                await self._flush()
         if self._end is None:
+            # Unwritten ledger rows and tool calls travel in the carried state.
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(SessionInput(agent=self.view.agent, carried=self.view))
         await self._finish(self._end)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view
 
+    def _leave_run(self) -> bool:
+        return (
+            workflow.info().is_continue_as_new_suggested() or self._run_reports >= REPORTS_PER_RUN
+        )
+
+    def _governed(self) -> bool:
+        return self.view.governor.reports > 0 or self.view.task_id is not None
+
+    def _baseline_due(self) -> bool:
+        v = self.view
+        return (
+            v.task_id is not None
+            and v.governor.baseline is None
+            and v.state == SessionState.ACTIVE
+            and self._governors
+        )
+
+    def _flush_due(self) -> bool:
+        g = self.view.governor
+        pending = g.reports - g.flushed_reports
+        return pending > 0 and (
+            pending >= FLUSH_EVERY_REPORTS or workflow.now() - self._flushed_at >= FLUSH_EVERY
+        )
+
     # --- messages ------------------------------------------------------------------------------
 
     @workflow.query
     def view_session(self) -> SessionView:
         return self.view
+
+    @workflow.query
+    def gate(self) -> Gate:
+        """Whether the agent may use a tool now, and if not why (PreToolUse asks this)."""
+        v = self.view
+        deny: str | None = None
+        if v.state == SessionState.BLOCKED:
+            deny = v.notice or "blocked by Tether"
+        elif v.state == SessionState.STARTING:
+            deny = "Tether is still checking this session's credentials; try again"
+        elif v.governor.hold is not None:
+            deny = governors.hold_message(v.governor.hold)
+        elif self._end is not None and v.state != SessionState.ENDED:
+            deny = (
+                "this session is ending"
+                + (" after a handoff" if self._handed_off else "")
+                + "; start a new session (it begins with the handoff brief)"
+            )
+        return Gate(state=v.state, external_id=v.external_id, deny=deny)
+
+    @workflow.update
+    async def report(self, report: Report) -> ReportAnswer:
+        v = self.view
+        self._run_reports += 1
+        outcome = governors.apply_report(v.governor, report, v.task_id, workflow.now())
+        if outcome.new_hold is not None:
+            await self._hold(outcome.new_hold)
+        if outcome.cost_warning and v.task_id is not None:
+            spent = governors.task_cost(v.governor, v.task_id)
+            await self._notify(
+                InboxItem(
+                    key=f"cost-warning:{v.task_id}:{v.agent}:{v.started_at}",
+                    kind="cost_warning",
+                    subject=v.task_id,
+                    title=f"task {v.task_id} ({v.agent}) has cost ${spent:.2f}: "
+                    f"{outcome.directives[-1].text.split(', more than ', 1)[-1].split('.')[0]}",
+                    detail={"task_id": v.task_id, "agent": v.agent, "cost_usd": round(spent, 4)},
+                    action=f"tether task show {v.task_id}",
+                )
+            )
+        if outcome.handoff:
+            await self._handoff()
+        if outcome.directives:
+            self._set_search_attributes()
+        return outcome.answer(v.governor)
+
+    @report.validator
+    def _validate_report(self, report: Report) -> None:
+        self._check_open()
+
+    @workflow.update
+    async def note(self, inp: NoteInput) -> SessionView:
+        g = self.view.governor
+        g.notes.append(f"{inp.kind}: {inp.text.strip()}")
+        del g.notes[: -governors.NOTES_KEPT]
+        return self.view
+
+    @note.validator
+    def _validate_note(self, inp: NoteInput) -> None:
+        self._check_open()
+
+    @workflow.signal
+    async def release(self, inp: ReleaseInput) -> None:
+        v = self.view
+        hold = v.governor.hold
+        if hold is None or (inp.task_id is not None and hold.task_id not in (None, inp.task_id)):
+            if inp.task_closed and inp.task_id is not None and v.task_id == inp.task_id:
+                v.task_id = None
+                governors.change_task(v.governor)
+            return
+        governors.release(v.governor, v.task_id)
+        if inp.task_closed and v.task_id == inp.task_id:
+            v.task_id = None
+            governors.change_task(v.governor)
+        self._set_search_attributes()
+        await self._activity(
+            SessionActivities.clear_inbox_items,
+            ClearInboxInput(subject=hold.task_id or v.agent, kinds=[_HOLD_KINDS[hold.kind]]),
+            _STORE,
+            30,
+        )
+        await self._record()
+
+    @workflow.signal
+    def task_claimed(self, inp: TaskClaimedInput) -> None:
+        v = self.view
+        if v.state == SessionState.ENDED or self._end is not None or v.task_id == inp.task_id:
+            return
+        v.task_id = inp.task_id
+        governors.change_task(v.governor)
+        self._set_search_attributes()
 
     @workflow.update
     async def ready(self) -> SessionView:
@@ -207,6 +378,7 @@ class AgentSessionWorkflow:
         )
         assert v.started_at is not None
         v.deadline = v.started_at + timedelta(hours=setup.max_hours)
+        v.governor.limits = setup.limits
         if not setup.known:
             v.blocker = Blocker(
                 kind="config", subject=v.agent, reason=setup.problem, since=workflow.now()
@@ -217,7 +389,7 @@ class AgentSessionWorkflow:
             self._set_search_attributes()
             await self._record()
             return
-        key = f"{v.agent}:{v.started_at.isoformat()}"
+        key = self._session_key()
         statuses, truth, (prs, forge_problems, rejected) = await asyncio.gather(
             self._probe(setup.credentials),
             self._read_local_truth(SyncInput(agent=v.agent, session_key=key)),
@@ -225,6 +397,23 @@ class AgentSessionWorkflow:
         )
         v.credentials = statuses
         v.branch_tips, v.checked_out = truth.branch_tips, truth.checked_out
+        if truth.handoff_state:
+            # A session continued after a handoff: its work is judged from where the chain
+            # started, so commits made before the handoff still count as its deliverable.
+            carried_tips = truth.handoff_state.get("branch_tips")
+            if isinstance(carried_tips, dict):
+                v.branch_tips = {
+                    **v.branch_tips,
+                    **{
+                        str(repo): {str(b): str(sha) for b, sha in tips.items()}
+                        for repo, tips in carried_tips.items()
+                        if isinstance(tips, dict)
+                    },
+                }
+            carried_task = truth.handoff_state.get("task_id")
+            if v.task_id is None and isinstance(carried_task, str):
+                v.task_id = carried_task
+            v.handoff_from = str(truth.handoff_state.get("session") or "") or None
         truth = truth.model_copy(
             update={"pull_requests": prs, "problems": [*truth.problems, *forge_problems]}
         )
@@ -380,10 +569,16 @@ class AgentSessionWorkflow:
             )
         v.artifact_result = result
         # A blocked session could not work; a check that could not run proves nothing.
-        v.pseudo_work = could_check and not result.passed and v.state != SessionState.BLOCKED
+        v.pseudo_work = (
+            could_check
+            and not result.passed
+            and v.state != SessionState.BLOCKED
+            and not self._handed_off
+        )
         v.state = SessionState.ENDED
         v.ended_at = workflow.now()
         self._set_search_attributes()
+        await self._flush()
         await self._record()
         if v.pseudo_work:
             await self._notify(
@@ -407,6 +602,130 @@ class AgentSessionWorkflow:
                 )
             )
         self._finished = True
+
+    # --- governors ----------------------------------------------------------------------------
+
+    async def _hold(self, hold: Hold) -> None:
+        """Loop or cost: hold the task, tell the founder; the agent hears it in the answer."""
+        v = self.view
+        kind = _HOLD_KINDS[hold.kind]
+        if hold.task_id is not None:
+            try:
+                await workflow.get_external_workflow_handle(
+                    constants.task_workflow_id(hold.task_id)
+                ).signal(
+                    "governor_hold",
+                    GovernorHoldInput(
+                        kind=hold.kind, agent=v.agent, reason=hold.reason, evidence=hold.evidence
+                    ),
+                )
+            except ApplicationError as err:
+                workflow.logger.warning("task %s could not be held: %s", hold.task_id, err)
+        if hold.kind == "loop":
+            action = (
+                f"tether task unblock {hold.task_id}"
+                if hold.task_id
+                else f"tether session release {v.agent}"
+            )
+            title = f"{v.agent} is stopped in a loop: {hold.reason}"
+        else:
+            action = f"tether resume {hold.task_id}"
+            title = f"task {hold.task_id} ({v.agent}) is paused: {hold.reason}"
+        await self._notify(
+            InboxItem(
+                key=f"{kind}:{hold.task_id or v.agent}:{hold.since.isoformat()}",
+                kind=kind,
+                subject=hold.task_id or v.agent,
+                title=title[:500],
+                detail={"agent": v.agent, **hold.evidence},
+                action=action,
+            )
+        )
+        self._set_search_attributes()
+        await self._record()
+
+    async def _handoff(self) -> None:
+        """Archive the session's state to the knowledge base; the session then ends, and the
+        next one of this agent starts from the handoff brief."""
+        v = self.view
+        brief, state = governors.handoff_brief(v.agent, v.started_at, v.task_id, v.governor)
+        state["branch_tips"] = {repo: dict(tips) for repo, tips in v.branch_tips.items()}
+        state["session"] = self._session_key()
+        try:
+            await self._activity(
+                SessionActivities.archive_handoff,
+                HandoffInput(
+                    agent=v.agent, session_key=self._session_key(), brief=brief, state=state
+                ),
+                _STORE,
+                30,
+            )
+        except ActivityError as err:
+            await self._notify(
+                InboxItem(
+                    key=f"session-error:handoff:{self._session_key()}",
+                    kind="session_error",
+                    subject=v.agent,
+                    title=f"{v.agent}'s handoff could not be archived: {_cause(err)}",
+                    action=f"tether session show {v.agent}",
+                )
+            )
+        self._handed_off = True
+        if self._end is None:
+            pct = v.governor.context_pct or 0
+            self._end = EndSessionInput(
+                reason=f"handoff: context {pct:.0%} full", by="tether", external_id=None
+            )
+
+    async def _load_baseline(self) -> None:
+        v = self.view
+        assert v.task_id is not None
+        task_id = v.task_id
+        try:
+            baseline: CostBaseline = await self._activity(
+                SessionActivities.cost_baseline,
+                CostBaselineInput(task_id=task_id, session_key=self._session_key()),
+                _STORE,
+                30,
+            )
+        except ActivityError:
+            # Compared against the ceiling rather than not at all.
+            baseline = CostBaseline()
+        if v.task_id == task_id and v.governor.baseline is None:
+            v.governor.baseline = baseline
+
+    async def _flush(self) -> None:
+        """Write the cost ledger (cumulative, so a retry is harmless) and the tool-call log."""
+        g = self.view.governor
+        if not self._governors or g.reports == g.flushed_reports:
+            return
+        async with self._flush_lock:
+            upto, calls = g.reports, list(g.unflushed)
+            try:
+                await self._activity(
+                    SessionActivities.flush_governor,
+                    FlushInput(
+                        agent=self.view.agent,
+                        session_key=self._session_key(),
+                        task_costs=dict(g.task_costs),
+                        task_tokens=dict(g.task_tokens),
+                        calls=calls,
+                    ),
+                    _STORE,
+                    60,
+                )
+            except ActivityError:
+                workflow.logger.warning("session %s: ledger write failed", self.view.agent)
+                return
+            finally:
+                self._flushed_at = workflow.now()
+            written = {c.seq for c in calls}
+            g.unflushed = [c for c in g.unflushed if c.seq not in written]
+            g.flushed_reports = upto
+
+    def _session_key(self) -> str:
+        v = self.view
+        return f"{v.agent}:{v.started_at.isoformat() if v.started_at else ''}"
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -458,8 +777,17 @@ class AgentSessionWorkflow:
             ]
         )
         detail = f"**{v.state}** · {v.agent}"
+        if v.task_id:
+            detail += f" · task {v.task_id}"
         if v.blocker:
             detail += f" · {v.blocker.message()}"
+        g = v.governor
+        if g.hold:
+            detail += f" · {'LOOP' if g.hold.kind == 'loop' else 'COST PAUSE'}: {g.hold.reason}"
+        if g.context_pct is not None:
+            detail += f" · context {g.context_pct:.0%}"
+        if g.cost_usd:
+            detail += f" · ${g.cost_usd:.2f}"
         if v.state == SessionState.ENDED and v.artifact_result:
             flag = "PSEUDO-WORK: " if v.pseudo_work else ""
             detail += f" · {flag}{v.artifact_result.summary}"

@@ -5,7 +5,10 @@ Messages:
   is assigned to someone else.
 - update `submit(SubmitInput) -> SubmitResult`: the assignee says "done"; every check runs as an
   activity and the task is done only if all pass, otherwise it returns to the assignee.
-- updates `cancel`, `block`, `unblock` (`FounderActionInput`) -> TaskView.
+- updates `cancel`, `block`, `unblock`, `resume` (`FounderActionInput`) -> TaskView.
+- signal `governor_hold(GovernorHoldInput)`: the assignee's session holds the task — blocked by
+  the anti-loop governor, or paused by the cost governor — until the founder unblocks / resumes.
+  (`tether.api` tells the agent's session of claims and releases.)
 - update `sync() -> TaskView`: returns once every transition so far is in PostgreSQL.
 - query `view() -> TaskView`.
 
@@ -33,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         CheckEvidence,
         ClaimInput,
         FounderActionInput,
+        GovernorHoldInput,
         RecordTaskInput,
         RunCheckInput,
         SubmitInput,
@@ -237,6 +241,46 @@ class TaskWorkflow:
             raise _refuse(
                 f"task {self.view.spec.id} is {self.view.state}, not blocked", errors.ACTION_REFUSED
             )
+
+    @workflow.update
+    async def resume(self, inp: FounderActionInput) -> TaskView:
+        self._check_resume(inp)
+        back = self.view.held_from or TaskState.OPEN
+        self.view.held_from = self.view.hold_reason = None
+        await self._transition(back, inp.by, "resumed", {"reason": inp.reason})
+        return self.view
+
+    @resume.validator
+    def _validate_resume(self, inp: FounderActionInput) -> None:
+        self._check_resume(inp)
+
+    def _check_resume(self, inp: FounderActionInput) -> None:
+        v = self.view
+        if v.state != TaskState.PAUSED:
+            hint = (
+                "; a blocked task is released with: tether task unblock"
+                if (v.state == TaskState.BLOCKED)
+                else ""
+            )
+            raise _refuse(f"task {v.spec.id} is {v.state}, not paused{hint}", errors.ACTION_REFUSED)
+
+    @workflow.signal
+    async def governor_hold(self, inp: GovernorHoldInput) -> None:
+        v = self.view
+        if v.state != TaskState.CLAIMED or v.assignee != inp.agent:
+            # Only the holder's session can hold a task it works on; anything else is stale.
+            workflow.logger.info(
+                "task %s: hold by %s ignored (task is %s, held by %s)",
+                v.spec.id,
+                inp.agent,
+                v.state,
+                v.assignee,
+            )
+            return
+        to = TaskState.BLOCKED if inp.kind == "loop" else TaskState.PAUSED
+        v.held_from, v.hold_reason = v.state, inp.reason
+        kind = "loop_blocked" if inp.kind == "loop" else "cost_paused"
+        await self._transition(to, "tether", kind, {"reason": inp.reason, **inp.evidence})
 
     # --- internals ---------------------------------------------------------------------------
 

@@ -1,0 +1,149 @@
+"""Benchmark: one tool-call report through the session workflow's governors, against a no-op
+update on the same server, in the same run.
+
+Starts its own Temporal dev server (default dynamic config, so continue-as-new comes when
+Temporal really suggests it), PostgreSQL and worker; opens a session; then, alternating in
+rounds so drift hits both alike, sends N reports (a tool call with context and spend, one in
+seven failing) and N no-op updates to a trivial workflow on the same worker. Prints p50/p99 of
+each, their ratio, and the history events per reported tool call.
+
+    .venv/bin/python scripts/bench_governor.py [--reports 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from temporalio import workflow  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
+
+from activities.store import Store, connect_pool, migrate  # noqa: E402
+from tether import api, constants  # noqa: E402
+from tether.client import connect  # noqa: E402
+from tether.config import TetherConfig  # noqa: E402
+from tether.contracts import Report, SessionInput, ToolCall  # noqa: E402
+from tether.runtime import run_and_exit  # noqa: E402
+from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
+from worker import build_worker  # noqa: E402
+
+
+@workflow.defn(sandboxed=False)
+class NoopWorkflow:
+    """The baseline: an update that does nothing, on the same server and worker process."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: self.count < 0)
+
+    @workflow.update
+    async def noop(self, _: int) -> int:
+        self.count += 1
+        return self.count
+
+
+def figures(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+def report(n: int) -> Report:
+    ok = n % 7 != 0
+    call = ToolCall(
+        tool="Bash",
+        ok=ok,
+        action="Bash:pytest",
+        signature="" if ok else f"1|AssertionError|assert # == # (case {n % 3})",
+        input_digest=f"{n:x}",
+        output_digest=f"{n:x}",
+    )
+    return Report(tool_call=call, context_tokens=20_000 + n * 20, cost_usd=0.0005)
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reports", type=int, default=1000)
+    total = parser.parse_args().reports
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "pg", port=free_port())
+        pg.start()
+        env = await start_temporal_dev_server(
+            port=free_port(), ui_port=None, http_port=None, db_file=None
+        )
+        try:
+            client = await connect(env.client.service_client.config.target_host, "default")
+            pool = await connect_pool(pg.url)
+            await migrate(pool)
+            queue = f"bench-{uuid.uuid4().hex[:8]}"
+            config = TetherConfig.model_validate({"agents": [{"name": "bench"}]})
+            noop_queue = f"{queue}-noop"
+            async with (
+                build_worker(client, queue, Store(pool), config),
+                Worker(client, task_queue=noop_queue, workflows=[NoopWorkflow]),
+            ):
+                await api.start_session(client, queue, SessionInput(agent="bench", runtime="sdk"))
+                noop = await client.start_workflow(
+                    NoopWorkflow.run, id=f"noop-{uuid.uuid4().hex[:8]}", task_queue=noop_queue
+                )
+                reports: list[float] = []
+                noops: list[float] = []
+                rounds = 20
+                for r in range(rounds):
+                    per = total // rounds
+                    for i in range(per):
+                        t0 = time.perf_counter()
+                        await noop.execute_update(NoopWorkflow.noop, i)
+                        noops.append(time.perf_counter() - t0)
+                    for i in range(per):
+                        n = r * per + i + 1
+                        t0 = time.perf_counter()
+                        await api.report(client, "bench", report(n))
+                        reports.append(time.perf_counter() - t0)
+                view = await api.session_view(client, "bench")
+                assert view is not None and view.governor.reports == len(reports)
+                handle = client.get_workflow_handle(constants.session_workflow_id("bench"))
+                events = 0
+                runs = 0
+                async for run in client.list_workflows(
+                    f"WorkflowId = '{constants.session_workflow_id('bench')}'"
+                ):
+                    runs += 1
+                    history = client.get_workflow_handle(run.id, run_id=run.run_id)
+                    events += sum([1 async for _ in history.fetch_history_events()])
+                del handle
+                noop_events = sum([1 async for _ in noop.fetch_history_events()])
+                await noop.terminate()
+                await api.end_session(client, "bench", "benchmark done", "bench")
+            await pool.close()
+        finally:
+            await env.shutdown()
+            pg.stop()
+
+    r50, r99 = figures(reports)
+    n50, n99 = figures(noops)
+    print(f"reports: {len(reports)} (one in seven failing), no-op updates: {len(noops)}")
+    print(f"{'':36} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'no-op update (baseline)':36} {n50:8.2f} {n99:8.2f}")
+    print(f"{'tool-call report (session workflow)':36} {r50:8.2f} {r99:8.2f}")
+    print(f"ratio report / no-op: p50 {r50 / n50:.2f}, p99 {r99 / n99:.2f}  (target p50 <= 1.5)")
+    print(
+        f"history: {events} events over {runs} run(s) = {events / len(reports):.2f} per report "
+        f"(the no-op workflow: {noop_events / len(noops):.2f} per update)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_and_exit(main())

@@ -1,0 +1,154 @@
+"""Context usage and token spend from a Claude Code transcript (the JSONL at `transcript_path`).
+
+Hooks do not receive context usage; the transcript does. The context in use is the last
+main-thread (`isSidechain` not true) assistant message's `input_tokens +
+cache_read_input_tokens + cache_creation_input_tokens`; a `compact_boundary` line after it means
+the context was compacted. Spend is summed over all assistant messages, subagents' included,
+each `message.id` once (streaming and parallel tool calls write several lines sharing one usage).
+
+The file is read incrementally: a small cursor file per session remembers how far it was read, so
+a hook on every tool call reads only what is new. The cursor advances only after the report was
+accepted (`Cursor.commit`), so spend is neither lost nor counted twice, and a lock serialises the
+hooks of parallel tool calls.
+
+Standard library only: this runs in the hook process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_SEEN_KEPT = 500
+_FIRST_READ_LIMIT = 64 * 1024 * 1024
+
+USAGE_KEYS = (
+    ("input_tokens", "input"),
+    ("output_tokens", "output"),
+    ("cache_read_input_tokens", "cache_read"),
+    ("cache_creation_input_tokens", "cache_write"),
+)
+
+
+@dataclass
+class Reading:
+    # Tokens in the context window now; None when unknown (nothing yet, or just compacted).
+    context_tokens: int | None = None
+    # A compaction happened since the last reading.
+    compacted: bool = False
+    # New spend since the last reading, per model: {"input": n, "output": n, ...}.
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _context_tokens(usage: dict[str, Any]) -> int:
+    return sum(
+        int(usage.get(k) or 0)
+        for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+    )
+
+
+class Cursor:
+    """How far one session's transcript has been read; held under a lock while in use."""
+
+    def __init__(self, state_dir: Path, session_id: str) -> None:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id)[:120]
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / f"{safe or 'session'}.json"
+        self._lock_file = open(state_dir / f"{safe or 'session'}.lock", "a+")  # noqa: SIM115
+        self.state: dict[str, Any] = {}
+        self._next: dict[str, Any] | None = None
+
+    def __enter__(self) -> Cursor:
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            loaded = json.loads(self.path.read_text())
+            self.state = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            self.state = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._lock_file.close()
+
+    def read(self, transcript: Path) -> Reading:
+        """What is new in the transcript since the committed position."""
+        state = dict(self.state)
+        if state.get("transcript") != str(transcript):
+            state = {"transcript": str(transcript), "offset": 0, "seen": [], "context": None}
+        reading = Reading(context_tokens=state.get("context"))
+        seen = list(state.get("seen") or [])
+        seen_set = set(seen)
+        offset = int(state.get("offset") or 0)
+        try:
+            size = transcript.stat().st_size
+        except OSError:
+            return reading
+        if size < offset:  # rewritten: start again
+            offset, seen, seen_set = 0, [], set()
+        if offset == 0 and size > _FIRST_READ_LIMIT:
+            offset = size - _FIRST_READ_LIMIT  # a huge first read: the recent part is enough
+        for line_end, entry in _entries(transcript, offset):
+            offset = line_end
+            if entry.get("type") == "system" and entry.get("subtype") == "compact_boundary":
+                reading.compacted = True
+                reading.context_tokens = None
+                continue
+            if entry.get("type") != "assistant":
+                continue
+            message = entry.get("message")
+            if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+                continue
+            usage = message["usage"]
+            if entry.get("isSidechain") is not True:
+                # Only the main thread fills the main context; subagents' spend still counts.
+                reading.context_tokens = _context_tokens(usage)
+            key = str(message.get("id") or entry.get("requestId") or entry.get("uuid") or "")
+            if key and key in seen_set:
+                continue
+            if key:
+                seen.append(key)
+                seen_set.add(key)
+            model = str(message.get("model") or "unknown")
+            totals = reading.usage.setdefault(model, {name: 0 for _, name in USAGE_KEYS})
+            for source, name in USAGE_KEYS:
+                totals[name] += int(usage.get(source) or 0)
+        self._next = {
+            "transcript": str(transcript),
+            "offset": offset,
+            "seen": seen[-_SEEN_KEPT:],
+            "context": reading.context_tokens,
+        }
+        return reading
+
+    def commit(self) -> None:
+        """The reading was delivered: the next read starts after it."""
+        if self._next is None:
+            return
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._next))
+        os.replace(tmp, self.path)
+
+
+def _entries(path: Path, offset: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(offset after the line, parsed line) for each complete line from `offset` on; a line
+    still being written (no newline yet) is left for the next read."""
+    with contextlib.suppress(OSError), path.open("rb") as handle:
+        handle.seek(offset)
+        position = offset
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                return
+            position += len(raw)
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                yield position, entry
