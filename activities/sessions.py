@@ -18,6 +18,7 @@ from activities.credentials import (
     probe,
     read_secret,
 )
+from activities.escalation import escalating
 from activities.groundtruth import read_pull_requests, read_repositories
 from activities.notify import notify
 from activities.store import Store
@@ -48,6 +49,7 @@ class SessionActivities:
         self.config = config
 
     @activity.defn
+    @escalating
     async def session_setup(self, agent: str) -> SessionSetup:
         found = self.config.agent(agent)
         if found is None:
@@ -69,6 +71,7 @@ class SessionActivities:
         )
 
     @activity.defn
+    @escalating
     async def probe_credentials(self, inp: ProbeInput) -> list[CredentialStatus]:
         now = datetime.now(UTC)
         statuses = await asyncio.gather(
@@ -93,6 +96,7 @@ class SessionActivities:
         return list(statuses)
 
     @activity.defn
+    @escalating
     async def read_local_truth(self, inp: SyncInput) -> GroundTruth:
         """Git (commits, branch tips, checked-out branches), the task table, the handoff."""
         commits, tips, heads, problems = await read_repositories(self.config)
@@ -108,39 +112,47 @@ class SessionActivities:
         )
 
     @activity.defn
+    @escalating
     async def read_forge(self, inp: SyncInput) -> tuple[list[PullRequestInfo], list[str]]:
         """Open pull requests. A rejected forge token raises CredentialRejected (not retried)."""
         return await read_pull_requests(self.config)
 
     @activity.defn
+    @escalating
     async def check_artifact(self, inp: ArtifactInput) -> ArtifactResult:
         return await check_artifact(inp, self.config, self.store)
 
     @activity.defn
+    @escalating
     async def notify_founder(self, item: InboxItem) -> int:
         item_id, _ = await notify(self.store, self.config.notifications.webhook, item)
         return item_id
 
     @activity.defn
+    @escalating
     async def record_session(self, inp: RecordSessionInput) -> None:
         await self.store.record_session(inp.session, inp.workflow_id, inp.run_id)
 
     @activity.defn
+    @escalating
     async def clear_credential_blockers(self, agent: str) -> int:
         return await self.store.clear_inbox(subject=agent, kinds=["credential_blocked"])
 
     @activity.defn
+    @escalating
     async def clear_inbox_items(self, inp: ClearInboxInput) -> int:
         return await self.store.clear_inbox(subject=inp.subject, kinds=inp.kinds)
 
     # --- governors ----------------------------------------------------------------------------
 
     @activity.defn
+    @escalating
     async def archive_handoff(self, inp: HandoffInput) -> int:
         """The knowledge base: the brief and state the agent's next session starts from."""
         return await self.store.archive_handoff(inp.agent, inp.session_key, inp.brief, inp.state)
 
     @activity.defn
+    @escalating
     async def cost_baseline(self, inp: CostBaselineInput) -> CostBaseline:
         """What the task has cost in other sessions, and the rolling average of completed tasks
         (of its kind when there are enough of them, else of all kinds)."""
@@ -169,12 +181,14 @@ class SessionActivities:
         return CostBaseline(task_before_usd=before, tasks=len(costs), basis="ceiling")
 
     @activity.defn
+    @escalating
     async def flush_governor(self, inp: FlushInput) -> None:
         await self.store.record_costs(inp.agent, inp.session_key, inp.task_costs, inp.task_tokens)
         if inp.calls:
             await self.store.record_tool_calls(inp.agent, inp.session_key, inp.calls)
 
     @activity.defn
+    @escalating
     async def remind_expiring_credentials(self, inp: ExpiryReminderInput) -> list[str]:
         """Remind the founder of credentials expiring within the configured days, once per
         credential, expiry date and threshold (the tightest threshold crossed). Returns the

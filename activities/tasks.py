@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.checks import run_check as _run_check
+from activities.escalation import escalating
 from activities.store import Store
 from tether.config import TetherConfig
 from tether.contracts import CheckEvidence, RecordTaskInput, RunCheckInput
@@ -16,9 +17,11 @@ class TaskActivities:
         self.config = config
 
     @activity.defn
+    @escalating
     async def run_check(self, inp: RunCheckInput) -> CheckEvidence:
         return await _run_check(inp, self.config, heartbeat=activity.heartbeat)
 
     @activity.defn
+    @escalating
     async def record_task(self, inp: RecordTaskInput) -> None:
         await self.store.record(inp.task, inp.events)

@@ -3,7 +3,7 @@
 Run after a deliberate, versioned change to a workflow, and commit the new files:
 
     .venv/bin/python scripts/record_histories.py            # the histories not recorded yet
-    .venv/bin/python scripts/record_histories.py task session   # these, again
+    .venv/bin/python scripts/record_histories.py task session governed   # these, again
 
 It starts its own Temporal dev server and PostgreSQL in a temporary folder.
 """
@@ -27,7 +27,14 @@ from activities.store import Store, connect_pool, migrate  # noqa: E402
 from tether import api  # noqa: E402
 from tether.client import connect  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
-from tether.contracts import Artifact, SessionInput, TaskSpec  # noqa: E402
+from tether.contracts import (  # noqa: E402
+    Artifact,
+    NoteInput,
+    Report,
+    SessionInput,
+    TaskSpec,
+    ToolCall,
+)
 from tether.runtime import run_and_exit  # noqa: E402
 from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 from worker import build_worker  # noqa: E402
@@ -73,21 +80,29 @@ async def main() -> int:
                     "agents": [{"name": "coder", "repositories": ["app"]}],
                 }
             )
+            files = {
+                "task": ["task_lifecycle"],
+                "session": ["session_lifecycle"],
+                "governed": ["session_governed", "task_governed"],
+            }
             wanted = set(sys.argv[1:]) or {
                 name
-                for name in ("task", "session")
-                if not (OUT / f"{name}_lifecycle.json").exists()
+                for name, stems in files.items()
+                if not all((OUT / f"{stem}.json").exists() for stem in stems)
             }
             async with build_worker(client, queue, Store(pool), config):
-                histories = {}
+                histories: dict[str, WorkflowHistory] = {}
                 if "task" in wanted:
-                    histories["task"] = await _task(client, queue, url)
+                    histories["task_lifecycle"] = await _task(client, queue, url)
                 if "session" in wanted:
-                    histories["session"] = await _session(client, queue, repo)
+                    histories["session_lifecycle"] = await _session(client, queue, repo)
+                if "governed" in wanted:
+                    session, task = await _governed(client, queue)
+                    histories["session_governed"], histories["task_governed"] = session, task
             await pool.close()
             OUT.mkdir(parents=True, exist_ok=True)
-            for name, history in histories.items():
-                path = OUT / f"{name}_lifecycle.json"
+            for stem, history in histories.items():
+                path = OUT / f"{stem}.json"
                 path.write_text(history.to_json())
                 print(f"wrote {path.relative_to(ROOT)}")
         finally:
@@ -118,6 +133,34 @@ async def _session(client: Client, queue: str, repo: Path) -> WorkflowHistory:
     await api.end_session(client, "coder", "recorded", "agent")
     await handle.result()
     return await handle.fetch_history()
+
+
+async def _governed(client: Client, queue: str) -> tuple[WorkflowHistory, WorkflowHistory]:
+    """A session on a task that loops (five identical failures: the task is blocked), is
+    released by the founder, takes notes, spends, and hands off at 95% context."""
+    spec = TaskSpec.model_validate(
+        {"id": "replay-governed", "title": "Governed work", "kind": "bugfix",
+         "checks": [{"kind": "shell", "command": "true"}]}
+    )  # fmt: skip
+    await api.create_task(client, queue, spec)
+    await api.start_session(client, queue, SessionInput(agent="coder", runtime="sdk"))
+    await api.claim_task(client, spec.id, "coder")
+    failing = ToolCall(tool="Bash", ok=False, action="Bash:kubectl set",
+                       signature="1|Forbidden|forbidden", error="(Forbidden)")  # fmt: skip
+    for n in range(5):
+        await api.report(
+            client, "coder", Report(tool_call=failing.model_copy(update={"input_digest": str(n)}))
+        )
+    await api.unblock_task(client, spec.id, "founder", "permission granted")
+    await api.note_session(client, "coder", NoteInput(kind="decision", text="use a canary"))
+    for tokens in (100_000, 141_000, 171_000, 191_000):
+        await api.report(client, "coder", Report(context_tokens=tokens, cost_usd=0.25))
+    session = client.get_workflow_handle_for(AgentSessionWorkflow.run, "session-coder")
+    await session.result()
+    await api.cancel_task(client, spec.id, "founder", "recorded")
+    task = client.get_workflow_handle(f"task-{spec.id}")
+    await task.result()
+    return await session.fetch_history(), await task.fetch_history()
 
 
 async def _task(client: Client, queue: str, url: str) -> WorkflowHistory:

@@ -28,7 +28,12 @@ def load(path: Path) -> WorkflowHistory:
 
 
 def test_there_are_histories_to_replay() -> None:
-    missing = {"task_lifecycle", "session_lifecycle"} - set(HISTORIES_BY_NAME)
+    missing = {
+        "task_lifecycle",
+        "session_lifecycle",
+        "session_governed",
+        "task_governed",
+    } - set(HISTORIES_BY_NAME)
     assert not missing, f"tests/histories lacks {missing}: run scripts/record_histories.py"
 
 

@@ -16,3 +16,11 @@ INVALID_CHECK = "InvalidCheck"
 # The error's details carry the credential's name and the reason, never its value.
 CREDENTIAL_REJECTED = "CredentialRejected"
 SESSION_REFUSED = "SessionRefused"
+# Access was refused by the system itself (a file, a repository, a socket): retrying the same
+# call cannot help, so it escalates (to the founder's inbox, or as failed evidence) at once.
+PERMISSION_DENIED = "PermissionDenied"
+# The input cannot be processed as given; the caller must change it, not retry it.
+INVALID_INPUT = "InvalidInput"
+
+# The typed errors every activity retry policy treats as final: auth, permission, invalid input.
+ESCALATE = (CREDENTIAL_REJECTED, PERMISSION_DENIED, INVALID_INPUT, INVALID_CHECK)

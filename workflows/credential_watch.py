@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.sessions import SessionActivities
     from tether.contracts import ExpiryReminderInput
+    from workflows import retry
 
 
 @workflow.defn
@@ -23,6 +23,6 @@ class CredentialWatchWorkflow:
             SessionActivities.remind_expiring_credentials,
             ExpiryReminderInput(now=workflow.now()),
             start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RetryPolicy(maximum_attempts=5),
+            retry_policy=retry.bounded(5),
         )
         return posted

@@ -74,19 +74,11 @@ with workflow.unsafe.imports_passed_through():
         SyncInput,
         TaskClaimedInput,
     )
+    from workflows import retry
 
 _HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused"}
 
 T = TypeVar("T")
-
-# Bounded everywhere: a session never loops on a failing side effect.
-_QUICK = RetryPolicy(maximum_attempts=3, non_retryable_error_types=[errors.CREDENTIAL_REJECTED])
-_STORE = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
-)
-
 
 # Write the ledger and the tool-call log after this many reports, or this long after the last.
 FLUSH_EVERY_REPORTS = 50
@@ -285,7 +277,7 @@ class AgentSessionWorkflow:
         await self._activity(
             SessionActivities.clear_inbox_items,
             ClearInboxInput(subject=hold.task_id or v.agent, kinds=[_HOLD_KINDS[hold.kind]]),
-            _STORE,
+            retry.STORE,
             30,
         )
         await self._record()
@@ -351,7 +343,7 @@ class AgentSessionWorkflow:
             self.view.state = SessionState.ACTIVE
             self._set_search_attributes()
             await self._activity(
-                SessionActivities.clear_credential_blockers, self.view.agent, _STORE, 30
+                SessionActivities.clear_credential_blockers, self.view.agent, retry.STORE, 30
             )
             await self._record()
         else:
@@ -374,7 +366,7 @@ class AgentSessionWorkflow:
     async def _startup(self) -> None:
         v = self.view
         setup: SessionSetup = await self._activity(
-            SessionActivities.session_setup, v.agent, _QUICK, 30
+            SessionActivities.session_setup, v.agent, retry.QUICK, 30
         )
         assert v.started_at is not None
         v.deadline = v.started_at + timedelta(hours=setup.max_hours)
@@ -447,7 +439,7 @@ class AgentSessionWorkflow:
             result: list[CredentialStatus] = await self._activity(
                 SessionActivities.probe_credentials,
                 ProbeInput(agent=self.view.agent, credentials=names),
-                _QUICK,
+                retry.QUICK,
                 60,
             )
             return result
@@ -471,7 +463,7 @@ class AgentSessionWorkflow:
         and the brief says what is missing: nothing here says a credential is bad."""
         try:
             truth: GroundTruth = await self._activity(
-                SessionActivities.read_local_truth, inp, _QUICK, 120
+                SessionActivities.read_local_truth, inp, retry.QUICK, 120
             )
             return truth
         except ActivityError as err:
@@ -485,7 +477,7 @@ class AgentSessionWorkflow:
             prs, problems = await self._activity(
                 SessionActivities.read_forge,
                 SyncInput(agent=self.view.agent, session_key=""),
-                _QUICK,
+                retry.QUICK,
                 120,
             )
         except ActivityError as err:
@@ -549,7 +541,7 @@ class AgentSessionWorkflow:
                 branch_tips=v.branch_tips,
                 checked_out=v.checked_out,
             ),
-            _QUICK,
+            retry.QUICK,
             120,
         )
         return result
@@ -657,7 +649,7 @@ class AgentSessionWorkflow:
                 HandoffInput(
                     agent=v.agent, session_key=self._session_key(), brief=brief, state=state
                 ),
-                _STORE,
+                retry.STORE,
                 30,
             )
         except ActivityError as err:
@@ -685,7 +677,7 @@ class AgentSessionWorkflow:
             baseline: CostBaseline = await self._activity(
                 SessionActivities.cost_baseline,
                 CostBaselineInput(task_id=task_id, session_key=self._session_key()),
-                _STORE,
+                retry.STORE,
                 30,
             )
         except ActivityError:
@@ -711,7 +703,7 @@ class AgentSessionWorkflow:
                         task_tokens=dict(g.task_tokens),
                         calls=calls,
                     ),
-                    _STORE,
+                    retry.STORE,
                     60,
                 )
             except ActivityError:
@@ -733,19 +725,19 @@ class AgentSessionWorkflow:
         self,
         fn: Callable[..., Awaitable[T]],
         arg: Any,
-        retry: RetryPolicy,
+        policy: RetryPolicy,
         timeout_seconds: float,
     ) -> T:
         return await workflow.execute_activity_method(
             fn,
             arg,
             start_to_close_timeout=timedelta(seconds=timeout_seconds),
-            retry_policy=retry,
+            retry_policy=policy,
         )
 
     async def _notify(self, item: InboxItem) -> None:
         try:
-            await self._activity(SessionActivities.notify_founder, item, _STORE, 60)
+            await self._activity(SessionActivities.notify_founder, item, retry.STORE, 60)
         except ActivityError:
             workflow.logger.warning("session %s: could not notify the founder", self.view.agent)
 
@@ -759,7 +751,7 @@ class AgentSessionWorkflow:
                     workflow_id=info.workflow_id,
                     run_id=info.run_id,
                 ),
-                _STORE,
+                retry.STORE,
                 30,
             )
         except ActivityError:

@@ -21,7 +21,6 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -47,13 +46,7 @@ with workflow.unsafe.imports_passed_through():
         TaskState,
         TaskView,
     )
-
-# Writes to PostgreSQL retry through an outage, then give up and catch up on the next transition.
-_STORE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=20,
-)
+    from workflows import retry
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -304,10 +297,7 @@ class TaskWorkflow:
                     start_to_close_timeout=timedelta(seconds=check.timeout_seconds)
                     + constants.CHECK_ACTIVITY_MARGIN,
                     heartbeat_timeout=constants.CHECK_HEARTBEAT_TIMEOUT if long_running else None,
-                    retry_policy=RetryPolicy(
-                        maximum_attempts=constants.CHECK_ACTIVITY_MAX_ATTEMPTS,
-                        non_retryable_error_types=[errors.INVALID_CHECK],
-                    ),
+                    retry_policy=retry.bounded(constants.CHECK_ACTIVITY_MAX_ATTEMPTS),
                 )
             except ActivityError as err:
                 # The check could not run at all (worker lost, bug): that is a failed check with
@@ -360,7 +350,7 @@ class TaskWorkflow:
                     TaskActivities.record_task,
                     RecordTaskInput(task=self.view.model_copy(deep=True), events=batch),
                     start_to_close_timeout=constants.STORE_ACTIVITY_TIMEOUT,
-                    retry_policy=_STORE_RETRY,
+                    retry_policy=retry.bounded(20),
                 )
             except ActivityError:
                 # The read model lags; the next transition writes these events again.
