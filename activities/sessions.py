@@ -161,23 +161,16 @@ class SessionActivities:
         t = self.config.thresholds_for(agent) if agent else self.config.thresholds
         before = await self.store.task_cost(inp.task_id, excluding_session=inp.session_key)
         kind = found.task.spec.kind if found else None
-        if kind:
-            costs = await self.store.completed_task_costs(kind, t.cost_window)
+        costs: list[float] = []
+        for of_kind, basis in ([(kind, f"kind {kind}")] if kind else []) + [(None, "all kinds")]:
+            costs = await self.store.completed_task_costs(of_kind, t.cost_window)
             if len(costs) >= t.cost_min_history:
                 return CostBaseline(
                     task_before_usd=before,
                     average_usd=sum(costs) / len(costs),
                     tasks=len(costs),
-                    basis=f"kind {kind}",
+                    basis=basis,
                 )
-        costs = await self.store.completed_task_costs(None, t.cost_window)
-        if len(costs) >= t.cost_min_history:
-            return CostBaseline(
-                task_before_usd=before,
-                average_usd=sum(costs) / len(costs),
-                tasks=len(costs),
-                basis="all kinds",
-            )
         return CostBaseline(task_before_usd=before, tasks=len(costs), basis="ceiling")
 
     @activity.defn

@@ -76,12 +76,36 @@ async def main() -> int:
                     **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
                     "TETHER_TEMPORAL_HTTP": f"http://127.0.0.1:{http_port}",
                     "TETHER_TASK_QUEUE": queue,
+                    "TETHER_HOME": tmp,
                 }
+                # A transcript of 2,000 assistant messages: the first report reads it all,
+                # later ones only what is new (nothing, here).
+                transcript = Path(tmp) / "transcript.jsonl"
+                transcript.write_text(
+                    "".join(
+                        json.dumps({"type": "assistant", "message": {"id": f"m{i}",
+                                    "model": "claude-sonnet-4-5", "usage": {"input_tokens": 9,
+                                    "cache_read_input_tokens": 50_000 + i, "output_tokens": 80}}})
+                        + "\n"
+                        for i in range(2000)
+                    )
+                )  # fmt: skip
                 pre = json.dumps(
                     {"hook_event_name": "PreToolUse", "session_id": "b-1", "tool_name": "Bash",
                      "tool_input": {"command": "ls"}}
                 ).encode()  # fmt: skip
                 stop = json.dumps({"hook_event_name": "Stop", "session_id": "b-1"}).encode()
+                ok = json.dumps(
+                    {"hook_event_name": "PostToolUse", "session_id": "b-1", "tool_name": "Bash",
+                     "tool_input": {"command": "kubectl get pods -n prod"},
+                     "tool_response": {"stdout": "ok"}, "transcript_path": str(transcript)}
+                ).encode()  # fmt: skip
+                failed = json.dumps(
+                    {"hook_event_name": "PostToolUseFailure", "session_id": "b-1",
+                     "tool_name": "Bash", "tool_input": {"command": "kubectl get pods -n prod"},
+                     "error": "Exit code 1\nError from server (Forbidden): pods is forbidden",
+                     "transcript_path": str(transcript)}
+                ).encode()  # fmt: skip
 
                 def run(event: str, body: bytes, n: int) -> list[float]:
                     argv = [TETHER, "hook", "claude-code", event, "--agent", "bench"]
@@ -94,6 +118,15 @@ async def main() -> int:
                 )
                 pre_times = await asyncio.to_thread(run, "PreToolUse", pre, calls)
                 stop_times = await asyncio.to_thread(run, "Stop", stop, max(10, calls // 10))
+                # Alternating calls so that no five in a row are the same failing action.
+                first_report = await asyncio.to_thread(run, "PostToolUseFailure", failed, 1)
+                report_times = await asyncio.to_thread(
+                    lambda: [
+                        t
+                        for _ in range(calls // 4)
+                        for t in run("PostToolUseFailure", failed, 3) + run("PostToolUse", ok, 1)
+                    ]
+                )
                 cli_times = await asyncio.to_thread(
                     lambda: [timed([TETHER, "--help"], b"", hook_env) for _ in range(10)]
                 )
@@ -109,6 +142,8 @@ async def main() -> int:
         ("python -c pass (baseline)", baseline),
         ("hook PreToolUse (query)", pre_times),
         ("hook Stop (artifact test, update)", stop_times),
+        ("hook PostToolUse* (report, update)", report_times),
+        ("first report (2,000-line transcript)", first_report),
         ("tether --help (full CLI import)", cli_times),
     ):
         p50, p99 = figures(samples)

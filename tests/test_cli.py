@@ -114,6 +114,8 @@ async def test_tasks_from_flags_and_founder_actions(
         "Flags",
         "--assignee",
         "coder",
+        "--kind",
+        "bugfix",
         "--shell",
         "true",
         "--http",
@@ -129,9 +131,11 @@ async def test_tasks_from_flags_and_founder_actions(
     blocked = await tether(cli_env, "task", "block", task_id, "--reason", "needs a design review")
     assert blocked.code == 0 and "now blocked" in blocked.out
     listed = json.loads((await tether(cli_env, "task", "list", "--json", "--state", "blocked")).out)
-    assert [t["hold_reason"] for t in listed if t["spec"]["id"] == task_id] == [
-        "needs a design review"
-    ]
+    assert [
+        (t["hold_reason"], t["spec"]["kind"]) for t in listed if t["spec"]["id"] == task_id
+    ] == [("needs a design review", "bugfix")]
+    not_paused = await tether(cli_env, "resume", task_id)
+    assert not_paused.code == 3 and "not paused; a blocked task is released with" in not_paused.err
     assert (await tether(cli_env, "task", "unblock", task_id)).code == 0
     assert (await tether(cli_env, "task", "cancel", task_id, "--reason", "dropped")).code == 0
     again = await tether(cli_env, "task", "cancel", task_id)

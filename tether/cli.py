@@ -130,7 +130,7 @@ async def cmd_task_create(args: argparse.Namespace, settings: Settings) -> int:
             args.http, args.shell, args.pytest, args.git_commit, args.git_tag, args.check
         )
         spec = spec_from_flags(
-            args.id, args.title, args.description, args.assignee, args.artifact, checks
+            args.id, args.title, args.description, args.assignee, args.artifact, checks, args.kind
         )
     check_against_config(spec, load_config(settings.config_path))
     client = await _client(settings)
@@ -427,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title")
     p.add_argument("--description", default="")
     p.add_argument("--assignee", help="only this agent may claim the task")
+    p.add_argument("--kind", help="bugfix, feature, ...: its cost is compared within its kind")
     p.add_argument("--artifact", help=ARTIFACT_FORMS)
     p.add_argument(
         "--http", action="append", default=[], metavar="URL", help="check: GET URL answers 200"

@@ -40,9 +40,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tether.fingerprint import claude_code_tool_call
-from tether.transcript import Cursor
-
 # Kept equal to tether.constants (a test checks): importing that module would import temporalio.
 SESSION_WORKFLOW_ID_PREFIX = "session-"
 SESSION_WORKFLOW_TYPE = "AgentSessionWorkflow"
@@ -266,6 +263,10 @@ class Hook:
 
     def report(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Send what happened (tool call, context, spend) to the governors; their answer."""
+        # Imported here: PreToolUse, the most frequent hook, needs neither.
+        from tether.fingerprint import claude_code_tool_call
+        from tether.transcript import Cursor
+
         report: dict[str, Any] = {}
         call = claude_code_tool_call(event, payload)
         if call is not None:
@@ -404,6 +405,10 @@ class Hook:
             return None
 
         if event == "SessionEnd":
+            if payload.get("session_id"):
+                from tether.transcript import Cursor
+
+                Cursor.forget(_home() / "hooks" / self.agent, str(payload["session_id"]))
             reason = f"claude-code SessionEnd ({payload.get('reason') or 'other'})"
             try:
                 self.temporal.update(

@@ -19,6 +19,7 @@ id = "health-endpoint"
 title = "The API answers /health"
 description = "Add a /health endpoint that reports the build version."
 assignee = "coder"          # optional: only this agent may claim it
+kind = "feature"            # optional: its cost is compared with completed tasks of this kind
 
 [artifact]                   # what will exist when the work is done
 kind = "commit"              # commit | file | url | deploy
@@ -135,6 +136,7 @@ def spec_from_flags(
     assignee: str | None,
     artifact: str | None,
     checks: list[dict[str, Any]],
+    kind: str | None = None,
 ) -> TaskSpec:
     if not task_id or not title:
         raise TetherError("a task needs --id and --title (or --file TASK.toml)")
@@ -146,6 +148,8 @@ def spec_from_flags(
     }
     if assignee:
         data["assignee"] = assignee
+    if kind:
+        data["kind"] = kind
     if artifact:
         data["artifact"] = artifact_from_flag(artifact)
     return _validate(data, "the task")

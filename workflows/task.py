@@ -220,9 +220,13 @@ class TaskWorkflow:
     @workflow.update
     async def unblock(self, inp: FounderActionInput) -> TaskView:
         self._check_unblock(inp)
+        return await self._release(inp, "unblocked")
+
+    async def _release(self, inp: FounderActionInput, kind: str) -> TaskView:
+        """Back to the state the task was held from (blocked or paused)."""
         back = self.view.held_from or TaskState.OPEN
         self.view.held_from = self.view.hold_reason = None
-        await self._transition(back, inp.by, "unblocked", {"reason": inp.reason})
+        await self._transition(back, inp.by, kind, {"reason": inp.reason})
         return self.view
 
     @unblock.validator
@@ -238,10 +242,7 @@ class TaskWorkflow:
     @workflow.update
     async def resume(self, inp: FounderActionInput) -> TaskView:
         self._check_resume(inp)
-        back = self.view.held_from or TaskState.OPEN
-        self.view.held_from = self.view.hold_reason = None
-        await self._transition(back, inp.by, "resumed", {"reason": inp.reason})
-        return self.view
+        return await self._release(inp, "resumed")
 
     @resume.validator
     def _validate_resume(self, inp: FounderActionInput) -> None:
