@@ -207,3 +207,29 @@ def clean_environment(**variables: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
     env.update(variables)
     return env
+
+
+def history_text(history: object) -> str:
+    """A workflow history as searchable text: its JSON with every payload's data decoded
+    (`to_json()` alone shows payloads as base64, where no secret could ever be found)."""
+    import base64
+    import contextlib
+    import json
+
+    raw = json.loads(history.to_json())  # type: ignore[attr-defined]
+    decoded: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, str) and "metadata" in node:
+                with contextlib.suppress(ValueError):
+                    decoded.append(base64.b64decode(data).decode("utf-8", "replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(raw)
+    return json.dumps(raw) + "\n" + "\n".join(decoded)

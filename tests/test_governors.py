@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from tests.helpers import FakeForge, clean_environment
+from tests.helpers import FakeForge, clean_environment, history_text
 from tests.sessions_support import run_hook, running_team
 from tests.test_cli import tether
 from tests.test_governor_rules import FORBIDDEN, KUBECTL_RETRIES, assistant, failure
@@ -158,6 +158,17 @@ async def test_context_crossing_70_85_95_compacts_trims_and_hands_off_once_each(
 
         edit = {**sid, "tool_name": "Edit", "tool_input": {"file_path": "api/retry.py"},
                 "tool_response": {"filePath": "api/retry.py"}}  # fmt: skip
+        # Claude Code compacted early on: its summary is kept for the handoff (redacted).
+        leaked = "ghp_" + uuid.uuid4().hex + "ABCDEF"
+        compacted = await run_hook(
+            "PostCompact",
+            coder,
+            {**sid, "trigger": "auto",
+             "compact_summary": f"We chose jittered retries. The user pasted {leaked} once."},
+            temporal_http,
+            q,
+        )  # fmt: skip
+        assert compacted.answer is None
         directives: list[tuple[float, str]] = []
         for pct in (0.30, 0.55, 0.71, 0.73, 0.69, 0.86, 0.84, 0.90, 0.96):
             _use(transcript, int(pct * 200_000))
@@ -193,8 +204,14 @@ async def test_context_crossing_70_85_95_compacts_trims_and_hands_off_once_each(
             "cap at 5 tries?",
             "api/retry.py",
             f"Task you hold: {task_id}",
+            "We chose jittered retries. The user pasted <redacted> once.",
         ):
             assert part in brief
+        assert leaked not in brief and ended.governor.compactions == 1
+        history = history_text(await handle.fetch_history())
+        assert leaked not in history and "We chose jittered retries" in history
+        stored = await team.store.pool.fetchval("SELECT string_agg(brief, '') FROM handoffs")
+        assert leaked not in stored
         second = await api.session_view(client, coder)
         assert second is not None and second.state == SessionState.ACTIVE
         assert second.task_id == task_id and second.handoff_from is not None

@@ -264,7 +264,7 @@ class Hook:
     def report(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Send what happened (tool call, context, spend) to the governors; their answer."""
         # Imported here: PreToolUse, the most frequent hook, needs neither.
-        from tether.fingerprint import claude_code_tool_call
+        from tether.fingerprint import claude_code_tool_call, redact
         from tether.transcript import Cursor
 
         report: dict[str, Any] = {}
@@ -274,7 +274,7 @@ class Hook:
         if event == "PostCompact":
             report["compacted"] = True
             if payload.get("compact_summary"):
-                report["compact_summary"] = str(payload["compact_summary"])[:8000]
+                report["compact_summary"] = redact(str(payload["compact_summary"]))[:8000]
         transcript = payload.get("transcript_path")
         session_id = str(payload.get("session_id") or "")
         if not transcript or not session_id:
