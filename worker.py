@@ -15,6 +15,7 @@ from collections.abc import Callable
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.deploy import DeployActivities
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
@@ -35,6 +36,7 @@ log = logging.getLogger("tether.worker")
 def build_worker(client: Client, task_queue: str, store: Store, config: TetherConfig) -> Worker:
     tasks = TaskActivities(store, config)
     sessions = SessionActivities(store, config)
+    deploys = DeployActivities(store, config)
     return Worker(
         client,
         task_queue=task_queue,
@@ -55,6 +57,14 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
             sessions.archive_handoff,
             sessions.cost_baseline,
             sessions.flush_governor,
+            deploys.deploy_plan,
+            deploys.judge_approval,
+            deploys.audit,
+            deploys.check_stale_base,
+            deploys.claim_cooldown,
+            deploys.run_step,
+            deploys.record_deployment,
+            deploys.request_lock,
         ],
     )
 

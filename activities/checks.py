@@ -137,10 +137,12 @@ async def run_process(
     cwd: str | None,
     time_limit: float,
     heartbeat: Heartbeat | None = None,
+    environment: dict[str, str] | None = None,
 ) -> ProcessOutcome:
     """Run a command (argv, or a shell string) with a hard timeout and bounded output capture.
 
-    The command gets its own process group so that a timeout kills everything it started.
+    The command gets its own process group so that a timeout kills everything it started. It
+    runs with `environment`, by default the worker's without its secrets.
     """
     if cwd is not None and not os.path.isdir(cwd):
         return ProcessOutcome(exit_code=None, error=f"working folder {cwd} does not exist")
@@ -150,7 +152,7 @@ async def run_process(
         "stdout": asyncio.subprocess.PIPE,
         "stderr": asyncio.subprocess.PIPE,
         "start_new_session": True,
-        "env": check_environment(),
+        "env": check_environment() if environment is None else environment,
     }
     try:
         if isinstance(argv, str):

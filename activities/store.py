@@ -1,7 +1,8 @@
 """PostgreSQL: schema migrations and every table Tether keeps (asyncpg lives here and nowhere else).
 
 Tables: tasks and task_events (the task read model), sessions, inbox (what waits for the founder),
-credential_status, handoffs (the knowledge base), deployments, cost_ledger and tool_calls.
+credential_status, handoffs (the knowledge base), deployments, service_state (what runs, the
+cooldown), deploy_audit, cost_ledger and tool_calls.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -371,6 +372,125 @@ class Store:
                     session_key,
                 )
             )
+
+    # --- deployments ------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        deployment_id: str,
+        service: str,
+        kind: str,
+        actor: str,
+        detail: dict[str, Any],
+        at: datetime | None,
+    ) -> None:
+        await self.pool.execute(
+            """INSERT INTO deploy_audit (deployment_id, service, kind, actor, detail, at)
+               VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()))""",
+            deployment_id,
+            service,
+            kind,
+            actor,
+            detail,
+            at,
+        )
+
+    async def audit_trail(
+        self, *, deployment_id: str | None = None, service: str | None = None
+    ) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT deployment_id, service, at, actor, kind, detail FROM deploy_audit
+               WHERE ($1::text IS NULL OR deployment_id = $1)
+                 AND ($2::text IS NULL OR service = $2)
+               ORDER BY id""",
+            deployment_id,
+            service,
+        )
+        return [dict(r) for r in rows]
+
+    async def deployed(self, service: str) -> tuple[str, str, str] | None:
+        """(commit, ref, deployment) running for the service, if any deployment finished."""
+        row = await self.pool.fetchrow(
+            """SELECT deployed_commit, deployed_ref, deployed_deployment FROM service_state
+               WHERE service = $1 AND deployed_commit IS NOT NULL""",
+            service,
+        )
+        return None if row is None else (row[0], row[1] or "", row[2] or "")
+
+    async def claim_cooldown(
+        self, service: str, deployment_id: str, at: datetime, minutes: float
+    ) -> tuple[bool, datetime | None, str | None]:
+        """Take the service's rollout slot at `at` unless another deployment took it less than
+        `minutes` before; one statement, so concurrent claims cannot both win. The same
+        deployment claiming again (a retried activity) wins again. Returns (allowed, until,
+        the deployment holding the cooldown)."""
+        won = await self.pool.fetchval(
+            """INSERT INTO service_state (service, last_rollout_at, last_rollout_deployment)
+               VALUES ($1, $2, $3)
+               ON CONFLICT (service) DO UPDATE
+                   SET last_rollout_at = EXCLUDED.last_rollout_at,
+                       last_rollout_deployment = EXCLUDED.last_rollout_deployment
+                   WHERE service_state.last_rollout_at IS NULL
+                      OR service_state.last_rollout_deployment = EXCLUDED.last_rollout_deployment
+                      OR service_state.last_rollout_at
+                         <= EXCLUDED.last_rollout_at - make_interval(secs => $4)
+               RETURNING last_rollout_deployment""",
+            service,
+            at,
+            deployment_id,
+            minutes * 60.0,
+        )
+        if won is not None:
+            return True, None, None
+        row = await self.pool.fetchrow(
+            "SELECT last_rollout_at, last_rollout_deployment FROM service_state WHERE service = $1",
+            service,
+        )
+        assert row is not None
+        return False, row[0] + timedelta(minutes=minutes), row[1]
+
+    async def record_deployment(
+        self,
+        deployment_id: str,
+        service: str,
+        commit: str,
+        ref: str,
+        agent: str,
+        state: str,
+        at: datetime,
+    ) -> None:
+        """The deployment's outcome; a finished one becomes what runs for the service."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO deployments (service, commit, ref, agent, state, finished_at,
+                       deployment_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (deployment_id) WHERE deployment_id IS NOT NULL
+                   DO UPDATE SET state = EXCLUDED.state, finished_at = EXCLUDED.finished_at""",
+                service,
+                commit,
+                ref,
+                agent,
+                state,
+                at,
+                deployment_id,
+            )
+            if state == "done":
+                await conn.execute(
+                    """INSERT INTO service_state (service, deployed_commit, deployed_ref,
+                           deployed_deployment, deployed_at)
+                       VALUES ($1, $2, $3, $4, $5)
+                       ON CONFLICT (service) DO UPDATE SET
+                           deployed_commit = EXCLUDED.deployed_commit,
+                           deployed_ref = EXCLUDED.deployed_ref,
+                           deployed_deployment = EXCLUDED.deployed_deployment,
+                           deployed_at = EXCLUDED.deployed_at""",
+                    service,
+                    commit,
+                    ref,
+                    deployment_id,
+                    at,
+                )
 
     # --- the cost ledger and the tool-call log ------------------------------------------------
 

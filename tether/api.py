@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -13,12 +15,19 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from tether import constants
 from tether.contracts import (
+    DEPLOY_FINAL,
     HOLD_STATES,
     TERMINAL_STATES,
+    Approval,
+    ApprovalVerdict,
     ArtifactResult,
     ClaimInput,
+    DeployInput,
+    DeployRequest,
+    DeployView,
     EndSessionInput,
     FounderActionInput,
+    LockView,
     NoteInput,
     RecheckInput,
     ReleaseInput,
@@ -35,6 +44,8 @@ from tether.contracts import (
     TaskView,
 )
 from tether.errors import TetherError
+from workflows.deployment import DeploymentWorkflow
+from workflows.lock import ServiceLockWorkflow
 from workflows.session import AgentSessionWorkflow
 from workflows.task import TaskWorkflow
 
@@ -341,3 +352,96 @@ async def release_session(client: Client, agent: str, by: str, reason: str) -> S
         await asyncio.sleep(0.1)
     assert view is not None
     return view
+
+
+# --- deployments ------------------------------------------------------------------------------
+
+
+def new_deployment_id(service: str) -> str:
+    return f"{constants.DEPLOY_WORKFLOW_ID_PREFIX}{service}-{uuid.uuid4().hex[:8]}"
+
+
+def _deploy_handle(
+    client: Client, deployment_id: str
+) -> WorkflowHandle[DeploymentWorkflow, DeployView]:
+    return client.get_workflow_handle_for(DeploymentWorkflow.run, deployment_id)
+
+
+async def request_deploy(client: Client, task_queue: str, req: DeployRequest) -> DeployView:
+    """Start a deployment; returns once its ref is resolved to a commit (or it was refused)."""
+    deployment_id = new_deployment_id(req.service)
+    await client.start_workflow(
+        DeploymentWorkflow.run,
+        DeployInput(deployment_id=deployment_id, request=req),
+        id=deployment_id,
+        task_queue=task_queue,
+        static_summary=f"Deploy {req.service} at {req.ref} for {req.agent}",
+    )
+    for _ in range(300):
+        view = await deploy_view(client, deployment_id)
+        if view.commit is not None or view.state in DEPLOY_FINAL:
+            return view
+        await asyncio.sleep(0.05)
+    return await deploy_view(client, deployment_id)
+
+
+async def deploy_view(client: Client, deployment_id: str) -> DeployView:
+    async def not_found() -> TetherError:
+        return TetherError(f"no deployment {deployment_id!r}; `tether deploy queue SERVICE` lists")
+
+    call = _deploy_handle(client, deployment_id).query(DeploymentWorkflow.view_deployment)
+    return await _call(call, f"deployment {deployment_id}", not_found)
+
+
+async def deploy_queue(client: Client, service: str) -> LockView:
+    handle = client.get_workflow_handle_for(
+        ServiceLockWorkflow.run, constants.lock_workflow_id(service)
+    )
+    try:
+        return await handle.query(ServiceLockWorkflow.queue)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return LockView(service=service)
+        raise TetherError(f"lock of {service}: Temporal refused the query: {exc}") from exc
+
+
+def prepare_approval(
+    view: DeployView,
+    *,
+    decision: str,
+    by: str,
+    reason: str,
+    ttl: timedelta | None,
+    now: datetime | None = None,
+) -> Approval:
+    """The approval to sign for this deployment, exactly as the worker will check it."""
+    if view.commit is None or view.plan is None:
+        raise TetherError(f"deployment {view.deployment_id} has no commit yet ({view.state})")
+    if view.state in DEPLOY_FINAL:
+        raise Refused(f"deployment {view.deployment_id} is {view.state}: {view.reason}")
+    at = now or datetime.now(UTC)
+    return Approval(
+        deployment_id=view.deployment_id,
+        service=view.request.service,
+        ref=view.request.ref,
+        commit=view.commit,
+        decision=decision,
+        reason=reason,
+        expires_at=at + (ttl or timedelta(minutes=view.plan.approval_ttl_minutes)),
+        signed_at=at,
+        by=by,
+    )
+
+
+async def submit_approval(
+    client: Client, deployment_id: str, approval: Approval | dict[str, object]
+) -> ApprovalVerdict:
+    body = approval.model_dump(mode="json") if isinstance(approval, Approval) else approval
+    call = _deploy_handle(client, deployment_id).execute_update(
+        DeploymentWorkflow.submit_approval, body
+    )
+
+    async def not_found() -> TetherError:
+        return TetherError(f"no running deployment {deployment_id!r}")
+
+    return await _call(call, f"deployment {deployment_id}", not_found)

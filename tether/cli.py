@@ -21,6 +21,9 @@ from tether.client import connect
 from tether.config import EXAMPLE_CONFIG, Settings, describe_validation_error, load_config
 from tether.contracts import (
     Artifact,
+    DeployRequest,
+    DeployState,
+    DeployView,
     InboxItem,
     NoteInput,
     Report,
@@ -345,6 +348,111 @@ async def cmd_session_report(args: argparse.Namespace, settings: Settings) -> in
     return 3 if answer.deny else 0
 
 
+# --- deployments and the founder's key ----------------------------------------------------------
+
+
+def render_deploy(view: DeployView, trail: list[dict[str, Any]] | None = None) -> str:
+    r = view.request
+    commit = view.commit[:12] if view.commit else "?"
+    lines = [f"deployment {view.deployment_id}: {view.state}",
+             f"  {r.service} at {r.ref} ({commit}), requested by {r.agent}"]  # fmt: skip
+    if view.state == DeployState.QUEUED:
+        lock = "holds the lock" if view.holds_lock else "waits for the lock"
+        approval = "approved" if view.approval else "waits for the founder's approval"
+        lines.append(f"  {lock}; {approval} (tether approve {view.deployment_id})")
+    for refusal in view.approval_refusals:
+        lines.append(f"  approval refused: {refusal}")
+    if view.reason:
+        lines.append(f"  {view.reason}")
+    if view.rollout:
+        lines.append(f"  rollout: {view.rollout.summary}")
+    for e in view.health:
+        lines.append(f"  {_mark(e.passed)} health {e.name}: {e.summary}")
+    for row in trail or []:
+        detail = row["detail"].get("reason") or row["detail"].get("summary") or ""
+        lines.append(f"  {row['at']:%H:%M:%S} {row['kind']:<18} {row['actor']:<10} {detail}")
+    return "\n".join(lines)
+
+
+async def cmd_deploy_request(args: argparse.Namespace, settings: Settings) -> int:
+    req = DeployRequest(service=args.service, ref=args.ref, agent=args.agent, reason=args.reason)
+    view = await api.request_deploy(await _client(settings), settings.task_queue, req)
+    if args.json:
+        _print_json(view.model_dump(mode="json"))
+    else:
+        print(render_deploy(view))
+    return 3 if view.state in (DeployState.REFUSED, DeployState.EXPIRED) else 0
+
+
+async def cmd_deploy_show(args: argparse.Namespace, settings: Settings) -> int:
+    view = await api.deploy_view(await _client(settings), args.deployment)
+    store = await _store(settings)
+    try:
+        trail = await store.audit_trail(deployment_id=args.deployment)
+    finally:
+        await store.pool.close()
+    if args.json:
+        _print_json({"deployment": view.model_dump(mode="json"), "audit": trail})
+    else:
+        print(render_deploy(view, trail))
+    return 0
+
+
+async def cmd_deploy_queue(args: argparse.Namespace, settings: Settings) -> int:
+    lock = await api.deploy_queue(await _client(settings), args.service)
+    if args.json:
+        _print_json(lock.model_dump(mode="json"))
+        return 0
+    if lock.holder is None:
+        print(f"{args.service}: free")
+    else:
+        until = f", lease until {lock.lease_until:%H:%M:%S} UTC" if lock.lease_until else ""
+        print(f"{args.service}: held by {lock.holder.deployment_id} ({lock.holder.agent}){until}")
+    for n, w in enumerate(lock.waiting, 1):
+        print(f"  {n}. {w.deployment_id} ({w.agent}, since {w.requested_at:%H:%M:%S})")
+    return 0
+
+
+async def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.signing import generate
+
+    path, public = generate(settings.home, force=args.force)
+    print(f"private key: {path} (mode 600; keep it on the founder's machine only)")
+    print("add the public key to tether.toml and restart the workers:\n")
+    print(f'[founder]\npublic_key = "{public}"')
+    return 0
+
+
+def _decide(decision: str) -> Callable[[argparse.Namespace, Settings], Awaitable[int]]:
+    async def command(args: argparse.Namespace, settings: Settings) -> int:
+        from datetime import timedelta
+
+        from tether.signing import PRIVATE_KEY_FILE, load_private, sign
+
+        key = load_private(Path(args.key) if args.key else settings.home / PRIVATE_KEY_FILE)
+        client = await _client(settings)
+        view = await api.deploy_view(client, args.deployment)
+        ttl = timedelta(minutes=args.expires_in) if getattr(args, "expires_in", None) else None
+        approval = api.prepare_approval(
+            view, decision=decision, by=args.by, reason=args.reason or "", ttl=ttl
+        )
+        signed = sign(approval, key)
+        if getattr(args, "print", False):
+            # For the Web UI: send a signal named "approve" to the deployment with this input.
+            print(json.dumps(signed.model_dump(mode="json")))
+            return 0
+        verdict = await api.submit_approval(client, args.deployment, signed)
+        if not verdict.accepted:
+            print(f"refused: {verdict.reason}", file=sys.stderr)
+            return 3
+        verb = "approved" if decision == "approve" else "rejected"
+        what = f"{view.request.service} {view.request.ref} {(view.commit or '')[:12]}"
+        print(f"{args.deployment} {verb} ({what}), valid until {signed.expires_at:%H:%M:%S} UTC")
+        return 0
+
+    return command
+
+
 def render_inbox(items: list[InboxItem]) -> str:
     if not items:
         return "inbox is empty"
@@ -569,6 +677,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--temporal-http", help="Temporal's HTTP API, if not found from TETHER_HOME")
     p.set_defaults(func=cmd_hooks_install)
+
+    deploy = sub.add_parser("deploy", help="deployments: request, show, queue")
+    dsub = deploy.add_subparsers(dest="deploy_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("request", help="ask to deploy SERVICE at an exact commit, tag or branch")
+    p.add_argument("service")
+    p.add_argument("--ref", required=True, help="commit, tag or branch (resolved to a commit now)")
+    p.add_argument("--agent", required=True)
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_deploy_request)
+    p = dsub.add_parser("show", help="a deployment, with its audit trail")
+    p.add_argument("deployment")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_deploy_show)
+    p = dsub.add_parser("queue", help="who holds a service's deploy lock and who waits")
+    p.add_argument("service")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_deploy_queue)
+
+    p = sub.add_parser("keygen", help="make the founder's Ed25519 key pair for approvals")
+    p.add_argument("--force", action="store_true", help="replace an existing key")
+    p.set_defaults(func=cmd_keygen)
+    for name, decision in (("approve", "approve"), ("reject", "reject")):
+        p = sub.add_parser(name, help=f"{name} a deployment, signed with the founder's key")
+        p.add_argument("deployment")
+        p.add_argument("--key", help="the private key (default $TETHER_HOME/founder.key)")
+        p.add_argument("--by", default="founder")
+        p.add_argument("--reason", required=decision == "reject")
+        if decision == "approve":
+            p.add_argument(
+                "--expires-in", type=float, metavar="MINUTES",
+                help="how long the approval stays valid (default: the service's approval_ttl)",
+            )  # fmt: skip
+            p.add_argument(
+                "--print", action="store_true",
+                help="print the signed approval (JSON) instead of sending it: paste it into the "
+                "Web UI as the input of a signal named 'approve'",
+            )  # fmt: skip
+        p.set_defaults(func=_decide(decision))
 
     sub.add_parser(
         "hook", help="answer an agent runtime's hook: tether hook claude-code EVENT --agent NAME"

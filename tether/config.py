@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tether import constants
-from tether.contracts import NAME_PATTERN, GovernorLimits, Model, Price
+from tether.contracts import MAX_CHECKS, NAME_PATTERN, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
 
 
@@ -143,11 +143,53 @@ class Agent(Model):
 
 
 class Service(Model):
+    """A deployable service. Commands are shell templates; {service}, {ref}, {commit} and
+    {deployment} are filled in (shell-quoted) and also set as TETHER_SERVICE, TETHER_REF,
+    TETHER_COMMIT and TETHER_DEPLOYMENT. They run in the repository's folder unless `cwd` says
+    otherwise, and must tolerate running twice (a worker lost mid-rollout is retried)."""
+
     repository: str
-    rollout: str
+    rollout: str = Field(min_length=1)
     restart: str | None = None
     rollback: str | None = None
+    cwd: str | None = None
+    health_checks: list[Check] = Field(default_factory=list, max_length=MAX_CHECKS)
+    # At most one rollout per this many minutes, across all agents and workers (0: no limit).
     cooldown_minutes: float = Field(default=30, ge=0)
+    # A request inside the cooldown is refused with the time left, or waits for it to end.
+    cooldown_mode: Literal["refuse", "wait"] = "refuse"
+    # How long a founder's approval stays valid, and how long a request waits for one.
+    approval_ttl_minutes: float = Field(default=60, gt=0)
+    request_ttl_hours: float = Field(default=24, gt=0)
+    rollout_timeout_seconds: float = Field(default=600, gt=0, le=24 * 3600)
+
+
+class Founder(Model):
+    """The founder's public key (base64 of 32 raw Ed25519 bytes), from `tether keygen`. Only
+    approvals signed with the matching private key are accepted; the worker never sees that."""
+
+    public_key: str | None = None
+    public_key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _valid_key(self) -> Founder:
+        if self.public_key and self.public_key_file:
+            raise ValueError("give public_key or public_key_file, not both")
+        if self.public_key:
+            from tether.signing import load_public
+
+            load_public(self.public_key)
+        return self
+
+    def key_text(self) -> str | None:
+        if self.public_key:
+            return self.public_key
+        if self.public_key_file:
+            try:
+                return Path(self.public_key_file).expanduser().read_text().strip()
+            except OSError:
+                return None
+        return None
 
 
 class Thresholds(Model):
@@ -202,6 +244,7 @@ class TetherConfig(Model):
     notifications: Notifications = Field(default_factory=Notifications)
     sessions: Sessions = Field(default_factory=Sessions)
     pricing: dict[str, Price] = Field(default_factory=dict)
+    founder: Founder = Field(default_factory=Founder)
 
     def agent(self, name: str) -> Agent | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -411,11 +454,24 @@ repositories = ["app"]
 # branch = "coder/work"          # where it delivers; default: the branch checked out
 fail_closed = true               # deny tool calls when Tether cannot be reached
 
-# Services that agents may deploy (one deployment per service at a time).
+# Services that agents may deploy: one deployment per service at a time, only with the
+# founder's signed approval, never from a commit older than the one running.
 [services.api]
 repository = "app"
-rollout = "kubectl set image deploy/api api=registry/api:{tag}"
-cooldown_minutes = 30
+rollout = "kubectl set image deploy/api api=registry/api:{ref}"   # also {commit} {service}
+# restart = "kubectl rollout restart deploy/api"
+# rollback = "kubectl rollout undo deploy/api"
+cooldown_minutes = 30            # one rollout per 30 minutes; inside it: refuse (or "wait")
+cooldown_mode = "refuse"
+approval_ttl_minutes = 60
+[[services.api.health_checks]]
+kind = "http"
+url = "https://api.example.com/health"
+retry_for_seconds = 120
+
+# The founder's public key from `tether keygen`; approvals must be signed with its private half.
+# [founder]
+# public_key = "..."
 
 # Founder notifications: inbox rows in PostgreSQL, and a Slack-compatible webhook if set.
 [notifications]

@@ -14,15 +14,18 @@ POSTGRES_PORT = 55432
 
 TASK_WORKFLOW_ID_PREFIX = "task-"
 SESSION_WORKFLOW_ID_PREFIX = "session-"
+DEPLOY_WORKFLOW_ID_PREFIX = "deploy-"
+LOCK_WORKFLOW_ID_PREFIX = "lock-"
 CREDENTIAL_WATCH_SCHEDULE_ID = "tether-credential-watch"
 
 # Search attributes let the founder filter Tether workflows in the Web UI.
 SA_TASK = SearchAttributeKey.for_keyword("TetherTask")
 SA_AGENT = SearchAttributeKey.for_keyword("TetherAgent")
 SA_STATE = SearchAttributeKey.for_keyword("TetherState")
+SA_SERVICE = SearchAttributeKey.for_keyword("TetherService")
 # Names as the hook adapter uses them over Temporal's HTTP API (it does not import temporalio).
-SA_NAMES = ("TetherTask", "TetherAgent", "TetherState")
-SEARCH_ATTRIBUTES = (SA_TASK, SA_AGENT, SA_STATE)
+SA_NAMES = ("TetherTask", "TetherAgent", "TetherState", "TetherService")
+SEARCH_ATTRIBUTES = (SA_TASK, SA_AGENT, SA_STATE, SA_SERVICE)
 
 # Activity timeouts. A check's own timeout bounds its activity; this margin covers start-up and
 # the write of its evidence.
@@ -42,3 +45,8 @@ def task_workflow_id(task_id: str) -> str:
 def session_workflow_id(agent: str) -> str:
     """One open session per agent: the workflow id carries the rule."""
     return f"{SESSION_WORKFLOW_ID_PREFIX}{agent}"
+
+
+def lock_workflow_id(service: str) -> str:
+    """One lock per service: the workflow id carries the rule."""
+    return f"{LOCK_WORKFLOW_ID_PREFIX}{service}"

@@ -794,6 +794,9 @@ class InboxItem(Model):
         "loop_blocked",
         "cost_warning",
         "cost_paused",
+        "deploy_approval",
+        "deploy_refused",
+        "deploy_failed",
     ]
     subject: str
     title: str
@@ -813,6 +816,215 @@ class RecordSessionInput(Model):
 
 class ExpiryReminderInput(Model):
     now: datetime
+
+
+# --- deployments ----------------------------------------------------------------------------
+
+
+class DeployState(StrEnum):
+    QUEUED = "queued"  # waiting for the service's lock and the founder's approval
+    ROLLING_OUT = "rolling_out"
+    CHECKING = "checking"  # health checks after the rollout
+    DONE = "done"
+    FAILED = "failed"  # the rollout or the health checks failed (rolled back if configured)
+    REFUSED = "refused"  # stale base, cooldown, unknown service or ref, rejected by the founder
+    EXPIRED = "expired"  # nobody approved it in time
+
+
+DEPLOY_FINAL = frozenset(
+    {DeployState.DONE, DeployState.FAILED, DeployState.REFUSED, DeployState.EXPIRED}
+)
+
+
+class DeployRequest(Model):
+    service: str = Field(pattern=NAME_PATTERN)
+    # A commit, a tag or a branch: resolved to the exact commit when the request is made.
+    ref: str = Field(min_length=1, max_length=200, pattern=r"^[^\s~^:?*\[\\]+$")
+    agent: str = Field(pattern=NAME_PATTERN)
+    reason: str = Field(default="", max_length=500)
+
+
+class DeployPlan(Model):
+    """The service as tether.toml describes it, read by the deployment's first activity."""
+
+    service: str
+    repository: str
+    commit: str
+    ref: str
+    cooldown_minutes: float
+    cooldown_mode: Literal["refuse", "wait"] = "refuse"
+    approval_ttl_minutes: float
+    request_ttl_hours: float
+    rollout_timeout_seconds: float
+    health_checks: list[Check] = Field(default_factory=list)
+    has_restart: bool = False
+    has_rollback: bool = False
+
+
+class Approval(Model):
+    """The founder's decision on one deployment, signed with the founder's Ed25519 key over
+    `payload()`: the deployment, service, ref, commit, decision and expiry."""
+
+    deployment_id: str = Field(max_length=200)
+    service: str = Field(max_length=100)
+    ref: str = Field(max_length=200)
+    commit: str = Field(max_length=64)
+    decision: Literal["approve", "reject"] = "approve"
+    reason: str = Field(default="", max_length=500)
+    expires_at: datetime
+    signed_at: datetime
+    by: str = Field(default="founder", max_length=100)
+    # base64 of the 64-byte Ed25519 signature; empty means unsigned (always refused).
+    signature: str = Field(default="", max_length=200)
+
+    def payload(self) -> bytes:
+        fields = [
+            "tether-approval/v1",
+            self.deployment_id,
+            self.service,
+            self.ref,
+            self.commit,
+            self.decision,
+            self.reason,
+            self.expires_at.isoformat(),
+            self.signed_at.isoformat(),
+            self.by,
+        ]
+        return "\n".join(fields).encode()
+
+
+class ApprovalVerdict(Model):
+    accepted: bool
+    reason: str
+    approval: Approval | None = None
+
+
+class JudgeInput(Model):
+    """An approval as received (raw, so that a malformed one is judged and logged too)."""
+
+    deployment_id: str
+    service: str
+    ref: str
+    commit: str
+    received: JsonValue
+    received_at: datetime
+
+
+class AuditInput(Model):
+    deployment_id: str
+    service: str
+    kind: str
+    actor: str = "tether"
+    detail: dict[str, JsonValue] = Field(default_factory=dict)
+    at: datetime | None = None
+
+
+class CooldownInput(Model):
+    service: str
+    deployment_id: str
+    at: datetime
+    cooldown_minutes: float
+
+
+class CooldownVerdict(Model):
+    allowed: bool
+    # When the cooldown that refused it ends.
+    until: datetime | None = None
+    last_deployment: str | None = None
+
+
+class StaleInput(Model):
+    service: str
+    repository: str
+    commit: str
+
+
+class StaleVerdict(Model):
+    ok: bool
+    deployed: str | None = None
+    reason: str = ""
+
+
+class RolloutInput(Model):
+    deployment_id: str
+    service: str
+    ref: str
+    commit: str
+    step: Literal["rollout", "restart", "rollback"] = "rollout"
+    timeout_seconds: float = 600.0
+
+
+class RolloutResult(Model):
+    ok: bool
+    exit_code: int | None = None
+    summary: str
+    output_excerpt: str = ""
+    duration_ms: int = 0
+
+
+class RecordDeployInput(Model):
+    deployment_id: str
+    service: str
+    commit: str
+    ref: str
+    agent: str
+    state: DeployState
+    at: datetime
+
+
+class LockRequest(Model):
+    deployment_id: str
+    service: str
+    agent: str
+    requested_at: datetime
+
+
+class LockRelease(Model):
+    deployment_id: str
+    reason: str = ""
+
+
+class LockGrant(Model):
+    service: str
+    deployment_id: str
+    lease_seconds: float
+
+
+class LockView(Model):
+    service: str
+    holder: LockRequest | None = None
+    lease_until: datetime | None = None
+    waiting: list[LockRequest] = Field(default_factory=list)
+    granted: int = 0
+    skipped: list[str] = Field(default_factory=list)
+    expired: list[str] = Field(default_factory=list)
+
+
+class LockInput(Model):
+    service: str
+    carried: LockView | None = None
+
+
+class DeployView(Model):
+    deployment_id: str
+    request: DeployRequest
+    state: DeployState = DeployState.QUEUED
+    commit: str | None = None
+    plan: DeployPlan | None = None
+    requested_at: datetime | None = None
+    holds_lock: bool = False
+    approval: Approval | None = None
+    approval_refusals: list[str] = Field(default_factory=list)
+    reason: str = ""
+    rollout: RolloutResult | None = None
+    health: list[CheckEvidence] = Field(default_factory=list)
+    rolled_back: bool = False
+    finished_at: datetime | None = None
+
+
+class DeployInput(Model):
+    deployment_id: str
+    request: DeployRequest
 
 
 SessionInput.model_rebuild()

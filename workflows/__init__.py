@@ -1,9 +1,24 @@
 """Orchestration only: deterministic workflows, no I/O. Side effects live in activities/."""
 
 from workflows.credential_watch import CredentialWatchWorkflow
+from workflows.deployment import DeploymentWorkflow
+from workflows.lock import ServiceLockWorkflow
 from workflows.session import AgentSessionWorkflow
 from workflows.task import TaskWorkflow
 
-WORKFLOWS = [TaskWorkflow, AgentSessionWorkflow, CredentialWatchWorkflow]
+WORKFLOWS = [
+    TaskWorkflow,
+    AgentSessionWorkflow,
+    CredentialWatchWorkflow,
+    DeploymentWorkflow,
+    ServiceLockWorkflow,
+]
 
-__all__ = ["WORKFLOWS", "AgentSessionWorkflow", "CredentialWatchWorkflow", "TaskWorkflow"]
+__all__ = [
+    "WORKFLOWS",
+    "AgentSessionWorkflow",
+    "CredentialWatchWorkflow",
+    "DeploymentWorkflow",
+    "ServiceLockWorkflow",
+    "TaskWorkflow",
+]

@@ -31,13 +31,10 @@ with workflow.unsafe.imports_passed_through():
     from tether.contracts import (
         HOLD_STATES,
         TERMINAL_STATES,
-        Check,
-        CheckEvidence,
         ClaimInput,
         FounderActionInput,
         GovernorHoldInput,
         RecordTaskInput,
-        RunCheckInput,
         SubmitInput,
         SubmitResult,
         TaskEvent,
@@ -47,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         TaskView,
     )
     from workflows import retry
+    from workflows.checking import verify
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -144,7 +142,12 @@ class TaskWorkflow:
         await self._transition(TaskState.VERIFYING, inp.agent, "submitted", detail)
 
         checks = self.view.spec.checks
-        evidence = list(await asyncio.gather(*(self._verify(i, c) for i, c in enumerate(checks))))
+        v = self.view
+        evidence = list(
+            await asyncio.gather(
+                *(verify(v.spec.id, i, c, v.created_at) for i, c in enumerate(checks))
+            )
+        )
         self.view.last_evidence = evidence
         failed = [e.name for e in evidence if not e.passed]
         if self.view.state != TaskState.VERIFYING:
@@ -277,50 +280,6 @@ class TaskWorkflow:
         await self._transition(to, "tether", kind, {"reason": inp.reason, **inp.evidence})
 
     # --- internals ---------------------------------------------------------------------------
-
-    async def _verify(self, index: int, check: Check) -> CheckEvidence:
-        """Run one check, re-running a failing one until its retry window closes."""
-        deadline = workflow.now() + timedelta(seconds=check.retry_for_seconds)
-        interval = timedelta(seconds=check.retry_interval_seconds)
-        long_running = check.kind in ("shell", "pytest")
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                evidence = await workflow.execute_activity_method(
-                    TaskActivities.run_check,
-                    RunCheckInput(
-                        task_id=self.view.spec.id,
-                        index=index,
-                        check=check,
-                        task_created_at=self.view.created_at,
-                    ),
-                    start_to_close_timeout=timedelta(seconds=check.timeout_seconds)
-                    + constants.CHECK_ACTIVITY_MARGIN,
-                    heartbeat_timeout=constants.CHECK_HEARTBEAT_TIMEOUT if long_running else None,
-                    retry_policy=retry.bounded(constants.CHECK_ACTIVITY_MAX_ATTEMPTS),
-                )
-            except ActivityError as err:
-                # The check could not run at all (worker lost, bug): that is a failed check with
-                # the reason as evidence, never a workflow stuck retrying.
-                cause = (
-                    err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause)
-                )
-                evidence = CheckEvidence(
-                    index=index,
-                    name=check.label(index),
-                    kind=check.kind,
-                    passed=False,
-                    summary=f"the check could not run: {cause}",
-                    started_at=workflow.now(),
-                    error=cause,
-                )
-            evidence = evidence.model_copy(update={"attempts": attempts})
-            left = deadline - workflow.now()
-            if evidence.passed or left <= timedelta(0):
-                return evidence
-            # The last attempt falls on the deadline itself, so the whole window is used.
-            await workflow.sleep(min(interval, left))
 
     async def _transition(
         self, to: TaskState, actor: str, kind: str, detail: dict[str, _JsonValue]

@@ -1,0 +1,260 @@
+"""Activities of deployments: read the service's plan, judge the founder's signed approvals,
+guard against stale bases, take the cooldown slot, run the rollout commands, keep the audit
+log and the record of what runs where, and queue on the service's lock."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+
+from pydantic import ValidationError
+from temporalio import activity
+
+from activities.checks import git, redact, run_process
+from activities.escalation import InvalidInput, escalating
+from activities.store import Store
+from tether import constants
+from tether.config import TetherConfig
+from tether.contracts import (
+    Approval,
+    ApprovalVerdict,
+    AuditInput,
+    CooldownInput,
+    CooldownVerdict,
+    DeployPlan,
+    DeployRequest,
+    JudgeInput,
+    LockInput,
+    LockRequest,
+    RecordDeployInput,
+    RolloutInput,
+    RolloutResult,
+    StaleInput,
+    StaleVerdict,
+)
+
+
+class DeployActivities:
+    def __init__(self, store: Store, config: TetherConfig) -> None:
+        self.store = store
+        self.config = config
+
+    @activity.defn
+    @escalating
+    async def deploy_plan(self, request: DeployRequest) -> DeployPlan:
+        """The service's configuration and the exact commit the ref names, now."""
+        service = self.config.services.get(request.service)
+        if service is None:
+            known = ", ".join(sorted(self.config.services)) or "none"
+            raise InvalidInput(
+                f"service {request.service!r} is not in tether.toml (services: {known})"
+            )
+        repo = self.config.repositories[service.repository]
+        found = await git(
+            repo.path, "rev-parse", "--verify", "--quiet", f"{request.ref}^{{commit}}"
+        )
+        commit = found.stdout.head.decode().strip()
+        if found.exit_code != 0 or not commit:
+            raise InvalidInput(
+                f"ref {request.ref!r} is not a commit, tag or branch in repository "
+                f"{service.repository} ({repo.path})"
+            )
+        return DeployPlan(
+            service=request.service,
+            repository=service.repository,
+            commit=commit,
+            ref=request.ref,
+            cooldown_minutes=service.cooldown_minutes,
+            cooldown_mode=service.cooldown_mode,
+            approval_ttl_minutes=service.approval_ttl_minutes,
+            request_ttl_hours=service.request_ttl_hours,
+            rollout_timeout_seconds=service.rollout_timeout_seconds,
+            health_checks=list(service.health_checks),
+            has_restart=bool(service.restart),
+            has_rollback=bool(service.rollback),
+        )
+
+    @activity.defn
+    @escalating
+    async def judge_approval(self, inp: JudgeInput) -> ApprovalVerdict:
+        """Accept only an approval the founder's key signed for exactly this deployment and
+        commit, not expired. Every verdict is an audit row."""
+        verdict = self._judge(inp)
+        detail = {"accepted": verdict.accepted, "reason": verdict.reason}
+        if verdict.approval is not None:
+            detail.update(
+                decision=verdict.approval.decision,
+                by=verdict.approval.by,
+                commit=verdict.approval.commit,
+                expires_at=verdict.approval.expires_at.isoformat(),
+            )
+        await self.store.audit(
+            inp.deployment_id,
+            inp.service,
+            "approval_accepted" if verdict.accepted else "approval_refused",
+            verdict.approval.by if verdict.approval and verdict.accepted else "unverified",
+            detail,
+            inp.received_at,
+        )
+        return verdict
+
+    def _judge(self, inp: JudgeInput) -> ApprovalVerdict:
+        from tether.signing import load_public, verify
+
+        try:
+            approval = Approval.model_validate(inp.received)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'approval'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            return ApprovalVerdict(accepted=False, reason=f"not an approval ({problems})")
+        key_text = self.config.founder.key_text()
+        if not key_text:
+            return ApprovalVerdict(
+                accepted=False,
+                reason="no founder public key is configured ([founder] public_key in tether.toml, "
+                "from `tether keygen`)",
+                approval=approval,
+            )
+        problem = verify(approval, load_public(key_text))
+        if problem is None:
+            wanted = {
+                "deployment": (approval.deployment_id, inp.deployment_id),
+                "service": (approval.service, inp.service),
+                "ref": (approval.ref, inp.ref),
+                "commit": (approval.commit, inp.commit),
+            }
+            wrong = [
+                f"{k} {got!r}, not {want!r}" for k, (got, want) in wanted.items() if got != want
+            ]
+            if wrong:
+                problem = "the signed approval is for another deployment: " + ", ".join(wrong)
+            elif approval.expires_at <= inp.received_at:
+                problem = f"the approval expired at {approval.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+        if problem is not None:
+            return ApprovalVerdict(accepted=False, reason=problem, approval=approval)
+        return ApprovalVerdict(
+            accepted=True, reason="signed by the founder's key", approval=approval
+        )
+
+    @activity.defn
+    @escalating
+    async def audit(self, inp: AuditInput) -> None:
+        await self.store.audit(
+            inp.deployment_id, inp.service, inp.kind, inp.actor, dict(inp.detail), inp.at
+        )
+
+    @activity.defn
+    @escalating
+    async def check_stale_base(self, inp: StaleInput) -> StaleVerdict:
+        """The commit must descend from the one running (`git merge-base --is-ancestor`)."""
+        deployed = await self.store.deployed(inp.service)
+        if deployed is None:
+            return StaleVerdict(ok=True, reason="nothing deployed yet")
+        running = deployed[0]
+        repo = self.config.repositories[inp.repository]
+        found = await git(repo.path, "merge-base", "--is-ancestor", running, inp.commit)
+        if found.exit_code == 0:
+            return StaleVerdict(ok=True, deployed=running, reason=f"descends from {running[:12]}")
+        if found.exit_code == 1:
+            return StaleVerdict(
+                ok=False,
+                deployed=running,
+                reason=(
+                    f"commit {inp.commit[:12]} does not descend from {running[:12]}, which "
+                    f"{inp.service} runs now (deployed as {deployed[1] or running[:12]}): "
+                    "deploying it would roll back newer work; rebase onto it first"
+                ),
+            )
+        error = found.stderr.head.decode(errors="replace").strip() or found.error or "git failed"
+        return StaleVerdict(
+            ok=False,
+            deployed=running,
+            reason=f"cannot tell whether {inp.commit[:12]} descends from {running[:12]}: {error}",
+        )
+
+    @activity.defn
+    @escalating
+    async def claim_cooldown(self, inp: CooldownInput) -> CooldownVerdict:
+        if inp.cooldown_minutes <= 0:
+            return CooldownVerdict(allowed=True)
+        allowed, until, holder = await self.store.claim_cooldown(
+            inp.service, inp.deployment_id, inp.at, inp.cooldown_minutes
+        )
+        return CooldownVerdict(allowed=allowed, until=until, last_deployment=holder)
+
+    @activity.defn
+    @escalating
+    async def run_step(self, inp: RolloutInput) -> RolloutResult:
+        """Run the service's rollout, restart or rollback command, heartbeating while it runs.
+        It may run again after a lost worker: the command must tolerate that."""
+        service = self.config.services[inp.service]
+        template = {"rollout": service.rollout, "restart": service.restart,
+                    "rollback": service.rollback}[inp.step]  # fmt: skip
+        if not template:
+            return RolloutResult(ok=True, summary=f"no {inp.step} command configured")
+        values = {"service": inp.service, "ref": inp.ref, "commit": inp.commit,
+                  "deployment": inp.deployment_id, "tag": inp.ref}  # fmt: skip
+        try:
+            command = template.format_map({k: shlex.quote(v) for k, v in values.items()})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise InvalidInput(
+                f"services.{inp.service}.{inp.step}: the template {template!r} names {exc}, "
+                "which is not one of {service} {ref} {commit} {deployment}"
+            ) from exc
+        cwd = service.cwd or self.config.repositories[service.repository].path
+        environment = {
+            **os.environ,
+            "TETHER_SERVICE": inp.service,
+            "TETHER_REF": inp.ref,
+            "TETHER_COMMIT": inp.commit,
+            "TETHER_DEPLOYMENT": inp.deployment_id,
+        }
+        started = time.monotonic()
+        out = await run_process(
+            command,
+            cwd=cwd,
+            time_limit=inp.timeout_seconds,
+            heartbeat=activity.heartbeat,
+            environment=environment,
+        )
+        took = int((time.monotonic() - started) * 1000)
+        excerpt = redact(out.excerpt())
+        if out.timed_out:
+            summary = f"{inp.step} timed out after {inp.timeout_seconds:g}s"
+        elif out.exit_code is None:
+            summary = f"{inp.step} could not run: {out.error}"
+        elif out.exit_code != 0:
+            summary = f"{inp.step} failed with exit code {out.exit_code}"
+        else:
+            summary = f"{inp.step} finished in {took / 1000:.1f}s"
+        ok = out.exit_code == 0 and not out.timed_out
+        return RolloutResult(
+            ok=ok, exit_code=out.exit_code, summary=summary, output_excerpt=excerpt,
+            duration_ms=took,
+        )  # fmt: skip
+
+    @activity.defn
+    @escalating
+    async def record_deployment(self, inp: RecordDeployInput) -> None:
+        await self.store.record_deployment(
+            inp.deployment_id, inp.service, inp.commit, inp.ref, inp.agent, inp.state.value, inp.at
+        )
+
+    @activity.defn
+    @escalating
+    async def request_lock(self, req: LockRequest) -> None:
+        """Queue on the service's lock, starting the lock workflow if it is not running."""
+        from workflows.lock import ServiceLockWorkflow
+
+        await activity.client().start_workflow(
+            ServiceLockWorkflow.run,
+            LockInput(service=req.service),
+            id=constants.lock_workflow_id(req.service),
+            task_queue=activity.info().task_queue,
+            start_signal="acquire",
+            start_signal_args=[req],
+            static_summary=f"One deployment at a time for {req.service}",
+        )

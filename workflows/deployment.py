@@ -1,0 +1,417 @@
+"""A deployment of one service at one exact commit: `tether deploy request SERVICE --ref REF`.
+
+It resolves the ref to a commit, queues on the service's lock (FIFO, workflows/lock.py) and
+waits for the founder's approval. The approval is an Ed25519 signature over the deployment,
+service, ref and commit (tether/signing.py), judged by an activity against the public key the
+worker holds: anything unsigned, signed by another key, for another commit or expired is refused
+and audit-logged, whoever sent it. With the lock and a valid approval it refuses a commit that
+does not descend from the one running (stale base), takes the service's cooldown slot in
+PostgreSQL (refusing, or waiting, inside the cooldown), runs the rollout command as a
+heartbeating activity, then the health checks; a failure runs the rollback command. The lock is
+released whatever happens, cancellation included, and every decision is an audit row.
+
+Messages:
+- signal `lock_granted(LockGrant)`: from the service's lock.
+- signal `approve(approval JSON)` / update `submit_approval(approval JSON) -> ApprovalVerdict`:
+  the founder's signed approval or rejection (`tether approve|reject`; the Web UI path pastes
+  what `tether approve --print` emits into a signal named `approve`).
+- query `view_deployment() -> DeployView`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.deploy import DeployActivities
+    from activities.sessions import SessionActivities
+    from tether import constants
+    from tether.contracts import (
+        ApprovalVerdict,
+        AuditInput,
+        CooldownInput,
+        CooldownVerdict,
+        DeployInput,
+        DeployPlan,
+        DeployState,
+        DeployView,
+        InboxItem,
+        JudgeInput,
+        LockGrant,
+        LockRelease,
+        LockRequest,
+        RecordDeployInput,
+        RolloutInput,
+        RolloutResult,
+        StaleInput,
+        StaleVerdict,
+    )
+    from workflows import retry
+    from workflows.checking import verify
+    from workflows.lock import LEASE
+
+ROLLOUT_HEARTBEAT = timedelta(seconds=20)
+
+
+def _cause(err: ActivityError) -> str:
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause)
+
+
+@workflow.defn
+class DeploymentWorkflow:
+    @workflow.init
+    def __init__(self, inp: DeployInput) -> None:
+        self.view = DeployView(
+            deployment_id=inp.deployment_id, request=inp.request, requested_at=workflow.now()
+        )
+        self._queued = False
+        self._rejected: str | None = None
+        self._judging = asyncio.Lock()
+
+    @workflow.run
+    async def run(self, inp: DeployInput) -> DeployView:
+        v = self.view
+        self._show()
+        renewer: asyncio.Task[None] | None = None
+        try:
+            try:
+                plan: DeployPlan = await self._act(DeployActivities.deploy_plan, inp.request, 60)
+            except ActivityError as err:
+                await self._end(DeployState.REFUSED, _cause(err))
+                return v
+            v.plan, v.commit = plan, plan.commit
+            await self._audit("queued", inp.request.agent, commit=plan.commit, ref=plan.ref,
+                              reason=inp.request.reason)  # fmt: skip
+            await self._notify_founder(
+                "deploy_approval",
+                f"{inp.request.agent} asks to deploy {plan.service} at {plan.ref} "
+                f"({plan.commit[:12]})",
+                f"tether approve {v.deployment_id}",
+            )
+            await self._act(
+                DeployActivities.request_lock,
+                LockRequest(
+                    deployment_id=v.deployment_id,
+                    service=plan.service,
+                    agent=inp.request.agent,
+                    requested_at=workflow.now(),
+                ),
+                30,
+            )
+            self._queued = True
+            renewer = asyncio.create_task(self._renew())
+            await self._deploy(plan)
+        except asyncio.CancelledError:
+            self.view.reason = "cancelled"
+            await self._end(DeployState.REFUSED, "the deployment was cancelled")
+            raise
+        finally:
+            if renewer is not None:
+                renewer.cancel()
+            if self._queued:
+                await self._release()
+        return v
+
+    async def _deploy(self, plan: DeployPlan) -> None:
+        v = self.view
+        assert v.requested_at is not None
+        deadline = v.requested_at + timedelta(hours=plan.request_ttl_hours)
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: self._rejected is not None or (v.holds_lock and v.approval is not None),
+                    timeout=max((deadline - workflow.now()).total_seconds(), 0.001),
+                )
+            except TimeoutError:
+                await self._end(
+                    DeployState.EXPIRED,
+                    f"no valid approval within {plan.request_ttl_hours:g} hours of the request",
+                )
+                return
+            if self._rejected is not None:
+                await self._end(DeployState.REFUSED, f"rejected by the founder: {self._rejected}")
+                return
+            assert v.approval is not None
+            if workflow.now() >= v.approval.expires_at:
+                await self._audit("approval_expired", "tether",
+                                  expires_at=v.approval.expires_at.isoformat())  # fmt: skip
+                v.approval = None
+                await self._notify_founder(
+                    "deploy_approval",
+                    f"the approval of {v.deployment_id} expired before it could roll out; "
+                    "approve again",
+                    f"tether approve {v.deployment_id}",
+                )
+                continue
+            stale: StaleVerdict = await self._act(
+                DeployActivities.check_stale_base,
+                StaleInput(service=plan.service, repository=plan.repository, commit=plan.commit),
+                60,
+            )
+            if not stale.ok:
+                await self._end(DeployState.REFUSED, stale.reason, deployed=stale.deployed)
+                return
+            cooldown: CooldownVerdict = await self._act(
+                DeployActivities.claim_cooldown,
+                CooldownInput(
+                    service=plan.service,
+                    deployment_id=v.deployment_id,
+                    at=workflow.now(),
+                    cooldown_minutes=plan.cooldown_minutes,
+                ),
+                30,
+            )
+            if not cooldown.allowed:
+                assert cooldown.until is not None
+                left = cooldown.until - workflow.now()
+                minutes = max(1, round(left.total_seconds() / 60))
+                why = (
+                    f"{plan.service} was rolled out by {cooldown.last_deployment} less than "
+                    f"{plan.cooldown_minutes:g} minutes ago; the next rollout may start at "
+                    f"{cooldown.until:%H:%M:%S} UTC ({minutes} min left)"
+                )
+                if plan.cooldown_mode == "wait":
+                    await self._audit("cooldown_wait", "tether", reason=why)
+                    await workflow.sleep(max(left, timedelta(seconds=1)))
+                    continue  # the approval may have expired meanwhile: check everything again
+                await self._end(DeployState.REFUSED, why, until=cooldown.until.isoformat())
+                return
+            await self._roll_out(plan)
+            return
+
+    async def _roll_out(self, plan: DeployPlan) -> None:
+        v = self.view
+        assert v.approval is not None
+        await self._audit("rollout_started", v.approval.by, commit=plan.commit)
+        self._set(DeployState.ROLLING_OUT)
+        result = await self._step("rollout", plan)
+        if result.ok and plan.has_restart:
+            result = await self._step("restart", plan)
+        v.rollout = result
+        await self._audit("rollout_finished" if result.ok else "rollout_failed", "tether",
+                          summary=result.summary, exit_code=result.exit_code)  # fmt: skip
+        if not result.ok:
+            await self._fail(plan, result.summary)
+            return
+        self._set(DeployState.CHECKING)
+        v.health = list(
+            await asyncio.gather(
+                *(
+                    verify(v.deployment_id, i, check, v.requested_at)
+                    for i, check in enumerate(plan.health_checks)
+                )
+            )
+        )
+        failed = [e for e in v.health if not e.passed]
+        await self._audit(
+            "health_failed" if failed else "health_passed",
+            "tether",
+            checks=[f"{e.name}: {'ok' if e.passed else 'FAIL'} {e.summary}" for e in v.health],
+        )
+        if failed:
+            await self._fail(plan, f"health check {failed[0].name} failed: {failed[0].summary}")
+            return
+        await self._end(DeployState.DONE, f"{plan.service} runs {plan.commit[:12]} ({plan.ref})")
+
+    async def _fail(self, plan: DeployPlan, reason: str) -> None:
+        if plan.has_rollback:
+            back = await self._step("rollback", plan)
+            self.view.rolled_back = back.ok
+            await self._audit("rolled_back" if back.ok else "rollback_failed", "tether",
+                              summary=back.summary)  # fmt: skip
+        await self._end(DeployState.FAILED, reason)
+
+    async def _step(self, step: str, plan: DeployPlan) -> RolloutResult:
+        v = self.view
+        try:
+            result: RolloutResult = await workflow.execute_activity_method(
+                DeployActivities.run_step,
+                RolloutInput(
+                    deployment_id=v.deployment_id,
+                    service=plan.service,
+                    ref=plan.ref,
+                    commit=plan.commit,
+                    step=step,
+                    timeout_seconds=plan.rollout_timeout_seconds,
+                ),
+                start_to_close_timeout=timedelta(seconds=plan.rollout_timeout_seconds + 30),
+                heartbeat_timeout=ROLLOUT_HEARTBEAT,
+                retry_policy=retry.bounded(3),
+            )
+            return result
+        except ActivityError as err:
+            return RolloutResult(ok=False, summary=f"{step} could not run: {_cause(err)}")
+
+    # --- messages --------------------------------------------------------------------------
+
+    @workflow.signal
+    def lock_granted(self, grant: LockGrant) -> None:
+        if grant.deployment_id == self.view.deployment_id:
+            self.view.holds_lock = True
+
+    @workflow.signal
+    async def approve(self, received: Any) -> None:
+        await self._judge(received)
+
+    @workflow.update
+    async def submit_approval(self, received: Any) -> ApprovalVerdict:
+        return await self._judge(received)
+
+    @workflow.query
+    def view_deployment(self) -> DeployView:
+        return self.view
+
+    async def _judge(self, received: Any) -> ApprovalVerdict:
+        v = self.view
+        async with self._judging:
+            if v.state != DeployState.QUEUED or v.commit is None:
+                why = f"the deployment is {v.state}" if v.commit else "the deployment is starting"
+                await self._audit("approval_refused", "unverified", reason=f"{why}; ignored")
+                return ApprovalVerdict(accepted=False, reason=f"{why}; nothing changed")
+            verdict: ApprovalVerdict = await self._act(
+                DeployActivities.judge_approval,
+                JudgeInput(
+                    deployment_id=v.deployment_id,
+                    service=v.request.service,
+                    ref=v.request.ref,
+                    commit=v.commit,
+                    received=received,
+                    received_at=workflow.now(),
+                ),
+                30,
+            )
+            if not verdict.accepted:
+                v.approval_refusals = [*v.approval_refusals, verdict.reason][-10:]
+            elif verdict.approval is not None and verdict.approval.decision == "reject":
+                self._rejected = verdict.approval.reason or "no reason given"
+            else:
+                v.approval = verdict.approval
+            return verdict
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    async def _renew(self) -> None:
+        """Keep the lock's lease while this deployment is alive."""
+        while True:
+            await workflow.sleep(LEASE / 3)
+            if self.view.holds_lock:
+                await self._lock_signal("renew")
+
+    async def _release(self) -> None:
+        v = self.view
+        await self._lock_signal("release")
+        v.holds_lock = False
+        await self._audit("lock_released", "tether", state=v.state.value)
+
+    async def _lock_signal(self, name: str) -> None:
+        try:
+            await workflow.get_external_workflow_handle(
+                constants.lock_workflow_id(self.view.request.service)
+            ).signal(name, LockRelease(deployment_id=self.view.deployment_id))
+        except ApplicationError as err:
+            workflow.logger.warning("lock signal %s failed: %s", name, err)
+
+    async def _end(self, state: DeployState, reason: str, **detail: Any) -> None:
+        v = self.view
+        v.reason = reason
+        v.finished_at = workflow.now()
+        self._set(state)
+        await self._audit(state.value, "tether", reason=reason, **detail)
+        if v.commit is not None:
+            await self._record(state)
+        if state in (DeployState.REFUSED, DeployState.FAILED, DeployState.EXPIRED):
+            await self._notify_founder(
+                "deploy_refused" if state != DeployState.FAILED else "deploy_failed",
+                f"deployment {v.deployment_id} of {v.request.service} {state}: {reason}",
+                f"tether deploy show {v.deployment_id}",
+            )
+
+    async def _record(self, state: DeployState) -> None:
+        v = self.view
+        assert v.commit is not None
+        try:
+            await self._act(
+                DeployActivities.record_deployment,
+                RecordDeployInput(
+                    deployment_id=v.deployment_id,
+                    service=v.request.service,
+                    commit=v.commit,
+                    ref=v.request.ref,
+                    agent=v.request.agent,
+                    state=state,
+                    at=workflow.now(),
+                ),
+                30,
+            )
+        except ActivityError as err:
+            workflow.logger.error("deployment %s: outcome not recorded: %s",
+                                  v.deployment_id, _cause(err))  # fmt: skip
+
+    def _set(self, state: DeployState) -> None:
+        self.view.state = state
+        self._show()
+
+    def _show(self) -> None:
+        v = self.view
+        workflow.upsert_search_attributes(
+            [
+                constants.SA_SERVICE.value_set(v.request.service),
+                constants.SA_AGENT.value_set(v.request.agent),
+                constants.SA_STATE.value_set(v.state.value),
+            ]
+        )
+        commit = f" ({v.commit[:12]})" if v.commit else ""
+        detail = f"**{v.state}** · {v.request.service} {v.request.ref}{commit} · {v.request.agent}"
+        if v.reason:
+            detail += f" · {v.reason}"
+        workflow.set_current_details(detail)
+
+    async def _audit(self, kind: str, actor: str, **detail: Any) -> None:
+        try:
+            await self._act(
+                DeployActivities.audit,
+                AuditInput(
+                    deployment_id=self.view.deployment_id,
+                    service=self.view.request.service,
+                    kind=kind,
+                    actor=actor,
+                    detail=detail,
+                    at=workflow.now(),
+                ),
+                30,
+            )
+        except ActivityError as err:
+            # PostgreSQL stayed down through every retry: the decision stands, the log says so.
+            workflow.logger.error("deployment %s: audit row %s lost: %s",
+                                  self.view.deployment_id, kind, _cause(err))  # fmt: skip
+
+    async def _notify_founder(self, kind: str, title: str, action: str) -> None:
+        try:
+            await self._act(
+                SessionActivities.notify_founder,
+                InboxItem(
+                    key=f"{kind}:{self.view.deployment_id}:{workflow.now().isoformat()}",
+                    kind=kind,
+                    subject=self.view.request.service,
+                    title=title[:500],
+                    detail={"deployment": self.view.deployment_id},
+                    action=action,
+                ),
+                60,
+            )
+        except ActivityError:
+            workflow.logger.warning("deployment %s: could not notify", self.view.deployment_id)
+
+    async def _act(self, fn: Any, arg: Any, timeout_seconds: float) -> Any:
+        return await workflow.execute_activity_method(
+            fn,
+            arg,
+            start_to_close_timeout=timedelta(seconds=timeout_seconds),
+            retry_policy=retry.QUICK if fn is DeployActivities.deploy_plan else retry.STORE,
+        )
