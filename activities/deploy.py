@@ -70,6 +70,7 @@ class DeployActivities:
             approval_ttl_minutes=service.approval_ttl_minutes,
             request_ttl_hours=service.request_ttl_hours,
             rollout_timeout_seconds=service.rollout_timeout_seconds,
+            rollout_heartbeat_seconds=service.rollout_heartbeat_seconds,
             health_checks=list(service.health_checks),
             has_restart=bool(service.restart),
             has_rollback=bool(service.rollback),

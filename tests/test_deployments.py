@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,8 +34,8 @@ async def test_an_approved_deploy_rolls_out_checks_health_and_records_what_runs(
         assert await rig.store.deployed(rig.service) == (head, "main", view.deployment_id)
         kinds = [r["kind"] for r in await rig.store.audit_trail(deployment_id=view.deployment_id)]
         assert kinds == [
-            "queued", "approval_accepted", "rollout_started", "rollout_finished",
-            "health_passed", "done", "lock_released",
+            "queued", "approval_accepted", "lock_requested", "rollout_started",
+            "rollout_finished", "health_passed", "done", "lock_released",
         ]  # fmt: skip
         queue = await api.deploy_queue(client, rig.service)
         assert queue.holder is None and queue.waiting == [] and queue.granted == 1
@@ -54,12 +53,14 @@ async def test_forged_unsigned_and_misdirected_approvals_are_refused_and_logged(
                                now=datetime.now(UTC) - timedelta(hours=1))  # fmt: skip
         # The plain Temporal CLI: anyone with access to the namespace can send a signal.
         for body in (unsigned, forged, {"approve": "yes please"}):
-            subprocess.run(
-                [str(temporal_binary()), "workflow", "signal", "--address", temporal_address,
-                 "--workflow-id", view.deployment_id, "--name", "approve",
-                 "--input", json.dumps(body)],
-                check=True, capture_output=True, timeout=30,
+            proc = await asyncio.create_subprocess_exec(
+                str(temporal_binary()), "workflow", "signal", "--address", temporal_address,
+                "--workflow-id", view.deployment_id, "--name", "approve",
+                "--input", json.dumps(body), stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
+            _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+            assert proc.returncode == 0, err
         verdict = await api.submit_approval(client, view.deployment_id, other_commit)
         assert not verdict.accepted and "for another deployment: commit" in verdict.reason
         verdict = await api.submit_approval(client, view.deployment_id, expired)

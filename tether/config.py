@@ -162,6 +162,9 @@ class Service(Model):
     approval_ttl_minutes: float = Field(default=60, gt=0)
     request_ttl_hours: float = Field(default=24, gt=0)
     rollout_timeout_seconds: float = Field(default=600, gt=0, le=24 * 3600)
+    # A worker lost mid-rollout is noticed after this long without its heartbeat; the rollout
+    # then runs again on another worker.
+    rollout_heartbeat_seconds: float = Field(default=20, ge=6, le=600)
 
 
 class Founder(Model):

@@ -856,6 +856,7 @@ class DeployPlan(Model):
     approval_ttl_minutes: float
     request_ttl_hours: float
     rollout_timeout_seconds: float
+    rollout_heartbeat_seconds: float = 20.0
     health_checks: list[Check] = Field(default_factory=list)
     has_restart: bool = False
     has_rollback: bool = False

@@ -1,8 +1,9 @@
 """A deployment of one service at one exact commit: `tether deploy request SERVICE --ref REF`.
 
-It resolves the ref to a commit, queues on the service's lock (FIFO, workflows/lock.py) and
-waits for the founder's approval. The approval is an Ed25519 signature over the deployment,
-service, ref and commit (tether/signing.py), judged by an activity against the public key the
+It resolves the ref to a commit and waits for the founder's approval; approved, it queues on the
+service's lock (FIFO, workflows/lock.py), so an unapproved request never blocks the service.
+The approval is an Ed25519 signature over the deployment, service, ref and commit
+(tether/signing.py), judged by an activity against the public key the
 worker holds: anything unsigned, signed by another key, for another commit or expired is refused
 and audit-logged, whoever sent it. With the lock and a valid approval it refuses a commit that
 does not descend from the one running (stale base), takes the service's cooldown slot in
@@ -55,8 +56,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.checking import verify
     from workflows.lock import LEASE
 
-ROLLOUT_HEARTBEAT = timedelta(seconds=20)
-
 
 def _cause(err: ActivityError) -> str:
     cause = err.cause
@@ -94,17 +93,6 @@ class DeploymentWorkflow:
                 f"({plan.commit[:12]})",
                 f"tether approve {v.deployment_id}",
             )
-            await self._act(
-                DeployActivities.request_lock,
-                LockRequest(
-                    deployment_id=v.deployment_id,
-                    service=plan.service,
-                    agent=inp.request.agent,
-                    requested_at=workflow.now(),
-                ),
-                30,
-            )
-            self._queued = True
             renewer = asyncio.create_task(self._renew())
             await self._deploy(plan)
         except asyncio.CancelledError:
@@ -124,20 +112,40 @@ class DeploymentWorkflow:
         deadline = v.requested_at + timedelta(hours=plan.request_ttl_hours)
         while True:
             try:
+                # Approved requests queue; holding the lock, an approved one rolls out.
                 await workflow.wait_condition(
-                    lambda: self._rejected is not None or (v.holds_lock and v.approval is not None),
+                    lambda: (
+                        self._rejected is not None
+                        or (v.approval is not None and (v.holds_lock or not self._queued))
+                    ),
                     timeout=max((deadline - workflow.now()).total_seconds(), 0.001),
                 )
             except TimeoutError:
+                what = "its turn" if v.approval is not None else "a valid approval"
                 await self._end(
                     DeployState.EXPIRED,
-                    f"no valid approval within {plan.request_ttl_hours:g} hours of the request",
+                    f"no {what} within {plan.request_ttl_hours:g} hours of the request",
                 )
                 return
             if self._rejected is not None:
                 await self._end(DeployState.REFUSED, f"rejected by the founder: {self._rejected}")
                 return
             assert v.approval is not None
+            if not self._queued:
+                # Only approved requests queue, so an unapproved one never blocks the service.
+                await self._act(
+                    DeployActivities.request_lock,
+                    LockRequest(
+                        deployment_id=v.deployment_id,
+                        service=plan.service,
+                        agent=v.request.agent,
+                        requested_at=workflow.now(),
+                    ),
+                    30,
+                )
+                self._queued = True
+                await self._audit("lock_requested", "tether")
+                continue
             if workflow.now() >= v.approval.expires_at:
                 await self._audit("approval_expired", "tether",
                                   expires_at=v.approval.expires_at.isoformat())  # fmt: skip
@@ -241,7 +249,7 @@ class DeploymentWorkflow:
                     timeout_seconds=plan.rollout_timeout_seconds,
                 ),
                 start_to_close_timeout=timedelta(seconds=plan.rollout_timeout_seconds + 30),
-                heartbeat_timeout=ROLLOUT_HEARTBEAT,
+                heartbeat_timeout=timedelta(seconds=plan.rollout_heartbeat_seconds),
                 retry_policy=retry.bounded(3),
             )
             return result
