@@ -4,18 +4,25 @@ changes, real git history, the founder's real Ed25519 key, the dev server and Po
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
+import worker as tether_worker
+from activities.store import Store, connect_pool
 from tests.deploy_support import deploy_rig
 from tests.helpers import commit_file, git
 from tether import api
-from tether.contracts import DeployState
-from tether.stack import temporal_binary
+from tether.client import connect
+from tether.contracts import DeployRequest, DeployState
+from tether.signing import load_private, sign
+from tether.stack import free_port, start_temporal_dev_server, temporal_binary
+from workflows.deployment import DeploymentWorkflow
 
 
 async def test_an_approved_deploy_rolls_out_checks_health_and_records_what_runs(
@@ -129,3 +136,181 @@ async def test_a_rejection_ends_the_request_and_an_unknown_ref_is_refused(
         assert "ref 'no-such-branch' is not a commit, tag or branch" in bad.reason
         items = {i.kind for i in await rig.store.inbox()}
         assert {"deploy_approval", "deploy_refused"} <= items
+
+
+async def test_concurrent_requests_roll_out_one_at_a_time_and_none_is_lost(
+    client: Client, fresh_db: str, tmp_path: Path
+) -> None:
+    """Property: however requests and approvals interleave, rollouts never overlap and every
+    request ends done, refused, or still waiting — none lost."""
+    async with deploy_rig(client, fresh_db, tmp_path, cooldown_minutes=0, pause=0.3) as rig:
+        views = await asyncio.gather(*(rig.request("main", agent=f"agent{i}") for i in range(8)))
+        await asyncio.gather(
+            *(rig.approve(v) for v in views[:6]), rig.approve(views[6], decision="reject")
+        )
+        ended = await asyncio.gather(*(rig.finish(v) for v in views[:7]))
+        assert sorted(e.state for e in ended) == [DeployState.DONE] * 6 + [DeployState.REFUSED]
+        waiting = await api.deploy_view(client, views[7].deployment_id)
+        assert waiting.state == DeployState.QUEUED and not waiting.holds_lock
+        spans = rig.rollouts()
+        assert len(spans) == 6 and len({d for d, _, _ in spans}) == 6
+        for (_, _, end), (_, start, _) in itertools.pairwise(spans):
+            assert end <= start, f"rollouts overlap: {spans}"
+        queue = await api.deploy_queue(client, rig.service)
+        assert queue.holder is None and queue.waiting == [] and queue.granted == 6
+        trail = await rig.store.audit_trail(service=rig.service)
+        assert {r["deployment_id"] for r in trail if r["kind"] == "queued"} == {
+            v.deployment_id for v in views
+        }
+        # The unapproved one never held the service up; cancelled, it ends and says so.
+        handle = client.get_workflow_handle(waiting.deployment_id)
+        await handle.cancel()
+        for _ in range(100):
+            rows = await rig.store.audit_trail(deployment_id=waiting.deployment_id)
+            if any(r["kind"] == "refused" for r in rows):
+                break
+            await asyncio.sleep(0.1)
+        assert [r["detail"]["reason"] for r in rows if r["kind"] == "refused"] == [
+            "the deployment was cancelled"
+        ]
+
+
+async def test_the_lock_is_released_when_a_rollout_is_cancelled(
+    client: Client, fresh_db: str, tmp_path: Path
+) -> None:
+    async with deploy_rig(
+        client, fresh_db, tmp_path, cooldown_minutes=0, pause=30, rollout_heartbeat_seconds=6
+    ) as rig:
+        slow = await rig.request("main")
+        await rig.approve(slow)
+        for _ in range(100):
+            if rig.rollouts() or (rig.log.exists() and "start" in rig.log.read_text()):
+                break
+            await asyncio.sleep(0.1)
+        queued = await rig.request("main", agent="coder")
+        await rig.approve(queued)
+        await client.get_workflow_handle(slow.deployment_id).cancel()
+        cancelled = await api.deploy_view(client, slow.deployment_id)
+        for _ in range(200):
+            cancelled = await api.deploy_view(client, slow.deployment_id)
+            if cancelled.state != DeployState.ROLLING_OUT:
+                break
+            await asyncio.sleep(0.1)
+        assert cancelled.reason == "the deployment was cancelled"
+        # The next in line got the lock; its rollout (30 s here) is under way.
+        for _ in range(200):
+            nxt = await api.deploy_view(client, queued.deployment_id)
+            if nxt.holds_lock:
+                break
+            await asyncio.sleep(0.1)
+        assert nxt.holds_lock
+        # The cancelled rollout's command was stopped (it never finished), before the next began.
+        lines = rig.log.read_text().split()
+        assert f"end {slow.deployment_id}" not in " ".join(lines)
+        await client.get_workflow_handle(queued.deployment_id).cancel()
+        await asyncio.sleep(0.5)
+        assert len([w for w in rig.log.read_text().split() if w == "start"]) <= 2
+
+
+async def test_cooldown_refuses_a_second_rollout_for_30_minutes_then_allows_one(
+    time_skipping_env: WorkflowEnvironment, fresh_db: str, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    async with deploy_rig(env.client, fresh_db, tmp_path) as rig:
+        first = await rig.request("main")
+        await rig.approve(first, now=await env.get_current_time())
+        assert (await rig.finish(first)).state == DeployState.DONE
+        await env.sleep(timedelta(minutes=12))
+        second = await rig.request("main", agent="coder")
+        await rig.approve(second, now=await env.get_current_time())
+        refused = await rig.finish(second)
+        assert refused.state == DeployState.REFUSED
+        assert f"was rolled out by {first.deployment_id} less than 30 minutes ago" in refused.reason
+        assert "(18 min left)" in refused.reason
+        assert len(rig.rollouts()) == 1
+        await env.sleep(timedelta(minutes=19))
+        third = await rig.request("main", agent="coder")
+        await rig.approve(third, now=await env.get_current_time())
+        assert (await rig.finish(third)).state == DeployState.DONE
+        assert len(rig.rollouts()) == 2
+
+
+async def test_an_approval_that_expires_while_waiting_must_be_given_again(
+    time_skipping_env: WorkflowEnvironment, fresh_db: str, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    async with deploy_rig(env.client, fresh_db, tmp_path, cooldown_mode="wait") as rig:
+        first = await rig.request("main")
+        await rig.approve(first, now=await env.get_current_time())
+        assert (await rig.finish(first)).state == DeployState.DONE
+        # Approved for 10 minutes, but the cooldown makes it wait 30: the approval lapses.
+        second = await rig.request("main", agent="coder")
+        await rig.approve(second, now=await env.get_current_time(), ttl=timedelta(minutes=10))
+        await env.sleep(timedelta(minutes=31))
+        for _ in range(100):
+            kinds = [r["kind"] for r in await rig.store.audit_trail(
+                deployment_id=second.deployment_id)]  # fmt: skip
+            if "approval_expired" in kinds:
+                break
+            await asyncio.sleep(0.1)
+        assert kinds[-2:] == ["cooldown_wait", "approval_expired"], kinds
+        view = await api.deploy_view(env.client, second.deployment_id)
+        assert view.state == DeployState.QUEUED and view.approval is None
+        assert len(rig.rollouts()) == 1
+        await rig.approve(second, now=await env.get_current_time())
+        assert (await rig.finish(second)).state == DeployState.DONE
+        # Nobody approves this one: it expires after the request window (24 h).
+        lapsed = await rig.request("main", agent="coder")
+        await env.sleep(timedelta(hours=24, minutes=1))
+        for _ in range(100):
+            ended = await api.deploy_view(env.client, lapsed.deployment_id)
+            if ended.state != DeployState.QUEUED:
+                break
+            await asyncio.sleep(0.1)
+        assert ended.state == DeployState.EXPIRED
+        assert ended.reason == "no valid approval within 24 hours of the request"
+
+
+async def test_the_cooldown_survives_restarting_the_worker_and_the_temporal_server(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    async def server() -> WorkflowEnvironment:
+        return await start_temporal_dev_server(
+            port=free_port(), ui_port=None, http_port=None, db_file=None
+        )
+
+    first_server = await server()
+    try:
+        client = await connect(first_server.client.service_client.config.target_host, "default")
+        async with deploy_rig(client, fresh_db, tmp_path) as rig:
+            first = await rig.request("main")
+            await rig.approve(first)
+            assert (await rig.finish(first)).state == DeployState.DONE
+            config, service = rig.config, rig.service
+    finally:
+        await first_server.shutdown()  # every workflow, lock and timer is gone with it
+
+    second_server = await server()
+    try:
+        client = await connect(second_server.client.service_client.config.target_host, "default")
+        pool = await connect_pool(fresh_db)
+        try:
+            async with tether_worker.build_worker(client, "after-restart", Store(pool), config):
+                again = await api.request_deploy(
+                    client, "after-restart",
+                    DeployRequest(service=service, ref="main", agent="coder"),
+                )  # fmt: skip
+                signed = sign(
+                    api.prepare_approval(again, decision="approve", by="founder", reason="",
+                                         ttl=None),
+                    load_private(tmp_path / "founder" / "founder.key"),
+                )  # fmt: skip
+                assert (await api.submit_approval(client, again.deployment_id, signed)).accepted
+                handle = client.get_workflow_handle_for(DeploymentWorkflow.run, again.deployment_id)
+                refused = await asyncio.wait_for(handle.result(), timeout=60)
+        finally:
+            await pool.close()
+    finally:
+        await second_server.shutdown()
+    assert refused.state == DeployState.REFUSED
+    assert f"was rolled out by {first.deployment_id} less than 30 minutes ago" in refused.reason

@@ -26,7 +26,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.deploy import DeployActivities
@@ -121,7 +122,7 @@ class DeploymentWorkflow:
                     timeout=max((deadline - workflow.now()).total_seconds(), 0.001),
                 )
             except TimeoutError:
-                what = "its turn" if v.approval is not None else "a valid approval"
+                what = "turn to roll out" if v.approval is not None else "valid approval"
                 await self._end(
                     DeployState.EXPIRED,
                     f"no {what} within {plan.request_ttl_hours:g} hours of the request",
@@ -251,9 +252,14 @@ class DeploymentWorkflow:
                 start_to_close_timeout=timedelta(seconds=plan.rollout_timeout_seconds + 30),
                 heartbeat_timeout=timedelta(seconds=plan.rollout_heartbeat_seconds),
                 retry_policy=retry.bounded(3),
+                # Cancelled, the lock is released only once the command is really stopped:
+                # the next rollout must never overlap this one.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             )
             return result
         except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                raise asyncio.CancelledError() from err  # the deployment itself was cancelled
             return RolloutResult(ok=False, summary=f"{step} could not run: {_cause(err)}")
 
     # --- messages --------------------------------------------------------------------------
@@ -307,6 +313,7 @@ class DeploymentWorkflow:
     async def _renew(self) -> None:
         """Keep the lock's lease while this deployment is alive."""
         while True:
+            await workflow.wait_condition(lambda: self.view.holds_lock)
             await workflow.sleep(LEASE / 3)
             if self.view.holds_lock:
                 await self._lock_signal("renew")
