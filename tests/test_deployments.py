@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import signal
+import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,14 +19,17 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker as tether_worker
 from activities.store import Store, connect_pool
-from tests.deploy_support import deploy_rig
-from tests.helpers import commit_file, git
+from tests.deploy_support import ROLLOUT, VersionService, deploy_rig
+from tests.helpers import clean_environment, commit_file, git, make_repo
+from tests.test_cli import tether
 from tether import api
 from tether.client import connect
 from tether.contracts import DeployRequest, DeployState
-from tether.signing import load_private, sign
+from tether.signing import generate, load_private, sign
 from tether.stack import free_port, start_temporal_dev_server, temporal_binary
 from workflows.deployment import DeploymentWorkflow
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_an_approved_deploy_rolls_out_checks_health_and_records_what_runs(
@@ -314,3 +321,123 @@ async def test_the_cooldown_survives_restarting_the_worker_and_the_temporal_serv
         await second_server.shutdown()
     assert refused.state == DeployState.REFUSED
     assert f"was rolled out by {first.deployment_id} less than 30 minutes ago" in refused.reason
+
+
+async def test_a_worker_killed_mid_rollout_is_replaced_and_the_lock_is_not_leaked(
+    client: Client, temporal_address: str, fresh_db: str, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "app")
+    head = commit_file(repo, "app.py", "VERSION = 1\n", "v1")
+    state, log = tmp_path / "served", tmp_path / "rollouts.log"
+    (tmp_path / "rollout.py").write_text(ROLLOUT)
+    site = VersionService(state)
+    key_path, public = generate(tmp_path / "founder")
+    service = f"web-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "tether.toml").write_text(
+        f'[repositories.app]\npath = "{repo}"\n\n'
+        f'[founder]\npublic_key = "{public}"\n\n'
+        f"[services.{service}]\n"
+        'repository = "app"\n'
+        f'rollout = "{sys.executable} {tmp_path / "rollout.py"} {state} {log} 3"\n'
+        "cooldown_minutes = 0\nrollout_heartbeat_seconds = 6\n"
+        f'[[services.{service}.health_checks]]\nkind = "http"\nurl = "{site.url}"\n'
+    )
+    queue = f"kill-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+    env.update(TEMPORAL_ADDRESS=temporal_address, DATABASE_URL=fresh_db,
+               TETHER_TASK_QUEUE=queue, TETHER_HOME=str(tmp_path))  # fmt: skip
+
+    async def start_worker(name: str) -> asyncio.subprocess.Process:
+        out = tmp_path / f"{name}.log"
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(ROOT / "worker.py"), env=env, stdout=out.open("w"),
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        for _ in range(300):
+            if "worker polling" in out.read_text():
+                return proc
+            await asyncio.sleep(0.1)
+        raise AssertionError(out.read_text())
+
+    first = await start_worker("first")
+    second: asyncio.subprocess.Process | None = None
+    try:
+        view = await api.request_deploy(
+            client, queue, DeployRequest(service=service, ref="main", agent="devops")
+        )
+        approval = api.prepare_approval(view, decision="approve", by="founder", reason="",
+                                        ttl=None)  # fmt: skip
+        signed = sign(approval, load_private(key_path))
+        assert (await api.submit_approval(client, view.deployment_id, signed)).accepted
+        for _ in range(300):
+            if log.exists() and "start" in log.read_text():
+                break
+            await asyncio.sleep(0.05)
+        first.kill()  # mid-rollout: no clean shutdown, no chance to report
+        await first.wait()
+        second = await start_worker("second")
+        handle = client.get_workflow_handle_for(DeploymentWorkflow.run, view.deployment_id)
+        done = await asyncio.wait_for(handle.result(), timeout=90)
+        assert done.state == DeployState.DONE, done.reason
+        text = log.read_text().split()
+        # Twice, never more: the lost attempt (its command, in its own process group, still
+        # finished) and the retry on the new worker after the heartbeat timeout.
+        assert text.count("start") == 2 and text.count("end") == 2
+        assert state.read_text() == head  # what the service serves
+        queue_view = await api.deploy_queue(client, service)
+        assert queue_view.holder is None and queue_view.waiting == []
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), timeout=60)
+        site.stop()
+
+
+async def test_deploy_commands_as_the_founder_and_the_agents_run_them(
+    client: Client, fresh_db: str, tmp_path: Path, temporal_address: str
+) -> None:
+    async with deploy_rig(client, fresh_db, tmp_path) as rig:
+        env = clean_environment(
+            TETHER_HOME=str(rig.home), TEMPORAL_ADDRESS=temporal_address,
+            DATABASE_URL=fresh_db, TETHER_TASK_QUEUE=rig.task_queue,
+        )  # fmt: skip
+        again = await tether(env, "keygen")
+        assert again.code == 2 and "already exists" in again.err
+        fresh = await tether({**env, "TETHER_HOME": str(tmp_path / "elsewhere")}, "keygen")
+        assert fresh.code == 0 and '[founder]\npublic_key = "' in fresh.out
+        assert oct((tmp_path / "elsewhere" / "founder.key").stat().st_mode & 0o777) == "0o600"
+
+        asked = await tether(env, "deploy", "request", rig.service, "--ref", "main",
+                             "--agent", "devops", "--json")  # fmt: skip
+        assert asked.code == 0, asked.err
+        deployment = json.loads(asked.out)["deployment_id"]
+        printed = await tether(env, "approve", deployment, "--print")
+        assert printed.code == 0 and json.loads(printed.out)["signature"]
+        # The Web UI path: the printed approval as the input of a signal named "approve".
+        proc = await asyncio.create_subprocess_exec(
+            str(temporal_binary()), "workflow", "signal", "--address", temporal_address,
+            "--workflow-id", deployment, "--name", "approve", "--input", printed.out.strip(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await asyncio.wait_for(proc.communicate(), timeout=30)
+        handle = client.get_workflow_handle_for(DeploymentWorkflow.run, deployment)
+        assert (await asyncio.wait_for(handle.result(), timeout=60)).state == DeployState.DONE
+        shown = await tether(env, "deploy", "show", deployment)
+        assert f"deployment {deployment}: done" in shown.out
+        assert "approval_accepted" in shown.out and "lock_released" in shown.out
+        queue = await tether(env, "deploy", "queue", rig.service)
+        assert queue.out.strip() == f"{rig.service}: free"
+        late = await tether(env, "approve", deployment)
+        assert late.code == 3 and f"deployment {deployment} is done" in late.err
+
+        second = await tether(env, "deploy", "request", rig.service, "--ref", "main",
+                              "--agent", "coder", "--json")  # fmt: skip
+        other = json.loads(second.out)["deployment_id"]
+        rejected = await tether(env, "reject", other, "--reason", "not on a Friday")
+        assert rejected.code == 0 and f"{other} rejected" in rejected.out
+        handle = client.get_workflow_handle_for(DeploymentWorkflow.run, other)
+        ended = await asyncio.wait_for(handle.result(), timeout=60)
+        assert ended.reason == "rejected by the founder: not on a Friday"
+        unknown = await tether(env, "deploy", "request", "nope", "--ref", "main", "--agent", "x")
+        assert unknown.code == 3 and "service 'nope' is not in tether.toml" in unknown.out
