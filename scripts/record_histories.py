@@ -23,12 +23,15 @@ from temporalio.client import Client, WorkflowHistory
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
 from activities.store import Store, connect_pool, migrate  # noqa: E402
 from tether import api  # noqa: E402
 from tether.client import connect  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import (  # noqa: E402
     Artifact,
+    DeployRequest,
     NoteInput,
     Report,
     SessionInput,
@@ -36,6 +39,7 @@ from tether.contracts import (  # noqa: E402
     ToolCall,
 )
 from tether.runtime import run_and_exit  # noqa: E402
+from tether.signing import generate, load_private, sign  # noqa: E402
 from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.session import AgentSessionWorkflow  # noqa: E402
@@ -74,16 +78,24 @@ async def main() -> int:
             queue = f"record-{uuid.uuid4().hex[:8]}"
             repo = Path(tmp) / "app"
             _git_repo(repo)
+            key_path, public = generate(Path(tmp) / "founder")
             config = TetherConfig.model_validate(
                 {
                     "repositories": {"app": {"path": str(repo)}},
                     "agents": [{"name": "coder", "repositories": ["app"]}],
+                    "founder": {"public_key": public},
+                    "services": {
+                        "web": {"repository": "app", "rollout": "true",
+                                "health_checks": [{"kind": "http", "url": url, "retry_for_seconds": 2,
+                                                   "retry_interval_seconds": 0.5}]}
+                    },
                 }
-            )
+            )  # fmt: skip
             files = {
                 "task": ["task_lifecycle"],
                 "session": ["session_lifecycle"],
                 "governed": ["session_governed", "task_governed"],
+                "deploy": ["deploy_lifecycle", "lock_lifecycle"],
             }
             wanted = set(sys.argv[1:]) or {
                 name
@@ -99,6 +111,9 @@ async def main() -> int:
                 if "governed" in wanted:
                     session, task = await _governed(client, queue)
                     histories["session_governed"], histories["task_governed"] = session, task
+                if "deploy" in wanted:
+                    deploy, lock = await _deploy(client, queue, load_private(key_path))
+                    histories["deploy_lifecycle"], histories["lock_lifecycle"] = deploy, lock
             await pool.close()
             OUT.mkdir(parents=True, exist_ok=True)
             for stem, history in histories.items():
@@ -161,6 +176,24 @@ async def _governed(client: Client, queue: str) -> tuple[WorkflowHistory, Workfl
     task = client.get_workflow_handle(f"task-{spec.id}")
     await task.result()
     return await session.fetch_history(), await task.fetch_history()
+
+
+async def _deploy(
+    client: Client, queue: str, key: Ed25519PrivateKey
+) -> tuple[WorkflowHistory, WorkflowHistory]:
+    """A deployment that gets an unsigned approval (refused), then the founder's, rolls out and
+    passes its health check; and the service's lock."""
+    view = await api.request_deploy(
+        client, queue, DeployRequest(service="web", ref="main", agent="coder")
+    )
+    approval = api.prepare_approval(view, decision="approve", by="founder", reason="", ttl=None)
+    refused = await api.submit_approval(client, view.deployment_id, approval)
+    assert not refused.accepted
+    assert (await api.submit_approval(client, view.deployment_id, sign(approval, key))).accepted
+    handle = client.get_workflow_handle(view.deployment_id)
+    await handle.result()
+    lock = client.get_workflow_handle("lock-web")
+    return await handle.fetch_history(), await lock.fetch_history()
 
 
 async def _task(client: Client, queue: str, url: str) -> WorkflowHistory:

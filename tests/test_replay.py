@@ -33,6 +33,8 @@ def test_there_are_histories_to_replay() -> None:
         "session_lifecycle",
         "session_governed",
         "task_governed",
+        "deploy_lifecycle",
+        "lock_lifecycle",
     } - set(HISTORIES_BY_NAME)
     assert not missing, f"tests/histories lacks {missing}: run scripts/record_histories.py"
 

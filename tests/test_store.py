@@ -19,7 +19,7 @@ async def test_migrations_apply_once_and_refuse_edits(
 ) -> None:
     pool = await connect_pool(fresh_db)
     try:
-        assert await migrate(pool) == [1, 2, 3]
+        assert await migrate(pool) == [m.version for m in store_module.migrations()]
         assert await migrate(pool) == []
         edited = [
             Migration(m.version, m.name, m.sql + "\n-- edited") for m in store_module.migrations()
