@@ -85,9 +85,14 @@ async def main() -> int:
                     "agents": [{"name": "coder", "repositories": ["app"]}],
                     "founder": {"public_key": public},
                     "services": {
-                        "web": {"repository": "app", "rollout": "true",
-                                "health_checks": [{"kind": "http", "url": url, "retry_for_seconds": 2,
-                                                   "retry_interval_seconds": 0.5}]}
+                        "web": {
+                            "repository": "app",
+                            "rollout": "true",
+                            "health_checks": [
+                                {"kind": "http", "url": url, "retry_for_seconds": 2,
+                                 "retry_interval_seconds": 0.5}
+                            ],
+                        }
                     },
                 }
             )  # fmt: skip

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from temporalio.client import Client
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
-from tests.helpers import commit_file, make_repo
+from tests.helpers import HttpService, commit_file, make_repo
 from tether import api
 from tether.config import TetherConfig
 from tether.contracts import ApprovalVerdict, DeployRequest, DeployView
@@ -45,38 +43,21 @@ with open(log, "a") as f:
 """
 
 
-class VersionService:
-    """GET /version answers the version file's content; 503 when the file says 'broken'."""
+class VersionService(HttpService):
+    """GET /version answers the version file's content; 503 while there is none."""
 
     def __init__(self, state: Path) -> None:
+        super().__init__()
         self.state = state
-        service = self
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                version = service.state.read_text().strip() if service.state.exists() else ""
-                status = 503 if version == "broken" or not version else 200
-                body = json.dumps({"version": version}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+    def answer(self) -> tuple[int, bytes]:
+        version = self.state.read_text().strip() if self.state.exists() else ""
+        return (200 if version else 503), json.dumps({"version": version}).encode()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/version"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{super().url}/version"
 
 
 @dataclass

@@ -23,11 +23,12 @@ class HttpService:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 service.requests += 1
-                self.send_response(service.status)
+                status, body = service.answer()
+                self.send_response(status)
                 self.send_header("Content-Type", service.content_type)
-                self.send_header("Content-Length", str(len(service.body)))
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(service.body)
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -39,6 +40,10 @@ class HttpService:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def answer(self) -> tuple[int, bytes]:
+        """The status and body of the next response (subclasses compute them)."""
+        return self.status, self.body
 
     def respond(self, status: int, body: Any = None) -> None:
         self.status = status
