@@ -441,3 +441,45 @@ async def test_deploy_commands_as_the_founder_and_the_agents_run_them(
         assert ended.reason == "rejected by the founder: not on a Friday"
         unknown = await tether(env, "deploy", "request", "nope", "--ref", "main", "--agent", "x")
         assert unknown.code == 3 and "service 'nope' is not in tether.toml" in unknown.out
+
+
+async def test_a_dead_holder_loses_the_lock_with_its_lease_and_dead_requesters_are_skipped(
+    time_skipping_env: WorkflowEnvironment, fresh_db: str, tmp_path: Path
+) -> None:
+    env = time_skipping_env
+    async with deploy_rig(env.client, fresh_db, tmp_path, cooldown_mode="wait") as rig:
+        first = await rig.request("main")
+        await rig.approve(first, now=await env.get_current_time())
+        assert (await rig.finish(first)).state == DeployState.DONE
+        # Inside the cooldown the next approved deployment holds the lock while it waits...
+        holder = await rig.request("main", agent="coder")
+        await rig.approve(holder, now=await env.get_current_time(), ttl=timedelta(hours=2))
+        waiter = await rig.request("main", agent="devops")
+        await rig.approve(waiter, now=await env.get_current_time(), ttl=timedelta(hours=2))
+        last = await rig.request("main", agent="marketing")
+        await rig.approve(last, now=await env.get_current_time(), ttl=timedelta(hours=2))
+        for _ in range(100):
+            queue = await api.deploy_queue(env.client, rig.service)
+            if queue.holder and len(queue.waiting) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert queue.holder is not None and queue.holder.deployment_id == holder.deployment_id
+        # ...and then dies without a word, as does the first one waiting behind it.
+        await env.client.get_workflow_handle(holder.deployment_id).terminate("killed")
+        await env.client.get_workflow_handle(waiter.deployment_id).terminate("killed")
+        await env.sleep(timedelta(minutes=11))  # the holder's lease runs out
+        for _ in range(100):
+            queue = await api.deploy_queue(env.client, rig.service)
+            if queue.holder and queue.holder.deployment_id == last.deployment_id:
+                break
+            await asyncio.sleep(0.1)
+        assert queue.expired == [holder.deployment_id]
+        assert queue.skipped == [waiter.deployment_id]
+        assert queue.holder is not None and queue.holder.deployment_id == last.deployment_id
+        await env.sleep(timedelta(minutes=20))  # the rest of the cooldown
+        for _ in range(100):
+            ended = await api.deploy_view(env.client, last.deployment_id)
+            if ended.state == DeployState.DONE:
+                break
+            await asyncio.sleep(0.1)
+        assert ended.state == DeployState.DONE, ended
