@@ -483,3 +483,25 @@ async def test_a_dead_holder_loses_the_lock_with_its_lease_and_dead_requesters_a
                 break
             await asyncio.sleep(0.1)
         assert ended.state == DeployState.DONE, ended
+
+
+async def test_failing_health_checks_fail_the_deployment_and_run_the_rollback(
+    client: Client, fresh_db: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "rolled-back"
+    async with deploy_rig(
+        client, fresh_db, tmp_path,
+        rollback=f"echo $TETHER_COMMIT > {marker}",
+        health_checks=[{"kind": "http", "url": "http://127.0.0.1:9/health", "timeout_seconds": 2}],
+    ) as rig:  # fmt: skip
+        view = await rig.request("main")
+        await rig.approve(view)
+        failed = await rig.finish(view)
+        assert failed.state == DeployState.FAILED and failed.rolled_back
+        assert failed.reason.startswith("health check http#1 failed: GET http://127.0.0.1:9/health")
+        assert marker.read_text().strip() == view.commit  # the rollback ran, with the variables
+        assert await rig.store.deployed(rig.service) is None  # a failed build is not "running"
+        kinds = [r["kind"] for r in await rig.store.audit_trail(deployment_id=view.deployment_id)]
+        assert kinds[-4:] == ["health_failed", "rolled_back", "failed", "lock_released"]
+        items = [i for i in await rig.store.inbox() if i.kind == "deploy_failed"]
+        assert len(items) == 1 and items[0].action == f"tether deploy show {view.deployment_id}"
