@@ -92,6 +92,14 @@ class Rig:
     async def approve(self, view: DeployView, **kw: Any) -> ApprovalVerdict:
         return await api.submit_approval(self.client, view.deployment_id, self.approval(view, **kw))
 
+    async def deploy(
+        self, ref: str = "main", agent: str = "devops", now: datetime | None = None
+    ) -> DeployView:
+        """Request, approve and wait for the outcome."""
+        view = await self.request(ref, agent)
+        await self.approve(view, now=now)
+        return await self.finish(view)
+
     async def finish(self, view: DeployView) -> DeployView:
         handle = self.client.get_workflow_handle_for(DeploymentWorkflow.run, view.deployment_id)
         return await asyncio.wait_for(handle.result(), timeout=60)

@@ -224,9 +224,8 @@ async def test_cooldown_refuses_a_second_rollout_for_30_minutes_then_allows_one(
 ) -> None:
     env = time_skipping_env
     async with deploy_rig(env.client, fresh_db, tmp_path) as rig:
-        first = await rig.request("main")
-        await rig.approve(first, now=await env.get_current_time())
-        assert (await rig.finish(first)).state == DeployState.DONE
+        first = await rig.deploy(now=await env.get_current_time())
+        assert first.state == DeployState.DONE
         await env.sleep(timedelta(minutes=12))
         second = await rig.request("main", agent="coder")
         await rig.approve(second, now=await env.get_current_time())
@@ -247,9 +246,8 @@ async def test_an_approval_that_expires_while_waiting_must_be_given_again(
 ) -> None:
     env = time_skipping_env
     async with deploy_rig(env.client, fresh_db, tmp_path, cooldown_mode="wait") as rig:
-        first = await rig.request("main")
-        await rig.approve(first, now=await env.get_current_time())
-        assert (await rig.finish(first)).state == DeployState.DONE
+        first = await rig.deploy(now=await env.get_current_time())
+        assert first.state == DeployState.DONE
         # Approved for 10 minutes, but the cooldown makes it wait 30: the approval lapses.
         second = await rig.request("main", agent="coder")
         await rig.approve(second, now=await env.get_current_time(), ttl=timedelta(minutes=10))
@@ -448,9 +446,8 @@ async def test_a_dead_holder_loses_the_lock_with_its_lease_and_dead_requesters_a
 ) -> None:
     env = time_skipping_env
     async with deploy_rig(env.client, fresh_db, tmp_path, cooldown_mode="wait") as rig:
-        first = await rig.request("main")
-        await rig.approve(first, now=await env.get_current_time())
-        assert (await rig.finish(first)).state == DeployState.DONE
+        first = await rig.deploy(now=await env.get_current_time())
+        assert first.state == DeployState.DONE
         # Inside the cooldown the next approved deployment holds the lock while it waits...
         holder = await rig.request("main", agent="coder")
         await rig.approve(holder, now=await env.get_current_time(), ttl=timedelta(hours=2))
