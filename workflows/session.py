@@ -228,13 +228,14 @@ class AgentSessionWorkflow:
             await self._hold(outcome.new_hold)
         if outcome.cost_warning and v.task_id is not None:
             spent = governors.task_cost(v.governor, v.task_id)
+            _, pause, basis = governors.cost_limits(v.governor)
             await self._notify(
                 InboxItem(
                     key=f"cost-warning:{v.task_id}:{v.agent}:{v.started_at}",
                     kind="cost_warning",
                     subject=v.task_id,
-                    title=f"task {v.task_id} ({v.agent}) has cost ${spent:.2f}: "
-                    f"{outcome.directives[-1].text.split(', more than ', 1)[-1].split('.')[0]}",
+                    title=f"task {v.task_id} ({v.agent}) has cost ${spent:.2f}, more than "
+                    f"{v.governor.limits.cost_warn_ratio:g}x {basis}; paused at ${pause:.2f}",
                     detail={"task_id": v.task_id, "agent": v.agent, "cost_usd": round(spent, 4)},
                     action=f"tether task show {v.task_id}",
                 )
