@@ -165,6 +165,10 @@ async def test_concurrent_requests_roll_out_one_at_a_time_and_none_is_lost(
             assert end <= start, f"rollouts overlap: {spans}"
         queue = await api.deploy_queue(client, rig.service)
         assert queue.holder is None and queue.waiting == [] and queue.granted == 6
+        # The lock crossed continue-as-new (the test server suggests it every 40 events) with
+        # its queue and counts intact.
+        runs = [r async for r in client.list_workflows(f"WorkflowId = 'lock-{rig.service}'")]
+        assert len(runs) > 1
         trail = await rig.store.audit_trail(service=rig.service)
         assert {r["deployment_id"] for r in trail if r["kind"] == "queued"} == {
             v.deployment_id for v in views
