@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.deploy import DeployActivities
+from activities.founder import FounderActivities
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
@@ -37,6 +38,7 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
     tasks = TaskActivities(store, config)
     sessions = SessionActivities(store, config)
     deploys = DeployActivities(store, config)
+    founder = FounderActivities(store, config)
     return Worker(
         client,
         task_queue=task_queue,
@@ -65,6 +67,7 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
             deploys.run_step,
             deploys.record_deployment,
             deploys.request_lock,
+            founder.judge_order,
         ],
     )
 

@@ -15,7 +15,7 @@ from activities.checks import git, redact, run_process
 from activities.escalation import InvalidInput, escalating
 from activities.store import Store
 from tether import constants
-from tether.config import TetherConfig
+from tether.config import TetherConfig, validation_problems
 from tether.contracts import (
     Approval,
     ApprovalVerdict,
@@ -33,6 +33,7 @@ from tether.contracts import (
     StaleInput,
     StaleVerdict,
 )
+from tether.signing import verify
 
 
 class DeployActivities:
@@ -101,25 +102,13 @@ class DeployActivities:
         return verdict
 
     def _judge(self, inp: JudgeInput) -> ApprovalVerdict:
-        from tether.signing import load_public, verify
-
         try:
             approval = Approval.model_validate(inp.received)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'approval'}: {e['msg']}"
-                for e in exc.errors()
-            )
-            return ApprovalVerdict(accepted=False, reason=f"not an approval ({problems})")
-        key_text = self.config.founder.key_text()
-        if not key_text:
             return ApprovalVerdict(
-                accepted=False,
-                reason="no founder public key is configured ([founder] public_key in tether.toml, "
-                "from `tether keygen`)",
-                approval=approval,
+                accepted=False, reason=f"not an approval ({validation_problems(exc)})"
             )
-        problem = verify(approval, load_public(key_text))
+        problem = verify(approval, self.config.founder.key_text())
         if problem is None:
             wanted = {
                 "deployment": (approval.deployment_id, inp.deployment_id),

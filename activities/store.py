@@ -120,12 +120,13 @@ class Store:
             await conn.execute(
                 """INSERT INTO tasks (id, workflow_id, title, state, assignee, spec, last_evidence,
                                       last_note, hold_reason, held_from, submissions, seq,
-                                      created_at, updated_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                      created_at, updated_at, held_by)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                    ON CONFLICT (id) DO UPDATE SET
                        state = excluded.state, assignee = excluded.assignee,
                        last_evidence = excluded.last_evidence, last_note = excluded.last_note,
                        hold_reason = excluded.hold_reason, held_from = excluded.held_from,
+                       held_by = excluded.held_by,
                        submissions = excluded.submissions, seq = excluded.seq,
                        updated_at = excluded.updated_at
                    WHERE tasks.seq < excluded.seq""",
@@ -143,6 +144,7 @@ class Store:
                 task.seq,
                 task.created_at,
                 task.updated_at,
+                task.held_by,
             )
             await conn.executemany(
                 """INSERT INTO task_events (task_id, seq, at, actor, kind, from_state, to_state,
@@ -202,8 +204,8 @@ class Store:
     async def task_summaries(self) -> list[TaskSummary]:
         """Every task not closed, and those closed in the last week: the brief's view of work."""
         rows = await self.pool.fetch(
-            """SELECT id, title, state, assignee, spec->'artifact' AS artifact, created_at,
-                      updated_at
+            """SELECT id, title, state, assignee, held_by, hold_reason,
+                      spec->'artifact' AS artifact, created_at, updated_at
                FROM tasks
                WHERE state NOT IN ('done', 'cancelled') OR updated_at > now() - interval '7 days'
                ORDER BY created_at, id"""
@@ -492,6 +494,26 @@ class Store:
                     at,
                 )
 
+    async def log_order(
+        self, action: str, subject: str, by: str, accepted: bool, reason: str, judged_for: str
+    ) -> None:
+        await self.pool.execute(
+            """INSERT INTO founder_orders (action, subject, by, accepted, reason, judged_for)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            action,
+            subject,
+            by,
+            accepted,
+            reason,
+            judged_for,
+        )
+
+    async def founder_orders(self, subject: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM founder_orders WHERE subject = $1 ORDER BY id", subject
+        )
+        return [dict(r) for r in rows]
+
     # --- the cost ledger and the tool-call log ------------------------------------------------
 
     async def record_costs(
@@ -611,6 +633,7 @@ def _view(row: Any) -> TaskView:
             "updated_at": row["updated_at"],
             "hold_reason": row["hold_reason"],
             "held_from": row["held_from"],
+            "held_by": row["held_by"],
             "last_note": row["last_note"],
             "last_evidence": row["last_evidence"],
             "submissions": row["submissions"],

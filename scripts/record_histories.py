@@ -39,7 +39,7 @@ from tether.contracts import (  # noqa: E402
     ToolCall,
 )
 from tether.runtime import run_and_exit  # noqa: E402
-from tether.signing import generate, load_private, sign  # noqa: E402
+from tether.signing import generate, load_private, order, sign  # noqa: E402
 from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.session import AgentSessionWorkflow  # noqa: E402
@@ -114,7 +114,7 @@ async def main() -> int:
                 if "session" in wanted:
                     histories["session_lifecycle"] = await _session(client, queue, repo)
                 if "governed" in wanted:
-                    session, task = await _governed(client, queue)
+                    session, task = await _governed(client, queue, load_private(key_path))
                     histories["session_governed"], histories["task_governed"] = session, task
                 if "deploy" in wanted:
                     deploy, lock = await _deploy(client, queue, load_private(key_path))
@@ -155,9 +155,11 @@ async def _session(client: Client, queue: str, repo: Path) -> WorkflowHistory:
     return await handle.fetch_history()
 
 
-async def _governed(client: Client, queue: str) -> tuple[WorkflowHistory, WorkflowHistory]:
+async def _governed(
+    client: Client, queue: str, key: Ed25519PrivateKey
+) -> tuple[WorkflowHistory, WorkflowHistory]:
     """A session on a task that loops (five identical failures: the task is blocked), is
-    released by the founder, takes notes, spends, and hands off at 95% context."""
+    released by the founder's signed order, takes notes, spends, and hands off at 95%."""
     spec = TaskSpec.model_validate(
         {"id": "replay-governed", "title": "Governed work", "kind": "bugfix",
          "checks": [{"kind": "shell", "command": "true"}]}
@@ -171,7 +173,8 @@ async def _governed(client: Client, queue: str) -> tuple[WorkflowHistory, Workfl
         await api.report(
             client, "coder", Report(tool_call=failing.model_copy(update={"input_digest": str(n)}))
         )
-    await api.unblock_task(client, spec.id, "founder", "permission granted")
+    unblock = order("unblock", spec.id, "founder", "permission granted", key)
+    await api.unblock_task(client, spec.id, "founder", "permission granted", order=unblock)
     await api.note_session(client, "coder", NoteInput(kind="decision", text="use a canary"))
     for tokens in (100_000, 141_000, 171_000, 191_000):
         await api.report(client, "coder", Report(context_tokens=tokens, cost_usd=0.25))

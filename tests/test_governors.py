@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import Client
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from tests.helpers import FakeForge, clean_environment, history_text
 from tests.sessions_support import run_hook, running_team
@@ -21,6 +22,7 @@ from tether import api
 from tether.client import connect
 from tether.contracts import (
     NoteInput,
+    ReleaseInput,
     Report,
     SessionInput,
     SessionState,
@@ -29,6 +31,7 @@ from tether.contracts import (
     TaskState,
     ToolCall,
 )
+from tether.signing import generate, load_private, order
 from tether.stack import free_port, start_temporal_dev_server
 from workflows.session import AgentSessionWorkflow
 
@@ -41,6 +44,10 @@ async def eventually(probe: Callable[[], Awaitable[Any]], what: str, seconds: fl
             return value
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _at_least(probe: Callable[[], Awaitable[list[Any]]], n: int) -> bool:
+    return len(await probe()) >= n
 
 
 def _spec(task_id: str, kind: str | None = None) -> TaskSpec:
@@ -57,7 +64,9 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
     valid_token: None,
     temporal_http: str,
 ) -> None:
-    async with running_team(client, fresh_db, tmp_path, forge) as team:
+    key_path, public = generate(tmp_path / "founder")
+    founder = {"founder": {"public_key": public}}
+    async with running_team(client, fresh_db, tmp_path, forge, founder) as team:
         devops, q = team.agent("devops"), team.task_queue
         task_id = f"rollout-{devops.rsplit('-', 1)[1]}"
         await api.create_task(client, q, _spec(task_id))
@@ -114,8 +123,40 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
         assert len(items) == 1 and items[0].action == f"tether task unblock {task_id}"
         assert devops in items[0].title
 
-        # The founder fixes the permission and unblocks: the agent may work again.
-        await api.unblock_task(client, task_id, "founder", "devops may patch deployments now")
+        # Nobody but the founder lifts it: not an unsigned unblock (any agent can run one)...
+        with pytest.raises(api.Refused, match="only a founder-signed order lifts it"):
+            await api.unblock_task(client, task_id, "devops", "I fixed it, honest")
+        # ...nor a release signal sent straight to the session, nor one signed by another key...
+        session = client.get_workflow_handle(f"session-{devops}")
+        forged = order("unblock", task_id, "founder", "", Ed25519PrivateKey.generate())
+        for body in (None, forged.model_dump(mode="json")):
+            await session.signal("release", ReleaseInput(task_id=task_id, order=body))
+
+        async def judged() -> list[dict[str, Any]]:
+            rows = [*await team.store.founder_orders(devops),
+                    *await team.store.founder_orders(task_id)]  # fmt: skip
+            return [r for r in rows if r["judged_for"] == f"session of {devops}"]
+
+        await eventually(lambda: _at_least(judged, 2), "the forged releases to be judged")
+        assert sorted((r["accepted"], r["reason"].split(" (")[0]) for r in await judged()) == [
+            (False, "no founder-signed order came with it"),
+            (False, "the signature does not verify with the founder's public key"),
+        ]
+        # ...nor ending the session and starting a fresh one: the hold comes back with the task.
+        fresh = {"session_id": "cc-ops-2"}
+        started = await run_hook("SessionStart", devops, {**fresh, "source": "startup"},
+                                 temporal_http, q)  # fmt: skip
+        assert started.answer is not None
+        brief = started.answer["hookSpecificOutput"]["additionalContext"]
+        assert brief.startswith("stopped by Tether: kubectl set failed 5 times the same way")
+        sixth = {**fresh, "tool_name": "Bash", "tool_input": {"command": KUBECTL_RETRIES[0]}}
+        again = await run_hook("PreToolUse", devops, sixth, temporal_http, q, "--fail-closed")
+        assert again.answer is not None
+        assert again.answer["hookSpecificOutput"]["permissionDecision"] == "deny"
+
+        # The founder fixes the permission and unblocks, signed: the agent may work again.
+        signed = order("unblock", task_id, "founder", "may patch now", load_private(key_path))
+        await api.unblock_task(client, task_id, "founder", "may patch now", order=signed)
 
         async def open_gate() -> bool:
             pre = await run_hook("PreToolUse", devops, sixth, temporal_http, q, "--fail-closed")
@@ -124,8 +165,19 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
         await eventually(open_gate, "the session to be released")
         assert not [i for i in await team.store.inbox() if i.kind == "loop_blocked"]
 
-        ended = await api.end_session(client, devops, "done", "agent")
-        g = ended.governor
+        second = await api.end_session(client, devops, "done", "agent")
+        assert second.external_id == "cc-ops-2" and second.task_id == task_id
+        # The first session, ended when the second started, counted every report exactly.
+        first = None
+        async for run in client.list_workflows(f"WorkflowId = 'session-{devops}'"):
+            if run.status == WorkflowExecutionStatus.COMPLETED:
+                handle = client.get_workflow_handle_for(
+                    AgentSessionWorkflow.run, run.id, run_id=run.run_id
+                )
+                view = await handle.result()
+                first = view if view.external_id == "cc-ops" else first
+        assert first is not None
+        g = first.governor
         assert (g.tool_calls, g.failures, g.reports) == (10, 5, 10)
         rows = await team.store.tool_calls(devops)
         assert len(rows) == 10 and len({r["signature"] for r in rows if not r["ok"]}) == 1
@@ -233,7 +285,9 @@ async def test_a_task_costing_five_times_the_average_is_paused_until_the_founder
     valid_token: None,
     temporal_address: str,
 ) -> None:
-    async with running_team(client, fresh_db, tmp_path, forge) as team:
+    _, public = generate(tmp_path / "home")  # where `tether resume` finds the founder's key
+    founder = {"founder": {"public_key": public}}
+    async with running_team(client, fresh_db, tmp_path, forge, founder) as team:
         coder, q = team.agent("coder"), team.task_queue
         sfx = coder.rsplit("-", 1)[1]
         # History: five completed bugfixes that cost $1.00 .. $3.00 (average $2.00), and a
@@ -282,6 +336,9 @@ async def test_a_task_costing_five_times_the_average_is_paused_until_the_founder
         )
         assert inbox["cost_paused"].action == f"tether resume {task_id}"
 
+        unsigned = await tether_env_run(team.task_queue, fresh_db, temporal_address,
+                                        tmp_path / "agent", "resume", task_id)  # fmt: skip
+        assert unsigned.code == 3 and "only a founder-signed order lifts it" in unsigned.err
         resumed = await tether_env_run(team.task_queue, fresh_db, temporal_address, tmp_path,
                                        "resume", task_id, "--reason", "worth it")  # fmt: skip
         assert resumed.code == 0 and f"task {task_id} resumed; it is now claimed" in resumed.out

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -27,6 +27,7 @@ from tether.contracts import (
     DeployView,
     EndSessionInput,
     FounderActionInput,
+    FounderOrder,
     LockView,
     NoteInput,
     RecheckInput,
@@ -153,13 +154,27 @@ async def _tell_session(client: Client, agent: str, signal: str, arg: object) ->
             raise TetherError(f"session of {agent}: Temporal refused the signal: {exc}") from exc
 
 
-async def _release_assignee(view: TaskView, client: Client, inp: FounderActionInput) -> TaskView:
-    """After the founder released a task (unblocked, resumed, cancelled), release the
-    assignee's session too: a governor hold on the task ends with it."""
-    if view.assignee is not None:
-        closed = view.state in TERMINAL_STATES
+async def _founder_update(
+    client: Client,
+    task_id: str,
+    update: Any,
+    by: str,
+    reason: str,
+    order: FounderOrder | None,
+) -> TaskView:
+    """A founder action on a task. A governor's hold is lifted only with `order`, signed by the
+    founder's key; the assignee's session is then released with the same order."""
+    signed = order.model_dump(mode="json") if order is not None else None
+    action = FounderActionInput(by=by, reason=reason, order=signed)
+    call: Awaitable[TaskView] = _handle(client, task_id).execute_update(update, action)
+    view = await _task_call(client, task_id, call)
+    if view.assignee is not None and update is not TaskWorkflow.block:
         release = ReleaseInput(
-            by=inp.by, reason=inp.reason, task_id=view.spec.id, task_closed=closed
+            by=by,
+            reason=reason,
+            task_id=view.spec.id,
+            task_closed=view.state in TERMINAL_STATES,
+            order=signed,
         )
         await _tell_session(client, view.assignee, "release", release)
     return view
@@ -171,24 +186,22 @@ async def submit_task(client: Client, task_id: str, agent: str, note: str | None
     return await _task_call(client, task_id, submit)
 
 
-async def cancel_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
-    handle = _handle(client, task_id)
-    action = FounderActionInput(by=by, reason=reason)
-    view = await _task_call(client, task_id, handle.execute_update(TaskWorkflow.cancel, action))
-    return await _release_assignee(view, client, action)
+async def cancel_task(
+    client: Client, task_id: str, by: str, reason: str, order: FounderOrder | None = None
+) -> TaskView:
+    return await _founder_update(client, task_id, TaskWorkflow.cancel, by, reason, order)
 
 
-async def block_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
-    handle = _handle(client, task_id)
-    action = FounderActionInput(by=by, reason=reason)
-    return await _task_call(client, task_id, handle.execute_update(TaskWorkflow.block, action))
+async def block_task(
+    client: Client, task_id: str, by: str, reason: str, order: FounderOrder | None = None
+) -> TaskView:
+    return await _founder_update(client, task_id, TaskWorkflow.block, by, reason, order)
 
 
-async def unblock_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
-    handle = _handle(client, task_id)
-    action = FounderActionInput(by=by, reason=reason)
-    view = await _task_call(client, task_id, handle.execute_update(TaskWorkflow.unblock, action))
-    return await _release_assignee(view, client, action)
+async def unblock_task(
+    client: Client, task_id: str, by: str, reason: str, order: FounderOrder | None = None
+) -> TaskView:
+    return await _founder_update(client, task_id, TaskWorkflow.unblock, by, reason, order)
 
 
 # --- agent sessions ---------------------------------------------------------------------------
@@ -284,12 +297,11 @@ async def check_deliverable(client: Client, agent: str) -> ArtifactResult:
     return await _session_update(client, agent, call)
 
 
-async def resume_task(client: Client, task_id: str, by: str, reason: str) -> TaskView:
+async def resume_task(
+    client: Client, task_id: str, by: str, reason: str, order: FounderOrder | None = None
+) -> TaskView:
     """The founder resumes a task the cost governor paused; its session may work again."""
-    handle = _handle(client, task_id)
-    action = FounderActionInput(by=by, reason=reason)
-    view = await _task_call(client, task_id, handle.execute_update(TaskWorkflow.resume, action))
-    return await _release_assignee(view, client, action)
+    return await _founder_update(client, task_id, TaskWorkflow.resume, by, reason, order)
 
 
 # Temporal admits a few updates per workflow at a time (history.maxInFlightUpdates, default
@@ -324,7 +336,9 @@ async def note_session(client: Client, agent: str, inp: NoteInput) -> SessionVie
     )
 
 
-async def release_session(client: Client, agent: str, by: str, reason: str) -> SessionView:
+async def release_session(
+    client: Client, agent: str, by: str, reason: str, order: FounderOrder | None = None
+) -> SessionView:
     """The founder releases a session's loop or cost hold (a held task is released with
     `tether task unblock` / `tether resume`, which also releases the session)."""
     view = await session_view(client, agent)
@@ -342,16 +356,22 @@ async def release_session(client: Client, agent: str, by: str, reason: str) -> S
                 f"{command} {hold.task_id}"
             )
     handle = _session_handle(client, agent)
-    release = ReleaseInput(by=by, reason=reason, task_id=hold.task_id)
+    signed = order.model_dump(mode="json") if order is not None else None
+    release = ReleaseInput(by=by, reason=reason, task_id=hold.task_id, order=signed)
     await handle.signal(AgentSessionWorkflow.release, release)
     # The signal is handled asynchronously: wait until the session shows it.
     for _ in range(50):
         view = await session_view(client, agent)
-        if view is None or view.governor.hold is None:
-            break
+        if view is None:
+            raise Refused(f"{agent} has no session any more")
+        if view.governor.hold is None:
+            return view
         await asyncio.sleep(0.1)
-    assert view is not None
-    return view
+    raise Refused(
+        f"the session of {agent} is still held: a release needs an order signed with the "
+        "founder's key (the tether command signs one when $TETHER_HOME/founder.key exists); "
+        "`tether session show` and the founder_orders table say why it was refused"
+    )
 
 
 # --- deployments ------------------------------------------------------------------------------

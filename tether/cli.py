@@ -24,6 +24,7 @@ from tether.contracts import (
     DeployRequest,
     DeployState,
     DeployView,
+    FounderOrder,
     InboxItem,
     NoteInput,
     Report,
@@ -203,11 +204,31 @@ async def cmd_task_submit(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.done else 1
 
 
+KEY_HELP = "the founder's private key (default $TETHER_HOME/founder.key)"
+
+
+def _founder_order(
+    args: argparse.Namespace, settings: Settings, action: str, subject: str
+) -> FounderOrder | None:
+    """An order signed with the founder's key (--key, else $TETHER_HOME/founder.key if it
+    exists): what lifts a governor's hold. Without a key the action goes unsigned, which is
+    enough for holds the founder set but refused for the governors'."""
+    from tether.signing import PRIVATE_KEY_FILE, load_private, order
+
+    path = Path(args.key) if getattr(args, "key", None) else settings.home / PRIVATE_KEY_FILE
+    if not path.exists() and not getattr(args, "key", None):
+        return None
+    return order(action, subject, args.by, args.reason or "", load_private(path))
+
+
 def _founder_action(
-    call: Callable[[Any, str, str, str], Awaitable[TaskView]], verb: str
+    call: Callable[..., Awaitable[TaskView]], verb: str, action: str | None
 ) -> Callable[[argparse.Namespace, Settings], Awaitable[int]]:
     async def command(args: argparse.Namespace, settings: Settings) -> int:
-        view = await call(await _client(settings), args.task, args.by, args.reason or "")
+        signed = _founder_order(args, settings, action, args.task) if action else None
+        view = await call(
+            await _client(settings), args.task, args.by, args.reason or "", order=signed
+        )
         print(f"task {args.task} {verb}; it is now {view.state}")
         return 0
 
@@ -332,7 +353,10 @@ async def cmd_session_note(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_session_release(args: argparse.Namespace, settings: Settings) -> int:
-    view = await api.release_session(await _client(settings), args.agent, args.by, args.reason)
+    signed = _founder_order(args, settings, "release", args.agent)
+    view = await api.release_session(
+        await _client(settings), args.agent, args.by, args.reason, order=signed
+    )
     print(render_session(view))
     return 0
 
@@ -607,13 +631,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("task")
         p.add_argument("--reason", required=needs_reason)
         p.add_argument("--by", default="founder")
-        p.set_defaults(func=_founder_action(call, verb))
+        if name != "block":
+            p.add_argument("--key", help=KEY_HELP)
+        p.set_defaults(func=_founder_action(call, verb, None if name == "block" else name))
 
-    p = sub.add_parser("resume", help="resume a task the cost governor paused")
+    p = sub.add_parser("resume", help="resume a task the cost governor paused (founder-signed)")
     p.add_argument("task")
     p.add_argument("--reason")
     p.add_argument("--by", default="founder")
-    p.set_defaults(func=_founder_action(api.resume_task, "resumed"))
+    p.add_argument("--key", help=KEY_HELP)
+    p.set_defaults(func=_founder_action(api.resume_task, "resumed", "resume"))
 
     session = sub.add_parser(
         "session", help="agent sessions: start, show, end, recheck, list, note, release, report"
@@ -640,10 +667,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decision")
     p.add_argument("--question")
     p.set_defaults(func=cmd_session_note)
-    p = ssub.add_parser("release", help="release a session held by a governor (no task)")
+    p = ssub.add_parser("release", help="release a session held by a governor (founder-signed)")
     p.add_argument("agent")
     p.add_argument("--reason", default="")
     p.add_argument("--by", default="founder")
+    p.add_argument("--key", help=KEY_HELP)
     p.set_defaults(func=cmd_session_release)
     p = ssub.add_parser(
         "report", help="report a tool call / usage (Report JSON on stdin) to the governors"
@@ -702,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, decision in (("approve", "approve"), ("reject", "reject")):
         p = sub.add_parser(name, help=f"{name} a deployment, signed with the founder's key")
         p.add_argument("deployment")
-        p.add_argument("--key", help="the private key (default $TETHER_HOME/founder.key)")
+        p.add_argument("--key", help=KEY_HELP)
         p.add_argument("--by", default="founder")
         p.add_argument("--reason", required=decision == "reject")
         if decision == "approve":

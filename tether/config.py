@@ -300,10 +300,7 @@ class TetherConfig(Model):
             try:
                 self.thresholds_for(agent)
             except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc']) or 'thresholds'}: {e['msg']}"
-                    for e in exc.errors()
-                )
+                problems = validation_problems(exc)
                 raise ValueError(f"agent '{agent.name}' thresholds: {problems}") from None
         for name, service in self.services.items():
             if service.repository not in self.repositories:
@@ -312,6 +309,14 @@ class TetherConfig(Model):
                     "defined under [repositories]"
                 )
         return self
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """The problems on one line: `where: what; where: what`."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
 
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:

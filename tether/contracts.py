@@ -238,6 +238,9 @@ class TaskView(Model):
     hold_reason: str | None = None
     # The state a blocked or paused task returns to.
     held_from: TaskState | None = None
+    # Who put it on hold: GOVERNOR for a loop or cost hold (only a founder-signed order lifts
+    # it), else the founder who blocked it.
+    held_by: str | None = None
     last_note: str | None = None
     last_evidence: list[CheckEvidence] = Field(default_factory=list)
     submissions: int = 0
@@ -273,9 +276,58 @@ class SubmitResult(Model):
     evidence: list[CheckEvidence]
 
 
+GOVERNOR = "tether"
+
+
+class FounderOrder(Model):
+    """A founder's order that lifts a governor's hold (a loop block, a cost pause), signed with
+    the founder's Ed25519 key like a deployment approval: an agent cannot lift its own hold."""
+
+    action: Literal["unblock", "resume", "cancel", "release"]
+    # The task (unblock, resume, cancel) or the agent (release) it is about.
+    subject: str = Field(max_length=200)
+    reason: str = Field(default="", max_length=500)
+    by: str = Field(default="founder", max_length=100)
+    signed_at: datetime
+    expires_at: datetime
+    signature: str = Field(default="", max_length=200)
+
+    def payload(self) -> bytes:
+        fields = [
+            "tether-order/v1",
+            self.action,
+            self.subject,
+            self.reason,
+            self.by,
+            self.signed_at.isoformat(),
+            self.expires_at.isoformat(),
+        ]
+        return "\n".join(fields).encode()
+
+
 class FounderActionInput(Model):
     by: str = "founder"
     reason: str = ""
+    # A signed FounderOrder, as JSON (raw, so that a malformed one is judged and logged too).
+    # Needed to lift a governor's hold; founder-set blocks take the action on trust.
+    order: JsonValue = None
+
+
+class JudgeOrderInput(Model):
+    """Is `received` a founder-signed order for one of `actions` on `subject`, unexpired?"""
+
+    received: JsonValue
+    actions: list[str]
+    subject: str
+    # What asked, for the log: "task X", "session of A".
+    judged_for: str
+    at: datetime
+
+
+class OrderVerdict(Model):
+    accepted: bool
+    reason: str
+    order: FounderOrder | None = None
 
 
 class RunCheckInput(Model):
@@ -348,6 +400,8 @@ class TaskSummary(Model):
     title: str
     state: TaskState
     assignee: str | None = None
+    held_by: str | None = None
+    hold_reason: str | None = None
     artifact: Artifact | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -743,6 +797,9 @@ class ReleaseInput(Model):
     task_id: str | None = None
     # Set when the task itself is gone (cancelled): the session drops it.
     task_closed: bool = False
+    # The founder-signed order that lifts the hold (FounderOrder as JSON): without it a hold
+    # stays, whoever sends the signal.
+    order: JsonValue = None
 
 
 class TaskClaimedInput(Model):

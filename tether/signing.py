@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import base64
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from tether.contracts import Approval
+from tether.contracts import Approval, FounderOrder
 from tether.errors import TetherError
+
+# What the founder signs: a deployment approval, or an order lifting a governor's hold.
+Signed = TypeVar("Signed", Approval, FounderOrder)
+# A founder order is meant for now, not for later: it expires quickly.
+ORDER_TTL = timedelta(minutes=10)
 
 PRIVATE_KEY_FILE = "founder.key"
 PUBLIC_KEY_FILE = "founder.pub"
@@ -79,21 +86,41 @@ def load_public(text: str) -> Ed25519PublicKey:
         ) from exc
 
 
-def sign(approval: Approval, key: Ed25519PrivateKey) -> Approval:
-    signature = base64.b64encode(key.sign(approval.payload())).decode()
-    return approval.model_copy(update={"signature": signature})
+def sign(item: Signed, key: Ed25519PrivateKey) -> Signed:
+    signature = base64.b64encode(key.sign(item.payload())).decode()
+    return item.model_copy(update={"signature": signature})
 
 
-def verify(approval: Approval, public: Ed25519PublicKey) -> str | None:
-    """None when the founder's key signed exactly this approval; else why not."""
-    if not approval.signature:
-        return "the approval is not signed"
+def verify(item: Approval | FounderOrder, public_key_text: str | None) -> str | None:
+    """None when the founder's key signed exactly this; else why not."""
+    what = "approval" if isinstance(item, Approval) else "order"
+    if not public_key_text:
+        return (
+            "no founder public key is configured ([founder] public_key in tether.toml, from "
+            "`tether keygen`)"
+        )
+    if not item.signature:
+        return f"the {what} is not signed"
     try:
-        signature = base64.b64decode(approval.signature, validate=True)
+        signature = base64.b64decode(item.signature, validate=True)
     except ValueError:
         return "the signature is not base64"
     try:
-        public.verify(signature, approval.payload())
+        load_public(public_key_text).verify(signature, item.payload())
     except InvalidSignature:
         return "the signature does not verify with the founder's public key"
     return None
+
+
+def order(action: str, subject: str, by: str, reason: str, key: Ed25519PrivateKey) -> FounderOrder:
+    """A signed order, valid for ORDER_TTL from now."""
+    now = datetime.now(UTC)
+    unsigned = FounderOrder(
+        action=action,
+        subject=subject,
+        reason=reason,
+        by=by,
+        signed_at=now,
+        expires_at=now + ORDER_TTL,
+    )
+    return sign(unsigned, key)

@@ -39,10 +39,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.founder import FounderActivities
     from activities.sessions import SessionActivities
     from tether import constants, errors, governors
     from tether.brief import compose_brief
     from tether.contracts import (
+        GOVERNOR,
+        HOLD_STATES,
         Artifact,
         ArtifactInput,
         ArtifactResult,
@@ -59,7 +62,9 @@ with workflow.unsafe.imports_passed_through():
         HandoffInput,
         Hold,
         InboxItem,
+        JudgeOrderInput,
         NoteInput,
+        OrderVerdict,
         ProbeInput,
         PullRequestInfo,
         RecheckInput,
@@ -73,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         SessionView,
         SyncInput,
         TaskClaimedInput,
+        TaskState,
     )
     from workflows import retry
 
@@ -95,6 +101,11 @@ def _refuse(message: str) -> ApplicationError:
 def _cause(err: ActivityError) -> str:
     cause = err.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause)
+
+
+def _subject(order: Any) -> str | None:
+    """The subject an order names, to pick what it must be judged against."""
+    return str(order.get("subject")) if isinstance(order, dict) else None
 
 
 def _rejection(err: ActivityError) -> tuple[str, str] | None:
@@ -270,6 +281,27 @@ class AgentSessionWorkflow:
                 v.task_id = None
                 governors.change_task(v.governor)
             return
+        # Anyone who can reach Temporal can send this signal: only a founder-signed order for
+        # this hold's task (or for this agent) lifts it.
+        if hold.task_id is not None and _subject(inp.order) == hold.task_id:
+            subject, actions = hold.task_id, ["unblock", "resume", "cancel"]
+        else:
+            subject, actions = v.agent, ["release"]
+        verdict: OrderVerdict = await self._activity(
+            FounderActivities.judge_order,
+            JudgeOrderInput(
+                received=inp.order,
+                actions=actions,
+                subject=subject,
+                judged_for=f"session of {v.agent}",
+                at=workflow.now(),
+            ),
+            retry.STORE,
+            30,
+        )
+        if not verdict.accepted or v.governor.hold is not hold:
+            workflow.logger.warning("session %s: release refused: %s", v.agent, verdict.reason)
+            return
         governors.release(v.governor, v.task_id)
         if inp.task_closed and v.task_id == inp.task_id:
             v.task_id = None
@@ -414,6 +446,7 @@ class AgentSessionWorkflow:
             f"credential {s.name} {s.reason}" for s in statuses if s.ok and not s.verified
         ]
         v.brief = compose_brief(v.agent, setup.repositories, truth, unverified, login=setup.login)
+        self._resume_holds(truth)
         # The founder hears of overlaps before the agent gets its brief.
         for overlap in v.brief.overlaps:
             await self._notify(
@@ -432,6 +465,29 @@ class AgentSessionWorkflow:
             v.state = SessionState.ACTIVE
             self._set_search_attributes()
             await self._record()
+
+    def _resume_holds(self, truth: GroundTruth) -> None:
+        """A governor's hold outlives the session it stopped: a new session of the same agent
+        starts held while one of its tasks is blocked or paused by the governor."""
+        v = self.view
+        held = [
+            t
+            for t in truth.tasks
+            if t.assignee == v.agent and t.held_by == GOVERNOR and t.state in HOLD_STATES
+        ]
+        if not held or v.governor.hold is not None:
+            return
+        task = held[0]
+        v.task_id = task.id
+        governors.change_task(v.governor)
+        v.governor.hold = Hold(
+            kind="loop" if task.state == TaskState.BLOCKED else "cost",
+            reason=task.hold_reason or f"task {task.id} is {task.state}",
+            since=workflow.now(),
+            task_id=task.id,
+        )
+        if v.brief is not None:
+            v.brief.text = f"{governors.hold_message(v.governor.hold)}\n\n{v.brief.text}"
 
     async def _probe(self, names: list[str]) -> list[CredentialStatus]:
         if not names:

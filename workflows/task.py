@@ -26,14 +26,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue as _JsonValue
 
+    from activities.founder import FounderActivities
     from activities.tasks import TaskActivities
     from tether import constants, errors
     from tether.contracts import (
+        GOVERNOR,
         HOLD_STATES,
         TERMINAL_STATES,
         ClaimInput,
         FounderActionInput,
         GovernorHoldInput,
+        JudgeOrderInput,
+        OrderVerdict,
         RecordTaskInput,
         SubmitInput,
         SubmitResult,
@@ -188,6 +192,7 @@ class TaskWorkflow:
     @workflow.update
     async def cancel(self, inp: FounderActionInput) -> TaskView:
         self._check_cancel(inp)
+        await self._authorise(inp, "cancel")
         await self._transition(TaskState.CANCELLED, inp.by, "cancelled", {"reason": inp.reason})
         return self.view
 
@@ -204,7 +209,8 @@ class TaskWorkflow:
     @workflow.update
     async def block(self, inp: FounderActionInput) -> TaskView:
         self._check_block(inp)
-        self.view.held_from, self.view.hold_reason = self.view.state, inp.reason
+        v = self.view
+        v.held_from, v.hold_reason, v.held_by = v.state, inp.reason, inp.by
         await self._transition(TaskState.BLOCKED, inp.by, "blocked", {"reason": inp.reason})
         return self.view
 
@@ -223,14 +229,42 @@ class TaskWorkflow:
     @workflow.update
     async def unblock(self, inp: FounderActionInput) -> TaskView:
         self._check_unblock(inp)
-        return await self._release(inp, "unblocked")
+        return await self._release(inp, "unblock")
 
-    async def _release(self, inp: FounderActionInput, kind: str) -> TaskView:
+    async def _release(self, inp: FounderActionInput, action: str) -> TaskView:
         """Back to the state the task was held from (blocked or paused)."""
-        back = self.view.held_from or TaskState.OPEN
-        self.view.held_from = self.view.hold_reason = None
+        await self._authorise(inp, action)
+        v = self.view
+        back = v.held_from or TaskState.OPEN
+        v.held_from = v.hold_reason = v.held_by = None
+        kind = {"unblock": "unblocked", "resume": "resumed"}[action]
         await self._transition(back, inp.by, kind, {"reason": inp.reason})
-        return self.view
+        return v
+
+    async def _authorise(self, inp: FounderActionInput, action: str) -> None:
+        """A governor's hold (loop, cost) is lifted only by a founder-signed order: the agent
+        it holds must not be able to lift it. Holds the founder set take the action on trust."""
+        v = self.view
+        if v.held_by != GOVERNOR:
+            return
+        verdict: OrderVerdict = await workflow.execute_activity_method(
+            FounderActivities.judge_order,
+            JudgeOrderInput(
+                received=inp.order,
+                actions=[action],
+                subject=v.spec.id,
+                judged_for=f"task {v.spec.id}",
+                at=workflow.now(),
+            ),
+            start_to_close_timeout=constants.STORE_ACTIVITY_TIMEOUT,
+            retry_policy=retry.STORE,
+        )
+        if not verdict.accepted:
+            raise _refuse(
+                f"task {v.spec.id} is {v.state} by Tether's governor ({v.hold_reason}); only a "
+                f"founder-signed order lifts it, and this one was refused: {verdict.reason}",
+                errors.ACTION_REFUSED,
+            )
 
     @unblock.validator
     def _validate_unblock(self, inp: FounderActionInput) -> None:
@@ -245,7 +279,7 @@ class TaskWorkflow:
     @workflow.update
     async def resume(self, inp: FounderActionInput) -> TaskView:
         self._check_resume(inp)
-        return await self._release(inp, "resumed")
+        return await self._release(inp, "resume")
 
     @resume.validator
     def _validate_resume(self, inp: FounderActionInput) -> None:
@@ -275,7 +309,7 @@ class TaskWorkflow:
             )
             return
         to = TaskState.BLOCKED if inp.kind == "loop" else TaskState.PAUSED
-        v.held_from, v.hold_reason = v.state, inp.reason
+        v.held_from, v.hold_reason, v.held_by = v.state, inp.reason, GOVERNOR
         kind = "loop_blocked" if inp.kind == "loop" else "cost_paused"
         await self._transition(to, "tether", kind, {"reason": inp.reason, **inp.evidence})
 
