@@ -626,6 +626,8 @@ class ToolCall(Model):
 class Report(Model):
     """What the agent runtime reports while it works: a tool call, context usage, spend."""
 
+    # The runtime's session id: a report from another runtime session is refused.
+    external_id: str | None = Field(default=None, max_length=200)
     tool_call: ToolCall | None = None
     # Tokens in the context window now, and the window (default: the agent's configured one).
     context_tokens: int | None = Field(default=None, ge=0)

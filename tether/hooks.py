@@ -268,6 +268,7 @@ class Hook:
         from tether.transcript import Cursor
 
         report: dict[str, Any] = {}
+        session_id = str(payload.get("session_id") or "")
         call = claude_code_tool_call(event, payload)
         if call is not None:
             report["tool_call"] = call
@@ -276,9 +277,8 @@ class Hook:
             if payload.get("compact_summary"):
                 report["compact_summary"] = redact(str(payload["compact_summary"]))[:8000]
         transcript = payload.get("transcript_path")
-        session_id = str(payload.get("session_id") or "")
         if not transcript or not session_id:
-            return self._send(report) if report else None
+            return self._send(report, session_id) if report else None
         with Cursor(_home() / "hooks" / self.agent, session_id) as cursor:
             reading = cursor.read(Path(str(transcript)).expanduser())
             if reading.context_tokens is not None:
@@ -289,11 +289,14 @@ class Hook:
                 report["usage"] = reading.usage
             if not report:
                 return None
-            answer = self._send(report)
-            cursor.commit()
+            answer = self._send(report, session_id)
+            if answer is not None:
+                cursor.commit()
             return answer
 
-    def _send(self, report: dict[str, Any]) -> dict[str, Any] | None:
+    def _send(self, report: dict[str, Any], session_id: str | None) -> dict[str, Any] | None:
+        if session_id:
+            report["external_id"] = session_id
         try:
             answer = self.temporal.update(self.workflow_id, "report", [report], REPORT_TIMEOUT)
         except Refused:
@@ -340,7 +343,7 @@ class Hook:
                         and current.get("state") == "active"
                         and (current.get("external_id") in (None, payload.get("session_id")))
                     ):
-                        self._send({"compacted": True})
+                        self._send({"compacted": True}, payload.get("session_id"))
             started = self.start_or_resume(payload)
             if started.get("state") == "blocked":
                 notice = str(started.get("notice") or "blocked")
@@ -361,9 +364,8 @@ class Hook:
             return None
 
         if event in ("PostToolUse", "PostToolUseFailure", "PostCompact"):
-            gate = self.gate()
-            if self._not_governed(gate, payload):
-                return None
+            # One round trip on every tool call: the update itself refuses a session that is
+            # not open or belongs to another runtime session.
             answer = self.report(event, payload)
             if not answer or event == "PostCompact":
                 return None

@@ -260,6 +260,7 @@ class AgentSessionWorkflow:
     @report.validator
     def _validate_report(self, report: Report) -> None:
         self._check_open()
+        self._check_runtime(report.external_id)
 
     @workflow.update
     async def note(self, inp: NoteInput) -> SessionView:
@@ -338,10 +339,16 @@ class AgentSessionWorkflow:
     @end.validator
     def _validate_end(self, inp: EndSessionInput) -> None:
         self._check_open()
-        if inp.external_id and self.view.external_id and inp.external_id != self.view.external_id:
+        self._check_runtime(inp.external_id)
+
+    def _check_runtime(self, external_id: str | None) -> None:
+        """A message from another runtime session (a stale or second Claude Code process) is
+        not this session's."""
+        current = self.view.external_id
+        if external_id and current and external_id != current:
             raise _refuse(
-                f"session {inp.external_id} is not the current session of {self.view.agent} "
-                f"({self.view.external_id}); nothing ended"
+                f"session {external_id} is not the current session of {self.view.agent} "
+                f"({current}); nothing changed"
             )
 
     @workflow.update
