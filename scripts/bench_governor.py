@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,13 +25,11 @@ sys.path.insert(0, str(ROOT))
 from temporalio import workflow  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from activities.store import Store, connect_pool, migrate  # noqa: E402
+from scripts.throwaway import throwaway_stack  # noqa: E402
 from tether import api, constants  # noqa: E402
-from tether.client import connect  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import Report, SessionInput, ToolCall  # noqa: E402
 from tether.runtime import run_and_exit  # noqa: E402
-from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 from worker import build_worker  # noqa: E402
 
 
@@ -76,60 +73,48 @@ async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reports", type=int, default=1000)
     total = parser.parse_args().reports
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg", port=free_port())
-        pg.start()
-        env = await start_temporal_dev_server(
-            port=free_port(), ui_port=None, http_port=None, db_file=None
-        )
-        try:
-            client = await connect(env.client.service_client.config.target_host, "default")
-            pool = await connect_pool(pg.url)
-            await migrate(pool)
-            queue = f"bench-{uuid.uuid4().hex[:8]}"
-            config = TetherConfig.model_validate({"agents": [{"name": "bench"}]})
-            noop_queue = f"{queue}-noop"
-            async with (
-                build_worker(client, queue, Store(pool), config),
-                Worker(client, task_queue=noop_queue, workflows=[NoopWorkflow]),
+    async with throwaway_stack() as stack:
+        client = stack.client
+        queue = f"bench-{uuid.uuid4().hex[:8]}"
+        config = TetherConfig.model_validate({"agents": [{"name": "bench"}]})
+        noop_queue = f"{queue}-noop"
+        async with (
+            build_worker(client, queue, stack.store, config),
+            Worker(client, task_queue=noop_queue, workflows=[NoopWorkflow]),
+        ):
+            await api.start_session(client, queue, SessionInput(agent="bench", runtime="sdk"))
+            noop = await client.start_workflow(
+                NoopWorkflow.run, id=f"noop-{uuid.uuid4().hex[:8]}", task_queue=noop_queue
+            )
+            reports: list[float] = []
+            noops: list[float] = []
+            rounds = 20
+            for r in range(rounds):
+                per = total // rounds
+                for i in range(per):
+                    t0 = time.perf_counter()
+                    await noop.execute_update(NoopWorkflow.noop, i)
+                    noops.append(time.perf_counter() - t0)
+                for i in range(per):
+                    n = r * per + i + 1
+                    t0 = time.perf_counter()
+                    await api.report(client, "bench", report(n))
+                    reports.append(time.perf_counter() - t0)
+            view = await api.session_view(client, "bench")
+            assert view is not None and view.governor.reports == len(reports)
+            handle = client.get_workflow_handle(constants.session_workflow_id("bench"))
+            events = 0
+            runs = 0
+            async for run in client.list_workflows(
+                f"WorkflowId = '{constants.session_workflow_id('bench')}'"
             ):
-                await api.start_session(client, queue, SessionInput(agent="bench", runtime="sdk"))
-                noop = await client.start_workflow(
-                    NoopWorkflow.run, id=f"noop-{uuid.uuid4().hex[:8]}", task_queue=noop_queue
-                )
-                reports: list[float] = []
-                noops: list[float] = []
-                rounds = 20
-                for r in range(rounds):
-                    per = total // rounds
-                    for i in range(per):
-                        t0 = time.perf_counter()
-                        await noop.execute_update(NoopWorkflow.noop, i)
-                        noops.append(time.perf_counter() - t0)
-                    for i in range(per):
-                        n = r * per + i + 1
-                        t0 = time.perf_counter()
-                        await api.report(client, "bench", report(n))
-                        reports.append(time.perf_counter() - t0)
-                view = await api.session_view(client, "bench")
-                assert view is not None and view.governor.reports == len(reports)
-                handle = client.get_workflow_handle(constants.session_workflow_id("bench"))
-                events = 0
-                runs = 0
-                async for run in client.list_workflows(
-                    f"WorkflowId = '{constants.session_workflow_id('bench')}'"
-                ):
-                    runs += 1
-                    history = client.get_workflow_handle(run.id, run_id=run.run_id)
-                    events += sum([1 async for _ in history.fetch_history_events()])
-                del handle
-                noop_events = sum([1 async for _ in noop.fetch_history_events()])
-                await noop.terminate()
-                await api.end_session(client, "bench", "benchmark done", "bench")
-            await pool.close()
-        finally:
-            await env.shutdown()
-            pg.stop()
+                runs += 1
+                history = client.get_workflow_handle(run.id, run_id=run.run_id)
+                events += sum([1 async for _ in history.fetch_history_events()])
+            del handle
+            noop_events = sum([1 async for _ in noop.fetch_history_events()])
+            await noop.terminate()
+            await api.end_session(client, "bench", "benchmark done", "bench")
 
     r50, r99 = figures(reports)
     n50, n99 = figures(noops)

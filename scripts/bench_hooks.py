@@ -16,7 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,13 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activities.store import Store, connect_pool, migrate  # noqa: E402
+from scripts.throwaway import throwaway_stack  # noqa: E402
 from tether import api  # noqa: E402
-from tether.client import connect  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import SessionInput  # noqa: E402
 from tether.runtime import run_and_exit  # noqa: E402
-from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 from worker import build_worker  # noqa: E402
 
 TETHER = str(Path(sys.executable).with_name("tether"))
@@ -55,85 +52,68 @@ async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=100)
     calls = parser.parse_args().calls
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg", port=free_port())
-        pg.start()
-        http_port = free_port()
-        env = await start_temporal_dev_server(
-            port=free_port(), ui_port=None, http_port=http_port, db_file=None
-        )
-        try:
-            client = await connect(env.client.service_client.config.target_host, "default")
-            pool = await connect_pool(pg.url)
-            await migrate(pool)
-            queue = f"bench-{uuid.uuid4().hex[:8]}"
-            config = TetherConfig.model_validate({"agents": [{"name": "bench"}]})
-            async with build_worker(client, queue, Store(pool), config):
-                await api.start_session(
-                    client, queue, SessionInput(agent="bench", external_id="b-1")
+    async with throwaway_stack(http_api=True) as stack:
+        client, tmp = stack.client, str(stack.folder)
+        queue = f"bench-{uuid.uuid4().hex[:8]}"
+        config = TetherConfig.model_validate({"agents": [{"name": "bench"}]})
+        async with build_worker(client, queue, stack.store, config):
+            await api.start_session(client, queue, SessionInput(agent="bench", external_id="b-1"))
+            hook_env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
+                "TETHER_TEMPORAL_HTTP": str(stack.http_url),
+                "TETHER_TASK_QUEUE": queue,
+                "TETHER_HOME": tmp,
+            }
+            # A transcript of 2,000 assistant messages: the first report reads it all,
+            # later ones only what is new (nothing, here).
+            transcript = Path(tmp) / "transcript.jsonl"
+            transcript.write_text(
+                "".join(
+                    json.dumps({"type": "assistant", "message": {"id": f"m{i}",
+                                "model": "claude-sonnet-4-5", "usage": {"input_tokens": 9,
+                                "cache_read_input_tokens": 50_000 + i, "output_tokens": 80}}})
+                    + "\n"
+                    for i in range(2000)
                 )
-                hook_env = {
-                    **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
-                    "TETHER_TEMPORAL_HTTP": f"http://127.0.0.1:{http_port}",
-                    "TETHER_TASK_QUEUE": queue,
-                    "TETHER_HOME": tmp,
-                }
-                # A transcript of 2,000 assistant messages: the first report reads it all,
-                # later ones only what is new (nothing, here).
-                transcript = Path(tmp) / "transcript.jsonl"
-                transcript.write_text(
-                    "".join(
-                        json.dumps({"type": "assistant", "message": {"id": f"m{i}",
-                                    "model": "claude-sonnet-4-5", "usage": {"input_tokens": 9,
-                                    "cache_read_input_tokens": 50_000 + i, "output_tokens": 80}}})
-                        + "\n"
-                        for i in range(2000)
-                    )
-                )  # fmt: skip
-                pre = json.dumps(
-                    {"hook_event_name": "PreToolUse", "session_id": "b-1", "tool_name": "Bash",
-                     "tool_input": {"command": "ls"}}
-                ).encode()  # fmt: skip
-                stop = json.dumps({"hook_event_name": "Stop", "session_id": "b-1"}).encode()
-                ok = json.dumps(
-                    {"hook_event_name": "PostToolUse", "session_id": "b-1", "tool_name": "Bash",
-                     "tool_input": {"command": "kubectl get pods -n prod"},
-                     "tool_response": {"stdout": "ok"}, "transcript_path": str(transcript)}
-                ).encode()  # fmt: skip
-                failed = json.dumps(
-                    {"hook_event_name": "PostToolUseFailure", "session_id": "b-1",
-                     "tool_name": "Bash", "tool_input": {"command": "kubectl get pods -n prod"},
-                     "error": "Exit code 1\nError from server (Forbidden): pods is forbidden",
-                     "transcript_path": str(transcript)}
-                ).encode()  # fmt: skip
+            )  # fmt: skip
+            pre = json.dumps(
+                {"hook_event_name": "PreToolUse", "session_id": "b-1", "tool_name": "Bash",
+                 "tool_input": {"command": "ls"}}
+            ).encode()  # fmt: skip
+            stop = json.dumps({"hook_event_name": "Stop", "session_id": "b-1"}).encode()
+            ok = json.dumps(
+                {"hook_event_name": "PostToolUse", "session_id": "b-1", "tool_name": "Bash",
+                 "tool_input": {"command": "kubectl get pods -n prod"},
+                 "tool_response": {"stdout": "ok"}, "transcript_path": str(transcript)}
+            ).encode()  # fmt: skip
+            failed = json.dumps(
+                {"hook_event_name": "PostToolUseFailure", "session_id": "b-1",
+                 "tool_name": "Bash", "tool_input": {"command": "kubectl get pods -n prod"},
+                 "error": "Exit code 1\nError from server (Forbidden): pods is forbidden",
+                 "transcript_path": str(transcript)}
+            ).encode()  # fmt: skip
 
-                def run(event: str, body: bytes, n: int) -> list[float]:
-                    argv = [TETHER, "hook", "claude-code", event, "--agent", "bench"]
-                    return [timed(argv, body, hook_env) for _ in range(n)]
+            def run(event: str, body: bytes, n: int) -> list[float]:
+                argv = [TETHER, "hook", "claude-code", event, "--agent", "bench"]
+                return [timed(argv, body, hook_env) for _ in range(n)]
 
-                baseline = await asyncio.to_thread(
-                    lambda: [
-                        timed([sys.executable, "-c", "pass"], b"", hook_env) for _ in range(calls)
-                    ]
-                )
-                pre_times = await asyncio.to_thread(run, "PreToolUse", pre, calls)
-                stop_times = await asyncio.to_thread(run, "Stop", stop, max(10, calls // 10))
-                # Alternating calls so that no five in a row are the same failing action.
-                first_report = await asyncio.to_thread(run, "PostToolUseFailure", failed, 1)
-                report_times = await asyncio.to_thread(
-                    lambda: [
-                        t
-                        for _ in range(calls // 4)
-                        for t in run("PostToolUseFailure", failed, 3) + run("PostToolUse", ok, 1)
-                    ]
-                )
-                cli_times = await asyncio.to_thread(
-                    lambda: [timed([TETHER, "--help"], b"", hook_env) for _ in range(10)]
-                )
-            await pool.close()
-        finally:
-            await env.shutdown()
-            pg.stop()
+            baseline = await asyncio.to_thread(
+                lambda: [timed([sys.executable, "-c", "pass"], b"", hook_env) for _ in range(calls)]
+            )
+            pre_times = await asyncio.to_thread(run, "PreToolUse", pre, calls)
+            stop_times = await asyncio.to_thread(run, "Stop", stop, max(10, calls // 10))
+            # Alternating calls so that no five in a row are the same failing action.
+            first_report = await asyncio.to_thread(run, "PostToolUseFailure", failed, 1)
+            report_times = await asyncio.to_thread(
+                lambda: [
+                    t
+                    for _ in range(calls // 4)
+                    for t in run("PostToolUseFailure", failed, 3) + run("PostToolUse", ok, 1)
+                ]
+            )
+            cli_times = await asyncio.to_thread(
+                lambda: [timed([TETHER, "--help"], b"", hook_env) for _ in range(10)]
+            )
 
     base50, _ = figures(baseline)
     print(f"calls per figure: {calls} (Stop: {len(stop_times)}, full CLI: {len(cli_times)})")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,9 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from activities.store import Store, connect_pool, migrate  # noqa: E402
+from scripts.throwaway import throwaway_stack  # noqa: E402
 from tether import api  # noqa: E402
-from tether.client import connect  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import (  # noqa: E402
     Artifact,
@@ -40,7 +38,6 @@ from tether.contracts import (  # noqa: E402
 )
 from tether.runtime import run_and_exit  # noqa: E402
 from tether.signing import generate, load_private, order, sign  # noqa: E402
-from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.session import AgentSessionWorkflow  # noqa: E402
 
@@ -65,16 +62,9 @@ async def main() -> int:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/health"
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = EmbeddedPostgres(Path(tmp) / "pg", port=free_port())
-        pg.start()
-        env = await start_temporal_dev_server(
-            port=free_port(), ui_port=None, http_port=None, db_file=None
-        )
-        try:
-            client = await connect(env.client.service_client.config.target_host, "default")
-            pool = await connect_pool(pg.url)
-            await migrate(pool)
+    try:
+        async with throwaway_stack() as stack:
+            client, tmp = stack.client, str(stack.folder)
             queue = f"record-{uuid.uuid4().hex[:8]}"
             repo = Path(tmp) / "app"
             _git_repo(repo)
@@ -107,7 +97,7 @@ async def main() -> int:
                 for name, stems in files.items()
                 if not all((OUT / f"{stem}.json").exists() for stem in stems)
             }
-            async with build_worker(client, queue, Store(pool), config):
+            async with build_worker(client, queue, stack.store, config):
                 histories: dict[str, WorkflowHistory] = {}
                 if "task" in wanted:
                     histories["task_lifecycle"] = await _task(client, queue, url)
@@ -119,16 +109,13 @@ async def main() -> int:
                 if "deploy" in wanted:
                     deploy, lock = await _deploy(client, queue, load_private(key_path))
                     histories["deploy_lifecycle"], histories["lock_lifecycle"] = deploy, lock
-            await pool.close()
             OUT.mkdir(parents=True, exist_ok=True)
             for stem, history in histories.items():
                 path = OUT / f"{stem}.json"
                 path.write_text(history.to_json())
                 print(f"wrote {path.relative_to(ROOT)}")
-        finally:
-            await env.shutdown()
-            pg.stop()
-            server.shutdown()
+    finally:
+        server.shutdown()
     return 0
 
 

@@ -1,0 +1,52 @@
+"""A throwaway stack for the scripts: embedded PostgreSQL (migrated) and a Temporal dev server on
+free ports in a temporary folder, torn down on exit. Nothing the user runs is touched."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from activities.store import Store, connect_pool, migrate  # noqa: E402
+from tether.client import connect  # noqa: E402
+from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
+
+
+@dataclass
+class Throwaway:
+    client: Client
+    store: Store
+    folder: Path
+    # Temporal's HTTP API (for hooks), when asked for.
+    http_url: str | None
+
+
+@asynccontextmanager
+async def throwaway_stack(http_api: bool = False) -> AsyncIterator[Throwaway]:
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = EmbeddedPostgres(Path(tmp) / "pg", port=free_port())
+        pg.start()
+        http_port = free_port() if http_api else None
+        env = await start_temporal_dev_server(
+            port=free_port(), ui_port=None, http_port=http_port, db_file=None
+        )
+        try:
+            client = await connect(env.client.service_client.config.target_host, "default")
+            pool = await connect_pool(pg.url)
+            try:
+                await migrate(pool)
+                http_url = f"http://127.0.0.1:{http_port}" if http_port else None
+                yield Throwaway(client, Store(pool), Path(tmp), http_url)
+            finally:
+                await pool.close()
+        finally:
+            await env.shutdown()
+            pg.stop()
