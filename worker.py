@@ -63,7 +63,7 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
             deploys.judge_approval,
             deploys.audit,
             deploys.check_stale_base,
-            deploys.claim_cooldown,
+            deploys.claim_rollout,
             deploys.run_step,
             deploys.record_deployment,
             deploys.request_lock,

@@ -20,16 +20,16 @@ from tether.contracts import (
     Approval,
     ApprovalVerdict,
     AuditInput,
-    CooldownInput,
-    CooldownVerdict,
     DeployPlan,
     DeployRequest,
     JudgeInput,
     LockInput,
     LockRequest,
     RecordDeployInput,
+    RolloutClaim,
     RolloutInput,
     RolloutResult,
+    RolloutSlot,
     StaleInput,
     StaleVerdict,
 )
@@ -167,13 +167,11 @@ class DeployActivities:
 
     @activity.defn
     @escalating
-    async def claim_cooldown(self, inp: CooldownInput) -> CooldownVerdict:
-        if inp.cooldown_minutes <= 0:
-            return CooldownVerdict(allowed=True)
-        allowed, until, holder = await self.store.claim_cooldown(
-            inp.service, inp.deployment_id, inp.at, inp.cooldown_minutes
+    async def claim_rollout(self, inp: RolloutClaim) -> RolloutSlot:
+        allowed, until, other, rolling = await self.store.claim_rollout(
+            inp.service, inp.deployment_id, inp.at, inp.cooldown_minutes, inp.busy_until
         )
-        return CooldownVerdict(allowed=allowed, until=until, last_deployment=holder)
+        return RolloutSlot(allowed=allowed, until=until, other=other, rolling=rolling)
 
     @activity.defn
     @escalating

@@ -419,37 +419,49 @@ class Store:
         )
         return None if row is None else (row[0], row[1] or "", row[2] or "")
 
-    async def claim_cooldown(
-        self, service: str, deployment_id: str, at: datetime, minutes: float
-    ) -> tuple[bool, datetime | None, str | None]:
-        """Take the service's rollout slot at `at` unless another deployment took it less than
-        `minutes` before; one statement, so concurrent claims cannot both win. The same
-        deployment claiming again (a retried activity) wins again. Returns (allowed, until,
-        the deployment holding the cooldown)."""
+    async def claim_rollout(
+        self, service: str, deployment_id: str, at: datetime, minutes: float, busy_until: datetime
+    ) -> tuple[bool, datetime | None, str | None, bool]:
+        """Take the service's rollout at `at`: refused while another deployment rolls it out
+        (until its `busy_until`), or when another took the slot less than `minutes` before.
+        One statement, so concurrent claims cannot both win, whatever the lock workflow says;
+        the same deployment claiming again (a retried activity) wins again. Returns (allowed,
+        until when it is refused, the deployment in the way, whether that one is rolling now)."""
         won = await self.pool.fetchval(
-            """INSERT INTO service_state (service, last_rollout_at, last_rollout_deployment)
-               VALUES ($1, $2, $3)
+            """INSERT INTO service_state (service, last_rollout_at, last_rollout_deployment,
+                                          rolling_deployment, rolling_until)
+               VALUES ($1, $2, $3, $3, $5)
                ON CONFLICT (service) DO UPDATE
                    SET last_rollout_at = EXCLUDED.last_rollout_at,
-                       last_rollout_deployment = EXCLUDED.last_rollout_deployment
-                   WHERE service_state.last_rollout_at IS NULL
-                      OR service_state.last_rollout_deployment = EXCLUDED.last_rollout_deployment
-                      OR service_state.last_rollout_at
-                         <= EXCLUDED.last_rollout_at - make_interval(secs => $4)
+                       last_rollout_deployment = EXCLUDED.last_rollout_deployment,
+                       rolling_deployment = EXCLUDED.rolling_deployment,
+                       rolling_until = EXCLUDED.rolling_until
+                   WHERE (service_state.rolling_deployment IS NULL
+                          OR service_state.rolling_deployment = EXCLUDED.rolling_deployment
+                          OR service_state.rolling_until <= EXCLUDED.last_rollout_at)
+                     AND (service_state.last_rollout_at IS NULL
+                          OR service_state.last_rollout_deployment
+                             = EXCLUDED.last_rollout_deployment
+                          OR service_state.last_rollout_at
+                             <= EXCLUDED.last_rollout_at - make_interval(secs => $4))
                RETURNING last_rollout_deployment""",
             service,
             at,
             deployment_id,
             minutes * 60.0,
+            busy_until,
         )
         if won is not None:
-            return True, None, None
+            return True, None, None, False
         row = await self.pool.fetchrow(
-            "SELECT last_rollout_at, last_rollout_deployment FROM service_state WHERE service = $1",
+            """SELECT last_rollout_at, last_rollout_deployment, rolling_deployment, rolling_until
+               FROM service_state WHERE service = $1""",
             service,
         )
         assert row is not None
-        return False, row[0] + timedelta(minutes=minutes), row[1]
+        if row["rolling_deployment"] and row["rolling_until"] > at:
+            return False, row["rolling_until"], row["rolling_deployment"], True
+        return False, row[0] + timedelta(minutes=minutes), row[1], False
 
     async def record_deployment(
         self,
@@ -475,6 +487,12 @@ class Store:
                 agent,
                 state,
                 at,
+                deployment_id,
+            )
+            await conn.execute(
+                """UPDATE service_state SET rolling_deployment = NULL, rolling_until = NULL
+                   WHERE service = $1 AND rolling_deployment = $2""",
+                service,
                 deployment_id,
             )
             if state == "done":

@@ -24,7 +24,7 @@ from tests.helpers import clean_environment, commit_file, git, make_repo
 from tests.test_cli import tether
 from tether import api
 from tether.client import connect
-from tether.contracts import DeployRequest, DeployState
+from tether.contracts import DeployRequest, DeployState, LockGrant
 from tether.signing import generate, load_private, sign
 from tether.stack import free_port, start_temporal_dev_server, temporal_binary
 from workflows.deployment import DeploymentWorkflow
@@ -506,3 +506,28 @@ async def test_failing_health_checks_fail_the_deployment_and_run_the_rollback(
         assert kinds[-4:] == ["health_failed", "rolled_back", "failed", "lock_released"]
         items = [i for i in await rig.store.inbox() if i.kind == "deploy_failed"]
         assert len(items) == 1 and items[0].action == f"tether deploy show {view.deployment_id}"
+
+
+async def test_a_forged_lock_grant_cannot_make_rollouts_overlap(
+    client: Client, fresh_db: str, tmp_path: Path
+) -> None:
+    async with deploy_rig(client, fresh_db, tmp_path, cooldown_minutes=0, pause=3) as rig:
+        first = await rig.request("main")
+        await rig.approve(first)
+        for _ in range(100):
+            if rig.log.exists() and "start" in rig.log.read_text():
+                break
+            await asyncio.sleep(0.05)
+        jumper = await rig.request("main", agent="coder")
+        await rig.approve(jumper)
+        # Anyone who can reach Temporal can send the lock's signal to their own deployment.
+        forged = LockGrant(service=rig.service, deployment_id=jumper.deployment_id,
+                           lease_seconds=600)  # fmt: skip
+        await client.get_workflow_handle(jumper.deployment_id).signal("lock_granted", forged)
+        refused = await rig.finish(jumper)
+        assert refused.state == DeployState.REFUSED
+        assert refused.reason.startswith(f"{first.deployment_id} is rolling out {rig.service}")
+        assert (await rig.finish(first)).state == DeployState.DONE
+        assert [d for d, _, _ in rig.rollouts()] == [first.deployment_id]
+        queue = await api.deploy_queue(client, rig.service)
+        assert queue.holder is None and queue.waiting == []

@@ -979,18 +979,23 @@ class AuditInput(Model):
     at: datetime | None = None
 
 
-class CooldownInput(Model):
+class RolloutClaim(Model):
     service: str
     deployment_id: str
     at: datetime
     cooldown_minutes: float
+    # How long this rollout may hold the service (rollout, restart, checks, rollback): past it,
+    # a deployment lost without a word stops blocking the next one.
+    busy_until: datetime
 
 
-class CooldownVerdict(Model):
+class RolloutSlot(Model):
     allowed: bool
-    # When the cooldown that refused it ends.
+    # When what refused it ends: the cooldown, or the other deployment's rollout.
     until: datetime | None = None
-    last_deployment: str | None = None
+    # The deployment in the way, and whether it is rolling out right now.
+    other: str | None = None
+    rolling: bool = False
 
 
 class StaleInput(Model):

@@ -36,8 +36,6 @@ with workflow.unsafe.imports_passed_through():
     from tether.contracts import (
         ApprovalVerdict,
         AuditInput,
-        CooldownInput,
-        CooldownVerdict,
         DeployInput,
         DeployPlan,
         DeployState,
@@ -48,14 +46,23 @@ with workflow.unsafe.imports_passed_through():
         LockRelease,
         LockRequest,
         RecordDeployInput,
+        RolloutClaim,
         RolloutInput,
         RolloutResult,
+        RolloutSlot,
         StaleInput,
         StaleVerdict,
     )
     from workflows import retry
     from workflows.checking import verify
     from workflows.lock import LEASE
+
+
+def _rollout_budget(plan: DeployPlan) -> timedelta:
+    """The longest a rollout can hold the service: rollout, restart and rollback at their
+    timeout, every health check's whole retry window, and a margin."""
+    checks = sum(c.retry_for_seconds + c.timeout_seconds for c in plan.health_checks)
+    return timedelta(seconds=3 * plan.rollout_timeout_seconds + checks + 300)
 
 
 def _cause(err: ActivityError) -> str:
@@ -166,30 +173,40 @@ class DeploymentWorkflow:
             if not stale.ok:
                 await self._end(DeployState.REFUSED, stale.reason, deployed=stale.deployed)
                 return
-            cooldown: CooldownVerdict = await self._act(
-                DeployActivities.claim_cooldown,
-                CooldownInput(
+            slot: RolloutSlot = await self._act(
+                DeployActivities.claim_rollout,
+                RolloutClaim(
                     service=plan.service,
                     deployment_id=v.deployment_id,
                     at=workflow.now(),
                     cooldown_minutes=plan.cooldown_minutes,
+                    busy_until=workflow.now() + _rollout_budget(plan),
                 ),
                 30,
             )
-            if not cooldown.allowed:
-                assert cooldown.until is not None
-                left = cooldown.until - workflow.now()
+            if not slot.allowed:
+                assert slot.until is not None
+                if slot.rolling:
+                    # Only possible if the lock was bypassed (its signals forged): PostgreSQL
+                    # still lets one rollout at a time through.
+                    await self._end(
+                        DeployState.REFUSED,
+                        f"{slot.other} is rolling out {plan.service} right now; rollouts never "
+                        "overlap, request again once it is done",
+                    )
+                    return
+                left = slot.until - workflow.now()
                 minutes = max(1, round(left.total_seconds() / 60))
                 why = (
-                    f"{plan.service} was rolled out by {cooldown.last_deployment} less than "
+                    f"{plan.service} was rolled out by {slot.other} less than "
                     f"{plan.cooldown_minutes:g} minutes ago; the next rollout may start at "
-                    f"{cooldown.until:%H:%M:%S} UTC ({minutes} min left)"
+                    f"{slot.until:%H:%M:%S} UTC ({minutes} min left)"
                 )
                 if plan.cooldown_mode == "wait":
                     await self._audit("cooldown_wait", "tether", reason=why)
                     await workflow.sleep(max(left, timedelta(seconds=1)))
                     continue  # the approval may have expired meanwhile: check everything again
-                await self._end(DeployState.REFUSED, why, until=cooldown.until.isoformat())
+                await self._end(DeployState.REFUSED, why, until=slot.until.isoformat())
                 return
             await self._roll_out(plan)
             return

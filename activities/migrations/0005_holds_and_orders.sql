@@ -14,3 +14,8 @@ CREATE TABLE founder_orders (
     judged_for  text NOT NULL
 );
 CREATE INDEX founder_orders_subject_idx ON founder_orders (subject, at);
+
+-- The deployment rolling out a service now, taken in the same statement as the cooldown slot:
+-- rollouts of one service never overlap, even if someone forges the lock workflow's signals.
+ALTER TABLE service_state ADD COLUMN rolling_deployment text;
+ALTER TABLE service_state ADD COLUMN rolling_until timestamptz;
