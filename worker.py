@@ -59,6 +59,7 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
             sessions.archive_handoff,
             sessions.cost_baseline,
             sessions.flush_governor,
+            sessions.agent_holds_task,
             deploys.deploy_plan,
             deploys.judge_approval,
             deploys.audit,

@@ -9,6 +9,7 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.artifacts import check_artifact
 from activities.credentials import (
@@ -23,6 +24,7 @@ from activities.groundtruth import read_pull_requests, read_repositories
 from activities.notify import notify
 from activities.store import Store
 from tether.config import TetherConfig
+from tether.constants import task_workflow_id
 from tether.contracts import (
     ArtifactInput,
     ArtifactResult,
@@ -40,6 +42,8 @@ from tether.contracts import (
     RecordSessionInput,
     SessionSetup,
     SyncInput,
+    TaskClaimedInput,
+    TaskState,
 )
 
 
@@ -144,6 +148,24 @@ class SessionActivities:
         return await self.store.clear_inbox(subject=inp.subject, kinds=inp.kinds)
 
     # --- governors ----------------------------------------------------------------------------
+
+    @activity.defn
+    @escalating
+    async def agent_holds_task(self, inp: TaskClaimedInput) -> bool:
+        """Whether the task's workflow (the source of truth, not the read model) says the agent
+        holds it."""
+        from workflows.task import TaskWorkflow
+
+        handle = activity.client().get_workflow_handle_for(
+            TaskWorkflow.run, task_workflow_id(inp.task_id)
+        )
+        try:
+            view = await handle.query(TaskWorkflow.view_task)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return view.assignee == inp.agent and view.state == TaskState.CLAIMED
 
     @activity.defn
     @escalating

@@ -27,6 +27,7 @@ from tether.contracts import (
     SessionInput,
     SessionState,
     ShellCheck,
+    TaskClaimedInput,
     TaskSpec,
     TaskState,
     ToolCall,
@@ -310,6 +311,28 @@ async def test_a_task_costing_five_times_the_average_is_paused_until_the_founder
 
         base = await eventually(baseline, "the cost baseline")
         assert base.average_usd == 2.0 and base.basis == "kind bugfix" and base.tasks == 5
+        # Switching the session to another task would restart the comparison: a forged claim
+        # (the agent does not hold that task) is checked against the task's workflow, and
+        # ignored.
+        session = client.get_workflow_handle(f"session-{coder}")
+        await session.signal("task_claimed", TaskClaimedInput(task_id=f"feat-{sfx}"))
+
+        async def claim_checked() -> bool:
+            events = [e async for e in session.fetch_history_events()]
+            checks = {
+                e.event_id
+                for e in events
+                if e.activity_task_scheduled_event_attributes.activity_type.name
+                == "agent_holds_task"
+            }
+            return any(
+                e.activity_task_completed_event_attributes.scheduled_event_id in checks
+                for e in events
+            )
+
+        await eventually(claim_checked, "the forged claim to be checked")
+        after = await api.session_view(client, coder)
+        assert after is not None and after.task_id == task_id and after.governor.baseline == base
 
         kinds: list[tuple[int, str]] = []
         for n in range(1, 12):

@@ -807,6 +807,8 @@ class ReleaseInput(Model):
 class TaskClaimedInput(Model):
     task_id: str
     kind: str | None = None
+    # Filled in by the session when it checks the claim (never trusted from the sender).
+    agent: str | None = None
 
 
 class GovernorHoldInput(Model):

@@ -317,9 +317,18 @@ class AgentSessionWorkflow:
         await self._record()
 
     @workflow.signal
-    def task_claimed(self, inp: TaskClaimedInput) -> None:
+    async def task_claimed(self, inp: TaskClaimedInput) -> None:
         v = self.view
         if v.state == SessionState.ENDED or self._end is not None or v.task_id == inp.task_id:
+            return
+        # Anyone can send this signal, and switching tasks restarts the cost comparison: take
+        # it only from the task's own workflow state.
+        claim = TaskClaimedInput(task_id=inp.task_id, agent=v.agent)
+        holds: bool = await self._activity(
+            SessionActivities.agent_holds_task, claim, retry.QUICK, 30
+        )
+        if not holds or v.task_id == inp.task_id:
+            workflow.logger.warning("session %s: claim of %s not confirmed", v.agent, inp.task_id)
             return
         v.task_id = inp.task_id
         governors.change_task(v.governor)
