@@ -217,9 +217,13 @@ async def test_claude_code_hooks_drive_a_whole_session(
         assert start.answer is not None
         context = start.answer["hookSpecificOutput"]["additionalContext"]
         assert context.startswith(f"Tether startup brief for {coder}")
-        # Readable in the Web UI (until the first continue-as-new, which drops static summaries).
+        # Readable in the Web UI. The SDK cannot carry a static summary across continue-as-new,
+        # which the test server may already have suggested: read the first run's.
         handle = client.get_workflow_handle_for(AgentSessionWorkflow.run, f"session-{coder}")
-        summary = await (await handle.describe()).static_summary()
+        info = (await handle.describe()).raw_description.workflow_execution_info
+        assert info.first_run_id
+        first_run = client.get_workflow_handle(f"session-{coder}", run_id=info.first_run_id)
+        summary = await (await first_run.describe()).static_summary()
         assert summary == f"Session of {coder} (claude-code)"
 
         tool = {**sid, "tool_name": "Edit", "tool_input": {"file_path": "api/x.py"}}
