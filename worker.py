@@ -17,12 +17,19 @@ from temporalio.worker import Worker
 
 from activities.deploy import DeployActivities
 from activities.founder import FounderActivities
+from activities.notify import NotifyActivities
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
 from tether.client import connect
 from tether.config import Settings, TetherConfig, load_config
-from tether.runtime import run_and_exit, setup_logging, setup_tracing, stop_on_signals
+from tether.runtime import (
+    run_and_exit,
+    setup_logging,
+    setup_metrics,
+    setup_tracing,
+    stop_on_signals,
+)
 from tether.stack import (
     database_url,
     ensure_credential_watch,
@@ -39,6 +46,7 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
     sessions = SessionActivities(store, config)
     deploys = DeployActivities(store, config)
     founder = FounderActivities(store, config)
+    notifier = NotifyActivities(store, config)
     return Worker(
         client,
         task_queue=task_queue,
@@ -69,6 +77,8 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
             deploys.record_deployment,
             deploys.request_lock,
             founder.judge_order,
+            notifier.deliver_webhook,
+            notifier.record_delivery,
         ],
     )
 
@@ -104,7 +114,8 @@ async def serve(
 async def _main() -> int:
     setup_logging()
     settings = Settings.from_env()
-    setup_tracing(settings.otel_exporter)
+    setup_tracing(settings.otel_exporter, role="worker")
+    setup_metrics(settings.metrics_bind)
     await serve(settings, stop_on_signals())
     return 0
 

@@ -1,60 +1,133 @@
-"""Telling the founder: an inbox row in PostgreSQL first (never lost), then the webhook if any."""
+"""Telling the founder: an inbox row in PostgreSQL first (never lost), then, if a webhook is
+configured, one delivery workflow per row (`notify-<id>`) that posts it with retries.
+
+The calling workflow never waits on the webhook: `notify` only writes the row and starts the
+delivery workflow. The workflow id is derived from the row's id and duplicates are rejected,
+so a row is delivered once even when the calling activity is retried."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import httpx
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.credentials import SecretUnavailable, read_secret
+from activities.escalation import InvalidInput, escalating
 from activities.store import Store
-from tether.config import SecretRef
-from tether.contracts import InboxItem
+from tether import constants
+from tether.config import Notifications, TetherConfig
+from tether.contracts import DeliveryInput, DeliveryOutcome, InboxItem
 
 log = logging.getLogger("tether.notify")
 
-WEBHOOK_ATTEMPTS = 3
-WEBHOOK_TIMEOUT_SECONDS = 5.0
+WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 
 def webhook_text(item: InboxItem) -> str:
     lines = [f"*Tether: {item.title}*"]
-    if item.action:
-        lines.append(f"To act: `{item.action}`")
+    if item.command:
+        lines.append(f"To act: `{item.command}`")
+    if item.see:
+        lines.append(f"See: `{item.see}`")
     return "\n".join(lines)
 
 
-async def deliver(url: str, item: InboxItem) -> str | None:
-    """POST a Slack-compatible message; returns None on success, else the last error."""
-    error = "not attempted"
-    for attempt in range(WEBHOOK_ATTEMPTS):
-        try:
-            async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
-                response = await client.post(url, json={"text": webhook_text(item)})
-            if response.is_success:
-                return None
-            error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
-        if attempt + 1 < WEBHOOK_ATTEMPTS:
-            await asyncio.sleep(0.5 * 2**attempt)
-    return f"webhook failed after {WEBHOOK_ATTEMPTS} attempts: {error}"
+def webhook_body(item: InboxItem) -> dict[str, object]:
+    """Slack's incoming-webhook shape (`text`), plus the item's fields for other receivers."""
+    return {
+        "text": webhook_text(item),
+        "tether": {
+            "id": item.id,
+            "kind": item.kind,
+            "subject": item.subject,
+            "title": item.title,
+            "command": item.command,
+        },
+    }
 
 
-async def notify(store: Store, webhook: SecretRef | None, item: InboxItem) -> tuple[int, bool]:
-    """Post an inbox item once per key; deliver it to the webhook when it is new.
+async def notify(store: Store, settings: Notifications, item: InboxItem) -> tuple[int, bool]:
+    """Post an inbox item once per key, then start its webhook delivery if a webhook is set.
 
-    Returns the item's id and whether it was new."""
+    Returns the item's id and whether it was new. Called from activities: the delivery workflow
+    is started with the activity's client on the activity's task queue."""
     item_id, new = await store.post_inbox(item)
-    if new and webhook is not None:
+    if settings.webhook is not None:
+        delivery = DeliveryInput(
+            inbox_id=item_id,
+            kind=item.kind,
+            subject=item.subject,
+            attempts=settings.webhook_attempts,
+            max_interval_seconds=settings.webhook_max_interval_seconds,
+        )
+        await start_delivery(activity.client(), activity.info().task_queue, delivery, item.title)
+    return item_id, new
+
+
+async def start_delivery(
+    client: Client, task_queue: str, delivery: DeliveryInput, title: str
+) -> bool:
+    """Start the delivery workflow of one inbox row; False if it was started before."""
+    from workflows.notify import NotifyWorkflow
+
+    try:
+        await client.start_workflow(
+            NotifyWorkflow.run,
+            delivery,
+            id=constants.notify_workflow_id(delivery.inbox_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=f"Webhook: {title}"[:200],
+        )
+        return True
+    except WorkflowAlreadyStartedError:
+        return False
+
+
+class NotifyActivities:
+    def __init__(self, store: Store, config: TetherConfig) -> None:
+        self.store = store
+        self.config = config
+
+    @activity.defn
+    @escalating
+    async def deliver_webhook(self, inp: DeliveryInput) -> None:
+        """POST one inbox row to the webhook. A 5xx, 408, 429 or a network error is retried by
+        the workflow's policy; any other 4xx means the URL or payload is wrong, so it is not."""
+        webhook = self.config.notifications.webhook
+        if webhook is None:
+            raise InvalidInput("no webhook is configured ([notifications] webhook)")
         try:
             url = read_secret(webhook)
         except SecretUnavailable as exc:
-            await store.mark_delivery(item_id, f"webhook {exc}")
-            return item_id, new
-        error = await deliver(url, item)
-        if error:
-            log.warning("inbox item %s: %s", item_id, error)
-        await store.mark_delivery(item_id, error)
-    return item_id, new
+            raise InvalidInput(f"the webhook URL cannot be read: {exc}") from exc
+        attempt = activity.info().attempt
+        item = await self.store.inbox_item(inp.inbox_id)
+        if item is None:
+            raise InvalidInput(f"inbox item {inp.inbox_id} does not exist")
+        try:
+            async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as http:
+                response = await http.post(url, json=webhook_body(item))
+        except httpx.HTTPError as exc:
+            # The exception text can carry the URL, which is a secret: only its type is kept.
+            raise ApplicationError(
+                f"webhook unreachable ({type(exc).__name__}) at attempt {attempt}"
+            ) from None
+        if response.is_success:
+            return
+        status = response.status_code
+        retryable = status >= 500 or status in (408, 429)
+        raise ApplicationError(
+            f"webhook answered HTTP {status} at attempt {attempt}",
+            type="WebhookRejected" if not retryable else "WebhookUnavailable",
+            non_retryable=not retryable,
+        )
+
+    @activity.defn
+    @escalating
+    async def record_delivery(self, outcome: DeliveryOutcome) -> None:
+        await self.store.mark_delivery(outcome.inbox_id, outcome.error)

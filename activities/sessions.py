@@ -129,7 +129,7 @@ class SessionActivities:
     @activity.defn
     @escalating
     async def notify_founder(self, item: InboxItem) -> int:
-        item_id, _ = await notify(self.store, self.config.notifications.webhook, item)
+        item_id, _ = await notify(self.store, self.config.notifications, item)
         return item_id
 
     @activity.defn
@@ -236,9 +236,9 @@ class SessionActivities:
                 subject=name,
                 title=title,
                 detail={"credential": name, "expires_at": expires.isoformat(), "stage": stage},
-                action=f"rotate {name}, then: tether session recheck AGENT",
+                # A notice: rotate the credential, then acknowledge it (`tether inbox done`).
             )
-            _, new = await notify(self.store, self.config.notifications.webhook, item)
+            _, new = await notify(self.store, self.config.notifications, item)
             if new:
                 posted.append(key)
         return posted

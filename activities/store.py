@@ -258,6 +258,32 @@ class Store:
         )
         return [dict(r) for r in rows]
 
+    async def latest_sessions(self) -> list[dict[str, Any]]:
+        """Each agent's most recent session."""
+        rows = await self.pool.fetch(
+            """SELECT DISTINCT ON (agent) agent, runtime, state, task_id, started_at, ended_at,
+                      end_reason, blocker, pseudo_work
+               FROM sessions ORDER BY agent, started_at DESC"""
+        )
+        return [dict(r) for r in rows]
+
+    async def recent_pseudo_work(self, days: int = 7) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT agent, task_id, ended_at, end_reason, artifact_result
+               FROM sessions
+               WHERE pseudo_work AND ended_at > now() - make_interval(days => $1)
+               ORDER BY ended_at DESC""",
+            days,
+        )
+        return [dict(r) for r in rows]
+
+    async def task_counts(self) -> dict[str, int]:
+        rows = await self.pool.fetch("SELECT state, count(*) AS n FROM tasks GROUP BY state")
+        return {r["state"]: int(r["n"]) for r in rows}
+
+    async def open_inbox_count(self) -> int:
+        return int(await self.pool.fetchval("SELECT count(*) FROM inbox WHERE cleared_at IS NULL"))
+
     async def pseudo_work_counts(self) -> dict[str, tuple[int, int]]:
         """Per agent: (sessions flagged as pseudo-work, sessions ended)."""
         rows = await self.pool.fetch(
@@ -302,6 +328,23 @@ class Store:
             include_cleared,
         )
         return [InboxItem.model_validate(dict(r)) for r in rows]
+
+    async def inbox_item(self, item_id: int) -> InboxItem | None:
+        row = await self.pool.fetchrow(
+            """SELECT id, key, kind, subject, title, detail, action, created_at, cleared_at
+               FROM inbox WHERE id = $1""",
+            item_id,
+        )
+        return InboxItem.model_validate(dict(row)) if row is not None else None
+
+    async def clear_inbox_ids(self, ids: list[int]) -> list[int]:
+        """Clear the given items; returns the ids that were open."""
+        rows = await self.pool.fetch(
+            """UPDATE inbox SET cleared_at = now()
+               WHERE id = ANY($1::bigint[]) AND cleared_at IS NULL RETURNING id""",
+            ids,
+        )
+        return sorted(int(r["id"]) for r in rows)
 
     async def clear_inbox(self, *, subject: str, kinds: list[str]) -> int:
         result = await self.pool.execute(

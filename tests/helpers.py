@@ -177,14 +177,28 @@ class Webhook:
 
     def __init__(self) -> None:
         self.status = 200
+        # Answer 503 to this many posts before answering `status`.
+        self.fail_first = 0
         self.received: list[dict[str, Any]] = []
+        # While cleared, posts wait (a webhook that hangs); `in_flight` counts them.
+        self.open = threading.Event()
+        self.open.set()
+        self.in_flight = 0
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                hook.received.append(json.loads(self.rfile.read(length) or b"{}"))
-                self.send_response(hook.status)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                hook.in_flight += 1
+                hook.open.wait(timeout=60)
+                hook.in_flight -= 1
+                hook.received.append(body)
+                status = hook.status
+                if hook.fail_first > 0:
+                    hook.fail_first -= 1
+                    status = 503
+                self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

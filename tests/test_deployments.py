@@ -141,8 +141,14 @@ async def test_a_rejection_ends_the_request_and_an_unknown_ref_is_refused(
         bad = await rig.request("no-such-branch")
         assert bad.state == DeployState.REFUSED
         assert "ref 'no-such-branch' is not a commit, tag or branch" in bad.reason
-        items = {i.kind for i in await rig.store.inbox()}
-        assert {"deploy_approval", "deploy_refused"} <= items
+        # Rejecting acted on the approval request: it left the inbox; the refusals are notices.
+        items = {i.kind: i for i in await rig.store.inbox(include_cleared=True)}
+        assert items["deploy_approval"].cleared_at is not None
+        assert items["deploy_approval"].subject == view.deployment_id
+        assert items["deploy_refused"].cleared_at is None
+        refused = items["deploy_refused"]
+        assert refused.command == f"tether inbox done {refused.id}"
+        assert refused.see == f"tether deploy show {refused.subject}"
 
 
 async def test_concurrent_requests_roll_out_one_at_a_time_and_none_is_lost(
@@ -505,7 +511,7 @@ async def test_failing_health_checks_fail_the_deployment_and_run_the_rollback(
         kinds = [r["kind"] for r in await rig.store.audit_trail(deployment_id=view.deployment_id)]
         assert kinds[-4:] == ["health_failed", "rolled_back", "failed", "lock_released"]
         items = [i for i in await rig.store.inbox() if i.kind == "deploy_failed"]
-        assert len(items) == 1 and items[0].action == f"tether deploy show {view.deployment_id}"
+        assert len(items) == 1 and items[0].see == f"tether deploy show {view.deployment_id}"
 
 
 async def test_a_forged_lock_grant_cannot_make_rollouts_overlap(

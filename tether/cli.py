@@ -25,7 +25,6 @@ from tether.contracts import (
     DeployState,
     DeployView,
     FounderOrder,
-    InboxItem,
     NoteInput,
     Report,
     SessionInput,
@@ -37,7 +36,13 @@ from tether.contracts import (
     TaskView,
 )
 from tether.errors import TetherError
-from tether.runtime import run_and_exit, setup_logging, setup_tracing, stop_on_signals
+from tether.runtime import (
+    run_and_exit,
+    setup_logging,
+    setup_metrics,
+    setup_tracing,
+    stop_on_signals,
+)
 from tether.taskfile import (
     EXAMPLE_TASK,
     artifact_from_flag,
@@ -477,29 +482,48 @@ def _decide(decision: str) -> Callable[[argparse.Namespace, Settings], Awaitable
     return command
 
 
-def render_inbox(items: list[InboxItem]) -> str:
-    if not items:
-        return "inbox is empty"
-    lines = []
-    for item in items:
-        when = f"{item.created_at:%Y-%m-%d %H:%M}" if item.created_at else ""
-        done = " (cleared)" if item.cleared_at else ""
-        lines.append(f"{when}  [{item.kind}] {item.title}{done}")
-        if item.action and not item.cleared_at:
-            lines.append(f"    -> {item.action}")
-    return "\n".join(lines)
-
-
 async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.cockpit import render_inbox, stdout_colour
+
     store = await _store(settings)
     try:
+        if args.inbox_command == "done":
+            cleared = await store.clear_inbox_ids(args.ids)
+            unknown = sorted(set(args.ids) - set(cleared))
+            if cleared:
+                print("cleared " + ", ".join(f"#{i}" for i in cleared))
+            if unknown:
+                print(
+                    "not open (already cleared, or no such item): "
+                    + ", ".join(f"#{i}" for i in unknown)
+                    + "; see `tether inbox --all`",
+                    file=sys.stderr,
+                )
+                return 3
+            return 0
         items = await store.inbox(include_cleared=args.all)
     finally:
         await store.pool.close()
     if args.json:
-        _print_json([i.model_dump(mode="json") for i in items])
+        _print_json([{**i.model_dump(mode="json"), "command": i.command} for i in items])
     else:
-        print(render_inbox(items))
+        print(render_inbox(items, stdout_colour(args.color)))
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.cockpit import gather_status, render_status, stdout_colour
+
+    client = await _client(settings)
+    store = await _store(settings)
+    try:
+        report = await gather_status(client, store)
+    finally:
+        await store.pool.close()
+    if args.json:
+        _print_json(report.model_dump(mode="json"))
+    else:
+        print(render_status(report, stdout_colour(args.color)))
     return 0
 
 
@@ -534,6 +558,15 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 # --- parser -----------------------------------------------------------------------------------
+
+
+def _colour_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour on a terminal, plain when piped (auto); NO_COLOR is honoured",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -687,10 +720,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_session_list)
 
-    p = sub.add_parser("inbox", help="what waits for the founder")
+    p = sub.add_parser("status", help="agents, tasks, deployments, blockers at a glance")
+    p.add_argument("--json", action="store_true", help="the whole report as JSON, for scripts")
+    _colour_option(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "inbox", help="what waits for the founder, newest first, each with its one command"
+    )
     p.add_argument("--all", action="store_true", help="include cleared items")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_inbox)
+    _colour_option(p)
+    p.set_defaults(func=cmd_inbox, inbox_command=None)
+    isub = p.add_subparsers(dest="inbox_command", metavar="ACTION")
+    done = isub.add_parser("done", help="acknowledge notices: tether inbox done ID [ID ...]")
+    done.add_argument("ids", type=int, nargs="+", metavar="ID")
 
     hooks = sub.add_parser("hooks", help="install the agent runtime hooks")
     hsub = hooks.add_subparsers(dest="hooks_command", required=True, metavar="ACTION")
@@ -753,7 +797,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    setup_tracing(settings.otel_exporter)
+    setup_tracing(settings.otel_exporter, role="worker" if args.command == "up" else "cli")
+    if args.command == "up":
+        # `tether up` runs the worker in this process: it serves the worker's metrics.
+        setup_metrics(settings.metrics_bind)
     func: Callable[[argparse.Namespace, Settings], Awaitable[int]] = args.func
     return await func(args, settings)
 

@@ -90,6 +90,10 @@ class Forge(Model):
 class Notifications(Model):
     # A Slack-compatible incoming webhook; its URL is a secret, referenced like a credential.
     webhook: SecretRef | None = None
+    # Each inbox item is delivered by its own workflow (`notify-<id>`), retried with backoff
+    # up to this many attempts, waiting at most this long between two.
+    webhook_attempts: int = Field(default=8, ge=1, le=100)
+    webhook_max_interval_seconds: float = Field(default=300.0, gt=0, le=24 * 3600)
     # Days before a credential expires at which the founder is reminded, once each.
     expiry_reminder_days: list[int] = Field(default_factory=lambda: [14, 7, 1])
     # How often the credential watch schedule runs.
@@ -366,8 +370,11 @@ class Settings(Model):
     ui_port: int = constants.TEMPORAL_UI_PORT
     http_port: int = constants.TEMPORAL_HTTP_PORT
     postgres_port: int = constants.POSTGRES_PORT
-    # "console" prints OpenTelemetry spans; unset means traces are not exported.
-    otel_exporter: Literal["console"] | None = None
+    # "console" prints OpenTelemetry spans, "otlp" sends them to OTEL_EXPORTER_OTLP_ENDPOINT;
+    # unset means traces are not exported.
+    otel_exporter: Literal["console", "otlp"] | None = None
+    # host:port on which workers serve Temporal SDK metrics for Prometheus (/metrics).
+    metrics_bind: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -391,6 +398,7 @@ class Settings(Model):
             http_port=_port(env, "TETHER_HTTP_PORT", constants.TEMPORAL_HTTP_PORT),
             postgres_port=_port(env, "TETHER_POSTGRES_PORT", constants.POSTGRES_PORT),
             otel_exporter=_otel(env.get("TETHER_OTEL_EXPORTER")),
+            metrics_bind=_bind(env.get("TETHER_METRICS_BIND")),
         )
 
 
@@ -403,14 +411,27 @@ def _port(env: dict[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def _otel(raw: str | None) -> Literal["console"] | None:
+def _otel(raw: str | None) -> Literal["console", "otlp"] | None:
     if not raw or raw == "none":
         return None
-    if raw == "console":
-        return "console"
+    if raw in ("console", "otlp"):
+        return "console" if raw == "console" else "otlp"
     raise TetherError(
-        f"TETHER_OTEL_EXPORTER={raw!r} is not supported; expected 'console' or 'none'"
+        f"TETHER_OTEL_EXPORTER={raw!r} is not supported; expected 'console', 'otlp' (with "
+        "OTEL_EXPORTER_OTLP_ENDPOINT) or 'none'"
     )
+
+
+def _bind(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise TetherError(
+            f"TETHER_METRICS_BIND={raw!r} is not host:port; e.g. 127.0.0.1:9464 (or 0.0.0.0:9464 "
+            "for a Prometheus outside this machine)"
+        )
+    return raw
 
 
 # The environment variables Settings reads; docker-compose.yml is checked against this list.
@@ -426,6 +447,9 @@ ENVIRONMENT_VARIABLES = (
     "TETHER_HTTP_PORT",
     "TETHER_POSTGRES_PORT",
     "TETHER_OTEL_EXPORTER",
+    "TETHER_METRICS_BIND",
+    # Read by OpenTelemetry's OTLP exporter itself when TETHER_OTEL_EXPORTER=otlp.
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
 )
 
 

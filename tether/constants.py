@@ -16,6 +16,7 @@ TASK_WORKFLOW_ID_PREFIX = "task-"
 SESSION_WORKFLOW_ID_PREFIX = "session-"
 DEPLOY_WORKFLOW_ID_PREFIX = "deploy-"
 LOCK_WORKFLOW_ID_PREFIX = "lock-"
+NOTIFY_WORKFLOW_ID_PREFIX = "notify-"
 CREDENTIAL_WATCH_SCHEDULE_ID = "tether-credential-watch"
 
 # Search attributes let the founder filter Tether workflows in the Web UI.
@@ -45,6 +46,11 @@ def task_workflow_id(task_id: str) -> str:
 def session_workflow_id(agent: str) -> str:
     """One open session per agent: the workflow id carries the rule."""
     return f"{SESSION_WORKFLOW_ID_PREFIX}{agent}"
+
+
+def notify_workflow_id(inbox_id: int) -> str:
+    """One delivery workflow per inbox row: its id is what makes "each item once" hold."""
+    return f"{NOTIFY_WORKFLOW_ID_PREFIX}{inbox_id}"
 
 
 def lock_workflow_id(service: str) -> str:

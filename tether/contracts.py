@@ -862,11 +862,42 @@ class InboxItem(Model):
     subject: str
     title: str
     detail: dict[str, JsonValue] = Field(default_factory=dict)
-    # The one command that acts on it.
+    # The one command that acts on it (and clears it). Empty for a notice: the founder
+    # acknowledges it with `tether inbox done ID` (see `command`).
     action: str = ""
     created_at: datetime | None = None
     id: int | None = None
     cleared_at: datetime | None = None
+
+    @property
+    def command(self) -> str:
+        """The one command that acts on the item: its own, or acknowledging it."""
+        if self.action:
+            return self.action
+        return f"tether inbox done {self.id}" if self.id is not None else ""
+
+    @property
+    def see(self) -> str:
+        """Where to read more, for a notice (`detail["see"]`)."""
+        value = self.detail.get("see")
+        return value if isinstance(value, str) else ""
+
+
+class DeliveryInput(Model):
+    """What the webhook delivery workflow is given: the inbox row's id, never the URL (a secret)
+    and never the text (read fresh from PostgreSQL by the activity)."""
+
+    inbox_id: int
+    kind: str = ""
+    subject: str = ""
+    attempts: int = Field(default=8, ge=1)
+    max_interval_seconds: float = Field(default=300.0, gt=0)
+
+
+class DeliveryOutcome(Model):
+    inbox_id: int
+    delivered: bool
+    error: str | None = None
 
 
 class RecordSessionInput(Model):
@@ -1098,3 +1129,65 @@ SessionInput.model_rebuild()
 SessionView.model_rebuild()
 Governor.model_rebuild()
 SessionSetup.model_rebuild()
+
+
+# --- the founder's cockpit: `tether status` ----------------------------------------------------
+
+
+class AgentStatus(Model):
+    agent: str
+    session: SessionState | None = None
+    runtime: str = ""
+    started_at: datetime | None = None
+    task_id: str | None = None
+    context_pct: float | None = None
+    cost_usd: float | None = None
+    # A governor's hold (loop, cost) or a credential blocker, in words.
+    hold: str | None = None
+    blocker: str | None = None
+    # Ended sessions flagged as pseudo-work, and ended sessions, over the agent's history.
+    pseudo_work: int = 0
+    sessions_ended: int = 0
+    # False when the session's workflow could not be asked (its figures are then from PostgreSQL).
+    live: bool = True
+
+
+class DeploymentStatus(Model):
+    deployment_id: str
+    service: str
+    state: str
+    ref: str = ""
+    commit: str | None = None
+    agent: str = ""
+    reason: str = ""
+    at: datetime | None = None
+
+
+class QueueStatus(Model):
+    service: str
+    holder: str | None = None
+    waiting: list[str] = Field(default_factory=list)
+
+
+class CredentialAlert(Model):
+    name: str
+    ok: bool
+    reason: str = ""
+    expires_at: datetime | None = None
+    days_left: float | None = None
+
+
+class StatusReport(Model):
+    generated_at: datetime
+    agents: list[AgentStatus] = Field(default_factory=list)
+    task_counts: dict[str, int] = Field(default_factory=dict)
+    # Tasks not done or cancelled, the held ones first.
+    tasks: list[TaskSummary] = Field(default_factory=list)
+    deployments: list[DeploymentStatus] = Field(default_factory=list)
+    queues: list[QueueStatus] = Field(default_factory=list)
+    # One line each: what stops work now (held tasks, blocked sessions).
+    blockers: list[str] = Field(default_factory=list)
+    pseudo_work: list[str] = Field(default_factory=list)
+    credentials: list[CredentialAlert] = Field(default_factory=list)
+    inbox_open: int = 0
+    problems: list[str] = Field(default_factory=list)

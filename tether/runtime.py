@@ -20,18 +20,47 @@ def setup_logging(level: int = logging.INFO) -> None:
     )
 
 
-def setup_tracing(exporter: str | None) -> None:
-    """Install an OpenTelemetry tracer provider; Temporal's TracingInterceptor reports into it."""
+def setup_tracing(exporter: str | None, role: str = "cli") -> None:
+    """Install an OpenTelemetry tracer provider; Temporal's TracingInterceptor (on every client,
+    see tether.client) reports workflow, activity, signal, query and update spans into it.
+
+    "console" prints spans to stderr; "otlp" sends them over OTLP/HTTP to the collector named by
+    the standard OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)."""
     if exporter is None:
         return
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SpanExporter,
+    )
 
-    provider = TracerProvider(resource=Resource.create({"service.name": "tether"}))
-    provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+    span_exporter: SpanExporter
+    if exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        span_exporter = OTLPSpanExporter()
+    else:
+        span_exporter = ConsoleSpanExporter(out=sys.stderr)
+    resource = Resource.create({"service.name": "tether", "tether.role": role})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(provider)
+
+
+def setup_metrics(bind: str | None) -> None:
+    """Serve the Temporal SDK's metrics (workflow and activity counts and latencies, task
+    queue polls, …) for Prometheus at http://BIND/metrics. Must run before any client connects:
+    the metrics belong to the process-wide Temporal runtime."""
+    if bind is None:
+        return
+    from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
+    Runtime.set_default(runtime, error_if_already_set=False)
+    logging.getLogger("tether.metrics").info("Temporal SDK metrics on http://%s/metrics", bind)
 
 
 def stop_on_signals() -> asyncio.Event:

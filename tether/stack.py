@@ -311,6 +311,7 @@ async def ensure_credential_watch(client: Client, task_queue: str, every_hours: 
         ScheduleUpdate,
         ScheduleUpdateInput,
     )
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
     every = timedelta(hours=every_hours)
     schedule = Schedule(
@@ -319,6 +320,10 @@ async def ensure_credential_watch(client: Client, task_queue: str, every_hours: 
             id=constants.CREDENTIAL_WATCH_SCHEDULE_ID,
             task_queue=task_queue,
             execution_timeout=timedelta(minutes=30),
+            static_summary="Credential watch: reminds the founder of credentials near expiry",
+            typed_search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(constants.SA_STATE, "watching")]
+            ),
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
@@ -336,6 +341,7 @@ async def ensure_credential_watch(client: Client, task_queue: str, every_hours: 
         [i.every for i in current.spec.intervals] == [every]
         and isinstance(action, ScheduleActionStartWorkflow)
         and action.task_queue == task_queue
+        and action.static_summary is not None
     )
     if same:
         return "unchanged"

@@ -3,6 +3,7 @@
 from workflows.credential_watch import CredentialWatchWorkflow
 from workflows.deployment import DeploymentWorkflow
 from workflows.lock import ServiceLockWorkflow
+from workflows.notify import NotifyWorkflow
 from workflows.session import AgentSessionWorkflow
 from workflows.task import TaskWorkflow
 
@@ -12,6 +13,7 @@ WORKFLOWS = [
     CredentialWatchWorkflow,
     DeploymentWorkflow,
     ServiceLockWorkflow,
+    NotifyWorkflow,
 ]
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "AgentSessionWorkflow",
     "CredentialWatchWorkflow",
     "DeploymentWorkflow",
+    "NotifyWorkflow",
     "ServiceLockWorkflow",
     "TaskWorkflow",
 ]

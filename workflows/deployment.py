@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from tether.contracts import (
         ApprovalVerdict,
         AuditInput,
+        ClearInboxInput,
         DeployInput,
         DeployPlan,
         DeployState,
@@ -56,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import retry
     from workflows.checking import verify
     from workflows.lock import LEASE
+
+# Inbox items name the deployment (not the service), and acting on one clears it.
+INBOX_PATCH = "deploy-inbox-items"
 
 
 def _rollout_budget(plan: DeployPlan) -> timedelta:
@@ -319,10 +323,12 @@ class DeploymentWorkflow:
             )
             if not verdict.accepted:
                 v.approval_refusals = [*v.approval_refusals, verdict.reason][-10:]
-            elif verdict.approval is not None and verdict.approval.decision == "reject":
+                return verdict
+            if verdict.approval is not None and verdict.approval.decision == "reject":
                 self._rejected = verdict.approval.reason or "no reason given"
             else:
                 v.approval = verdict.approval
+            await self._clear_inbox()
             return verdict
 
     # --- plumbing --------------------------------------------------------------------------
@@ -357,11 +363,12 @@ class DeploymentWorkflow:
         await self._audit(state.value, "tether", reason=reason, **detail)
         if v.commit is not None:
             await self._record(state)
+        await self._clear_inbox()
         if state in (DeployState.REFUSED, DeployState.FAILED, DeployState.EXPIRED):
             await self._notify_founder(
                 "deploy_refused" if state != DeployState.FAILED else "deploy_failed",
                 f"deployment {v.deployment_id} of {v.request.service} {state}: {reason}",
-                f"tether deploy show {v.deployment_id}",
+                "",  # a notice: acknowledged with `tether inbox done`
             )
 
     async def _record(self, state: DeployState) -> None:
@@ -423,16 +430,37 @@ class DeploymentWorkflow:
             workflow.logger.error("deployment %s: audit row %s lost: %s",
                                   self.view.deployment_id, kind, _cause(err))  # fmt: skip
 
+    async def _clear_inbox(self) -> None:
+        """The founder acted (or the deployment ended): its approval request leaves the inbox.
+        Histories from before this existed replay without it."""
+        if not workflow.patched(INBOX_PATCH):
+            return
+        try:
+            await self._act(
+                SessionActivities.clear_inbox_items,
+                ClearInboxInput(subject=self.view.deployment_id, kinds=["deploy_approval"]),
+                30,
+            )
+        except ActivityError:
+            workflow.logger.warning("deployment %s: inbox not cleared", self.view.deployment_id)
+
     async def _notify_founder(self, kind: str, title: str, action: str) -> None:
+        # Items are about this deployment (its id is the subject), so acting on it clears them.
+        subject = self.view.deployment_id
+        if not workflow.patched(INBOX_PATCH):
+            subject = self.view.request.service
         try:
             await self._act(
                 SessionActivities.notify_founder,
                 InboxItem(
                     key=f"{kind}:{self.view.deployment_id}:{workflow.now().isoformat()}",
                     kind=kind,
-                    subject=self.view.request.service,
+                    subject=subject,
                     title=title[:500],
-                    detail={"deployment": self.view.deployment_id},
+                    detail={
+                        "deployment": self.view.deployment_id,
+                        "see": f"tether deploy show {self.view.deployment_id}",
+                    },
                     action=action,
                 ),
                 60,

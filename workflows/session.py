@@ -247,8 +247,12 @@ class AgentSessionWorkflow:
                     subject=v.task_id,
                     title=f"task {v.task_id} ({v.agent}) has cost ${spent:.2f}, more than "
                     f"{v.governor.limits.cost_warn_ratio:g}x {basis}; paused at ${pause:.2f}",
-                    detail={"task_id": v.task_id, "agent": v.agent, "cost_usd": round(spent, 4)},
-                    action=f"tether task show {v.task_id}",
+                    detail={
+                        "task_id": v.task_id,
+                        "agent": v.agent,
+                        "cost_usd": round(spent, 4),
+                        "see": f"tether task show {v.task_id}",
+                    },
                 )
             )
         if outcome.handoff:
@@ -471,8 +475,7 @@ class AgentSessionWorkflow:
                     kind="overlap",
                     subject=v.agent,
                     title=overlap.summary,
-                    detail=overlap.model_dump(mode="json"),
-                    action="tether task list --state claimed",
+                    detail={**overlap.model_dump(mode="json"), "see": "tether status"},
                 )
             )
         if any(not s.ok for s in statuses) or rejected is not None:
@@ -652,8 +655,11 @@ class AgentSessionWorkflow:
                     kind="pseudo_work",
                     subject=v.agent,
                     title=f"{v.agent}'s session ended without a deliverable: {result.summary}",
-                    detail={"reason": v.end_reason or "", "artifact": result.summary},
-                    action=f"tether session list --agent {v.agent}",
+                    detail={
+                        "reason": v.end_reason or "",
+                        "artifact": result.summary,
+                        "see": f"tether session list --agent {v.agent}",
+                    },
                 )
             )
         elif not could_check:
@@ -663,7 +669,7 @@ class AgentSessionWorkflow:
                     kind="session_error",
                     subject=v.agent,
                     title=f"{v.agent}'s session ended; {result.summary}",
-                    action=f"tether session list --agent {v.agent}",
+                    detail={"see": f"tether session list --agent {v.agent}"},
                 )
             )
         self._finished = True
@@ -732,7 +738,7 @@ class AgentSessionWorkflow:
                     kind="session_error",
                     subject=v.agent,
                     title=f"{v.agent}'s handoff could not be archived: {_cause(err)}",
-                    action=f"tether session show {v.agent}",
+                    detail={"see": f"tether session show {v.agent}"},
                 )
             )
         self._handed_off = True

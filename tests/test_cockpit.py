@@ -1,0 +1,193 @@
+"""The founder's cockpit: webhook delivery (once per inbox item, retried, never blocking the
+workflow that posted it, never losing the row), and the inbox's one command per item."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from activities.notify import start_delivery
+from tests.helpers import FakeForge, Webhook, history_text
+from tests.sessions_support import REJECTED_TOKEN, TOKEN_ENV, running_team
+from tests.test_cli import cli_env, tether
+from tether import api, constants
+from tether.contracts import DeliveryInput, SessionInput
+
+__all__ = ["cli_env"]  # a fixture, shared with tests/test_cli.py
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], what: str, seconds: float = 30) -> Any:
+    for _ in range(int(seconds * 10)):
+        value = await probe()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def webhook_config(attempts: int) -> dict[str, Any]:
+    return {
+        "notifications": {
+            "webhook": {"env": "TETHER_TEST_WEBHOOK"},
+            "webhook_attempts": attempts,
+            "webhook_max_interval_seconds": 1,
+        }
+    }
+
+
+async def test_webhook_gets_each_item_once_with_retries_and_never_blocks_or_loses_it(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hook = Webhook()
+    monkeypatch.setenv("TETHER_TEST_WEBHOOK", hook.url)
+    monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)  # every session start posts a blocker
+    try:
+        async with running_team(client, fresh_db, tmp_path, forge, webhook_config(4)) as team:
+            coder, q = team.agent("coder"), team.task_queue
+
+            async def row(n: int) -> dict[str, Any]:
+                rows = await team.store.pool.fetch(
+                    "SELECT id, delivered_at, delivery_error, cleared_at FROM inbox ORDER BY id"
+                )
+                return dict(rows[n]) if len(rows) > n else {}
+
+            # 1. The webhook hangs: the session still starts and blocks on its credential at
+            # once; the post waits in the delivery workflow, not in the session.
+            hook.open.clear()
+            view = await api.start_session(client, q, SessionInput(agent=coder))
+            assert view.state == "blocked"
+            first = await row(0)
+            assert first["delivered_at"] is None
+            await eventually(lambda: asyncio.sleep(0, hook.in_flight == 1), "a hanging post")
+            hook.open.set()
+            first = await eventually(
+                lambda: _delivered(row, 0), "the first item delivered after the webhook woke"
+            )
+            assert len(hook.received) == 1
+            body = hook.received[0]
+            assert body["text"].startswith(f"*Tether: {coder} is blocked: credential github")
+            assert f"tether session recheck {coder}" in body["text"]
+            assert body["tether"]["id"] == first["id"]
+            assert body["tether"]["kind"] == "credential_blocked"
+            await api.end_session(client, coder, "over", "founder")
+
+            # 2. Two 503s, then success: delivered once, after three posts of the same item.
+            hook.fail_first = 2
+            await api.start_session(client, q, SessionInput(agent=coder))
+            second = await eventually(lambda: _delivered(row, 1), "the retried delivery")
+            posts = [b for b in hook.received if b["tether"]["id"] == second["id"]]
+            assert len(posts) == 3 and second["delivery_error"] is None
+            await api.end_session(client, coder, "over", "founder")
+
+            # Starting the same item's delivery again is refused by its workflow id: once.
+            again = DeliveryInput(inbox_id=second["id"], kind="credential_blocked")
+            assert not await start_delivery(client, q, again, "again")
+            await asyncio.sleep(1.5)
+            assert len([b for b in hook.received if b["tether"]["id"] == second["id"]]) == 3
+
+            # 3. A webhook that keeps failing: the retry budget ends, the row stays, open, with
+            # the error; no post is made after the budget.
+            hook.status = 500
+            await api.start_session(client, q, SessionInput(agent=coder))
+            third = await eventually(lambda: _failed(row, 2), "the failed delivery")
+            assert third["delivery_error"] == (
+                "webhook failed: webhook answered HTTP 500 at attempt 4"
+            )
+            assert third["cleared_at"] is None
+            assert len([b for b in hook.received if b["tether"]["id"] == third["id"]]) == 4
+            await api.end_session(client, coder, "over", "founder")
+
+            # 4. A 404 means a wrong URL: not retried.
+            hook.status = 404
+            await api.start_session(client, q, SessionInput(agent=coder))
+            fourth = await eventually(lambda: _failed(row, 3), "the rejected delivery")
+            assert fourth["delivery_error"].endswith("HTTP 404 at attempt 1")
+            await api.end_session(client, coder, "over", "founder")
+
+            # Open items stay in the inbox whatever the webhook did; the delivery workflows
+            # are in Temporal with a summary and their state, and the URL is nowhere.
+            items = await team.store.inbox()
+            assert {i.id for i in items} >= {third["id"], fourth["id"]}
+            for n, state in ((first, "delivered"), (third, "failed")):
+                handle = client.get_workflow_handle(constants.notify_workflow_id(n["id"]))
+                described = await handle.describe()
+                assert described.typed_search_attributes.get(constants.SA_STATE) == state
+                assert (await described.static_summary() or "").startswith("Webhook: ")
+                text = history_text(await handle.fetch_history())
+                assert hook.url not in text
+            assert hook.url not in str(await team.store.inbox(include_cleared=True))
+    finally:
+        hook.open.set()
+        hook.stop()
+
+
+async def _delivered(row: Callable[[int], Awaitable[dict[str, Any]]], n: int) -> Any:
+    r = await row(n)
+    return r if r and r["delivered_at"] is not None else None
+
+
+async def _failed(row: Callable[[int], Awaitable[dict[str, Any]]], n: int) -> Any:
+    r = await row(n)
+    return r if r and r["delivery_error"] else None
+
+
+async def test_inbox_lists_one_command_per_item_and_done_clears_notices(
+    cli_env: dict[str, str], database_url: str
+) -> None:
+    from activities.store import Store, connect_pool, migrate
+    from tether.contracts import InboxItem
+
+    pool = await connect_pool(database_url)
+    try:
+        await migrate(pool)
+        store = Store(pool)
+        tag = uuid.uuid4().hex[:8]
+        notice, _ = await store.post_inbox(
+            InboxItem(
+                key=f"overlap:{tag}",
+                kind="overlap",
+                subject=f"t-{tag}",
+                title=f"two agents on t-{tag}",
+            )
+        )
+        paused, _ = await store.post_inbox(
+            InboxItem(
+                key=f"paused:{tag}",
+                kind="cost_paused",
+                subject=f"t-{tag}",
+                title=f"task t-{tag} is paused",
+                action=f"tether resume t-{tag}",
+            )
+        )
+        run = await tether(cli_env, "inbox")
+        assert run.code == 0, run.err
+        lines = run.out.splitlines()
+        # Newest first, each followed by its one command; piped output has no colour codes.
+        at = {n: i for i, line in enumerate(lines) for n in (notice, paused) if f"#{n} " in line}
+        assert at[paused] < at[notice]
+        assert lines[at[paused] + 1].strip() == f"-> tether resume t-{tag}"
+        assert lines[at[notice] + 1].strip() == f"-> tether inbox done {notice}"
+        assert "\033[" not in run.out
+        coloured = await tether(cli_env, "inbox", "--color", "always")
+        assert "\033[1m" in coloured.out
+
+        done = await tether(cli_env, "inbox", "done", str(notice))
+        assert done.code == 0 and done.out.strip() == f"cleared #{notice}"
+        listed = await tether(cli_env, "inbox", "--json")
+        assert notice not in {i["id"] for i in json.loads(listed.out)}
+        twice = await tether(cli_env, "inbox", "done", str(notice), "999999999")
+        assert twice.code == 3
+        assert f"not open (already cleared, or no such item): #{notice}, #999999999" in twice.err
+    finally:
+        await pool.close()
