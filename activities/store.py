@@ -506,6 +506,15 @@ class Store:
             return False, row["rolling_until"], row["rolling_deployment"], True
         return False, row[0] + timedelta(minutes=minutes), row[1], False
 
+    async def recorded_deployments(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """What PostgreSQL recorded of these deployments (ref, commit, outcome), by id."""
+        rows = await self.pool.fetch(
+            """SELECT deployment_id, ref, commit, state, finished_at FROM deployments
+               WHERE deployment_id = ANY($1::text[])""",
+            ids,
+        )
+        return {r["deployment_id"]: dict(r) for r in rows}
+
     async def record_deployment(
         self,
         deployment_id: str,

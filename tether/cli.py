@@ -553,7 +553,36 @@ async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from tether.up import run_stack
 
-    await run_stack(settings, stop_on_signals())
+    await run_stack(settings, stop_on_signals(), demo=args.demo)
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.cockpit import stdout_colour
+    from tether.demo import run_demo
+    from tether.stack import read_stack_file
+
+    client = await _client(settings)
+    store = await _store(settings)
+    stack = read_stack_file(settings.home) or {}
+    try:
+        result = await run_demo(
+            client,
+            store,
+            settings.home,
+            namespace=settings.namespace,
+            web_ui=str(stack.get("web_ui") or f"http://localhost:{settings.ui_port}"),
+            colour=stdout_colour(args.color),
+            print_line=lambda line: print(line, flush=True),
+        )
+    finally:
+        await store.pool.close()
+    if not result.ok:
+        print(
+            f"{len(result.incidents) - result.caught} guardrail(s) did not act: see above",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -576,7 +605,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("up", help="start Temporal, PostgreSQL and a worker on this machine")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="once up, replay the seven incidents (`tether demo`) and keep serving the demo team",
+    )
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser(
+        "demo",
+        help="replay the seven production incidents against the running stack; exit 1 if any "
+        "guardrail did not act",
+    )
+    _colour_option(p)
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("init", help="write an example tether.toml and task file")
     p.add_argument("--path", help="where to write tether.toml (default: $TETHER_HOME/tether.toml)")

@@ -102,9 +102,10 @@ async def gather_status(
             )
 
     try:
-        report.deployments, report.queues = await _deployments(client, now)
+        report.deployments, report.queues = await _deployments(client, store, now)
     except Exception as exc:  # the rest of the status is still worth showing
-        report.problems.append(f"deployments could not be listed from Temporal: {exc}")
+        why = str(exc) or type(exc).__name__
+        report.problems.append(f"deployments could not be listed from Temporal: {why}")
     report.inbox_open = await store.open_inbox_count()
     return report
 
@@ -144,7 +145,7 @@ def _agent_status(
 
 
 async def _deployments(
-    client: Client, now: datetime
+    client: Client, store: Any, now: datetime
 ) -> tuple[list[DeploymentStatus], list[QueueStatus]]:
     since = (now - DEPLOYMENTS_SINCE).strftime("%Y-%m-%dT%H:%M:%SZ")
     query = f"WorkflowType = 'DeploymentWorkflow' AND StartTime > '{since}'"
@@ -163,6 +164,11 @@ async def _deployments(
         )
         if wf.close_time is None:
             running.append(wf.id)
+    recorded = await store.recorded_deployments([d.deployment_id for d in deployments])
+    for d in deployments:
+        row = recorded.get(d.deployment_id)
+        if row is not None:
+            d.ref, d.commit = row["ref"], row["commit"]
     views = await asyncio.gather(*(_deploy_view(client, d) for d in running))
     for view in views:
         if view is None:
@@ -175,7 +181,13 @@ async def _deployments(
     lock_query = "WorkflowType = 'ServiceLockWorkflow' AND ExecutionStatus = 'Running'"
     async for wf in client.list_workflows(lock_query, limit=100):
         service = wf.id.removeprefix(constants.LOCK_WORKFLOW_ID_PREFIX)
-        lock = await asyncio.wait_for(api.deploy_queue(client, service), QUERY_TIMEOUT_SECONDS)
+        if wf.typed_search_attributes.get(constants.SA_STATE) == "free":
+            continue  # the lock keeps its state in a search attribute: no query needed
+        try:
+            lock = await asyncio.wait_for(api.deploy_queue(client, service), QUERY_TIMEOUT_SECONDS)
+        except Exception:  # no worker serves it now: say so rather than guess
+            queues.append(QueueStatus(service=service, holder="(lock not answering)"))
+            continue
         if lock.holder is None and not lock.waiting:
             continue
         queues.append(

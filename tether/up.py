@@ -23,7 +23,7 @@ from tether.stack import (
 log = logging.getLogger("tether.up")
 
 
-async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
+async def run_stack(settings: Settings, stop: asyncio.Event, demo: bool = False) -> None:
     load_config(settings.config_path)  # a bad tether.toml stops us before anything starts
     settings.home.mkdir(parents=True, exist_ok=True)
 
@@ -65,6 +65,7 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
             db_url = settings.database_url
 
         running = settings.model_copy(update={"temporal_address": address, "database_url": db_url})
+        background: set[asyncio.Task[None]] = set()
 
         def ready() -> None:
             write_stack_file(
@@ -93,6 +94,12 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
                 "Press Ctrl-C to stop.",
                 flush=True,
             )
+            if demo:
+                demo_task = asyncio.get_running_loop().create_task(
+                    _demo(running, namespace=settings.namespace, web_ui=ui, stop=stop)
+                )
+                background.add(demo_task)
+                demo_task.add_done_callback(background.discard)
 
         await worker.serve(running, stop, on_ready=ready)
     finally:
@@ -103,3 +110,30 @@ async def run_stack(settings: Settings, stop: asyncio.Event) -> None:
             await asyncio.to_thread(postgres.stop)
         if temporal is not None or postgres is not None:
             log.info("stopped")
+
+
+async def _demo(settings: Settings, *, namespace: str, web_ui: str, stop: asyncio.Event) -> None:
+    """`tether up --demo`: replay the incidents once the stack is up, then keep the demo team's
+    worker serving its workflows (so the founder can act on them) until the stack stops."""
+    from activities.store import Store, connect_pool
+    from tether.client import connect
+    from tether.demo import run_demo
+    from tether.stack import database_url, temporal_address
+
+    client = await connect(temporal_address(settings), settings.namespace)
+    pool = await connect_pool(database_url(settings))
+    try:
+        print("", flush=True)
+        await run_demo(
+            client,
+            Store(pool),
+            settings.home,
+            namespace=namespace,
+            web_ui=web_ui,
+            print_line=lambda line: print(line, flush=True),
+            linger=stop,
+        )
+    except Exception:
+        log.exception("the demo could not run; the stack stays up")
+    finally:
+        await pool.close()
