@@ -118,3 +118,15 @@ def test_retry_windows_are_bounded(tmp_path: Path) -> None:
     )
     with pytest.raises(TetherError, match=r"allows 86400 attempts, more than 120"):
         load_task_file(write(tmp_path, "w.toml", text))
+
+
+def test_telemetry_settings_are_checked_with_a_way_out() -> None:
+    settings = Settings.from_env(
+        {"TETHER_OTEL_EXPORTER": "otlp", "TETHER_METRICS_BIND": "127.0.0.1:9464"}
+    )
+    assert settings.otel_exporter == "otlp" and settings.metrics_bind == "127.0.0.1:9464"
+    assert Settings.from_env({"TETHER_OTEL_EXPORTER": "none"}).otel_exporter is None
+    with pytest.raises(TetherError, match="expected 'console', 'otlp'"):
+        Settings.from_env({"TETHER_OTEL_EXPORTER": "jaeger"})
+    with pytest.raises(TetherError, match=r"not host:port; e\.g\. 127\.0\.0\.1:9464"):
+        Settings.from_env({"TETHER_METRICS_BIND": "9464"})

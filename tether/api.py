@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -260,6 +266,10 @@ async def start_session(client: Client, task_queue: str, inp: SessionInput) -> S
                 await handle.execute_update(AgentSessionWorkflow.end, superseded)
             except WorkflowUpdateFailedError:
                 await handle.result()  # already ending: wait for it
+        elif current is not None:
+            # Ended, but its workflow may still be closing (archiving a handoff, writing its
+            # record): the next session starts once it has.
+            await _closed(handle)
         try:
             handle = await client.start_workflow(
                 AgentSessionWorkflow.run,
@@ -275,6 +285,12 @@ async def start_session(client: Client, task_queue: str, inp: SessionInput) -> S
             client, inp.agent, handle.execute_update(AgentSessionWorkflow.ready)
         )
     raise TetherError(f"could not start a session for {inp.agent}: it keeps changing; try again")
+
+
+async def _closed(handle: WorkflowHandle[Any, Any], seconds: float = 60) -> None:
+    # Failed or stuck: starting the new session says so if it matters.
+    with contextlib.suppress(TimeoutError, WorkflowFailureError):
+        await asyncio.wait_for(handle.result(), seconds)
 
 
 async def end_session(client: Client, agent: str, reason: str, by: str) -> SessionView:

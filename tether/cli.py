@@ -607,8 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="start Temporal, PostgreSQL and a worker on this machine")
     p.add_argument(
         "--demo",
-        action="store_true",
-        help="once up, replay the seven incidents (`tether demo`) and keep serving the demo team",
+        nargs="?",
+        const="always",
+        default="never",
+        choices=("always", "first", "never"),
+        help="once up, replay the seven incidents (`tether demo`) and keep serving the demo "
+        "team: always, or only the first time (no demo under TETHER_HOME yet)",
     )
     p.set_defaults(func=cmd_up)
 

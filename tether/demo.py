@@ -364,12 +364,15 @@ class Demo:
         for i, pct in enumerate((35, 72, 88, 96)):
             call = _tool("Read", {"file_path": f"src/cart/totals_{i}.py"}, i)
             answer = await self.report(
-                "coder", 1, tool_call=call, context_tokens=int(200_000 * pct / 100)
+                "coder", 1, tool_call=call, context_tokens=int(200_000 * pct / 100), cost_usd=0.35
             )
             fired += [f"{d.kind} at {pct}%" for d in answer.directives]
         inc.seconds = time.monotonic() - started
         view = await api.session_view(self.client, coder)
         after = await self.session("coder", 2)
+        # The new session starts working with a fresh context.
+        read = _tool("Read", {"file_path": "src/cart/totals.py"}, 10)
+        await self.report("coder", 2, tool_call=read, context_tokens=18_000, cost_usd=0.05)
         brief = after.brief.text if after.brief else ""
         inherited = decision in brief and brief.startswith("Handoff from your previous session")
         ended = view is not None and (view.end_reason or "").startswith("handoff")

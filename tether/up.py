@@ -23,7 +23,7 @@ from tether.stack import (
 log = logging.getLogger("tether.up")
 
 
-async def run_stack(settings: Settings, stop: asyncio.Event, demo: bool = False) -> None:
+async def run_stack(settings: Settings, stop: asyncio.Event, demo: str = "never") -> None:
     load_config(settings.config_path)  # a bad tether.toml stops us before anything starts
     settings.home.mkdir(parents=True, exist_ok=True)
 
@@ -94,7 +94,13 @@ async def run_stack(settings: Settings, stop: asyncio.Event, demo: bool = False)
                 "Press Ctrl-C to stop.",
                 flush=True,
             )
-            if demo:
+            if demo == "first" and (settings.home / "demo").exists():
+                print(
+                    "Replay the seven incidents again with: tether demo "
+                    "(`source .venv/bin/activate` puts tether on the PATH)",
+                    flush=True,
+                )
+            elif demo != "never":
                 demo_task = asyncio.get_running_loop().create_task(
                     _demo(running, namespace=settings.namespace, web_ui=ui, stop=stop)
                 )

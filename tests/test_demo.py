@@ -1,0 +1,166 @@
+"""The README's first command, as a founder on a fresh machine runs it: `tether up --demo` brings
+the stack up from nothing and replays the seven incidents; `tether status` and `tether inbox` show
+them; acting on an inbox item clears it; the Web UI, opened in a real headless Chromium, lists
+the held workflows filtered by a Tether search attribute, with their summaries; `tether demo`
+runs again against the same stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+from pathlib import Path
+from urllib.parse import quote
+
+from tests.browser import Browser
+from tests.test_up import TETHER, cli, up_env
+
+__all__ = ["up_env"]  # a fixture, shared with tests/test_up.py
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS") or ROOT / "test-artifacts")
+DEMO_DONE = "The stack stays up, serving the demo team's workflows"
+
+
+async def test_up_with_demo_catches_seven_incidents_and_the_cockpit_shows_them(
+    up_env: dict[str, str],
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *TETHER, "up", "--demo", env=up_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        seen: list[str] = []
+        while not seen or DEMO_DONE not in seen[-1]:
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=240)
+            if not line:
+                raise AssertionError("tether up --demo ended early:\n" + "".join(seen))
+            seen.append(line.decode())
+        out = "".join(seen)
+        await _check(up_env, out)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            code = await asyncio.wait_for(proc.wait(), timeout=60)
+            assert code == 0
+
+
+async def _check(env: dict[str, str], out: str) -> None:
+    # --- the demo's own report: seven incidents, each caught, each with its time -------------
+    assert "Tether is up." in out
+    incidents = re.findall(r"^(\d)\. (.+?) \.+ (CAUGHT|MISSED) in (\d+\.\d\d) s$", out, re.M)
+    assert [int(n) for n, *_ in incidents] == [1, 2, 3, 4, 5, 6, 7], out
+    assert all(mark == "CAUGHT" for _, _, mark, _ in incidents), out
+    assert "7 of 7 incidents caught by their guardrail." in out
+    assert "stopped at attempt 5 of 23" in out
+    assert "does not descend from" in out and "the service still serves v2" in out
+    tag = re.search(r"Tether demo (\w+):", out)
+    assert tag is not None
+    t = tag.group(1)
+    coder, devops, security, marketing = (f"{r}-{t}" for r in ROLES)
+    ui = re.search(r"Web UI:\s+(http://\S+)", out)
+    assert ui is not None
+
+    # --- tether status: a script's view (--json) and the founder's (plain when piped) --------
+    code, raw, err = await cli(env, "status", "--json")
+    assert code == 0, err
+    status = json.loads(raw)
+    agents = {a["agent"]: a for a in status["agents"]}
+    assert agents[coder]["session"] == "active" and agents[coder]["task_id"] == f"checkout-{t}"
+    assert agents[coder]["context_pct"] is not None  # asked live from the session workflow
+    assert agents[devops]["hold"].startswith("loop: kubectl set failed 5 times")
+    assert agents[security]["session"] == "blocked"
+    assert "scanner" in agents[security]["blocker"]
+    assert agents[marketing]["pseudo_work"] == 1 and agents[marketing]["sessions_ended"] == 1
+    tasks = {x["id"]: x["state"] for x in status["tasks"]}
+    assert tasks[f"ingress-{t}"] == "blocked" and tasks[f"checkout-{t}"] == "claimed"
+    deploys = {(d["ref"], d["state"]) for d in status["deployments"]}
+    assert {("main", "done"), ("old-feature", "refused")} <= deploys
+    assert any(c["name"] == "scanner" and not c["ok"] for c in status["credentials"])
+    assert any(f"task ingress-{t} blocked by Tether's governor" in b for b in status["blockers"])
+    assert any(p.startswith(marketing) for p in status["pseudo_work"])
+    assert status["inbox_open"] >= 4 and status["problems"] == []
+    code, plain, _ = await cli(env, "status")
+    assert code == 0 and "\033[" not in plain
+    assert re.search(rf"{devops}\s+active\s+ingress-{t}\s", plain), plain
+
+    # --- tether inbox: one command per item, newest first -----------------------------------
+    code, inbox, _ = await cli(env, "inbox")
+    assert code == 0
+    assert f"-> tether task unblock ingress-{t}" in inbox
+    assert f"-> fix credential scanner, then: tether session recheck {security}" in inbox
+    assert f"[pseudo_work] {marketing}'s session ended without a deliverable" in inbox
+    assert f"[deploy_refused] deployment deploy-api-{t}-" in inbox
+
+    # --- the Web UI in a real browser, filtered by Tether's search attributes ----------------
+    await asyncio.to_thread(_browse, ui.group(1), t)
+
+    # --- acting on an item clears it: the founder unblocks the looping agent's task ---------
+    # (signed with the founder's key the demo made; the demo's worker still serves the task)
+    code, _unblocked, err = await cli(
+        env, "task", "unblock", f"ingress-{t}", "--reason", "IAM fixed"
+    )
+    assert code == 0, err
+    code, inbox, _ = await cli(env, "inbox")
+    assert f"tether task unblock ingress-{t}" not in inbox
+
+    # --- `tether demo` on its own, against the same stack, again ----------------------------
+    code, again, err = await cli(env, "demo")
+    assert code == 0, again + err
+    assert "7 of 7 incidents caught by their guardrail." in again
+
+
+ROLES = ("coder", "devops", "security", "marketing")
+COLUMNS = ["Status", "Workflow ID", "Type", "TetherState", "TetherAgent", "TetherTask", "Start"]
+
+
+def _browse(ui: str, t: str) -> None:
+    columns = {"default": [{"label": c, "pinned": i < 2} for i, c in enumerate(COLUMNS)]}
+    workflows = f"{ui}/namespaces/default/workflows"
+    with Browser() as browser:
+        # The list's columns include Tether's search attributes (a founder's saved choice).
+        browser.before_load(
+            "localStorage.setItem('namespace-workflow-table-columns', "
+            f"{json.dumps(json.dumps(columns))});"
+        )
+        browser.open(f"{workflows}?query={quote('TetherState=' + json.dumps('blocked'))}")
+        text = browser.wait_for_text(f"task-ingress-{t}", f"session-security-{t}")
+        row = re.search(
+            rf"task-ingress-{t}\s+TaskWorkflow\s+blocked\s+devops-{t}\s+ingress-{t}", text
+        )
+        assert row, text
+        assert re.search(
+            rf"session-security-{t}\s+AgentSessionWorkflow\s+blocked\s+security-{t}", text
+        )
+        # The filter ran on the server: the list holds exactly the two held workflows.
+        rows = set(re.findall(r"Select Workflow (\S+)", text))
+        assert rows == {f"task-ingress-{t}", f"session-security-{t}"}, text
+        browser.screenshot(ARTIFACTS / "web-ui-blocked-workflows.png")
+
+        query = "TetherService=" + json.dumps(f"api-{t}")
+        browser.open(f"{workflows}?query={quote(query)}")
+        text = browser.wait_for_text("DeploymentWorkflow", "ServiceLockWorkflow")
+        rows = re.findall(r"Select Workflow (\S+)", text)
+        assert sorted(r.split("-")[0] for r in rows) == ["deploy", "deploy", "lock"], text
+        assert re.search(r"DeploymentWorkflow\s+refused", text) and re.search(
+            r"DeploymentWorkflow\s+done", text
+        )
+
+        # A workflow at a glance: its summary, details and current details (a live query).
+        browser.open(f"{workflows}/task-ingress-{t}")
+        browser.wait_for_text("User Metadata")
+        link = browser.evaluate(
+            "Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))"
+            ".find(h => h && h.endsWith('/user-metadata'))"
+        )
+        assert isinstance(link, str), "no User Metadata tab"
+        browser.open(ui + link)
+        browser.wait_for_text(
+            f"Task ingress-{t}: Roll the new ingress config out to prod",
+            "Checks:",
+            "blocked",
+        )
+        browser.screenshot(ARTIFACTS / "web-ui-task-summary.png")
