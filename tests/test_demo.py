@@ -14,6 +14,8 @@ import signal
 from pathlib import Path
 from urllib.parse import quote
 
+from temporalio.client import Client
+
 from tests.browser import Browser
 from tests.test_up import TETHER, cli, up_env
 
@@ -28,7 +30,7 @@ async def test_up_with_demo_catches_seven_incidents_and_the_cockpit_shows_them(
     up_env: dict[str, str],
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *TETHER, "up", "--demo", env=up_env,
+        *TETHER, "up", "--demo", "first", env=up_env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -164,3 +166,30 @@ def _browse(ui: str, t: str) -> None:
             "blocked",
         )
         browser.screenshot(ARTIFACTS / "web-ui-task-summary.png")
+
+
+async def test_a_guardrail_that_does_not_act_is_reported_missed(
+    client: Client, fresh_db: str, tmp_path: Path
+) -> None:
+    """The demo's verdicts come from what the workflows did: with the anti-loop limit raised
+    above 23, the kubectl incident is MISSED (and `tether demo` would exit 1); the others are
+    still caught."""
+    import worker as tether_worker
+    from activities.store import Store, connect_pool, migrate
+    from tether.demo import DemoResult, build_world, run_incidents
+
+    world, _ = build_world(tmp_path / "home")
+    world.config.thresholds.loop_limit = 50
+    pool = await connect_pool(fresh_db)
+    try:
+        await migrate(pool)
+        async with tether_worker.build_worker(client, world.task_queue, Store(pool), world.config):
+            incidents = await run_incidents(client, world, lambda inc: None)
+    finally:
+        await pool.close()
+        world.api.stop()
+    caught = {i.number: i.caught for i in incidents}
+    assert caught == {1: True, 2: True, 3: True, 4: True, 5: True, 6: False, 7: True}
+    assert incidents[5].what.startswith("stopped at attempt None of 23")
+    result = DemoResult(world.tag, world.folder, incidents)
+    assert not result.ok and result.caught == 6
