@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from collections.abc import Awaitable, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tether.loopback import LoopbackServer
 
 
 class HttpService:
@@ -205,17 +208,12 @@ class Webhook:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._http = LoopbackServer(Handler)
+        self.stop = self._http.stop
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/services/T000/B000/secret"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self._http.url}/services/T000/B000/secret"
 
 
 def clean_environment(**variables: str) -> dict[str, str]:
@@ -252,3 +250,16 @@ def history_text(history: object) -> str:
 
     walk(raw)
     return json.dumps(raw) + "\n" + "\n".join(decoded)
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], what: str, seconds: float = 20) -> Any:
+    """Signals and deliveries happen asynchronously: wait until `probe` returns something
+    truthy, and return it."""
+    import asyncio
+
+    for _ in range(int(seconds / 0.1)):
+        value = await probe()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

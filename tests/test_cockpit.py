@@ -14,22 +14,13 @@ import pytest
 from temporalio.client import Client
 
 from activities.notify import start_delivery
-from tests.helpers import FakeForge, Webhook, history_text
+from tests.helpers import FakeForge, Webhook, eventually, history_text
 from tests.sessions_support import REJECTED_TOKEN, TOKEN_ENV, running_team
 from tests.test_cli import cli_env, tether
 from tether import api, constants
 from tether.contracts import DeliveryInput, SessionInput
 
 __all__ = ["cli_env"]  # a fixture, shared with tests/test_cli.py
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], what: str, seconds: float = 30) -> Any:
-    for _ in range(int(seconds * 10)):
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def webhook_config(attempts: int) -> dict[str, Any]:

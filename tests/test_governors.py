@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from tests.helpers import FakeForge, clean_environment, history_text
+from tests.helpers import FakeForge, clean_environment, eventually, history_text
 from tests.sessions_support import run_hook, running_team
 from tests.test_cli import tether
 from tests.test_governor_rules import FORBIDDEN, KUBECTL_RETRIES, assistant, failure
@@ -35,16 +35,6 @@ from tether.contracts import (
 from tether.signing import generate, load_private, order
 from tether.stack import free_port, start_temporal_dev_server
 from workflows.session import AgentSessionWorkflow
-
-
-async def eventually(probe: Callable[[], Awaitable[Any]], what: str, seconds: float = 20) -> Any:
-    """Signals are handled asynchronously: wait until `probe` returns something truthy."""
-    for _ in range(int(seconds / 0.1)):
-        value = await probe()
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _at_least(probe: Callable[[], Awaitable[list[Any]]], n: int) -> bool:

@@ -8,9 +8,7 @@ import asyncio
 import os
 import signal
 import sys
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from temporalio.client import Client
 
 from tests.test_cli import tether
+from tether.loopback import LoopbackServer, QuietHandler
 from tether.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +31,7 @@ class OtlpReceiver:
         self.paths: list[str] = []
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.paths.append(self.path)
@@ -58,20 +57,9 @@ class OtlpReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http = LoopbackServer(Handler)
+        self.url = self._http.url
+        self.stop = self._http.stop
 
 
 async def test_worker_exports_traces_over_otlp_and_serves_prometheus_metrics(

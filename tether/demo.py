@@ -22,13 +22,11 @@ import base64
 import json
 import os
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +52,7 @@ from tether.contracts import (
 )
 from tether.errors import TetherError
 from tether.fingerprint import claude_code_tool_call
+from tether.loopback import LoopbackServer, QuietHandler
 
 ROLES = ("coder", "devops", "security", "marketing")
 
@@ -95,7 +94,7 @@ class ApiService:
     def __init__(self, version_file: Path) -> None:
         self.version_file = version_file
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 if self.path == "/version":
                     try:
@@ -113,20 +112,9 @@ class ApiService:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http = LoopbackServer(Handler)
+        self.url = self._http.url
+        self.stop = self._http.stop
 
 
 def _git(repo: Path, *args: str) -> str:
