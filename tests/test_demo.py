@@ -72,7 +72,8 @@ async def _check(env: dict[str, str], out: str) -> None:
     status = json.loads(raw)
     agents = {a["agent"]: a for a in status["agents"]}
     assert agents[coder]["session"] == "active" and agents[coder]["task_id"] == f"checkout-{t}"
-    assert agents[coder]["context_pct"] is not None  # asked live from the session workflow
+    # Asked live from the session workflow: the new session's 18,000 of 200,000 tokens, $0.05.
+    assert agents[coder]["context_pct"] == 0.09 and agents[coder]["cost_usd"] == 0.05
     assert agents[devops]["hold"].startswith("loop: kubectl set failed 5 times")
     assert agents[security]["session"] == "blocked"
     assert "scanner" in agents[security]["blocker"]
@@ -87,6 +88,7 @@ async def _check(env: dict[str, str], out: str) -> None:
     assert status["inbox_open"] >= 4 and status["problems"] == []
     code, plain, _ = await cli(env, "status")
     assert code == 0 and "\033[" not in plain
+    assert re.search(rf"{coder}\s+active\s+checkout-{t}\s+9%\s+\$0\.05\s", plain), plain
     assert re.search(rf"{devops}\s+active\s+ingress-{t}\s", plain), plain
 
     # --- tether inbox: one command per item, newest first -----------------------------------

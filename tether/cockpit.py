@@ -250,7 +250,7 @@ _STATE_STYLE = {
 
 
 def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}%"
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _usd(value: float | None) -> str:
@@ -291,6 +291,8 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
     rows = [["AGENT", "SESSION", "TASK", "CONTEXT", "COST", "PSEUDO-WORK", "NOTE"]]
     for a in sorted(report.agents, key=lambda a: a.agent):
         note = a.hold or a.blocker or ("" if a.live else "not answering")
+        if len(note) > 70:  # the whole reason is under Blockers
+            note = note[:69] + "…"
         pseudo = f"{a.pseudo_work}/{a.sessions_ended}" if a.sessions_ended else "-"
         if a.pseudo_work:
             pseudo = paint(pseudo, "red")

@@ -1140,6 +1140,7 @@ class AgentStatus(Model):
     runtime: str = ""
     started_at: datetime | None = None
     task_id: str | None = None
+    # The share of the context window in use (0.09 is 9%), and this session's spend.
     context_pct: float | None = None
     cost_usd: float | None = None
     # A governor's hold (loop, cost) or a credential blocker, in words.
