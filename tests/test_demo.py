@@ -57,12 +57,14 @@ async def _check(env: dict[str, str], out: str) -> None:
     assert [int(n) for n, *_ in incidents] == [1, 2, 3, 4, 5, 6, 7], out
     assert all(mark == "CAUGHT" for _, _, mark, _ in incidents), out
     assert "7 of 7 incidents caught by their guardrail." in out
+    assert re.search(r"^\+ A task whose cost runs away \.+ CAUGHT in \d+\.\d\d s$", out, re.M)
+    assert "warned above $3.00, paused at $6.00 (ceiling $5.00)" in out
     assert "stopped at attempt 5 of 23" in out
     assert "does not descend from" in out and "the service still serves v2" in out
     tag = re.search(r"Tether demo (\w+):", out)
     assert tag is not None
     t = tag.group(1)
-    coder, devops, security, marketing = (f"{r}-{t}" for r in ROLES)
+    coder, devops, security, marketing, analyst = (f"{r}-{t}" for r in ROLES)
     ui = re.search(r"Web UI:\s+(http://\S+)", out)
     assert ui is not None
 
@@ -78,8 +80,10 @@ async def _check(env: dict[str, str], out: str) -> None:
     assert agents[security]["session"] == "blocked"
     assert "scanner" in agents[security]["blocker"]
     assert agents[marketing]["pseudo_work"] == 1 and agents[marketing]["sessions_ended"] == 1
+    assert agents[analyst]["hold"].startswith(f"cost: task research-{t} has cost $6.00")
     tasks = {x["id"]: x["state"] for x in status["tasks"]}
     assert tasks[f"ingress-{t}"] == "blocked" and tasks[f"checkout-{t}"] == "claimed"
+    assert tasks[f"research-{t}"] == "paused"
     deploys = {(d["ref"], d["state"]) for d in status["deployments"]}
     assert {("main", "done"), ("old-feature", "refused")} <= deploys
     assert any(c["name"] == "scanner" and not c["ok"] for c in status["credentials"])
@@ -95,6 +99,7 @@ async def _check(env: dict[str, str], out: str) -> None:
     code, inbox, _ = await cli(env, "inbox")
     assert code == 0
     assert f"-> tether task unblock ingress-{t}" in inbox
+    assert f"-> tether resume research-{t}" in inbox
     assert f"-> fix credential scanner, then: tether session recheck {security}" in inbox
     assert f"[pseudo_work] {marketing}'s session ended without a deliverable" in inbox
     assert f"[deploy_refused] deployment deploy-api-{t}-" in inbox
@@ -117,7 +122,7 @@ async def _check(env: dict[str, str], out: str) -> None:
     assert "7 of 7 incidents caught by their guardrail." in again
 
 
-ROLES = ("coder", "devops", "security", "marketing")
+ROLES = ("coder", "devops", "security", "marketing", "analyst")
 COLUMNS = ["Status", "Workflow ID", "Type", "TetherState", "TetherAgent", "TetherTask", "Start"]
 
 
@@ -130,7 +135,8 @@ def _browse(ui: str, t: str) -> None:
             "localStorage.setItem('namespace-workflow-table-columns', "
             f"{json.dumps(json.dumps(columns))});"
         )
-        browser.open(f"{workflows}?query={quote('TetherState=' + json.dumps('blocked'))}")
+        held = 'TetherState IN ("blocked", "paused")'
+        browser.open(f"{workflows}?query={quote(held)}")
         text = browser.wait_for_text(f"task-ingress-{t}", f"session-security-{t}")
         row = re.search(
             rf"task-ingress-{t}\s+TaskWorkflow\s+blocked\s+devops-{t}\s+ingress-{t}", text
@@ -139,9 +145,11 @@ def _browse(ui: str, t: str) -> None:
         assert re.search(
             rf"session-security-{t}\s+AgentSessionWorkflow\s+blocked\s+security-{t}", text
         )
-        # The filter ran on the server: the list holds exactly the two held workflows.
+        paused_row = rf"task-research-{t}\s+TaskWorkflow\s+paused\s+analyst-{t}\s+research-{t}"
+        assert re.search(paused_row, text), text
+        # The filter ran on the server: the list holds exactly the held workflows.
         rows = set(re.findall(r"Select Workflow (\S+)", text))
-        assert rows == {f"task-ingress-{t}", f"session-security-{t}"}, text
+        assert rows == {f"task-ingress-{t}", f"session-security-{t}", f"task-research-{t}"}, text
         browser.screenshot(ARTIFACTS / "web-ui-blocked-workflows.png")
 
         query = "TetherService=" + json.dumps(f"api-{t}")
@@ -191,7 +199,7 @@ async def test_a_guardrail_that_does_not_act_is_reported_missed(
         await pool.close()
         world.api.stop()
     caught = {i.number: i.caught for i in incidents}
-    assert caught == {1: True, 2: True, 3: True, 4: True, 5: True, 6: False, 7: True}
+    assert caught == {1: True, 2: True, 3: True, 4: True, 5: True, 6: False, 7: True, 8: True}
     assert incidents[5].what.startswith("stopped at attempt None of 23")
     result = DemoResult(world.tag, world.folder, incidents)
-    assert not result.ok and result.caught == 6
+    assert not result.ok and result.caught == 6 and len(result.seven) == 7

@@ -54,7 +54,7 @@ from tether.errors import TetherError
 from tether.fingerprint import claude_code_tool_call
 from tether.loopback import LoopbackServer, QuietHandler
 
-ROLES = ("coder", "devops", "security", "marketing")
+ROLES = ("coder", "devops", "security", "marketing", "analyst")
 
 
 @dataclass
@@ -77,12 +77,18 @@ class DemoResult:
     web_ui: str = ""
 
     @property
+    def seven(self) -> list[Incident]:
+        return [i for i in self.incidents if i.number <= len(INCIDENTS)]
+
+    @property
     def caught(self) -> int:
-        return sum(1 for i in self.incidents if i.caught)
+        return sum(1 for i in self.seven if i.caught)
 
     @property
     def ok(self) -> bool:
-        return self.caught == len(self.incidents) == 7
+        return len(self.incidents) == len(INCIDENTS) + len(ALSO) and all(
+            i.caught for i in self.incidents
+        )
 
 
 # --- the demo's world ---------------------------------------------------------------------------
@@ -220,6 +226,9 @@ def build_world(home: Path, tag: str | None = None) -> tuple[World, list[str]]:
             {"name": names["security"], "role": "security", "credentials": ["scanner"],
              "repositories": ["app"]},
             {"name": names["marketing"], "role": "marketing"},
+            # Too few completed tasks for an average: the ceiling is the cost governor's basis.
+            {"name": names["analyst"], "role": "research",
+             "thresholds": {"cost_ceiling_usd": 5.0}},
         ],
         "services": {
             service: {
@@ -526,6 +535,42 @@ class Demo:
         )
         inc.workflows = [newer.deployment_id, older.deployment_id]
 
+    # And the money: a task whose cost runs away is paused by the cost governor.
+    async def runaway_cost(self, inc: Incident) -> None:
+        analyst = self.w.agent("analyst")
+        task = await self.create(
+            "research",
+            "Summarise the three main competitors' pricing",
+            [ShellCheck(name="summary", command="true")],
+            kind="research",
+        )
+        await self.session("analyst", 1)
+        await api.claim_task(self.client, task, analyst)
+        for _ in range(100):  # the session reads the task's cost baseline when it takes it
+            view = await api.session_view(self.client, analyst)
+            if view is not None and view.governor.baseline is not None:
+                break
+            await asyncio.sleep(0.1)
+        spent, warned, paused_at = 0.0, False, None
+        started = time.monotonic()
+        for n in range(1, 9):
+            call = _tool("WebFetch", {"url": f"https://example.invalid/pricing/{n}"}, n)
+            answer = await self.report("analyst", 1, tool_call=call, cost_usd=1.5)
+            spent += 1.5
+            kinds = {d.kind for d in answer.directives}
+            warned = warned or "cost_warning" in kinds
+            if "cost_pause" in kinds:
+                paused_at = spent
+                inc.seconds = time.monotonic() - started
+                break
+        view_task = await api.get_view(self.client, task)
+        inc.caught = warned and paused_at == 6.0 and view_task.state == TaskState.PAUSED
+        inc.what = (
+            f"warned above $3.00, paused at ${paused_at or spent:.2f} (ceiling $5.00); task {task}"
+            f" is {view_task.state} until a founder-signed `tether resume {task}`"
+        )
+        inc.workflows = [constants.task_workflow_id(task), constants.session_workflow_id(analyst)]
+
     async def deploy(self, ref: str, agent: str) -> DeployView:
         from tether.signing import load_private, sign
 
@@ -566,6 +611,10 @@ INCIDENTS: list[tuple[str, str, str]] = [
     ("23 kubectl retries with slight variations", "anti-loop governor", "loop"),
     ("The older branch deployed over a newer one", "stale-base guard", "stale_deploy"),
 ]
+# Shown after the seven: the guardrail on what the loops cost.
+ALSO: list[tuple[str, str, str]] = [
+    ("A task whose cost runs away", "cost governor", "runaway_cost"),
+]
 
 
 async def run_incidents(
@@ -573,7 +622,7 @@ async def run_incidents(
 ) -> list[Incident]:
     demo = Demo(client, world)
     results = []
-    for number, (title, guardrail, method) in enumerate(INCIDENTS, start=1):
+    for number, (title, guardrail, method) in enumerate(INCIDENTS + ALSO, start=1):
         inc = Incident(number, title, guardrail)
         try:
             await getattr(demo, method)(inc)
@@ -591,7 +640,8 @@ def render_incident(inc: Incident, colour: bool = False) -> str:
     mark = "CAUGHT" if inc.caught else "MISSED"
     if colour:
         mark = f"\033[{'32' if inc.caught else '31'}m{mark}\033[0m"
-    head = f"{inc.number}. {inc.title} "
+    number = f"{inc.number}." if inc.number <= len(INCIDENTS) else "+"
+    head = f"{number} {inc.title} "
     return (
         f"{head}{'.' * max(3, 62 - len(head))} {mark} in {inc.seconds:.2f} s\n"
         f"   {inc.guardrail}: {inc.what}"
@@ -601,10 +651,12 @@ def render_incident(inc: Incident, colour: bool = False) -> str:
 def web_ui_links(web_ui: str, namespace: str, world: World) -> list[str]:
     base = f"{web_ui.rstrip('/')}/namespaces/{namespace}/workflows?query="
     team = " OR ".join(f'TetherAgent="{name}"' for name in world.names.values())
+    held = 'TetherState IN ("blocked", "paused")'
+    deploys = f'TetherService="{world.service}"'
     return [
         f"the demo team:  {base}{quote(team)}",
-        f"blocked work:   {base}{quote('TetherState=' + chr(34) + 'blocked' + chr(34))}",
-        f"deploys of api: {base}{quote(f'TetherService={chr(34)}{world.service}{chr(34)}')}",
+        f"held work:      {base}{quote(held)}",
+        f"deploys of api: {base}{quote(deploys)}",
     ]
 
 
@@ -635,12 +687,18 @@ async def run_demo(
         async with tether_worker.build_worker(client, world.task_queue, store, world.config):
 
             def show(inc: Incident) -> None:
+                if inc.number == len(INCIDENTS) + 1:
+                    print_line("And what the loops cost:")
                 print_line(render_incident(inc, colour))
 
             incidents = await run_incidents(client, world, show)
             result = DemoResult(world.tag, world.folder, incidents, web_ui)
             print_line("")
-            print_line(f"{result.caught} of {len(incidents)} incidents caught by their guardrail.")
+            print_line(
+                f"{result.caught} of {len(result.seven)} incidents caught by their guardrail"
+                + ("." if all(i.caught for i in incidents[len(INCIDENTS) :]) else
+                   "; the cost governor did NOT pause the runaway task.")
+            )  # fmt: skip
             print_line("See them: tether status · tether inbox · the Web UI:")
             for link in web_ui_links(web_ui, namespace, world):
                 print_line(f"  {link}")
