@@ -337,11 +337,13 @@ class Store:
         )
         return InboxItem.model_validate(dict(row)) if row is not None else None
 
-    async def clear_inbox_ids(self, ids: list[int]) -> list[int]:
-        """Clear the given items; returns the ids that were open."""
+    async def acknowledge(self, ids: list[int]) -> list[int]:
+        """Clear the given notices (items without an action); returns the ids cleared. An item
+        with an action is cleared only by acting on it, never by acknowledging it."""
         rows = await self.pool.fetch(
             """UPDATE inbox SET cleared_at = now()
-               WHERE id = ANY($1::bigint[]) AND cleared_at IS NULL RETURNING id""",
+               WHERE id = ANY($1::bigint[]) AND cleared_at IS NULL AND action = ''
+               RETURNING id""",
             ids,
         )
         return sorted(int(r["id"]) for r in rows)

@@ -179,6 +179,14 @@ async def test_inbox_lists_one_command_per_item_and_done_clears_notices(
         assert notice not in {i["id"] for i in json.loads(listed.out)}
         twice = await tether(cli_env, "inbox", "done", str(notice), "999999999")
         assert twice.code == 3
-        assert f"not open (already cleared, or no such item): #{notice}, #999999999" in twice.err
+        assert f"#{notice}: not open (already cleared, or no such item)" in twice.err
+        assert "#999999999: not open (already cleared, or no such item)" in twice.err
+        # An item with an action is not acknowledged away (an agent could hide its own hold):
+        # only acting on it clears it.
+        held = await tether(cli_env, "inbox", "done", str(paused))
+        assert held.code == 3
+        assert f"#{paused}: it is cleared by acting on it: tether resume t-{tag}" in held.err
+        still = await tether(cli_env, "inbox", "--json")
+        assert paused in {i["id"] for i in json.loads(still.out)}
     finally:
         await pool.close()

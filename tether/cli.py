@@ -488,19 +488,18 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
     store = await _store(settings)
     try:
         if args.inbox_command == "done":
-            cleared = await store.clear_inbox_ids(args.ids)
-            unknown = sorted(set(args.ids) - set(cleared))
+            cleared = await store.acknowledge(args.ids)
             if cleared:
                 print("cleared " + ", ".join(f"#{i}" for i in cleared))
-            if unknown:
-                print(
-                    "not open (already cleared, or no such item): "
-                    + ", ".join(f"#{i}" for i in unknown)
-                    + "; see `tether inbox --all`",
-                    file=sys.stderr,
-                )
-                return 3
-            return 0
+            refused = sorted(set(args.ids) - set(cleared))
+            for item_id in refused:
+                item = await store.inbox_item(item_id)
+                if item is not None and item.cleared_at is None:
+                    why = f"it is cleared by acting on it: {item.command}"
+                else:
+                    why = "not open (already cleared, or no such item); see `tether inbox --all`"
+                print(f"#{item_id}: {why}", file=sys.stderr)
+            return 3 if refused else 0
         items = await store.inbox(include_cleared=args.all)
     finally:
         await store.pool.close()
