@@ -305,7 +305,11 @@ class Hook:
 
     def start_or_resume(self, payload: dict[str, Any]) -> dict[str, Any]:
         session_id = payload.get("session_id") or None
-        for _ in range(3):
+        # An ended session's workflow may still be closing (archiving a handoff, writing its
+        # record): starting is refused until it has, so wait a little and try again.
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        pause = 0.1
+        while time.monotonic() < deadline:
             view = self.session()
             if view is not None and view.get("state") != "ended":
                 if view.get("external_id") in (None, session_id):
@@ -330,6 +334,8 @@ class Hook:
             summary = f"Session of {self.agent} (claude-code)"
             if self.temporal.start(self.workflow_id, self.task_queue, arg, summary):
                 return dict(self.temporal.update(self.workflow_id, "ready", [], STARTUP_TIMEOUT))
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
         raise Unreachable(f"the session of {self.agent} kept changing while starting; try again")
 
     def handle(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
