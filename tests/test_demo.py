@@ -60,6 +60,7 @@ async def _check(env: dict[str, str], out: str) -> None:
     assert re.search(r"^\+ A task whose cost runs away \.+ CAUGHT in \d+\.\d\d s$", out, re.M)
     assert "warned above $3.00, paused at $6.00 (ceiling $5.00)" in out
     assert "stopped at attempt 5 of 23" in out
+    assert re.search(r"^   in the Web UI: task-ingress-\w+, session-devops-\w+$", out, re.M)
     assert "does not descend from" in out and "the service still serves v2" in out
     tag = re.search(r"Tether demo (\w+):", out)
     assert tag is not None

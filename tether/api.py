@@ -34,6 +34,7 @@ from tether.contracts import (
     EndSessionInput,
     FounderActionInput,
     FounderOrder,
+    Gate,
     LockView,
     NoteInput,
     RecheckInput,
@@ -229,6 +230,11 @@ async def session_view(client: Client, agent: str) -> SessionView | None:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return None
         raise TetherError(f"session of {agent}: Temporal refused the query: {exc}") from exc
+
+
+async def session_gate(client: Client, agent: str) -> Gate:
+    """What PreToolUse asks on every tool call: may the agent act now, and if not, why."""
+    return await _session_handle(client, agent).query(AgentSessionWorkflow.gate)
 
 
 def _session_update(client: Client, agent: str, call: Awaitable[T]) -> Awaitable[T]:

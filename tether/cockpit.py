@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from temporalio.client import Client
 
@@ -36,6 +38,8 @@ EXPIRY_HORIZON_DAYS = 14
 DEPLOYMENTS_SINCE = timedelta(hours=24)
 QUERY_TIMEOUT_SECONDS = 5.0
 
+T = TypeVar("T")
+
 # Held tasks first, then the work in flight, then what waits.
 _TASK_ORDER = {
     TaskState.BLOCKED: 0,
@@ -53,7 +57,7 @@ async def gather_status(
     report = StatusReport(generated_at=now)
     sessions, counts = await asyncio.gather(store.latest_sessions(), store.pseudo_work_counts())
     views = await asyncio.gather(
-        *(_live_session(client, s["agent"]) for s in sessions if s["state"] != "ended")
+        *(_answer(api.session_view(client, s["agent"])) for s in sessions if s["state"] != "ended")
     )
     live = {v.agent: v for v in views if v is not None}
     for row in sessions:
@@ -110,9 +114,10 @@ async def gather_status(
     return report
 
 
-async def _live_session(client: Client, agent: str) -> SessionView | None:
+async def _answer(call: Awaitable[T]) -> T | None:
+    """A workflow's answer to a query, or None when no worker answers it in time."""
     try:
-        return await asyncio.wait_for(api.session_view(client, agent), QUERY_TIMEOUT_SECONDS)
+        return await asyncio.wait_for(call, QUERY_TIMEOUT_SECONDS)
     except Exception:
         return None
 
@@ -169,23 +174,20 @@ async def _deployments(
         row = recorded.get(d.deployment_id)
         if row is not None:
             d.ref, d.commit = row["ref"], row["commit"]
-    views = await asyncio.gather(*(_deploy_view(client, d) for d in running))
-    for view in views:
-        if view is None:
-            continue
-        for d in deployments:
-            if d.deployment_id == view.deployment_id:
-                d.state, d.ref, d.commit = view.state.value, view.request.ref, view.commit
-                d.reason = view.reason or ""
+    by_id = {d.deployment_id: d for d in deployments}
+    for view in await asyncio.gather(*(_answer(api.deploy_view(client, d)) for d in running)):
+        if view is not None:
+            d = by_id[view.deployment_id]
+            d.state, d.ref, d.commit = view.state.value, view.request.ref, view.commit
+            d.reason = view.reason or ""
     queues = []
     lock_query = "WorkflowType = 'ServiceLockWorkflow' AND ExecutionStatus = 'Running'"
     async for wf in client.list_workflows(lock_query, limit=100):
         service = wf.id.removeprefix(constants.LOCK_WORKFLOW_ID_PREFIX)
         if wf.typed_search_attributes.get(constants.SA_STATE) == "free":
             continue  # the lock keeps its state in a search attribute: no query needed
-        try:
-            lock = await asyncio.wait_for(api.deploy_queue(client, service), QUERY_TIMEOUT_SECONDS)
-        except Exception:  # no worker serves it now: say so rather than guess
+        lock = await _answer(api.deploy_queue(client, service))
+        if lock is None:  # no worker serves it now: say so rather than guess
             queues.append(QueueStatus(service=service, holder="(lock not answering)"))
             continue
         if lock.holder is None and not lock.waiting:
@@ -198,13 +200,6 @@ async def _deployments(
             )
         )
     return deployments, queues
-
-
-async def _deploy_view(client: Client, deployment_id: str) -> Any:
-    try:
-        return await asyncio.wait_for(api.deploy_view(client, deployment_id), QUERY_TIMEOUT_SECONDS)
-    except Exception:
-        return None
 
 
 # --- rendering ---------------------------------------------------------------------------------
@@ -271,8 +266,6 @@ def _table(rows: list[list[str]], widths: list[int] | None = None) -> list[str]:
 
 
 def _strip(text: str) -> str:
-    import re
-
     return re.sub(r"\033\[[0-9;]*m", "", text)
 
 

@@ -421,15 +421,10 @@ class Demo:
     # 4. The security scan on an expired token.
     async def expired_token(self, inc: Incident) -> None:
         security = self.w.agent("security")
-        from workflows.session import AgentSessionWorkflow
-
         started = time.monotonic()
         view = await self.session("security", 1)
         inc.seconds = time.monotonic() - started
-        handle = self.client.get_workflow_handle_for(
-            AgentSessionWorkflow.run, constants.session_workflow_id(security)
-        )
-        gate = await handle.query(AgentSessionWorkflow.gate)
+        gate = await api.session_gate(self.client, security)
         inc.caught = view.state == "blocked" and view.blocker is not None and bool(gate.deny)
         blocker = view.blocker.describe() if view.blocker else "no blocker"
         inc.what = (
@@ -485,12 +480,8 @@ class Demo:
                 )
             command = variants[n % len(variants)].format(n=n)
             call = _bash(command, f"Exit code 1\n{forbidden.format(n=n)}", n)
-            if stopped_at is not None:
-                from workflows.session import AgentSessionWorkflow
-
-                gate = await self.client.get_workflow_handle_for(
-                    AgentSessionWorkflow.run, constants.session_workflow_id(devops)
-                ).query(AgentSessionWorkflow.gate)
+            if stopped_at is not None:  # what PreToolUse would answer before the call runs
+                gate = await api.session_gate(self.client, devops)
                 denied_after += 1 if gate.deny else 0
                 continue
             answer = await self.report("devops", 1, tool_call=call)
@@ -642,10 +633,13 @@ def render_incident(inc: Incident, colour: bool = False) -> str:
         mark = f"\033[{'32' if inc.caught else '31'}m{mark}\033[0m"
     number = f"{inc.number}." if inc.number <= len(INCIDENTS) else "+"
     head = f"{number} {inc.title} "
-    return (
+    text = (
         f"{head}{'.' * max(3, 62 - len(head))} {mark} in {inc.seconds:.2f} s\n"
         f"   {inc.guardrail}: {inc.what}"
     )
+    if inc.workflows:
+        text += f"\n   in the Web UI: {', '.join(inc.workflows)}"
+    return text
 
 
 def web_ui_links(web_ui: str, namespace: str, world: World) -> list[str]:
