@@ -215,20 +215,21 @@ class Store:
     # --- sessions ------------------------------------------------------------------------------
 
     async def record_session(self, session: SessionView, workflow_id: str, run_id: str) -> None:
-        assert session.started_at is not None
+        """Upsert the session's row; a snapshot older than the row (a lower `seq`) or any write
+        after the session ended changes nothing."""
         await self.pool.execute(
             """INSERT INTO sessions (workflow_id, run_id, agent, external_id, runtime, state,
                                      task_id, started_at, ended_at, end_reason, blocker,
-                                     credentials, artifact_result, pseudo_work, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())
+                                     credentials, artifact_result, pseudo_work, seq, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, now())
                ON CONFLICT (agent, started_at) DO UPDATE SET
                    run_id = excluded.run_id, external_id = excluded.external_id,
                    state = excluded.state, task_id = excluded.task_id,
                    ended_at = excluded.ended_at, end_reason = excluded.end_reason,
                    blocker = excluded.blocker, credentials = excluded.credentials,
                    artifact_result = excluded.artifact_result,
-                   pseudo_work = excluded.pseudo_work, updated_at = now()
-               WHERE sessions.state <> 'ended'""",
+                   pseudo_work = excluded.pseudo_work, seq = excluded.seq, updated_at = now()
+               WHERE sessions.state <> 'ended' AND sessions.seq <= excluded.seq""",
             workflow_id,
             run_id,
             session.agent,
@@ -243,6 +244,7 @@ class Store:
             [c.model_dump(mode="json") for c in session.credentials],
             session.artifact_result.model_dump(mode="json") if session.artifact_result else None,
             session.pseudo_work,
+            session.seq,
         )
 
     async def list_sessions(
@@ -250,7 +252,7 @@ class Store:
     ) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             """SELECT agent, external_id, runtime, state, task_id, started_at, ended_at,
-                      end_reason, blocker, artifact_result, pseudo_work
+                      end_reason, blocker, artifact_result, pseudo_work, seq
                FROM sessions WHERE ($1::text IS NULL OR agent = $1)
                ORDER BY started_at DESC LIMIT $2""",
             agent,

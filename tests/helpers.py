@@ -111,6 +111,10 @@ class FakeForge:
         self.pulls: dict[str, list[tuple[int, str, str, str, list[str]]]] = {}
         self.auth_headers: list[str] = []
         self.requests: list[str] = []
+        # While cleared, requests wait (a forge that hangs); `waiting` counts them.
+        self.open = threading.Event()
+        self.open.set()
+        self.waiting = 0
         forge = self
         prefix = "/api/v1" if kind == "gitea" else ""
 
@@ -127,6 +131,9 @@ class FakeForge:
 
             def do_GET(self) -> None:
                 forge.requests.append(self.path.split("?", 1)[0])
+                forge.waiting += 1
+                forge.open.wait(timeout=60)
+                forge.waiting -= 1
                 auth = self.headers.get("Authorization", "")
                 forge.auth_headers.append(auth.split(" ", 1)[0])
                 token = auth.split(" ", 1)[1] if " " in auth else ""

@@ -279,7 +279,7 @@ async def test_a_new_runtime_session_ends_the_abandoned_one_with_its_artifact_ch
             ("cc-old", "ended"),
         ]
         old = rows[1]
-        assert "superseded by Claude Code session cc-new" in old["end_reason"]
+        assert "superseded by claude-code session cc-new" in old["end_reason"]
         assert old["pseudo_work"] and old["artifact_result"]["passed"] is False
         # A late SessionEnd of the old process does not end the new session.
         await run_hook("SessionEnd", coder, {"session_id": "cc-old"}, temporal_http, q)

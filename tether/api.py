@@ -9,24 +9,32 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from tether import constants
+from tether import constants, errors
+from tether.config import validation_problems
 from tether.contracts import (
     DEPLOY_FINAL,
     HOLD_STATES,
-    TERMINAL_STATES,
     Approval,
     ApprovalVerdict,
     ArtifactResult,
+    AttachInput,
     ClaimInput,
     DeployInput,
     DeployRequest,
@@ -46,7 +54,6 @@ from tether.contracts import (
     SessionView,
     SubmitInput,
     SubmitResult,
-    TaskClaimedInput,
     TaskInput,
     TaskSpec,
     TaskView,
@@ -142,23 +149,10 @@ async def get_view(client: Client, task_id: str) -> TaskView:
 
 
 async def claim_task(client: Client, task_id: str, agent: str) -> TaskView:
+    """Claim the task for `agent`; the task's workflow tells the agent's session itself."""
     handle = _handle(client, task_id)
     claim = handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent))
-    view = await _task_call(client, task_id, claim)
-    # The agent's session governs its work on the task from now on (cost, loops, handoff).
-    await _tell_session(
-        client, agent, "task_claimed", TaskClaimedInput(task_id=task_id, kind=view.spec.kind)
-    )
-    return view
-
-
-async def _tell_session(client: Client, agent: str, signal: str, arg: object) -> None:
-    """Signal the agent's session if it has one open; no session, nothing to tell."""
-    try:
-        await _session_handle(client, agent).signal(signal, arg)
-    except RPCError as exc:
-        if exc.status != RPCStatusCode.NOT_FOUND:
-            raise TetherError(f"session of {agent}: Temporal refused the signal: {exc}") from exc
+    return await _task_call(client, task_id, claim)
 
 
 async def _founder_update(
@@ -170,21 +164,10 @@ async def _founder_update(
     order: FounderOrder | None,
 ) -> TaskView:
     """A founder action on a task. A governor's hold is lifted only with `order`, signed by the
-    founder's key; the assignee's session is then released with the same order."""
-    signed = order.model_dump(mode="json") if order is not None else None
-    action = FounderActionInput(by=by, reason=reason, order=signed)
+    founder's key; the task's workflow releases the assignee's session with the same order."""
+    action = FounderActionInput(by=by, reason=reason, order=order)
     call: Awaitable[TaskView] = _handle(client, task_id).execute_update(update, action)
-    view = await _task_call(client, task_id, call)
-    if view.assignee is not None and update is not TaskWorkflow.block:
-        release = ReleaseInput(
-            by=by,
-            reason=reason,
-            task_id=view.spec.id,
-            task_closed=view.state in TERMINAL_STATES,
-            order=signed,
-        )
-        await _tell_session(client, view.assignee, "release", release)
-    return view
+    return await _task_call(client, task_id, call)
 
 
 async def submit_task(client: Client, task_id: str, agent: str, note: str | None) -> SubmitResult:
@@ -251,45 +234,38 @@ def _session_update(client: Client, agent: str, call: Awaitable[T]) -> Awaitable
 
 
 async def start_session(client: Client, task_queue: str, inp: SessionInput) -> SessionView:
-    """Start the agent's session, or resume the open one; returns once the startup is done.
+    """Start the agent's session, or attach to the open one; returns once the startup is done.
 
-    An open session with another runtime id belongs to a process that exited without ending
-    it: it is ended first (its artifact test runs), then the new one starts.
+    One update-with-start (`attach`) does it; the session workflow decides. The same runtime
+    session resumes; an open session of another runtime session (a process that exited without
+    ending it) is ended first, its artifact test runs, and the next one starts; an ended session
+    whose workflow is still closing (archiving a handoff) is waited for, never polled.
     """
-    handle = _session_handle(client, inp.agent)
+    attach = AttachInput(external_id=inp.external_id, runtime=inp.runtime, source=inp.source)
     for _ in range(3):
-        current = await session_view(client, inp.agent)
-        if current is not None and current.state != SessionState.ENDED:
-            if inp.external_id is None or current.external_id in (None, inp.external_id):
-                return await _session_update(
-                    client, inp.agent, handle.execute_update(AgentSessionWorkflow.ready)
-                )
-            superseded = EndSessionInput(
-                reason=f"superseded by session {inp.external_id}; the previous one never ended",
-                by="tether",
-            )
-            try:
-                await handle.execute_update(AgentSessionWorkflow.end, superseded)
-            except WorkflowUpdateFailedError:
-                await handle.result()  # already ending: wait for it
-        elif current is not None:
-            # Ended, but its workflow may still be closing (archiving a handoff, writing its
-            # record): the next session starts once it has.
-            await _closed(handle)
-        try:
-            handle = await client.start_workflow(
-                AgentSessionWorkflow.run,
-                inp,
-                id=constants.session_workflow_id(inp.agent),
-                task_queue=task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                static_summary=f"Session of {inp.agent} ({inp.runtime})",
-            )
-        except WorkflowAlreadyStartedError:
-            continue  # another hook of the same agent started it first: resume that one
-        return await _session_update(
-            client, inp.agent, handle.execute_update(AgentSessionWorkflow.ready)
+        start = WithStartWorkflowOperation(
+            AgentSessionWorkflow.run,
+            inp,
+            id=constants.session_workflow_id(inp.agent),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"Session of {inp.agent} ({inp.runtime})",
         )
+        try:
+            return await client.execute_update_with_start_workflow(
+                AgentSessionWorkflow.attach, attach, start_workflow_operation=start
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if not isinstance(cause, ApplicationError):
+                raise TetherError(f"session of {inp.agent}: the start failed: {cause}") from exc
+            if cause.type not in (errors.SESSION_ENDED, errors.SESSION_SUPERSEDED):
+                raise Refused(cause.message) from exc
+        except RPCError as exc:
+            raise TetherError(f"session of {inp.agent}: Temporal refused the start: {exc}") from exc
+        # Ended, or just superseded: its workflow closes once its record is written.
+        await _closed(await start.workflow_handle())
     raise TetherError(f"could not start a session for {inp.agent}: it keeps changing; try again")
 
 
@@ -367,9 +343,7 @@ async def release_session(
     if view is None or view.state == SessionState.ENDED:
         raise Refused(f"{agent} has no open session")
     hold = view.governor.hold
-    if hold is None:
-        raise Refused(f"the session of {agent} is not held; nothing changed")
-    if hold.task_id is not None:
+    if hold is not None and hold.task_id is not None:
         task = await get_view(client, hold.task_id)
         if task.state in HOLD_STATES:
             command = "tether resume" if hold.kind == "cost" else "tether task unblock"
@@ -377,23 +351,11 @@ async def release_session(
                 f"the session of {agent} is held on task {hold.task_id}; release the task: "
                 f"{command} {hold.task_id}"
             )
-    handle = _session_handle(client, agent)
-    signed = order.model_dump(mode="json") if order is not None else None
-    release = ReleaseInput(by=by, reason=reason, task_id=hold.task_id, order=signed)
-    await handle.signal(AgentSessionWorkflow.release, release)
-    # The signal is handled asynchronously: wait until the session shows it.
-    for _ in range(50):
-        view = await session_view(client, agent)
-        if view is None:
-            raise Refused(f"{agent} has no session any more")
-        if view.governor.hold is None:
-            return view
-        await asyncio.sleep(0.1)
-    raise Refused(
-        f"the session of {agent} is still held: a release needs an order signed with the "
-        "founder's key (the tether command signs one when $TETHER_HOME/founder.key exists); "
-        "`tether session show` and the founder_orders table say why it was refused"
+    release = ReleaseInput(
+        by=by, reason=reason, task_id=hold.task_id if hold else None, order=order
     )
+    call = _session_handle(client, agent).execute_update(AgentSessionWorkflow.release_hold, release)
+    return await _session_update(client, agent, call)
 
 
 # --- deployments ------------------------------------------------------------------------------
@@ -412,19 +374,22 @@ def _deploy_handle(
 async def request_deploy(client: Client, task_queue: str, req: DeployRequest) -> DeployView:
     """Start a deployment; returns once its ref is resolved to a commit (or it was refused)."""
     deployment_id = new_deployment_id(req.service)
-    await client.start_workflow(
+    start = WithStartWorkflowOperation(
         DeploymentWorkflow.run,
         DeployInput(deployment_id=deployment_id, request=req),
         id=deployment_id,
         task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         static_summary=f"Deploy {req.service} at {req.ref} for {req.agent}",
     )
-    for _ in range(300):
-        view = await deploy_view(client, deployment_id)
-        if view.commit is not None or view.state in DEPLOY_FINAL:
-            return view
-        await asyncio.sleep(0.05)
-    return await deploy_view(client, deployment_id)
+    call = client.execute_update_with_start_workflow(
+        DeploymentWorkflow.planned, start_workflow_operation=start
+    )
+
+    async def not_found() -> TetherError:
+        return TetherError(f"deployment {deployment_id} could not be started")
+
+    return await _call(call, f"deployment {deployment_id}", not_found)
 
 
 async def deploy_view(client: Client, deployment_id: str) -> DeployView:
@@ -478,9 +443,17 @@ def prepare_approval(
 async def submit_approval(
     client: Client, deployment_id: str, approval: Approval | dict[str, object]
 ) -> ApprovalVerdict:
-    body = approval.model_dump(mode="json") if isinstance(approval, Approval) else approval
+    """Send the founder's signed approval (or rejection); the worker judges its signature."""
+    if not isinstance(approval, Approval):
+        try:
+            approval = Approval.model_validate(approval)
+        except ValidationError as exc:
+            raise TetherError(
+                f"not an approval ({validation_problems(exc)}); `tether approve "
+                f"{deployment_id} --print` shows one"
+            ) from exc
     call = _deploy_handle(client, deployment_id).execute_update(
-        DeploymentWorkflow.submit_approval, body
+        DeploymentWorkflow.submit_approval, approval
     )
 
     async def not_found() -> TetherError:

@@ -308,15 +308,16 @@ class FounderOrder(Model):
 class FounderActionInput(Model):
     by: str = "founder"
     reason: str = ""
-    # A signed FounderOrder, as JSON (raw, so that a malformed one is judged and logged too).
-    # Needed to lift a governor's hold; founder-set blocks take the action on trust.
-    order: JsonValue = None
+    # The founder-signed order, needed to lift a governor's hold; founder-set blocks take the
+    # action on trust. A payload that is not an order at all is refused before it reaches the
+    # workflow (the SDK rejects an update whose input does not decode).
+    order: FounderOrder | None = None
 
 
 class JudgeOrderInput(Model):
     """Is `received` a founder-signed order for one of `actions` on `subject`, unexpired?"""
 
-    received: JsonValue
+    received: FounderOrder | None = None
     actions: list[str]
     subject: str
     # What asked, for the log: "task X", "session of A".
@@ -496,7 +497,7 @@ class SessionView(Model):
     external_id: str | None = None
     runtime: str = "claude-code"
     state: SessionState = SessionState.STARTING
-    started_at: datetime | None = None
+    started_at: datetime
     ended_at: datetime | None = None
     end_reason: str | None = None
     ended_by: str | None = None
@@ -517,6 +518,21 @@ class SessionView(Model):
     governor: Governor = Field(default_factory=lambda: Governor())
     # The session this one continues after a handoff, and the brief it started from.
     handoff_from: str | None = None
+    # The sequence of the session's read-model writes: a late write of an older snapshot never
+    # overwrites a newer one in PostgreSQL.
+    seq: int = 0
+
+
+class AttachInput(Model):
+    """A runtime session asks for the agent's Tether session (update-with-start `attach`).
+
+    The workflow decides: the same runtime session (or one with no id) resumes it; another
+    runtime session supersedes it (it is ended, its artifact test runs, and the caller starts
+    the next one); an ended or ending session is refused with `SessionEnded`."""
+
+    external_id: str | None = Field(default=None, max_length=200)
+    runtime: str = "claude-code"
+    source: str = "startup"
 
 
 class EndSessionInput(Model):
@@ -799,9 +815,9 @@ class ReleaseInput(Model):
     task_id: str | None = None
     # Set when the task itself is gone (cancelled): the session drops it.
     task_closed: bool = False
-    # The founder-signed order that lifts the hold (FounderOrder as JSON): without it a hold
-    # stays, whoever sends the signal.
-    order: JsonValue = None
+    # The founder-signed order that lifts the hold: without it a hold stays, whoever sends
+    # the message.
+    order: FounderOrder | None = None
 
 
 class TaskClaimedInput(Model):
@@ -993,13 +1009,13 @@ class ApprovalVerdict(Model):
 
 
 class JudgeInput(Model):
-    """An approval as received (raw, so that a malformed one is judged and logged too)."""
+    """An approval as received, to be judged against this deployment and the founder's key."""
 
     deployment_id: str
     service: str
     ref: str
     commit: str
-    received: JsonValue
+    received: Approval
     received_at: datetime
 
 
@@ -1109,7 +1125,7 @@ class DeployView(Model):
     state: DeployState = DeployState.QUEUED
     commit: str | None = None
     plan: DeployPlan | None = None
-    requested_at: datetime | None = None
+    requested_at: datetime
     holds_lock: bool = False
     approval: Approval | None = None
     approval_refusals: list[str] = Field(default_factory=list)

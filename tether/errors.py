@@ -16,6 +16,11 @@ INVALID_CHECK = "InvalidCheck"
 # The error's details carry the credential's name and the reason, never its value.
 CREDENTIAL_REJECTED = "CredentialRejected"
 SESSION_REFUSED = "SessionRefused"
+# `attach` to a session that has ended (or is ending): wait for its workflow to close, then
+# start the next session.
+SESSION_ENDED = "SessionEnded"
+# `attach` from another runtime session: the open one was ended in its favour; start the next.
+SESSION_SUPERSEDED = "SessionSuperseded"
 # Access was refused by the system itself (a file, a repository, a socket): retrying the same
 # call cannot help, so it escalates (to the founder's inbox, or as failed evidence) at once.
 PERMISSION_DENIED = "PermissionDenied"

@@ -7,8 +7,9 @@ API (served by the dev server on --http-port and by clusters on 7243) instead of
 Temporal SDK, which alone costs more than the whole hook should.
 
 Events:
-- SessionStart: start or resume the agent's session workflow; answer with the startup brief as
-  additionalContext, or with the reason the session is blocked.
+- SessionStart: start or attach to the agent's session workflow (the `attach` update, the same
+  protocol as the Python client: the workflow decides to resume or supersede); answer with the
+  startup brief as additionalContext, or with the reason the session is blocked.
 - PreToolUse: deny every tool call while the session is blocked (or not open), held by a
   governor (a loop, a cost pause) or ending after a handoff, with the reason.
 - PostToolUse / PostToolUseFailure: report the call (its fingerprint: tool, action, normalised
@@ -38,7 +39,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 # Kept equal to tether.constants (a test checks): importing that module would import temporalio.
 SESSION_WORKFLOW_ID_PREFIX = "session-"
@@ -76,6 +77,17 @@ class Unreachable(Exception):
 
 class Refused(Exception):
     """The workflow refused the request (an update validator, or an update that failed)."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        # The ApplicationError type, e.g. "SessionEnded".
+        self.kind = kind
+
+
+# Kept equal to tether.errors (a test checks): `attach` refusals that mean "start the next one".
+SESSION_ENDED = "SessionEnded"
+SESSION_SUPERSEDED = "SessionSuperseded"
+NOT_RUNNING = "NotRunning"
 
 
 class TemporalHttp:
@@ -140,7 +152,7 @@ class TemporalHttp:
                 raise Unreachable(f"update {name} did not finish within {timeout:g}s")
             status, answer = self._post(path, body, left)
             if status == 404:
-                raise Refused(answer.get("message") or "no such workflow")
+                raise Refused(answer.get("message") or "no such workflow", NOT_RUNNING)
             if status in _BUSY and deadline - time.monotonic() > pause:
                 # Too many updates in flight (parallel tool calls), or the workflow is between
                 # runs (continue-as-new): the same update id is asked again shortly.
@@ -158,12 +170,13 @@ class TemporalHttp:
                 continue  # still running: the same update id asks again for its outcome
             if "failure" in outcome:
                 failure = outcome["failure"]
-                raise Refused(failure.get("message") or "refused")
+                info = failure.get("applicationFailureInfo") or {}
+                raise Refused(failure.get("message") or "refused", str(info.get("type") or ""))
             result = outcome.get("success") or [None]
             return result[0]
 
-    def start(self, workflow_id: str, task_queue: str, arg: dict[str, Any], summary: str) -> bool:
-        """Start the workflow; False when one with this id is already running."""
+    def start(self, workflow_id: str, task_queue: str, arg: dict[str, Any], summary: str) -> str:
+        """Start the workflow, or find the one running with this id; its run id."""
         status, answer = self._post(
             f"/workflows/{quote(workflow_id, safe='')}",
             {
@@ -171,18 +184,42 @@ class TemporalHttp:
                 "taskQueue": {"name": task_queue},
                 "input": [arg],
                 "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE",
+                "workflowIdConflictPolicy": "WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING",
                 "userMetadata": {"summary": _json_payload(summary)},
                 "requestId": str(uuid.uuid4()),
             },
             QUERY_TIMEOUT,
         )
-        if status == 409:
-            return False
         if status != 200:
             raise Unreachable(
                 f"starting {workflow_id} failed: HTTP {status} {answer.get('message')}"
             )
-        return True
+        return str(answer.get("runId") or "")
+
+    def wait_closed(self, workflow_id: str, run_id: str, timeout: float) -> None:
+        """Return once the run has closed (a long poll on its close event), or at `timeout`."""
+        query = urlencode(
+            {
+                "execution.runId": run_id,
+                "waitNewEvent": "true",
+                "historyEventFilterType": "HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT",
+            }
+        )
+        url = f"{self.base}/workflows/{quote(workflow_id, safe='')}/history?{query}"
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                with urllib.request.urlopen(url, timeout=left) as response:
+                    events = json.loads(response.read() or b"{}").get("history", {}).get("events")
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    return
+                raise Unreachable(f"waiting for {workflow_id} to close: HTTP {exc.code}") from exc
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                raise Unreachable(f"waiting for {workflow_id} to close: {exc}") from exc
+            if events:
+                return
+            # The server ends a long poll after a while with nothing: ask again.
 
 
 def _json_payload(value: Any) -> dict[str, Any]:
@@ -304,38 +341,31 @@ class Hook:
         return answer if isinstance(answer, dict) else None
 
     def start_or_resume(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Start-or-attach, as the Python client's update-with-start does: start with the id
+        conflict policy USE_EXISTING, then the `attach` update, where the workflow decides to
+        resume or supersede. An ended (or just superseded) session is waited for until its
+        workflow has closed, then the next one starts."""
         session_id = payload.get("session_id") or None
-        # An ended session's workflow may still be closing (archiving a handoff, writing its
-        # record): starting is refused until it has, so wait a little and try again.
+        source = str(payload.get("source") or "startup")
+        arg = {
+            "agent": self.agent,
+            "external_id": session_id,
+            "runtime": "claude-code",
+            "source": source,
+        }
+        attach = {"external_id": session_id, "runtime": "claude-code", "source": source}
+        summary = f"Session of {self.agent} (claude-code)"
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        pause = 0.1
-        while time.monotonic() < deadline:
-            view = self.session()
-            if view is not None and view.get("state") != "ended":
-                if view.get("external_id") in (None, session_id):
-                    return dict(
-                        self.temporal.update(self.workflow_id, "ready", [], STARTUP_TIMEOUT)
-                    )
-                superseded = {
-                    "reason": f"superseded by Claude Code session {session_id}; the previous "
-                    "one never ended",
-                    "by": "tether",
-                }
-                # Refused means it is already ending; the next round sees it ended.
-                with contextlib.suppress(Refused):
-                    self.temporal.update(self.workflow_id, "end", [superseded], STARTUP_TIMEOUT)
-                continue
-            arg = {
-                "agent": self.agent,
-                "external_id": session_id,
-                "runtime": "claude-code",
-                "source": str(payload.get("source") or "startup"),
-            }
-            summary = f"Session of {self.agent} (claude-code)"
-            if self.temporal.start(self.workflow_id, self.task_queue, arg, summary):
-                return dict(self.temporal.update(self.workflow_id, "ready", [], STARTUP_TIMEOUT))
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
+        for _ in range(3):
+            run_id = self.temporal.start(self.workflow_id, self.task_queue, arg, summary)
+            left = deadline - time.monotonic()
+            try:
+                return dict(self.temporal.update(self.workflow_id, "attach", [attach], left))
+            except Refused as exc:
+                # Closed between the start and the update: start again.
+                if exc.kind not in (SESSION_ENDED, SESSION_SUPERSEDED, NOT_RUNNING):
+                    raise
+            self.temporal.wait_closed(self.workflow_id, run_id, deadline - time.monotonic())
         raise Unreachable(f"the session of {self.agent} kept changing while starting; try again")
 
     def handle(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,9 +13,13 @@ released whatever happens, cancellation included, and every decision is an audit
 
 Messages:
 - signal `lock_granted(LockGrant)`: from the service's lock.
-- signal `approve(approval JSON)` / update `submit_approval(approval JSON) -> ApprovalVerdict`:
-  the founder's signed approval or rejection (`tether approve|reject`; the Web UI path pastes
-  what `tether approve --print` emits into a signal named `approve`).
+- update `planned() -> DeployView`: returns once the ref is resolved to a commit (or the request
+  was refused); `tether deploy request` sends it with the start (update-with-start).
+- signal `approve(Approval)` / update `submit_approval(Approval) -> ApprovalVerdict`: the
+  founder's signed approval or rejection (`tether approve|reject`; the Web UI path pastes what
+  `tether approve --print` emits into a signal named `approve`). An input that is not an
+  Approval at all never reaches the workflow: the SDK drops such a signal and rejects such an
+  update; a well-formed one is judged against the founder's key and audited either way.
 - query `view_deployment() -> DeployView`.
 """
 
@@ -34,6 +38,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.sessions import SessionActivities
     from tether import constants
     from tether.contracts import (
+        DEPLOY_FINAL,
+        Approval,
         ApprovalVerdict,
         AuditInput,
         ClearInboxInput,
@@ -54,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
         StaleInput,
         StaleVerdict,
     )
-    from workflows import retry
+    from workflows import messaging, retry
     from workflows.checking import verify
     from workflows.lock import LEASE
 
@@ -116,11 +122,11 @@ class DeploymentWorkflow:
                 renewer.cancel()
             if self._queued:
                 await self._release()
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return v
 
     async def _deploy(self, plan: DeployPlan) -> None:
         v = self.view
-        assert v.requested_at is not None
         deadline = v.requested_at + timedelta(hours=plan.request_ttl_hours)
         while True:
             try:
@@ -142,7 +148,9 @@ class DeploymentWorkflow:
             if self._rejected is not None:
                 await self._end(DeployState.REFUSED, f"rejected by the founder: {self._rejected}")
                 return
-            assert v.approval is not None
+            approval = v.approval
+            if approval is None:
+                continue  # the condition above says it is set; nothing to act on otherwise
             if not self._queued:
                 # Only approved requests queue, so an unapproved one never blocks the service.
                 await self._act(
@@ -158,9 +166,9 @@ class DeploymentWorkflow:
                 self._queued = True
                 await self._audit("lock_requested", "tether")
                 continue
-            if workflow.now() >= v.approval.expires_at:
+            if workflow.now() >= approval.expires_at:
                 await self._audit("approval_expired", "tether",
-                                  expires_at=v.approval.expires_at.isoformat())  # fmt: skip
+                                  expires_at=approval.expires_at.isoformat())  # fmt: skip
                 v.approval = None
                 await self._notify_founder(
                     "deploy_approval",
@@ -189,7 +197,7 @@ class DeploymentWorkflow:
                 30,
             )
             if not slot.allowed:
-                assert slot.until is not None
+                until = slot.until or workflow.now()
                 if slot.rolling:
                     # Only possible if the lock was bypassed (its signals forged): PostgreSQL
                     # still lets one rollout at a time through.
@@ -199,26 +207,25 @@ class DeploymentWorkflow:
                         "overlap, request again once it is done",
                     )
                     return
-                left = slot.until - workflow.now()
+                left = until - workflow.now()
                 minutes = max(1, round(left.total_seconds() / 60))
                 why = (
                     f"{plan.service} was rolled out by {slot.other} less than "
                     f"{plan.cooldown_minutes:g} minutes ago; the next rollout may start at "
-                    f"{slot.until:%H:%M:%S} UTC ({minutes} min left)"
+                    f"{until:%H:%M:%S} UTC ({minutes} min left)"
                 )
                 if plan.cooldown_mode == "wait":
                     await self._audit("cooldown_wait", "tether", reason=why)
                     await workflow.sleep(max(left, timedelta(seconds=1)))
                     continue  # the approval may have expired meanwhile: check everything again
-                await self._end(DeployState.REFUSED, why, until=slot.until.isoformat())
+                await self._end(DeployState.REFUSED, why, until=until.isoformat())
                 return
-            await self._roll_out(plan)
+            await self._roll_out(plan, approval)
             return
 
-    async def _roll_out(self, plan: DeployPlan) -> None:
+    async def _roll_out(self, plan: DeployPlan, approval: Approval) -> None:
         v = self.view
-        assert v.approval is not None
-        await self._audit("rollout_started", v.approval.by, commit=plan.commit)
+        await self._audit("rollout_started", approval.by, commit=plan.commit)
         self._set(DeployState.ROLLING_OUT)
         result = await self._step("rollout", plan)
         if result.ok and plan.has_restart:
@@ -291,18 +298,24 @@ class DeploymentWorkflow:
             self.view.holds_lock = True
 
     @workflow.signal
-    async def approve(self, received: Any) -> None:
-        await self._judge(received)
+    async def approve(self, approval: Approval) -> None:
+        await self._judge(approval)
 
     @workflow.update
-    async def submit_approval(self, received: Any) -> ApprovalVerdict:
-        return await self._judge(received)
+    async def submit_approval(self, approval: Approval) -> ApprovalVerdict:
+        return await self._judge(approval)
+
+    @workflow.update
+    async def planned(self) -> DeployView:
+        v = self.view
+        await workflow.wait_condition(lambda: v.commit is not None or v.state in DEPLOY_FINAL)
+        return v
 
     @workflow.query
     def view_deployment(self) -> DeployView:
         return self.view
 
-    async def _judge(self, received: Any) -> ApprovalVerdict:
+    async def _judge(self, received: Approval) -> ApprovalVerdict:
         v = self.view
         async with self._judging:
             if v.state != DeployState.QUEUED or v.commit is None:
@@ -348,12 +361,12 @@ class DeploymentWorkflow:
         await self._audit("lock_released", "tether", state=v.state.value)
 
     async def _lock_signal(self, name: str) -> None:
-        try:
-            await workflow.get_external_workflow_handle(
-                constants.lock_workflow_id(self.view.request.service)
-            ).signal(name, LockRelease(deployment_id=self.view.deployment_id))
-        except ApplicationError as err:
-            workflow.logger.warning("lock signal %s failed: %s", name, err)
+        # A lock that is not running holds nothing of this deployment's.
+        await messaging.tell(
+            constants.lock_workflow_id(self.view.request.service),
+            name,
+            LockRelease(deployment_id=self.view.deployment_id),
+        )
 
     async def _end(self, state: DeployState, reason: str, **detail: Any) -> None:
         v = self.view
@@ -362,7 +375,7 @@ class DeploymentWorkflow:
         self._set(state)
         await self._audit(state.value, "tether", reason=reason, **detail)
         if v.commit is not None:
-            await self._record(state)
+            await self._record(state, v.commit)
         await self._clear_inbox()
         if state in (DeployState.REFUSED, DeployState.FAILED, DeployState.EXPIRED):
             await self._notify_founder(
@@ -371,16 +384,15 @@ class DeploymentWorkflow:
                 "",  # a notice: acknowledged with `tether inbox done`
             )
 
-    async def _record(self, state: DeployState) -> None:
+    async def _record(self, state: DeployState, commit: str) -> None:
         v = self.view
-        assert v.commit is not None
         try:
             await self._act(
                 DeployActivities.record_deployment,
                 RecordDeployInput(
                     deployment_id=v.deployment_id,
                     service=v.request.service,
-                    commit=v.commit,
+                    commit=commit,
                     ref=v.request.ref,
                     agent=v.request.agent,
                     state=state,

@@ -19,11 +19,11 @@ import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from tether import constants
     from tether.contracts import LockGrant, LockInput, LockRelease, LockRequest, LockView
+    from workflows import messaging
 
 # A holder renews every LEASE / 3; one that misses a whole lease is taken to be dead.
 LEASE = timedelta(minutes=10)
@@ -68,18 +68,13 @@ class ServiceLockWorkflow:
             v.holder = v.lease_until = None
         while v.holder is None and v.waiting:
             nxt = v.waiting.pop(0)
-            try:
-                await workflow.get_external_workflow_handle(nxt.deployment_id).signal(
-                    "lock_granted",
-                    LockGrant(
-                        service=v.service,
-                        deployment_id=nxt.deployment_id,
-                        lease_seconds=LEASE.total_seconds(),
-                    ),
-                )
-            except ApplicationError as err:
+            grant = LockGrant(
+                service=v.service,
+                deployment_id=nxt.deployment_id,
+                lease_seconds=LEASE.total_seconds(),
+            )
+            if not await messaging.tell(nxt.deployment_id, "lock_granted", grant):
                 # The requester's workflow is gone: skip it, never block the queue on it.
-                workflow.logger.info("lock %s: skipped %s (%s)", v.service, nxt.deployment_id, err)
                 v.skipped = [*v.skipped, nxt.deployment_id][-KEPT:]
                 continue
             v.holder, v.lease_until = nxt, workflow.now() + LEASE

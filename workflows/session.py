@@ -7,16 +7,26 @@ runtime's hook, the founder, or the deadline when nobody says so — the artifac
 in the orchestrator, and a session without its artifact is flagged as pseudo-work.
 
 Messages:
-- update `ready() -> SessionView`: returns once the startup is done (brief ready, or blocked).
+- update `attach(AttachInput) -> SessionView` (sent with update-with-start by the client and the
+  hook): returns once the startup is done (brief ready, or blocked). The same runtime session
+  resumes; another runtime session supersedes this one (it ends, then the update fails with
+  `SessionSuperseded`); an ended or ending session refuses it with `SessionEnded`.
+- update `ready() -> SessionView`: returns once the startup is done (kept for older callers).
 - update `end(EndSessionInput) -> SessionView`: ends the session; returns after the artifact test.
 - update `check_deliverable() -> ArtifactResult`: the artifact test now, without ending.
 - update `recheck(RecheckInput) -> SessionView`: probe the credentials again; unblock if fixed.
 - update `declare(Artifact) -> SessionView`: say what will exist when the session is done.
 - update `report(Report) -> ReportAnswer`: a tool call, context usage, spend (the governors).
 - update `note(NoteInput) -> SessionView`: a decision or open question, kept for the handoff.
-- signal `release(ReleaseInput)`: the founder released a loop block or cost pause (the task
-  workflow sends it when its task is unblocked, resumed or cancelled).
+- update `release_hold(ReleaseInput) -> SessionView`: the founder lifts a loop block or cost
+  pause with a signed order; refused when nothing is held or the order does not verify.
+- signal `release(ReleaseInput)`: the same, fire-and-forget (the task workflow sends it when its
+  task is unblocked, resumed or cancelled, forwarding the founder's order; the Web UI can too).
 - signal `task_claimed(TaskClaimedInput)`: the agent claimed a task (sent by the task workflow).
+
+The state-changing async handlers (attach's supersede aside, which only asks for the end) run
+under one lock with the startup and the end, and re-check the state after every await: an
+end that arrives while a recheck probes credentials is never undone by it.
 - query `view_session() -> SessionView`; query `gate() -> Gate` (PreToolUse, kept small).
 
 Governors (tether/governors.py, pure): context usage crossing 70/85/95% gives compact, trim and
@@ -49,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         Artifact,
         ArtifactInput,
         ArtifactResult,
+        AttachInput,
         Blocker,
         ClearInboxInput,
         CostBaseline,
@@ -80,7 +91,7 @@ with workflow.unsafe.imports_passed_through():
         TaskClaimedInput,
         TaskState,
     )
-    from workflows import retry
+    from workflows import messaging, retry
 
 _HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused"}
 
@@ -101,11 +112,6 @@ def _refuse(message: str) -> ApplicationError:
 def _cause(err: ActivityError) -> str:
     cause = err.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause)
-
-
-def _subject(order: Any) -> str | None:
-    """The subject an order names, to pick what it must be judged against."""
-    return str(order.get("subject")) if isinstance(order, dict) else None
 
 
 def _rejection(err: ActivityError) -> tuple[str, str] | None:
@@ -138,6 +144,9 @@ class AgentSessionWorkflow:
         self._run_reports = 0
         self._flushed_at = workflow.now()
         self._flush_lock = asyncio.Lock()
+        # Serialises the handlers that await and change state (recheck, release, task_claimed)
+        # with the startup and the end; each re-checks the state after its awaits.
+        self._lock = asyncio.Lock()
         # A handoff ends the session without a pseudo-work verdict: the work goes on.
         self._handed_off = False
         self._governors = True
@@ -148,10 +157,11 @@ class AgentSessionWorkflow:
         self._governors = workflow.patched(GOVERNORS_PATCH)
         if inp.carried is None:
             self._set_search_attributes()
-            await self._startup()
-        assert self.view.deadline is not None
+            async with self._lock:
+                await self._startup()
+        deadline = self.view.deadline or workflow.now()
         while True:
-            left = (self.view.deadline - workflow.now()).total_seconds()
+            left = (deadline - workflow.now()).total_seconds()
             try:
                 await workflow.wait_condition(
                     lambda: (
@@ -173,11 +183,19 @@ class AgentSessionWorkflow:
                 await self._load_baseline()
             if self._flush_due():
                 await self._flush()
-        if self._end is None:
-            # Unwritten ledger rows and tool calls travel in the carried state.
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            workflow.continue_as_new(SessionInput(agent=self.view.agent, carried=self.view))
-        await self._finish(self._end)
+        end = self._end
+        if end is None:
+            # Handlers finish before the state is carried on; an end that arrives meanwhile
+            # (its handler waits for the finish, so it never "finishes") ends this run instead.
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() or self._end is not None
+            )
+            end = self._end
+            if end is None:
+                # Unwritten ledger rows and tool calls travel in the carried state.
+                workflow.continue_as_new(SessionInput(agent=self.view.agent, carried=self.view))
+        async with self._lock:
+            await self._finish(end)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view
 
@@ -279,16 +297,42 @@ class AgentSessionWorkflow:
 
     @workflow.signal
     async def release(self, inp: ReleaseInput) -> None:
+        async with self._lock:
+            refused = await self._release(inp)
+        if refused:
+            workflow.logger.warning("session %s: release refused: %s", self.view.agent, refused)
+
+    @workflow.update
+    async def release_hold(self, inp: ReleaseInput) -> SessionView:
+        async with self._lock:
+            refused = await self._release(inp)
+        if refused:
+            raise _refuse(f"the session of {self.view.agent} is still held: {refused}")
+        return self.view
+
+    @release_hold.validator
+    def _validate_release_hold(self, inp: ReleaseInput) -> None:
+        self._check_open()
+        if self.view.governor.hold is None:
+            raise _refuse(f"the session of {self.view.agent} is not held; nothing changed")
+        if inp.order is None:
+            raise _refuse(
+                "only an order signed with the founder's key lifts a hold, and none came with "
+                "it (the tether command signs one when $TETHER_HOME/founder.key exists)"
+            )
+
+    async def _release(self, inp: ReleaseInput) -> str | None:
+        """Lift the hold if the founder's order says so; the refusal's reason otherwise."""
         v = self.view
         hold = v.governor.hold
         if hold is None or (inp.task_id is not None and hold.task_id not in (None, inp.task_id)):
             if inp.task_closed and inp.task_id is not None and v.task_id == inp.task_id:
                 v.task_id = None
                 governors.change_task(v.governor)
-            return
-        # Anyone who can reach Temporal can send this signal: only a founder-signed order for
-        # this hold's task (or for this agent) lifts it.
-        if hold.task_id is not None and _subject(inp.order) == hold.task_id:
+            return None if hold is None else f"the hold is on task {hold.task_id}"
+        # Anyone who can reach Temporal can send this: only a founder-signed order for this
+        # hold's task (or for this agent) lifts it.
+        if hold.task_id is not None and inp.order is not None and inp.order.subject == hold.task_id:
             subject, actions = hold.task_id, ["unblock", "resume", "cancel"]
         else:
             subject, actions = v.agent, ["release"]
@@ -304,9 +348,10 @@ class AgentSessionWorkflow:
             retry.STORE,
             30,
         )
-        if not verdict.accepted or v.governor.hold is not hold:
-            workflow.logger.warning("session %s: release refused: %s", v.agent, verdict.reason)
-            return
+        if not verdict.accepted:
+            return verdict.reason
+        if v.governor.hold is not hold:
+            return "the hold changed while the order was judged; send it again"
         governors.release(v.governor, v.task_id)
         if inp.task_closed and v.task_id == inp.task_id:
             v.task_id = None
@@ -319,11 +364,16 @@ class AgentSessionWorkflow:
             30,
         )
         await self._record()
+        return None
 
     @workflow.signal
     async def task_claimed(self, inp: TaskClaimedInput) -> None:
+        async with self._lock:
+            await self._task_claimed(inp)
+
+    async def _task_claimed(self, inp: TaskClaimedInput) -> None:
         v = self.view
-        if v.state == SessionState.ENDED or self._end is not None or v.task_id == inp.task_id:
+        if self._closing() or v.task_id == inp.task_id:
             return
         # Anyone can send this signal, and switching tasks restarts the cost comparison: take
         # it only from the task's own workflow state.
@@ -331,7 +381,7 @@ class AgentSessionWorkflow:
         holds: bool = await self._activity(
             SessionActivities.agent_holds_task, claim, retry.QUICK, 30
         )
-        if not holds or v.task_id == inp.task_id:
+        if not holds or self._closing() or v.task_id == inp.task_id:
             workflow.logger.warning("session %s: claim of %s not confirmed", v.agent, inp.task_id)
             return
         v.task_id = inp.task_id
@@ -342,6 +392,41 @@ class AgentSessionWorkflow:
     async def ready(self) -> SessionView:
         await workflow.wait_condition(lambda: self.view.state != SessionState.STARTING)
         return self.view
+
+    @workflow.update
+    async def attach(self, inp: AttachInput) -> SessionView:
+        if not self._same_runtime(inp.external_id):
+            # A runtime session that never ended (its process died): end it in favour of the
+            # new one. Its artifact test runs; the caller then starts the next session.
+            if self._end is None:
+                self._end = EndSessionInput(
+                    reason=f"superseded by {inp.runtime} session {inp.external_id}; the previous "
+                    "one never ended",
+                    by="tether",
+                )
+            await workflow.wait_condition(lambda: self._finished)
+            raise ApplicationError(
+                f"the open session of {self.view.agent} ({self.view.external_id}) was ended in "
+                f"favour of {inp.external_id}; start the next one",
+                type=errors.SESSION_SUPERSEDED,
+                non_retryable=True,
+            )
+        await workflow.wait_condition(lambda: self.view.state != SessionState.STARTING)
+        return self.view
+
+    @attach.validator
+    def _validate_attach(self, inp: AttachInput) -> None:
+        if self._closing():
+            raise ApplicationError(
+                f"the session of {self.view.agent} has ended; start the next one once its "
+                "workflow has closed",
+                type=errors.SESSION_ENDED,
+                non_retryable=True,
+            )
+
+    def _same_runtime(self, external_id: str | None) -> bool:
+        current = self.view.external_id
+        return not external_id or not current or external_id == current
 
     @workflow.update
     async def end(self, inp: EndSessionInput) -> SessionView:
@@ -357,11 +442,10 @@ class AgentSessionWorkflow:
     def _check_runtime(self, external_id: str | None) -> None:
         """A message from another runtime session (a stale or second Claude Code process) is
         not this session's."""
-        current = self.view.external_id
-        if external_id and current and external_id != current:
+        if not self._same_runtime(external_id):
             raise _refuse(
                 f"session {external_id} is not the current session of {self.view.agent} "
-                f"({current}); nothing changed"
+                f"({self.view.external_id}); nothing changed"
             )
 
     @workflow.update
@@ -384,10 +468,22 @@ class AgentSessionWorkflow:
 
     @workflow.update
     async def recheck(self, inp: RecheckInput) -> SessionView:
-        names = [c.name for c in self.view.credentials]
-        statuses = await self._probe(names)
-        # The forge token may be the one that was rejected: read the forge again too.
-        _, _, rejected = await self._read_forge()
+        async with self._lock:
+            self._validate_recheck(inp)  # the state may have changed while this waited
+            names = [c.name for c in self.view.credentials]
+            statuses = await self._probe(names)
+            # The forge token may be the one that was rejected: read the forge again too.
+            _, _, rejected = await self._read_forge()
+            if self._closing():
+                raise _refuse(
+                    f"the session of {self.view.agent} ended while its credentials were being "
+                    "rechecked; nothing changed"
+                )
+            return await self._settle_recheck(statuses, rejected)
+
+    async def _settle_recheck(
+        self, statuses: list[CredentialStatus], rejected: tuple[str, str] | None
+    ) -> SessionView:
         bad = [s for s in statuses if not s.ok]
         if not bad and rejected is None:
             self.view.credentials = statuses
@@ -405,13 +501,17 @@ class AgentSessionWorkflow:
 
     @recheck.validator
     def _validate_recheck(self, inp: RecheckInput) -> None:
+        self._check_open()
         if self.view.state != SessionState.BLOCKED or self.view.blocker is None:
             raise _refuse(f"the session of {self.view.agent} is {self.view.state}, not blocked")
         if self.view.blocker.kind != "credential":
             raise _refuse(f"{self.view.blocker.reason}; a recheck cannot fix configuration")
 
+    def _closing(self) -> bool:
+        return self.view.state == SessionState.ENDED or self._end is not None
+
     def _check_open(self) -> None:
-        if self.view.state == SessionState.ENDED or self._end is not None:
+        if self._closing():
             raise _refuse(f"the session of {self.view.agent} has ended")
 
     # --- startup -------------------------------------------------------------------------------
@@ -421,7 +521,6 @@ class AgentSessionWorkflow:
         setup: SessionSetup = await self._activity(
             SessionActivities.session_setup, v.agent, retry.QUICK, 30
         )
-        assert v.started_at is not None
         v.deadline = v.started_at + timedelta(hours=setup.max_hours)
         v.governor.limits = setup.limits
         if not setup.known:
@@ -429,7 +528,7 @@ class AgentSessionWorkflow:
                 kind="config", subject=v.agent, reason=setup.problem, since=workflow.now()
             )
             v.notice = v.blocker.message()
-            await self._tell_founder_blocked()
+            await self._tell_founder_blocked(v.blocker)
             v.state = SessionState.BLOCKED
             self._set_search_attributes()
             await self._record()
@@ -576,28 +675,25 @@ class AgentSessionWorkflow:
         v.blocker = Blocker(kind="credential", subject=name, reason=reason, since=workflow.now())
         v.notice = v.blocker.message()
         # The founder is told before the agent hears it is blocked.
-        await self._tell_founder_blocked()
+        await self._tell_founder_blocked(v.blocker)
         v.state = SessionState.BLOCKED
         self._set_search_attributes()
         await self._record()
 
-    async def _tell_founder_blocked(self) -> None:
+    async def _tell_founder_blocked(self, blocker: Blocker) -> None:
         v = self.view
-        assert v.blocker is not None
         fix = (
-            f"fix credential {v.blocker.subject}, then: tether session recheck {v.agent}"
-            if v.blocker.kind == "credential"
+            f"fix credential {blocker.subject}, then: tether session recheck {v.agent}"
+            if blocker.kind == "credential"
             else "fix tether.toml and restart the worker"
         )
         await self._notify(
             InboxItem(
-                key=f"blocked:{v.agent}:{v.started_at}:{v.blocker.subject}:{v.blocker.reason}"[
-                    :300
-                ],
+                key=f"blocked:{v.agent}:{v.started_at}:{blocker.subject}:{blocker.reason}"[:300],
                 kind="credential_blocked",
                 subject=v.agent,
-                title=f"{v.agent} is blocked: {v.blocker.describe()}",
-                detail={"credential": v.blocker.subject, "reason": v.blocker.reason},
+                title=f"{v.agent} is blocked: {blocker.describe()}",
+                detail={"credential": blocker.subject, "reason": blocker.reason},
                 action=fix,
             )
         )
@@ -606,7 +702,6 @@ class AgentSessionWorkflow:
 
     async def _check_artifact(self) -> ArtifactResult:
         v = self.view
-        assert v.started_at is not None
         result: ArtifactResult = await self._activity(
             SessionActivities.check_artifact,
             ArtifactInput(
@@ -681,17 +776,13 @@ class AgentSessionWorkflow:
         v = self.view
         kind = _HOLD_KINDS[hold.kind]
         if hold.task_id is not None:
-            try:
-                await workflow.get_external_workflow_handle(
-                    constants.task_workflow_id(hold.task_id)
-                ).signal(
-                    "governor_hold",
-                    GovernorHoldInput(
-                        kind=hold.kind, agent=v.agent, reason=hold.reason, evidence=hold.evidence
-                    ),
-                )
-            except ApplicationError as err:
-                workflow.logger.warning("task %s could not be held: %s", hold.task_id, err)
+            await messaging.tell(
+                constants.task_workflow_id(hold.task_id),
+                "governor_hold",
+                GovernorHoldInput(
+                    kind=hold.kind, agent=v.agent, reason=hold.reason, evidence=hold.evidence
+                ),
+            )
         if hold.kind == "loop":
             action = (
                 f"tether task unblock {hold.task_id}"
@@ -750,8 +841,9 @@ class AgentSessionWorkflow:
 
     async def _load_baseline(self) -> None:
         v = self.view
-        assert v.task_id is not None
         task_id = v.task_id
+        if task_id is None:
+            return
         try:
             baseline: CostBaseline = await self._activity(
                 SessionActivities.cost_baseline,
@@ -796,7 +888,7 @@ class AgentSessionWorkflow:
 
     def _session_key(self) -> str:
         v = self.view
-        return f"{v.agent}:{v.started_at.isoformat() if v.started_at else ''}"
+        return f"{v.agent}:{v.started_at.isoformat()}"
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -822,6 +914,8 @@ class AgentSessionWorkflow:
 
     async def _record(self) -> None:
         info = workflow.info()
+        # Writes from interleaved handlers may finish out of order: the row keeps the newest.
+        self.view.seq += 1
         try:
             await self._activity(
                 SessionActivities.record_session,

@@ -8,7 +8,9 @@ Messages:
 - updates `cancel`, `block`, `unblock`, `resume` (`FounderActionInput`) -> TaskView.
 - signal `governor_hold(GovernorHoldInput)`: the assignee's session holds the task — blocked by
   the anti-loop governor, or paused by the cost governor — until the founder unblocks / resumes.
-  (`tether.api` tells the agent's session of claims and releases.)
+
+The task tells the assignee's session itself (signals `task_claimed` and `release`, the latter
+carrying the founder's signed order), so a client that dies after its update loses nothing.
 - update `sync() -> TaskView`: returns once every transition so far is in PostgreSQL.
 - query `view() -> TaskView`.
 
@@ -39,16 +41,21 @@ with workflow.unsafe.imports_passed_through():
         JudgeOrderInput,
         OrderVerdict,
         RecordTaskInput,
+        ReleaseInput,
         SubmitInput,
         SubmitResult,
+        TaskClaimedInput,
         TaskEvent,
         TaskInput,
         TaskResult,
         TaskState,
         TaskView,
     )
-    from workflows import retry
+    from workflows import messaging, retry
     from workflows.checking import verify
+
+# Histories recorded before the task told its agent's session itself replay without it.
+TELLS_SESSION_PATCH = "task-tells-session"
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -109,6 +116,12 @@ class TaskWorkflow:
             return self.view  # the holder claiming again changes nothing
         self.view.assignee = inp.agent
         await self._transition(TaskState.CLAIMED, inp.agent, "claimed", {})
+        # The agent's session governs its work on the task from now on (cost, loops, handoff).
+        await self._tell_session(
+            inp.agent,
+            "task_claimed",
+            TaskClaimedInput(task_id=self.view.spec.id, kind=self.view.spec.kind),
+        )
         return self.view
 
     @claim.validator
@@ -194,6 +207,7 @@ class TaskWorkflow:
         self._check_cancel(inp)
         await self._authorise(inp, "cancel")
         await self._transition(TaskState.CANCELLED, inp.by, "cancelled", {"reason": inp.reason})
+        await self._release_session(inp, closed=True)
         return self.view
 
     @cancel.validator
@@ -239,7 +253,28 @@ class TaskWorkflow:
         v.held_from = v.hold_reason = v.held_by = None
         kind = {"unblock": "unblocked", "resume": "resumed"}[action]
         await self._transition(back, inp.by, kind, {"reason": inp.reason})
+        await self._release_session(inp, closed=False)
         return v
+
+    async def _release_session(self, inp: FounderActionInput, closed: bool) -> None:
+        """The assignee's session is held with its task: the founder's order releases both."""
+        if self.view.assignee is None:
+            return
+        release = ReleaseInput(
+            by=inp.by,
+            reason=inp.reason,
+            task_id=self.view.spec.id,
+            task_closed=closed,
+            order=inp.order,
+        )
+        await self._tell_session(self.view.assignee, "release", release)
+
+    async def _tell_session(
+        self, agent: str, signal: str, arg: TaskClaimedInput | ReleaseInput
+    ) -> None:
+        if workflow.patched(TELLS_SESSION_PATCH):
+            # No open session: nothing to tell; the next one reads the task table.
+            await messaging.tell(constants.session_workflow_id(agent), signal, arg)
 
     async def _authorise(self, inp: FounderActionInput, action: str) -> None:
         """A governor's hold (loop, cost) is lifted only by a founder-signed order: the agent
