@@ -23,14 +23,14 @@ from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
 from tether.client import connect
 from tether.config import Settings, TetherConfig, load_config
-from tether.runtime import (
+from tether.ops.runtime import (
     run_and_exit,
     setup_logging,
     setup_metrics,
     setup_tracing,
     stop_on_signals,
 )
-from tether.stack import (
+from tether.ops.stack import (
     database_url,
     ensure_credential_watch,
     ensure_search_attributes,

@@ -29,7 +29,7 @@ from scripts.throwaway import throwaway_stack  # noqa: E402
 from tether import api, constants  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import Report, SessionInput, ToolCall  # noqa: E402
-from tether.runtime import run_and_exit  # noqa: E402
+from tether.ops.runtime import run_and_exit  # noqa: E402
 from worker import build_worker  # noqa: E402
 
 

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.throwaway import throwaway_stack  # noqa: E402
-from tether import api  # noqa: E402
+from tether import client as api  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import SessionInput  # noqa: E402
-from tether.runtime import run_and_exit  # noqa: E402
+from tether.ops.runtime import run_and_exit  # noqa: E402
 from worker import build_worker  # noqa: E402
 
 TETHER = str(Path(sys.executable).with_name("tether"))

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
 from scripts.throwaway import throwaway_stack  # noqa: E402
-from tether import api  # noqa: E402
+from tether import client as api  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import (  # noqa: E402
     Artifact,
@@ -36,7 +36,7 @@ from tether.contracts import (  # noqa: E402
     TaskSpec,
     ToolCall,
 )
-from tether.runtime import run_and_exit  # noqa: E402
+from tether.ops.runtime import run_and_exit  # noqa: E402
 from tether.signing import generate, load_private, order, sign  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.session import AgentSessionWorkflow  # noqa: E402

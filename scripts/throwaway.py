@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from activities.store import Store, connect_pool, migrate  # noqa: E402
 from tether.client import connect  # noqa: E402
-from tether.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
+from tether.ops.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 
 
 @dataclass

@@ -20,10 +20,10 @@ from temporalio.worker import Worker
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
-from tests.helpers import FakeForge, HttpService
+from tests.support.helpers import FakeForge, HttpService, clean_environment
 from tether.client import connect
 from tether.config import TetherConfig
-from tether.stack import (
+from tether.ops.stack import (
     EmbeddedPostgres,
     ensure_search_attributes,
     free_port,
@@ -180,7 +180,7 @@ async def fresh_db(database_url: str) -> AsyncIterator[str]:
 @pytest.fixture
 def forge() -> Iterator[FakeForge]:
     """A forge on 127.0.0.1 that knows the valid test token."""
-    from tests.sessions_support import VALID_TOKEN
+    from tests.support.sessions import VALID_TOKEN
 
     f = FakeForge()
     f.tokens.add(VALID_TOKEN)
@@ -192,6 +192,32 @@ def forge() -> Iterator[FakeForge]:
 
 @pytest.fixture
 def valid_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.sessions_support import TOKEN_ENV, VALID_TOKEN
+    from tests.support.sessions import TOKEN_ENV, VALID_TOKEN
 
     monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
+
+
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, temporal_address: str, database_url: str, worker: Worker
+) -> dict[str, str]:
+    return clean_environment(
+        TETHER_HOME=str(tmp_path / "home"),
+        TEMPORAL_ADDRESS=temporal_address,
+        DATABASE_URL=database_url,
+        TETHER_TASK_QUEUE=worker.task_queue,
+    )
+
+
+@pytest.fixture
+def up_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        TETHER_HOME=str(tmp_path / "home"),
+        TETHER_TEMPORAL_PORT=str(free_port()),
+        TETHER_UI_PORT=str(free_port()),
+        TETHER_HTTP_PORT=str(free_port()),
+        TETHER_POSTGRES_PORT=str(free_port()),
+    )
+    return env

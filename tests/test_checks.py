@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.checks import count_tests
 from activities.store import Store
 from activities.tasks import TaskActivities
-from tests.helpers import HttpService, commit_file, git, make_repo
+from tests.support.helpers import HttpService, commit_file, git, make_repo
 from tether.config import Repository, TetherConfig
 from tether.contracts import (
     Check,

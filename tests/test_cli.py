@@ -2,48 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from temporalio.worker import Worker
 
-from tests.helpers import HttpService, clean_environment
-
-TETHER = [sys.executable, "-m", "tether.cli"]
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli_env(
-    tmp_path: Path, temporal_address: str, database_url: str, worker: Worker
-) -> dict[str, str]:
-    return clean_environment(
-        TETHER_HOME=str(tmp_path / "home"),
-        TEMPORAL_ADDRESS=temporal_address,
-        DATABASE_URL=database_url,
-        TETHER_TASK_QUEUE=worker.task_queue,
-    )
-
-
-async def tether(env: dict[str, str], *args: str) -> Run:
-    proc = await asyncio.create_subprocess_exec(
-        *TETHER, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    run = Run(proc.returncode, out.decode(), err.decode())
-    assert "Traceback" not in run.err, run.err
-    return run
+from tests.support.cli import tether
+from tests.support.helpers import HttpService
 
 
 def task_file(tmp_path: Path, task_id: str, url: str) -> Path:

@@ -14,13 +14,12 @@ import pytest
 from temporalio.client import Client
 
 from activities.notify import start_delivery
-from tests.helpers import FakeForge, Webhook, eventually, history_text
-from tests.sessions_support import REJECTED_TOKEN, TOKEN_ENV, running_team
-from tests.test_cli import cli_env, tether
-from tether import api, constants
+from tests.support.cli import tether
+from tests.support.helpers import FakeForge, Webhook, eventually, history_text
+from tests.support.sessions import REJECTED_TOKEN, TOKEN_ENV, running_team
+from tether import client as api
+from tether import constants
 from tether.contracts import DeliveryInput, SessionInput
-
-__all__ = ["cli_env"]  # a fixture, shared with tests/test_cli.py
 
 
 def webhook_config(attempts: int) -> dict[str, Any]:

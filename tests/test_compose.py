@@ -94,7 +94,7 @@ def test_image_copies_every_package_the_project_declares() -> None:
 
 
 def test_the_hooks_reach_temporals_http_api() -> None:
-    from tether import hooks
+    from tether.hook import claude_code as hooks
 
     http_port = int(env_of("temporal")["FRONTEND_HTTP_PORT"])
     assert http_port == constants.TEMPORAL_HTTP_PORT

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tether.cli.taskfile import EXAMPLE_TASK, check_against_config, load_task_file, spec_from_flags
 from tether.config import EXAMPLE_CONFIG, Settings, TetherConfig, load_config
 from tether.errors import TetherError
-from tether.taskfile import EXAMPLE_TASK, check_against_config, load_task_file, spec_from_flags
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

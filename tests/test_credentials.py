@@ -18,11 +18,11 @@ from activities.credentials import probe
 from activities.forge import ForgeClient
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
-from tests.helpers import FakeForge, HttpService
+from tests.support.helpers import FakeForge, HttpService
 from tether import constants
 from tether.config import CredentialRef, Forge, TetherConfig
 from tether.contracts import CredentialStatus, ExpiryReminderInput
-from tether.stack import ensure_credential_watch
+from tether.ops.stack import ensure_credential_watch
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

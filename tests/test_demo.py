@@ -16,10 +16,8 @@ from urllib.parse import quote
 
 from temporalio.client import Client
 
-from tests.browser import Browser
-from tests.test_up import TETHER, cli, up_env
-
-__all__ = ["up_env"]  # a fixture, shared with tests/test_up.py
+from tests.support.browser import Browser
+from tests.support.cli import TETHER, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS") or ROOT / "test-artifacts")
@@ -187,7 +185,7 @@ async def test_a_guardrail_that_does_not_act_is_reported_missed(
     still caught."""
     import worker as tether_worker
     from activities.store import Store, connect_pool, migrate
-    from tether.demo import DemoResult, build_world, run_incidents
+    from tether.cli.demo import DemoResult, build_world, run_incidents
 
     world, _ = build_world(tmp_path / "home")
     world.config.thresholds.loop_limit = 50

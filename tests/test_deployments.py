@@ -20,15 +20,15 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker as tether_worker
 from activities.store import Store, connect_pool
-from tests.deploy_support import ROLLOUT, VersionService, deploy_rig
-from tests.helpers import clean_environment, commit_file, git, make_repo
-from tests.test_cli import tether
-from tether import api
+from tests.support.cli import tether
+from tests.support.deploy import ROLLOUT, VersionService, deploy_rig
+from tests.support.helpers import clean_environment, commit_file, git, make_repo
+from tether import client as api
 from tether.client import connect
 from tether.contracts import DeployRequest, DeployState, LockGrant
 from tether.errors import TetherError
+from tether.ops.stack import free_port, start_temporal_dev_server, temporal_binary
 from tether.signing import generate, load_private, sign
-from tether.stack import free_port, start_temporal_dev_server, temporal_binary
 from workflows.deployment import DeploymentWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tether import governors
+from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES, assistant, failure, line
 from tether.contracts import (
     CostBaseline,
     Governor,
@@ -19,37 +19,11 @@ from tether.contracts import (
     TokenUsage,
     ToolCall,
 )
-from tether.fingerprint import claude_code_tool_call, command_action, error_signature
-from tether.transcript import Cursor
+from tether.core import governors
+from tether.hook.fingerprint import claude_code_tool_call, command_action, error_signature
+from tether.hook.transcript import Cursor
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-FORBIDDEN = (
-    'Error from server (Forbidden): deployments.apps "api" is forbidden: User '
-    '"system:serviceaccount:agents:devops" cannot patch resource "deployments" in API group '
-    '"apps" in the namespace "prod"'
-)
-KUBECTL_RETRIES = [
-    "kubectl set image deploy/api api=registry/api:1.4.2 -n prod",
-    "kubectl -n prod set image deployment/api api=registry/api:1.4.2 --record",
-    "kubectl --namespace prod set image deploy/api api=registry/api:1.4.3",
-    "KUBECONFIG=~/.kube/prod kubectl set image deploy/api api=registry/api:1.4.3 -n prod",
-    "cd infra && kubectl set image deploy/api api=registry/api:1.4.3 --namespace=prod | tee out",
-]
-
-
-def failure(command: str, error: str, tool_use_id: str = "t") -> dict[str, Any]:
-    """A PostToolUseFailure payload as Claude Code sends it for a failing Bash call."""
-    return {
-        "session_id": "cc-1",
-        "hook_event_name": "PostToolUseFailure",
-        "tool_name": "Bash",
-        "tool_input": {"command": command, "description": "roll out"},
-        "tool_use_id": tool_use_id,
-        "error": error,
-        "is_interrupt": False,
-        "duration_ms": 812,
-    }
 
 
 def call(event: str, payload: dict[str, Any]) -> ToolCall:
@@ -215,23 +189,10 @@ def test_with_too_little_history_the_ceiling_applies() -> None:
     assert "the ceiling of $10.00" in gov.hold.reason if gov.hold else False
 
 
-def _line(entry: dict[str, Any]) -> str:
-    return json.dumps(entry) + "\n"
-
-
-def assistant(mid: str, inp: int, read: int, write: int, out: int = 10, side: bool = False) -> str:
-    return _line(
-        {"type": "assistant", "isSidechain": side, "requestId": f"req-{mid}",
-         "message": {"id": mid, "model": "claude-sonnet-4-5", "usage": {
-             "input_tokens": inp, "cache_read_input_tokens": read,
-             "cache_creation_input_tokens": write, "output_tokens": out}}}
-    )  # fmt: skip
-
-
 def test_transcript_usage_is_read_incrementally_once_per_message(tmp_path: Path) -> None:
     transcript = tmp_path / "session.jsonl"
     transcript.write_text(
-        _line({"type": "user", "message": {"role": "user", "content": "hi"}})
+        line({"type": "user", "message": {"role": "user", "content": "hi"}})
         + assistant("m1", 100, 1000, 50)
         + assistant("m1", 100, 1000, 50)  # the same message written twice (parallel tools)
         + assistant("s1", 9000, 0, 0, side=True)  # a subagent: not the main context
@@ -254,7 +215,7 @@ def test_transcript_usage_is_read_incrementally_once_per_message(tmp_path: Path)
         cursor.commit()
     assert second.context_tokens == 3010 and second.usage["claude-sonnet-4-5"]["input"] == 10
     with transcript.open("a") as f:
-        f.write('age": {}}\n' + _line({"type": "system", "subtype": "compact_boundary"}))
+        f.write('age": {}}\n' + line({"type": "system", "subtype": "compact_boundary"}))
     with Cursor(state, "cc-1") as cursor:
         third = cursor.read(transcript)
     assert third.compacted and third.context_tokens is None and third.usage == {}

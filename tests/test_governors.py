@@ -14,11 +14,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from tests.helpers import FakeForge, clean_environment, eventually, history_text
-from tests.sessions_support import run_hook, running_team
-from tests.test_cli import tether
-from tests.test_governor_rules import FORBIDDEN, KUBECTL_RETRIES, assistant, failure
-from tether import api
+from tests.support.cli import tether
+from tests.support.helpers import FakeForge, clean_environment, eventually, history_text
+from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES, assistant, failure
+from tests.support.sessions import run_hook, running_team
+from tether import client as api
 from tether.client import connect
 from tether.contracts import (
     NoteInput,
@@ -32,8 +32,8 @@ from tether.contracts import (
     TaskState,
     ToolCall,
 )
+from tether.ops.stack import free_port, start_temporal_dev_server
 from tether.signing import generate, load_private, order
-from tether.stack import free_port, start_temporal_dev_server
 from workflows.session import AgentSessionWorkflow
 
 

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tests.helpers import clean_environment
-from tests.sessions_support import run_hook
-from tests.test_cli import tether
-from tether import constants, hooks
-from tether.contracts import NAME_PATTERN
-from tether.stack import free_port
+from tests.support.cli import tether
+from tests.support.helpers import clean_environment
+from tests.support.sessions import run_hook
+from tether.hook import claude_code as hooks
+from tether.ops.stack import free_port
 
 PRE_TOOL = {"session_id": "cc-1", "tool_name": "Bash", "tool_input": {"command": "ls"}}
 
@@ -57,22 +56,11 @@ async def test_bad_hook_input_is_denied_with_the_reason(tmp_path: Path) -> None:
     assert "not valid JSON" in answer["hookSpecificOutput"]["permissionDecisionReason"]
 
 
-def test_names_match_the_rest_of_tether() -> None:
-    assert hooks.SESSION_WORKFLOW_ID_PREFIX == constants.SESSION_WORKFLOW_ID_PREFIX
-    assert hooks.DEFAULT_TASK_QUEUE == constants.DEFAULT_TASK_QUEUE
-    assert hooks.DEFAULT_NAMESPACE == constants.DEFAULT_NAMESPACE
-    assert hooks.NAME_PATTERN == NAME_PATTERN
-    assert hooks.DEFAULT_TEMPORAL_HTTP.endswith(f":{constants.TEMPORAL_HTTP_PORT}")
-    from workflows.session import AgentSessionWorkflow
-
-    assert AgentSessionWorkflow.__name__ == hooks.SESSION_WORKFLOW_TYPE
-
-
 def test_the_hook_path_does_not_import_temporal() -> None:
     import subprocess
 
     code = (
-        "import sys, tether.entry, tether.hooks; "
+        "import sys, tether.entry, tether.hook.claude_code; "
         "print(sorted(m for m in sys.modules if m.startswith(('temporalio', 'pydantic', 'httpx'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

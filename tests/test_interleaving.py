@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowUpdateStage
 
-from tests.helpers import FakeForge, clean_environment, eventually
-from tests.sessions_support import REJECTED_TOKEN, TOKEN_ENV, VALID_TOKEN, running_team
-from tests.test_governor_rules import FORBIDDEN, KUBECTL_RETRIES, failure
-from tether import api, constants
+from tests.support.helpers import FakeForge, clean_environment, eventually
+from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES, failure
+from tests.support.sessions import REJECTED_TOKEN, TOKEN_ENV, VALID_TOKEN, running_team
+from tether import client as api
+from tether import constants
 from tether.contracts import (
     EndSessionInput,
     Report,
@@ -25,7 +26,7 @@ from tether.contracts import (
     TaskSpec,
     ToolCall,
 )
-from tether.fingerprint import claude_code_tool_call
+from tether.hook.fingerprint import claude_code_tool_call
 from tether.signing import generate, load_private, order
 from workflows.session import AgentSessionWorkflow
 

@@ -16,9 +16,9 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from temporalio.client import Client
 
-from tests.test_cli import tether
-from tether.loopback import LoopbackServer, QuietHandler
-from tether.stack import free_port
+from tests.support.cli import tether
+from tether.ops.loopback import LoopbackServer, QuietHandler
+from tether.ops.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

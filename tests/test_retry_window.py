@@ -12,8 +12,9 @@ from temporalio.worker import Worker
 
 import worker as tether_worker
 from activities.store import Store
-from tests.helpers import HttpService
-from tether import api, constants
+from tests.support.helpers import HttpService
+from tether import client as api
+from tether import constants
 from tether.config import TetherConfig
 from tether.contracts import HttpCheck, SubmitInput, SubmitResult, TaskSpec
 from workflows import TaskWorkflow

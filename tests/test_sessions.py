@@ -10,7 +10,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.helpers import (
+from tests.support.cli import tether
+from tests.support.helpers import (
     FakeForge,
     HttpService,
     clean_environment,
@@ -18,15 +19,14 @@ from tests.helpers import (
     git,
     history_text,
 )
-from tests.sessions_support import (
+from tests.support.sessions import (
     REJECTED_TOKEN,
     TOKEN_ENV,
     VALID_TOKEN,
     run_hook,
     running_team,
 )
-from tests.test_cli import tether
-from tether import api
+from tether import client as api
 from tether.contracts import (
     Artifact,
     HttpCheck,

@@ -9,8 +9,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from activities.store import Store
-from tests.helpers import HttpService
-from tether import api
+from tests.support.helpers import HttpService
+from tether import client as api
 from tether.contracts import HttpCheck, ShellCheck, TaskSpec, TaskState
 
 

@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from tether import api
+from tether import client as api
 from tether.contracts import ShellCheck, TaskSpec
 
 

@@ -5,32 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tether.stack import free_port, port_in_use
-
-TETHER = [sys.executable, "-m", "tether.cli"]
-
-
-@pytest.fixture
-def up_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
-    env.pop("DATABASE_URL", None)
-    env.update(
-        TETHER_HOME=str(tmp_path / "home"),
-        TETHER_TEMPORAL_PORT=str(free_port()),
-        TETHER_UI_PORT=str(free_port()),
-        TETHER_HTTP_PORT=str(free_port()),
-        TETHER_POSTGRES_PORT=str(free_port()),
-    )
-    return env
+from tests.support.cli import TETHER, cli
+from tether.ops.stack import free_port, port_in_use
 
 
 class Stack:
@@ -56,14 +39,6 @@ async def start_up(env: dict[str, str]) -> Stack:
         seen.append(line.decode())
         if "Press Ctrl-C to stop" in seen[-1]:
             return Stack(proc, "".join(seen))
-
-
-async def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *TETHER, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 def get_json(url: str) -> dict[str, object]:

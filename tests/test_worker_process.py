@@ -14,7 +14,7 @@ import asyncpg
 from temporalio.client import Client
 
 from activities import store as store_module
-from tether import api
+from tether import client as api
 from tether.contracts import ShellCheck, TaskSpec
 
 ROOT = Path(__file__).resolve().parent.parent

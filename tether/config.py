@@ -15,8 +15,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from tether import constants
-from tether.contracts import MAX_CHECKS, NAME_PATTERN, Check, GovernorLimits, Model, Price
+from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
+from tether.names import NAME_PATTERN
 
 
 class SecretRef(Model):

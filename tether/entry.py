@@ -9,10 +9,10 @@ import sys
 def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["hook"]:
-        from tether.hooks import main as hook_main
+        from tether.hook.claude_code import main as hook_main
 
         sys.stdout.flush()
         raise SystemExit(hook_main(argv[1:]))
-    from tether.cli import main as cli_main
+    from tether.cli.main import main as cli_main
 
     cli_main(argv)

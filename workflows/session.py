@@ -51,8 +51,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.founder import FounderActivities
     from activities.sessions import SessionActivities
-    from tether import constants, errors, governors
-    from tether.brief import compose_brief
+    from tether import constants, errors
     from tether.contracts import (
         GOVERNOR,
         HOLD_STATES,
@@ -91,6 +90,8 @@ with workflow.unsafe.imports_passed_through():
         TaskClaimedInput,
         TaskState,
     )
+    from tether.core import governors
+    from tether.core.brief import compose_brief
     from workflows import messaging, retry
 
 _HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused"}

@@ -27,34 +27,40 @@ hook always says why in one line.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
 
-# Kept equal to tether.constants (a test checks): importing that module would import temporalio.
-SESSION_WORKFLOW_ID_PREFIX = "session-"
-SESSION_WORKFLOW_TYPE = "AgentSessionWorkflow"
-DEFAULT_TEMPORAL_HTTP = "http://127.0.0.1:7243"
-DEFAULT_NAMESPACE = "default"
-DEFAULT_TASK_QUEUE = "tether"
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+from tether.errors import SESSION_ENDED, SESSION_SUPERSEDED
+from tether.hook.temporal_http import NOT_RUNNING, Refused, TemporalHttp, Unreachable
+from tether.names import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_TASK_QUEUE,
+    DEFAULT_TEMPORAL_HTTP,
+    NAME_PATTERN,
+    SESSION_ATTACH,
+    SESSION_CHECK_DELIVERABLE,
+    SESSION_END,
+    SESSION_GATE,
+    SESSION_REPORT,
+    SESSION_VIEW,
+    session_workflow_id,
+)
 
-QUERY_TIMEOUT = 5.0
 # Claude Code's SessionStart and Stop hooks get 60 s (set by `tether hooks install`).
 STARTUP_TIMEOUT = 55.0
+
+
 END_TIMEOUT = 1.2  # SessionEnd hooks share a 1.5 s budget
 
+
 REPORT_TIMEOUT = 10.0
+
 
 EVENTS = (
     "SessionStart",
@@ -65,173 +71,6 @@ EVENTS = (
     "Stop",
     "SessionEnd",
 )
-_COMPLETED = "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED"
-_ACCEPTED = "UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED"
-# Statuses that mean "not now" rather than "no": resource exhausted, unavailable, timeout.
-_BUSY = (429, 503, 504)
-
-
-class Unreachable(Exception):
-    """Temporal's HTTP API did not answer."""
-
-
-class Refused(Exception):
-    """The workflow refused the request (an update validator, or an update that failed)."""
-
-    def __init__(self, message: str, kind: str = "") -> None:
-        super().__init__(message)
-        # The ApplicationError type, e.g. "SessionEnded".
-        self.kind = kind
-
-
-# Kept equal to tether.errors (a test checks): `attach` refusals that mean "start the next one".
-SESSION_ENDED = "SessionEnded"
-SESSION_SUPERSEDED = "SessionSuperseded"
-NOT_RUNNING = "NotRunning"
-
-
-class TemporalHttp:
-    def __init__(self, base: str, namespace: str) -> None:
-        self.base = f"{base.rstrip('/')}/api/v1/namespaces/{quote(namespace, safe='')}"
-
-    def _post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[int, Any]:
-        data = json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base + path, data=data, method="POST",
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            try:
-                detail = json.loads(exc.read() or b"{}")
-            except ValueError:
-                detail = {}
-            return exc.code, detail
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise Unreachable(
-                f"Temporal's HTTP API at {self.base} did not answer ({reason})"
-            ) from exc
-
-    def query(self, workflow_id: str, name: str) -> Any | None:
-        """The query's result; None when the workflow does not exist."""
-        status, body = self._post(
-            f"/workflows/{quote(workflow_id, safe='')}/query/{name}",
-            {"query": {"queryType": name}},
-            QUERY_TIMEOUT,
-        )
-        if status == 404:
-            return None
-        if status != 200:
-            raise Unreachable(f"query {name} failed: HTTP {status} {body.get('message', '')}")
-        result = body.get("queryResult") or [None]
-        return result[0]
-
-    def update(
-        self,
-        workflow_id: str,
-        name: str,
-        args: list[Any],
-        timeout: float,
-        wait_completed: bool = True,
-    ) -> Any:
-        """Run an update; its result when completed (None when only waiting for acceptance)."""
-        update_id = str(uuid.uuid4())
-        body = {
-            "request": {"meta": {"updateId": update_id}, "input": {"name": name, "args": args}},
-            "waitPolicy": {"lifecycleStage": _COMPLETED if wait_completed else _ACCEPTED},
-        }
-        path = f"/workflows/{quote(workflow_id, safe='')}/update/{name}"
-        deadline = time.monotonic() + timeout
-        pause = 0.02
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Unreachable(f"update {name} did not finish within {timeout:g}s")
-            status, answer = self._post(path, body, left)
-            if status == 404:
-                raise Refused(answer.get("message") or "no such workflow", NOT_RUNNING)
-            if status in _BUSY and deadline - time.monotonic() > pause:
-                # Too many updates in flight (parallel tool calls), or the workflow is between
-                # runs (continue-as-new): the same update id is asked again shortly.
-                time.sleep(pause)
-                pause = min(pause * 2, 0.5)
-                continue
-            if status != 200:
-                raise Unreachable(
-                    f"update {name} failed: HTTP {status} {answer.get('message', '')}"
-                )
-            outcome = answer.get("outcome")
-            if outcome is None:
-                if not wait_completed:
-                    return None
-                continue  # still running: the same update id asks again for its outcome
-            if "failure" in outcome:
-                failure = outcome["failure"]
-                info = failure.get("applicationFailureInfo") or {}
-                raise Refused(failure.get("message") or "refused", str(info.get("type") or ""))
-            result = outcome.get("success") or [None]
-            return result[0]
-
-    def start(self, workflow_id: str, task_queue: str, arg: dict[str, Any], summary: str) -> str:
-        """Start the workflow, or find the one running with this id; its run id."""
-        status, answer = self._post(
-            f"/workflows/{quote(workflow_id, safe='')}",
-            {
-                "workflowType": {"name": SESSION_WORKFLOW_TYPE},
-                "taskQueue": {"name": task_queue},
-                "input": [arg],
-                "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE",
-                "workflowIdConflictPolicy": "WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING",
-                "userMetadata": {"summary": _json_payload(summary)},
-                "requestId": str(uuid.uuid4()),
-            },
-            QUERY_TIMEOUT,
-        )
-        if status != 200:
-            raise Unreachable(
-                f"starting {workflow_id} failed: HTTP {status} {answer.get('message')}"
-            )
-        return str(answer.get("runId") or "")
-
-    def wait_closed(self, workflow_id: str, run_id: str, timeout: float) -> None:
-        """Return once the run has closed (a long poll on its close event), or at `timeout`."""
-        query = urlencode(
-            {
-                "execution.runId": run_id,
-                "waitNewEvent": "true",
-                "historyEventFilterType": "HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT",
-            }
-        )
-        url = f"{self.base}/workflows/{quote(workflow_id, safe='')}/history?{query}"
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                with urllib.request.urlopen(url, timeout=left) as response:
-                    events = json.loads(response.read() or b"{}").get("history", {}).get("events")
-            except urllib.error.HTTPError as exc:
-                if exc.code == 404:
-                    return
-                raise Unreachable(f"waiting for {workflow_id} to close: HTTP {exc.code}") from exc
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                raise Unreachable(f"waiting for {workflow_id} to close: {exc}") from exc
-            if events:
-                return
-            # The server ends a long poll after a while with nothing: ask again.
-
-
-def _json_payload(value: Any) -> dict[str, Any]:
-    """A payload spelled out (HTTP API shorthand covers inputs, not user metadata)."""
-
-    def b64(raw: bytes) -> str:
-        return base64.b64encode(raw).decode()
-
-    return {"metadata": {"encoding": b64(b"json/plain")}, "data": b64(json.dumps(value).encode())}
-
-
-# --- where Tether is ------------------------------------------------------------------------
 
 
 def _stack(home: Path) -> dict[str, Any]:
@@ -260,9 +99,6 @@ def locate(flag: str | None) -> tuple[str, str, str]:
     )
 
 
-# --- answers in Claude Code's protocol ------------------------------------------------------
-
-
 def _context(event: str, text: str, user_message: str | None = None) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "hookSpecificOutput": {"hookEventName": event, "additionalContext": text[:9900]}
@@ -288,21 +124,21 @@ class Hook:
         self.temporal = temporal
         self.task_queue = task_queue
         self.fail_closed = fail_closed
-        self.workflow_id = f"{SESSION_WORKFLOW_ID_PREFIX}{agent}"
+        self.workflow_id = session_workflow_id(agent)
 
     def session(self) -> dict[str, Any] | None:
-        view = self.temporal.query(self.workflow_id, "view_session")
+        view = self.temporal.query(self.workflow_id, SESSION_VIEW)
         return view if isinstance(view, dict) else None
 
     def gate(self) -> dict[str, Any] | None:
-        gate = self.temporal.query(self.workflow_id, "gate")
+        gate = self.temporal.query(self.workflow_id, SESSION_GATE)
         return gate if isinstance(gate, dict) else None
 
     def report(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Send what happened (tool call, context, spend) to the governors; their answer."""
         # Imported here: PreToolUse, the most frequent hook, needs neither.
-        from tether.fingerprint import claude_code_tool_call, redact
-        from tether.transcript import Cursor
+        from tether.hook.fingerprint import claude_code_tool_call, redact
+        from tether.hook.transcript import Cursor
 
         report: dict[str, Any] = {}
         session_id = str(payload.get("session_id") or "")
@@ -335,7 +171,9 @@ class Hook:
         if session_id:
             report["external_id"] = session_id
         try:
-            answer = self.temporal.update(self.workflow_id, "report", [report], REPORT_TIMEOUT)
+            answer = self.temporal.update(
+                self.workflow_id, SESSION_REPORT, [report], REPORT_TIMEOUT
+            )
         except Refused:
             return None  # the session has ended: PreToolUse says so on the next call
         return answer if isinstance(answer, dict) else None
@@ -360,7 +198,7 @@ class Hook:
             run_id = self.temporal.start(self.workflow_id, self.task_queue, arg, summary)
             left = deadline - time.monotonic()
             try:
-                return dict(self.temporal.update(self.workflow_id, "attach", [attach], left))
+                return dict(self.temporal.update(self.workflow_id, SESSION_ATTACH, [attach], left))
             except Refused as exc:
                 # Closed between the start and the update: start again.
                 if exc.kind not in (SESSION_ENDED, SESSION_SUPERSEDED, NOT_RUNNING):
@@ -428,7 +266,7 @@ class Hook:
             self.report(event, payload)  # the turn's spend and context, if any
             try:
                 result = self.temporal.update(
-                    self.workflow_id, "check_deliverable", [], STARTUP_TIMEOUT
+                    self.workflow_id, SESSION_CHECK_DELIVERABLE, [], STARTUP_TIMEOUT
                 )
             except Refused:
                 return None
@@ -444,14 +282,14 @@ class Hook:
 
         if event == "SessionEnd":
             if payload.get("session_id"):
-                from tether.transcript import Cursor
+                from tether.hook.transcript import Cursor
 
                 Cursor.forget(_home() / "hooks" / self.agent, str(payload["session_id"]))
             reason = f"claude-code SessionEnd ({payload.get('reason') or 'other'})"
             try:
                 self.temporal.update(
                     self.workflow_id,
-                    "end",
+                    SESSION_END,
                     [
                         {
                             "reason": reason,
@@ -547,62 +385,3 @@ def main(argv: list[str]) -> int:
     if answer is not None:
         print(json.dumps(answer))
     return 0
-
-
-# --- `tether hooks install` -------------------------------------------------------------------
-
-# (event, matcher, timeout in seconds)
-_INSTALLED = (
-    ("SessionStart", "startup|resume|clear|compact", 60),
-    ("PreToolUse", "*", 15),
-    ("PostToolUse", "*", 15),
-    ("PostToolUseFailure", "*", 15),
-    ("PostCompact", None, 15),
-    ("Stop", None, 60),
-    ("SessionEnd", None, 5),
-)
-_MARK = " hook claude-code "
-
-
-def install(
-    project: Path,
-    agent: str,
-    executable: str,
-    fail_closed: bool,
-    temporal_http: str | None = None,
-) -> Path:
-    """Write Tether's hook entries into PROJECT/.claude/settings.json, keeping everything else
-    there; Tether's own earlier entries are replaced, so running it again changes nothing."""
-    path = project / ".claude" / "settings.json"
-    settings: dict[str, Any] = {}
-    if path.exists():
-        try:
-            settings = json.loads(path.read_text() or "{}")
-        except ValueError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc}); fix it or move it away") from exc
-        if not isinstance(settings, dict):
-            raise ValueError(f"{path} does not hold a JSON object; fix it or move it away")
-    hooks = settings.setdefault("hooks", {})
-    if not isinstance(hooks, dict):
-        raise ValueError(f"{path}: 'hooks' is not an object; fix it or move it away")
-    base = f"{executable}{_MARK}"
-    flags = f" --agent {agent}" + (" --fail-closed" if fail_closed else "")
-    if temporal_http:
-        flags += f" --temporal-http {temporal_http}"
-    for event, matcher, timeout in _INSTALLED:
-        kept = []
-        for group in hooks.get(event) or []:
-            handlers = [h for h in group.get("hooks", []) if _MARK not in str(h.get("command", ""))]
-            if handlers:
-                kept.append({**group, "hooks": handlers})
-        ours: dict[str, Any] = {
-            "hooks": [{"type": "command", "command": f"{base}{event}{flags}", "timeout": timeout}]
-        }
-        if matcher:
-            ours = {"matcher": matcher, **ours}
-        hooks[event] = [*kept, ours]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n")
-    tmp.replace(path)
-    return path

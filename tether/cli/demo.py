@@ -7,8 +7,8 @@ wrote), an expired scanner token, a demo tether.toml, and a worker of its own on
 `tether-demo-<tag>`, connected to the stack's Temporal and PostgreSQL. Every name carries the
 tag, so the demo can run again and never touches the founder's own agents, tasks or services.
 
-The simulated agents speak to Tether exactly as the Claude Code hooks do: `tether.api` updates
-and queries, and tool calls fingerprinted by `tether.fingerprint` from Claude Code's own
+The simulated agents speak to Tether exactly as the Claude Code hooks do: `tether.client` updates
+and queries, and tool calls fingerprinted by `tether.hook.fingerprint` from Claude Code's own
 payload shape. Nothing is mocked: the guardrail that acts is the production code path.
 
 The founder's key (`$TETHER_HOME/founder.key`) signs the demo's approvals; the demo makes one,
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import subprocess
 import time
@@ -33,8 +34,9 @@ from urllib.parse import quote
 
 from temporalio.client import Client
 
-from tether import api, constants
-from tether.config import TetherConfig
+from tether import client as api
+from tether import constants
+from tether.config import Settings, TetherConfig
 from tether.contracts import (
     DEPLOY_FINAL,
     Artifact,
@@ -51,8 +53,8 @@ from tether.contracts import (
     ToolCall,
 )
 from tether.errors import TetherError
-from tether.fingerprint import claude_code_tool_call
-from tether.loopback import LoopbackServer, QuietHandler
+from tether.hook.fingerprint import claude_code_tool_call
+from tether.ops.loopback import LoopbackServer, QuietHandler
 
 ROLES = ("coder", "devops", "security", "marketing", "analyst")
 
@@ -704,3 +706,31 @@ async def run_demo(
     finally:
         world.api.stop()
     return result
+
+
+async def demo_after_up(
+    settings: Settings, *, namespace: str, web_ui: str, stop: asyncio.Event
+) -> None:
+    """`tether up --demo`: replay the incidents once the stack is up, then keep the demo team's
+    worker serving its workflows (so the founder can act on them) until the stack stops."""
+    from activities.store import Store, connect_pool
+    from tether.client import connect
+    from tether.ops.stack import database_url, temporal_address
+
+    client = await connect(temporal_address(settings), settings.namespace)
+    pool = await connect_pool(database_url(settings))
+    try:
+        print("", flush=True)
+        await run_demo(
+            client,
+            Store(pool),
+            settings.home,
+            namespace=namespace,
+            web_ui=web_ui,
+            print_line=lambda line: print(line, flush=True),
+            linger=stop,
+        )
+    except Exception:
+        logging.getLogger("tether.up").exception("the demo could not run; the stack stays up")
+    finally:
+        await pool.close()

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable, Coroutine
 from urllib.parse import urlsplit
 
 from temporalio.testing import WorkflowEnvironment
 
 import worker
 from tether.config import Settings, load_config
-from tether.runtime import mask_url
-from tether.stack import (
+from tether.ops.runtime import mask_url
+from tether.ops.stack import (
     EmbeddedPostgres,
     require_free_port,
     stack_file,
@@ -23,7 +24,14 @@ from tether.stack import (
 log = logging.getLogger("tether.up")
 
 
-async def run_stack(settings: Settings, stop: asyncio.Event, demo: str = "never") -> None:
+# `tether up --demo`: what runs once the stack is up (the CLI passes the demo; ops does not
+# import the CLI).
+AfterUp = Callable[..., Coroutine[None, None, None]]
+
+
+async def run_stack(
+    settings: Settings, stop: asyncio.Event, demo: str = "never", after_up: AfterUp | None = None
+) -> None:
     load_config(settings.config_path)  # a bad tether.toml stops us before anything starts
     settings.home.mkdir(parents=True, exist_ok=True)
 
@@ -100,9 +108,9 @@ async def run_stack(settings: Settings, stop: asyncio.Event, demo: str = "never"
                     "(`source .venv/bin/activate` puts tether on the PATH)",
                     flush=True,
                 )
-            elif demo != "never":
+            elif demo != "never" and after_up is not None:
                 demo_task = asyncio.get_running_loop().create_task(
-                    _demo(running, namespace=settings.namespace, web_ui=ui, stop=stop)
+                    after_up(running, namespace=settings.namespace, web_ui=ui, stop=stop)
                 )
                 background.add(demo_task)
                 demo_task.add_done_callback(background.discard)
@@ -116,30 +124,3 @@ async def run_stack(settings: Settings, stop: asyncio.Event, demo: str = "never"
             await asyncio.to_thread(postgres.stop)
         if temporal is not None or postgres is not None:
             log.info("stopped")
-
-
-async def _demo(settings: Settings, *, namespace: str, web_ui: str, stop: asyncio.Event) -> None:
-    """`tether up --demo`: replay the incidents once the stack is up, then keep the demo team's
-    worker serving its workflows (so the founder can act on them) until the stack stops."""
-    from activities.store import Store, connect_pool
-    from tether.client import connect
-    from tether.demo import run_demo
-    from tether.stack import database_url, temporal_address
-
-    client = await connect(temporal_address(settings), settings.namespace)
-    pool = await connect_pool(database_url(settings))
-    try:
-        print("", flush=True)
-        await run_demo(
-            client,
-            Store(pool),
-            settings.home,
-            namespace=namespace,
-            web_ui=web_ui,
-            print_line=lambda line: print(line, flush=True),
-            linger=stop,
-        )
-    except Exception:
-        log.exception("the demo could not run; the stack stays up")
-    finally:
-        await pool.close()

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tether.loopback import LoopbackServer
+from tether.ops.loopback import LoopbackServer
 
 
 class HttpService:

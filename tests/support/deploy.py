@@ -20,8 +20,8 @@ from temporalio.client import Client
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
-from tests.helpers import HttpService, commit_file, make_repo
-from tether import api
+from tests.support.helpers import HttpService, commit_file, make_repo
+from tether import client as api
 from tether.config import TetherConfig
 from tether.contracts import ApprovalVerdict, DeployRequest, DeployView
 from tether.signing import generate, load_private, sign

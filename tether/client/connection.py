@@ -7,9 +7,11 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tether.errors import TetherError
+from tether.names import DEFAULT_NAMESPACE
 
 
-async def connect(address: str, namespace: str) -> Client:
+async def connect(address: str, namespace: str = DEFAULT_NAMESPACE) -> Client:
+    """A Temporal client that speaks Tether's contracts (pydantic) and propagates traces."""
     try:
         return await Client.connect(
             address,

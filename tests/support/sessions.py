@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
-from tests.helpers import FakeForge, clean_environment, make_repo
+from tests.support.helpers import FakeForge, clean_environment, make_repo
 from tether.config import TetherConfig
 
 # Distinctive values, so that a test can look for them anywhere they must not be.

@@ -16,7 +16,16 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from tether import api, constants
+from tether import client as api
+from tether import constants
+from tether.cli.taskfile import (
+    EXAMPLE_TASK,
+    artifact_from_flag,
+    check_against_config,
+    checks_from_flags,
+    load_task_file,
+    spec_from_flags,
+)
 from tether.client import connect
 from tether.config import EXAMPLE_CONFIG, Settings, describe_validation_error, load_config
 from tether.contracts import (
@@ -36,20 +45,12 @@ from tether.contracts import (
     TaskView,
 )
 from tether.errors import TetherError
-from tether.runtime import (
+from tether.ops.runtime import (
     run_and_exit,
     setup_logging,
     setup_metrics,
     setup_tracing,
     stop_on_signals,
-)
-from tether.taskfile import (
-    EXAMPLE_TASK,
-    artifact_from_flag,
-    check_against_config,
-    checks_from_flags,
-    load_task_file,
-    spec_from_flags,
 )
 
 ARTIFACT_FORMS = "url:URL | file:PATH | deploy:SERVICE | commit:REPO[@BRANCH][:PATH]"
@@ -126,7 +127,7 @@ async def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _client(settings: Settings) -> Client:
-    from tether.stack import temporal_address
+    from tether.ops.stack import temporal_address
 
     return await connect(temporal_address(settings), settings.namespace)
 
@@ -154,7 +155,7 @@ async def cmd_task_create(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _store(settings: Settings) -> Any:
     from activities.store import Store, connect_pool
-    from tether.stack import database_url
+    from tether.ops.stack import database_url
 
     return Store(await connect_pool(database_url(settings)))
 
@@ -483,7 +484,7 @@ def _decide(decision: str) -> Callable[[argparse.Namespace, Settings], Awaitable
 
 
 async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.cockpit import render_inbox, stdout_colour
+    from tether.cli.render import render_inbox, stdout_colour
 
     store = await _store(settings)
     try:
@@ -511,7 +512,8 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.cockpit import gather_status, render_status, stdout_colour
+    from tether.cli.render import render_status, stdout_colour
+    from tether.client.status import gather_status
 
     client = await _client(settings)
     store = await _store(settings)
@@ -529,7 +531,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int:
     import shutil
 
-    from tether.hooks import install
+    from tether.hook.install import install
 
     config = load_config(settings.config_path)
     agent = config.agent(args.agent)
@@ -550,16 +552,17 @@ async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.up import run_stack
+    from tether.cli.demo import demo_after_up
+    from tether.ops.up import run_stack
 
-    await run_stack(settings, stop_on_signals(), demo=args.demo)
+    await run_stack(settings, stop_on_signals(), demo=args.demo, after_up=demo_after_up)
     return 0
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.cockpit import stdout_colour
-    from tether.demo import run_demo
-    from tether.stack import read_stack_file
+    from tether.cli.demo import run_demo
+    from tether.cli.render import stdout_colour
+    from tether.ops.stack import read_stack_file
 
     client = await _client(settings)
     store = await _store(settings)

@@ -1,0 +1,5 @@
+import sys
+
+from tether.cli.main import main
+
+main(sys.argv[1:])

@@ -1,0 +1,186 @@
+"""The cockpit on a terminal: `tether status` and `tether inbox`, in colour when it is one."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import TextIO
+
+from tether.client.status import (
+    StatusReport,
+)
+from tether.contracts import (
+    InboxItem,
+    SessionState,
+)
+
+
+def use_colour(stream: TextIO, choice: str = "auto") -> bool:
+    """Colour on a terminal, plain when piped; NO_COLOR (no-color.org) and --color win."""
+    if choice in ("always", "never"):
+        return choice == "always"
+    if os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+class _Paint:
+    CODES = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "dim": "2", "bold": "1"}
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __call__(self, text: str, style: str) -> str:
+        if not self.on or not text or not style:
+            return text
+        return f"\033[{self.CODES[style]}m{text}\033[0m"
+
+
+_STATE_STYLE = {
+    "blocked": "red",
+    "paused": "red",
+    "failed": "red",
+    "refused": "red",
+    "expired": "yellow",
+    "verifying": "yellow",
+    "queued": "yellow",
+    "rolling_out": "blue",
+    "checking": "blue",
+    "claimed": "blue",
+    "active": "green",
+    "done": "green",
+    "ended": "dim",
+    "open": "",
+}
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.2f}"
+
+
+def _table(rows: list[list[str]], widths: list[int] | None = None) -> list[str]:
+    """Left-aligned columns; widths measured on the plain text so colour codes do not skew."""
+    if not rows:
+        return []
+    plain = [[_strip(c) for c in r] for r in rows]
+    widths = widths or [max(len(r[i]) for r in plain) for i in range(len(rows[0]))]
+    out = []
+    for row, bare in zip(rows, plain, strict=True):
+        cells = [c + " " * (widths[i] - len(bare[i])) for i, c in enumerate(row)]
+        out.append("  " + "  ".join(cells).rstrip())
+    return out
+
+
+def _strip(text: str) -> str:
+    return re.sub(r"\033\[[0-9;]*m", "", text)
+
+
+def render_status(report: StatusReport, colour: bool = False) -> str:
+    paint = _Paint(colour)
+
+    def state(value: str) -> str:
+        return paint(value, _STATE_STYLE.get(value, ""))
+
+    lines = [paint(f"Tether status at {report.generated_at:%Y-%m-%d %H:%M:%S} UTC", "bold")]
+    if report.inbox_open:
+        lines.append(paint(f"{report.inbox_open} item(s) wait for you: tether inbox", "yellow"))
+
+    lines.append("")
+    lines.append(paint("Agents", "bold"))
+    rows = [["AGENT", "SESSION", "TASK", "CONTEXT", "COST", "PSEUDO-WORK", "NOTE"]]
+    for a in sorted(report.agents, key=lambda a: a.agent):
+        note = a.hold or a.blocker or ("" if a.live else "not answering")
+        if len(note) > 70:  # the whole reason is under Blockers
+            note = note[:69] + "…"
+        pseudo = f"{a.pseudo_work}/{a.sessions_ended}" if a.sessions_ended else "-"
+        if a.pseudo_work:
+            pseudo = paint(pseudo, "red")
+        rows.append(
+            [
+                a.agent,
+                state(a.session.value) if a.session else "-",
+                a.task_id or "-",
+                _pct(a.context_pct) if a.session != SessionState.ENDED else "-",
+                _usd(a.cost_usd) if a.session != SessionState.ENDED else "-",
+                pseudo,
+                paint(note, "red") if (a.hold or a.blocker) else note,
+            ]
+        )
+    lines += _table(rows) if len(rows) > 1 else ["  no agent has had a session yet"]
+
+    lines.append("")
+    counts = ", ".join(
+        f"{state(s)} {n}" for s, n in sorted(report.task_counts.items(), key=lambda kv: kv[0])
+    )
+    lines.append(paint("Tasks", "bold") + (f"  ({counts})" if counts else ""))
+    rows = [["TASK", "STATE", "ASSIGNEE", "TITLE"]]
+    for t in report.tasks:
+        rows.append([t.id, state(t.state.value), t.assignee or "-", t.title[:60]])
+    lines += _table(rows) if len(rows) > 1 else ["  no open task"]
+
+    lines.append("")
+    lines.append(paint("Deployments (last 24 h)", "bold"))
+    rows = [["DEPLOYMENT", "SERVICE", "STATE", "REF", "AGENT"]]
+    for d in report.deployments:
+        ref = f"{d.ref} {d.commit[:8]}" if d.ref and d.commit else d.ref
+        rows.append([d.deployment_id, d.service, state(d.state), ref or "-", d.agent or "-"])
+    lines += _table(rows) if len(rows) > 1 else ["  none"]
+    for q in report.queues:
+        waiting = ", ".join(q.waiting) or "nobody"
+        lines.append(f"  lock {q.service}: held by {q.holder or 'nobody'}; waiting: {waiting}")
+
+    for title, items, style in (
+        ("Blockers", report.blockers, "red"),
+        ("Pseudo-work flags (last 7 days)", report.pseudo_work, "yellow"),
+    ):
+        lines.append("")
+        lines.append(paint(title, "bold"))
+        lines += [f"  {paint('!', style)} {b}" for b in items] or ["  none"]
+
+    lines.append("")
+    lines.append(paint("Credentials", "bold"))
+    if not report.credentials:
+        lines.append("  all probed credentials are valid and none expires within 14 days")
+    for c in report.credentials:
+        if not c.ok:
+            lines.append(f"  {paint('!', 'red')} {c.name}: {c.reason or 'rejected'}")
+        elif c.days_left is not None and c.expires_at is not None:
+            when = "expired" if c.days_left <= 0 else f"expires in {c.days_left:.1f} days"
+            lines.append(f"  {paint('!', 'yellow')} {c.name}: {when} ({c.expires_at:%Y-%m-%d})")
+
+    if report.problems:
+        lines.append("")
+        lines.append(paint("Could not read", "bold"))
+        lines += [f"  {p}" for p in report.problems]
+    return "\n".join(lines)
+
+
+def render_inbox(items: list[InboxItem], colour: bool = False) -> str:
+    paint = _Paint(colour)
+    if not items:
+        return "inbox is empty: nothing waits for you"
+    lines = []
+    for item in items:
+        when = f"{item.created_at:%Y-%m-%d %H:%M}" if item.created_at else ""
+        done = paint(" (cleared)", "dim") if item.cleared_at else ""
+        kind = paint(f"[{item.kind}]", "red" if item.kind in _URGENT else "yellow")
+        lines.append(f"#{item.id} {when}  {kind} {item.title}{done}")
+        if not item.cleared_at:
+            lines.append(f"    -> {paint(item.command, 'bold')}")
+            if item.see and item.see != item.command:
+                lines.append(f"       see: {item.see}")
+    return "\n".join(lines)
+
+
+_URGENT = frozenset(
+    {"credential_blocked", "loop_blocked", "cost_paused", "deploy_approval", "deploy_failed"}
+)
+
+
+def stdout_colour(choice: str) -> bool:
+    return use_colour(sys.stdout, choice)

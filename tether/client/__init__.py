@@ -1,0 +1,89 @@
+"""Tether's Python client: the public API for starting and driving Tether's workflows.
+
+    from tether import client as tether
+
+    temporal = await tether.connect("127.0.0.1:7233")
+    await tether.create_task(temporal, "tether", TaskSpec(...))
+
+Every call takes a connected Temporal `Client` (from `connect`, which sets Tether's pydantic
+data converter and tracing) and speaks Tether's contracts (`tether.contracts`). A refusal by a
+workflow (a claim of someone else's task, a submit before the claim, an unsigned order) raises
+`Refused`, which says what was wrong; anything else the caller can act on raises `TetherError`.
+
+- tasks: `create_task`, `claim_task`, `submit_task`, `get_view`, and the founder's
+  `block_task`, `unblock_task`, `resume_task`, `cancel_task` (a governor's hold needs a
+  `FounderOrder` signed with the founder's key: `tether.signing.order`)
+- sessions: `start_session` (update-with-start: start or attach), `report`, `note_session`,
+  `session_view`, `session_gate`, `check_deliverable`, `recheck_session`, `release_session`,
+  `end_session`
+- deployments: `request_deploy`, `deploy_view`, `deploy_queue`, `prepare_approval`,
+  `submit_approval`
+- status: `gather_status(client, store)`, the report `tether status --json` prints
+"""
+
+from tether.client.calls import Refused
+from tether.client.connection import connect
+from tether.client.deployments import (
+    deploy_queue,
+    deploy_view,
+    new_deployment_id,
+    prepare_approval,
+    request_deploy,
+    submit_approval,
+)
+from tether.client.sessions import (
+    REPORT_BUSY_WAIT,
+    check_deliverable,
+    end_session,
+    note_session,
+    recheck_session,
+    release_session,
+    report,
+    session_gate,
+    session_view,
+    start_session,
+)
+from tether.client.status import StatusReport, gather_status
+from tether.client.tasks import (
+    block_task,
+    cancel_task,
+    claim_task,
+    create_task,
+    get_view,
+    resume_task,
+    submit_task,
+    unblock_task,
+)
+from tether.errors import TetherError
+
+__all__ = [
+    "REPORT_BUSY_WAIT",
+    "Refused",
+    "StatusReport",
+    "TetherError",
+    "block_task",
+    "cancel_task",
+    "check_deliverable",
+    "claim_task",
+    "connect",
+    "create_task",
+    "deploy_queue",
+    "deploy_view",
+    "end_session",
+    "gather_status",
+    "get_view",
+    "new_deployment_id",
+    "note_session",
+    "prepare_approval",
+    "recheck_session",
+    "release_session",
+    "report",
+    "request_deploy",
+    "resume_task",
+    "session_gate",
+    "session_view",
+    "start_session",
+    "submit_approval",
+    "submit_task",
+    "unblock_task",
+]

@@ -1,0 +1,135 @@
+"""Deployments from the client: request (update-with-start), approve with a signed approval,
+read the queue."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from pydantic import ValidationError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+)
+from temporalio.common import (
+    WorkflowIDConflictPolicy,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from tether import constants
+from tether.client.calls import Refused, _call
+from tether.config import validation_problems
+from tether.contracts import (
+    DEPLOY_FINAL,
+    Approval,
+    ApprovalVerdict,
+    DeployInput,
+    DeployRequest,
+    DeployView,
+    LockView,
+)
+from tether.errors import TetherError
+from workflows.deployment import DeploymentWorkflow
+from workflows.lock import ServiceLockWorkflow
+
+
+def new_deployment_id(service: str) -> str:
+    return f"{constants.DEPLOY_WORKFLOW_ID_PREFIX}{service}-{uuid.uuid4().hex[:8]}"
+
+
+def _deploy_handle(
+    client: Client, deployment_id: str
+) -> WorkflowHandle[DeploymentWorkflow, DeployView]:
+    return client.get_workflow_handle_for(DeploymentWorkflow.run, deployment_id)
+
+
+async def request_deploy(client: Client, task_queue: str, req: DeployRequest) -> DeployView:
+    """Start a deployment; returns once its ref is resolved to a commit (or it was refused)."""
+    deployment_id = new_deployment_id(req.service)
+    start = WithStartWorkflowOperation(
+        DeploymentWorkflow.run,
+        DeployInput(deployment_id=deployment_id, request=req),
+        id=deployment_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        static_summary=f"Deploy {req.service} at {req.ref} for {req.agent}",
+    )
+    call = client.execute_update_with_start_workflow(
+        DeploymentWorkflow.planned, start_workflow_operation=start
+    )
+
+    async def not_found() -> TetherError:
+        return TetherError(f"deployment {deployment_id} could not be started")
+
+    return await _call(call, f"deployment {deployment_id}", not_found)
+
+
+async def deploy_view(client: Client, deployment_id: str) -> DeployView:
+    async def not_found() -> TetherError:
+        return TetherError(f"no deployment {deployment_id!r}; `tether deploy queue SERVICE` lists")
+
+    call = _deploy_handle(client, deployment_id).query(DeploymentWorkflow.view_deployment)
+    return await _call(call, f"deployment {deployment_id}", not_found)
+
+
+async def deploy_queue(client: Client, service: str) -> LockView:
+    handle = client.get_workflow_handle_for(
+        ServiceLockWorkflow.run, constants.lock_workflow_id(service)
+    )
+    try:
+        return await handle.query(ServiceLockWorkflow.queue)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return LockView(service=service)
+        raise TetherError(f"lock of {service}: Temporal refused the query: {exc}") from exc
+
+
+def prepare_approval(
+    view: DeployView,
+    *,
+    decision: str,
+    by: str,
+    reason: str,
+    ttl: timedelta | None,
+    now: datetime | None = None,
+) -> Approval:
+    """The approval to sign for this deployment, exactly as the worker will check it."""
+    if view.commit is None or view.plan is None:
+        raise TetherError(f"deployment {view.deployment_id} has no commit yet ({view.state})")
+    if view.state in DEPLOY_FINAL:
+        raise Refused(f"deployment {view.deployment_id} is {view.state}: {view.reason}")
+    at = now or datetime.now(UTC)
+    return Approval(
+        deployment_id=view.deployment_id,
+        service=view.request.service,
+        ref=view.request.ref,
+        commit=view.commit,
+        decision=decision,
+        reason=reason,
+        expires_at=at + (ttl or timedelta(minutes=view.plan.approval_ttl_minutes)),
+        signed_at=at,
+        by=by,
+    )
+
+
+async def submit_approval(
+    client: Client, deployment_id: str, approval: Approval | dict[str, object]
+) -> ApprovalVerdict:
+    """Send the founder's signed approval (or rejection); the worker judges its signature."""
+    if not isinstance(approval, Approval):
+        try:
+            approval = Approval.model_validate(approval)
+        except ValidationError as exc:
+            raise TetherError(
+                f"not an approval ({validation_problems(exc)}); `tether approve "
+                f"{deployment_id} --print` shows one"
+            ) from exc
+    call = _deploy_handle(client, deployment_id).execute_update(
+        DeploymentWorkflow.submit_approval, approval
+    )
+
+    async def not_found() -> TetherError:
+        return TetherError(f"no running deployment {deployment_id!r}")
+
+    return await _call(call, f"deployment {deployment_id}", not_found)

@@ -1,0 +1,225 @@
+"""Deployments, approvals, the service lock and rollouts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, JsonValue
+
+from tether.contracts.base import Model
+from tether.contracts.tasks import Check, CheckEvidence
+from tether.names import NAME_PATTERN
+
+
+class DeployState(StrEnum):
+    QUEUED = "queued"  # waiting for the service's lock and the founder's approval
+    ROLLING_OUT = "rolling_out"
+    CHECKING = "checking"  # health checks after the rollout
+    DONE = "done"
+    FAILED = "failed"  # the rollout or the health checks failed (rolled back if configured)
+    REFUSED = "refused"  # stale base, cooldown, unknown service or ref, rejected by the founder
+    EXPIRED = "expired"  # nobody approved it in time
+
+
+DEPLOY_FINAL = frozenset(
+    {DeployState.DONE, DeployState.FAILED, DeployState.REFUSED, DeployState.EXPIRED}
+)
+
+
+class DeployRequest(Model):
+    service: str = Field(pattern=NAME_PATTERN)
+    # A commit, a tag or a branch: resolved to the exact commit when the request is made.
+    ref: str = Field(min_length=1, max_length=200, pattern=r"^[^\s~^:?*\[\\]+$")
+    agent: str = Field(pattern=NAME_PATTERN)
+    reason: str = Field(default="", max_length=500)
+
+
+class DeployPlan(Model):
+    """The service as tether.toml describes it, read by the deployment's first activity."""
+
+    service: str
+    repository: str
+    commit: str
+    ref: str
+    cooldown_minutes: float
+    cooldown_mode: Literal["refuse", "wait"] = "refuse"
+    approval_ttl_minutes: float
+    request_ttl_hours: float
+    rollout_timeout_seconds: float
+    rollout_heartbeat_seconds: float = 20.0
+    health_checks: list[Check] = Field(default_factory=list)
+    has_restart: bool = False
+    has_rollback: bool = False
+
+
+class Approval(Model):
+    """The founder's decision on one deployment, signed with the founder's Ed25519 key over
+    `payload()`: the deployment, service, ref, commit, decision and expiry."""
+
+    deployment_id: str = Field(max_length=200)
+    service: str = Field(max_length=100)
+    ref: str = Field(max_length=200)
+    commit: str = Field(max_length=64)
+    decision: Literal["approve", "reject"] = "approve"
+    reason: str = Field(default="", max_length=500)
+    expires_at: datetime
+    signed_at: datetime
+    by: str = Field(default="founder", max_length=100)
+    # base64 of the 64-byte Ed25519 signature; empty means unsigned (always refused).
+    signature: str = Field(default="", max_length=200)
+
+    def payload(self) -> bytes:
+        fields = [
+            "tether-approval/v1",
+            self.deployment_id,
+            self.service,
+            self.ref,
+            self.commit,
+            self.decision,
+            self.reason,
+            self.expires_at.isoformat(),
+            self.signed_at.isoformat(),
+            self.by,
+        ]
+        return "\n".join(fields).encode()
+
+
+class ApprovalVerdict(Model):
+    accepted: bool
+    reason: str
+    approval: Approval | None = None
+
+
+class JudgeInput(Model):
+    """An approval as received, to be judged against this deployment and the founder's key."""
+
+    deployment_id: str
+    service: str
+    ref: str
+    commit: str
+    received: Approval
+    received_at: datetime
+
+
+class AuditInput(Model):
+    deployment_id: str
+    service: str
+    kind: str
+    actor: str = "tether"
+    detail: dict[str, JsonValue] = Field(default_factory=dict)
+    at: datetime | None = None
+
+
+class RolloutClaim(Model):
+    service: str
+    deployment_id: str
+    at: datetime
+    cooldown_minutes: float
+    # How long this rollout may hold the service (rollout, restart, checks, rollback): past it,
+    # a deployment lost without a word stops blocking the next one.
+    busy_until: datetime
+
+
+class RolloutSlot(Model):
+    allowed: bool
+    # When what refused it ends: the cooldown, or the other deployment's rollout.
+    until: datetime | None = None
+    # The deployment in the way, and whether it is rolling out right now.
+    other: str | None = None
+    rolling: bool = False
+
+
+class StaleInput(Model):
+    service: str
+    repository: str
+    commit: str
+
+
+class StaleVerdict(Model):
+    ok: bool
+    deployed: str | None = None
+    reason: str = ""
+
+
+class RolloutInput(Model):
+    deployment_id: str
+    service: str
+    ref: str
+    commit: str
+    step: Literal["rollout", "restart", "rollback"] = "rollout"
+    timeout_seconds: float = 600.0
+
+
+class RolloutResult(Model):
+    ok: bool
+    exit_code: int | None = None
+    summary: str
+    output_excerpt: str = ""
+    duration_ms: int = 0
+
+
+class RecordDeployInput(Model):
+    deployment_id: str
+    service: str
+    commit: str
+    ref: str
+    agent: str
+    state: DeployState
+    at: datetime
+
+
+class LockRequest(Model):
+    deployment_id: str
+    service: str
+    agent: str
+    requested_at: datetime
+
+
+class LockRelease(Model):
+    deployment_id: str
+    reason: str = ""
+
+
+class LockGrant(Model):
+    service: str
+    deployment_id: str
+    lease_seconds: float
+
+
+class LockView(Model):
+    service: str
+    holder: LockRequest | None = None
+    lease_until: datetime | None = None
+    waiting: list[LockRequest] = Field(default_factory=list)
+    granted: int = 0
+    skipped: list[str] = Field(default_factory=list)
+    expired: list[str] = Field(default_factory=list)
+
+
+class LockInput(Model):
+    service: str
+    carried: LockView | None = None
+
+
+class DeployView(Model):
+    deployment_id: str
+    request: DeployRequest
+    state: DeployState = DeployState.QUEUED
+    commit: str | None = None
+    plan: DeployPlan | None = None
+    requested_at: datetime
+    holds_lock: bool = False
+    approval: Approval | None = None
+    approval_refusals: list[str] = Field(default_factory=list)
+    reason: str = ""
+    rollout: RolloutResult | None = None
+    health: list[CheckEvidence] = Field(default_factory=list)
+    rolled_back: bool = False
+    finished_at: datetime | None = None
+
+
+class DeployInput(Model):
+    deployment_id: str
+    request: DeployRequest

@@ -1,0 +1,248 @@
+"""The governors: reports, directives, loop and cost holds, the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, JsonValue
+
+from tether.contracts.base import Model
+
+
+class TokenUsage(Model):
+    input: int = Field(default=0, ge=0)
+    output: int = Field(default=0, ge=0)
+    cache_read: int = Field(default=0, ge=0)
+    cache_write: int = Field(default=0, ge=0)
+
+    def total(self) -> int:
+        return self.input + self.output + self.cache_read + self.cache_write
+
+    def add(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            input=self.input + other.input,
+            output=self.output + other.output,
+            cache_read=self.cache_read + other.cache_read,
+            cache_write=self.cache_write + other.cache_write,
+        )
+
+
+class Price(Model):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float = Field(default=0.0, ge=0)
+    cache_write: float = Field(default=0.0, ge=0)
+
+    def cost(self, usage: TokenUsage) -> float:
+        return (
+            usage.input * self.input
+            + usage.output * self.output
+            + usage.cache_read * self.cache_read
+            + usage.cache_write * self.cache_write
+        ) / 1_000_000
+
+
+class ToolCall(Model):
+    """One finished tool call, reduced by `tether.hook.fingerprint` (the raw output stays with the
+    agent: only the action, the error signature and digests reach the workflow)."""
+
+    tool: str = Field(min_length=1, max_length=100)
+    ok: bool
+    action: str = Field(default="", max_length=200)
+    signature: str = Field(default="", max_length=400)
+    error: str = Field(default="", max_length=400)
+    exit_code: int | None = None
+    input_digest: str = Field(default="", max_length=64)
+    output_digest: str = Field(default="", max_length=64)
+    file_path: str | None = Field(default=None, max_length=500)
+    test: str | None = Field(default=None, max_length=400)
+    test_summary: str = Field(default="", max_length=400)
+    tool_use_id: str | None = Field(default=None, max_length=100)
+
+    def fingerprint(self) -> str:
+        return f"{self.tool}|{self.action}|{self.signature}" if not self.ok else ""
+
+
+class Report(Model):
+    """What the agent runtime reports while it works: a tool call, context usage, spend."""
+
+    # The runtime's session id: a report from another runtime session is refused.
+    external_id: str | None = Field(default=None, max_length=200)
+    tool_call: ToolCall | None = None
+    # Tokens in the context window now, and the window (default: the agent's configured one).
+    context_tokens: int | None = Field(default=None, ge=0)
+    context_window: int | None = Field(default=None, gt=0)
+    # The runtime compacted the context since the last report.
+    compacted: bool = False
+    compact_summary: str | None = Field(default=None, max_length=8000)
+    # New spend since the last report: tokens per model, and USD when the runtime prices it.
+    usage: dict[str, TokenUsage] = Field(default_factory=dict)
+    cost_usd: float | None = Field(default=None, ge=0)
+
+
+class Directive(Model):
+    kind: Literal["compact", "trim", "handoff", "cost_warning", "cost_pause", "loop_stop"]
+    text: str
+
+
+class ReportAnswer(Model):
+    directives: list[Directive] = Field(default_factory=list)
+    # Set when the agent must stop working (loop, cost pause, handoff, blocked session).
+    deny: str | None = None
+    context_pct: float | None = None
+    reports: int = 0
+
+
+class GovernorLimits(Model):
+    """The governors' thresholds for one agent, read from tether.toml at session start."""
+
+    context_window: int = 200_000
+    compact: float = 0.70
+    trim: float = 0.85
+    handoff: float = 0.95
+    # A stage fires again only once usage went this far below it (or after a compaction).
+    rearm_margin: float = 0.05
+    loop_limit: int = 5
+    cost_warn_ratio: float = 3.0
+    cost_pause_ratio: float = 5.0
+    cost_window: int = 20
+    cost_min_history: int = 5
+    cost_ceiling_usd: float = 25.0
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+    def price(self, model: str) -> Price | None:
+        """The longest configured prefix of the model name, else `default`."""
+        matches = [k for k in self.prices if k != "default" and model.startswith(k)]
+        if matches:
+            return self.prices[max(matches, key=len)]
+        return self.prices.get("default")
+
+
+class LoopEntry(Model):
+    """One failing action in the loop window."""
+
+    tool: str
+    action: str
+    signature: str
+    error: str = ""
+    count: int = 0
+    last_input: str = ""
+    last_output: str = ""
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    # The report number of its last failure, for evicting the oldest.
+    last_report: int = 0
+
+
+class Hold(Model):
+    """The governor stopped the agent's work: a loop or a cost pause. Cleared by the founder."""
+
+    kind: Literal["loop", "cost"]
+    reason: str
+    since: datetime
+    task_id: str | None = None
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class CostBaseline(Model):
+    """What a task's cost is compared with."""
+
+    # Spend on the task by other sessions (the ledger), before this one.
+    task_before_usd: float = 0.0
+    # The rolling average over completed tasks; None when there are too few (the ceiling applies).
+    average_usd: float | None = None
+    tasks: int = 0
+    # "kind:<k>", "all", or "ceiling".
+    basis: str = "ceiling"
+
+
+class TestRun(Model):
+    command: str
+    ok: bool
+    summary: str = ""
+    at: datetime
+
+
+class DirectiveRecord(Model):
+    kind: str
+    report: int
+    at: datetime
+    context_pct: float | None = None
+    cost_usd: float | None = None
+
+
+class Governor(Model):
+    limits: GovernorLimits = Field(default_factory=GovernorLimits)
+    reports: int = 0
+    tool_calls: int = 0
+    failures: int = 0
+    context_tokens: int | None = None
+    context_pct: float | None = None
+    # Stages that fired and have not re-armed yet.
+    fired: list[str] = Field(default_factory=list)
+    compactions: int = 0
+    directive_counts: dict[str, int] = Field(default_factory=dict)
+    # The most recent directives issued (bounded).
+    directives: list[DirectiveRecord] = Field(default_factory=list)
+    # Failing actions by fingerprint (bounded: the least recently failing are dropped).
+    loop: dict[str, LoopEntry] = Field(default_factory=dict)
+    hold: Hold | None = None
+    tokens: TokenUsage = Field(default_factory=TokenUsage)
+    cost_usd: float = 0.0
+    # This session's spend per task ("" for no task), the ledger's unit.
+    task_costs: dict[str, float] = Field(default_factory=dict)
+    task_tokens: dict[str, TokenUsage] = Field(default_factory=dict)
+    baseline: CostBaseline | None = None
+    # The task cost at which the next warning / pause fires (raised when the founder resumes).
+    cost_stage: Literal["", "warned", "paused"] = ""
+    pause_at_usd: float | None = None
+    # What the handoff archives beyond the task: bounded recent lists.
+    files: list[str] = Field(default_factory=list)
+    tests: list[TestRun] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    compact_summary: str = ""
+    # Tool calls not yet written to PostgreSQL, and how many reports the ledger holds.
+    unflushed: list[ToolCallRecord] = Field(default_factory=list)
+    flushed_reports: int = 0
+
+
+class ToolCallRecord(Model):
+    seq: int
+    at: datetime
+    task_id: str | None = None
+    call: ToolCall
+
+
+class NoteInput(Model):
+    kind: Literal["decision", "question", "note"] = "note"
+    text: str = Field(min_length=1, max_length=1000)
+
+
+class GovernorHoldInput(Model):
+    """A session's governor holds the task: blocked by a loop, or paused by its cost."""
+
+    kind: Literal["loop", "cost"]
+    agent: str
+    reason: str
+    evidence: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class CostBaselineInput(Model):
+    task_id: str
+    session_key: str
+
+
+class FlushInput(Model):
+    """The ledger rows (cumulative per session and task) and tool calls not yet written."""
+
+    agent: str
+    session_key: str
+    task_costs: dict[str, float] = Field(default_factory=dict)
+    task_tokens: dict[str, TokenUsage] = Field(default_factory=dict)
+    calls: list[ToolCallRecord] = Field(default_factory=list)
+
+
+Governor.model_rebuild()

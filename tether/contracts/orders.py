@@ -1,0 +1,64 @@
+"""The founder's signed orders: only they lift a governor's hold."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from tether.contracts.base import Model
+
+GOVERNOR = "tether"
+
+
+class FounderOrder(Model):
+    """A founder's order that lifts a governor's hold (a loop block, a cost pause), signed with
+    the founder's Ed25519 key like a deployment approval: an agent cannot lift its own hold."""
+
+    action: Literal["unblock", "resume", "cancel", "release"]
+    # The task (unblock, resume, cancel) or the agent (release) it is about.
+    subject: str = Field(max_length=200)
+    reason: str = Field(default="", max_length=500)
+    by: str = Field(default="founder", max_length=100)
+    signed_at: datetime
+    expires_at: datetime
+    signature: str = Field(default="", max_length=200)
+
+    def payload(self) -> bytes:
+        fields = [
+            "tether-order/v1",
+            self.action,
+            self.subject,
+            self.reason,
+            self.by,
+            self.signed_at.isoformat(),
+            self.expires_at.isoformat(),
+        ]
+        return "\n".join(fields).encode()
+
+
+class FounderActionInput(Model):
+    by: str = "founder"
+    reason: str = ""
+    # The founder-signed order, needed to lift a governor's hold; founder-set blocks take the
+    # action on trust. A payload that is not an order at all is refused before it reaches the
+    # workflow (the SDK rejects an update whose input does not decode).
+    order: FounderOrder | None = None
+
+
+class JudgeOrderInput(Model):
+    """Is `received` a founder-signed order for one of `actions` on `subject`, unexpired?"""
+
+    received: FounderOrder | None = None
+    actions: list[str]
+    subject: str
+    # What asked, for the log: "task X", "session of A".
+    judged_for: str
+    at: datetime
+
+
+class OrderVerdict(Model):
+    accepted: bool
+    reason: str
+    order: FounderOrder | None = None

@@ -1,0 +1,69 @@
+"""Names every layer shares, in the standard library only: the hook (which must not import the
+Temporal SDK) and the workflows import them from here, so no name is ever copied.
+
+Workflow types and handler names are part of the wire protocol: renaming one breaks running
+workflows and the committed replay histories.
+"""
+
+from __future__ import annotations
+
+DEFAULT_TASK_QUEUE = "tether"
+DEFAULT_NAMESPACE = "default"
+
+TEMPORAL_PORT = 7233
+TEMPORAL_UI_PORT = 8233
+TEMPORAL_HTTP_PORT = 7243
+POSTGRES_PORT = 55432
+DEFAULT_TEMPORAL_HTTP = f"http://127.0.0.1:{TEMPORAL_HTTP_PORT}"
+
+# Agent names, task ids: lower case, digits, '.', '_', '-'; they become workflow ids.
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+# Workflow types.
+TASK_WORKFLOW = "TaskWorkflow"
+SESSION_WORKFLOW = "AgentSessionWorkflow"
+DEPLOYMENT_WORKFLOW = "DeploymentWorkflow"
+LOCK_WORKFLOW = "ServiceLockWorkflow"
+
+# The session's handlers that runtimes' hooks call by name.
+SESSION_ATTACH = "attach"
+SESSION_END = "end"
+SESSION_REPORT = "report"
+SESSION_GATE = "gate"
+SESSION_VIEW = "view_session"
+SESSION_CHECK_DELIVERABLE = "check_deliverable"
+
+# Workflow ids carry the uniqueness rules: one workflow per task, one open session per agent,
+# one lock per service, one delivery per inbox row.
+TASK_WORKFLOW_ID_PREFIX = "task-"
+SESSION_WORKFLOW_ID_PREFIX = "session-"
+DEPLOY_WORKFLOW_ID_PREFIX = "deploy-"
+LOCK_WORKFLOW_ID_PREFIX = "lock-"
+NOTIFY_WORKFLOW_ID_PREFIX = "notify-"
+CREDENTIAL_WATCH_SCHEDULE_ID = "tether-credential-watch"
+
+# Search attributes (the founder filters Tether's workflows by them in the Web UI).
+SA_TASK_NAME = "TetherTask"
+SA_AGENT_NAME = "TetherAgent"
+SA_STATE_NAME = "TetherState"
+SA_SERVICE_NAME = "TetherService"
+SA_NAMES = (SA_TASK_NAME, SA_AGENT_NAME, SA_STATE_NAME, SA_SERVICE_NAME)
+
+
+def task_workflow_id(task_id: str) -> str:
+    return f"{TASK_WORKFLOW_ID_PREFIX}{task_id}"
+
+
+def session_workflow_id(agent: str) -> str:
+    """One open session per agent: the workflow id carries the rule."""
+    return f"{SESSION_WORKFLOW_ID_PREFIX}{agent}"
+
+
+def notify_workflow_id(inbox_id: int) -> str:
+    """One delivery workflow per inbox row: its id is what makes "each item once" hold."""
+    return f"{NOTIFY_WORKFLOW_ID_PREFIX}{inbox_id}"
+
+
+def lock_workflow_id(service: str) -> str:
+    """One lock per service: the workflow id carries the rule."""
+    return f"{LOCK_WORKFLOW_ID_PREFIX}{service}"
