@@ -172,12 +172,20 @@ class DeployActivities:
         """Run the service's rollout, restart or rollback command, heartbeating while it runs.
         It may run again after a lost worker: the command must tolerate that."""
         service = self.config.services[inp.service]
-        template = {"rollout": service.rollout, "restart": service.restart,
-                    "rollback": service.rollback}[inp.step]  # fmt: skip
+        template = {
+            "rollout": service.rollout,
+            "restart": service.restart,
+            "rollback": service.rollback,
+        }[inp.step]
         if not template:
             return RolloutResult(ok=True, summary=f"no {inp.step} command configured")
-        values = {"service": inp.service, "ref": inp.ref, "commit": inp.commit,
-                  "deployment": inp.deployment_id, "tag": inp.ref}  # fmt: skip
+        values = {
+            "service": inp.service,
+            "ref": inp.ref,
+            "commit": inp.commit,
+            "deployment": inp.deployment_id,
+            "tag": inp.ref,
+        }
         try:
             command = template.format_map({k: shlex.quote(v) for k, v in values.items()})
         except (KeyError, IndexError, ValueError) as exc:
@@ -213,9 +221,12 @@ class DeployActivities:
             summary = f"{inp.step} finished in {took / 1000:.1f}s"
         ok = out.exit_code == 0 and not out.timed_out
         return RolloutResult(
-            ok=ok, exit_code=out.exit_code, summary=summary, output_excerpt=excerpt,
+            ok=ok,
+            exit_code=out.exit_code,
+            summary=summary,
+            output_excerpt=excerpt,
             duration_ms=took,
-        )  # fmt: skip
+        )
 
     @activity.defn
     @escalating

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.tasks import TaskActivities
     from tether import constants
     from tether.contracts import Check, CheckEvidence, RunCheckInput
     from workflows import retry
+    from workflows.failures import cause_text
 
 
 async def verify(
@@ -37,7 +38,7 @@ async def verify(
                 retry_policy=retry.bounded(constants.CHECK_ACTIVITY_MAX_ATTEMPTS),
             )
         except ActivityError as err:
-            cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause)
+            cause = cause_text(err)
             evidence = CheckEvidence(
                 index=index,
                 name=check.label(index),

@@ -30,7 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, CancelledError
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import messaging, retry
     from workflows.checking import verify
+    from workflows.failures import cause_text
     from workflows.lock import LEASE
 
 # Inbox items name the deployment (not the service), and acting on one clears it.
@@ -73,11 +74,6 @@ def _rollout_budget(plan: DeployPlan) -> timedelta:
     timeout, every health check's whole retry window, and a margin."""
     checks = sum(c.retry_for_seconds + c.timeout_seconds for c in plan.health_checks)
     return timedelta(seconds=3 * plan.rollout_timeout_seconds + checks + 300)
-
-
-def _cause(err: ActivityError) -> str:
-    cause = err.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause)
 
 
 @workflow.defn
@@ -98,13 +94,20 @@ class DeploymentWorkflow:
         renewer: asyncio.Task[None] | None = None
         try:
             try:
-                plan: DeployPlan = await self._act(DeployActivities.deploy_plan, inp.request, 60)
+                plan: DeployPlan = await self._act(
+                    DeployActivities.deploy_plan, inp.request, retry.PROBE
+                )
             except ActivityError as err:
-                await self._end(DeployState.REFUSED, _cause(err))
+                await self._end(DeployState.REFUSED, cause_text(err))
                 return v
             v.plan, v.commit = plan, plan.commit
-            await self._audit("queued", inp.request.agent, commit=plan.commit, ref=plan.ref,
-                              reason=inp.request.reason)  # fmt: skip
+            await self._audit(
+                "queued",
+                inp.request.agent,
+                commit=plan.commit,
+                ref=plan.ref,
+                reason=inp.request.reason,
+            )
             await self._notify_founder(
                 "deploy_approval",
                 f"{inp.request.agent} asks to deploy {plan.service} at {plan.ref} "
@@ -161,14 +164,15 @@ class DeploymentWorkflow:
                         agent=v.request.agent,
                         requested_at=workflow.now(),
                     ),
-                    30,
+                    retry.WRITE,
                 )
                 self._queued = True
                 await self._audit("lock_requested", "tether")
                 continue
             if workflow.now() >= approval.expires_at:
-                await self._audit("approval_expired", "tether",
-                                  expires_at=approval.expires_at.isoformat())  # fmt: skip
+                await self._audit(
+                    "approval_expired", "tether", expires_at=approval.expires_at.isoformat()
+                )
                 v.approval = None
                 await self._notify_founder(
                     "deploy_approval",
@@ -180,7 +184,7 @@ class DeploymentWorkflow:
             stale: StaleVerdict = await self._act(
                 DeployActivities.check_stale_base,
                 StaleInput(service=plan.service, repository=plan.repository, commit=plan.commit),
-                60,
+                retry.MUST_READ,
             )
             if not stale.ok:
                 await self._end(DeployState.REFUSED, stale.reason, deployed=stale.deployed)
@@ -194,7 +198,7 @@ class DeploymentWorkflow:
                     cooldown_minutes=plan.cooldown_minutes,
                     busy_until=workflow.now() + _rollout_budget(plan),
                 ),
-                30,
+                retry.WRITE,
             )
             if not slot.allowed:
                 until = slot.until or workflow.now()
@@ -231,8 +235,12 @@ class DeploymentWorkflow:
         if result.ok and plan.has_restart:
             result = await self._step("restart", plan)
         v.rollout = result
-        await self._audit("rollout_finished" if result.ok else "rollout_failed", "tether",
-                          summary=result.summary, exit_code=result.exit_code)  # fmt: skip
+        await self._audit(
+            "rollout_finished" if result.ok else "rollout_failed",
+            "tether",
+            summary=result.summary,
+            exit_code=result.exit_code,
+        )
         if not result.ok:
             await self._fail(plan, result.summary)
             return
@@ -260,8 +268,9 @@ class DeploymentWorkflow:
         if plan.has_rollback:
             back = await self._step("rollback", plan)
             self.view.rolled_back = back.ok
-            await self._audit("rolled_back" if back.ok else "rollback_failed", "tether",
-                              summary=back.summary)  # fmt: skip
+            await self._audit(
+                "rolled_back" if back.ok else "rollback_failed", "tether", summary=back.summary
+            )
         await self._end(DeployState.FAILED, reason)
 
     async def _step(self, step: str, plan: DeployPlan) -> RolloutResult:
@@ -288,7 +297,7 @@ class DeploymentWorkflow:
         except ActivityError as err:
             if isinstance(err.cause, CancelledError):
                 raise asyncio.CancelledError() from err  # the deployment itself was cancelled
-            return RolloutResult(ok=False, summary=f"{step} could not run: {_cause(err)}")
+            return RolloutResult(ok=False, summary=f"{step} could not run: {cause_text(err)}")
 
     # --- messages --------------------------------------------------------------------------
 
@@ -332,7 +341,7 @@ class DeploymentWorkflow:
                     received=received,
                     received_at=workflow.now(),
                 ),
-                30,
+                retry.WRITE,
             )
             if not verdict.accepted:
                 v.approval_refusals = [*v.approval_refusals, verdict.reason][-10:]
@@ -398,11 +407,12 @@ class DeploymentWorkflow:
                     state=state,
                     at=workflow.now(),
                 ),
-                30,
+                retry.WRITE,
             )
         except ActivityError as err:
-            workflow.logger.error("deployment %s: outcome not recorded: %s",
-                                  v.deployment_id, _cause(err))  # fmt: skip
+            workflow.logger.error(
+                "deployment %s: outcome not recorded: %s", v.deployment_id, cause_text(err)
+            )
 
     def _set(self, state: DeployState) -> None:
         self.view.state = state
@@ -435,12 +445,16 @@ class DeploymentWorkflow:
                     detail=detail,
                     at=workflow.now(),
                 ),
-                30,
+                retry.WRITE,
             )
         except ActivityError as err:
             # PostgreSQL stayed down through every retry: the decision stands, the log says so.
-            workflow.logger.error("deployment %s: audit row %s lost: %s",
-                                  self.view.deployment_id, kind, _cause(err))  # fmt: skip
+            workflow.logger.error(
+                "deployment %s: audit row %s lost: %s",
+                self.view.deployment_id,
+                kind,
+                cause_text(err),
+            )
 
     async def _clear_inbox(self) -> None:
         """The founder acted (or the deployment ended): its approval request leaves the inbox.
@@ -451,7 +465,7 @@ class DeploymentWorkflow:
             await self._act(
                 SessionActivities.clear_inbox_items,
                 ClearInboxInput(subject=self.view.deployment_id, kinds=["deploy_approval"]),
-                30,
+                retry.WRITE,
             )
         except ActivityError:
             workflow.logger.warning("deployment %s: inbox not cleared", self.view.deployment_id)
@@ -475,15 +489,12 @@ class DeploymentWorkflow:
                     },
                     action=action,
                 ),
-                60,
+                retry.NOTIFY,
             )
         except ActivityError:
             workflow.logger.warning("deployment %s: could not notify", self.view.deployment_id)
 
-    async def _act(self, fn: Any, arg: Any, timeout_seconds: float) -> Any:
+    async def _act(self, fn: Any, arg: Any, preset: retry.Preset) -> Any:
         return await workflow.execute_activity_method(
-            fn,
-            arg,
-            start_to_close_timeout=timedelta(seconds=timeout_seconds),
-            retry_policy=retry.QUICK if fn is DeployActivities.deploy_plan else retry.STORE,
+            fn, arg, start_to_close_timeout=preset.timeout, retry_policy=preset.policy
         )

@@ -7,6 +7,7 @@ retried at all — the workflow turns them into a blocker, evidence or an inbox 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
@@ -29,3 +30,29 @@ def bounded(
 QUICK = bounded(3)
 # Writes to PostgreSQL: ride out a short outage, then give up (the next write catches up).
 STORE = bounded(10)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How long one attempt may take and how it is retried: the activity options a workflow
+    picks by what the activity does, instead of timeout literals at each call."""
+
+    timeout: timedelta
+    policy: RetryPolicy
+
+
+# One PostgreSQL write (a row, an audit entry, an inbox item cleared).
+WRITE = Preset(timedelta(seconds=30), STORE)
+# The founder's inbox: the row, then the start of its webhook delivery.
+NOTIFY = Preset(timedelta(seconds=60), STORE)
+# A quick read: the agent's setup, whether it holds a task.
+READ = Preset(timedelta(seconds=30), QUICK)
+# Probes and plans that ask other systems: credentials, a ref resolved to a commit, a stale base.
+PROBE = Preset(timedelta(seconds=60), QUICK)
+# Ground truth and the artifact test: git repositories and the forge, which can be slow.
+SYNC = Preset(timedelta(seconds=120), QUICK)
+# A read the workflow cannot go on without (the running commit, for the stale-base guard): it
+# rides out an outage like a write.
+MUST_READ = Preset(timedelta(seconds=60), STORE)
+# The task's read model: more patient than one write, since every transition waits for it.
+READ_MODEL = Preset(timedelta(seconds=30), bounded(20))

@@ -45,7 +45,6 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -93,6 +92,7 @@ with workflow.unsafe.imports_passed_through():
     from tether.core import governors
     from tether.core.brief import compose_brief
     from workflows import messaging, retry
+    from workflows.failures import cause_text
 
 _HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused"}
 
@@ -108,11 +108,6 @@ GOVERNORS_PATCH = "tether-governors"
 
 def _refuse(message: str) -> ApplicationError:
     return ApplicationError(message, type=errors.SESSION_REFUSED, non_retryable=True)
-
-
-def _cause(err: ActivityError) -> str:
-    cause = err.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause)
 
 
 def _rejection(err: ActivityError) -> tuple[str, str] | None:
@@ -346,8 +341,7 @@ class AgentSessionWorkflow:
                 judged_for=f"session of {v.agent}",
                 at=workflow.now(),
             ),
-            retry.STORE,
-            30,
+            retry.WRITE,
         )
         if not verdict.accepted:
             return verdict.reason
@@ -361,8 +355,7 @@ class AgentSessionWorkflow:
         await self._activity(
             SessionActivities.clear_inbox_items,
             ClearInboxInput(subject=hold.task_id or v.agent, kinds=[_HOLD_KINDS[hold.kind]]),
-            retry.STORE,
-            30,
+            retry.WRITE,
         )
         await self._record()
         return None
@@ -379,9 +372,7 @@ class AgentSessionWorkflow:
         # Anyone can send this signal, and switching tasks restarts the cost comparison: take
         # it only from the task's own workflow state.
         claim = TaskClaimedInput(task_id=inp.task_id, agent=v.agent)
-        holds: bool = await self._activity(
-            SessionActivities.agent_holds_task, claim, retry.QUICK, 30
-        )
+        holds: bool = await self._activity(SessionActivities.agent_holds_task, claim, retry.READ)
         if not holds or self._closing() or v.task_id == inp.task_id:
             workflow.logger.warning("session %s: claim of %s not confirmed", v.agent, inp.task_id)
             return
@@ -493,7 +484,7 @@ class AgentSessionWorkflow:
             self.view.state = SessionState.ACTIVE
             self._set_search_attributes()
             await self._activity(
-                SessionActivities.clear_credential_blockers, self.view.agent, retry.STORE, 30
+                SessionActivities.clear_credential_blockers, self.view.agent, retry.WRITE
             )
             await self._record()
         else:
@@ -520,7 +511,7 @@ class AgentSessionWorkflow:
     async def _startup(self) -> None:
         v = self.view
         setup: SessionSetup = await self._activity(
-            SessionActivities.session_setup, v.agent, retry.QUICK, 30
+            SessionActivities.session_setup, v.agent, retry.READ
         )
         v.deadline = v.started_at + timedelta(hours=setup.max_hours)
         v.governor.limits = setup.limits
@@ -615,8 +606,7 @@ class AgentSessionWorkflow:
             result: list[CredentialStatus] = await self._activity(
                 SessionActivities.probe_credentials,
                 ProbeInput(agent=self.view.agent, credentials=names),
-                retry.QUICK,
-                60,
+                retry.PROBE,
             )
             return result
         except ActivityError as err:
@@ -628,7 +618,7 @@ class AgentSessionWorkflow:
                     kind="unknown",
                     ok=False,
                     verified=False,
-                    reason=f"could not be probed ({_cause(err)})",
+                    reason=f"could not be probed ({cause_text(err)})",
                     checked_at=now,
                 )
                 for n in names
@@ -639,12 +629,12 @@ class AgentSessionWorkflow:
         and the brief says what is missing: nothing here says a credential is bad."""
         try:
             truth: GroundTruth = await self._activity(
-                SessionActivities.read_local_truth, inp, retry.QUICK, 120
+                SessionActivities.read_local_truth, inp, retry.SYNC
             )
             return truth
         except ActivityError as err:
             return GroundTruth(
-                problems=[f"git and the task table could not be read: {_cause(err)}"]
+                problems=[f"git and the task table could not be read: {cause_text(err)}"]
             )
 
     async def _read_forge(self) -> tuple[list[PullRequestInfo], list[str], tuple[str, str] | None]:
@@ -653,13 +643,12 @@ class AgentSessionWorkflow:
             prs, problems = await self._activity(
                 SessionActivities.read_forge,
                 SyncInput(agent=self.view.agent, session_key=""),
-                retry.QUICK,
-                120,
+                retry.SYNC,
             )
         except ActivityError as err:
             if (rejected := _rejection(err)) is not None:
                 return [], [], rejected
-            return [], [f"pull requests could not be read: {_cause(err)}"], None
+            return [], [f"pull requests could not be read: {cause_text(err)}"], None
         return prs, problems, None
 
     async def _block(
@@ -713,8 +702,7 @@ class AgentSessionWorkflow:
                 branch_tips=v.branch_tips,
                 checked_out=v.checked_out,
             ),
-            retry.QUICK,
-            120,
+            retry.SYNC,
         )
         return result
 
@@ -728,7 +716,7 @@ class AgentSessionWorkflow:
             could_check = False
             result = ArtifactResult(
                 passed=False,
-                summary=f"the artifact could not be checked: {_cause(err)}",
+                summary=f"the artifact could not be checked: {cause_text(err)}",
                 checked_at=workflow.now(),
             )
         v.artifact_result = result
@@ -820,8 +808,7 @@ class AgentSessionWorkflow:
                 HandoffInput(
                     agent=v.agent, session_key=self._session_key(), brief=brief, state=state
                 ),
-                retry.STORE,
-                30,
+                retry.WRITE,
             )
         except ActivityError as err:
             await self._notify(
@@ -829,7 +816,7 @@ class AgentSessionWorkflow:
                     key=f"session-error:handoff:{self._session_key()}",
                     kind="session_error",
                     subject=v.agent,
-                    title=f"{v.agent}'s handoff could not be archived: {_cause(err)}",
+                    title=f"{v.agent}'s handoff could not be archived: {cause_text(err)}",
                     detail={"see": f"tether session show {v.agent}"},
                 )
             )
@@ -849,8 +836,7 @@ class AgentSessionWorkflow:
             baseline: CostBaseline = await self._activity(
                 SessionActivities.cost_baseline,
                 CostBaselineInput(task_id=task_id, session_key=self._session_key()),
-                retry.STORE,
-                30,
+                retry.WRITE,
             )
         except ActivityError:
             # Compared against the ceiling rather than not at all.
@@ -875,8 +861,7 @@ class AgentSessionWorkflow:
                         task_tokens=dict(g.task_tokens),
                         calls=calls,
                     ),
-                    retry.STORE,
-                    60,
+                    retry.NOTIFY,
                 )
             except ActivityError:
                 workflow.logger.warning("session %s: ledger write failed", self.view.agent)
@@ -893,23 +878,14 @@ class AgentSessionWorkflow:
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    async def _activity(
-        self,
-        fn: Callable[..., Awaitable[T]],
-        arg: Any,
-        policy: RetryPolicy,
-        timeout_seconds: float,
-    ) -> T:
+    async def _activity(self, fn: Callable[..., Awaitable[T]], arg: Any, preset: retry.Preset) -> T:
         return await workflow.execute_activity_method(
-            fn,
-            arg,
-            start_to_close_timeout=timedelta(seconds=timeout_seconds),
-            retry_policy=policy,
+            fn, arg, start_to_close_timeout=preset.timeout, retry_policy=preset.policy
         )
 
     async def _notify(self, item: InboxItem) -> None:
         try:
-            await self._activity(SessionActivities.notify_founder, item, retry.STORE, 60)
+            await self._activity(SessionActivities.notify_founder, item, retry.NOTIFY)
         except ActivityError:
             workflow.logger.warning("session %s: could not notify the founder", self.view.agent)
 
@@ -925,8 +901,7 @@ class AgentSessionWorkflow:
                     workflow_id=info.workflow_id,
                     run_id=info.run_id,
                 ),
-                retry.STORE,
-                30,
+                retry.WRITE,
             )
         except ActivityError:
             workflow.logger.warning("session %s: sessions table write failed", self.view.agent)

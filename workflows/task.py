@@ -291,8 +291,8 @@ class TaskWorkflow:
                 judged_for=f"task {v.spec.id}",
                 at=workflow.now(),
             ),
-            start_to_close_timeout=constants.STORE_ACTIVITY_TIMEOUT,
-            retry_policy=retry.STORE,
+            start_to_close_timeout=retry.WRITE.timeout,
+            retry_policy=retry.WRITE.policy,
         )
         if not verdict.accepted:
             raise _refuse(
@@ -378,8 +378,8 @@ class TaskWorkflow:
                 await workflow.execute_activity_method(
                     TaskActivities.record_task,
                     RecordTaskInput(task=self.view.model_copy(deep=True), events=batch),
-                    start_to_close_timeout=constants.STORE_ACTIVITY_TIMEOUT,
-                    retry_policy=retry.bounded(20),
+                    start_to_close_timeout=retry.READ_MODEL.timeout,
+                    retry_policy=retry.READ_MODEL.policy,
                 )
             except ActivityError:
                 # The read model lags; the next transition writes these events again.

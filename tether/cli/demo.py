@@ -222,15 +222,22 @@ def build_world(home: Path, tag: str | None = None) -> tuple[World, list[str]]:
         "credentials": {"scanner": {"kind": "jwt", "file": str(token)}},
         "founder": {"public_key": public},
         "agents": [
-            {"name": names["coder"], "repositories": ["app"], "branch": "main",
-             "thresholds": {"context_window": 200_000}},
+            {
+                "name": names["coder"],
+                "repositories": ["app"],
+                "branch": "main",
+                "thresholds": {"context_window": 200_000},
+            },
             {"name": names["devops"], "role": "devops", "repositories": ["app"]},
-            {"name": names["security"], "role": "security", "credentials": ["scanner"],
-             "repositories": ["app"]},
+            {
+                "name": names["security"],
+                "role": "security",
+                "credentials": ["scanner"],
+                "repositories": ["app"],
+            },
             {"name": names["marketing"], "role": "marketing"},
             # Too few completed tasks for an average: the ceiling is the cost governor's basis.
-            {"name": names["analyst"], "role": "research",
-             "thresholds": {"cost_ceiling_usd": 5.0}},
+            {"name": names["analyst"], "role": "research", "thresholds": {"cost_ceiling_usd": 5.0}},
         ],
         "services": {
             service: {
@@ -240,7 +247,7 @@ def build_world(home: Path, tag: str | None = None) -> tuple[World, list[str]]:
                 "cooldown_minutes": 30,
             }
         },
-    }  # fmt: skip
+    }
     config = TetherConfig.model_validate(data)
     (folder / "tether.toml").write_text(_toml(data))
     world = World(
@@ -692,9 +699,12 @@ async def run_demo(
             print_line("")
             print_line(
                 f"{result.caught} of {len(result.seven)} incidents caught by their guardrail"
-                + ("." if all(i.caught for i in incidents[len(INCIDENTS) :]) else
-                   "; the cost governor did NOT pause the runaway task.")
-            )  # fmt: skip
+                + (
+                    "."
+                    if all(i.caught for i in incidents[len(INCIDENTS) :])
+                    else "; the cost governor did NOT pause the runaway task."
+                )
+            )
             print_line("See them: tether status · tether inbox · the Web UI:")
             for link in web_ui_links(web_ui, namespace, world):
                 print_line(f"  {link}")

@@ -384,8 +384,10 @@ async def cmd_session_report(args: argparse.Namespace, settings: Settings) -> in
 def render_deploy(view: DeployView, trail: list[dict[str, Any]] | None = None) -> str:
     r = view.request
     commit = view.commit[:12] if view.commit else "?"
-    lines = [f"deployment {view.deployment_id}: {view.state}",
-             f"  {r.service} at {r.ref} ({commit}), requested by {r.agent}"]  # fmt: skip
+    lines = [
+        f"deployment {view.deployment_id}: {view.state}",
+        f"  {r.service} at {r.ref} ({commit}), requested by {r.agent}",
+    ]
     if view.state == DeployState.QUEUED:
         lock = "holds the lock" if view.holds_lock else "waits for the lock"
         approval = "approved" if view.approval else "waits for the founder's approval"
@@ -827,14 +829,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", required=decision == "reject")
         if decision == "approve":
             p.add_argument(
-                "--expires-in", type=float, metavar="MINUTES",
+                "--expires-in",
+                type=float,
+                metavar="MINUTES",
                 help="how long the approval stays valid (default: the service's approval_ttl)",
-            )  # fmt: skip
+            )
             p.add_argument(
-                "--print", action="store_true",
+                "--print",
+                action="store_true",
                 help="print the signed approval (JSON) instead of sending it: paste it into the "
                 "Web UI as the input of a signal named 'approve'",
-            )  # fmt: skip
+            )
         p.set_defaults(func=_decide(decision))
 
     sub.add_parser(

@@ -369,8 +369,10 @@ def handoff_brief(
         ("Files being edited", gov.files[-15:]),
         (
             "Tests being tracked",
-            [f"{t.command} — {'passing' if t.ok else 'FAILING'} {t.summary}".strip()
-             for t in gov.tests],
+            [
+                f"{t.command} — {'passing' if t.ok else 'FAILING'} {t.summary}".strip()
+                for t in gov.tests
+            ],
         ),
         (
             "Failing actions (do not repeat them)",
@@ -379,7 +381,7 @@ def handoff_brief(
                 for e in failing
             ],
         ),
-    ]  # fmt: skip
+    ]
     for title, items in sections:
         if items:
             lines.append(f"{title}:")

@@ -70,11 +70,15 @@ _SCRUB = [
 # "password:" and the like, tokens with well-known prefixes, JWTs, long random-looking strings.
 _SECRETS = [
     (
-        re.compile(r"(?i)\b(authorization|proxy-authorization)(\s*[:=]\s*)((bearer|basic|token)\s+)?[^\s\"',;]+"),
+        re.compile(
+            r"(?i)\b(authorization|proxy-authorization)(\s*[:=]\s*)((bearer|basic|token)\s+)?[^\s\"',;]+"
+        ),
         r"\1\2<redacted>",
     ),
     (
-        re.compile(r"(?i)\b(token|password|passwd|secret|api[_-]?key)(\s*[:=]\s*)[\"']?[^\s\"',;]+"),
+        re.compile(
+            r"(?i)\b(token|password|passwd|secret|api[_-]?key)(\s*[:=]\s*)[\"']?[^\s\"',;]+"
+        ),
         r"\1\2<redacted>",
     ),
     (
@@ -90,7 +94,7 @@ _SECRETS = [
         re.compile(r"\b(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[A-Z])[A-Za-z0-9+/_-]{32,}"),
         "<redacted>",
     ),
-]  # fmt: skip
+]
 
 
 def redact(text: str) -> str:

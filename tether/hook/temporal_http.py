@@ -53,9 +53,11 @@ class TemporalHttp:
     def _post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[int, Any]:
         data = json.dumps(body).encode()
         request = urllib.request.Request(
-            self.base + path, data=data, method="POST",
+            self.base + path,
+            data=data,
+            method="POST",
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read() or b"{}")
