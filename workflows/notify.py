@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from tether import constants
     from tether.contracts import DeliveryInput, DeliveryOutcome
     from workflows import retry
+    from workflows.failures import cause_text
 
 
 @workflow.defn
@@ -40,15 +41,14 @@ class NotifyWorkflow:
                 retry_policy=policy,
             )
         except ActivityError as err:
-            cause = err.cause
-            error = f"webhook failed: {getattr(cause, 'message', None) or cause or err}"
+            error = f"webhook failed: {cause_text(err)}"
         outcome = DeliveryOutcome(inbox_id=inp.inbox_id, delivered=error is None, error=error)
         self._show(inp, "delivered" if error is None else "failed", error or "")
         await workflow.execute_activity_method(
             NotifyActivities.record_delivery,
             outcome,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=retry.STORE,
+            start_to_close_timeout=retry.WRITE.timeout,
+            retry_policy=retry.WRITE.policy,
         )
         return outcome
 
