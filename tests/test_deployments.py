@@ -22,10 +22,10 @@ import worker as tether_worker
 from activities.store import Store, connect_pool
 from tests.support.cli import tether
 from tests.support.deploy import ROLLOUT, VersionService, deploy_rig
-from tests.support.helpers import clean_environment, commit_file, git, make_repo
+from tests.support.helpers import clean_environment, commit_file, eventually, git, make_repo
 from tether import client as api
 from tether.client import connect
-from tether.contracts import DeployRequest, DeployState, LockGrant
+from tether.contracts import DeployRequest, DeployState, LockGrant, LockView
 from tether.errors import TetherError
 from tether.ops.stack import free_port, start_temporal_dev_server, temporal_binary
 from tether.signing import generate, load_private, sign
@@ -470,31 +470,34 @@ async def test_a_dead_holder_loses_the_lock_with_its_lease_and_dead_requesters_a
         await rig.approve(waiter, now=await env.get_current_time(), ttl=timedelta(hours=2))
         last = await rig.request("main", agent="marketing")
         await rig.approve(last, now=await env.get_current_time(), ttl=timedelta(hours=2))
-        for _ in range(100):
+
+        async def queued() -> LockView | None:
             queue = await api.deploy_queue(env.client, rig.service)
-            if queue.holder and len(queue.waiting) == 2:
-                break
-            await asyncio.sleep(0.1)
+            return queue if queue.holder and len(queue.waiting) == 2 else None
+
+        queue = await eventually(queued, "a holder and two waiters")
         assert queue.holder is not None and queue.holder.deployment_id == holder.deployment_id
         # ...and then dies without a word, as does the first one waiting behind it.
         await env.client.get_workflow_handle(holder.deployment_id).terminate("killed")
         await env.client.get_workflow_handle(waiter.deployment_id).terminate("killed")
         await env.sleep(timedelta(minutes=11))  # the holder's lease runs out
-        for _ in range(100):
+
+        async def moved_on() -> LockView | None:
             queue = await api.deploy_queue(env.client, rig.service)
-            if queue.holder and queue.holder.deployment_id == last.deployment_id:
-                break
-            await asyncio.sleep(0.1)
+            held = queue.holder and queue.holder.deployment_id == last.deployment_id
+            return queue if held else None
+
+        queue = await eventually(moved_on, "the lock to pass to the last request")
         assert queue.expired == [holder.deployment_id]
         assert queue.skipped == [waiter.deployment_id]
         assert queue.holder is not None and queue.holder.deployment_id == last.deployment_id
         await env.sleep(timedelta(minutes=20))  # the rest of the cooldown
-        for _ in range(100):
-            ended = await api.deploy_view(env.client, last.deployment_id)
-            if ended.state == DeployState.DONE:
-                break
-            await asyncio.sleep(0.1)
-        assert ended.state == DeployState.DONE, ended
+
+        async def done() -> bool:
+            view = await api.deploy_view(env.client, last.deployment_id)
+            return view.state == DeployState.DONE
+
+        await eventually(done, "the last deployment to roll out")
 
 
 async def test_failing_health_checks_fail_the_deployment_and_run_the_rollback(
