@@ -88,9 +88,8 @@ async def test_a_release_interleaved_with_reports_leaves_postgresql_at_the_newes
     fresh_db: str,
     tmp_path: Path,
     forge: FakeForge,
-    monkeypatch: pytest.MonkeyPatch,
+    valid_token: None,
 ) -> None:
-    monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
     key_path, public = generate(tmp_path / "founder")
     async with running_team(
         client, fresh_db, tmp_path, forge, {"founder": {"public_key": public}}
@@ -176,9 +175,8 @@ async def test_the_session_learns_of_a_claim_when_the_client_dies_after_the_upda
     tmp_path: Path,
     forge: FakeForge,
     temporal_address: str,
-    monkeypatch: pytest.MonkeyPatch,
+    valid_token: None,
 ) -> None:
-    monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         coder, q = team.agent("coder"), team.task_queue
         task_id = f"fix-{coder.rsplit('-', 1)[1]}"

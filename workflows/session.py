@@ -11,7 +11,8 @@ Messages:
   hook): returns once the startup is done (brief ready, or blocked). The same runtime session
   resumes; another runtime session supersedes this one (it ends, then the update fails with
   `SessionSuperseded`); an ended or ending session refuses it with `SessionEnded`.
-- update `ready() -> SessionView`: returns once the startup is done (kept for older callers).
+- update `ready() -> SessionView`: returns once the startup is done (no caller sends it any
+  more; kept because recorded histories contain it and must replay).
 - update `end(EndSessionInput) -> SessionView`: ends the session; returns after the artifact test.
 - update `check_deliverable() -> ArtifactResult`: the artifact test now, without ending.
 - update `recheck(RecheckInput) -> SessionView`: probe the credentials again; unblock if fixed.
@@ -23,13 +24,13 @@ Messages:
 - signal `release(ReleaseInput)`: the same, fire-and-forget (the task workflow sends it when its
   task is unblocked, resumed or cancelled, forwarding the founder's order; the Web UI can too).
 - signal `task_claimed(TaskClaimedInput)`: the agent claimed a task (sent by the task workflow).
+- query `view_session() -> SessionView`; query `gate() -> Gate` (PreToolUse, kept small).
 
 The state-changing async handlers (attach's supersede aside, which only asks for the end) run
 under one lock with the startup and the end, and re-check the state after every await: an
 end that arrives while a recheck probes credentials is never undone by it.
-- query `view_session() -> SessionView`; query `gate() -> Gate` (PreToolUse, kept small).
 
-Governors (tether/governors.py, pure): context usage crossing 70/85/95% gives compact, trim and
+Governors (tether/core/governors.py, pure): context usage crossing 70/85/95% gives compact, trim and
 handoff directives once per crossing; at handoff the state is archived to the knowledge base and
 the session ends, so the next one starts from the handoff brief. The same failing action five
 times holds the work and blocks the task; a task's cost above 3x / 5x the rolling average warns /

@@ -8,11 +8,11 @@ Messages:
 - updates `cancel`, `block`, `unblock`, `resume` (`FounderActionInput`) -> TaskView.
 - signal `governor_hold(GovernorHoldInput)`: the assignee's session holds the task — blocked by
   the anti-loop governor, or paused by the cost governor — until the founder unblocks / resumes.
+- update `sync() -> TaskView`: returns once every transition so far is in PostgreSQL.
+- query `view() -> TaskView`.
 
 The task tells the assignee's session itself (signals `task_claimed` and `release`, the latter
 carrying the founder's signed order), so a client that dies after its update loses nothing.
-- update `sync() -> TaskView`: returns once every transition so far is in PostgreSQL.
-- query `view() -> TaskView`.
 
 The checks are part of the workflow input, fixed when the task is created; no message changes them.
 """

@@ -26,9 +26,7 @@ class Refused(TetherError):
     exit_code = 3
 
 
-async def _call(
-    call: Awaitable[T], what: str, not_found: Callable[[], Awaitable[TetherError]]
-) -> T:
+async def ask(call: Awaitable[T], what: str, not_found: Callable[[], Awaitable[TetherError]]) -> T:
     """Await a workflow request; a refusal, a missing workflow or a failure is a TetherError
     saying so (`not_found` builds the error for a workflow that is closed or never existed)."""
     try:
@@ -44,7 +42,7 @@ async def _call(
         raise TetherError(f"{what}: Temporal refused the request: {exc}") from exc
 
 
-async def _closed(handle: WorkflowHandle[Any, Any], seconds: float = 60) -> None:
+async def wait_closed(handle: WorkflowHandle[Any, Any], seconds: float = 60) -> None:
     # Failed or stuck: starting the new session says so if it matters.
     with contextlib.suppress(TimeoutError, WorkflowFailureError):
         await asyncio.wait_for(handle.result(), seconds)

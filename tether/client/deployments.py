@@ -18,7 +18,7 @@ from temporalio.common import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from tether import constants
-from tether.client.calls import Refused, _call
+from tether.client.calls import Refused, ask
 from tether.config import validation_problems
 from tether.contracts import (
     DEPLOY_FINAL,
@@ -62,7 +62,7 @@ async def request_deploy(client: Client, task_queue: str, req: DeployRequest) ->
     async def not_found() -> TetherError:
         return TetherError(f"deployment {deployment_id} could not be started")
 
-    return await _call(call, f"deployment {deployment_id}", not_found)
+    return await ask(call, f"deployment {deployment_id}", not_found)
 
 
 async def deploy_view(client: Client, deployment_id: str) -> DeployView:
@@ -70,7 +70,7 @@ async def deploy_view(client: Client, deployment_id: str) -> DeployView:
         return TetherError(f"no deployment {deployment_id!r}; `tether deploy queue SERVICE` lists")
 
     call = _deploy_handle(client, deployment_id).query(DeploymentWorkflow.view_deployment)
-    return await _call(call, f"deployment {deployment_id}", not_found)
+    return await ask(call, f"deployment {deployment_id}", not_found)
 
 
 async def deploy_queue(client: Client, service: str) -> LockView:
@@ -132,4 +132,4 @@ async def submit_approval(
     async def not_found() -> TetherError:
         return TetherError(f"no running deployment {deployment_id!r}")
 
-    return await _call(call, f"deployment {deployment_id}", not_found)
+    return await ask(call, f"deployment {deployment_id}", not_found)

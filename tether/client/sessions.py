@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tether import constants, errors
-from tether.client.calls import Refused, T, _call, _closed
+from tether.client.calls import Refused, T, ask, wait_closed
 from tether.client.tasks import get_view
 from tether.contracts import (
     HOLD_STATES,
@@ -74,7 +74,7 @@ def _session_update(client: Client, agent: str, call: Awaitable[T]) -> Awaitable
             )
         return Refused(f"{agent} has no open session")
 
-    return _call(call, f"session of {agent}", not_found)
+    return ask(call, f"session of {agent}", not_found)
 
 
 async def start_session(client: Client, task_queue: str, inp: SessionInput) -> SessionView:
@@ -109,7 +109,7 @@ async def start_session(client: Client, task_queue: str, inp: SessionInput) -> S
         except RPCError as exc:
             raise TetherError(f"session of {inp.agent}: Temporal refused the start: {exc}") from exc
         # Ended, or just superseded: its workflow closes once its record is written.
-        await _closed(await start.workflow_handle())
+        await wait_closed(await start.workflow_handle())
     raise TetherError(f"could not start a session for {inp.agent}: it keeps changing; try again")
 
 

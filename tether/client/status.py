@@ -14,14 +14,7 @@ from temporalio.client import Client
 from tether import constants
 from tether.client.deployments import deploy_queue, deploy_view
 from tether.client.sessions import session_view
-from tether.contracts import (
-    GOVERNOR,
-    SessionState,
-    SessionView,
-    TaskState,
-)
-from tether.contracts.base import Model
-from tether.contracts.sessions import TaskSummary
+from tether.contracts import GOVERNOR, Model, SessionState, SessionView, TaskState, TaskSummary
 
 
 class AgentStatus(Model):

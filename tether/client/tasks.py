@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from tether import constants
-from tether.client.calls import Refused, T, _call
+from tether.client.calls import Refused, T, ask
 from tether.contracts import (
     ClaimInput,
     FounderActionInput,
@@ -55,7 +55,7 @@ def _task_call(client: Client, task_id: str, call: Awaitable[T]) -> Awaitable[T]
             return Refused(f"task {task_id} is closed ({closed}); nothing changed")
         return TetherError(f"no open task {task_id!r}; `tether task list` shows the tasks")
 
-    return _call(call, f"task {task_id}", not_found)
+    return ask(call, f"task {task_id}", not_found)
 
 
 async def create_task(client: Client, task_queue: str, spec: TaskSpec) -> TaskView:
