@@ -59,7 +59,7 @@ async def test_webhook_gets_each_item_once_with_retries_and_never_blocks_or_lose
             assert view.state == "blocked"
             first = await row(0)
             assert first["delivered_at"] is None
-            await eventually(lambda: asyncio.sleep(0, hook.in_flight == 1), "a hanging post")
+            await eventually(lambda: hook.in_flight == 1, "a hanging post")
             hook.open.set()
             first = await eventually(
                 lambda: _delivered(row, 0), "the first item delivered after the webhook woke"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import uuid
@@ -18,7 +17,7 @@ from activities.credentials import probe
 from activities.forge import ForgeClient
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
-from tests.support.helpers import FakeForge, HttpService
+from tests.support.helpers import FakeForge, HttpService, eventually
 from tether import constants
 from tether.config import CredentialRef, Forge, TetherConfig
 from tether.contracts import CredentialStatus, ExpiryReminderInput
@@ -136,17 +135,25 @@ async def test_expiry_reminders_once_per_threshold(fresh_db: str) -> None:
     try:
         expires = NOW + timedelta(days=15)
         config = TetherConfig.model_validate(
-            {"credentials": {
-                "github": {"kind": "forge_token", "env": "T_UNUSED"},
-                "scanner": {"kind": "declared", "env": "T_UNUSED",
-                            "expires": (NOW + timedelta(days=40)).date().isoformat()},
-            }}
-        )  # fmt: skip
+            {
+                "credentials": {
+                    "github": {"kind": "forge_token", "env": "T_UNUSED"},
+                    "scanner": {
+                        "kind": "declared",
+                        "env": "T_UNUSED",
+                        "expires": (NOW + timedelta(days=40)).date().isoformat(),
+                    },
+                }
+            }
+        )
         # The github token's expiry was observed by a probe (GitHub's header).
         await store.record_credentials(
-            [CredentialStatus(name="github", kind="forge_token", ok=True, expires_at=expires,
-                              checked_at=NOW)]
-        )  # fmt: skip
+            [
+                CredentialStatus(
+                    name="github", kind="forge_token", ok=True, expires_at=expires, checked_at=NOW
+                )
+            ]
+        )
         acts = SessionActivities(store, config)
 
         async def at(days: float) -> list[str]:
@@ -184,11 +191,7 @@ async def test_schedule_runs_the_watch_and_is_created_once(client: Client, fresh
             assert await ensure_credential_watch(client, queue, 24) == "unchanged"
             assert await ensure_credential_watch(client, queue, 12) == "updated"
             await handle.trigger()
-            for _ in range(100):
-                items = await store.inbox()
-                if items:
-                    break
-                await asyncio.sleep(0.1)
+            items = await eventually(store.inbox, "the watch's inbox item", seconds=10)
             assert [i.kind for i in items] == ["credential_expiring"]
             assert items[0].title.startswith("credential vault expires in 4 days")
     finally:

@@ -28,9 +28,14 @@ async def test_up_with_demo_catches_seven_incidents_and_the_cockpit_shows_them(
     up_env: dict[str, str],
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *TETHER, "up", "--demo", "first", env=up_env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+        *TETHER,
+        "up",
+        "--demo",
+        "first",
+        env=up_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     try:
         seen: list[str] = []

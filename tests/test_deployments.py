@@ -12,6 +12,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,7 +26,7 @@ from tests.support.deploy import ROLLOUT, VersionService, deploy_rig
 from tests.support.helpers import clean_environment, commit_file, eventually, git, make_repo
 from tether import client as api
 from tether.client import connect
-from tether.contracts import DeployRequest, DeployState, LockGrant, LockView
+from tether.contracts import DeployRequest, DeployState, DeployView, LockGrant, LockView
 from tether.errors import TetherError
 from tether.ops.stack import free_port, start_temporal_dev_server, temporal_binary
 from tether.signing import generate, load_private, sign
@@ -50,9 +51,15 @@ async def test_an_approved_deploy_rolls_out_checks_health_and_records_what_runs(
         assert await rig.store.deployed(rig.service) == (head, "main", view.deployment_id)
         kinds = [r["kind"] for r in await rig.store.audit_trail(deployment_id=view.deployment_id)]
         assert kinds == [
-            "queued", "approval_accepted", "lock_requested", "rollout_started",
-            "rollout_finished", "health_passed", "done", "lock_released",
-        ]  # fmt: skip
+            "queued",
+            "approval_accepted",
+            "lock_requested",
+            "rollout_started",
+            "rollout_finished",
+            "health_passed",
+            "done",
+            "lock_released",
+        ]
         queue = await api.deploy_queue(client, rig.service)
         assert queue.holder is None and queue.waiting == [] and queue.granted == 1
 
@@ -65,16 +72,26 @@ async def test_forged_unsigned_and_misdirected_approvals_are_refused_and_logged(
         unsigned = {**rig.approval(view), "signature": ""}
         forged = rig.approval(view, key=Ed25519PrivateKey.generate())
         other_commit = rig.approval(view, commit="0" * 40)
-        expired = rig.approval(view, ttl=timedelta(minutes=5),
-                               now=datetime.now(UTC) - timedelta(hours=1))  # fmt: skip
+        expired = rig.approval(
+            view, ttl=timedelta(minutes=5), now=datetime.now(UTC) - timedelta(hours=1)
+        )
         # The plain Temporal CLI: anyone with access to the namespace can send a signal.
         for body in (unsigned, forged, {"approve": "yes please"}):
             proc = await asyncio.create_subprocess_exec(
-                str(temporal_binary()), "workflow", "signal", "--address", temporal_address,
-                "--workflow-id", view.deployment_id, "--name", "approve",
-                "--input", json.dumps(body), stdout=asyncio.subprocess.PIPE,
+                str(temporal_binary()),
+                "workflow",
+                "signal",
+                "--address",
+                temporal_address,
+                "--workflow-id",
+                view.deployment_id,
+                "--name",
+                "approve",
+                "--input",
+                json.dumps(body),
+                stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-            )  # fmt: skip
+            )
             _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
             assert proc.returncode == 0, err
         verdict = await api.submit_approval(client, view.deployment_id, other_commit)
@@ -86,10 +103,10 @@ async def test_forged_unsigned_and_misdirected_approvals_are_refused_and_logged(
             rows = await rig.store.audit_trail(deployment_id=view.deployment_id)
             return [r["detail"]["reason"] for r in rows if r["kind"] == "approval_refused"]
 
-        for _ in range(100):
-            if len(await refusals()) == 4:
-                break
-            await asyncio.sleep(0.1)
+        async def four_refusals() -> bool:
+            return len(await refusals()) == 4
+
+        await eventually(four_refusals, "four audited refusals", seconds=10)
         reasons = await refusals()
         # Something that is not an approval at all never reaches the workflow (the SDK drops
         # the signal it cannot decode); every well-formed forgery is judged and audited.
@@ -187,11 +204,12 @@ async def test_concurrent_requests_roll_out_one_at_a_time_and_none_is_lost(
         # The unapproved one never held the service up; cancelled, it ends and says so.
         handle = client.get_workflow_handle(waiting.deployment_id)
         await handle.cancel()
-        for _ in range(100):
+
+        async def refused() -> list[dict[str, Any]] | None:
             rows = await rig.store.audit_trail(deployment_id=waiting.deployment_id)
-            if any(r["kind"] == "refused" for r in rows):
-                break
-            await asyncio.sleep(0.1)
+            return rows if any(r["kind"] == "refused" for r in rows) else None
+
+        rows = await eventually(refused, "the cancelled deployment's refusal", seconds=10)
         assert [r["detail"]["reason"] for r in rows if r["kind"] == "refused"] == [
             "the deployment was cancelled"
         ]
@@ -205,27 +223,23 @@ async def test_the_lock_is_released_when_a_rollout_is_cancelled(
     ) as rig:
         slow = await rig.request("main")
         await rig.approve(slow)
-        for _ in range(100):
-            if rig.rollouts() or (rig.log.exists() and "start" in rig.log.read_text()):
-                break
-            await asyncio.sleep(0.1)
+        await eventually(rig.rollout_started, "the first rollout to start", seconds=10)
         queued = await rig.request("main", agent="coder")
         await rig.approve(queued)
         await client.get_workflow_handle(slow.deployment_id).cancel()
-        cancelled = await api.deploy_view(client, slow.deployment_id)
-        for _ in range(200):
-            cancelled = await api.deploy_view(client, slow.deployment_id)
-            if cancelled.state != DeployState.ROLLING_OUT:
-                break
-            await asyncio.sleep(0.1)
+
+        async def stopped() -> DeployView | None:
+            view = await api.deploy_view(client, slow.deployment_id)
+            return view if view.state != DeployState.ROLLING_OUT else None
+
+        cancelled = await eventually(stopped, "the cancelled rollout to stop")
         assert cancelled.reason == "the deployment was cancelled"
+
         # The next in line got the lock; its rollout (30 s here) is under way.
-        for _ in range(200):
-            nxt = await api.deploy_view(client, queued.deployment_id)
-            if nxt.holds_lock:
-                break
-            await asyncio.sleep(0.1)
-        assert nxt.holds_lock
+        async def next_holds() -> bool:
+            return (await api.deploy_view(client, queued.deployment_id)).holds_lock
+
+        await eventually(next_holds, "the next in line to hold the lock")
         # The cancelled rollout's command was stopped (it never finished), before the next began.
         lines = rig.log.read_text().split()
         assert f"end {slow.deployment_id}" not in " ".join(lines)
@@ -267,12 +281,13 @@ async def test_an_approval_that_expires_while_waiting_must_be_given_again(
         second = await rig.request("main", agent="coder")
         await rig.approve(second, now=await env.get_current_time(), ttl=timedelta(minutes=10))
         await env.sleep(timedelta(minutes=31))
-        for _ in range(100):
-            kinds = [r["kind"] for r in await rig.store.audit_trail(
-                deployment_id=second.deployment_id)]  # fmt: skip
-            if "approval_expired" in kinds:
-                break
-            await asyncio.sleep(0.1)
+
+        async def expired() -> list[str] | None:
+            rows = await rig.store.audit_trail(deployment_id=second.deployment_id)
+            kinds = [r["kind"] for r in rows]
+            return kinds if "approval_expired" in kinds else None
+
+        kinds = await eventually(expired, "the lapsed approval", seconds=10)
         assert kinds[-2:] == ["cooldown_wait", "approval_expired"], kinds
         view = await api.deploy_view(env.client, second.deployment_id)
         assert view.state == DeployState.QUEUED and view.approval is None
@@ -282,11 +297,12 @@ async def test_an_approval_that_expires_while_waiting_must_be_given_again(
         # Nobody approves this one: it expires after the request window (24 h).
         lapsed = await rig.request("main", agent="coder")
         await env.sleep(timedelta(hours=24, minutes=1))
-        for _ in range(100):
-            ended = await api.deploy_view(env.client, lapsed.deployment_id)
-            if ended.state != DeployState.QUEUED:
-                break
-            await asyncio.sleep(0.1)
+
+        async def over() -> DeployView | None:
+            view = await api.deploy_view(env.client, lapsed.deployment_id)
+            return view if view.state != DeployState.QUEUED else None
+
+        ended = await eventually(over, "the unapproved request to expire", seconds=10)
         assert ended.state == DeployState.EXPIRED
         assert ended.reason == "no valid approval within 24 hours of the request"
 
@@ -317,14 +333,16 @@ async def test_the_cooldown_survives_restarting_the_worker_and_the_temporal_serv
         try:
             async with tether_worker.build_worker(client, "after-restart", Store(pool), config):
                 again = await api.request_deploy(
-                    client, "after-restart",
+                    client,
+                    "after-restart",
                     DeployRequest(service=service, ref="main", agent="coder"),
-                )  # fmt: skip
+                )
                 signed = sign(
-                    api.prepare_approval(again, decision="approve", by="founder", reason="",
-                                         ttl=None),
+                    api.prepare_approval(
+                        again, decision="approve", by="founder", reason="", ttl=None
+                    ),
                     load_private(tmp_path / "founder" / "founder.key"),
-                )  # fmt: skip
+                )
                 assert (await api.submit_approval(client, again.deployment_id, signed)).accepted
                 handle = client.get_workflow_handle_for(DeploymentWorkflow.run, again.deployment_id)
                 refused = await asyncio.wait_for(handle.result(), timeout=60)
@@ -357,20 +375,24 @@ async def test_a_worker_killed_mid_rollout_is_replaced_and_the_lock_is_not_leake
     )
     queue = f"kill-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
-    env.update(TEMPORAL_ADDRESS=temporal_address, DATABASE_URL=fresh_db,
-               TETHER_TASK_QUEUE=queue, TETHER_HOME=str(tmp_path))  # fmt: skip
+    env.update(
+        TEMPORAL_ADDRESS=temporal_address,
+        DATABASE_URL=fresh_db,
+        TETHER_TASK_QUEUE=queue,
+        TETHER_HOME=str(tmp_path),
+    )
 
     async def start_worker(name: str) -> asyncio.subprocess.Process:
         out = tmp_path / f"{name}.log"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(ROOT / "worker.py"), env=env, stdout=out.open("w"),
+            sys.executable,
+            str(ROOT / "worker.py"),
+            env=env,
+            stdout=out.open("w"),
             stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        for _ in range(300):
-            if "worker polling" in out.read_text():
-                return proc
-            await asyncio.sleep(0.1)
-        raise AssertionError(out.read_text())
+        )
+        await eventually(lambda: "worker polling" in out.read_text(), f"{name} worker", 30)
+        return proc
 
     first = await start_worker("first")
     second: asyncio.subprocess.Process | None = None
@@ -378,14 +400,10 @@ async def test_a_worker_killed_mid_rollout_is_replaced_and_the_lock_is_not_leake
         view = await api.request_deploy(
             client, queue, DeployRequest(service=service, ref="main", agent="devops")
         )
-        approval = api.prepare_approval(view, decision="approve", by="founder", reason="",
-                                        ttl=None)  # fmt: skip
+        approval = api.prepare_approval(view, decision="approve", by="founder", reason="", ttl=None)
         signed = sign(approval, load_private(key_path))
         assert (await api.submit_approval(client, view.deployment_id, signed)).accepted
-        for _ in range(300):
-            if log.exists() and "start" in log.read_text():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: log.exists() and "start" in log.read_text(), "the rollout")
         first.kill()  # mid-rollout: no clean shutdown, no chance to report
         await first.wait()
         second = await start_worker("second")
@@ -412,27 +430,40 @@ async def test_deploy_commands_as_the_founder_and_the_agents_run_them(
 ) -> None:
     async with deploy_rig(client, fresh_db, tmp_path) as rig:
         env = clean_environment(
-            TETHER_HOME=str(rig.home), TEMPORAL_ADDRESS=temporal_address,
-            DATABASE_URL=fresh_db, TETHER_TASK_QUEUE=rig.task_queue,
-        )  # fmt: skip
+            TETHER_HOME=str(rig.home),
+            TEMPORAL_ADDRESS=temporal_address,
+            DATABASE_URL=fresh_db,
+            TETHER_TASK_QUEUE=rig.task_queue,
+        )
         again = await tether(env, "keygen")
         assert again.code == 2 and "already exists" in again.err
         fresh = await tether({**env, "TETHER_HOME": str(tmp_path / "elsewhere")}, "keygen")
         assert fresh.code == 0 and '[founder]\npublic_key = "' in fresh.out
         assert oct((tmp_path / "elsewhere" / "founder.key").stat().st_mode & 0o777) == "0o600"
 
-        asked = await tether(env, "deploy", "request", rig.service, "--ref", "main",
-                             "--agent", "devops", "--json")  # fmt: skip
+        asked = await tether(
+            env, "deploy", "request", rig.service, "--ref", "main", "--agent", "devops", "--json"
+        )
         assert asked.code == 0, asked.err
         deployment = json.loads(asked.out)["deployment_id"]
         printed = await tether(env, "approve", deployment, "--print")
         assert printed.code == 0 and json.loads(printed.out)["signature"]
         # The Web UI path: the printed approval as the input of a signal named "approve".
         proc = await asyncio.create_subprocess_exec(
-            str(temporal_binary()), "workflow", "signal", "--address", temporal_address,
-            "--workflow-id", deployment, "--name", "approve", "--input", printed.out.strip(),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            str(temporal_binary()),
+            "workflow",
+            "signal",
+            "--address",
+            temporal_address,
+            "--workflow-id",
+            deployment,
+            "--name",
+            "approve",
+            "--input",
+            printed.out.strip(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         await asyncio.wait_for(proc.communicate(), timeout=30)
         handle = client.get_workflow_handle_for(DeploymentWorkflow.run, deployment)
         assert (await asyncio.wait_for(handle.result(), timeout=60)).state == DeployState.DONE
@@ -444,8 +475,9 @@ async def test_deploy_commands_as_the_founder_and_the_agents_run_them(
         late = await tether(env, "approve", deployment)
         assert late.code == 3 and f"deployment {deployment} is done" in late.err
 
-        second = await tether(env, "deploy", "request", rig.service, "--ref", "main",
-                              "--agent", "coder", "--json")  # fmt: skip
+        second = await tether(
+            env, "deploy", "request", rig.service, "--ref", "main", "--agent", "coder", "--json"
+        )
         other = json.loads(second.out)["deployment_id"]
         rejected = await tether(env, "reject", other, "--reason", "not on a Friday")
         assert rejected.code == 0 and f"{other} rejected" in rejected.out
@@ -505,10 +537,12 @@ async def test_failing_health_checks_fail_the_deployment_and_run_the_rollback(
 ) -> None:
     marker = tmp_path / "rolled-back"
     async with deploy_rig(
-        client, fresh_db, tmp_path,
+        client,
+        fresh_db,
+        tmp_path,
         rollback=f"echo $TETHER_COMMIT > {marker}",
         health_checks=[{"kind": "http", "url": "http://127.0.0.1:9/health", "timeout_seconds": 2}],
-    ) as rig:  # fmt: skip
+    ) as rig:
         view = await rig.request("main")
         await rig.approve(view)
         failed = await rig.finish(view)
@@ -528,15 +562,13 @@ async def test_a_forged_lock_grant_cannot_make_rollouts_overlap(
     async with deploy_rig(client, fresh_db, tmp_path, cooldown_minutes=0, pause=3) as rig:
         first = await rig.request("main")
         await rig.approve(first)
-        for _ in range(100):
-            if rig.log.exists() and "start" in rig.log.read_text():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(rig.rollout_started, "the first rollout to start", seconds=10)
         jumper = await rig.request("main", agent="coder")
         await rig.approve(jumper)
         # Anyone who can reach Temporal can send the lock's signal to their own deployment.
-        forged = LockGrant(service=rig.service, deployment_id=jumper.deployment_id,
-                           lease_seconds=600)  # fmt: skip
+        forged = LockGrant(
+            service=rig.service, deployment_id=jumper.deployment_id, lease_seconds=600
+        )
         await client.get_workflow_handle(jumper.deployment_id).signal("lock_granted", forged)
         refused = await rig.finish(jumper)
         assert refused.state == DeployState.REFUSED

@@ -84,9 +84,12 @@ def test_a_claude_code_payload_is_reduced_without_its_output() -> None:
     )
     edit = claude_code_tool_call(
         "PostToolUse",
-        {"tool_name": "Edit", "tool_input": {"file_path": "/r/app.py", "old_string": "a"},
-         "tool_response": {"success": True}},
-    )  # fmt: skip
+        {
+            "tool_name": "Edit",
+            "tool_input": {"file_path": "/r/app.py", "old_string": "a"},
+            "tool_response": {"success": True},
+        },
+    )
     assert edit is not None and edit["ok"] and edit["file_path"] == "/r/app.py"
 
 
@@ -203,8 +206,11 @@ def test_transcript_usage_is_read_incrementally_once_per_message(tmp_path: Path)
         cursor.commit()
     assert first.context_tokens == 1150
     assert first.usage["claude-sonnet-4-5"] == {
-        "input": 9100, "output": 20, "cache_read": 1000, "cache_write": 50
-    }  # fmt: skip
+        "input": 9100,
+        "output": 20,
+        "cache_read": 1000,
+        "cache_write": 50,
+    }
     # Not committed: the same spend is read again (the report did not get through).
     with transcript.open("a") as f:
         f.write(assistant("m2", 10, 3000, 0) + '{"type": "assistant", "mess')

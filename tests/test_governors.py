@@ -71,8 +71,12 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
 
         await eventually(holds_task, "the session to hear of the claim")
 
-        read = {**sid, "tool_name": "Read", "tool_input": {"file_path": "/srv/infra/api.yaml"},
-                "tool_response": {"file": {"content": "kind: Deployment"}}}  # fmt: skip
+        read = {
+            **sid,
+            "tool_name": "Read",
+            "tool_input": {"file_path": "/srv/infra/api.yaml"},
+            "tool_response": {"file": {"content": "kind: Deployment"}},
+        }
         answers = []
         for i, command in enumerate(KUBECTL_RETRIES):
             bash = {**sid, "tool_name": "Bash", "tool_input": {"command": command}}
@@ -124,8 +128,10 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
             await session.signal("release", ReleaseInput(task_id=task_id, order=body))
 
         async def judged() -> list[dict[str, Any]]:
-            rows = [*await team.store.founder_orders(devops),
-                    *await team.store.founder_orders(task_id)]  # fmt: skip
+            rows = [
+                *await team.store.founder_orders(devops),
+                *await team.store.founder_orders(task_id),
+            ]
             return [r for r in rows if r["judged_for"] == f"session of {devops}"]
 
         await eventually(lambda: _at_least(judged, 2), "the forged releases to be judged")
@@ -135,8 +141,9 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
         ]
         # ...nor ending the session and starting a fresh one: the hold comes back with the task.
         fresh = {"session_id": "cc-ops-2"}
-        started = await run_hook("SessionStart", devops, {**fresh, "source": "startup"},
-                                 temporal_http, q)  # fmt: skip
+        started = await run_hook(
+            "SessionStart", devops, {**fresh, "source": "startup"}, temporal_http, q
+        )
         assert started.answer is not None
         brief = started.answer["hookSpecificOutput"]["additionalContext"]
         assert brief.startswith("stopped by Tether: kubectl set failed 5 times the same way")
@@ -199,18 +206,25 @@ async def test_context_crossing_70_85_95_compacts_trims_and_hands_off_once_each(
         await api.note_session(client, coder, NoteInput(kind="decision", text="retry with jitter"))
         await api.note_session(client, coder, NoteInput(kind="question", text="cap at 5 tries?"))
 
-        edit = {**sid, "tool_name": "Edit", "tool_input": {"file_path": "api/retry.py"},
-                "tool_response": {"filePath": "api/retry.py"}}  # fmt: skip
+        edit = {
+            **sid,
+            "tool_name": "Edit",
+            "tool_input": {"file_path": "api/retry.py"},
+            "tool_response": {"filePath": "api/retry.py"},
+        }
         # Claude Code compacted early on: its summary is kept for the handoff (redacted).
         leaked = "ghp_" + uuid.uuid4().hex + "ABCDEF"
         compacted = await run_hook(
             "PostCompact",
             coder,
-            {**sid, "trigger": "auto",
-             "compact_summary": f"We chose jittered retries. The user pasted {leaked} once."},
+            {
+                **sid,
+                "trigger": "auto",
+                "compact_summary": f"We chose jittered retries. The user pasted {leaked} once.",
+            },
             temporal_http,
             q,
-        )  # fmt: skip
+        )
         assert compacted.answer is None
         directives: list[tuple[float, str]] = []
         for pct in (0.30, 0.55, 0.71, 0.73, 0.69, 0.86, 0.84, 0.90, 0.96):
@@ -338,8 +352,17 @@ async def test_a_task_costing_five_times_the_average_is_paused_until_the_founder
             return record is not None and record.task.state == TaskState.PAUSED
 
         await eventually(paused, "the task to be paused")
-        refused = await tether_env_run(team.task_queue, fresh_db, temporal_address, tmp_path,
-                                       "task", "submit", task_id, "--agent", coder)  # fmt: skip
+        refused = await tether_env_run(
+            team.task_queue,
+            fresh_db,
+            temporal_address,
+            tmp_path,
+            "task",
+            "submit",
+            task_id,
+            "--agent",
+            coder,
+        )
         assert refused.code == 3 and "is paused: task" in refused.err
         inbox = {i.kind: i for i in await team.store.inbox()}
         assert inbox["cost_warning"].subject == task_id
@@ -349,11 +372,20 @@ async def test_a_task_costing_five_times_the_average_is_paused_until_the_founder
         )
         assert inbox["cost_paused"].action == f"tether resume {task_id}"
 
-        unsigned = await tether_env_run(team.task_queue, fresh_db, temporal_address,
-                                        tmp_path / "agent", "resume", task_id)  # fmt: skip
+        unsigned = await tether_env_run(
+            team.task_queue, fresh_db, temporal_address, tmp_path / "agent", "resume", task_id
+        )
         assert unsigned.code == 3 and "only a founder-signed order lifts it" in unsigned.err
-        resumed = await tether_env_run(team.task_queue, fresh_db, temporal_address, tmp_path,
-                                       "resume", task_id, "--reason", "worth it")  # fmt: skip
+        resumed = await tether_env_run(
+            team.task_queue,
+            fresh_db,
+            temporal_address,
+            tmp_path,
+            "resume",
+            task_id,
+            "--reason",
+            "worth it",
+        )
         assert resumed.code == 0 and f"task {task_id} resumed; it is now claimed" in resumed.out
 
         async def released() -> bool:

@@ -46,10 +46,19 @@ async def test_bad_hook_input_is_denied_with_the_reason(tmp_path: Path) -> None:
     import asyncio
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tether", "hook", "claude-code", "PreToolUse", "--agent", "coder",
-        "--fail-closed", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tether",
+        "hook",
+        "claude-code",
+        "PreToolUse",
+        "--agent",
+        "coder",
+        "--fail-closed",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     out, _ = await proc.communicate(b"{not json")
     answer = json.loads(out)
     assert answer["hookSpecificOutput"]["permissionDecision"] == "deny"
@@ -96,9 +105,14 @@ async def test_hooks_install_merges_with_existing_settings(
     command = pre[1]["hooks"][0]["command"]
     assert command.endswith(" hook claude-code PreToolUse --agent coder --fail-closed")
     assert set(data["hooks"]) == {
-        "SessionStart", "PreToolUse", "PostToolUse", "PostToolUseFailure", "PostCompact",
-        "Stop", "SessionEnd",
-    }  # fmt: skip
+        "SessionStart",
+        "PreToolUse",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "PostCompact",
+        "Stop",
+        "SessionEnd",
+    }
     assert data["hooks"]["PostToolUseFailure"][0]["matcher"] == "*"
     assert data["hooks"]["SessionStart"][0]["matcher"] == "startup|resume|clear|compact"
     assert all(len(groups) == 1 for e, groups in data["hooks"].items() if e != "PreToolUse")

@@ -184,10 +184,17 @@ async def test_the_session_learns_of_a_claim_when_the_client_dies_after_the_upda
         await api.create_task(client, q, spec)
         await api.start_session(client, q, SessionInput(agent=coder, external_id="cc-1"))
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CLAIM_AND_DIE, temporal_address, task_id, coder,
-            env=clean_environment(), cwd=str(Path(__file__).resolve().parent.parent),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            sys.executable,
+            "-c",
+            CLAIM_AND_DIE,
+            temporal_address,
+            task_id,
+            coder,
+            env=clean_environment(),
+            cwd=str(Path(__file__).resolve().parent.parent),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
         assert out.decode().strip() == "claimed", err.decode()
         assert proc.returncode == -9

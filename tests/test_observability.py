@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from temporalio.client import Client
 
 from tests.support.cli import tether
+from tests.support.helpers import eventually
 from tether.ops.loopback import LoopbackServer, QuietHandler
 from tether.ops.stack import free_port
 
@@ -89,11 +90,7 @@ async def test_worker_exports_traces_over_otlp_and_serves_prometheus_metrics(
         stderr=asyncio.subprocess.STDOUT,
     )
     try:
-        for _ in range(300):
-            if "worker polling" in log.read_text():
-                break
-            await asyncio.sleep(0.1)
-        assert "worker polling" in log.read_text(), log.read_text()
+        await eventually(lambda: "worker polling" in log.read_text(), "the worker", 30)
 
         # The founder's commands trace too (same exporter settings): each command's span is
         # the parent of what the worker does for it.
@@ -108,20 +105,23 @@ async def test_worker_exports_traces_over_otlp_and_serves_prometheus_metrics(
 
         # Prometheus text format, from the Temporal runtime of the worker process.
         async with httpx.AsyncClient() as http:
-            for _ in range(100):
-                metrics = (await http.get(f"http://{bind}/metrics")).text
-                if "temporal_activity_execution_latency" in metrics:
-                    break
-                await asyncio.sleep(0.2)
+
+            async def scraped() -> str | None:
+                text = (await http.get(f"http://{bind}/metrics")).text
+                return text if "temporal_activity_execution_latency" in text else None
+
+            metrics = await eventually(scraped, "activity metrics")
         assert "# TYPE temporal_workflow_task_execution_latency" in metrics
         assert f'task_queue="{queue}"' in metrics
         assert 'activity_type="run_check"' in metrics
 
-        for _ in range(100):
-            names = {s["name"] for s in receiver.spans}
-            if "RunActivity:run_check" in names and "RunActivity:record_task" in names:
-                break
-            await asyncio.sleep(0.2)
+        await eventually(
+            lambda: (
+                {"RunActivity:run_check", "RunActivity:record_task"}
+                <= {s["name"] for s in receiver.spans}
+            ),
+            "the worker's activity spans",
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), timeout=60)

@@ -40,9 +40,13 @@ async def test_a_readme_example_runs_as_written(
         TEMPORAL_ADDRESS=temporal_address, TETHER_TASK_QUEUE=worker.task_queue, TASK_ID=task_id
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(script), cwd=str(tmp_path), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        str(script),
+        cwd=str(tmp_path),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     printed = out.decode()
     assert f"{task_id} done: True" in printed, err.decode()

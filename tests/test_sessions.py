@@ -246,8 +246,9 @@ async def test_claude_code_hooks_drive_a_whole_session(
         first = await api.session_view(client, coder)
         assert first is not None and first.external_id == "cc-42"
 
-        end = await run_hook("SessionEnd", coder, {**sid, "reason": "prompt_input_exit"},
-                             temporal_http, q)  # fmt: skip
+        end = await run_hook(
+            "SessionEnd", coder, {**sid, "reason": "prompt_input_exit"}, temporal_http, q
+        )
         assert end.code == 0
         assert (await handle.result()).state == SessionState.ENDED  # the workflow completes
         view = await api.session_view(client, coder)

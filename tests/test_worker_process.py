@@ -14,6 +14,7 @@ import asyncpg
 from temporalio.client import Client
 
 from activities import store as store_module
+from tests.support.helpers import eventually
 from tether import client as api
 from tether.contracts import ShellCheck, TaskSpec
 
@@ -44,11 +45,7 @@ async def test_two_workers_share_a_queue_and_a_fresh_database(
     ]
     try:
         for log in logs:
-            for _ in range(300):
-                if "worker polling" in log.read_text():
-                    break
-                await asyncio.sleep(0.1)
-            assert "worker polling" in log.read_text(), log.read_text()
+            await eventually(lambda log=log: "worker polling" in log.read_text(), str(log), 30)
 
         # The workers write the read model in the database they migrated together.
         for i in range(6):

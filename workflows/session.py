@@ -90,12 +90,10 @@ with workflow.unsafe.imports_passed_through():
         TaskClaimedInput,
         TaskState,
     )
-    from tether.core import governors
+    from tether.core import governors, inbox
     from tether.core.brief import compose_brief
     from workflows import messaging, retry
     from workflows.failures import cause_text
-
-_HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused"}
 
 T = TypeVar("T")
 
@@ -255,21 +253,7 @@ class AgentSessionWorkflow:
         if outcome.cost_warning and v.task_id is not None:
             spent = governors.task_cost(v.governor, v.task_id)
             _, pause, basis = governors.cost_limits(v.governor)
-            await self._notify(
-                InboxItem(
-                    key=f"cost-warning:{v.task_id}:{v.agent}:{v.started_at}",
-                    kind="cost_warning",
-                    subject=v.task_id,
-                    title=f"task {v.task_id} ({v.agent}) has cost ${spent:.2f}, more than "
-                    f"{v.governor.limits.cost_warn_ratio:g}x {basis}; paused at ${pause:.2f}",
-                    detail={
-                        "task_id": v.task_id,
-                        "agent": v.agent,
-                        "cost_usd": round(spent, 4),
-                        "see": f"tether task show {v.task_id}",
-                    },
-                )
-            )
+            await self._notify(inbox.cost_warning(v, v.task_id, spent, pause, basis))
         if outcome.handoff:
             await self._handoff()
         if outcome.directives:
@@ -355,7 +339,7 @@ class AgentSessionWorkflow:
         self._set_search_attributes()
         await self._activity(
             SessionActivities.clear_inbox_items,
-            ClearInboxInput(subject=hold.task_id or v.agent, kinds=[_HOLD_KINDS[hold.kind]]),
+            ClearInboxInput(subject=hold.task_id or v.agent, kinds=[inbox.HOLD_KINDS[hold.kind]]),
             retry.WRITE,
         )
         await self._record()
@@ -521,7 +505,7 @@ class AgentSessionWorkflow:
                 kind="config", subject=v.agent, reason=setup.problem, since=workflow.now()
             )
             v.notice = v.blocker.message()
-            await self._tell_founder_blocked(v.blocker)
+            await self._notify(inbox.blocked(v, v.blocker))
             v.state = SessionState.BLOCKED
             self._set_search_attributes()
             await self._record()
@@ -561,15 +545,7 @@ class AgentSessionWorkflow:
         self._resume_holds(truth)
         # The founder hears of overlaps before the agent gets its brief.
         for overlap in v.brief.overlaps:
-            await self._notify(
-                InboxItem(
-                    key=f"overlap:{overlap.summary}"[:300],
-                    kind="overlap",
-                    subject=v.agent,
-                    title=overlap.summary,
-                    detail={**overlap.model_dump(mode="json"), "see": "tether status"},
-                )
-            )
+            await self._notify(inbox.overlap(v, overlap))
         if any(not s.ok for s in statuses) or rejected is not None:
             await self._block(statuses, rejected)
         else:
@@ -666,28 +642,10 @@ class AgentSessionWorkflow:
         v.blocker = Blocker(kind="credential", subject=name, reason=reason, since=workflow.now())
         v.notice = v.blocker.message()
         # The founder is told before the agent hears it is blocked.
-        await self._tell_founder_blocked(v.blocker)
+        await self._notify(inbox.blocked(v, v.blocker))
         v.state = SessionState.BLOCKED
         self._set_search_attributes()
         await self._record()
-
-    async def _tell_founder_blocked(self, blocker: Blocker) -> None:
-        v = self.view
-        fix = (
-            f"fix credential {blocker.subject}, then: tether session recheck {v.agent}"
-            if blocker.kind == "credential"
-            else "fix tether.toml and restart the worker"
-        )
-        await self._notify(
-            InboxItem(
-                key=f"blocked:{v.agent}:{v.started_at}:{blocker.subject}:{blocker.reason}"[:300],
-                kind="credential_blocked",
-                subject=v.agent,
-                title=f"{v.agent} is blocked: {blocker.describe()}",
-                detail={"credential": blocker.subject, "reason": blocker.reason},
-                action=fix,
-            )
-        )
 
     # --- end -----------------------------------------------------------------------------------
 
@@ -734,29 +692,9 @@ class AgentSessionWorkflow:
         await self._flush()
         await self._record()
         if v.pseudo_work:
-            await self._notify(
-                InboxItem(
-                    key=f"pseudo:{v.agent}:{v.started_at}",
-                    kind="pseudo_work",
-                    subject=v.agent,
-                    title=f"{v.agent}'s session ended without a deliverable: {result.summary}",
-                    detail={
-                        "reason": v.end_reason or "",
-                        "artifact": result.summary,
-                        "see": f"tether session list --agent {v.agent}",
-                    },
-                )
-            )
+            await self._notify(inbox.pseudo_work(v, result))
         elif not could_check:
-            await self._notify(
-                InboxItem(
-                    key=f"session-error:{v.agent}:{v.started_at}",
-                    kind="session_error",
-                    subject=v.agent,
-                    title=f"{v.agent}'s session ended; {result.summary}",
-                    detail={"see": f"tether session list --agent {v.agent}"},
-                )
-            )
+            await self._notify(inbox.artifact_unchecked(v, result))
         self._finished = True
 
     # --- governors ----------------------------------------------------------------------------
@@ -764,7 +702,6 @@ class AgentSessionWorkflow:
     async def _hold(self, hold: Hold) -> None:
         """Loop or cost: hold the task, tell the founder; the agent hears it in the answer."""
         v = self.view
-        kind = _HOLD_KINDS[hold.kind]
         if hold.task_id is not None:
             await messaging.tell(
                 constants.task_workflow_id(hold.task_id),
@@ -773,26 +710,7 @@ class AgentSessionWorkflow:
                     kind=hold.kind, agent=v.agent, reason=hold.reason, evidence=hold.evidence
                 ),
             )
-        if hold.kind == "loop":
-            action = (
-                f"tether task unblock {hold.task_id}"
-                if hold.task_id
-                else f"tether session release {v.agent}"
-            )
-            title = f"{v.agent} is stopped in a loop: {hold.reason}"
-        else:
-            action = f"tether resume {hold.task_id}"
-            title = f"task {hold.task_id} ({v.agent}) is paused: {hold.reason}"
-        await self._notify(
-            InboxItem(
-                key=f"{kind}:{hold.task_id or v.agent}:{hold.since.isoformat()}",
-                kind=kind,
-                subject=hold.task_id or v.agent,
-                title=title[:500],
-                detail={"agent": v.agent, **hold.evidence},
-                action=action,
-            )
-        )
+        await self._notify(inbox.hold(v, hold))
         self._set_search_attributes()
         await self._record()
 
@@ -812,15 +730,7 @@ class AgentSessionWorkflow:
                 retry.WRITE,
             )
         except ActivityError as err:
-            await self._notify(
-                InboxItem(
-                    key=f"session-error:handoff:{self._session_key()}",
-                    kind="session_error",
-                    subject=v.agent,
-                    title=f"{v.agent}'s handoff could not be archived: {cause_text(err)}",
-                    detail={"see": f"tether session show {v.agent}"},
-                )
-            )
+            await self._notify(inbox.handoff_failed(v, self._session_key(), cause_text(err)))
         self._handed_off = True
         if self._end is None:
             pct = v.governor.context_pct or 0

@@ -80,13 +80,23 @@ class Rig:
         )
 
     def approval(
-        self, view: DeployView, *, ttl: timedelta | None = None, now: datetime | None = None,
-        decision: str = "approve", key: Ed25519PrivateKey | None = None, **changes: Any,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        view: DeployView,
+        *,
+        ttl: timedelta | None = None,
+        now: datetime | None = None,
+        decision: str = "approve",
+        key: Ed25519PrivateKey | None = None,
+        **changes: Any,
+    ) -> dict[str, Any]:
         approval = api.prepare_approval(
-            view, decision=decision, by="founder", reason="ok", ttl=ttl,
+            view,
+            decision=decision,
+            by="founder",
+            reason="ok",
+            ttl=ttl,
             now=now or datetime.now(UTC),
-        ).model_copy(update=changes)  # fmt: skip
+        ).model_copy(update=changes)
         return sign(approval, key or self.key).model_dump(mode="json")
 
     async def approve(self, view: DeployView, **kw: Any) -> ApprovalVerdict:
@@ -116,6 +126,9 @@ class Rig:
                 spans.append((deployment, starts[deployment].pop(0), float(at)))
         return sorted(spans, key=lambda s: s[1])
 
+    def rollout_started(self) -> bool:
+        return self.log.exists() and "start" in self.log.read_text()
+
     def served(self) -> str:
         import urllib.request
 
@@ -124,9 +137,14 @@ class Rig:
 
 
 def rig_config(
-    name: str, repo: Path, state: Path, log: Path, site: VersionService, public: str,
+    name: str,
+    repo: Path,
+    state: Path,
+    log: Path,
+    site: VersionService,
+    public: str,
     **service: Any,
-) -> TetherConfig:  # fmt: skip
+) -> TetherConfig:
     script = log.parent / "rollout.py"
     script.write_text(ROLLOUT)
     pause = service.pop("pause", 0.2)
@@ -140,14 +158,18 @@ def rig_config(
                     "repository": "app",
                     "rollout": f"{sys.executable} {script} {state} {log} {pause}",
                     "health_checks": [
-                        {"kind": "http", "url": site.url, "retry_for_seconds": 2,
-                         "retry_interval_seconds": 0.5}
+                        {
+                            "kind": "http",
+                            "url": site.url,
+                            "retry_for_seconds": 2,
+                            "retry_interval_seconds": 0.5,
+                        }
                     ],
                     **service,
                 }
             },
         }
-    )  # fmt: skip
+    )
 
 
 @asynccontextmanager
@@ -169,8 +191,19 @@ async def deploy_rig(
     queue = f"deploy-{suffix}"
     try:
         async with tether_worker.build_worker(client, queue, Store(pool), config):
-            yield Rig(client, Store(pool), config, queue, repo, name, site, state, log,
-                      load_private(key_path), home)  # fmt: skip
+            yield Rig(
+                client,
+                Store(pool),
+                config,
+                queue,
+                repo,
+                name,
+                site,
+                state,
+                log,
+                load_private(key_path),
+                home,
+            )
     finally:
         site.stop()
         await pool.close()

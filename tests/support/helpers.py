@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -150,11 +150,20 @@ class FakeForge:
                     self._send(200, {"login": "tether-bot"}, extra if forge.expiry else None)
                 elif len(parts) == 4 and parts[0] == "repos" and parts[3] == "pulls":
                     pulls = forge.pulls.get(f"{parts[1]}/{parts[2]}", [])
-                    self._send(200, [
-                        {"number": n, "title": t, "head": {"ref": b}, "user": {"login": u},
-                         "updated_at": "2026-11-20T10:00:00Z", "html_url": f"http://forge/{n}"}
-                        for n, t, b, u, _ in pulls
-                    ])  # fmt: skip
+                    self._send(
+                        200,
+                        [
+                            {
+                                "number": n,
+                                "title": t,
+                                "head": {"ref": b},
+                                "user": {"login": u},
+                                "updated_at": "2026-11-20T10:00:00Z",
+                                "html_url": f"http://forge/{n}",
+                            }
+                            for n, t, b, u, _ in pulls
+                        ],
+                    )
                 elif len(parts) == 6 and parts[3] == "pulls" and parts[5] == "files":
                     pulls = forge.pulls.get(f"{parts[1]}/{parts[2]}", [])
                     files = next((f for n, *_, f in pulls if str(n) == parts[4]), None)
@@ -259,13 +268,16 @@ def history_text(history: object) -> str:
     return json.dumps(raw) + "\n" + "\n".join(decoded)
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], what: str, seconds: float = 20) -> Any:
-    """Signals and deliveries happen asynchronously: wait until `probe` returns something
-    truthy, and return it."""
+async def eventually(probe: Callable[[], Any], what: str, seconds: float = 20) -> Any:
+    """Signals and deliveries happen asynchronously: wait until `probe` (plain or async)
+    returns something truthy, and return it."""
     import asyncio
+    import inspect
 
     for _ in range(int(seconds / 0.1)):
-        value = await probe()
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         await asyncio.sleep(0.1)

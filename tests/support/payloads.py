@@ -41,8 +41,19 @@ def line(entry: dict[str, Any]) -> str:
 
 def assistant(mid: str, inp: int, read: int, write: int, out: int = 10, side: bool = False) -> str:
     return line(
-        {"type": "assistant", "isSidechain": side, "requestId": f"req-{mid}",
-         "message": {"id": mid, "model": "claude-sonnet-4-5", "usage": {
-             "input_tokens": inp, "cache_read_input_tokens": read,
-             "cache_creation_input_tokens": write, "output_tokens": out}}}
-    )  # fmt: skip
+        {
+            "type": "assistant",
+            "isSidechain": side,
+            "requestId": f"req-{mid}",
+            "message": {
+                "id": mid,
+                "model": "claude-sonnet-4-5",
+                "usage": {
+                    "input_tokens": inp,
+                    "cache_read_input_tokens": read,
+                    "cache_creation_input_tokens": write,
+                    "output_tokens": out,
+                },
+            },
+        }
+    )

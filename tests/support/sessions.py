@@ -51,12 +51,16 @@ def team_config(
         "credentials": {"github": {"kind": "forge_token", "env": TOKEN_ENV}},
         "forge": {"kind": forge.kind, "api_url": forge.api_url, "credential": "github"},
         "agents": [
-            {"name": names["coder"], "credentials": ["github"], "repositories": ["app"],
-             "branch": "coder-work"},
+            {
+                "name": names["coder"],
+                "credentials": ["github"],
+                "repositories": ["app"],
+                "branch": "coder-work",
+            },
             {"name": names["devops"], "repositories": ["app"]},
             {"name": names["security"], "forge_login": "sec-bot", "repositories": ["app"]},
         ],
-    }  # fmt: skip
+    }
     for key, value in (extra or {}).items():
         data[key] = value
     return TetherConfig.model_validate(data)
@@ -106,10 +110,20 @@ async def run_hook(
     )
     body = {"hook_event_name": event, "transcript_path": "/dev/null", "cwd": "/", **payload}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tether", "hook", "claude-code", event, "--agent", agent, *flags,
-        env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tether",
+        "hook",
+        "claude-code",
+        event,
+        "--agent",
+        agent,
+        *flags,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     out, err = await asyncio.wait_for(proc.communicate(json.dumps(body).encode()), timeout=90)
     assert proc.returncode is not None
     text = out.decode().strip()
