@@ -42,7 +42,30 @@ def test_kubectl_variations_against_the_same_permission_error_are_one_action() -
     }
     assert len(prints) == 1
     (only,) = prints
-    assert only.startswith("Bash|Bash:kubectl set|1|Forbidden|error from server (forbidden)")
+    assert only.startswith("Bash|Bash:kubectl set||Forbidden|error from server (forbidden)")
+
+    # Piped into tee, the same failure "succeeds" (tee's exit code): still the same action.
+    piped = f"{KUBECTL_RETRIES[0]} | tee out"
+    masked = call(
+        "PostToolUse",
+        {
+            "tool_name": "Bash",
+            "tool_input": {"command": piped},
+            "tool_response": {"stdout": FORBIDDEN, "stderr": "", "interrupted": False},
+        },
+    )
+    assert not masked.ok and masked.fingerprint() == only
+    # Reading an error in a log is not failing: grep and tail find what they were asked to.
+    for reader in ("grep -r Forbidden logs/ | head -5", "tail -50 kube.log | grep Error"):
+        found = call(
+            "PostToolUse",
+            {
+                "tool_name": "Bash",
+                "tool_input": {"command": reader},
+                "tool_response": {"stdout": FORBIDDEN, "stderr": ""},
+            },
+        )
+        assert found.ok, reader
 
     # Another error, another action, or another tool is another fingerprint.
     other_error = call(
@@ -64,7 +87,7 @@ def test_signatures_drop_what_varies_between_retries() -> None:
         'Exit code 2\nTraceback (most recent call last):\n  File "/tmp/b/y.py", line 9\n'
         "PermissionError: [Errno 13] Permission denied: '/srv/run/0b1c2d3e4f/out.log'"
     )
-    assert a == b == "2|PermissionError|permissionerror: [errno #] permission denied: '<path>'"
+    assert a == b == "|PermissionError|permissionerror: [errno #] permission denied: '<path>'"
     assert command_action("git -C /repo push origin main") == "git push"
     assert command_action("timeout 30 pytest -q tests/") == "pytest"
 

@@ -94,7 +94,7 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
             await run_hook("PostToolUse", devops, read, temporal_http, q)
         assert answers[:4] == [None] * 4
         fifth = answers[4]
-        assert fifth is not None and fifth["decision"] == "block"
+        assert fifth is not None and "decision" not in fifth
         context = fifth["hookSpecificOutput"]["additionalContext"]
         assert "kubectl set failed 5 times the same way" in context
         assert "decompose the task into smaller steps" in context
@@ -234,12 +234,9 @@ async def test_context_crossing_70_85_95_compacts_trims_and_hands_off_once_each(
                 text = post.answer["hookSpecificOutput"]["additionalContext"]
                 directives.append((pct, text.split(":", 1)[1].split(".")[1].strip().split()[0]))
         assert directives == [(0.71, "Compact"), (0.86, "Trim"), (0.96, "Tether")]
-        assert post.answer is not None and post.answer["decision"] == "block"
-        assert post.answer["reason"].startswith("Tether handed this session off")
-        assert (
-            "archived this session's state"
-            in post.answer["hookSpecificOutput"]["additionalContext"]
-        )
+        assert post.answer is not None and "decision" not in post.answer
+        handoff = post.answer["hookSpecificOutput"]["additionalContext"]
+        assert "archived this session's state" in handoff
 
         handle = client.get_workflow_handle_for(AgentSessionWorkflow.run, f"session-{coder}")
         ended = await handle.result()

@@ -102,8 +102,16 @@ async def test_hooks_install_merges_with_existing_settings(
     pre = data["hooks"]["PreToolUse"]
     assert pre[0] == {"matcher": "Bash", "hooks": [mine]}
     assert len(pre) == 2 and pre[1]["matcher"] == "*"
-    command = pre[1]["hooks"][0]["command"]
-    assert command.endswith(" hook claude-code PreToolUse --agent coder --fail-closed")
+    # The settings name no local path (Claude Code shows the command to the model when a hook
+    # blocks); the launcher next to them holds this machine's command line.
+    assert pre[1]["hooks"][0]["command"] == '"$CLAUDE_PROJECT_DIR"/.claude/hooks/tether PreToolUse'
+    launcher = project / ".claude" / "hooks" / "tether"
+    assert launcher.stat().st_mode & 0o111
+    assert (
+        launcher.read_text()
+        .splitlines()[-1]
+        .endswith(' hook claude-code "$1" --agent coder --fail-closed')
+    )
     assert set(data["hooks"]) == {
         "SessionStart",
         "PreToolUse",

@@ -229,8 +229,9 @@ async def test_claude_code_hooks_drive_a_whole_session(
         assert (await run_hook("PreToolUse", coder, tool, temporal_http, q)).answer is None
 
         stop = await run_hook("Stop", coder, {**sid, "stop_hook_active": False}, temporal_http, q)
-        assert stop.answer is not None and stop.answer["decision"] == "block"
-        assert stop.answer["reason"].startswith("No deliverable yet: no commit on 'coder-work'")
+        # Exit 2, the reason on stderr: Claude Code blocks the stop and shows the reason once.
+        assert stop.code == 2 and stop.answer is None
+        assert stop.err.startswith("No deliverable yet: no commit on 'coder-work'")
         again = await run_hook("Stop", coder, {**sid, "stop_hook_active": True}, temporal_http, q)
         assert again.answer is None  # blocked once; never a loop
 

@@ -103,6 +103,8 @@ FLUSH_EVERY = timedelta(seconds=60)
 # Leave a run after this many reports even if Temporal does not suggest it (2,000 updates/run).
 REPORTS_PER_RUN = 1000
 GOVERNORS_PATCH = "tether-governors"
+# Since issue 12: a task claimed before the session started becomes the session's task.
+ADOPTS_CLAIM_PATCH = "session-adopts-claimed-task"
 
 
 def _refuse(message: str) -> ApplicationError:
@@ -543,6 +545,8 @@ class AgentSessionWorkflow:
         ]
         v.brief = compose_brief(v.agent, setup.repositories, truth, unverified, login=setup.login)
         self._resume_holds(truth)
+        if v.task_id is None and workflow.patched(ADOPTS_CLAIM_PATCH):
+            self._adopt_claimed(truth)
         # The founder hears of overlaps before the agent gets its brief.
         for overlap in v.brief.overlaps:
             await self._notify(inbox.overlap(v, overlap))
@@ -575,6 +579,16 @@ class AgentSessionWorkflow:
         )
         if v.brief is not None:
             v.brief.text = f"{governors.hold_message(v.governor.hold)}\n\n{v.brief.text}"
+
+    def _adopt_claimed(self, truth: GroundTruth) -> None:
+        """A task the agent claimed before this session began is the session's task: its
+        failures and spend count against it (the newest claim, when there are several)."""
+        v = self.view
+        claimed = [t for t in truth.tasks if t.assignee == v.agent and t.state == TaskState.CLAIMED]
+        if claimed:
+            newest = max(claimed, key=lambda t: t.updated_at or t.created_at or v.started_at)
+            v.task_id = newest.id
+            governors.change_task(v.governor)
 
     async def _probe(self, names: list[str]) -> list[CredentialStatus]:
         if not names:

@@ -531,6 +531,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int:
+    import shlex
     import shutil
 
     from tether.hook.install import install
@@ -543,7 +544,8 @@ async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int
     fail_closed = agent.fail_closed if agent else True
     if args.fail_open:
         fail_closed = False
-    executable = shutil.which("tether") or f"{sys.executable} -m tether"
+    found = shutil.which("tether")
+    executable = shlex.quote(found) if found else f"{shlex.quote(sys.executable)} -m tether"
     try:
         path = install(Path(args.project), args.agent, executable, fail_closed, args.temporal_http)
     except ValueError as exc:

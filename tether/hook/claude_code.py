@@ -246,16 +246,10 @@ class Hook:
             texts = [str(d.get("text")) for d in answer.get("directives") or []]
             if not texts:
                 return None
-            result: dict[str, Any] = {
-                "hookSpecificOutput": {
-                    "hookEventName": event,
-                    "additionalContext": "\n".join(texts)[:9900],
-                }
-            }
-            if answer.get("deny"):
-                result["decision"] = "block"
-                result["reason"] = str(answer["deny"])
-            return result
+            # Context only: a `decision: "block"` here stops nothing (the tool already ran) and
+            # makes Claude Code show the model the text twice, once as a "hook blocking error"
+            # naming the hook's command line. The next PreToolUse denies, with the reason.
+            return _context(event, "\n".join(texts))
 
         if event == "Stop":
             if payload.get("stop_hook_active"):
@@ -382,6 +376,12 @@ def main(argv: list[str]) -> int:
         answer = _trouble_answer(event, f"Tether is unreachable: {exc}", args.fail_closed)
     except Refused as exc:
         answer = _trouble_answer(event, f"Tether refused: {exc}", args.fail_closed)
+    if event == "Stop" and answer is not None and answer.get("decision") == "block":
+        # Exit 2 with the reason on stderr: Claude Code shows it to the model once. The same
+        # block as JSON is shown twice, the second time as a "blocking error" quoting the
+        # hook's command line.
+        print(answer["reason"], file=sys.stderr)
+        return 2
     if answer is not None:
         print(json.dumps(answer))
     return 0

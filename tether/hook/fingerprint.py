@@ -133,12 +133,30 @@ def _telling_line(error: str) -> str:
 
 
 def error_signature(error: str) -> str:
-    """`exit|class|message`: what stays the same when the same action fails the same way."""
-    code = _exit_code(error)
+    """`exit|class|message`: what stays the same when the same action fails the same way.
+
+    The exit code counts only when the error says nothing else: `kubectl ... | tee out` hides
+    kubectl's exit code behind tee's, yet fails the same way as the bare command."""
     match = _ERROR_CLASS.search(error)
     cls = (match.group(1) or match.group(2)) if match else ""
     message = scrub(redact(_telling_line(error)))[:SIGNATURE_LENGTH]
+    code = _exit_code(error) if not (cls or message) else None
     return f"{'' if code is None else code}|{cls}|{message}"
+
+
+# Programs whose output is text being read: an error class in it is what was searched for.
+_READERS = {"grep", "egrep", "rg", "ag", "cat", "tail", "head", "less", "more", "awk", "sed"}
+_READERS |= {"jq", "find", "ls", "echo", "printf", "journalctl", "git log", "git show", "diff"}
+_MASKING = re.compile(r"(?<!\|)\|(?!\|)|\|\|\s*(true|:|echo\b)|;\s*(true|:|exit 0)\s*$")
+
+
+def masked_failure(command: str, output: str) -> bool:
+    """A command that "succeeded" only because a pipe or `|| true` hid its exit code, while its
+    output names an error class: `kubectl set image ... | tee out` printing "(Forbidden)"."""
+    if not _MASKING.search(command) or not _ERROR_CLASS.search(output):
+        return False
+    action = command_action(command)
+    return action not in _READERS and action.split(" ", 1)[0] not in _READERS
 
 
 def _segment(command: str) -> str:
@@ -229,6 +247,8 @@ def claude_code_tool_call(event: str, payload: dict[str, Any]) -> dict[str, Any]
         tool_input = {}
     ok = event == "PostToolUse"
     output = _text(payload.get("tool_response") if ok else payload.get("error") or "")
+    if ok and tool == "Bash" and masked_failure(str(tool_input.get("command") or ""), output):
+        ok = False
     call: dict[str, Any] = {
         "tool": tool,
         "ok": ok,

@@ -1,9 +1,16 @@
 """`tether hooks install`: Tether's hook entries in a project's .claude/settings.json, everything
-else kept."""
+else kept, and the launcher they run.
+
+The entries run `"$CLAUDE_PROJECT_DIR"/.claude/hooks/tether EVENT` (the form Claude Code's
+documentation gives for project hooks), and the launcher holds this machine's command line:
+Claude Code shows a hook's command to the model when the hook blocks, and the model has no
+business reading local paths, the agent's flags or Tether's address.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +25,24 @@ _INSTALLED = (
     ("SessionEnd", None, 5),
 )
 
+LAUNCHER = Path(".claude") / "hooks" / "tether"
+COMMAND = '"$CLAUDE_PROJECT_DIR"/.claude/hooks/tether'
 
-_MARK = " hook claude-code "
+# How Tether's own entries are recognised, so installing again replaces them: the launcher, and
+# the direct command line that earlier versions wrote.
+_MARKS = (COMMAND, " hook claude-code ")
+
+
+def _launcher(executable: str, agent: str, fail_closed: bool, temporal_http: str | None) -> str:
+    flags = ["--agent", agent] + (["--fail-closed"] if fail_closed else [])
+    if temporal_http:
+        flags += ["--temporal-http", temporal_http]
+    return (
+        "#!/bin/sh\n"
+        "# Written by `tether hooks install`: Claude Code's hooks call Tether through this file.\n"
+        "# Run `tether hooks install` again to change it; it is this machine's, not the repo's.\n"
+        f'exec {executable} hook claude-code "$1" {shlex.join(flags)}\n'
+    )
 
 
 def install(
@@ -30,7 +53,8 @@ def install(
     temporal_http: str | None = None,
 ) -> Path:
     """Write Tether's hook entries into PROJECT/.claude/settings.json, keeping everything else
-    there; Tether's own earlier entries are replaced, so running it again changes nothing."""
+    there, and the launcher they call; Tether's own earlier entries are replaced, so running it
+    again changes nothing."""
     path = project / ".claude" / "settings.json"
     settings: dict[str, Any] = {}
     if path.exists():
@@ -43,24 +67,31 @@ def install(
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise ValueError(f"{path}: 'hooks' is not an object; fix it or move it away")
-    base = f"{executable}{_MARK}"
-    flags = f" --agent {agent}" + (" --fail-closed" if fail_closed else "")
-    if temporal_http:
-        flags += f" --temporal-http {temporal_http}"
     for event, matcher, timeout in _INSTALLED:
         kept = []
         for group in hooks.get(event) or []:
-            handlers = [h for h in group.get("hooks", []) if _MARK not in str(h.get("command", ""))]
+            handlers = [
+                h
+                for h in group.get("hooks", [])
+                if not any(mark in str(h.get("command", "")) for mark in _MARKS)
+            ]
             if handlers:
                 kept.append({**group, "hooks": handlers})
         ours: dict[str, Any] = {
-            "hooks": [{"type": "command", "command": f"{base}{event}{flags}", "timeout": timeout}]
+            "hooks": [{"type": "command", "command": f"{COMMAND} {event}", "timeout": timeout}]
         }
         if matcher:
             ours = {"matcher": matcher, **ours}
         hooks[event] = [*kept, ours]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n")
-    tmp.replace(path)
+    launcher = project / LAUNCHER
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    _write(launcher, _launcher(executable, agent, fail_closed, temporal_http))
+    launcher.chmod(0o755)
+    _write(path, json.dumps(settings, indent=2) + "\n")
     return path
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

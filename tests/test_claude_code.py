@@ -1,0 +1,140 @@
+"""The real Claude Code CLI, governed end to end.
+
+Each test runs the pinned `claude` (tests/runtimes/claude-code) headless against the scripted
+Messages API (tests/support/model_api.py), in a real git repository, with the hooks `tether
+hooks install` writes, against the real Temporal server, worker and PostgreSQL. What the tests
+assert is what the agent and the founder would see: what the model was shown, which tool calls
+ran, what state the task and the session are in, what the inbox says.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from tests.support.claude_code import ClaudeCode, ensure_claude_code
+from tests.support.helpers import FakeForge, eventually
+from tests.support.model_api import ModelApi, Turn, Usage
+from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES
+from tests.support.sessions import Team, running_team
+from tether import client as api
+from tether.contracts import SessionState, ShellCheck, TaskSpec, TaskState
+
+
+@pytest.fixture(scope="session", autouse=True)
+def claude_binary() -> Path:
+    return ensure_claude_code()
+
+
+@dataclass
+class Governed:
+    team: Team
+    claude: ClaudeCode
+    model: ModelApi
+    client: Client
+
+
+@asynccontextmanager
+async def governed(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    temporal_address: str,
+    turns: list[Turn],
+    role: str = "devops",
+    extra: dict[str, Any] | None = None,
+) -> AsyncIterator[Governed]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(f"#!/bin/sh\necho '{FORBIDDEN}' >&2\nexit 1\n")
+    kubectl.chmod(0o755)
+    async with running_team(client, fresh_db, tmp_path, forge, extra) as team:
+        (team.repo / "infra").mkdir()
+        with ModelApi(turns) as model:
+            claude = ClaudeCode(
+                agent=team.agent(role),
+                project=team.repo,
+                home=tmp_path / "claude-home",
+                model=model,
+                temporal_http=temporal_http,
+                task_queue=team.task_queue,
+                tether_home=tmp_path / "tether-home",
+                env={
+                    "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
+                    "TEMPORAL_ADDRESS": temporal_address,
+                },
+            )
+            claude.home.mkdir()
+            claude.install_hooks()
+            yield Governed(team, claude, model, client)
+
+
+def _task(task_id: str) -> TaskSpec:
+    return TaskSpec(id=task_id, title="Roll out api 1.4.3", checks=[ShellCheck(command="true")])
+
+
+@pytest.mark.parametrize("claimed", ["before the session", "inside the session"])
+async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_task(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    temporal_address: str,
+    valid_token: None,
+    task_id: str,
+    claimed: str,
+) -> None:
+    claim = f"{sys.executable} -m tether task claim {task_id} --agent {{agent}}"
+    retries = [*KUBECTL_RETRIES, "kubectl set image deploy/api api=registry/api:1.4.4 -n prod"]
+    turns = [Turn.bash(command, Usage(20_000 + 1000 * i, 40)) for i, command in enumerate(retries)]
+    turns.append(Turn.say("I could not roll it out.", Usage(30_000, 20)))
+    async with governed(
+        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, []
+    ) as g:
+        agent = g.claude.agent
+        await api.create_task(client, g.team.task_queue, _task(task_id))
+        if claimed == "before the session":
+            await api.claim_task(client, task_id, agent)
+        else:
+            turns.insert(0, Turn.bash(claim.format(agent=agent)))
+        g.model._script = turns
+        run = await g.claude.run("Roll out api 1.4.3 to prod.")
+        assert run.code == 0, run.stderr
+
+        results = run.tool_results()
+        kubectl = results[1:] if claimed == "inside the session" else results
+        assert len(kubectl) == 6, results
+        # The first five ran (the forbidden error came back); the sixth never ran.
+        assert all("(Forbidden)" in str(r["content"]) for r in kubectl[:5])
+        assert kubectl[5]["is_error"]
+        assert "stopped by Tether: kubectl set failed 5 times the same way" in str(
+            kubectl[5]["content"]
+        )
+        shown = "\n".join(r.shown() for r in g.model.main_requests())
+        assert "hook blocking error" not in shown and sys.executable not in shown
+
+        record = await eventually(
+            lambda: _in_state(g, task_id, TaskState.BLOCKED), "the task to be blocked"
+        )
+        assert record.events[-1].kind == "loop_blocked"
+        items = [i for i in await g.team.store.inbox() if i.kind == "loop_blocked"]
+        assert [i.action for i in items] == [f"tether task unblock {task_id}"]
+        view = await api.session_view(client, agent)
+        assert view.task_id == task_id
+        assert view.state != SessionState.ENDED or view.end_reason
+
+
+async def _in_state(g: Governed, task_id: str, state: TaskState) -> Any:
+    record = await g.team.store.get_task(task_id)
+    return record if record and record.task.state == state else None
