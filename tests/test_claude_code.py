@@ -54,7 +54,7 @@ async def governed(
     extra: dict[str, Any] | None = None,
 ) -> AsyncIterator[Governed]:
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(parents=True)
     kubectl = bin_dir / "kubectl"
     kubectl.write_text(f"#!/bin/sh\necho '{FORBIDDEN}' >&2\nexit 1\n")
     kubectl.chmod(0o755)
@@ -138,3 +138,75 @@ async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_tas
 async def _in_state(g: Governed, task_id: str, state: TaskState) -> Any:
     record = await g.team.store.get_task(task_id)
     return record if record and record.task.state == state else None
+
+
+def _said(g: Governed, text: str) -> list[int]:
+    """The scripted turns whose request showed the model `text`, in order."""
+    return [r.turn or 0 for r in g.model.main_requests() if text in r.shown()]
+
+
+@pytest.mark.parametrize("auto_compact", ["off", "on"])
+async def test_context_stages_and_the_handoff_come_within_the_window_claude_code_allows(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    temporal_address: str,
+    auto_compact: str,
+) -> None:
+    # Claude Code keeps 23,000 tokens of a 200,000 window with auto-compact off (it refuses the
+    # next request past 177,000) and compacts 33,000 short of it when on: 95% of 200,000 would
+    # never come. The stages are judged against what is left.
+    usable = 177_000 if auto_compact == "off" else 167_000
+    climb = [0.50, 0.71, 0.86, 0.96, 0.97]
+    turns = [Turn.bash(f"echo step {i}", Usage(int(p * usable), 40)) for i, p in enumerate(climb)]
+    turns.append(Turn.say("Stopping here.", Usage(int(0.97 * usable), 10)))
+    env = {"DISABLE_AUTO_COMPACT": "1"} if auto_compact == "off" else {}
+    async with governed(
+        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns
+    ) as g:
+        run = await g.claude.run("Work through the steps.", **env)
+        assert run.code == 0, run.stderr
+        assert "Prompt is too long" not in str(run.result.get("result"))
+        # Each directive reaches the model once, with the request after the crossing.
+        assert _said(g, "Compact now") == [2, 3, 4, 5]
+        assert _said(g, "Trim now")[:1] == [3]
+        assert _said(g, "Tether archived this session's state")[:1] == [4]
+        assert f"of {usable:,} usable tokens" in g.model.main_requests()[2].shown()
+        results = run.tool_results()
+        assert [r["is_error"] for r in results] == [False, False, False, False, True]
+        # After the handoff the next tool call is denied with the handoff's reason, not with
+        # "no open session"; SessionEnd then has nothing left to end and says nothing.
+        assert "Tether handed this session off (handoff: context 96% full)" in str(
+            results[4]["content"]
+        )
+        assert "no open session" not in str(results[4]["content"])
+        assert "session not ended" not in run.stderr
+        handoffs = await g.team.store.pool.fetch(
+            "SELECT * FROM handoffs WHERE agent = $1", g.claude.agent
+        )
+        assert len(handoffs) == 1
+
+
+async def test_claude_code_refuses_past_its_reserve_with_auto_compact_off(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    temporal_address: str,
+) -> None:
+    """The reserve Tether assumes is Claude Code's own: the pinned CLI still takes a request at
+    176,000 tokens and refuses one at 177,000 (window 200,000). A version that changes this
+    fails here, not in a founder's team."""
+    from tether.hook.claude_code import RESERVE_AUTO_COMPACT_OFF
+
+    limit = 200_000 - RESERVE_AUTO_COMPACT_OFF
+    for used, refused in ((limit - 1000, False), (limit, True)):
+        turns = [Turn.bash("echo one", Usage(used, 40)), Turn.say("done", Usage(used, 10))]
+        async with governed(
+            client, fresh_db, tmp_path / str(used), forge, temporal_http, temporal_address, turns
+        ) as g:
+            run = await g.claude.run("One step.", DISABLE_AUTO_COMPACT="1")
+            assert ("Prompt is too long" in str(run.result.get("result"))) is refused, used

@@ -256,10 +256,20 @@ async def test_claude_code_hooks_drive_a_whole_session(
         assert view is not None and view.state == SessionState.ENDED and not view.pseudo_work
         assert view.end_reason == "claude-code SessionEnd (prompt_input_exit)"
 
-        # Tool calls after the session ended are not governed: denied when failing closed.
-        late = await run_hook("PreToolUse", coder, tool, temporal_http, q, "--fail-closed")
+        # A tool call of the ended runtime session is denied with the reason it ended.
+        late = await run_hook("PreToolUse", coder, tool, temporal_http, q)
         assert late.answer is not None
-        assert "no open session" in late.answer["hookSpecificOutput"]["permissionDecisionReason"]
+        reason = late.answer["hookSpecificOutput"]["permissionDecisionReason"]
+        assert reason == (
+            "this session has ended (claude-code SessionEnd (prompt_input_exit)); start a new "
+            "session"
+        )
+        # Another runtime session with no Tether session is not governed: denied when failing
+        # closed.
+        other = {**tool, "session_id": "cc-other"}
+        stray = await run_hook("PreToolUse", coder, other, temporal_http, q, "--fail-closed")
+        assert stray.answer is not None
+        assert "no open session" in stray.answer["hookSpecificOutput"]["permissionDecisionReason"]
 
 
 async def test_a_new_runtime_session_ends_the_abandoned_one_with_its_artifact_check(

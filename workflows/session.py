@@ -243,6 +243,13 @@ class AgentSessionWorkflow:
                 + (" after a handoff" if self._handed_off else "")
                 + "; start a new session (it begins with the handoff brief)"
             )
+        elif v.state == SessionState.ENDED:
+            deny = (
+                f"Tether handed this session off ({v.end_reason}) and archived its state; start "
+                "a new session: it begins with the handoff brief"
+                if self._handed_off
+                else f"this session has ended ({v.end_reason}); start a new session"
+            )
         return Gate(state=v.state, external_id=v.external_id, deny=deny)
 
     @workflow.update

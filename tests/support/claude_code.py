@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.helpers import clean_environment
-from tests.support.model_api import ModelApi
+from tests.support.model_api import MODEL, ModelApi
 from tether.hook.install import install
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtimes" / "claude-code"
@@ -157,6 +157,10 @@ class ClaudeCode:
             # what stops a tool. IS_SANDBOX lets the CLI do that as root, as in CI.
             "--permission-mode",
             "bypassPermissions",
+            # A 200,000-token window, as tether.toml's default context_window says (the CLI's
+            # own default model, claude-opus-5-5, has 1,000,000).
+            "--model",
+            MODEL,
             *args,
         ]
         proc = await asyncio.create_subprocess_exec(

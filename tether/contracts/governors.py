@@ -75,6 +75,9 @@ class Report(Model):
     # Tokens in the context window now, and the window (default: the agent's configured one).
     context_tokens: int | None = Field(default=None, ge=0)
     context_window: int | None = Field(default=None, gt=0)
+    # Tokens of the window the runtime keeps for itself (its output and compaction buffers):
+    # the memory stages are judged against the rest, the window the agent can really use.
+    context_reserve: int | None = Field(default=None, ge=0)
     # The runtime compacted the context since the last report.
     compacted: bool = False
     compact_summary: str | None = Field(default=None, max_length=8000)

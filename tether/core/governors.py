@@ -90,7 +90,7 @@ def _threshold(gov: Governor, stage: str) -> float:
 
 
 def _directive_text(stage: str, pct: float, tokens: int, window: int) -> str:
-    full = f"Tether: your context is {pct:.0%} full ({tokens:,} of {window:,} tokens)."
+    full = f"Tether: your context is {pct:.0%} full ({tokens:,} of {window:,} usable tokens)."
     if stage == "compact":
         return (
             f"{full} Compact now: summarise the older turns in a few lines; keep the recent tool "
@@ -132,7 +132,9 @@ def _memory(gov: Governor, report: Report, outcome: Outcome, now: datetime) -> N
         gov.compact_summary = report.compact_summary
     if report.context_tokens is None:
         return
-    window = report.context_window or gov.limits.context_window
+    full = report.context_window or gov.limits.context_window
+    # The runtime's own reserve is not the agent's to use (never more than half the window).
+    window = full - min(report.context_reserve or 0, full // 2)
     pct = report.context_tokens / window
     gov.context_tokens, gov.context_pct = report.context_tokens, round(pct, 4)
     margin = gov.limits.rearm_margin

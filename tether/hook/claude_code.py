@@ -27,7 +27,6 @@ hook always says why in one line.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -48,7 +47,6 @@ from tether.names import (
     SESSION_END,
     SESSION_GATE,
     SESSION_REPORT,
-    SESSION_VIEW,
     session_workflow_id,
 )
 
@@ -61,6 +59,9 @@ END_TIMEOUT = 1.2  # SessionEnd hooks share a 1.5 s budget
 
 REPORT_TIMEOUT = 10.0
 
+# A transcript cursor is kept this long after its session was last reported (`--resume`).
+CURSOR_DAYS = 30
+
 
 EVENTS = (
     "SessionStart",
@@ -71,6 +72,42 @@ EVENTS = (
     "Stop",
     "SessionEnd",
 )
+
+
+# What Claude Code keeps of a context window for itself (measured with 2.1.332 against a scripted
+# Messages API, see tests/test_claude_code.py): with auto-compact off it refuses the next request
+# ("Prompt is too long") once the last response used window - 23,000 tokens (its 20,000 output
+# reserve and a 3,000 buffer); with auto-compact on it compacts 13,000 earlier.
+RESERVE_AUTO_COMPACT_OFF = 23_000
+RESERVE_AUTO_COMPACT_ON = 33_000
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def claude_code_window(env: dict[str, str]) -> tuple[int | None, int]:
+    """(the window when the environment sets it, the tokens Claude Code keeps of it), from the
+    environment Claude Code gives its hooks: DISABLE_AUTO_COMPACT / DISABLE_COMPACT,
+    CLAUDE_CODE_MAX_CONTEXT_TOKENS, CLAUDE_CODE_AUTO_COMPACT_WINDOW and
+    CLAUDE_AUTOCOMPACT_PCT_OVERRIDE (https://code.claude.com/docs/en/env-vars)."""
+
+    def number(name: str) -> int | None:
+        raw = (env.get(name) or "").strip()
+        return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+    window = number("CLAUDE_CODE_MAX_CONTEXT_TOKENS")
+    if _truthy(env.get("DISABLE_AUTO_COMPACT")) or _truthy(env.get("DISABLE_COMPACT")):
+        return window, RESERVE_AUTO_COMPACT_OFF
+    compact_window = number("CLAUDE_CODE_AUTO_COMPACT_WINDOW")
+    if compact_window is not None:
+        window = min(window or compact_window, compact_window)
+    reserve = RESERVE_AUTO_COMPACT_ON
+    pct = number("CLAUDE_AUTOCOMPACT_PCT_OVERRIDE")
+    if window is not None and pct is not None and pct < 100:
+        # It compacts at pct% of the auto-compact window, and never later than by default.
+        reserve = max(reserve, window - window * pct // 100)
+    return window, reserve
 
 
 def _stack(home: Path) -> dict[str, Any]:
@@ -126,10 +163,6 @@ class Hook:
         self.fail_closed = fail_closed
         self.workflow_id = session_workflow_id(agent)
 
-    def session(self) -> dict[str, Any] | None:
-        view = self.temporal.query(self.workflow_id, SESSION_VIEW)
-        return view if isinstance(view, dict) else None
-
     def gate(self) -> dict[str, Any] | None:
         gate = self.temporal.query(self.workflow_id, SESSION_GATE)
         return gate if isinstance(gate, dict) else None
@@ -156,8 +189,12 @@ class Hook:
             reading = cursor.read(Path(str(transcript)).expanduser())
             if reading.context_tokens is not None:
                 report["context_tokens"] = reading.context_tokens
-            if reading.compacted:
-                report["compacted"] = True
+                window, reserve = claude_code_window(dict(os.environ))
+                report["context_reserve"] = reserve
+                if window is not None:
+                    report["context_window"] = window
+            # A compact_boundary in the transcript is not reported: PostCompact reports each
+            # compaction once (Claude Code 2.1.76 and later).
             if reading.usage:
                 report["usage"] = reading.usage
             if not report:
@@ -208,16 +245,10 @@ class Hook:
 
     def handle(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         if event == "SessionStart":
-            if payload.get("source") == "compact":
-                # The runtime compacted the context: the memory governor re-arms.
-                with contextlib.suppress(Refused):
-                    current = self.session()
-                    if (
-                        current
-                        and current.get("state") == "active"
-                        and (current.get("external_id") in (None, payload.get("session_id")))
-                    ):
-                        self._send({"compacted": True}, payload.get("session_id"))
+            # SessionStart(compact) reattaches only: PostCompact reports the compaction.
+            from tether.hook.transcript import Cursor
+
+            Cursor.prune(_home() / "hooks" / self.agent, CURSOR_DAYS * 86400)
             started = self.start_or_resume(payload)
             if started.get("state") == "blocked":
                 notice = str(started.get("notice") or "blocked")
@@ -228,6 +259,15 @@ class Hook:
         view: dict[str, Any] | None
         if event == "PreToolUse":
             gate = self.gate()
+            if (
+                gate is not None
+                and gate.get("state") == "ended"
+                and gate.get("deny")
+                and gate.get("external_id") in (None, payload.get("session_id"))
+            ):
+                # This runtime session's own Tether session ended (a handoff, the founder):
+                # Tether's decision, denied with its reason even when failing open.
+                return _deny(str(gate["deny"]))
             problem = self._not_governed(gate, payload)
             if problem:
                 return _deny(problem) if self.fail_closed else {"systemMessage": problem}
@@ -275,10 +315,6 @@ class Hook:
             return None
 
         if event == "SessionEnd":
-            if payload.get("session_id"):
-                from tether.hook.transcript import Cursor
-
-                Cursor.forget(_home() / "hooks" / self.agent, str(payload["session_id"]))
             reason = f"claude-code SessionEnd ({payload.get('reason') or 'other'})"
             try:
                 self.temporal.update(
@@ -295,7 +331,9 @@ class Hook:
                     wait_completed=False,
                 )
             except Refused as exc:
-                print(f"tether: session not ended: {exc}", file=sys.stderr)
+                # Already ended (a handoff, the founder, a deadline): nothing left to end.
+                if exc.kind not in (SESSION_ENDED, NOT_RUNNING):
+                    print(f"tether: session not ended: {exc}", file=sys.stderr)
             return None
         return None
 

@@ -128,11 +128,24 @@ class Cursor:
         return reading
 
     @staticmethod
-    def forget(state_dir: Path, session_id: str) -> None:
-        """The session ended: its cursor is no longer needed."""
-        for suffix in (".json", ".lock", ".tmp"):
-            with contextlib.suppress(OSError):
-                (state_dir / f"{_safe(session_id)}{suffix}").unlink()
+    def prune(state_dir: Path, older_than_seconds: float) -> int:
+        """Remove the cursors of sessions untouched for that long; how many went.
+
+        A cursor outlives its session's end on purpose: `claude --resume` continues the same
+        transcript, and only the cursor keeps the first session's spend from counting again."""
+        import time
+
+        limit = time.time() - older_than_seconds
+        removed = 0
+        with contextlib.suppress(OSError):
+            for path in state_dir.iterdir():
+                if path.suffix not in (".json", ".lock", ".tmp"):
+                    continue
+                with contextlib.suppress(OSError):
+                    if path.stat().st_mtime < limit:
+                        path.unlink()
+                        removed += path.suffix == ".json"
+        return removed
 
     def commit(self) -> None:
         """The reading was delivered: the next read starts after it."""
