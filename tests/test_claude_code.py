@@ -25,7 +25,8 @@ from tests.support.model_api import ModelApi, Turn, Usage
 from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES
 from tests.support.sessions import Team, running_team
 from tether import client as api
-from tether.contracts import SessionState, ShellCheck, TaskSpec, TaskState
+from tether.config import DEFAULT_PRICES
+from tether.contracts import SessionState, SessionView, ShellCheck, TaskSpec, TaskState, TokenUsage
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -72,6 +73,11 @@ async def governed(
                 env={
                     "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
                     "TEMPORAL_ADDRESS": temporal_address,
+                    # The agent's own git identity, as on its machine.
+                    "GIT_AUTHOR_NAME": "Agent",
+                    "GIT_AUTHOR_EMAIL": "agent@example.invalid",
+                    "GIT_COMMITTER_NAME": "Agent",
+                    "GIT_COMMITTER_EMAIL": "agent@example.invalid",
                 },
             )
             claude.home.mkdir()
@@ -210,3 +216,81 @@ async def test_claude_code_refuses_past_its_reserve_with_auto_compact_off(
         ) as g:
             run = await g.claude.run("One step.", DISABLE_AUTO_COMPACT="1")
             assert ("Prompt is too long" in str(run.result.get("result"))) is refused, used
+
+
+def _priced(*usages: Usage) -> float:
+    """What Tether's default prices make of these usages of claude-sonnet-4-5."""
+    price = DEFAULT_PRICES["claude-sonnet"]
+    return sum(
+        price.cost(
+            TokenUsage(
+                input=u.input_tokens,
+                output=u.output_tokens,
+                cache_read=u.cache_read_input_tokens,
+                cache_write=u.cache_creation_input_tokens,
+            )
+        )
+        for u in usages
+    )
+
+
+async def _ended_session(g: Governed, runtime_session: str) -> SessionView:
+    async def ended() -> SessionView | None:
+        view = await api.session_view(g.client, g.claude.agent)
+        ok = view and view.external_id == runtime_session and view.state == SessionState.ENDED
+        return view if ok else None
+
+    found: SessionView = await eventually(ended, "the session to end")
+    return found
+
+
+async def test_resume_and_compact_count_once_and_spend_is_exact(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    temporal_address: str,
+) -> None:
+    usage = [
+        Usage(30_000, 400, 12_000, 3_000),
+        Usage(31_000, 120, 14_000, 500),
+        Usage(35_000, 300, 15_000, 2_500),
+        Usage(36_000, 90, 16_000, 700),
+        Usage(38_000, 2_000, 0, 0),
+    ]
+    commit = "echo '{0}' >> notes.md && git add notes.md && git commit -q -m '{0}'"
+    turns = [
+        Turn.bash(commit.format("part one"), usage[0]),
+        Turn.say("Part one is committed.", usage[1]),
+        Turn.bash(commit.format("part two"), usage[2]),
+        Turn.say("Part two is committed.", usage[3]),
+        Turn.say("<analysis>two parts</analysis><summary>Parts one and two.</summary>", usage[4]),
+    ]
+    async with governed(
+        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns
+    ) as g:
+        first = await g.claude.run("Do part one.")
+        assert first.code == 0, first.stderr
+        one = await _ended_session(g, first.session_id)
+
+        resumed = await g.claude.run("Now part two.", "--resume", first.session_id)
+        assert resumed.code == 0 and resumed.session_id == first.session_id, resumed.stderr
+        two = await _ended_session(g, first.session_id)
+        assert two.started_at > one.started_at
+
+        compacted = await g.claude.run("/compact", "--resume", first.session_id)
+        assert compacted.code == 0, compacted.stderr
+        three = await _ended_session(g, first.session_id)
+        assert three.started_at > two.started_at
+
+        # Each Tether session counts what its own runtime session spent, once: the resumed
+        # one does not read the first one's transcript again.
+        assert one.governor.cost_usd == pytest.approx(_priced(*usage[:2]))
+        assert two.governor.cost_usd == pytest.approx(_priced(*usage[2:4]))
+        assert three.governor.cost_usd == pytest.approx(_priced(usage[4]))
+        # One /compact is one compaction (PostCompact), not two (SessionStart compact too).
+        assert [s.governor.compactions for s in (one, two, three)] == [0, 0, 1]
+        assert three.governor.compact_summary is not None
+        starts = [p.get("source") for p in g.claude.payloads("SessionStart")]
+        assert starts[:2] == ["startup", "resume"] and "compact" in starts

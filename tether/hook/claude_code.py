@@ -27,6 +27,7 @@ hook always says why in one line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -54,7 +55,9 @@ from tether.names import (
 STARTUP_TIMEOUT = 55.0
 
 
-END_TIMEOUT = 1.2  # SessionEnd hooks share a 1.5 s budget
+# SessionEnd gets the 5 s `tether hooks install` gives it: the last spend, then the end.
+END_REPORT_TIMEOUT = 2.0
+END_TIMEOUT = 1.5
 
 
 REPORT_TIMEOUT = 10.0
@@ -167,7 +170,9 @@ class Hook:
         gate = self.temporal.query(self.workflow_id, SESSION_GATE)
         return gate if isinstance(gate, dict) else None
 
-    def report(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    def report(
+        self, event: str, payload: dict[str, Any], timeout: float = REPORT_TIMEOUT
+    ) -> dict[str, Any] | None:
         """Send what happened (tool call, context, spend) to the governors; their answer."""
         # Imported here: PreToolUse, the most frequent hook, needs neither.
         from tether.hook.fingerprint import claude_code_tool_call, redact
@@ -184,7 +189,7 @@ class Hook:
                 report["compact_summary"] = redact(str(payload["compact_summary"]))[:8000]
         transcript = payload.get("transcript_path")
         if not transcript or not session_id:
-            return self._send(report, session_id) if report else None
+            return self._send(report, session_id, timeout) if report else None
         with Cursor(_home() / "hooks" / self.agent, session_id) as cursor:
             reading = cursor.read(Path(str(transcript)).expanduser())
             if reading.context_tokens is not None:
@@ -199,18 +204,18 @@ class Hook:
                 report["usage"] = reading.usage
             if not report:
                 return None
-            answer = self._send(report, session_id)
+            answer = self._send(report, session_id, timeout)
             if answer is not None:
                 cursor.commit()
             return answer
 
-    def _send(self, report: dict[str, Any], session_id: str | None) -> dict[str, Any] | None:
+    def _send(
+        self, report: dict[str, Any], session_id: str | None, timeout: float = REPORT_TIMEOUT
+    ) -> dict[str, Any] | None:
         if session_id:
             report["external_id"] = session_id
         try:
-            answer = self.temporal.update(
-                self.workflow_id, SESSION_REPORT, [report], REPORT_TIMEOUT
-            )
+            answer = self.temporal.update(self.workflow_id, SESSION_REPORT, [report], timeout)
         except Refused:
             return None  # the session has ended: PreToolUse says so on the next call
         return answer if isinstance(answer, dict) else None
@@ -315,6 +320,10 @@ class Hook:
             return None
 
         if event == "SessionEnd":
+            # What the run spent since the last report (its last turn, a compaction: Claude
+            # Code's cost-state line is written by now), before the session ends.
+            with contextlib.suppress(Refused, Unreachable):
+                self.report(event, payload, END_REPORT_TIMEOUT)
             reason = f"claude-code SessionEnd ({payload.get('reason') or 'other'})"
             try:
                 self.temporal.update(

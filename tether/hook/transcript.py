@@ -5,6 +5,10 @@ main-thread (`isSidechain` not true) assistant message's `input_tokens +
 cache_read_input_tokens + cache_creation_input_tokens`; a `compact_boundary` line after it means
 the context was compacted. Spend is summed over all assistant messages, subagents' included,
 each `message.id` once (streaming and parallel tool calls write several lines sharing one usage).
+Calls that write no assistant line (a compaction's summary request) are found in the
+`cost-state` line Claude Code writes when a run ends (before its SessionEnd hook): its
+cumulative per-model token counts, less what the assistant lines since the previous one
+already counted, is the spend no line showed.
 
 The file is read incrementally: a small cursor file per session remembers how far it was read, so
 a hook on every tool call reads only what is new. The cursor advances only after the report was
@@ -33,6 +37,31 @@ USAGE_KEYS = (
     ("cache_read_input_tokens", "cache_read"),
     ("cache_creation_input_tokens", "cache_write"),
 )
+
+# The same four counts in a cost-state line's modelUsage.
+COST_STATE_KEYS = (
+    ("inputTokens", "input"),
+    ("outputTokens", "output"),
+    ("cacheReadInputTokens", "cache_read"),
+    ("cacheCreationInputTokens", "cache_write"),
+)
+
+Tokens = dict[str, dict[str, int]]
+
+
+def _add(into: Tokens, model: str, counts: dict[str, int]) -> None:
+    totals = into.setdefault(model, {name: 0 for _, name in USAGE_KEYS})
+    for _, name in USAGE_KEYS:
+        totals[name] += int(counts.get(name) or 0)
+
+
+def _cost_state(entry: dict[str, Any]) -> Tokens:
+    found: Tokens = {}
+    usage = entry.get("modelUsage")
+    for model, counts in usage.items() if isinstance(usage, dict) else []:
+        if isinstance(counts, dict):
+            found[str(model)] = {name: int(counts.get(key) or 0) for key, name in COST_STATE_KEYS}
+    return found
 
 
 class Reading:
@@ -82,6 +111,12 @@ class Cursor:
         state = dict(self.state)
         if state.get("transcript") != str(transcript):
             state = {"transcript": str(transcript), "offset": 0, "seen": [], "context": None}
+        # Spend counted from assistant lines since the last cost-state line, and that line's
+        # totals (None: not known, e.g. the first read began in the middle of the file).
+        since: Tokens = {m: dict(c) for m, c in (state.get("since") or {}).items()}
+        last_state: Tokens | None = state.get("cost_state")
+        if state.get("offset", 0) == 0 and last_state is None:
+            last_state = {}
         reading = Reading(context_tokens=state.get("context"))
         seen = list(state.get("seen") or [])
         seen_set = set(seen)
@@ -91,11 +126,26 @@ class Cursor:
         except OSError:
             return reading
         if size < offset:  # rewritten: start again
-            offset, seen, seen_set = 0, [], set()
+            offset, seen, seen_set, since, last_state = 0, [], set(), {}, {}
         if offset == 0 and size > _FIRST_READ_LIMIT:
             offset = size - _FIRST_READ_LIMIT  # a huge first read: the recent part is enough
+            last_state = None
         for line_end, entry in _entries(transcript, offset):
             offset = line_end
+            if entry.get("type") == "cost-state":
+                totals = _cost_state(entry)
+                if last_state is not None:
+                    for model, counts in totals.items():
+                        before = last_state.get(model, {})
+                        counted = since.get(model, {})
+                        unseen = {
+                            name: counts[name] - before.get(name, 0) - counted.get(name, 0)
+                            for _, name in USAGE_KEYS
+                        }
+                        if any(v > 0 for v in unseen.values()):
+                            _add(reading.usage, model, {k: max(v, 0) for k, v in unseen.items()})
+                last_state, since = totals, {}
+                continue
             if entry.get("type") == "system" and entry.get("subtype") == "compact_boundary":
                 reading.compacted = True
                 reading.context_tokens = None
@@ -116,14 +166,16 @@ class Cursor:
                 seen.append(key)
                 seen_set.add(key)
             model = str(message.get("model") or "unknown")
-            totals = reading.usage.setdefault(model, {name: 0 for _, name in USAGE_KEYS})
-            for source, name in USAGE_KEYS:
-                totals[name] += int(usage.get(source) or 0)
+            counts = {name: int(usage.get(source) or 0) for source, name in USAGE_KEYS}
+            _add(reading.usage, model, counts)
+            _add(since, model, counts)
         self._next = {
             "transcript": str(transcript),
             "offset": offset,
             "seen": seen[-_SEEN_KEPT:],
             "context": reading.context_tokens,
+            "since": since,
+            "cost_state": last_state,
         }
         return reading
 
