@@ -23,7 +23,7 @@ from tests.support.claude_code import ClaudeCode, ensure_claude_code
 from tests.support.helpers import FakeForge, eventually
 from tests.support.model_api import ModelApi, Turn, Usage
 from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES
-from tests.support.sessions import Team, running_team
+from tests.support.sessions import REJECTED_TOKEN, TOKEN_ENV, VALID_TOKEN, Team, running_team
 from tether import client as api
 from tether.config import DEFAULT_PRICES
 from tether.contracts import SessionState, SessionView, ShellCheck, TaskSpec, TaskState, TokenUsage
@@ -136,9 +136,15 @@ async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_tas
         assert record.events[-1].kind == "loop_blocked"
         items = [i for i in await g.team.store.inbox() if i.kind == "loop_blocked"]
         assert [i.action for i in items] == [f"tether task unblock {task_id}"]
-        view = await api.session_view(client, agent)
+        # The task is the session's task either way: its spend is the task's.
+        view = await _ended_session(g, run.session_id)
         assert view.task_id == task_id
-        assert view.state != SessionState.ENDED or view.end_reason
+        spent = view.governor.task_costs.get(task_id, 0.0)
+        if claimed == "before the session":
+            assert spent == pytest.approx(view.governor.cost_usd) and spent > 0
+        else:
+            # From the claim on (the claiming turn itself lands on either side of it).
+            assert 0 < spent <= view.governor.cost_usd
 
 
 async def _in_state(g: Governed, task_id: str, state: TaskState) -> Any:
@@ -294,3 +300,93 @@ async def test_resume_and_compact_count_once_and_spend_is_exact(
         assert three.governor.compact_summary is not None
         starts = [p.get("source") for p in g.claude.payloads("SessionStart")]
         assert starts[:2] == ["startup", "resume"] and "compact" in starts
+
+
+async def test_the_brief_reaches_the_model_and_a_revoked_token_denies_the_first_tool_call(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    temporal_address: str,
+    monkeypatch: pytest.MonkeyPatch,
+    task_id: str,
+) -> None:
+    monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
+    turns = [
+        Turn.bash("git status --short"),
+        Turn.say("Looked around; nothing to do yet."),
+        Turn.say("Stopping: nothing to commit yet."),  # after the Stop check holds it once
+        Turn.bash("gh pr list"),
+        Turn.say("I am blocked on the token."),
+    ]
+    async with governed(
+        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns, role="coder"
+    ) as g:
+        await api.create_task(client, g.team.task_queue, _task(task_id))
+        first = await g.claude.run("Look at the repository.")
+        assert first.code == 0, first.stderr
+        opening = g.model.main_requests()[0].shown()
+        assert f"Tether startup brief for {g.claude.agent}" in opening
+        assert f"{task_id}" in opening  # the claimable task, from the brief
+        assert [r["is_error"] for r in first.tool_results()] == [False]
+
+        # The forge token is revoked; the next session starts blocked, and its first tool call
+        # is denied before it runs, with the reason.
+        monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)
+        before = len(g.model.main_requests())
+        second = await g.claude.run("Open a pull request.")
+        assert second.code == 0, second.stderr
+        (denied,) = second.tool_results()
+        assert denied["is_error"]
+        assert "credential github was rejected (HTTP 401" in str(denied["content"])
+        turn = g.model.main_requests()[before].shown()
+        assert "blocked: credential github was rejected" in turn
+        view = await _ended_session(g, second.session_id)
+        assert view.blocker is not None and not view.pseudo_work
+        inbox = await eventually(g.team.store.inbox, "the blocker in the inbox")
+        assert [i.action for i in inbox if i.kind == "credential_blocked"] == [
+            f"fix credential github, then: tether session recheck {g.claude.agent}"
+        ]
+
+
+async def test_a_session_without_a_commit_is_held_at_stop_once_and_flagged_at_its_end(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    temporal_address: str,
+) -> None:
+    turns = [
+        Turn.say("All done: the feature is finished and tested."),
+        Turn.say("Nothing is committed; I am stopping anyway."),
+        Turn.bash("echo work >> notes.md && git add notes.md && git commit -q -m 'real work'"),
+        Turn.say("Committed."),
+    ]
+    async with governed(
+        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns
+    ) as g:
+        claims = await g.claude.run("Finish the feature.")
+        assert claims.code == 0, claims.stderr
+        # Stop was blocked once, with the reason shown to the model once (not a second time as
+        # a "blocking error" quoting the hook's command line); the second stop went through.
+        held = g.model.main_requests()[1].shown()
+        assert held.count("No deliverable yet: no commit on 'main' in app") == 1
+        assert "blocking error" not in held and ".venv" not in held
+        stops = [p["stop_hook_active"] for p in g.claude.payloads("Stop")]
+        assert stops == [False, True]
+        flagged = await _ended_session(g, claims.session_id)
+        assert flagged.pseudo_work
+
+        async def flagged_items() -> list[Any]:
+            return [i for i in await g.team.store.inbox() if i.kind == "pseudo_work"]
+
+        inbox = await eventually(flagged_items, "the pseudo-work item")
+        assert len(inbox) == 1 and "ended without a deliverable" in inbox[0].title
+
+        works = await g.claude.run("Do the work, for real this time.")
+        assert works.code == 0, works.stderr
+        done = await _ended_session(g, works.session_id)
+        assert not done.pseudo_work
+        assert [p["stop_hook_active"] for p in g.claude.payloads("Stop")] == [False, True, False]
