@@ -9,6 +9,8 @@ ran, what state the task and the session are in, what the inbox says.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +24,13 @@ from temporalio.client import Client
 from tests.support.claude_code import ClaudeCode, ensure_claude_code
 from tests.support.helpers import FakeForge, eventually
 from tests.support.model_api import ModelApi, Turn, Usage
-from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES
+from tests.support.payloads import (
+    FIXTURES,
+    FORBIDDEN,
+    KUBECTL_RETRIES,
+    claude_code_payload,
+    sanitized,
+)
 from tests.support.sessions import REJECTED_TOKEN, TOKEN_ENV, VALID_TOKEN, Team, running_team
 from tether import client as api
 from tether.config import DEFAULT_PRICES
@@ -390,3 +398,60 @@ async def test_a_session_without_a_commit_is_held_at_stop_once_and_flagged_at_it
         done = await _ended_session(g, works.session_id)
         assert not done.pseudo_work
         assert [p["stop_hook_active"] for p in g.claude.payloads("Stop")] == [False, True, False]
+
+
+async def test_the_payloads_claude_code_sends_are_the_recorded_fixtures(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    temporal_address: str,
+) -> None:
+    """Every event Tether installs, as the pinned CLI sends it, matches tests/fixtures (the
+    payloads the hook tests build on). TETHER_RECORD_FIXTURES=1 writes them anew, e.g. after
+    a version bump; review the diff."""
+    turns = [
+        Turn.bash("ls"),
+        Turn.bash("kubectl get pods"),
+        Turn.say("Done."),
+        Turn.say("Stopping."),
+        Turn.say("<summary>Listed files; kubectl is forbidden.</summary>"),
+    ]
+    async with governed(
+        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns
+    ) as g:
+        first = await g.claude.run("Look around.")
+        await g.claude.run("/compact", "--resume", first.session_id)
+        seen: dict[str, dict[str, Any]] = {}
+        for payload in g.claude.payloads():
+            event = payload["hook_event_name"]
+            key = f"{event}-{payload['source']}" if event == "SessionStart" else event
+            seen.setdefault(key, sanitized(payload, tmp_path, first.session_id))
+    assert set(seen) == {
+        "SessionStart-startup",
+        "SessionStart-resume",
+        "SessionStart-compact",
+        "PreToolUse",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "PostCompact",
+        "Stop",
+        "SessionEnd",
+    }
+    if os.environ.get("TETHER_RECORD_FIXTURES"):
+        for key, payload in seen.items():
+            path = FIXTURES / f"{key}.json"
+            path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    for key, payload in seen.items():
+        recorded = claude_code_payload(key)
+        assert _shape(payload) == _shape(recorded), key
+
+
+def _shape(value: Any) -> Any:
+    """Field names and value types, not values."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return type(value).__name__

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
+
+# What the pinned Claude Code CLI sent each hook, recorded by tests/test_claude_code.py.
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "claude-code"
 
 FORBIDDEN = (
     'Error from server (Forbidden): deployments.apps "api" is forbidden: User '
@@ -22,17 +27,17 @@ KUBECTL_RETRIES = [
 
 
 def failure(command: str, error: str, tool_use_id: str = "t") -> dict[str, Any]:
-    """A PostToolUseFailure payload as Claude Code sends it for a failing Bash call."""
-    return {
-        "session_id": "cc-1",
-        "hook_event_name": "PostToolUseFailure",
-        "tool_name": "Bash",
-        "tool_input": {"command": command, "description": "roll out"},
-        "tool_use_id": tool_use_id,
-        "error": error,
-        "is_interrupt": False,
-        "duration_ms": 812,
-    }
+    """A PostToolUseFailure payload for a failing Bash call: the one the pinned Claude Code
+    sent (tests/fixtures), with this command and error."""
+    payload = claude_code_payload("PostToolUseFailure")
+    payload.update(
+        session_id="cc-1",
+        tool_input={"command": command},
+        tool_use_id=tool_use_id,
+        error=error,
+        is_interrupt=False,
+    )
+    return payload
 
 
 def line(entry: dict[str, Any]) -> str:
@@ -57,3 +62,20 @@ def assistant(mid: str, inp: int, read: int, write: int, out: int = 10, side: bo
             },
         }
     )
+
+
+def claude_code_payload(name: str) -> dict[str, Any]:
+    """A recorded payload: `PreToolUse`, `SessionStart-resume`, ..."""
+    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return data
+
+
+def sanitized(payload: dict[str, Any], tmp: Path, session_id: str) -> dict[str, Any]:
+    """A payload with this run's folders and ids replaced, fit to keep in the repository."""
+    text = json.dumps(payload).replace(str(tmp), "/tmp/run").replace(session_id, "session-1")
+    text = re.sub(r"/projects/[^/\"]+/", "/projects/-tmp-run-app/", text)
+    data: dict[str, Any] = json.loads(text)
+    for key in ("tool_use_id", "prompt_id"):
+        if key in data:
+            data[key] = f"<{key}>"
+    return data
