@@ -36,7 +36,7 @@ from tether.ops.stack import (
     ensure_search_attributes,
     temporal_address,
 )
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("tether.worker")
 

@@ -46,6 +46,12 @@ from tether.contracts import (
     TaskState,
 )
 
+# The brief reads at most this many tasks other agents hold (for "in flight elsewhere" and the
+# overlap check against pull requests) and open tasks (the best one is offered), newest and
+# best first: a session starts as fast with 10,000 tasks in the table as with 10.
+BRIEF_OTHERS = 100
+BRIEF_OPEN = 50
+
 
 class SessionActivities:
     def __init__(self, store: Store, config: TetherConfig) -> None:
@@ -105,9 +111,13 @@ class SessionActivities:
         """Git (commits, branch tips, checked-out branches), the task table, the handoff."""
         commits, tips, heads, problems = await read_repositories(self.config)
         handoff = await self.store.take_handoff(inp.agent, inp.session_key)
+        agent = self.config.agent(inp.agent)
+        tasks = await self.store.brief_tasks(
+            inp.agent, list(agent.repositories) if agent else [], BRIEF_OTHERS, BRIEF_OPEN
+        )
         return GroundTruth(
             commits=commits,
-            tasks=await self.store.task_summaries(),
+            tasks=tasks,
             branch_tips=tips,
             checked_out=heads,
             handoff=handoff[0] if handoff else None,

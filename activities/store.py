@@ -212,6 +212,38 @@ class Store:
         )
         return [TaskSummary.model_validate(dict(r)) for r in rows]
 
+    async def brief_tasks(
+        self, agent: str, repositories: list[str], others_limit: int, open_limit: int
+    ) -> list[TaskSummary]:
+        """What a session's brief is made from, bounded however large the table grows: every
+        task the agent holds (claimed, verifying, blocked, paused), the `others_limit` most
+        recently touched tasks other agents hold, and the first `open_limit` open tasks the
+        agent may claim in the brief's own order (its own, then in its repositories, oldest
+        first); oldest first, as task_summaries."""
+        columns = """id, title, state, assignee, held_by, hold_reason,
+                     spec->'artifact' AS artifact, created_at, updated_at"""
+        rows = await self.pool.fetch(
+            f"""SELECT * FROM (
+               (SELECT {columns} FROM tasks
+                 WHERE assignee = $1 AND state IN ('claimed', 'verifying', 'blocked', 'paused'))
+               UNION ALL
+               (SELECT {columns} FROM tasks
+                 WHERE state IN ('claimed', 'verifying') AND assignee IS DISTINCT FROM $1
+                 ORDER BY updated_at DESC, id LIMIT $3)
+               UNION ALL
+               (SELECT {columns} FROM tasks
+                 WHERE state = 'open' AND (assignee IS NULL OR assignee = $1)
+                 ORDER BY assignee IS NULL, NOT (spec->'artifact'->>'repository' = ANY($2))
+                          IS NOT FALSE, created_at, id
+                 LIMIT $4)
+               ) AS slice ORDER BY created_at, id""",
+            agent,
+            repositories,
+            others_limit,
+            open_limit,
+        )
+        return [TaskSummary.model_validate(dict(r)) for r in rows]
+
     # --- sessions ------------------------------------------------------------------------------
 
     async def record_session(self, session: SessionView, workflow_id: str, run_id: str) -> None:

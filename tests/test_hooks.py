@@ -110,7 +110,7 @@ async def test_hooks_install_merges_with_existing_settings(
     assert (
         launcher.read_text()
         .splitlines()[-1]
-        .endswith(' hook claude-code "$1" --agent coder --fail-closed')
+        .endswith(' -S -m tether.hook claude-code "$1" --agent coder --fail-closed')
     )
     assert set(data["hooks"]) == {
         "SessionStart",

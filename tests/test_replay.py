@@ -17,7 +17,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tether.contracts import TaskInput, TaskResult
-from workflows import WORKFLOWS
+from workflows.registry import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 HISTORIES_BY_NAME = {p.stem: p for p in HISTORIES}

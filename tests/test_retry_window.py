@@ -17,7 +17,7 @@ from tether import client as api
 from tether import constants
 from tether.config import TetherConfig
 from tether.contracts import HttpCheck, SubmitInput, SubmitResult, TaskSpec
-from workflows import TaskWorkflow
+from workflows.task import TaskWorkflow
 
 
 async def test_check_passes_once_the_service_recovers_within_the_window(

@@ -62,3 +62,47 @@ async def test_task_events_are_append_only(store: Store) -> None:
         )
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         await store.pool.execute("DELETE FROM task_events WHERE task_id = $1", task_id)
+
+
+async def test_the_brief_reads_a_bounded_slice_and_offers_what_the_whole_table_would(
+    fresh_db: str,
+) -> None:
+    from tether.contracts import Artifact, GroundTruth
+    from tether.core.brief import compose_brief
+
+    pool = await connect_pool(fresh_db)
+    await migrate(pool)
+    store = Store(pool)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    agent, rows = "coder", []
+    for i in range(400):
+        state = [TaskState.OPEN, TaskState.CLAIMED, TaskState.DONE, TaskState.BLOCKED][i % 4]
+        assignee = None if state == TaskState.OPEN else ("other" if i % 7 else agent)
+        repo = "app" if i % 5 == 0 else "docs"
+        spec = TaskSpec(
+            id=f"t-{i:03d}",
+            title=f"Task {i}",
+            checks=[ShellCheck(command="true")],
+            artifact=Artifact(kind="commit", repository=repo),
+        )
+        at = start + timedelta(minutes=400 - i)  # later tasks are older
+        view = TaskView(spec=spec, state=state, assignee=assignee, created_at=at, updated_at=at)
+        await store.record(view, [])
+        rows.append(view)
+    try:
+        bounded = await store.brief_tasks(agent, ["app"], others_limit=20, open_limit=5)
+        everything = await store.task_summaries()
+    finally:
+        await pool.close()
+    mine = [t for t in bounded if t.assignee == agent]
+    others = [t for t in bounded if t.assignee not in (None, agent)]
+    opened = [t for t in bounded if t.state == TaskState.OPEN]
+    assert {t.state for t in mine} <= {TaskState.CLAIMED, TaskState.BLOCKED}
+    assert len(mine) == len([v for v in rows if v.assignee == agent and v.state != TaskState.DONE])
+    assert len(others) == 20 and len(opened) == 5
+    # The same task is offered as from the whole table: the agent's repository, oldest first.
+    full = compose_brief(agent, ["app"], GroundTruth(tasks=everything))
+    slim = compose_brief(agent, ["app"], GroundTruth(tasks=bounded))
+    assert slim.offered is not None and full.offered is not None
+    assert slim.offered.id == full.offered.id
+    assert [t.id for t in slim.own_tasks] == [t.id for t in full.own_tasks]

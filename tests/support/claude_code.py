@@ -116,8 +116,7 @@ class ClaudeCode:
 
     def install_hooks(self) -> None:
         """What `tether hooks install --agent NAME` writes, plus a recorder of each payload."""
-        executable = f"{sys.executable} -m tether"
-        path = install(self.project, self.agent, executable, True, self.temporal_http)
+        path = install(self.project, self.agent, sys.executable, True, self.temporal_http)
         settings = json.loads(path.read_text())
         record = f"{{ cat; echo; }} >> {self.payloads_file}"
         for groups in settings["hooks"].values():

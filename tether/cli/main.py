@@ -531,9 +531,6 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int:
-    import shlex
-    import shutil
-
     from tether.hook.install import install
 
     config = load_config(settings.config_path)
@@ -544,10 +541,10 @@ async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int
     fail_closed = agent.fail_closed if agent else True
     if args.fail_open:
         fail_closed = False
-    found = shutil.which("tether")
-    executable = shlex.quote(found) if found else f"{shlex.quote(sys.executable)} -m tether"
     try:
-        path = install(Path(args.project), args.agent, executable, fail_closed, args.temporal_http)
+        path = install(
+            Path(args.project), args.agent, sys.executable, fail_closed, args.temporal_http
+        )
     except ValueError as exc:
         raise TetherError(str(exc)) from exc
     mode = "fail closed" if fail_closed else "fail open"

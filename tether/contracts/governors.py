@@ -97,6 +97,9 @@ class ReportAnswer(Model):
     deny: str | None = None
     context_pct: float | None = None
     reports: int = 0
+    # The session's state after the report (the Stop hook asks the artifact check only of an
+    # active session, without a query first).
+    state: str | None = None
 
 
 class GovernorLimits(Model):

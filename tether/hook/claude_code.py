@@ -171,9 +171,14 @@ class Hook:
         return gate if isinstance(gate, dict) else None
 
     def report(
-        self, event: str, payload: dict[str, Any], timeout: float = REPORT_TIMEOUT
+        self,
+        event: str,
+        payload: dict[str, Any],
+        timeout: float = REPORT_TIMEOUT,
+        always: bool = False,
     ) -> dict[str, Any] | None:
-        """Send what happened (tool call, context, spend) to the governors; their answer."""
+        """Send what happened (tool call, context, spend) to the governors; their answer.
+        Nothing is sent when nothing happened, unless `always`."""
         # Imported here: PreToolUse, the most frequent hook, needs neither.
         from tether.hook.fingerprint import claude_code_tool_call, redact
         from tether.hook.transcript import Cursor
@@ -189,7 +194,7 @@ class Hook:
                 report["compact_summary"] = redact(str(payload["compact_summary"]))[:8000]
         transcript = payload.get("transcript_path")
         if not transcript or not session_id:
-            return self._send(report, session_id, timeout) if report else None
+            return self._send(report, session_id, timeout) if report or always else None
         with Cursor(_home() / "hooks" / self.agent, session_id) as cursor:
             reading = cursor.read(Path(str(transcript)).expanduser())
             if reading.context_tokens is not None:
@@ -202,7 +207,7 @@ class Hook:
             # compaction once (Claude Code 2.1.76 and later).
             if reading.usage:
                 report["usage"] = reading.usage
-            if not report:
+            if not report and not always:
                 return None
             answer = self._send(report, session_id, timeout)
             if answer is not None:
@@ -261,7 +266,6 @@ class Hook:
             brief = started.get("brief") or {}
             return _context(event, str(brief.get("text") or "Tether: no brief was produced."))
 
-        view: dict[str, Any] | None
         if event == "PreToolUse":
             gate = self.gate()
             if (
@@ -299,10 +303,11 @@ class Hook:
         if event == "Stop":
             if payload.get("stop_hook_active"):
                 return None  # stop was already blocked once; let it stop
-            view = self.gate()
-            if self._not_governed(view, payload) or (view or {}).get("state") != "active":
+            # One report (the turn's spend, if any) says whether this runtime session's Tether
+            # session is open and active; only then is the deliverable checked.
+            answer = self.report(event, payload, always=True)
+            if answer is None or answer.get("state") != "active":
                 return None
-            self.report(event, payload)  # the turn's spend and context, if any
             try:
                 result = self.temporal.update(
                     self.workflow_id, SESSION_CHECK_DELIVERABLE, [], STARTUP_TIMEOUT

@@ -33,22 +33,26 @@ COMMAND = '"$CLAUDE_PROJECT_DIR"/.claude/hooks/tether'
 _MARKS = (COMMAND, " hook claude-code ")
 
 
-def _launcher(executable: str, agent: str, fail_closed: bool, temporal_http: str | None) -> str:
+def _launcher(python: str, agent: str, fail_closed: bool, temporal_http: str | None) -> str:
     flags = ["--agent", agent] + (["--fail-closed"] if fail_closed else [])
     if temporal_http:
         flags += ["--temporal-http", temporal_http]
+    # -S: no site initialisation (the hook needs the standard library and Tether's own package,
+    # found through PYTHONPATH): a fifth of a hook's process start on a slow machine.
+    root = shlex.quote(str(Path(__file__).resolve().parents[2]))
     return (
         "#!/bin/sh\n"
         "# Written by `tether hooks install`: Claude Code's hooks call Tether through this file.\n"
         "# Run `tether hooks install` again to change it; it is this machine's, not the repo's.\n"
-        f'exec {executable} hook claude-code "$1" {shlex.join(flags)}\n'
+        f"PYTHONPATH={root}${{PYTHONPATH:+:$PYTHONPATH}} exec {shlex.quote(python)} -S "
+        f'-m tether.hook claude-code "$1" {shlex.join(flags)}\n'
     )
 
 
 def install(
     project: Path,
     agent: str,
-    executable: str,
+    python: str,
     fail_closed: bool,
     temporal_http: str | None = None,
 ) -> Path:
@@ -85,7 +89,7 @@ def install(
         hooks[event] = [*kept, ours]
     launcher = project / LAUNCHER
     launcher.parent.mkdir(parents=True, exist_ok=True)
-    _write(launcher, _launcher(executable, agent, fail_closed, temporal_http))
+    _write(launcher, _launcher(python, agent, fail_closed, temporal_http))
     launcher.chmod(0o755)
     _write(path, json.dumps(settings, indent=2) + "\n")
     return path

@@ -1,16 +1,22 @@
 """Temporal's HTTP API from the standard library: the hook must not pay for importing the
-Temporal SDK on every tool call."""
+Temporal SDK on every tool call.
+
+Plain `http://` (the loopback address of `tether up`, a cluster's frontend inside its network)
+is spoken over a socket: one request per connection, `Connection: close`, a body of known
+length or chunked, which is all Temporal's HTTP API answers with. Importing urllib.request
+(and with it ssl, email and http.client) costs a hook more than the request itself on a slow
+machine; `https://` still goes through urllib.request, imported only then.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
 import time
-import urllib.error
-import urllib.request
-import uuid
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from tether.names import (
     SESSION_WORKFLOW,
@@ -33,6 +39,72 @@ class Unreachable(Exception):
     """Temporal's HTTP API did not answer."""
 
 
+def _request_id() -> str:
+    """A random UUID (version 4) without importing uuid (which imports platform)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _read_chunked(data: bytes) -> bytes:
+    out, rest = bytearray(), data
+    while True:
+        line, _, rest = rest.partition(b"\r\n")
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            return bytes(out)
+        out += rest[:size]
+        rest = rest[size + 2 :]
+
+
+def http_request(method: str, url: str, body: bytes | None, timeout: float) -> tuple[int, bytes]:
+    """(status, body) of one HTTP request; OSError when the server cannot be reached."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            url, data=body, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return int(response.status), bytes(response.read())
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read() or b"")
+        except urllib.error.URLError as exc:
+            raise OSError(str(exc.reason)) from exc
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n"
+        "Accept: application/json\r\n"
+    )
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.settimeout(timeout)
+        conn.sendall(head.encode("latin-1") + b"\r\n" + (body or b""))
+        chunks = []
+        while data := conn.recv(65536):
+            chunks.append(data)
+    raw = b"".join(chunks)
+    header, _, payload = raw.partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError) as exc:
+        raise OSError(f"not an HTTP answer: {lines[0][:80]!r}") from exc
+    fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        payload = _read_chunked(payload)
+    elif "content-length" in fields:
+        payload = payload[: int(fields["content-length"])]
+    return status, payload
+
+
 class Refused(Exception):
     """The workflow refused the request (an update validator, or an update that failed)."""
 
@@ -51,27 +123,17 @@ class TemporalHttp:
         self.base = f"{base.rstrip('/')}/api/v1/namespaces/{quote(namespace, safe='')}"
 
     def _post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[int, Any]:
-        data = json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.base + path,
-            data=data,
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as exc:
-            try:
-                detail = json.loads(exc.read() or b"{}")
-            except ValueError:
-                detail = {}
-            return exc.code, detail
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise Unreachable(
-                f"Temporal's HTTP API at {self.base} did not answer ({reason})"
-            ) from exc
+            status, raw = http_request("POST", self.base + path, json.dumps(body).encode(), timeout)
+        except OSError as exc:
+            raise Unreachable(f"Temporal's HTTP API at {self.base} did not answer ({exc})") from exc
+        try:
+            answer = json.loads(raw or b"{}")
+        except ValueError as exc:
+            if status == 200:
+                raise Unreachable(f"Temporal's HTTP API at {self.base}: {exc}") from exc
+            answer = {}
+        return status, answer if isinstance(answer, dict) else {}
 
     def query(self, workflow_id: str, name: str) -> Any | None:
         """The query's result; None when the workflow does not exist."""
@@ -96,7 +158,7 @@ class TemporalHttp:
         wait_completed: bool = True,
     ) -> Any:
         """Run an update; its result when completed (None when only waiting for acceptance)."""
-        update_id = str(uuid.uuid4())
+        update_id = _request_id()
         body = {
             "request": {"meta": {"updateId": update_id}, "input": {"name": name, "args": args}},
             "waitPolicy": {"lifecycleStage": _COMPLETED if wait_completed else _ACCEPTED},
@@ -144,7 +206,7 @@ class TemporalHttp:
                 "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE",
                 "workflowIdConflictPolicy": "WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING",
                 "userMetadata": {"summary": _json_payload(summary)},
-                "requestId": str(uuid.uuid4()),
+                "requestId": _request_id(),
             },
             QUERY_TIMEOUT,
         )
@@ -167,14 +229,14 @@ class TemporalHttp:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
-                with urllib.request.urlopen(url, timeout=left) as response:
-                    events = json.loads(response.read() or b"{}").get("history", {}).get("events")
-            except urllib.error.HTTPError as exc:
-                if exc.code == 404:
-                    return
-                raise Unreachable(f"waiting for {workflow_id} to close: HTTP {exc.code}") from exc
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+                status, raw = http_request("GET", url, None, left)
+                events = json.loads(raw or b"{}").get("history", {}).get("events")
+            except (OSError, ValueError, AttributeError) as exc:
                 raise Unreachable(f"waiting for {workflow_id} to close: {exc}") from exc
+            if status == 404:
+                return
+            if status != 200:
+                raise Unreachable(f"waiting for {workflow_id} to close: HTTP {status}")
             if events:
                 return
 

@@ -1,0 +1,22 @@
+"""Every workflow the worker runs.
+
+Not in workflows/__init__.py: Temporal's sandbox imports a workflow's package again for every
+workflow run, and a package that imported all six workflow modules made each new run pay for
+all of them (about 38 ms of a session's first workflow task on a slow machine).
+"""
+
+from workflows.credential_watch import CredentialWatchWorkflow
+from workflows.deployment import DeploymentWorkflow
+from workflows.lock import ServiceLockWorkflow
+from workflows.notify import NotifyWorkflow
+from workflows.session import AgentSessionWorkflow
+from workflows.task import TaskWorkflow
+
+WORKFLOWS = [
+    TaskWorkflow,
+    AgentSessionWorkflow,
+    CredentialWatchWorkflow,
+    DeploymentWorkflow,
+    ServiceLockWorkflow,
+    NotifyWorkflow,
+]
