@@ -455,3 +455,34 @@ def _shape(value: Any) -> Any:
     if isinstance(value, list):
         return [_shape(value[0])] if value else []
     return type(value).__name__
+
+
+async def test_the_test_command_says_how_to_get_npm_when_it_is_missing(tmp_path: Path) -> None:
+    """`./run test` on a machine without Node.js: one line saying what to install, exit 2."""
+    import asyncio
+    import shutil
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "env", "dirname", "cat", "cut", "sha256sum", "id"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (tools / tool).symlink_to(found)
+    (tools / "python3").symlink_to(sys.executable)
+    root = Path(__file__).resolve().parents[1]
+    proc = await asyncio.create_subprocess_exec(
+        str(tools / "bash"),
+        str(root / "run"),
+        "test",
+        "--collect-only",
+        env={"PATH": str(tools), "HOME": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 2, (out, err)
+    lines = err.decode().strip().splitlines()
+    assert lines == [
+        "run: the tests drive the real Claude Code CLI, installed with npm; install Node.js 20 "
+        "or newer with npm (Debian/Ubuntu: apt-get install nodejs npm)"
+    ]
