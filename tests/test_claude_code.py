@@ -486,3 +486,32 @@ async def test_the_test_command_says_how_to_get_npm_when_it_is_missing(tmp_path:
         "run: the tests drive the real Claude Code CLI, installed with npm; install Node.js 20 "
         "or newer with npm (Debian/Ubuntu: apt-get install nodejs npm)"
     ]
+
+
+def test_the_scripted_api_answers_plain_json_and_streams_and_logs_each_request() -> None:
+    import httpx
+
+    turns = [Turn.bash("ls", Usage(100, 7)), Turn.say("hello", Usage(120, 3))]
+    tools = [{"name": "Bash", "input_schema": {"type": "object"}}]
+    with ModelApi(turns) as model:
+        plain = httpx.post(
+            f"{model.url}/v1/messages",
+            json={"model": "m", "tools": tools, "messages": [{"role": "user", "content": "hi"}]},
+        ).json()
+        assert plain["stop_reason"] == "tool_use"
+        assert plain["content"][0] == {
+            "type": "tool_use",
+            "id": plain["content"][0]["id"],
+            "name": "Bash",
+            "input": {"command": "ls"},
+        }
+        assert plain["usage"]["input_tokens"] == 100
+        body = {"model": "m", "tools": tools, "stream": True, "messages": []}
+        with httpx.stream("POST", f"{model.url}/v1/messages", json=body) as streamed:
+            events = [line[7:] for line in streamed.iter_lines() if line.startswith("event: ")]
+        assert events[0] == "message_start" and events[-1] == "message_stop"
+        assert "content_block_delta" in events and "message_delta" in events
+        # A side request (no tools offered) is answered, logged, and not part of the script.
+        side = httpx.post(f"{model.url}/v1/messages", json={"model": "m", "messages": []})
+        assert side.json()["content"] == [{"type": "text", "text": "ok"}]
+        assert [(r.main, r.turn) for r in model.requests] == [(True, 0), (True, 1), (False, None)]
