@@ -180,7 +180,7 @@ class Hook:
         """Send what happened (tool call, context, spend) to the governors; their answer.
         Nothing is sent when nothing happened, unless `always`."""
         # Imported here: PreToolUse, the most frequent hook, needs neither.
-        from tether.hook.fingerprint import claude_code_tool_call, redact
+        from tether.hook.fingerprint import bounded, claude_code_tool_call, redact
         from tether.hook.transcript import Cursor
 
         report: dict[str, Any] = {}
@@ -191,7 +191,8 @@ class Hook:
         if event == "PostCompact":
             report["compacted"] = True
             if payload.get("compact_summary"):
-                report["compact_summary"] = redact(str(payload["compact_summary"]))[:8000]
+                summary = str(payload["compact_summary"])[:8000]
+                report["compact_summary"] = redact(bounded(summary))
         transcript = payload.get("transcript_path")
         if not transcript or not session_id:
             return self._send(report, session_id, timeout) if report or always else None

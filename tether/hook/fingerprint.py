@@ -23,6 +23,11 @@ from urllib.parse import urlsplit
 
 SIGNATURE_LENGTH = 200
 EXCERPT_LENGTH = 300
+# The fingerprint reads a bounded window of any output (Claude Code itself middle-truncates a
+# failing call's output above 10,000 characters), and every pattern runs on lines of at most
+# MAX_LINE characters: a report costs linear time, whatever text it is sent.
+MAX_TEXT = 64 * 1024
+MAX_LINE = 1000
 
 _WRAPPERS = {"sudo", "time", "env", "nohup", "exec", "command", "xargs", "timeout", "nice"}
 _SETUP = {"cd", "export", "source", ".", "set", "pushd", "popd", "true"}
@@ -53,7 +58,7 @@ _SCRUB = [
         "<t>",
     ),
     (re.compile(r"\b\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\b"), "<t>"),
-    (re.compile(r"[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE), "<url>"),
+    (re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE), "<url>"),
     (re.compile(r"(?<![\w<])(~|\.{1,2})?(/[\w.@%+-]+)+/?"), "<path>"),
     (
         re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
@@ -97,7 +102,16 @@ _SECRETS = [
 ]
 
 
+def bounded(text: str) -> str:
+    """At most MAX_TEXT characters (the head and the tail) in lines of at most MAX_LINE."""
+    if len(text) > MAX_TEXT:
+        half = MAX_TEXT // 2
+        text = text[:half] + "\n" + text[-half:]
+    return "\n".join(line[:MAX_LINE] for line in text.splitlines())
+
+
 def redact(text: str) -> str:
+    """The text with what looks like a secret replaced (on a bounded() text: linear time)."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text
@@ -137,6 +151,7 @@ def error_signature(error: str) -> str:
 
     The exit code counts only when the error says nothing else: `kubectl ... | tee out` hides
     kubectl's exit code behind tee's, yet fails the same way as the bare command."""
+    error = bounded(error)
     match = _ERROR_CLASS.search(error)
     cls = (match.group(1) or match.group(2)) if match else ""
     message = scrub(redact(_telling_line(error)))[:SIGNATURE_LENGTH]
@@ -153,6 +168,7 @@ _MASKING = re.compile(r"(?<!\|)\|(?!\|)|\|\|\s*(true|:|echo\b)|;\s*(true|:|exit 
 def masked_failure(command: str, output: str) -> bool:
     """A command that "succeeded" only because a pipe or `|| true` hid its exit code, while its
     output names an error class: `kubectl set image ... | tee out` printing "(Forbidden)"."""
+    command, output = bounded(command), bounded(output)
     if not _MASKING.search(command) or not _ERROR_CLASS.search(output):
         return False
     action = command_action(command)
@@ -207,7 +223,7 @@ def command_action(command: str) -> str:
 def tool_action(tool: str, tool_input: dict[str, Any]) -> str:
     """The action a tool call performs, without the details that vary between retries."""
     if tool == "Bash":
-        return f"Bash:{command_action(str(tool_input.get('command') or ''))}"
+        return f"Bash:{command_action(bounded(str(tool_input.get('command') or '')))}"
     for key in ("file_path", "notebook_path", "path"):
         if tool_input.get(key):
             return f"{tool}:{tool_input[key]}"
@@ -217,7 +233,8 @@ def tool_action(tool: str, tool_input: dict[str, Any]) -> str:
 
 
 def is_test_command(tool: str, tool_input: dict[str, Any]) -> bool:
-    return tool == "Bash" and bool(_TEST_COMMAND.search(str(tool_input.get("command") or "")))
+    command = bounded(str(tool_input.get("command") or ""))
+    return tool == "Bash" and bool(_TEST_COMMAND.search(command))
 
 
 def test_summary(output: str) -> str:
@@ -246,7 +263,8 @@ def claude_code_tool_call(event: str, payload: dict[str, Any]) -> dict[str, Any]
     if not isinstance(tool_input, dict):
         tool_input = {}
     ok = event == "PostToolUse"
-    output = _text(payload.get("tool_response") if ok else payload.get("error") or "")
+    full = _text(payload.get("tool_response") if ok else payload.get("error") or "")
+    output = bounded(full)
     if ok and tool == "Bash" and masked_failure(str(tool_input.get("command") or ""), output):
         ok = False
     call: dict[str, Any] = {
@@ -254,7 +272,7 @@ def claude_code_tool_call(event: str, payload: dict[str, Any]) -> dict[str, Any]
         "ok": ok,
         "action": tool_action(tool, tool_input)[:200],
         "input_digest": digest(tool_input),
-        "output_digest": digest(output),
+        "output_digest": digest(full),
     }
     if not ok:
         call["signature"] = error_signature(output)
@@ -265,7 +283,7 @@ def claude_code_tool_call(event: str, payload: dict[str, Any]) -> dict[str, Any]
         if path:
             call["file_path"] = str(path)[:500]
     if is_test_command(tool, tool_input):
-        call["test"] = redact(str(tool_input.get("command")))[:EXCERPT_LENGTH]
+        call["test"] = redact(bounded(str(tool_input.get("command")))[:MAX_LINE])[:EXCERPT_LENGTH]
         call["test_summary"] = redact(test_summary(output))
     if payload.get("tool_use_id"):
         call["tool_use_id"] = str(payload["tool_use_id"])[:100]
