@@ -65,6 +65,55 @@ async def test_bad_hook_input_is_denied_with_the_reason(tmp_path: Path) -> None:
     assert "not valid JSON" in answer["hookSpecificOutput"]["permissionDecisionReason"]
 
 
+@pytest.mark.parametrize(
+    ("stdin", "why"),
+    [
+        (b"[" * 100_000, "JSON nested too deeply"),
+        (b'{"session_id": 42, "tool_name": "Bash"}', "session_id must be a string"),
+        (b'{"tool_name": "Bash", "tool_input": "rm -rf /"}', "tool_input must be a JSON object"),
+        (b"\xff\xfe\x00", "not valid JSON"),
+        (b"[1, 2]", "not a JSON object but list"),
+        (b'{"a": "' + b"x" * (17 * 1024 * 1024) + b'"}', "more than 16 MB on stdin"),
+    ],
+    ids=["deep", "number-id", "string-input", "not-utf8", "array", "huge"],
+)
+async def test_bad_hook_input_is_answered_as_the_mode_says_never_with_a_traceback(
+    stdin: bytes, why: str
+) -> None:
+    import asyncio
+
+    async def hook(event: str, *flags: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tether.hook",
+            "claude-code",
+            event,
+            "--agent",
+            "coder",
+            "--temporal-http",
+            f"http://127.0.0.1:{free_port()}",
+            *flags,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=60)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await hook("PreToolUse", "--fail-closed")
+    assert code == 0 and "Traceback" not in err
+    denied = json.loads(out)["hookSpecificOutput"]
+    assert denied["permissionDecision"] == "deny"
+    assert denied["permissionDecisionReason"].startswith(f"Tether refused the hook input: {why}")
+    code, out, err = await hook("PreToolUse")
+    assert code == 0 and "not governed" in json.loads(out)["systemMessage"]
+    code, out, err = await hook("PostToolUse", "--fail-closed")
+    assert code == 0 and out == "" and err.startswith("tether: Tether refused the hook input")
+    assert "Traceback" not in err
+
+
 def test_the_hook_path_does_not_import_temporal() -> None:
     import subprocess
 

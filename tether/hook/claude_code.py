@@ -367,14 +367,55 @@ class Hook:
         return None
 
 
-def _trouble_answer(event: str, line: str, fail_closed: bool) -> dict[str, Any] | None:
-    """The answer when Tether could not decide: one line saying why, and deny or let through."""
+# Claude Code's hook input is a JSON object a few KB long; a tool's output inside it can be
+# large, but not this large.
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+_STRINGS = ("session_id", "hook_event_name", "source", "transcript_path", "tool_name", "reason")
+
+
+class BadInput(Exception):
+    """The hook input is not what Claude Code sends."""
+
+
+def read_payload(stream: Any) -> dict[str, Any]:
+    """The hook input: a JSON object of bounded size whose identifying fields are strings;
+    BadInput says what is wrong with anything else."""
+    raw = stream.read(MAX_INPUT_BYTES + 1)
+    if len(raw) > MAX_INPUT_BYTES:
+        raise BadInput(f"more than {MAX_INPUT_BYTES // (1024 * 1024)} MB on stdin")
+    if not raw.strip():
+        return {}
+    try:
+        payload = json.loads(raw)
+    except RecursionError as exc:
+        # The C parser stops deep nesting with RecursionError, not ValueError.
+        raise BadInput("JSON nested too deeply") from exc
+    except ValueError as exc:
+        raise BadInput(f"not valid JSON ({str(exc)[:120]})") from exc
+    if not isinstance(payload, dict):
+        raise BadInput(f"not a JSON object but {type(payload).__name__}")
+    for key in _STRINGS:
+        value = payload.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > 4096):
+            raise BadInput(f"{key} must be a string of at most 4096 characters")
+    for key in ("tool_input",):
+        if payload.get(key) is not None and not isinstance(payload[key], dict):
+            raise BadInput(f"{key} must be a JSON object")
+    return payload
+
+
+def _trouble_answer(
+    event: str, line: str, fail_closed: bool, outage: bool = True
+) -> dict[str, Any] | None:
+    """The answer when Tether could not decide: one line saying why, and deny or let through.
+    `outage`: Tether could not be asked (it may come back), rather than refused the input."""
     if event == "PreToolUse":
         if fail_closed:
-            return _deny(f"{line}. Tool calls are denied until it is back; tell the founder.")
+            tail = " Tool calls are denied until it is back; tell the founder." if outage else ""
+            return _deny(f"{line}.{tail}")
         return {"systemMessage": f"{line}; tool calls are not governed."}
     if event == "SessionStart":
-        tail = " Tool calls will be denied until it is back." if fail_closed else ""
+        tail = " Tool calls will be denied until it is back." if fail_closed and outage else ""
         return _context(event, f"{line}. No startup brief.{tail}", user_message=line)
     print(f"tether: {line}", file=sys.stderr)
     return None
@@ -395,40 +436,32 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
 
-    raw = sys.stdin.read()
     answer: dict[str, Any] | None
+    event = args.event
     try:
-        payload = json.loads(raw) if raw.strip() else {}
-        if not isinstance(payload, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        answer = _trouble_answer(
-            args.event,
-            f"Tether could not read the hook input: not valid JSON ({exc})",
-            args.fail_closed,
-        )
-        if answer:
-            print(json.dumps(answer))
-        return 0
-    event = str(payload.get("hook_event_name") or args.event)
-    if not re.fullmatch(NAME_PATTERN, args.agent):
-        # Refused here: a workflow started with it could not even decode its input.
-        line = (
-            f"Tether refused: --agent {args.agent!r} is not a valid agent name (lower-case "
-            "letters, digits, '.', '_', '-'); fix the hook command in .claude/settings.json"
-        )
-        answer = _trouble_answer(event, line, args.fail_closed)
-        if answer:
-            print(json.dumps(answer))
-        return 0
-    url, namespace, queue = locate(args.temporal_http)
-    hook = Hook(args.agent, TemporalHttp(url, namespace), queue, args.fail_closed)
-    try:
-        answer = hook.handle(event, payload)
+        payload = read_payload(sys.stdin.buffer)
+        event = str(payload.get("hook_event_name") or args.event)
+        if not re.fullmatch(NAME_PATTERN, args.agent):
+            # Refused here: a workflow started with it could not even decode its input.
+            line = (
+                f"Tether refused: --agent {args.agent!r} is not a valid agent name (lower-case "
+                "letters, digits, '.', '_', '-'); run `tether hooks install` again"
+            )
+            answer = _trouble_answer(event, line, args.fail_closed, outage=False)
+        else:
+            url, namespace, queue = locate(args.temporal_http)
+            hook = Hook(args.agent, TemporalHttp(url, namespace), queue, args.fail_closed)
+            answer = hook.handle(event, payload)
+    except BadInput as exc:
+        line = f"Tether refused the hook input: {exc}"
+        answer = _trouble_answer(event, line, args.fail_closed, outage=False)
     except Unreachable as exc:
         answer = _trouble_answer(event, f"Tether is unreachable: {exc}", args.fail_closed)
     except Refused as exc:
         answer = _trouble_answer(event, f"Tether refused: {exc}", args.fail_closed)
+    except Exception as exc:  # whatever went wrong, the hook's mode decides the answer
+        line = f"Tether's hook failed ({type(exc).__name__}: {str(exc)[:200]})"
+        answer = _trouble_answer(event, line, args.fail_closed)
     if event == "Stop" and answer is not None and answer.get("decision") == "block":
         # Exit 2 with the reason on stderr: Claude Code shows it to the model once. The same
         # block as JSON is shown twice, the second time as a "blocking error" quoting the
