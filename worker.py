@@ -36,6 +36,7 @@ from tether.ops.stack import (
     ensure_search_attributes,
     temporal_address,
 )
+from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS
 
 log = logging.getLogger("tether.worker")
@@ -51,6 +52,8 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        # No message can jam a workflow: malformed signals are dropped, updates refused.
+        interceptors=[MessageGuard()],
         activities=[
             tasks.run_check,
             tasks.record_task,
