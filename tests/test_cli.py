@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cli import tether
+from tests.support.cli import TETHER, tether
 from tests.support.helpers import HttpService
 
 
@@ -130,6 +130,48 @@ async def test_bad_task_files_get_one_clear_error(
     path.write_text(content)
     run = await tether(cli_env, "task", "create", "--file", str(path))
     assert run.code == 2 and message in run.err and run.out == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'id = "caf\xe9"\n', "is not UTF-8 text (byte 0xe9 at offset 9); save it as UTF-8"),
+        (b"a = " + b"[" * 50_000 + b"]" * 50_000, "nests tables or arrays too deeply"),
+        (b"# " + b"x" * (2 * 1024 * 1024), "is larger than 1024 KB"),
+        (None, "is larger than 1024 KB"),  # /dev/zero: read no further than the limit
+    ],
+    ids=["not-utf8", "deep", "huge", "dev-zero"],
+)
+async def test_task_files_that_are_not_text_or_too_big_get_one_line(
+    cli_env: dict[str, str], tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    path = Path("/dev/zero") if content is None else tmp_path / "bad.toml"
+    if content is not None:
+        path.write_bytes(content)
+    run = await tether(cli_env, "task", "create", "--file", str(path))
+    assert run.code == 2 and message in run.err and len(run.err.splitlines()) == 1
+
+
+async def test_invalid_names_and_a_closed_pipe_get_no_traceback(cli_env: dict[str, str]) -> None:
+    import asyncio
+    import os
+
+    run = await tether(cli_env, "task", "claim", "some-task", "--agent", "Coder Bot")
+    assert run.code == 2 and run.err.splitlines() == [
+        "tether: this command's input is not valid:",
+        "  agent: must be a name of 1 to 64 lower-case letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit (got 'Coder Bot')",
+    ]
+    # A reader that left (`tether task list --json | head -1`): no BrokenPipeError traceback,
+    # the exit status of a process ended by SIGPIPE.
+    read, write = os.pipe()
+    os.close(read)
+    proc = await asyncio.create_subprocess_exec(
+        *TETHER, "task", "list", "--json", env=cli_env, stdout=write, stderr=asyncio.subprocess.PIPE
+    )
+    os.close(write)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 141 and err.decode() == ""
 
 
 async def test_unreachable_temporal_is_a_clear_error(cli_env: dict[str, str]) -> None:

@@ -32,7 +32,10 @@ def test_invalid_config_names_field_value_and_expectation(tmp_path: Path) -> Non
     with pytest.raises(TetherError) as err:
         load_config(path)
     text = str(err.value)
-    assert "agents.0.name" in text and "'Bad Name!'" in text and "pattern" in text
+    assert (
+        "agents.0.name: must be a name of 1 to 64 lower-case letters" in text
+        and "'Bad Name!'" in text
+    )
     assert "thresholds.loop_limit" in text and "greater than or equal to 2" in text
 
 

@@ -334,6 +334,14 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
             lines.append(f"  {where}: required, but missing")
         elif err["type"] == "extra_forbidden":
             lines.append(f"  {where}: unknown field (check the spelling; `tether init` shows them)")
+        elif (
+            err["type"] == "string_pattern_mismatch"
+            and (err.get("ctx") or {}).get("pattern") == NAME_PATTERN
+        ):
+            lines.append(
+                f"  {where}: must be a name of 1 to 64 lower-case letters, digits, '.', '_' or "
+                f"'-', starting with a letter or digit (got {err.get('input')!r})"
+            )
         else:
             got = err.get("input")
             shown = "" if isinstance(got, dict | list) else f" (got {got!r})"

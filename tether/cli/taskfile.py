@@ -55,15 +55,34 @@ def _validate(data: dict[str, Any], source: str) -> TaskSpec:
         raise TetherError(describe_validation_error(exc, source)) from exc
 
 
+# A task file is a few KB of TOML; more than this is a mistake (or /dev/zero).
+MAX_TASK_FILE = 1024 * 1024
+
+
 def load_task_file(path: Path) -> TaskSpec:
     try:
-        text = path.read_text()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_TASK_FILE + 1)
     except OSError as exc:
         raise TetherError(f"cannot read task file {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_TASK_FILE:
+        raise TetherError(
+            f"task file {path} is larger than {MAX_TASK_FILE // 1024} KB; a task is a few lines "
+            "of TOML (see `tether init`)"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TetherError(
+            f"task file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TetherError(f"task file {path} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:
+        raise TetherError(f"task file {path} nests tables or arrays too deeply") from exc
     return _validate(data, f"task file {path}")
 
 

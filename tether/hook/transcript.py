@@ -60,7 +60,7 @@ def _cost_state(entry: dict[str, Any]) -> Tokens:
     usage = entry.get("modelUsage")
     for model, counts in usage.items() if isinstance(usage, dict) else []:
         if isinstance(counts, dict):
-            found[str(model)] = {name: int(counts.get(key) or 0) for key, name in COST_STATE_KEYS}
+            found[str(model)] = {name: _count(counts.get(key)) for key, name in COST_STATE_KEYS}
     return found
 
 
@@ -76,9 +76,19 @@ class Reading:
         self.usage: dict[str, dict[str, int]] = {}
 
 
+def _count(value: Any) -> int:
+    """A token count as written, or 0 for anything that is not a finite, non-negative number
+    (a NaN, a string, a boolean): one bad figure must not lose the whole report."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        return 0
+    return int(value)
+
+
 def _context_tokens(usage: dict[str, Any]) -> int:
     return sum(
-        int(usage.get(k) or 0)
+        _count(usage.get(k))
         for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
     )
 
@@ -166,7 +176,7 @@ class Cursor:
                 seen.append(key)
                 seen_set.add(key)
             model = str(message.get("model") or "unknown")
-            counts = {name: int(usage.get(source) or 0) for source, name in USAGE_KEYS}
+            counts = {name: _count(usage.get(source)) for source, name in USAGE_KEYS}
             _add(reading.usage, model, counts)
             _add(since, model, counts)
         self._next = {

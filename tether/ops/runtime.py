@@ -11,6 +11,9 @@ from collections.abc import Coroutine
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import ValidationError
+
+from tether.config import describe_validation_error
 from tether.errors import TetherError
 
 
@@ -102,9 +105,24 @@ def run_and_exit(main: Coroutine[Any, Any, int]) -> NoReturn:
     except TetherError as exc:
         print(f"tether: {exc}", file=sys.stderr)
         code = exc.exit_code
+    except ValidationError as exc:
+        # Arguments the contracts refuse (an invalid agent or service name, say).
+        problem = describe_validation_error(exc, "this command's input")
+        print(f"tether: {problem}", file=sys.stderr)
+        code = 2
+    except BrokenPipeError:
+        code = _BROKEN_PIPE
     except KeyboardInterrupt:
         code = 130
     _flush_tracing()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `tether task list --json | head -1`: the reader left; as a shell tool ends.
+        code = _BROKEN_PIPE
     sys.stderr.flush()
     os._exit(code)
+
+
+# What a shell reports for a process ended by SIGPIPE (128 + 13).
+_BROKEN_PIPE = 141
