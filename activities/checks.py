@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from activities.secrets import check_environment, isolated, known_secrets, redact
 from tether.config import TetherConfig
 from tether.constants import EVIDENCE_EXCERPT_BYTES
 from tether.contracts import (
@@ -97,31 +98,6 @@ class ProcessOutcome:
     @property
     def output_bytes(self) -> int:
         return self.stdout.total + self.stderr.total
-
-
-# Environment variables a check command never sees, and whose values never reach evidence.
-_SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSW|API_?KEY|PRIVATE|CREDENTIAL|AUTH|DATABASE_URL|DSN", re.IGNORECASE
-)
-_MIN_REDACTED_LENGTH = 6
-
-
-def _is_secret(name: str) -> bool:
-    return bool(_SECRET_NAME.search(name))
-
-
-def check_environment() -> dict[str, str]:
-    """The worker's environment without its secrets: check commands are not trusted with them."""
-    return {k: v for k, v in os.environ.items() if not _is_secret(k)}
-
-
-def redact(text: str) -> str:
-    """Replace the worker's secret values wherever they appear: evidence is stored in workflow
-    history and PostgreSQL, and shown in the Web UI."""
-    for name, value in os.environ.items():
-        if _is_secret(name) and len(value) >= _MIN_REDACTED_LENGTH and value in text:
-            text = text.replace(value, f"[{name} redacted]")
-    return text
 
 
 async def _pump(stream: asyncio.StreamReader | None, capture: Capture) -> None:
@@ -224,9 +200,17 @@ def _did_not_finish(out: ProcessOutcome, limit: float, fields: dict[str, Any]) -
     return None
 
 
-async def run_shell(check: ShellCheck, heartbeat: Heartbeat | None) -> Verdict:
+async def run_shell(
+    check: ShellCheck, config: TetherConfig | None, heartbeat: Heartbeat | None
+) -> Verdict:
     limit = check.timeout_seconds
-    out = await run_process(check.command, cwd=check.cwd, time_limit=limit, heartbeat=heartbeat)
+    out = await run_process(
+        isolated(check.command),
+        cwd=check.cwd,
+        time_limit=limit,
+        heartbeat=heartbeat,
+        environment=check_environment(config),
+    )
     fields = _process_fields(out)
     if unfinished := _did_not_finish(out, limit, fields):
         return unfinished
@@ -256,9 +240,17 @@ def count_tests(text: str) -> tuple[int, int]:
     return passed, failed
 
 
-async def run_tests(check: PytestCheck, heartbeat: Heartbeat | None) -> Verdict:
+async def run_tests(
+    check: PytestCheck, config: TetherConfig | None, heartbeat: Heartbeat | None
+) -> Verdict:
     limit = check.timeout_seconds
-    out = await run_process(check.command, cwd=check.cwd, time_limit=limit, heartbeat=heartbeat)
+    out = await run_process(
+        isolated(check.command),
+        cwd=check.cwd,
+        time_limit=limit,
+        heartbeat=heartbeat,
+        environment=check_environment(config),
+    )
     # The summary line is at the end: the tails are enough, whatever the size of the output.
     passed, failed = count_tests(
         out.stdout.tail.decode(errors="replace") + "\n" + out.stderr.tail.decode(errors="replace")
@@ -406,19 +398,20 @@ async def run_check(
     if isinstance(check, HttpCheck):
         verdict = await run_http(check)
     elif isinstance(check, ShellCheck):
-        verdict = await run_shell(check, heartbeat)
+        verdict = await run_shell(check, config, heartbeat)
     elif isinstance(check, PytestCheck):
-        verdict = await run_tests(check, heartbeat)
+        verdict = await run_tests(check, config, heartbeat)
     else:
         verdict = await run_git(inp, check, config)
+    secrets = known_secrets(config)
     return CheckEvidence(
         index=inp.index,
         name=check.label(inp.index),
         kind=check.kind,
         passed=verdict.passed,
-        summary=redact(verdict.summary),
-        error=redact(verdict.error) if verdict.error else None,
+        summary=redact(verdict.summary, secrets),
+        error=redact(verdict.error, secrets) if verdict.error else None,
         started_at=started,
         duration_ms=int((time.monotonic() - t0) * 1000),
-        **{k: redact(v) if isinstance(v, str) else v for k, v in verdict.fields.items()},
+        **{k: redact(v, secrets) if isinstance(v, str) else v for k, v in verdict.fields.items()},
     )

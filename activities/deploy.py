@@ -10,8 +10,9 @@ import time
 
 from temporalio import activity
 
-from activities.checks import git, redact, run_process
+from activities.checks import git, run_process
 from activities.escalation import InvalidInput, escalating
+from activities.secrets import known_secrets, redact
 from activities.store import Store
 from tether import constants
 from tether.config import TetherConfig
@@ -210,7 +211,7 @@ class DeployActivities:
             environment=environment,
         )
         took = int((time.monotonic() - started) * 1000)
-        excerpt = redact(out.excerpt())
+        excerpt = redact(out.excerpt(), known_secrets(self.config))
         if out.timed_out:
             summary = f"{inp.step} timed out after {inp.timeout_seconds:g}s"
         elif out.exit_code is None:
