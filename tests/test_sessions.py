@@ -3,6 +3,7 @@ artifact test, driven through the Python client and through Claude Code hook pay
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -509,3 +510,75 @@ async def test_the_tasks_artifact_wins_over_an_easier_declaration(
         assert ended.artifact_result.artifact == Artifact(
             kind="commit", repository="app", branch="coder-work", path="api/"
         )
+
+
+async def test_a_report_that_lands_late_while_the_worker_is_down_counts_once(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_http: str,
+    valid_token: None,
+) -> None:
+    """The hook gives up waiting (the worker is down); the report lands when the worker is
+    back; the next hook sends it again with the same update id first: each message's spend is
+    counted once, none twice, none lost."""
+    import worker as tether_worker
+    from activities.store import Store, connect_pool, migrate
+    from tests.support.helpers import eventually, make_repo
+    from tests.support.payloads import assistant
+    from tests.support.sessions import team_config
+    from tether.config import DEFAULT_PRICES
+    from tether.contracts import TokenUsage
+
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"{role}-{suffix}" for role in ("coder", "devops", "security")}
+    repo = make_repo(tmp_path / "app")
+    config = team_config(repo, forge, names)
+    pool = await connect_pool(fresh_db)
+    await migrate(pool)
+    store, queue, agent = Store(pool), f"late-{suffix}", names["devops"]
+    transcript = tmp_path / "t.jsonl"
+    transcript.write_text("")
+    sid = {"session_id": "cc-late", "transcript_path": str(transcript)}
+    tool = {**sid, "tool_name": "Bash", "tool_input": {"command": "ls"}, "tool_response": {}}
+    messages = [(f"m{i}", 1000 * (i + 1), 100 * (i + 1)) for i in range(3)]
+
+    def say(i: int) -> None:
+        mid, inp, out = messages[i]
+        with transcript.open("a") as f:
+            f.write(assistant(mid, inp, 0, 0, out=out))
+
+    try:
+        async with tether_worker.build_worker(client, queue, store, config):
+            start = await run_hook(
+                "SessionStart", agent, {**sid, "source": "startup"}, temporal_http, queue
+            )
+            assert start.code == 0
+            say(0)
+            assert (await run_hook("PostToolUse", agent, tool, temporal_http, queue)).code == 0
+        # The worker is down: the report waits 2 s for an answer, gets none, and is kept.
+        say(1)
+        short = {"TETHER_HOOK_REPORT_TIMEOUT": "2"}
+        late = await run_hook("PostToolUse", agent, tool, temporal_http, queue, env=short)
+        assert late.code == 0 and "did not finish within 2s" in late.err
+        async with tether_worker.build_worker(client, queue, store, config):
+
+            async def landed() -> bool:
+                view = await api.session_view(client, agent)
+                return view is not None and view.governor.reports == 2
+
+            # The report the hook gave up on lands once the worker is back.
+            await eventually(landed, "the late report to land")
+            say(2)
+            again = await run_hook("PostToolUse", agent, tool, temporal_http, queue)
+            assert again.code == 0 and again.err == ""
+            view = await api.session_view(client, agent)
+    finally:
+        await pool.close()
+    assert view is not None
+    price = DEFAULT_PRICES["claude-sonnet"]
+    exact = sum(price.cost(TokenUsage(input=i, output=o)) for _, i, o in messages)
+    assert view.governor.cost_usd == pytest.approx(exact)
+    assert view.governor.tokens.input == sum(i for _, i, _ in messages)
+    assert view.governor.reports == 3  # the one sent again was answered, not applied again

@@ -103,10 +103,14 @@ async def run_hook(
     temporal_http: str,
     task_queue: str,
     *flags: str,
+    env: dict[str, str] | None = None,
 ) -> HookRun:
     """Run `tether hook claude-code EVENT` as Claude Code does: a process, JSON on stdin."""
     env = clean_environment(
-        TETHER_TEMPORAL_HTTP=temporal_http, TETHER_TASK_QUEUE=task_queue, TETHER_HOME=str(HOOK_HOME)
+        TETHER_TEMPORAL_HTTP=temporal_http,
+        TETHER_TASK_QUEUE=task_queue,
+        TETHER_HOME=str(HOOK_HOME),
+        **(env or {}),
     )
     body = {"hook_event_name": event, "transcript_path": "/dev/null", "cwd": "/", **payload}
     proc = await asyncio.create_subprocess_exec(

@@ -37,7 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import SESSION_ENDED, SESSION_SUPERSEDED
-from tether.hook.temporal_http import NOT_RUNNING, Refused, TemporalHttp, Unreachable
+from tether.hook.temporal_http import (
+    NOT_RUNNING,
+    Refused,
+    TemporalHttp,
+    Unreachable,
+    request_id,
+)
 from tether.names import (
     DEFAULT_NAMESPACE,
     DEFAULT_TASK_QUEUE,
@@ -60,7 +66,17 @@ END_REPORT_TIMEOUT = 2.0
 END_TIMEOUT = 1.5
 
 
-REPORT_TIMEOUT = 10.0
+# How long a report waits for its answer; one that gets none is sent again, with the same
+# update id, by the next hook (TETHER_HOOK_REPORT_TIMEOUT overrides, in seconds).
+def _seconds(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+    return value if 0 < value < 3600 else default
+
+
+REPORT_TIMEOUT = _seconds("TETHER_HOOK_REPORT_TIMEOUT", 10.0)
 
 # A transcript cursor is kept this long after its session was last reported (`--resume`).
 CURSOR_DAYS = 30
@@ -197,6 +213,13 @@ class Hook:
         if not transcript or not session_id:
             return self._send(report, session_id, timeout) if report or always else None
         with Cursor(_home() / "hooks" / self.agent, session_id) as cursor:
+            staged = cursor.pending()
+            if staged is not None:
+                # A report that got no answer: the same update id again (counted once).
+                if self._send(staged["report"], None, timeout, staged["id"]) is None:
+                    cursor.unstage()
+                else:
+                    cursor.settle()
             reading = cursor.read(Path(str(transcript)).expanduser())
             if reading.context_tokens is not None:
                 report["context_tokens"] = reading.context_tokens
@@ -210,18 +233,30 @@ class Hook:
                 report["usage"] = reading.usage
             if not report and not always:
                 return None
-            answer = self._send(report, session_id, timeout)
-            if answer is not None:
-                cursor.commit()
+            if session_id:
+                report["external_id"] = session_id
+            update_id = request_id()
+            cursor.stage(update_id, report)
+            answer = self._send(report, session_id, timeout, update_id)
+            if answer is None:
+                cursor.unstage()
+            else:
+                cursor.settle()
             return answer
 
     def _send(
-        self, report: dict[str, Any], session_id: str | None, timeout: float = REPORT_TIMEOUT
+        self,
+        report: dict[str, Any],
+        session_id: str | None,
+        timeout: float = REPORT_TIMEOUT,
+        update_id: str | None = None,
     ) -> dict[str, Any] | None:
         if session_id:
             report["external_id"] = session_id
         try:
-            answer = self.temporal.update(self.workflow_id, SESSION_REPORT, [report], timeout)
+            answer = self.temporal.update(
+                self.workflow_id, SESSION_REPORT, [report], timeout, update_id=update_id
+            )
         except Refused:
             return None  # the session has ended: PreToolUse says so on the next call
         return answer if isinstance(answer, dict) else None

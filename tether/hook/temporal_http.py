@@ -39,7 +39,7 @@ class Unreachable(Exception):
     """Temporal's HTTP API did not answer."""
 
 
-def _request_id() -> str:
+def request_id() -> str:
     """A random UUID (version 4) without importing uuid (which imports platform)."""
     raw = bytearray(os.urandom(16))
     raw[6] = (raw[6] & 0x0F) | 0x40
@@ -156,9 +156,11 @@ class TemporalHttp:
         args: list[Any],
         timeout: float,
         wait_completed: bool = True,
+        update_id: str | None = None,
     ) -> Any:
-        """Run an update; its result when completed (None when only waiting for acceptance)."""
-        update_id = _request_id()
+        """Run an update; its result when completed (None when only waiting for acceptance).
+        The same `update_id` again is answered with the first outcome, not run twice."""
+        update_id = update_id or request_id()
         body = {
             "request": {"meta": {"updateId": update_id}, "input": {"name": name, "args": args}},
             "waitPolicy": {"lifecycleStage": _COMPLETED if wait_completed else _ACCEPTED},
@@ -170,7 +172,15 @@ class TemporalHttp:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise Unreachable(f"update {name} did not finish within {timeout:g}s")
-            status, answer = self._post(path, body, left)
+            try:
+                status, answer = self._post(path, body, left)
+            except Unreachable as exc:
+                if isinstance(exc.__cause__, TimeoutError):
+                    raise Unreachable(
+                        f"update {name} did not finish within {timeout:g}s (is a Tether worker "
+                        "running?)"
+                    ) from exc
+                raise
             if status == 404:
                 raise Refused(answer.get("message") or "no such workflow", NOT_RUNNING)
             if status in _BUSY and deadline - time.monotonic() > pause:
@@ -206,7 +216,7 @@ class TemporalHttp:
                 "workflowIdReusePolicy": "WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE",
                 "workflowIdConflictPolicy": "WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING",
                 "userMetadata": {"summary": _json_payload(summary)},
-                "requestId": _request_id(),
+                "requestId": request_id(),
             },
             QUERY_TIMEOUT,
         )

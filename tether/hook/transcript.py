@@ -118,7 +118,7 @@ class Cursor:
 
     def read(self, transcript: Path) -> Reading:
         """What is new in the transcript since the committed position."""
-        state = dict(self.state)
+        state = {k: v for k, v in self.state.items() if k != "pending"}
         if state.get("transcript") != str(transcript):
             state = {"transcript": str(transcript), "offset": 0, "seen": [], "context": None}
         # Spend counted from assistant lines since the last cost-state line, and that line's
@@ -213,8 +213,42 @@ class Cursor:
         """The reading was delivered: the next read starts after it."""
         if self._next is None:
             return
+        self._write(self._next)
+
+    def pending(self) -> dict[str, Any] | None:
+        """A report staged but never answered: {"id": update id, "report": ...}."""
+        staged = self.state.get("pending")
+        if isinstance(staged, dict) and staged.get("id") and isinstance(staged.get("report"), dict):
+            return staged
+        return None
+
+    def stage(self, update_id: str, report: dict[str, Any]) -> None:
+        """Write down the report about to be sent, with its update id, before sending it. If
+        no answer comes (Tether slow or down), the next hook sends exactly this again first:
+        Temporal answers a repeated update id with the first outcome, so a report that landed
+        late counts once, and one that never landed counts then."""
+        staged = {**self.state, "pending": {"id": update_id, "report": report, "next": self._next}}
+        self._write(staged)
+        self.state = staged
+
+    def settle(self) -> None:
+        """The staged report was answered: continue from after it."""
+        staged = self.pending()
+        after = staged.get("next") if staged else None
+        state = after if isinstance(after, dict) else self.state
+        state = {k: v for k, v in state.items() if k != "pending"}
+        self._write(state)
+        self.state = state
+
+    def unstage(self) -> None:
+        """The staged report was refused (its session ended): forget it, not what it read."""
+        state = {k: v for k, v in self.state.items() if k != "pending"}
+        self._write(state)
+        self.state = state
+
+    def _write(self, state: dict[str, Any]) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._next))
+        tmp.write_text(json.dumps(state))
         os.replace(tmp, self.path)
 
 
