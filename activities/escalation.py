@@ -1,6 +1,7 @@
 """Typed failures for activities: an error that retrying cannot fix is raised as a
 non-retryable ApplicationError of a type in `tether.errors.ESCALATE`, so the workflow escalates
-it at once instead of retrying it (see workflows/retry.py)."""
+it at once instead of retrying it (see workflows/retry.py). A PostgreSQL outage is retried, as
+one line (`StoreUnavailable`), not a chain of connection tracebacks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
+import asyncpg
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
@@ -19,6 +21,19 @@ R = TypeVar("R")
 
 class InvalidInput(Exception):
     """Raised by an activity whose input cannot be processed as given."""
+
+
+def _store_outage(exc: BaseException) -> bool:
+    """A connection to PostgreSQL failed (refused, dropped, never made)."""
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+        return True
+    if isinstance(exc, OSError | asyncpg.exceptions.ConnectionDoesNotExistError):
+        frame = exc.__traceback__
+        while frame is not None:
+            if "asyncpg" in frame.tb_frame.f_code.co_filename:
+                return True
+            frame = frame.tb_next
+    return False
 
 
 def escalating(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -36,5 +51,13 @@ def escalating(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise ApplicationError(
                 f"invalid input: {exc}", type=errors.INVALID_INPUT, non_retryable=True
             ) from exc
+        except Exception as exc:
+            if not _store_outage(exc):
+                raise
+            # One line, no chained traceback: what the founder sees while the outage lasts.
+            raise ApplicationError(
+                f"cannot reach PostgreSQL ({type(exc).__name__}: {str(exc)[:200]})",
+                type=errors.STORE_UNAVAILABLE,
+            ) from None
 
     return wrapper

@@ -26,6 +26,8 @@ SESSION_SUPERSEDED = "SessionSuperseded"
 PERMISSION_DENIED = "PermissionDenied"
 # The input cannot be processed as given; the caller must change it, not retry it.
 INVALID_INPUT = "InvalidInput"
+# PostgreSQL cannot be reached: retried (an outage passes), said in one line.
+STORE_UNAVAILABLE = "StoreUnavailable"
 
 # The typed errors every activity retry policy treats as final: auth, permission, invalid input.
 ESCALATE = (CREDENTIAL_REJECTED, PERMISSION_DENIED, INVALID_INPUT, INVALID_CHECK)

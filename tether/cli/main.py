@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -861,6 +862,14 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "up":
         setup_logging()
+    else:
+        # A request that waits says why, one line at a time ("still waiting: …").
+        said = logging.StreamHandler(sys.stderr)
+        said.setFormatter(logging.Formatter("tether: %(message)s"))
+        client_log = logging.getLogger("tether.client")
+        client_log.addHandler(said)
+        client_log.setLevel(logging.WARNING)
+        client_log.propagate = False
     run_and_exit(_run(args))
 
 

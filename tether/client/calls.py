@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,9 +27,53 @@ class Refused(TetherError):
     exit_code = 3
 
 
-async def ask(call: Awaitable[T], what: str, not_found: Callable[[], Awaitable[TetherError]]) -> T:
+log = logging.getLogger("tether.client")
+
+# How long a request waits before saying what it is waiting for, and how often after that.
+WAIT_NOTICE_SECONDS = 5.0
+
+
+async def _why_waiting(handle: WorkflowHandle[Any, Any]) -> str | None:
+    """What holds the workflow up: a retrying activity and its last error, or no worker."""
+    try:
+        described = (await handle.describe()).raw_description
+    except RPCError:
+        return None
+    for pending in described.pending_activities:
+        if pending.attempt > 1 or pending.HasField("last_failure"):
+            failure = pending.last_failure.message or "no error yet"
+            return (
+                f"{pending.activity_type.name} is retrying (attempt {pending.attempt}): "
+                f"{failure[:300]}"
+            )
+    task = described.pending_workflow_task
+    if task.HasField("scheduled_time") and not task.HasField("started_time"):
+        queue = described.execution_config.task_queue.name
+        return f"no worker has picked it up (is a Tether worker running on task queue {queue}?)"
+    return None
+
+
+async def _notify_while_waiting(handle: WorkflowHandle[Any, Any], what: str) -> None:
+    said = None
+    while True:
+        await asyncio.sleep(WAIT_NOTICE_SECONDS)
+        why = await _why_waiting(handle)
+        if why is not None and why != said:
+            log.warning("%s: still waiting: %s", what, why)
+            said = why
+
+
+async def ask(
+    call: Awaitable[T],
+    what: str,
+    not_found: Callable[[], Awaitable[TetherError]],
+    handle: WorkflowHandle[Any, Any] | None = None,
+) -> T:
     """Await a workflow request; a refusal, a missing workflow or a failure is a TetherError
-    saying so (`not_found` builds the error for a workflow that is closed or never existed)."""
+    saying so (`not_found` builds the error for a workflow that is closed or never existed).
+    With the workflow's `handle`, a request that waits says why on the `tether.client` logger
+    (a retrying activity and its error, or no worker), instead of waiting without a word."""
+    watcher = asyncio.create_task(_notify_while_waiting(handle, what)) if handle else None
     try:
         return await call
     except WorkflowUpdateFailedError as exc:
@@ -40,6 +85,11 @@ async def ask(call: Awaitable[T], what: str, not_found: Callable[[], Awaitable[T
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise await not_found() from exc
         raise TetherError(f"{what}: Temporal refused the request: {exc}") from exc
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
 
 
 async def wait_closed(handle: WorkflowHandle[Any, Any], seconds: float = 60) -> None:

@@ -62,7 +62,8 @@ async def request_deploy(client: Client, task_queue: str, req: DeployRequest) ->
     async def not_found() -> TetherError:
         return TetherError(f"deployment {deployment_id} could not be started")
 
-    return await ask(call, f"deployment {deployment_id}", not_found)
+    watched = _deploy_handle(client, deployment_id)
+    return await ask(call, f"deployment {deployment_id}", not_found, watched)
 
 
 async def deploy_view(client: Client, deployment_id: str) -> DeployView:
@@ -132,4 +133,5 @@ async def submit_approval(
     async def not_found() -> TetherError:
         return TetherError(f"no running deployment {deployment_id!r}")
 
-    return await ask(call, f"deployment {deployment_id}", not_found)
+    watched = _deploy_handle(client, deployment_id)
+    return await ask(call, f"deployment {deployment_id}", not_found, watched)

@@ -74,7 +74,7 @@ def _session_update(client: Client, agent: str, call: Awaitable[T]) -> Awaitable
             )
         return Refused(f"{agent} has no open session")
 
-    return ask(call, f"session of {agent}", not_found)
+    return ask(call, f"session of {agent}", not_found, _session_handle(client, agent))
 
 
 async def start_session(client: Client, task_queue: str, inp: SessionInput) -> SessionView:

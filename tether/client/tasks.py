@@ -55,7 +55,7 @@ def _task_call(client: Client, task_id: str, call: Awaitable[T]) -> Awaitable[T]
             return Refused(f"task {task_id} is closed ({closed}); nothing changed")
         return TetherError(f"no open task {task_id!r}; `tether task list` shows the tasks")
 
-    return ask(call, f"task {task_id}", not_found)
+    return ask(call, f"task {task_id}", not_found, _handle(client, task_id))
 
 
 async def create_task(client: Client, task_queue: str, spec: TaskSpec) -> TaskView:

@@ -1,0 +1,107 @@
+"""A command that has to wait says why: PostgreSQL down under the worker, or no worker at all."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+from temporalio.client import Client
+
+import worker as tether_worker
+from activities.store import Store, connect_pool, migrate
+from tests.support.cli import TETHER
+from tests.support.helpers import clean_environment
+from tether.config import TetherConfig
+from tether.ops.stack import EmbeddedPostgres, free_port
+
+
+async def _lines_until(stream: asyncio.StreamReader, text: str, seconds: float) -> list[str]:
+    seen: list[str] = []
+    async with asyncio.timeout(seconds):
+        while line := await stream.readline():
+            seen.append(line.decode())
+            if text in seen[-1]:
+                return seen
+    raise AssertionError(f"no line with {text!r}: {seen}")
+
+
+async def test_a_command_waiting_on_a_postgresql_outage_says_so_and_then_finishes(
+    client: Client, temporal_address: str, tmp_path: Path
+) -> None:
+    pg = EmbeddedPostgres(tmp_path / "pg", port=free_port())
+    await asyncio.to_thread(pg.start)
+    pool = await connect_pool(pg.url)
+    await migrate(pool)
+    queue = f"outage-{uuid.uuid4().hex[:8]}"
+    env = clean_environment(
+        TETHER_HOME=str(tmp_path / "home"),
+        TEMPORAL_ADDRESS=temporal_address,
+        TETHER_TASK_QUEUE=queue,
+        DATABASE_URL=pg.url,
+    )
+    task_id = f"outage-{uuid.uuid4().hex[:6]}"
+    try:
+        async with tether_worker.build_worker(client, queue, Store(pool), TetherConfig()):
+            await asyncio.to_thread(pg.stop)
+            proc = await asyncio.create_subprocess_exec(
+                *TETHER,
+                "task",
+                "create",
+                "--id",
+                task_id,
+                "--title",
+                "written while PostgreSQL is down",
+                "--shell",
+                "true",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            assert proc.stderr is not None
+            said = await _lines_until(proc.stderr, "still waiting", 60)
+            assert said[-1].startswith(f"tether: task {task_id}: still waiting: record_task is ")
+            assert "retrying (attempt" in said[-1]
+            assert "cannot reach PostgreSQL (ConnectionRefusedError" in said[-1]
+            await asyncio.to_thread(pg.start)
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
+            assert proc.returncode == 0, err.decode()
+            assert task_id in out.decode() and "Traceback" not in err.decode()
+    finally:
+        await pool.close()
+        await asyncio.to_thread(pg.stop)
+
+
+async def test_a_command_with_no_worker_to_answer_says_so(
+    temporal_address: str, tmp_path: Path
+) -> None:
+    queue = f"nobody-{uuid.uuid4().hex[:8]}"
+    env = clean_environment(
+        TETHER_HOME=str(tmp_path / "home"),
+        TEMPORAL_ADDRESS=temporal_address,
+        TETHER_TASK_QUEUE=queue,
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tether.cli",
+        "task",
+        "create",
+        "--id",
+        f"lonely-{uuid.uuid4().hex[:6]}",
+        "--title",
+        "nobody runs this",
+        "--shell",
+        "true",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    try:
+        said = await _lines_until(proc.stderr, "still waiting", 60)
+        assert f"is a Tether worker running on task queue {queue}?" in said[-1]
+    finally:
+        proc.kill()
+        await proc.wait()
