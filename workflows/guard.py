@@ -69,7 +69,7 @@ def _misfit(fn: Any, args: list[Any]) -> str | None:
     for i, (param, arg) in enumerate(zip(positional, args, strict=False)):
         wanted = hints.get(param.name)
         if isinstance(wanted, type) and wanted is not Any and not isinstance(arg, wanted):
-            return f"argument {i + 1} ({param.name}) must be a {wanted.__name__}"
+            return f"takes a {wanted.__name__} as argument {i + 1} ({param.name})"
     return None
 
 
