@@ -105,3 +105,60 @@ async def test_a_command_with_no_worker_to_answer_says_so(
     finally:
         proc.kill()
         await proc.wait()
+
+
+async def test_a_submit_caught_by_a_temporal_restart_finishes_once_without_resubmitting(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    """Temporal stops while `tether task submit` waits for the checks and comes back: the
+    command sends the same update id again and ends with the verdict; the task was submitted
+    once."""
+    from tether import client as api
+    from tether.client import connect
+    from tether.contracts import ShellCheck, TaskSpec
+    from tether.ops.stack import start_temporal_dev_server
+
+    port, db_file = free_port(), tmp_path / "temporal.db"
+    server = await start_temporal_dev_server(
+        port=port, ui_port=None, http_port=None, db_file=db_file
+    )
+    address = f"127.0.0.1:{port}"
+    pool = await connect_pool(fresh_db)
+    await migrate(pool)
+    queue, task_id = f"restart-{uuid.uuid4().hex[:8]}", f"restart-{uuid.uuid4().hex[:6]}"
+    env = clean_environment(
+        TETHER_HOME=str(tmp_path / "home"), TEMPORAL_ADDRESS=address, TETHER_TASK_QUEUE=queue
+    )
+    try:
+        client = await connect(address, "default")
+        async with tether_worker.build_worker(client, queue, Store(pool), TetherConfig()):
+            spec = TaskSpec(id=task_id, title="t", checks=[ShellCheck(command="sleep 6")])
+            await api.create_task(client, queue, spec)
+            await api.claim_task(client, task_id, "coder")
+            proc = await asyncio.create_subprocess_exec(
+                *TETHER,
+                "task",
+                "submit",
+                task_id,
+                "--agent",
+                "coder",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            await asyncio.sleep(2)  # the submit waits on its check
+            await server.shutdown()
+            # Longer than the SDK's own retries of a failed call (about 15 s).
+            await asyncio.sleep(20)
+            server = await start_temporal_dev_server(
+                port=port, ui_port=None, http_port=None, db_file=db_file
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=150)
+            assert proc.returncode == 0, (out.decode(), err.decode())
+            assert "Traceback" not in err.decode()
+            assert f"task {task_id}: Temporal is unreachable" in err.decode()
+            view = await api.get_view(client, task_id)
+            assert view.submissions == 1 and view.state.value == "done"
+    finally:
+        await pool.close()
+        await server.shutdown()

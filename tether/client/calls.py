@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -90,6 +91,35 @@ async def ask(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+
+# Statuses of a Temporal that is restarting or out of reach, not of a refusal.
+_OUTAGE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
+OUTAGE_SECONDS = 120.0
+
+
+async def through_outages(
+    send: Callable[[str], Awaitable[T]], what: str, seconds: float = OUTAGE_SECONDS
+) -> T:
+    """Send an update with one update id until Temporal answers. When the connection drops
+    (Temporal restarting), the same update id is sent again: Temporal runs an update id at
+    most once, so a submit caught by a restart is neither lost nor done twice."""
+    update_id = str(uuid.uuid4())
+    deadline = asyncio.get_running_loop().time() + seconds
+    said = False
+    while True:
+        try:
+            return await send(update_id)
+        except RPCError as exc:
+            left = deadline - asyncio.get_running_loop().time()
+            if exc.status not in _OUTAGE or left <= 0:
+                raise
+            if not said:
+                log.warning(
+                    "%s: Temporal is unreachable (%s); retrying for %.0f s", what, exc, left
+                )
+                said = True
+            await asyncio.sleep(min(1.0, max(left, 0)))
 
 
 async def wait_closed(handle: WorkflowHandle[Any, Any], seconds: float = 60) -> None:

@@ -19,7 +19,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from tether import constants
-from tether.client.calls import Refused, T, ask
+from tether.client.calls import Refused, T, ask, through_outages
 from tether.contracts import (
     ClaimInput,
     FounderActionInput,
@@ -94,7 +94,10 @@ async def get_view(client: Client, task_id: str) -> TaskView:
 async def claim_task(client: Client, task_id: str, agent: str) -> TaskView:
     """Claim the task for `agent`; the task's workflow tells the agent's session itself."""
     handle = _handle(client, task_id)
-    claim = handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent))
+    claim = through_outages(
+        lambda uid: handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent), id=uid),
+        f"task {task_id}",
+    )
     return await _task_call(client, task_id, claim)
 
 
@@ -109,13 +112,19 @@ async def _founder_update(
     """A founder action on a task. A governor's hold is lifted only with `order`, signed by the
     founder's key; the task's workflow releases the assignee's session with the same order."""
     action = FounderActionInput(by=by, reason=reason, order=order)
-    call: Awaitable[TaskView] = _handle(client, task_id).execute_update(update, action)
+    handle = _handle(client, task_id)
+    call: Awaitable[TaskView] = through_outages(
+        lambda uid: handle.execute_update(update, action, id=uid), f"task {task_id}"
+    )
     return await _task_call(client, task_id, call)
 
 
 async def submit_task(client: Client, task_id: str, agent: str, note: str | None) -> SubmitResult:
     handle = _handle(client, task_id)
-    submit = handle.execute_update(TaskWorkflow.submit, SubmitInput(agent=agent, note=note))
+    inp = SubmitInput(agent=agent, note=note)
+    submit = through_outages(
+        lambda uid: handle.execute_update(TaskWorkflow.submit, inp, id=uid), f"task {task_id}"
+    )
     return await _task_call(client, task_id, submit)
 
 
