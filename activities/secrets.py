@@ -26,6 +26,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from tether.config import SecretRef, TetherConfig
 
@@ -63,13 +64,31 @@ def secret_names(config: TetherConfig | None) -> set[str]:
     return names
 
 
+def _url_parts(label: str, value: str) -> dict[str, str]:
+    """A URL's password, and its query values, as secrets of their own (a check may print just
+    the password of DATABASE_URL)."""
+    if "://" not in value:
+        return {}
+    try:
+        parts = urlsplit(value)
+        password = parts.password
+    except ValueError:
+        return {}
+    found = {f"{label} password": password} if password else {}
+    for key, item in parse_qsl(parts.query):
+        found[f"{label} {key}"] = item
+    return {k: v for k, v in found.items() if len(v) >= MIN_REDACTED_LENGTH}
+
+
 def known_secrets(config: TetherConfig | None) -> dict[str, str]:
-    """Label -> value of every secret the worker holds now."""
+    """Label -> value of every secret the worker holds now (and the parts of secret URLs)."""
     found = {
         name: value
         for name in secret_names(config)
         if len(value := os.environ.get(name, "")) >= MIN_REDACTED_LENGTH
     }
+    for name, value in list(found.items()):
+        found.update(_url_parts(name, value))
     for label, ref in _refs(config):
         if ref.file:
             try:

@@ -102,3 +102,19 @@ def test_every_form_of_a_secret_is_found_inside_larger_encodings() -> None:
             assert secret not in redact(encoded, {"x": secret})
             assert "[x redacted]" in redact(encoded, {"x": secret}), (prefix, encoded)
     assert all(len(f) >= 6 for f in forms(secret))
+
+
+def test_the_password_of_a_secret_url_is_a_secret_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from activities.secrets import known_secrets
+
+    monkeypatch.setenv(
+        "DATABASE_URL", "postgresql://tether:pg-pass-1234@db:5432/tether?sslkey=k9x8y7z6"
+    )
+    found = known_secrets(None)
+    assert found["DATABASE_URL password"] == "pg-pass-1234"
+    assert found["DATABASE_URL sslkey"] == "k9x8y7z6"
+    assert redact("the password is pg-pass-1234", found) == (
+        "the password is [DATABASE_URL password redacted]"
+    )

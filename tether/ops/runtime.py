@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
+from temporalio.service import RPCError
 
 from tether.config import describe_validation_error
 from tether.errors import TetherError
@@ -112,6 +113,10 @@ def run_and_exit(main: Coroutine[Any, Any, int]) -> NoReturn:
         code = 2
     except BrokenPipeError:
         code = _BROKEN_PIPE
+    except RPCError as exc:
+        # A request Temporal refused outright (too large, say): one line, what it said.
+        print(f"tether: Temporal refused the request: {exc.message[:300]}", file=sys.stderr)
+        code = 2
     except KeyboardInterrupt:
         code = 130
     _flush_tracing()
