@@ -7,6 +7,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import asyncpg
 from temporalio.client import Client
 
 import worker as tether_worker
@@ -24,7 +25,7 @@ async def _lines_until(stream: asyncio.StreamReader, text: str, seconds: float) 
             seen.append(line.decode())
             if text in seen[-1]:
                 return seen
-    raise AssertionError(f"no line with {text!r}: {seen}")
+    raise AssertionError(f"the command ended without a line with {text!r}: {seen}")
 
 
 async def test_a_command_waiting_on_a_postgresql_outage_says_so_and_then_finishes(
@@ -45,6 +46,14 @@ async def test_a_command_waiting_on_a_postgresql_outage_says_so_and_then_finishe
     try:
         async with tether_worker.build_worker(client, queue, Store(pool), TetherConfig()):
             await asyncio.to_thread(pg.stop)
+            # Down for real before the command starts: a new connection is refused.
+            try:
+                probe = await asyncpg.connect(pg.url, timeout=5)
+            except (OSError, asyncpg.PostgresError):
+                pass
+            else:
+                await probe.close()
+                raise AssertionError("PostgreSQL still answers after stop()")
             proc = await asyncio.create_subprocess_exec(
                 *TETHER,
                 "task",
@@ -61,7 +70,10 @@ async def test_a_command_waiting_on_a_postgresql_outage_says_so_and_then_finishe
             )
             assert proc.stderr is not None
             said = await _lines_until(proc.stderr, "still waiting", 60)
-            assert said[-1].startswith(f"tether: task {task_id}: still waiting: record_task is ")
+            assert said[-1].startswith(f"tether: task {task_id}: still waiting: record_task is "), (
+                said,
+                (await proc.communicate())[0].decode(),
+            )
             assert "retrying (attempt" in said[-1]
             assert "cannot reach PostgreSQL (ConnectionRefusedError" in said[-1]
             await asyncio.to_thread(pg.start)
