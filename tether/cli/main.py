@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ from tether.contracts import (
     TaskView,
 )
 from tether.errors import TetherError
+from tether.names import NAME_PATTERN
 from tether.ops.runtime import (
     run_and_exit,
     setup_logging,
@@ -307,6 +309,64 @@ async def cmd_session_end(args: argparse.Namespace, settings: Settings) -> int:
     view = await api.end_session(await _client(settings), args.agent, args.reason, args.by)
     print(render_session(view))
     return 1 if view.pseudo_work else 0
+
+
+async def cmd_agent_token(args: argparse.Namespace, settings: Settings) -> int:
+    """A founder action: mint (or rotate) an agent's token; shown once, stored as a hash."""
+    config = load_config(settings.config_path)
+    if config.agents and config.agent(args.agent) is None:
+        known = ", ".join(a.name for a in config.agents)
+        raise TetherError(f"agent {args.agent!r} is not in tether.toml (agents: {known})")
+    if not re.fullmatch(NAME_PATTERN, args.agent):
+        raise TetherError(
+            f"{args.agent!r} is not an agent name (1 to 64 lower-case letters, digits, '.', '_' "
+            "or '-')"
+        )
+    store = await _store(settings)
+    try:
+        token = await store.mint_agent_token(args.agent, args.by, rotate=args.rotate)
+    finally:
+        await store.pool.close()
+    what = "rotated: its earlier tokens no longer work" if args.rotate else "minted"
+    print(f"token for {args.agent} {what}; it is shown only now (Tether keeps a hash):")
+    print(token)
+    print(f"give it to {args.agent}'s runtime as TETHER_AGENT_TOKEN, never in a file in a repo")
+    return 0
+
+
+async def cmd_agent_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _store(settings)
+    try:
+        revoked = await store.revoke_agent_tokens(args.agent, args.by)
+    finally:
+        await store.pool.close()
+    if not revoked:
+        raise api.Refused(f"{args.agent} has no token to revoke")
+    print(f"revoked {revoked} token(s) of {args.agent}")
+    return 0
+
+
+async def cmd_agent_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _store(settings)
+    try:
+        rows = await store.agent_tokens(args.agent)
+    finally:
+        await store.pool.close()
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no agent tokens; mint one with: tether agent token AGENT")
+        return 0
+    for r in rows:
+        state = (
+            f"revoked {r['revoked_at']:%Y-%m-%d %H:%M} by {r['revoked_by']}"
+            if r["revoked_at"]
+            else "active"
+        )
+        used = f"{r['last_used_at']:%Y-%m-%d %H:%M}" if r["last_used_at"] else "never"
+        print(f"{r['agent']:<16} {r['prefix']}…  {state:<36} last used {used}")
+    return 0
 
 
 async def cmd_session_recheck(args: argparse.Namespace, settings: Settings) -> int:
@@ -769,6 +829,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_session_list)
+
+    agent = sub.add_parser("agent", help="agents' identities at the gateway: token, revoke, tokens")
+    asub = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    p = asub.add_parser("token", help="mint an agent's token (a founder action; shown once)")
+    p.add_argument("agent")
+    p.add_argument("--rotate", action="store_true", help="revoke the agent's other tokens")
+    p.add_argument("--by", default="founder")
+    p.set_defaults(func=cmd_agent_token)
+    p = asub.add_parser("revoke", help="revoke every token of an agent")
+    p.add_argument("agent")
+    p.add_argument("--by", default="founder")
+    p.set_defaults(func=cmd_agent_revoke)
+    p = asub.add_parser("tokens", help="tokens minted, without their secret part")
+    p.add_argument("--agent")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_agent_tokens)
 
     p = sub.add_parser("status", help="agents, tasks, deployments, blockers at a glance")
     p.add_argument("--json", action="store_true", help="the whole report as JSON, for scripts")

@@ -91,6 +91,7 @@ _SECRETS = [
         r"\1\2<redacted>",
     ),
     (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"), "<redacted>"),
+    (re.compile(r"\btether_agent_[A-Za-z0-9_-]{16,}"), "<redacted>"),
     (re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_-]{16,}"), "<redacted>"),
     (re.compile(r"\bxox[abpr]-[A-Za-z0-9-]{10,}"), "<redacted>"),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "<redacted>"),
