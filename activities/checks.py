@@ -200,17 +200,24 @@ def _did_not_finish(out: ProcessOutcome, limit: float, fields: dict[str, Any]) -
     return None
 
 
+async def _run_command(
+    check: ShellCheck | PytestCheck, config: TetherConfig | None, heartbeat: Heartbeat | None
+) -> ProcessOutcome:
+    """A check's command as checks run: isolated, with no secret in its environment."""
+    return await run_process(
+        isolated(check.command),
+        cwd=check.cwd,
+        time_limit=check.timeout_seconds,
+        heartbeat=heartbeat,
+        environment=check_environment(config),
+    )
+
+
 async def run_shell(
     check: ShellCheck, config: TetherConfig | None, heartbeat: Heartbeat | None
 ) -> Verdict:
     limit = check.timeout_seconds
-    out = await run_process(
-        isolated(check.command),
-        cwd=check.cwd,
-        time_limit=limit,
-        heartbeat=heartbeat,
-        environment=check_environment(config),
-    )
+    out = await _run_command(check, config, heartbeat)
     fields = _process_fields(out)
     if unfinished := _did_not_finish(out, limit, fields):
         return unfinished
@@ -243,20 +250,13 @@ def count_tests(text: str) -> tuple[int, int]:
 async def run_tests(
     check: PytestCheck, config: TetherConfig | None, heartbeat: Heartbeat | None
 ) -> Verdict:
-    limit = check.timeout_seconds
-    out = await run_process(
-        isolated(check.command),
-        cwd=check.cwd,
-        time_limit=limit,
-        heartbeat=heartbeat,
-        environment=check_environment(config),
-    )
+    out = await _run_command(check, config, heartbeat)
     # The summary line is at the end: the tails are enough, whatever the size of the output.
     passed, failed = count_tests(
         out.stdout.tail.decode(errors="replace") + "\n" + out.stderr.tail.decode(errors="replace")
     )
     fields = {**_process_fields(out), "tests_passed": passed, "tests_failed": failed}
-    if unfinished := _did_not_finish(out, limit, fields):
+    if unfinished := _did_not_finish(out, check.timeout_seconds, fields):
         return unfinished
     counts = f"{passed} passed, {failed} failed"
     if out.exit_code != 0:
