@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES, assistant, failure, line
 from tether.contracts import (
     CostBaseline,
@@ -270,3 +272,17 @@ def test_handoff_brief_carries_decisions_files_tests_and_task() -> None:
     for part in ("Task you hold: t9", "keep the v1 API", "who owns the DNS?", "/r/api.py"):
         assert part in text
     assert state["task_id"] == "t9" and state["files"] == ["/r/api.py"]
+
+
+def test_a_reported_cost_can_raise_the_priced_spend_but_never_lower_it() -> None:
+    from tether.config import DEFAULT_PRICES
+    from tether.contracts import GovernorLimits, TokenUsage
+
+    gov = Governor(limits=GovernorLimits(prices=DEFAULT_PRICES))
+    usage = {"claude-sonnet-4-5": TokenUsage(input=1_000_000, output=100_000)}
+    priced = DEFAULT_PRICES["claude-sonnet"].cost(usage["claude-sonnet-4-5"])  # $4.50
+    governors.apply_report(gov, Report(usage=usage, cost_usd=0.0), "t1", NOW)
+    assert gov.cost_usd == pytest.approx(priced)
+    governors.apply_report(gov, Report(usage=usage, cost_usd=10.0), "t1", NOW)
+    assert gov.cost_usd == pytest.approx(priced + 10.0)
+    assert gov.task_costs["t1"] == pytest.approx(priced + 10.0)

@@ -162,7 +162,9 @@ def _spend(gov: Governor, report: Report, task_key: str) -> None:
         price = gov.limits.price(model)
         if price is not None:
             priced += price.cost(usage)
-    usd = report.cost_usd if report.cost_usd is not None else priced
+    # Tether prices the tokens itself; a runtime's own figure can raise that, never lower it
+    # (a report claiming $0 for priced usage would erase spend).
+    usd = max(priced, report.cost_usd or 0.0)
     gov.tokens = gov.tokens.add(total)
     gov.cost_usd += usd
     if usd or total.total():
