@@ -26,7 +26,15 @@ from tests.support.deploy import ROLLOUT, VersionService, deploy_rig
 from tests.support.helpers import clean_environment, commit_file, eventually, git, make_repo
 from tether import client as api
 from tether.client import connect
-from tether.contracts import DeployRequest, DeployState, DeployView, LockGrant, LockView
+from tether.contracts import (
+    DeployRequest,
+    DeployState,
+    DeployView,
+    LockGrant,
+    LockInput,
+    LockRequest,
+    LockView,
+)
 from tether.errors import TetherError
 from tether.ops.stack import free_port, start_temporal_dev_server, temporal_binary
 from tether.signing import generate, load_private, sign
@@ -577,3 +585,39 @@ async def test_a_forged_lock_grant_cannot_make_rollouts_overlap(
         assert [d for d, _, _ in rig.rollouts()] == [first.deployment_id]
         queue = await api.deploy_queue(client, rig.service)
         assert queue.holder is None and queue.waiting == []
+
+
+async def test_a_rejected_deployment_made_holder_by_a_forged_acquire_lets_go_at_once(
+    client: Client, fresh_db: str, tmp_path: Path
+) -> None:
+    async with deploy_rig(client, fresh_db, tmp_path, cooldown_minutes=0) as rig:
+        unapproved = await rig.request("main")
+        # Anyone who reaches Temporal can queue any deployment on the lock, approved or not.
+        forged = LockRequest(
+            deployment_id=unapproved.deployment_id,
+            service=rig.service,
+            agent="devops",
+            requested_at=datetime.now(UTC),
+        )
+        await client.start_workflow(
+            "ServiceLockWorkflow",
+            LockInput(service=rig.service),
+            id=f"lock-{rig.service}",
+            task_queue=rig.task_queue,
+            start_signal="acquire",
+            start_signal_args=[forged],
+        )
+        lock = client.get_workflow_handle(f"lock-{rig.service}")
+
+        async def holder() -> str | None:
+            view: LockView = await lock.query("queue", result_type=LockView)
+            return view.holder.deployment_id if view.holder else None
+
+        assert await eventually(holder, "the forged holder") == unapproved.deployment_id
+        assert (await rig.approve(unapproved, decision="reject")).accepted
+        # Rejected, it ends, and the lock is free at once (not when the lease runs out).
+        await eventually(lambda: _free(holder), "the lock to be free", seconds=15)
+
+
+async def _free(holder: Any) -> bool:
+    return await holder() is None

@@ -67,6 +67,9 @@ with workflow.unsafe.imports_passed_through():
 
 # Inbox items name the deployment (not the service), and acting on one clears it.
 INBOX_PATCH = "deploy-inbox-items"
+# Since issue 14's forgery finding: a deployment that never queued still lets go of the lock
+# when it ends (a forged `acquire` may have made it the holder).
+ALWAYS_RELEASES_PATCH = "deploy-always-releases"
 
 
 def _rollout_budget(plan: DeployPlan) -> timedelta:
@@ -125,6 +128,9 @@ class DeploymentWorkflow:
                 renewer.cancel()
             if self._queued:
                 await self._release()
+            elif workflow.patched(ALWAYS_RELEASES_PATCH):
+                # The lock ignores a release from a deployment it neither holds nor queues.
+                await self._lock_signal("release")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return v
 
