@@ -119,12 +119,13 @@ def _b64_forms(raw: bytes) -> Iterable[str]:
             yield middle.replace("+", "-").replace("/", "_")
 
 
-def forms(value: str) -> set[str]:
+@functools.lru_cache(maxsize=256)
+def forms(value: str) -> frozenset[str]:
     """The value and the encodings of it a check could print to smuggle it out."""
     raw = value.encode()
     found = {value, value[::-1], raw.hex(), raw.hex().upper()}
     found.update(_b64_forms(raw))
-    return {f for f in found if len(f) >= MIN_REDACTED_LENGTH}
+    return frozenset(f for f in found if len(f) >= MIN_REDACTED_LENGTH)
 
 
 def redact(text: str, secrets: dict[str, str]) -> str:

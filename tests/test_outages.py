@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from pathlib import Path
 
@@ -95,9 +94,7 @@ async def test_a_command_with_no_worker_to_answer_says_so(
         TETHER_TASK_QUEUE=queue,
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tether.cli",
+        *TETHER,
         "task",
         "create",
         "--id",

@@ -20,7 +20,9 @@ dropped or rejected by the SDK itself when they did not decode).
 
 from __future__ import annotations
 
+import functools
 import inspect
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from temporalio import workflow
@@ -41,9 +43,19 @@ from tether.errors import INVALID_INPUT
 MEMO_KEY = "tether_dropped"
 
 
-def _misfit(fn: Any, args: list[Any]) -> str | None:
-    """Why these arguments cannot be passed to this handler, or None when they can."""
-    hints = {}
+@dataclass(frozen=True)
+class _Shape:
+    """What a handler takes: its positional parameters' names and types, how many are required."""
+
+    names: tuple[str, ...]
+    types: tuple[Any, ...]
+    required: int
+    varargs: bool
+
+
+@functools.cache
+def _shape(fn: Any) -> _Shape:
+    """Read once per handler (every report passes here, on the hot path)."""
     try:
         hints = inspect.get_annotations(fn, eval_str=True)
     except Exception:  # an annotation that does not evaluate: check the count only
@@ -51,25 +63,31 @@ def _misfit(fn: Any, args: list[Any]) -> str | None:
     params = list(inspect.signature(fn).parameters.values())
     if params and params[0].name == "self":
         params = params[1:]
-    if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return None
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required = [p for p in positional if p.default is p.empty]
-    if not len(required) <= len(args) <= len(positional):
-        expected = (
-            f"{len(required)}"
-            if len(required) == len(positional)
-            else f"{len(required)} to {len(positional)}"
-        )
+    return _Shape(
+        names=tuple(p.name for p in positional),
+        types=tuple(hints.get(p.name) for p in positional),
+        required=sum(p.default is p.empty for p in positional),
+        varargs=any(p.kind == p.VAR_POSITIONAL for p in params),
+    )
+
+
+def _misfit(fn: Any, args: list[Any]) -> str | None:
+    """Why these arguments cannot be passed to this handler, or None when they can."""
+    shape = _shape(fn)
+    if shape.varargs:
+        return None
+    if not shape.required <= len(args) <= len(shape.names):
+        most = len(shape.names)
+        expected = f"{most}" if shape.required == most else f"{shape.required} to {most}"
         names = ", ".join(
-            f"{p.name}: {getattr(hints.get(p.name), '__name__', hints.get(p.name))}"
-            for p in positional
+            f"{name}: {getattr(kind, '__name__', kind)}"
+            for name, kind in zip(shape.names, shape.types, strict=True)
         )
         return f"takes {expected} argument(s) ({names}), not {len(args)}"
-    for i, (param, arg) in enumerate(zip(positional, args, strict=False)):
-        wanted = hints.get(param.name)
+    for i, (name, wanted, arg) in enumerate(zip(shape.names, shape.types, args, strict=False)):
         if isinstance(wanted, type) and wanted is not Any and not isinstance(arg, wanted):
-            return f"takes a {wanted.__name__} as argument {i + 1} ({param.name})"
+            return f"takes a {wanted.__name__} as argument {i + 1} ({name})"
     return None
 
 

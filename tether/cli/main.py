@@ -7,11 +7,12 @@ Exit codes: 0 success; 1 not done (a check failed, a session ended without its d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,16 @@ async def _store(settings: Settings) -> Any:
     from tether.ops.stack import database_url
 
     return Store(await connect_pool(database_url(settings)))
+
+
+@contextlib.asynccontextmanager
+async def _opened_store(settings: Settings) -> AsyncIterator[Any]:
+    """The read model for one command, closed when it is done."""
+    store = await _store(settings)
+    try:
+        yield store
+    finally:
+        await store.pool.close()
 
 
 async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -322,11 +333,8 @@ async def cmd_agent_token(args: argparse.Namespace, settings: Settings) -> int:
             f"{args.agent!r} is not an agent name (1 to 64 lower-case letters, digits, '.', '_' "
             "or '-')"
         )
-    store = await _store(settings)
-    try:
+    async with _opened_store(settings) as store:
         token = await store.mint_agent_token(args.agent, args.by, rotate=args.rotate)
-    finally:
-        await store.pool.close()
     what = "rotated: its earlier tokens no longer work" if args.rotate else "minted"
     print(f"token for {args.agent} {what}; it is shown only now (Tether keeps a hash):")
     print(token)
@@ -335,11 +343,8 @@ async def cmd_agent_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_agent_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    store = await _store(settings)
-    try:
+    async with _opened_store(settings) as store:
         revoked = await store.revoke_agent_tokens(args.agent, args.by)
-    finally:
-        await store.pool.close()
     if not revoked:
         raise api.Refused(f"{args.agent} has no token to revoke")
     print(f"revoked {revoked} token(s) of {args.agent}")
@@ -347,11 +352,8 @@ async def cmd_agent_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_agent_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    store = await _store(settings)
-    try:
+    async with _opened_store(settings) as store:
         rows = await store.agent_tokens(args.agent)
-    finally:
-        await store.pool.close()
     if args.json:
         _print_json(rows)
         return 0
