@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,18 +93,45 @@ async def governed(
             yield Governed(team, claude, model, client)
 
 
-def _task(task_id: str) -> TaskSpec:
-    return TaskSpec(id=task_id, title="Roll out api 1.4.3", checks=[ShellCheck(command="true")])
+Govern = Callable[..., AbstractAsyncContextManager[Governed]]
 
 
-@pytest.mark.parametrize("claimed", ["before the session", "inside the session"])
-async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_task(
+@pytest.fixture
+def govern(
     client: Client,
     fresh_db: str,
     tmp_path: Path,
     forge: FakeForge,
     temporal_http: str,
     temporal_address: str,
+) -> Govern:
+    """`govern(turns, role=..., folder=...)`: an agent's real Claude Code on a running team."""
+
+    def start(
+        turns: list[Turn], role: str = "devops", folder: Path | None = None
+    ) -> AbstractAsyncContextManager[Governed]:
+        return governed(
+            client,
+            fresh_db,
+            folder or tmp_path,
+            forge,
+            temporal_http,
+            temporal_address,
+            turns,
+            role=role,
+        )
+
+    return start
+
+
+def _task(task_id: str) -> TaskSpec:
+    return TaskSpec(id=task_id, title="Roll out api 1.4.3", checks=[ShellCheck(command="true")])
+
+
+@pytest.mark.parametrize("claimed", ["before the session", "inside the session"])
+async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_task(
+    govern: Govern,
+    client: Client,
     valid_token: None,
     task_id: str,
     claimed: str,
@@ -113,9 +140,7 @@ async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_tas
     retries = [*KUBECTL_RETRIES, "kubectl set image deploy/api api=registry/api:1.4.4 -n prod"]
     turns = [Turn.bash(command, Usage(20_000 + 1000 * i, 40)) for i, command in enumerate(retries)]
     turns.append(Turn.say("I could not roll it out.", Usage(30_000, 20)))
-    async with governed(
-        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, []
-    ) as g:
+    async with govern([]) as g:
         agent = g.claude.agent
         await api.create_task(client, g.team.task_queue, _task(task_id))
         if claimed == "before the session":
@@ -167,12 +192,7 @@ def _said(g: Governed, text: str) -> list[int]:
 
 @pytest.mark.parametrize("auto_compact", ["off", "on"])
 async def test_context_stages_and_the_handoff_come_within_the_window_claude_code_allows(
-    client: Client,
-    fresh_db: str,
-    tmp_path: Path,
-    forge: FakeForge,
-    temporal_http: str,
-    temporal_address: str,
+    govern: Govern,
     auto_compact: str,
 ) -> None:
     # Claude Code keeps 23,000 tokens of a 200,000 window with auto-compact off (it refuses the
@@ -183,9 +203,7 @@ async def test_context_stages_and_the_handoff_come_within_the_window_claude_code
     turns = [Turn.bash(f"echo step {i}", Usage(int(p * usable), 40)) for i, p in enumerate(climb)]
     turns.append(Turn.say("Stopping here.", Usage(int(0.97 * usable), 10)))
     env = {"DISABLE_AUTO_COMPACT": "1"} if auto_compact == "off" else {}
-    async with governed(
-        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns
-    ) as g:
+    async with govern(turns) as g:
         run = await g.claude.run("Work through the steps.", **env)
         assert run.code == 0, run.stderr
         assert "Prompt is too long" not in str(run.result.get("result"))
@@ -210,12 +228,8 @@ async def test_context_stages_and_the_handoff_come_within_the_window_claude_code
 
 
 async def test_claude_code_refuses_past_its_reserve_with_auto_compact_off(
-    client: Client,
-    fresh_db: str,
+    govern: Govern,
     tmp_path: Path,
-    forge: FakeForge,
-    temporal_http: str,
-    temporal_address: str,
 ) -> None:
     """The reserve Tether assumes is Claude Code's own: the pinned CLI still takes a request at
     176,000 tokens and refuses one at 177,000 (window 200,000). A version that changes this
@@ -225,9 +239,7 @@ async def test_claude_code_refuses_past_its_reserve_with_auto_compact_off(
     limit = 200_000 - RESERVE_AUTO_COMPACT_OFF
     for used, refused in ((limit - 1000, False), (limit, True)):
         turns = [Turn.bash("echo one", Usage(used, 40)), Turn.say("done", Usage(used, 10))]
-        async with governed(
-            client, fresh_db, tmp_path / str(used), forge, temporal_http, temporal_address, turns
-        ) as g:
+        async with govern(turns, folder=tmp_path / str(used)) as g:
             run = await g.claude.run("One step.", DISABLE_AUTO_COMPACT="1")
             assert ("Prompt is too long" in str(run.result.get("result"))) is refused, used
 
@@ -259,12 +271,7 @@ async def _ended_session(g: Governed, runtime_session: str) -> SessionView:
 
 
 async def test_resume_and_compact_count_once_and_spend_is_exact(
-    client: Client,
-    fresh_db: str,
-    tmp_path: Path,
-    forge: FakeForge,
-    temporal_http: str,
-    temporal_address: str,
+    govern: Govern,
 ) -> None:
     usage = [
         Usage(30_000, 400, 12_000, 3_000),
@@ -281,9 +288,7 @@ async def test_resume_and_compact_count_once_and_spend_is_exact(
         Turn.say("Part two is committed.", usage[3]),
         Turn.say("<analysis>two parts</analysis><summary>Parts one and two.</summary>", usage[4]),
     ]
-    async with governed(
-        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns
-    ) as g:
+    async with govern(turns) as g:
         first = await g.claude.run("Do part one.")
         assert first.code == 0, first.stderr
         one = await _ended_session(g, first.session_id)
@@ -311,12 +316,8 @@ async def test_resume_and_compact_count_once_and_spend_is_exact(
 
 
 async def test_the_brief_reaches_the_model_and_a_revoked_token_denies_the_first_tool_call(
+    govern: Govern,
     client: Client,
-    fresh_db: str,
-    tmp_path: Path,
-    forge: FakeForge,
-    temporal_http: str,
-    temporal_address: str,
     monkeypatch: pytest.MonkeyPatch,
     task_id: str,
 ) -> None:
@@ -328,9 +329,7 @@ async def test_the_brief_reaches_the_model_and_a_revoked_token_denies_the_first_
         Turn.bash("gh pr list"),
         Turn.say("I am blocked on the token."),
     ]
-    async with governed(
-        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns, role="coder"
-    ) as g:
+    async with govern(turns, role="coder") as g:
         await api.create_task(client, g.team.task_queue, _task(task_id))
         first = await g.claude.run("Look at the repository.")
         assert first.code == 0, first.stderr
@@ -359,12 +358,7 @@ async def test_the_brief_reaches_the_model_and_a_revoked_token_denies_the_first_
 
 
 async def test_a_session_without_a_commit_is_held_at_stop_once_and_flagged_at_its_end(
-    client: Client,
-    fresh_db: str,
-    tmp_path: Path,
-    forge: FakeForge,
-    temporal_http: str,
-    temporal_address: str,
+    govern: Govern,
 ) -> None:
     turns = [
         Turn.say("All done: the feature is finished and tested."),
@@ -372,9 +366,7 @@ async def test_a_session_without_a_commit_is_held_at_stop_once_and_flagged_at_it
         Turn.bash("echo work >> notes.md && git add notes.md && git commit -q -m 'real work'"),
         Turn.say("Committed."),
     ]
-    async with governed(
-        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns
-    ) as g:
+    async with govern(turns) as g:
         claims = await g.claude.run("Finish the feature.")
         assert claims.code == 0, claims.stderr
         # Stop was blocked once, with the reason shown to the model once (not a second time as
@@ -401,12 +393,8 @@ async def test_a_session_without_a_commit_is_held_at_stop_once_and_flagged_at_it
 
 
 async def test_the_payloads_claude_code_sends_are_the_recorded_fixtures(
-    client: Client,
-    fresh_db: str,
+    govern: Govern,
     tmp_path: Path,
-    forge: FakeForge,
-    temporal_http: str,
-    temporal_address: str,
 ) -> None:
     """Every event Tether installs, as the pinned CLI sends it, matches tests/fixtures (the
     payloads the hook tests build on). TETHER_RECORD_FIXTURES=1 writes them anew, e.g. after
@@ -418,9 +406,7 @@ async def test_the_payloads_claude_code_sends_are_the_recorded_fixtures(
         Turn.say("Stopping."),
         Turn.say("<summary>Listed files; kubectl is forbidden.</summary>"),
     ]
-    async with governed(
-        client, fresh_db, tmp_path, forge, temporal_http, temporal_address, turns
-    ) as g:
+    async with govern(turns) as g:
         first = await g.claude.run("Look around.")
         await g.claude.run("/compact", "--resume", first.session_id)
         seen: dict[str, dict[str, Any]] = {}
