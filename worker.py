@@ -12,17 +12,21 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.deploy import DeployActivities
 from activities.founder import FounderActivities
+from activities.messages import MessageActivities
 from activities.notify import NotifyActivities
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
 from tether.client import connect
-from tether.config import Settings, TetherConfig, load_config
+from tether.client.connection import sealed
+from tether.config import Founder, Settings, TetherConfig, load_config
+from tether.keys import founder_public_text, worker_keys
 from tether.ops.runtime import (
     run_and_exit,
     setup_logging,
@@ -36,24 +40,40 @@ from tether.ops.stack import (
     ensure_search_attributes,
     temporal_address,
 )
+from tether.seals import Signer, Trust, parse_public
 from workflows.guard import MessageGuard
-from workflows.registry import WORKFLOWS
+from workflows.registry import WORKFLOWS, sandbox
 
 log = logging.getLogger("tether.worker")
 
 
-def build_worker(client: Client, task_queue: str, store: Store, config: TetherConfig) -> Worker:
+def build_worker(
+    client: Client,
+    task_queue: str,
+    store: Store,
+    config: TetherConfig,
+    keys: tuple[Trust, Signer] | None = None,
+) -> Worker:
+    """Every workflow and activity on `task_queue`. `keys`: the public keys the workflows accept
+    seals from and the workers' signer (tether.keys.worker_keys); without them, a key made for
+    this worker alone and the founder's key from `config` (one worker, as in tests)."""
+    trust, signer = keys or (Trust(), Signer("worker", Ed25519PrivateKey.generate()))
+    trust = _with_config_keys(trust, signer, config)
     tasks = TaskActivities(store, config)
     sessions = SessionActivities(store, config)
     deploys = DeployActivities(store, config)
     founder = FounderActivities(store, config)
     notifier = NotifyActivities(store, config)
+    messages = MessageActivities(store)
     return Worker(
-        client,
+        # Activities that message workflows seal with the workers' key.
+        sealed(client, signer),
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        # No message can jam a workflow: malformed signals are dropped, updates refused.
-        interceptors=[MessageGuard()],
+        workflow_runner=sandbox(),
+        # No message can jam a workflow: malformed signals are dropped, updates refused; and
+        # none changes state without the seal of a sender allowed to send it.
+        interceptors=[MessageGuard(trust)],
         activities=[
             tasks.run_check,
             tasks.record_task,
@@ -82,14 +102,32 @@ def build_worker(client: Client, task_queue: str, store: Store, config: TetherCo
             founder.judge_order,
             notifier.deliver_webhook,
             notifier.record_delivery,
+            messages.deliver_message,
+            messages.record_refusal,
         ],
     )
+
+
+def _with_config_keys(trust: Trust, signer: Signer, config: TetherConfig) -> Trust:
+    """`trust`, plus the workers' own public key and the founder's and gateway's from config."""
+    keys = {role: list(found) for role, found in trust.keys.items()}
+    keys.setdefault("worker", []).append(signer.public_key)
+    for role, ref in (("founder", config.founder), ("gateway", config.gateway)):
+        text = ref.key_text()
+        if text:
+            keys.setdefault(role, []).append(parse_public(text, f"[{role}] public key"))
+    return Trust({role: tuple(found) for role, found in keys.items()})
 
 
 async def serve(
     settings: Settings, stop: asyncio.Event, on_ready: Callable[[], None] | None = None
 ) -> None:
     config = load_config(settings.config_path)
+    keys = worker_keys(settings, config)
+    founder = founder_public_text(settings, config)
+    if founder and not config.founder.key_text():
+        # The founder's approvals and orders are judged against $TETHER_HOME/founder.pub.
+        config = config.model_copy(update={"founder": Founder(public_key=founder)})
     address = temporal_address(settings)
     pool = await connect_pool(database_url(settings))
     try:
@@ -103,7 +141,7 @@ async def serve(
         await ensure_credential_watch(
             client, settings.task_queue, config.notifications.expiry_check_hours
         )
-        worker = build_worker(client, settings.task_queue, Store(pool), config)
+        worker = build_worker(client, settings.task_queue, Store(pool), config, keys)
         async with worker:
             log.info("worker polling %s on %s", settings.task_queue, address)
             if on_ready:

@@ -9,6 +9,7 @@ import shlex
 import time
 
 from temporalio import activity
+from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.checks import git, run_process
 from activities.escalation import InvalidInput, escalating
@@ -242,12 +243,14 @@ class DeployActivities:
         """Queue on the service's lock, starting the lock workflow if it is not running."""
         from workflows.lock import ServiceLockWorkflow
 
-        await activity.client().start_workflow(
+        # Started, then signalled: the signal carries the workers' seal in its own header
+        # (a signal-with-start's header is the workflow's, not the signal's).
+        handle = await activity.client().start_workflow(
             ServiceLockWorkflow.run,
             LockInput(service=req.service),
             id=constants.lock_workflow_id(req.service),
             task_queue=activity.info().task_queue,
-            start_signal="acquire",
-            start_signal_args=[req],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=f"One deployment at a time for {req.service}",
         )
+        await handle.signal(ServiceLockWorkflow.acquire, req)

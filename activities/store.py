@@ -21,6 +21,7 @@ from tether.constants import task_workflow_id
 from tether.contracts import (
     CredentialStatus,
     InboxItem,
+    RefusalRecord,
     SessionView,
     TaskEvent,
     TaskRecord,
@@ -306,6 +307,34 @@ class Store:
             agent,
         )
         return [dict(r) for r in rows]
+
+    # --- refused messages ----------------------------------------------------------------------
+
+    async def record_refusal(self, r: RefusalRecord) -> None:
+        await self.pool.execute(
+            """INSERT INTO refused_messages (at, workflow_id, workflow_type, handler, kind, reason,
+                                             role, signer, agent)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            r.at,
+            r.workflow_id,
+            r.workflow_type,
+            r.handler,
+            r.kind,
+            r.reason,
+            r.role,
+            r.signer,
+            r.agent,
+        )
+
+    async def refusals(self, limit: int = 20) -> tuple[int, list[dict[str, Any]]]:
+        """(how many messages were refused in all, the most recent ones)."""
+        total = await self.pool.fetchval("SELECT count(*) FROM refused_messages")
+        rows = await self.pool.fetch(
+            """SELECT at, workflow_id, handler, kind, reason, role, agent
+               FROM refused_messages ORDER BY id DESC LIMIT $1""",
+            limit,
+        )
+        return int(total or 0), [dict(r) for r in rows]
 
     # --- sessions ------------------------------------------------------------------------------
 

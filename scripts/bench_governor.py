@@ -1,11 +1,14 @@
-"""Benchmark: one tool-call report through the session workflow's governors, against a no-op
-update on the same server, in the same run.
+"""Benchmark: one tool-call report through the session workflow's governors, sealed by the
+gateway's key and checked in the workflow, against a no-op update on the same server, in the
+same run.
 
 Starts its own Temporal dev server (default dynamic config, so continue-as-new comes when
 Temporal really suggests it), PostgreSQL and worker; opens a session; then, alternating in
-rounds so drift hits both alike, sends N reports (a tool call with context and spend, one in
-seven failing) and N no-op updates to a trivial workflow on the same worker. Prints p50/p99 of
-each, their ratio, and the history events per reported tool call.
+rounds so drift hits all alike, sends N reports (a tool call with context and spend, one in
+seven failing; sealed for the agent, as the gateway sends them), N bare no-op updates to a
+trivial workflow, and N sealed no-op updates to the same trivial workflow behind the seal
+check (the signature's own cost: sealing in the client, verifying in the workflow). Prints
+p50/p99 of each, the ratios to the bare no-op, and the history events per reported tool call.
 
     .venv/bin/python scripts/bench_governor.py [--reports 1000]
 """
@@ -23,14 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from temporalio import workflow  # noqa: E402
+from temporalio.client import Client  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from scripts.throwaway import throwaway_stack  # noqa: E402
-from tether import api, constants  # noqa: E402
+from tether import client as api  # noqa: E402
+from tether import constants, seals  # noqa: E402
+from tether.client.connection import sealed  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import Report, SessionInput, ToolCall  # noqa: E402
 from tether.ops.runtime import run_and_exit  # noqa: E402
 from worker import build_worker  # noqa: E402
+from workflows.guard import MessageGuard  # noqa: E402
 
 
 @workflow.defn(sandboxed=False)
@@ -78,16 +85,31 @@ async def main() -> int:
         queue = f"bench-{uuid.uuid4().hex[:8]}"
         config = TetherConfig.model_validate({"agents": [{"name": "bench"}]})
         noop_queue = f"{queue}-noop"
+        sealed_queue = f"{queue}-sealed"
+        trust, _ = stack.keys
+        bare = Client(**{**client.config(), "interceptors": []})
+        gateway = sealed(client, stack.gateway)
         async with (
-            build_worker(client, queue, stack.store, config),
-            Worker(client, task_queue=noop_queue, workflows=[NoopWorkflow]),
+            build_worker(client, queue, stack.store, config, stack.keys),
+            Worker(bare, task_queue=noop_queue, workflows=[NoopWorkflow]),
+            Worker(
+                bare,
+                task_queue=sealed_queue,
+                workflows=[NoopWorkflow],
+                interceptors=[MessageGuard(trust)],
+            ),
         ):
             await api.start_session(client, queue, SessionInput(agent="bench", runtime="sdk"))
-            noop = await client.start_workflow(
+            noop = await bare.start_workflow(
                 NoopWorkflow.run, id=f"noop-{uuid.uuid4().hex[:8]}", task_queue=noop_queue
+            )
+            # Behind the seal check: a workflow Tether does not know takes the founder's seal.
+            guarded = await client.start_workflow(
+                NoopWorkflow.run, id=f"sealed-{uuid.uuid4().hex[:8]}", task_queue=sealed_queue
             )
             reports: list[float] = []
             noops: list[float] = []
+            sealed_noops: list[float] = []
             rounds = 20
             for r in range(rounds):
                 per = total // rounds
@@ -96,9 +118,14 @@ async def main() -> int:
                     await noop.execute_update(NoopWorkflow.noop, i)
                     noops.append(time.perf_counter() - t0)
                 for i in range(per):
+                    t0 = time.perf_counter()
+                    await guarded.execute_update(NoopWorkflow.noop, i)
+                    sealed_noops.append(time.perf_counter() - t0)
+                for i in range(per):
                     n = r * per + i + 1
                     t0 = time.perf_counter()
-                    await api.report(client, "bench", report(n))
+                    with seals.speaking("bench"):
+                        await api.report(gateway, "bench", report(n))
                     reports.append(time.perf_counter() - t0)
             view = await api.session_view(client, "bench")
             assert view is not None and view.governor.reports == len(reports)
@@ -118,11 +145,17 @@ async def main() -> int:
 
     r50, r99 = figures(reports)
     n50, n99 = figures(noops)
-    print(f"reports: {len(reports)} (one in seven failing), no-op updates: {len(noops)}")
-    print(f"{'':36} {'p50 ms':>8} {'p99 ms':>8}")
-    print(f"{'no-op update (baseline)':36} {n50:8.2f} {n99:8.2f}")
-    print(f"{'tool-call report (session workflow)':36} {r50:8.2f} {r99:8.2f}")
-    print(f"ratio report / no-op: p50 {r50 / n50:.2f}, p99 {r99 / n99:.2f}  (target p50 <= 1.5)")
+    s50, s99 = figures(sealed_noops)
+    print(f"reports: {len(reports)} (one in seven failing), no-op updates: {len(noops)} each")
+    print(f"{'':40} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'no-op update (baseline)':40} {n50:8.2f} {n99:8.2f}")
+    print(f"{'sealed no-op update (seal check only)':40} {s50:8.2f} {s99:8.2f}")
+    print(f"{'sealed tool-call report (governors)':40} {r50:8.2f} {r99:8.2f}")
+    print(f"ratio sealed no-op / no-op: p50 {s50 / n50:.2f}, p99 {s99 / n99:.2f}")
+    print(
+        f"ratio sealed report / no-op: p50 {r50 / n50:.2f}, p99 {r99 / n99:.2f}  "
+        "(goal <= 1.5 at p50 and p99)"
+    )
     print(
         f"history: {events} events over {runs} run(s) = {events / len(reports):.2f} per report "
         f"(the no-op workflow: {noop_events / len(noops):.2f} per update)"

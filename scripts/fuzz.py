@@ -103,7 +103,7 @@ def process_fuzz(rng: random.Random, count: int) -> dict[str, int]:
             payload = json_value(rng)
             raw = json.dumps(payload).encode() if rng.random() < 0.8 else rng.randbytes(200)
             argv = [sys.executable, "-S", "-m", "tether.hook", "claude-code", "PreToolUse"]
-            argv += ["--agent", "fuzz", "--fail-closed", "--temporal-http", f"http://{dead}"]
+            argv += ["--agent", "fuzz", "--fail-closed", "--gateway", f"http://{dead}"]
             code, out, err = run(argv, raw, {**env, "PYTHONPATH": str(ROOT)})
             figures["hook inputs tried"] += 1
             figures["hangs"] += code is None
@@ -118,7 +118,7 @@ async def message_fuzz(rng: random.Random, count: int) -> dict[str, int]:
     async with throwaway_stack() as stack:
         client, queue = stack.client, f"fuzz-{uuid.uuid4().hex[:6]}"
         config = TetherConfig.model_validate({"agents": [{"name": "fuzz"}]})
-        async with build_worker(client, queue, stack.store, config):
+        async with build_worker(client, queue, stack.store, config, stack.keys):
             spec = TaskSpec(id="fuzz-task", title="fuzz", checks=[ShellCheck(command="true")])
             await api.create_task(client, queue, spec)
             await api.start_session(client, queue, SessionInput(agent="fuzz"))

@@ -97,7 +97,7 @@ async def main() -> int:
                 for name, stems in files.items()
                 if not all((OUT / f"{stem}.json").exists() for stem in stems)
             }
-            async with build_worker(client, queue, stack.store, config):
+            async with build_worker(client, queue, stack.store, config, stack.keys):
                 histories: dict[str, WorkflowHistory] = {}
                 if "task" in wanted:
                     histories["task_lifecycle"] = await _task(client, queue, url)

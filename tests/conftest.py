@@ -20,8 +20,10 @@ from temporalio.worker import Worker
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
+from tests.support import keys
 from tests.support.helpers import FakeForge, HttpService, clean_environment
 from tether.client import connect
+from tether.client.connection import Sealing
 from tether.config import TetherConfig
 from tether.ops.stack import (
     EmbeddedPostgres,
@@ -102,7 +104,8 @@ def temporal_address(temporal_env: WorkflowEnvironment) -> str:
 
 @pytest.fixture(scope="session")
 async def client(temporal_address: str) -> Client:
-    return await connect(temporal_address, "default")
+    """The founder's client: it seals what it sends with the test founder key."""
+    return await connect(temporal_address, "default", signer=keys.FOUNDER)
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +132,7 @@ def task_queue() -> str:
 async def worker(
     client: Client, store: Store, config: TetherConfig, task_queue: str
 ) -> AsyncIterator[Worker]:
-    w = tether_worker.build_worker(client, task_queue, store, config)
+    w = tether_worker.build_worker(client, task_queue, store, config, keys.KEYS)
     async with w:
         yield w
 
@@ -140,6 +143,8 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=temporal_test_server_binary(),
+        # The tests act as the founder: what they send is sealed with the founder's key.
+        interceptors=[Sealing(keys.FOUNDER)],
     )
     try:
         await ensure_search_attributes(env.client)
@@ -202,7 +207,7 @@ def cli_env(
     tmp_path: Path, temporal_address: str, database_url: str, worker: Worker
 ) -> dict[str, str]:
     return clean_environment(
-        TETHER_HOME=str(tmp_path / "home"),
+        TETHER_HOME=str(keys.write(tmp_path / "home")),
         TEMPORAL_ADDRESS=temporal_address,
         DATABASE_URL=database_url,
         TETHER_TASK_QUEUE=worker.task_queue,
@@ -219,5 +224,6 @@ def up_env(tmp_path: Path) -> dict[str, str]:
         TETHER_UI_PORT=str(free_port()),
         TETHER_HTTP_PORT=str(free_port()),
         TETHER_POSTGRES_PORT=str(free_port()),
+        TETHER_GATEWAY_BIND=f"127.0.0.1:{free_port()}",
     )
     return env

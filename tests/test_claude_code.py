@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from temporalio.client import Client
@@ -56,11 +56,10 @@ async def governed(
     fresh_db: str,
     tmp_path: Path,
     forge: FakeForge,
-    temporal_http: str,
-    temporal_address: str,
     turns: list[Turn],
     role: str = "devops",
     extra: dict[str, Any] | None = None,
+    transport: Literal["http", "command"] = "http",
 ) -> AsyncIterator[Governed]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(parents=True)
@@ -75,12 +74,12 @@ async def governed(
                 project=team.repo,
                 home=tmp_path / "claude-home",
                 model=model,
-                temporal_http=temporal_http,
-                task_queue=team.task_queue,
+                gateway=team.gateway.url,
+                token=await team.gateway.token(team.agent(role)),
                 tether_home=tmp_path / "tether-home",
+                transport=transport,
                 env={
                     "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
-                    "TEMPORAL_ADDRESS": temporal_address,
                     # The agent's own git identity, as on its machine.
                     "GIT_AUTHOR_NAME": "Agent",
                     "GIT_AUTHOR_EMAIL": "agent@example.invalid",
@@ -102,23 +101,18 @@ def govern(
     fresh_db: str,
     tmp_path: Path,
     forge: FakeForge,
-    temporal_http: str,
-    temporal_address: str,
 ) -> Govern:
-    """`govern(turns, role=..., folder=...)`: an agent's real Claude Code on a running team."""
+    """`govern(turns, role=..., folder=..., transport=...)`: an agent's real Claude Code on a
+    running team, its hooks posting to the team's gateway (HTTP hooks, or the command)."""
 
     def start(
-        turns: list[Turn], role: str = "devops", folder: Path | None = None
+        turns: list[Turn],
+        role: str = "devops",
+        folder: Path | None = None,
+        transport: Literal["http", "command"] = "http",
     ) -> AbstractAsyncContextManager[Governed]:
         return governed(
-            client,
-            fresh_db,
-            folder or tmp_path,
-            forge,
-            temporal_http,
-            temporal_address,
-            turns,
-            role=role,
+            client, fresh_db, folder or tmp_path, forge, turns, role=role, transport=transport
         )
 
     return start
@@ -128,6 +122,7 @@ def _task(task_id: str) -> TaskSpec:
     return TaskSpec(id=task_id, title="Roll out api 1.4.3", checks=[ShellCheck(command="true")])
 
 
+@pytest.mark.parametrize("transport", ["http", "command"])
 @pytest.mark.parametrize("claimed", ["before the session", "inside the session"])
 async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_task(
     govern: Govern,
@@ -135,12 +130,13 @@ async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_tas
     valid_token: None,
     task_id: str,
     claimed: str,
+    transport: Literal["http", "command"],
 ) -> None:
     claim = f"{sys.executable} -m tether task claim {task_id} --agent {{agent}}"
     retries = [*KUBECTL_RETRIES, "kubectl set image deploy/api api=registry/api:1.4.4 -n prod"]
     turns = [Turn.bash(command, Usage(20_000 + 1000 * i, 40)) for i, command in enumerate(retries)]
     turns.append(Turn.say("I could not roll it out.", Usage(30_000, 20)))
-    async with govern([]) as g:
+    async with govern([], transport=transport) as g:
         agent = g.claude.agent
         await api.create_task(client, g.team.task_queue, _task(task_id))
         if claimed == "before the session":
@@ -155,7 +151,7 @@ async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_tas
         kubectl = results[1:] if claimed == "inside the session" else results
         assert len(kubectl) == 6, results
         # The first five ran (the forbidden error came back); the sixth never ran.
-        assert all("(Forbidden)" in str(r["content"]) for r in kubectl[:5])
+        assert all("(Forbidden)" in str(r["content"]) for r in kubectl[:5]), kubectl
         assert kubectl[5]["is_error"]
         assert "stopped by Tether: kubectl set failed 5 times the same way" in str(
             kubectl[5]["content"]
@@ -357,8 +353,10 @@ async def test_the_brief_reaches_the_model_and_a_revoked_token_denies_the_first_
         ]
 
 
+@pytest.mark.parametrize("transport", ["http", "command"])
 async def test_a_session_without_a_commit_is_held_at_stop_once_and_flagged_at_its_end(
     govern: Govern,
+    transport: Literal["http", "command"],
 ) -> None:
     turns = [
         Turn.say("All done: the feature is finished and tested."),
@@ -366,7 +364,7 @@ async def test_a_session_without_a_commit_is_held_at_stop_once_and_flagged_at_it
         Turn.bash("echo work >> notes.md && git add notes.md && git commit -q -m 'real work'"),
         Turn.say("Committed."),
     ]
-    async with govern(turns) as g:
+    async with govern(turns, transport=transport) as g:
         claims = await g.claude.run("Finish the feature.")
         assert claims.code == 0, claims.stderr
         # Stop was blocked once, with the reason shown to the model once (not a second time as

@@ -39,8 +39,17 @@ def published(service: str) -> dict[int, int]:
     return ports
 
 
+def bound(service: str) -> dict[int, str]:
+    """The host address each published port listens on ("" for every interface)."""
+    found = {}
+    for spec in SERVICES[service].get("ports", []):
+        parts = str(spec).split(":")
+        found[int(parts[-1])] = parts[0] if len(parts) == 3 else ""
+    return found
+
+
 def test_the_stack_has_its_services() -> None:
-    assert {"postgresql", "temporal", "temporal-ui", "worker"} <= set(SERVICES)
+    assert {"postgresql", "temporal", "temporal-ui", "worker", "gateway", "keys"} <= set(SERVICES)
 
 
 def test_worker_environment_is_what_settings_reads() -> None:
@@ -77,6 +86,9 @@ def test_database_url_matches_the_postgresql_service() -> None:
 def test_worker_scales_out() -> None:
     worker = SERVICES["worker"]
     assert worker["command"] == ["python", "worker.py"] and (ROOT / "worker.py").exists()
+    # Every replica holds the same workers' key: what one seals, another verifies.
+    assert env_of("worker")["TETHER_WORKER_KEY"].startswith("/var/lib/tether-keys/")
+    assert "tether-keys:/var/lib/tether-keys:ro" in worker["volumes"]
     assert worker["deploy"]["replicas"] >= 2
     # Fixed names or host ports would make a second replica fail to start.
     assert "container_name" not in worker and "ports" not in worker
@@ -93,10 +105,34 @@ def test_image_copies_every_package_the_project_declares() -> None:
     assert SERVICES["worker"]["build"] == "."
 
 
-def test_the_hooks_reach_temporals_http_api() -> None:
+def test_agents_reach_only_the_gateway() -> None:
+    """The gateway is published for the agents; Temporal, its UI and PostgreSQL only on the
+    host's loopback (the founder's CLI), and Temporal's HTTP API not at all."""
     from tether.hook import claude_code as hooks
 
-    http_port = int(env_of("temporal")["FRONTEND_HTTP_PORT"])
-    assert http_port == constants.TEMPORAL_HTTP_PORT
-    assert published("temporal")[http_port] == constants.TEMPORAL_HTTP_PORT
-    assert f"http://127.0.0.1:{constants.TEMPORAL_HTTP_PORT}" == hooks.DEFAULT_TEMPORAL_HTTP
+    env = env_of("gateway")
+    assert set(env) <= set(ENVIRONMENT_VARIABLES), set(env) - set(ENVIRONMENT_VARIABLES)
+    settings = Settings.from_env(env)
+    port = int(settings.gateway_bind.rpartition(":")[2])
+    assert port == constants.GATEWAY_PORT and published("gateway")[port] == port
+    assert bound("gateway")[port] == ""
+    assert f"http://127.0.0.1:{constants.GATEWAY_PORT}" == hooks.DEFAULT_GATEWAY_URL
+    assert SERVICES["gateway"]["command"] == ["tether", "gateway"]
+    assert settings.gateway_key is not None and str(settings.gateway_key).startswith(
+        "/var/lib/tether-keys/"
+    )
+    assert env["TEMPORAL_ADDRESS"] == env_of("worker")["TEMPORAL_ADDRESS"]
+    assert env["DATABASE_URL"] == env_of("worker")["DATABASE_URL"]
+    for service in ("temporal", "postgresql", "temporal-ui"):
+        assert set(bound(service).values()) == {"127.0.0.1"}, service
+    assert constants.TEMPORAL_HTTP_PORT not in published("temporal")
+    assert "FRONTEND_HTTP_PORT" not in env_of("temporal")
+
+
+def test_the_keys_job_makes_what_the_gateway_and_workers_read() -> None:
+    job = " ".join(SERVICES["keys"]["command"])
+    assert "tether keygen --role" in job and "worker gateway" in job
+    assert env_of("keys")["TETHER_HOME"] == "/var/lib/tether-keys"
+    for service in ("gateway", "worker"):
+        needs = SERVICES[service]["depends_on"]["keys"]
+        assert needs == {"condition": "service_completed_successfully"}

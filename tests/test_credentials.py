@@ -17,6 +17,7 @@ from activities.credentials import probe
 from activities.forge import ForgeClient
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
+from tests.support import keys
 from tests.support.helpers import FakeForge, HttpService, eventually
 from tether import constants
 from tether.config import CredentialRef, Forge, TetherConfig
@@ -186,7 +187,7 @@ async def test_schedule_runs_the_watch_and_is_created_once(client: Client, fresh
     )
     handle = client.get_schedule_handle(constants.CREDENTIAL_WATCH_SCHEDULE_ID)
     try:
-        async with tether_worker.build_worker(client, queue, store, config):
+        async with tether_worker.build_worker(client, queue, store, config, keys.KEYS):
             assert await ensure_credential_watch(client, queue, 24) in ("created", "updated")
             assert await ensure_credential_watch(client, queue, 24) == "unchanged"
             assert await ensure_credential_watch(client, queue, 12) == "updated"

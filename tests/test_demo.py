@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from temporalio.client import Client
 
+from tests.support import keys
 from tests.support.browser import Browser
 from tests.support.cli import TETHER, cli
 
@@ -197,7 +198,9 @@ async def test_a_guardrail_that_does_not_act_is_reported_missed(
     pool = await connect_pool(fresh_db)
     try:
         await migrate(pool)
-        async with tether_worker.build_worker(client, world.task_queue, Store(pool), world.config):
+        async with tether_worker.build_worker(
+            client, world.task_queue, Store(pool), world.config, keys.KEYS
+        ):
             incidents = await run_incidents(client, world, lambda inc: None)
     finally:
         await pool.close()

@@ -17,15 +17,18 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 import worker as tether_worker
 from activities.store import Store, connect_pool
+from tests.support import keys
 from tests.support.cli import tether
 from tests.support.deploy import ROLLOUT, VersionService, deploy_rig
 from tests.support.helpers import clean_environment, commit_file, eventually, git, make_repo
 from tether import client as api
 from tether.client import connect
+from tether.client.connection import sealed
 from tether.contracts import (
     DeployRequest,
     DeployState,
@@ -111,16 +114,27 @@ async def test_forged_unsigned_and_misdirected_approvals_are_refused_and_logged(
             rows = await rig.store.audit_trail(deployment_id=view.deployment_id)
             return [r["detail"]["reason"] for r in rows if r["kind"] == "approval_refused"]
 
-        async def four_refusals() -> bool:
-            return len(await refusals()) == 4
+        async def judged() -> bool:
+            return len(await refusals()) == 2
 
-        await eventually(four_refusals, "four audited refusals", seconds=10)
-        reasons = await refusals()
+        await eventually(judged, "two judged refusals", seconds=10)
+
+        async def guarded() -> list[str]:
+            _, rows = await rig.store.refusals()
+            return [r["reason"] for r in rows if r["workflow_id"] == view.deployment_id]
+
+        async def two_guarded() -> bool:
+            return len(await guarded()) == 2
+
+        await eventually(two_guarded, "two refusals at the door", seconds=10)
         # Something that is not an approval at all never reaches the workflow (the SDK drops
-        # the signal it cannot decode); every well-formed forgery is judged and audited.
-        assert len(reasons) == 4, reasons
-        assert "the approval is not signed" in reasons
-        assert "the signature does not verify with the founder's public key" in reasons
+        # the signal it cannot decode). The unsigned and the forged approval are refused at the
+        # workflow's door (no founder's signature on the message or in it), before any judge;
+        # the founder's own approvals for another commit, or expired, are judged and audited.
+        assert sorted(await guarded()) == [
+            "it is not sealed (only the founder may send approve)",
+            "the approval or order is not signed with the founder's key",
+        ]
         with pytest.raises(TetherError, match=r"not an approval \(.*approve"):
             await api.submit_approval(client, view.deployment_id, {"approve": "yes please"})
         still = await api.deploy_view(client, view.deployment_id)
@@ -325,7 +339,9 @@ async def test_the_cooldown_survives_restarting_the_worker_and_the_temporal_serv
 
     first_server = await server()
     try:
-        client = await connect(first_server.client.service_client.config.target_host, "default")
+        client = await connect(
+            first_server.client.service_client.config.target_host, "default", signer=keys.FOUNDER
+        )
         async with deploy_rig(client, fresh_db, tmp_path) as rig:
             first = await rig.request("main")
             await rig.approve(first)
@@ -336,10 +352,14 @@ async def test_the_cooldown_survives_restarting_the_worker_and_the_temporal_serv
 
     second_server = await server()
     try:
-        client = await connect(second_server.client.service_client.config.target_host, "default")
+        client = await connect(
+            second_server.client.service_client.config.target_host, "default", signer=keys.FOUNDER
+        )
         pool = await connect_pool(fresh_db)
         try:
-            async with tether_worker.build_worker(client, "after-restart", Store(pool), config):
+            async with tether_worker.build_worker(
+                client, "after-restart", Store(pool), config, keys.KEYS
+            ):
                 again = await api.request_deploy(
                     client,
                     "after-restart",
@@ -387,7 +407,7 @@ async def test_a_worker_killed_mid_rollout_is_replaced_and_the_lock_is_not_leake
         TEMPORAL_ADDRESS=temporal_address,
         DATABASE_URL=fresh_db,
         TETHER_TASK_QUEUE=queue,
-        TETHER_HOME=str(tmp_path),
+        TETHER_HOME=str(keys.write(tmp_path)),
     )
 
     async def start_worker(name: str) -> asyncio.subprocess.Process:
@@ -592,28 +612,35 @@ async def test_a_rejected_deployment_made_holder_by_a_forged_acquire_lets_go_at_
 ) -> None:
     async with deploy_rig(client, fresh_db, tmp_path, cooldown_minutes=0) as rig:
         unapproved = await rig.request("main")
-        # Anyone who reaches Temporal can queue any deployment on the lock, approved or not.
         forged = LockRequest(
             deployment_id=unapproved.deployment_id,
             service=rig.service,
             agent="devops",
             requested_at=datetime.now(UTC),
         )
-        await client.start_workflow(
+        lock = await client.start_workflow(
             "ServiceLockWorkflow",
             LockInput(service=rig.service),
             id=f"lock-{rig.service}",
             task_queue=rig.task_queue,
-            start_signal="acquire",
-            start_signal_args=[forged],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
-        lock = client.get_workflow_handle(f"lock-{rig.service}")
 
         async def holder() -> str | None:
             view: LockView = await lock.query("queue", result_type=LockView)
             return view.holder.deployment_id if view.holder else None
 
-        assert await eventually(holder, "the forged holder") == unapproved.deployment_id
+        # An acquire from anyone but a worker (here: unsealed) is refused at the lock's door ...
+        unsealed = Client(**{**client.config(), "interceptors": []})
+        await unsealed.get_workflow_handle(lock.id).signal("acquire", forged)
+        await eventually(
+            lambda: _refused_at(rig, lock.id, "acquire"), "the forged acquire to be refused"
+        )
+        assert await holder() is None
+        # ... and should a worker ever queue an unapproved deployment, its rejection still
+        # frees the service at once (patched deploy-always-releases).
+        await sealed(client, keys.WORKER).get_workflow_handle(lock.id).signal("acquire", forged)
+        assert await eventually(holder, "the holder") == unapproved.deployment_id
         assert (await rig.approve(unapproved, decision="reject")).accepted
         # Rejected, it ends, and the lock is free at once (not when the lease runs out).
         await eventually(lambda: _free(holder), "the lock to be free", seconds=15)
@@ -621,3 +648,8 @@ async def test_a_rejected_deployment_made_holder_by_a_forged_acquire_lets_go_at_
 
 async def _free(holder: Any) -> bool:
     return await holder() is None
+
+
+async def _refused_at(rig: Any, workflow_id: str, handler: str) -> bool:
+    _, rows = await rig.store.refusals()
+    return any(r["workflow_id"] == workflow_id and r["handler"] == handler for r in rows)

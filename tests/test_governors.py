@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from tests.support import keys
 from tests.support.cli import tether
 from tests.support.helpers import FakeForge, clean_environment, eventually, history_text
 from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES, assistant, failure
@@ -53,7 +54,6 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
     tmp_path: Path,
     forge: FakeForge,
     valid_token: None,
-    temporal_http: str,
 ) -> None:
     key_path, public = generate(tmp_path / "founder")
     founder = {"founder": {"public_key": public}}
@@ -62,7 +62,7 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
         task_id = f"rollout-{devops.rsplit('-', 1)[1]}"
         await api.create_task(client, q, _spec(task_id))
         sid = {"session_id": "cc-ops"}
-        await run_hook("SessionStart", devops, {**sid, "source": "startup"}, temporal_http, q)
+        await run_hook("SessionStart", devops, {**sid, "source": "startup"}, team)
         await api.claim_task(client, task_id, devops)
 
         async def holds_task() -> bool:
@@ -80,18 +80,17 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
         answers = []
         for i, command in enumerate(KUBECTL_RETRIES):
             bash = {**sid, "tool_name": "Bash", "tool_input": {"command": command}}
-            pre = await run_hook("PreToolUse", devops, bash, temporal_http, q, "--fail-closed")
+            pre = await run_hook("PreToolUse", devops, bash, team, "--fail-closed")
             assert pre.answer is None, f"call {i + 1} must be allowed: {pre.answer}"
             post = await run_hook(
                 "PostToolUseFailure",
                 devops,
                 {**failure(command, f"Exit code 1\n{FORBIDDEN}", f"toolu_{i}"), **sid},
-                temporal_http,
-                q,
+                team,
             )
             answers.append(post.answer)
             # Reading the docs in between is not a success of the failing action.
-            await run_hook("PostToolUse", devops, read, temporal_http, q)
+            await run_hook("PostToolUse", devops, read, team)
         assert answers[:4] == [None] * 4
         fifth = answers[4]
         assert fifth is not None and "decision" not in fifth
@@ -100,7 +99,7 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
         assert "decompose the task into smaller steps" in context
 
         sixth = {**sid, "tool_name": "Bash", "tool_input": {"command": KUBECTL_RETRIES[0]}}
-        denied = await run_hook("PreToolUse", devops, sixth, temporal_http, q, "--fail-closed")
+        denied = await run_hook("PreToolUse", devops, sixth, team, "--fail-closed")
         assert denied.answer is not None
         reason = denied.answer["hookSpecificOutput"]["permissionDecisionReason"]
         assert reason.startswith("stopped by Tether: kubectl set failed 5 times the same way")
@@ -141,14 +140,12 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
         ]
         # ...nor ending the session and starting a fresh one: the hold comes back with the task.
         fresh = {"session_id": "cc-ops-2"}
-        started = await run_hook(
-            "SessionStart", devops, {**fresh, "source": "startup"}, temporal_http, q
-        )
+        started = await run_hook("SessionStart", devops, {**fresh, "source": "startup"}, team)
         assert started.answer is not None
         brief = started.answer["hookSpecificOutput"]["additionalContext"]
         assert brief.startswith("stopped by Tether: kubectl set failed 5 times the same way")
         sixth = {**fresh, "tool_name": "Bash", "tool_input": {"command": KUBECTL_RETRIES[0]}}
-        again = await run_hook("PreToolUse", devops, sixth, temporal_http, q, "--fail-closed")
+        again = await run_hook("PreToolUse", devops, sixth, team, "--fail-closed")
         assert again.answer is not None
         assert again.answer["hookSpecificOutput"]["permissionDecision"] == "deny"
 
@@ -157,7 +154,7 @@ async def test_replayed_kubectl_retries_stop_at_the_fifth_and_block_the_task(
         await api.unblock_task(client, task_id, "founder", "may patch now", order=signed)
 
         async def open_gate() -> bool:
-            pre = await run_hook("PreToolUse", devops, sixth, temporal_http, q, "--fail-closed")
+            pre = await run_hook("PreToolUse", devops, sixth, team, "--fail-closed")
             return pre.answer is None
 
         await eventually(open_gate, "the session to be released")
@@ -192,7 +189,6 @@ async def test_context_crossing_70_85_95_compacts_trims_and_hands_off_once_each(
     tmp_path: Path,
     forge: FakeForge,
     valid_token: None,
-    temporal_http: str,
 ) -> None:
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         coder, q = team.agent("coder"), team.task_queue
@@ -201,7 +197,7 @@ async def test_context_crossing_70_85_95_compacts_trims_and_hands_off_once_each(
         transcript = tmp_path / "cc-mem.jsonl"
         transcript.touch()
         sid = {"session_id": "cc-mem", "transcript_path": str(transcript)}
-        await run_hook("SessionStart", coder, {**sid, "source": "startup"}, temporal_http, q)
+        await run_hook("SessionStart", coder, {**sid, "source": "startup"}, team)
         await api.claim_task(client, task_id, coder)
         await api.note_session(client, coder, NoteInput(kind="decision", text="retry with jitter"))
         await api.note_session(client, coder, NoteInput(kind="question", text="cap at 5 tries?"))
@@ -222,15 +218,14 @@ async def test_context_crossing_70_85_95_compacts_trims_and_hands_off_once_each(
                 "trigger": "auto",
                 "compact_summary": f"We chose jittered retries. The user pasted {leaked} once.",
             },
-            temporal_http,
-            q,
+            team,
         )
         assert compacted.answer is None
         directives: list[tuple[float, str]] = []
         for pct in (0.30, 0.55, 0.71, 0.73, 0.69, 0.86, 0.84, 0.90, 0.96):
             # Of a 200,000 window Claude Code (auto-compact on) lets the agent use 167,000.
             _use(transcript, int(pct * 167_000))
-            post = await run_hook("PostToolUse", coder, edit, temporal_http, q)
+            post = await run_hook("PostToolUse", coder, edit, team)
             if post.answer is not None:
                 text = post.answer["hookSpecificOutput"]["additionalContext"]
                 directives.append((pct, text.split(":", 1)[1].split(".")[1].strip().split()[0]))
@@ -248,9 +243,7 @@ async def test_context_crossing_70_85_95_compacts_trims_and_hands_off_once_each(
         assert row["state"]["task_id"] == task_id and row["state"]["files"] == ["api/retry.py"]
 
         # The runtime compacts (or restarts): the next session starts with the handoff brief.
-        again = await run_hook(
-            "SessionStart", coder, {**sid, "source": "compact"}, temporal_http, q
-        )
+        again = await run_hook("SessionStart", coder, {**sid, "source": "compact"}, team)
         assert again.answer is not None
         brief = again.answer["hookSpecificOutput"]["additionalContext"]
         assert brief.startswith(f"Handoff from your previous session:\n{coder}'s session started")
@@ -404,7 +397,7 @@ async def test_a_task_costing_five_times_the_average_is_paused_until_the_founder
 
 async def tether_env_run(queue: str, db: str, address: str, tmp_path: Path, *args: str) -> Any:
     env = clean_environment(
-        TETHER_HOME=str(tmp_path / "home"),
+        TETHER_HOME=str(keys.write(tmp_path / "home")),
         TEMPORAL_ADDRESS=address,
         DATABASE_URL=db,
         TETHER_TASK_QUEUE=queue,
@@ -427,7 +420,9 @@ async def busy_client() -> AsyncIterator[Client]:
         ],
     )
     try:
-        yield await connect(env.client.service_client.config.target_host, "default")
+        yield await connect(
+            env.client.service_client.config.target_host, "default", signer=keys.FOUNDER
+        )
     finally:
         await env.shutdown()
 

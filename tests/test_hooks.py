@@ -21,24 +21,24 @@ PRE_TOOL = {"session_id": "cc-1", "tool_name": "Bash", "tool_input": {"command":
 
 async def test_unreachable_tether_fails_closed_or_open_and_says_why() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
-    closed = await run_hook("PreToolUse", "coder", PRE_TOOL, dead, "q", "--fail-closed")
+    closed = await run_hook("PreToolUse", "coder", PRE_TOOL, dead, "--fail-closed")
     assert closed.code == 0 and closed.answer is not None
     out = closed.answer["hookSpecificOutput"]
     assert out["permissionDecision"] == "deny"
     reason = out["permissionDecisionReason"]
-    assert reason.startswith("Tether is unreachable: Temporal's HTTP API at")
+    assert reason.startswith(f"Tether is unreachable: its gateway at {dead} did not answer")
     assert "\n" not in reason
 
-    opened = await run_hook("PreToolUse", "coder", PRE_TOOL, dead, "q")
+    opened = await run_hook("PreToolUse", "coder", PRE_TOOL, dead)
     assert opened.answer is not None and "permissionDecision" not in str(opened.answer)
     assert "tool calls are not governed" in opened.answer["systemMessage"]
 
-    start = await run_hook("SessionStart", "coder", {"session_id": "x"}, dead, "q", "--fail-closed")
+    start = await run_hook("SessionStart", "coder", {"session_id": "x"}, dead, "--fail-closed")
     assert start.answer is not None
     context = start.answer["hookSpecificOutput"]["additionalContext"]
     assert "No startup brief. Tool calls will be denied until it is back." in context
 
-    stop = await run_hook("Stop", "coder", {"session_id": "x"}, dead, "q")
+    stop = await run_hook("Stop", "coder", {"session_id": "x"}, dead)
     assert stop.answer is None and stop.err.startswith("tether: Tether is unreachable")
 
 
@@ -91,7 +91,7 @@ async def test_bad_hook_input_is_answered_as_the_mode_says_never_with_a_tracebac
             event,
             "--agent",
             "coder",
-            "--temporal-http",
+            "--gateway",
             f"http://127.0.0.1:{free_port()}",
             *flags,
             stdin=asyncio.subprocess.PIPE,
@@ -145,7 +145,10 @@ async def test_hooks_install_merges_with_existing_settings(
             cli_env, "hooks", "install", "--agent", "coder", "--project", str(project)
         )
         assert run.code == 0, run.err
-        assert "(fail closed)" in run.out
+        assert (
+            "(fail closed; HTTP hooks (SessionStart, Stop and PreToolUse through the `tether hook`"
+            in run.out
+        )
     data = json.loads(settings.read_text())
     assert data["permissions"] == {"allow": ["Bash(git *)"]}
     pre = data["hooks"]["PreToolUse"]
@@ -159,8 +162,22 @@ async def test_hooks_install_merges_with_existing_settings(
     assert (
         launcher.read_text()
         .splitlines()[-1]
-        .endswith(' -S -m tether.hook claude-code "$1" --agent coder --fail-closed')
+        .endswith(
+            ' -S -m tether.hook claude-code "$1" --agent coder --fail-closed '
+            "--gateway http://127.0.0.1:8787"
+        )
     )
+    # Every other event is posted by Claude Code itself to the gateway, the token taken from
+    # the agent's environment: no token, no Temporal or database address in the repository.
+    start = data["hooks"]["SessionStart"][0]["hooks"][0]
+    assert start["type"] == "command"  # Claude Code runs only commands at SessionStart
+    post = data["hooks"]["PostToolUse"][0]["hooks"][0]
+    assert post["type"] == "http"
+    assert post["url"] == "http://127.0.0.1:8787/hooks/claude-code/PostToolUse?agent=coder"
+    assert post["headers"]["Authorization"] == "Bearer $TETHER_AGENT_TOKEN"
+    assert "TETHER_AGENT_TOKEN" in post["allowedEnvVars"]
+    text = settings.read_text() + launcher.read_text()
+    assert "tether_agent_" not in text and "7233" not in text and "postgres" not in text
     assert set(data["hooks"]) == {
         "SessionStart",
         "PreToolUse",
@@ -173,6 +190,23 @@ async def test_hooks_install_merges_with_existing_settings(
     assert data["hooks"]["PostToolUseFailure"][0]["matcher"] == "*"
     assert data["hooks"]["SessionStart"][0]["matcher"] == "startup|resume|clear|compact"
     assert all(len(groups) == 1 for e, groups in data["hooks"].items() if e != "PreToolUse")
+
+    # The fallback: every event through the command, which forwards to the same gateway.
+    run = await tether(
+        cli_env,
+        "hooks",
+        "install",
+        "--agent",
+        "coder",
+        "--project",
+        str(project),
+        "--transport",
+        "command",
+    )
+    assert run.code == 0, run.err
+    data = json.loads(settings.read_text())
+    handlers = [g["hooks"][-1] for groups in data["hooks"].values() for g in groups[-1:]]
+    assert {h["type"] for h in handlers} == {"command"} and len(handlers) == 7
 
     settings.write_text("{broken")
     run = await tether(cli_env, "hooks", "install", "--agent", "coder", "--project", str(project))
@@ -188,28 +222,24 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 def test_the_hook_finds_a_running_tether_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("TETHER_TEMPORAL_HTTP", "TEMPORAL_NAMESPACE", "TETHER_TASK_QUEUE"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("TETHER_GATEWAY_URL", raising=False)
     monkeypatch.setenv("TETHER_HOME", str(tmp_path))
-    assert hooks.locate(None) == (hooks.DEFAULT_TEMPORAL_HTTP, "default", "tether")
-    (tmp_path / "stack.json").write_text(
-        json.dumps({"temporal_http": "http://127.0.0.1:9999", "namespace": "ns", "task_queue": "q"})
-    )
-    assert hooks.locate(None) == ("http://127.0.0.1:9999", "ns", "q")
-    monkeypatch.setenv("TETHER_TEMPORAL_HTTP", "http://10.0.0.5:7243")
-    assert hooks.locate(None)[0] == "http://10.0.0.5:7243"
-    assert hooks.locate("http://flag:1")[0] == "http://flag:1"
+    assert hooks.locate_gateway(None) == hooks.DEFAULT_GATEWAY_URL
+    (tmp_path / "stack.json").write_text(json.dumps({"gateway_url": "http://127.0.0.1:9999/"}))
+    assert hooks.locate_gateway(None) == "http://127.0.0.1:9999"
+    monkeypatch.setenv("TETHER_GATEWAY_URL", "http://10.0.0.5:8787")
+    assert hooks.locate_gateway(None) == "http://10.0.0.5:8787"
+    assert hooks.locate_gateway("http://flag:1") == "http://flag:1"
 
 
 async def test_an_invalid_agent_name_is_refused_before_any_workflow_starts(
-    temporal_http: str, client: Client
+    client: Client,
 ) -> None:
-    denied = await run_hook(
-        "PreToolUse", "Coder Bot", PRE_TOOL, temporal_http, "q", "--fail-closed"
-    )
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    denied = await run_hook("PreToolUse", "Coder Bot", PRE_TOOL, nowhere, "--fail-closed")
     assert denied.answer is not None
     reason = denied.answer["hookSpecificOutput"]["permissionDecisionReason"]
     assert reason.startswith("Tether refused: --agent 'Coder Bot' is not a valid agent name")
-    start = await run_hook("SessionStart", "Coder Bot", {"session_id": "x"}, temporal_http, "q")
+    start = await run_hook("SessionStart", "Coder Bot", {"session_id": "x"}, nowhere)
     assert start.answer is not None and "not a valid agent name" in str(start.answer)
     assert [wf.id async for wf in client.list_workflows("WorkflowId = 'session-Coder Bot'")] == []

@@ -153,13 +153,14 @@ async def test_a_release_interleaved_with_reports_leaves_postgresql_at_the_newes
 
 CLAIM_AND_DIE = """
 import asyncio, os, signal, sys
+from tests.support import keys
 from tether.client import connect
 from tether.contracts import ClaimInput
 from workflows.task import TaskWorkflow
 
 async def main() -> None:
     address, task_id, agent = sys.argv[1:4]
-    client = await connect(address, "default")
+    client = await connect(address, "default", signer=keys.FOUNDER)
     handle = client.get_workflow_handle_for(TaskWorkflow.run, "task-" + task_id)
     await handle.execute_update(TaskWorkflow.claim, ClaimInput(agent=agent))
     print("claimed", flush=True)

@@ -24,6 +24,8 @@ RULES: dict[str, set[str]] = {
     "tether/hook": {"tether.names", "tether.errors", "tether.hook"},
     "tether/contracts": {"pydantic", "tether.names", "tether.contracts"},
     "tether/core": {"pydantic", "tether.names", "tether.errors", "tether.contracts", "tether.core"},
+    # Signatures only, no I/O: the workflows verify seals with it (key files are tether.keys).
+    "tether/seals.py": {"cryptography"},
     # Deterministic orchestration: activities only for their method references (passed through).
     "workflows": {
         "temporalio",
@@ -33,6 +35,7 @@ RULES: dict[str, set[str]] = {
         "tether.errors",
         "tether.contracts",
         "tether.core",
+        "tether.seals",
         "workflows",
         "activities",
     },

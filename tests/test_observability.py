@@ -16,6 +16,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from temporalio.client import Client
 
+from tests.support import keys
 from tests.support.cli import tether
 from tests.support.helpers import eventually
 from tether.ops.loopback import LoopbackServer, QuietHandler
@@ -75,7 +76,7 @@ async def test_worker_exports_traces_over_otlp_and_serves_prometheus_metrics(
         TEMPORAL_ADDRESS=temporal_address,
         DATABASE_URL=fresh_db,
         TETHER_TASK_QUEUE=queue,
-        TETHER_HOME=str(tmp_path),
+        TETHER_HOME=str(keys.write(tmp_path)),
         TETHER_OTEL_EXPORTER="otlp",
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
         OTEL_BSP_SCHEDULE_DELAY="200",

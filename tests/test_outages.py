@@ -11,6 +11,7 @@ from temporalio.client import Client
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
+from tests.support import keys
 from tests.support.cli import TETHER
 from tests.support.helpers import clean_environment
 from tether.config import TetherConfig
@@ -36,14 +37,16 @@ async def test_a_command_waiting_on_a_postgresql_outage_says_so_and_then_finishe
     await migrate(pool)
     queue = f"outage-{uuid.uuid4().hex[:8]}"
     env = clean_environment(
-        TETHER_HOME=str(tmp_path / "home"),
+        TETHER_HOME=str(keys.write(tmp_path / "home")),
         TEMPORAL_ADDRESS=temporal_address,
         TETHER_TASK_QUEUE=queue,
         DATABASE_URL=pg.url,
     )
     task_id = f"outage-{uuid.uuid4().hex[:6]}"
     try:
-        async with tether_worker.build_worker(client, queue, Store(pool), TetherConfig()):
+        async with tether_worker.build_worker(
+            client, queue, Store(pool), TetherConfig(), keys.KEYS
+        ):
             await asyncio.to_thread(pg.stop)
             # Down for real before the command starts: a new connection is refused.
             try:
@@ -89,7 +92,7 @@ async def test_a_command_with_no_worker_to_answer_says_so(
 ) -> None:
     queue = f"nobody-{uuid.uuid4().hex[:8]}"
     env = clean_environment(
-        TETHER_HOME=str(tmp_path / "home"),
+        TETHER_HOME=str(keys.write(tmp_path / "home")),
         TEMPORAL_ADDRESS=temporal_address,
         TETHER_TASK_QUEUE=queue,
     )
@@ -136,11 +139,15 @@ async def test_a_submit_caught_by_a_temporal_restart_finishes_once_without_resub
     await migrate(pool)
     queue, task_id = f"restart-{uuid.uuid4().hex[:8]}", f"restart-{uuid.uuid4().hex[:6]}"
     env = clean_environment(
-        TETHER_HOME=str(tmp_path / "home"), TEMPORAL_ADDRESS=address, TETHER_TASK_QUEUE=queue
+        TETHER_HOME=str(keys.write(tmp_path / "home")),
+        TEMPORAL_ADDRESS=address,
+        TETHER_TASK_QUEUE=queue,
     )
     try:
-        client = await connect(address, "default")
-        async with tether_worker.build_worker(client, queue, Store(pool), TetherConfig()):
+        client = await connect(address, "default", signer=keys.FOUNDER)
+        async with tether_worker.build_worker(
+            client, queue, Store(pool), TetherConfig(), keys.KEYS
+        ):
             spec = TaskSpec(id=task_id, title="t", checks=[ShellCheck(command="sleep 6")])
             await api.create_task(client, queue, spec)
             await api.claim_task(client, task_id, "coder")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.worker import Worker
 
+from tests.support import keys
 from tests.support.helpers import clean_environment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,10 @@ async def test_a_readme_example_runs_as_written(
     script.write_text(_examples()[index])
     task_id = f"readme-{uuid.uuid4().hex[:8]}"
     env = clean_environment(
-        TEMPORAL_ADDRESS=temporal_address, TETHER_TASK_QUEUE=worker.task_queue, TASK_ID=task_id
+        TEMPORAL_ADDRESS=temporal_address,
+        TETHER_TASK_QUEUE=worker.task_queue,
+        TASK_ID=task_id,
+        TETHER_HOME=str(keys.write(tmp_path / "home", ("founder",))),
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -17,8 +17,9 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tether.contracts import TaskInput, TaskResult
+from tether.seals import Trust
 from workflows.guard import MessageGuard
-from workflows.registry import WORKFLOWS
+from workflows.registry import WORKFLOWS, sandbox
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 HISTORIES_BY_NAME = {p.stem: p for p in HISTORIES}
@@ -45,7 +46,8 @@ async def test_replays_without_nondeterminism(path: Path) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS,
         data_converter=pydantic_data_converter,
-        interceptors=[MessageGuard()],
+        interceptors=[MessageGuard(_trust())],
+        workflow_runner=sandbox(),
     )
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
     assert result.replay_failure is None
@@ -62,6 +64,18 @@ class ReorderedTaskWorkflow:
 
 
 async def test_a_changed_workflow_is_caught_by_replay() -> None:
-    replayer = Replayer(workflows=[ReorderedTaskWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[ReorderedTaskWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandbox(),
+    )
     with pytest.raises(NondeterminismError):
         await replayer.replay_workflow(load(HISTORIES_BY_NAME["task_lifecycle"]))
+
+
+def _trust() -> Trust:
+    # Imported here: the sandbox imports this module again for ReorderedTaskWorkflow, and the
+    # test keys are made on import (files, which a workflow may not touch).
+    from tests.support import keys
+
+    return keys.TRUST

@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 
 import worker as tether_worker
 from activities.store import Store
+from tests.support import keys
 from tests.support.helpers import HttpService
 from tether import client as api
 from tether import constants
@@ -51,7 +52,7 @@ async def test_a_ten_minute_window_fails_after_ten_minutes_not_before(
         url=f"{http_service.url}/health", retry_for_seconds=600, retry_interval_seconds=60
     )
     queue = f"ts-{uuid.uuid4().hex[:8]}"
-    async with tether_worker.build_worker(env.client, queue, store, TetherConfig()):
+    async with tether_worker.build_worker(env.client, queue, store, TetherConfig(), keys.KEYS):
         await api.create_task(env.client, queue, TaskSpec(id=task_id, title="t", checks=[check]))
         await api.claim_task(env.client, task_id, "devops")
         handle = env.client.get_workflow_handle(constants.task_workflow_id(task_id))

@@ -11,7 +11,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support import keys
 from tests.support.cli import tether
+from tests.support.gateway import running_gateway
 from tests.support.helpers import (
     FakeForge,
     HttpService,
@@ -95,14 +97,13 @@ async def test_rejected_token_blocks_the_session_its_tools_and_tells_the_founder
     fresh_db: str,
     tmp_path: Path,
     forge: FakeForge,
-    temporal_http: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)
     async with running_team(client, fresh_db, tmp_path, forge) as team:
-        coder, q = team.agent("coder"), team.task_queue
+        coder = team.agent("coder")
         start = await run_hook(
-            "SessionStart", coder, {"session_id": "cc-1", "source": "startup"}, temporal_http, q
+            "SessionStart", coder, {"session_id": "cc-1", "source": "startup"}, team
         )
         assert start.code == 0 and start.answer is not None
         context = start.answer["hookSpecificOutput"]["additionalContext"]
@@ -110,7 +111,7 @@ async def test_rejected_token_blocks_the_session_its_tools_and_tells_the_founder
         assert context.endswith("founder notified — do not work around it")
 
         tool = {"session_id": "cc-1", "tool_name": "Bash", "tool_input": {"command": "gh pr list"}}
-        denied = await run_hook("PreToolUse", coder, tool, temporal_http, q, "--fail-closed")
+        denied = await run_hook("PreToolUse", coder, tool, team, "--fail-closed")
         out = denied.answer["hookSpecificOutput"] if denied.answer else {}
         assert out["permissionDecision"] == "deny"
         assert "credential github was rejected" in out["permissionDecisionReason"]
@@ -124,7 +125,7 @@ async def test_rejected_token_blocks_the_session_its_tools_and_tells_the_founder
         monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
         view = await api.recheck_session(client, coder, "founder")
         assert view.state == SessionState.ACTIVE and view.blocker is None
-        allowed = await run_hook("PreToolUse", coder, tool, temporal_http, q, "--fail-closed")
+        allowed = await run_hook("PreToolUse", coder, tool, team, "--fail-closed")
         assert allowed.answer is None and allowed.code == 0
         assert await team.store.inbox() == []
 
@@ -204,16 +205,13 @@ async def test_claude_code_hooks_drive_a_whole_session(
     tmp_path: Path,
     forge: FakeForge,
     valid_token: None,
-    temporal_http: str,
 ) -> None:
     async with running_team(client, fresh_db, tmp_path, forge) as team:
-        coder, q, repo = team.agent("coder"), team.task_queue, team.repo
+        coder, repo = team.agent("coder"), team.repo
         git(repo, "checkout", "-q", "-b", "coder-work")
         sid = {"session_id": "cc-42"}
 
-        start = await run_hook(
-            "SessionStart", coder, {**sid, "source": "startup"}, temporal_http, q
-        )
+        start = await run_hook("SessionStart", coder, {**sid, "source": "startup"}, team)
         assert start.answer is not None
         context = start.answer["hookSpecificOutput"]["additionalContext"]
         assert context.startswith(f"Tether startup brief for {coder}")
@@ -227,30 +225,26 @@ async def test_claude_code_hooks_drive_a_whole_session(
         assert summary == f"Session of {coder} (claude-code)"
 
         tool = {**sid, "tool_name": "Edit", "tool_input": {"file_path": "api/x.py"}}
-        assert (await run_hook("PreToolUse", coder, tool, temporal_http, q)).answer is None
+        assert (await run_hook("PreToolUse", coder, tool, team)).answer is None
 
-        stop = await run_hook("Stop", coder, {**sid, "stop_hook_active": False}, temporal_http, q)
+        stop = await run_hook("Stop", coder, {**sid, "stop_hook_active": False}, team)
         # Exit 2, the reason on stderr: Claude Code blocks the stop and shows the reason once.
         assert stop.code == 2 and stop.answer is None
         assert stop.err.startswith("No deliverable yet: no commit on 'coder-work'")
-        again = await run_hook("Stop", coder, {**sid, "stop_hook_active": True}, temporal_http, q)
+        again = await run_hook("Stop", coder, {**sid, "stop_hook_active": True}, team)
         assert again.answer is None  # blocked once; never a loop
 
         commit_file(repo, "api/x.py", "x = 2\n", "fix x")
-        stop = await run_hook("Stop", coder, {**sid, "stop_hook_active": False}, temporal_http, q)
+        stop = await run_hook("Stop", coder, {**sid, "stop_hook_active": False}, team)
         assert stop.answer is None
 
         # A resumed Claude Code session is the same Tether session.
-        resumed = await run_hook(
-            "SessionStart", coder, {**sid, "source": "resume"}, temporal_http, q
-        )
+        resumed = await run_hook("SessionStart", coder, {**sid, "source": "resume"}, team)
         assert resumed.answer is not None
         first = await api.session_view(client, coder)
         assert first is not None and first.external_id == "cc-42"
 
-        end = await run_hook(
-            "SessionEnd", coder, {**sid, "reason": "prompt_input_exit"}, temporal_http, q
-        )
+        end = await run_hook("SessionEnd", coder, {**sid, "reason": "prompt_input_exit"}, team)
         assert end.code == 0
         assert (await handle.result()).state == SessionState.ENDED  # the workflow completes
         view = await api.session_view(client, coder)
@@ -258,7 +252,7 @@ async def test_claude_code_hooks_drive_a_whole_session(
         assert view.end_reason == "claude-code SessionEnd (prompt_input_exit)"
 
         # A tool call of the ended runtime session is denied with the reason it ended.
-        late = await run_hook("PreToolUse", coder, tool, temporal_http, q)
+        late = await run_hook("PreToolUse", coder, tool, team)
         assert late.answer is not None
         reason = late.answer["hookSpecificOutput"]["permissionDecisionReason"]
         assert reason == (
@@ -268,7 +262,7 @@ async def test_claude_code_hooks_drive_a_whole_session(
         # Another runtime session with no Tether session is not governed: denied when failing
         # closed.
         other = {**tool, "session_id": "cc-other"}
-        stray = await run_hook("PreToolUse", coder, other, temporal_http, q, "--fail-closed")
+        stray = await run_hook("PreToolUse", coder, other, team, "--fail-closed")
         assert stray.answer is not None
         assert "no open session" in stray.answer["hookSpecificOutput"]["permissionDecisionReason"]
 
@@ -279,13 +273,12 @@ async def test_a_new_runtime_session_ends_the_abandoned_one_with_its_artifact_ch
     tmp_path: Path,
     forge: FakeForge,
     valid_token: None,
-    temporal_http: str,
 ) -> None:
     async with running_team(client, fresh_db, tmp_path, forge) as team:
-        coder, q = team.agent("coder"), team.task_queue
-        await run_hook("SessionStart", coder, {"session_id": "cc-old"}, temporal_http, q)
+        coder = team.agent("coder")
+        await run_hook("SessionStart", coder, {"session_id": "cc-old"}, team)
         # The old process died without SessionEnd; a new one starts.
-        await run_hook("SessionStart", coder, {"session_id": "cc-new"}, temporal_http, q)
+        await run_hook("SessionStart", coder, {"session_id": "cc-new"}, team)
         rows = await team.store.list_sessions(agent=coder)
         assert [(r["external_id"], r["state"]) for r in rows] == [
             ("cc-new", "active"),
@@ -295,13 +288,13 @@ async def test_a_new_runtime_session_ends_the_abandoned_one_with_its_artifact_ch
         assert "superseded by claude-code session cc-new" in old["end_reason"]
         assert old["pseudo_work"] and old["artifact_result"]["passed"] is False
         # A late SessionEnd of the old process does not end the new session.
-        await run_hook("SessionEnd", coder, {"session_id": "cc-old"}, temporal_http, q)
+        await run_hook("SessionEnd", coder, {"session_id": "cc-old"}, team)
         view = await api.session_view(client, coder)
         assert view is not None and view.state == SessionState.ACTIVE
         assert view.external_id == "cc-new"
         # Another Claude Code session of the same agent is not governed while this one is open.
         other = {"session_id": "cc-other", "tool_name": "Bash", "tool_input": {}}
-        denied = await run_hook("PreToolUse", coder, other, temporal_http, q, "--fail-closed")
+        denied = await run_hook("PreToolUse", coder, other, team, "--fail-closed")
         assert denied.answer is not None
         assert "already has an open session" in str(denied.answer)
         await api.end_session(client, coder, "test over", "founder")
@@ -324,16 +317,15 @@ async def test_no_secret_value_reaches_any_history_or_table(
     fresh_db: str,
     tmp_path: Path,
     forge: FakeForge,
-    temporal_http: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)
     async with running_team(client, fresh_db, tmp_path, forge) as team:
-        coder, q = team.agent("coder"), team.task_queue
-        await run_hook("SessionStart", coder, {"session_id": "cc-s"}, temporal_http, q)
+        coder = team.agent("coder")
+        await run_hook("SessionStart", coder, {"session_id": "cc-s"}, team)
         monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)
         await api.recheck_session(client, coder, "founder")
-        await run_hook("Stop", coder, {"session_id": "cc-s"}, temporal_http, q)
+        await run_hook("Stop", coder, {"session_id": "cc-s"}, team)
         await api.end_session(client, coder, "done", "agent")
         dumped = await team.store.pool.fetchval(
             """SELECT concat_ws(' ', (SELECT json_agg(s)::text FROM sessions s),
@@ -464,7 +456,7 @@ async def test_session_commands_as_the_founder_runs_them(
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         coder = team.agent("coder")
         env = clean_environment(
-            TETHER_HOME=str(tmp_path / "home"),
+            TETHER_HOME=str(keys.write(tmp_path / "home")),
             TEMPORAL_ADDRESS=temporal_address,
             DATABASE_URL=fresh_db,
             TETHER_TASK_QUEUE=team.task_queue,
@@ -517,7 +509,6 @@ async def test_a_report_that_lands_late_while_the_worker_is_down_counts_once(
     fresh_db: str,
     tmp_path: Path,
     forge: FakeForge,
-    temporal_http: str,
     valid_token: None,
 ) -> None:
     """The hook gives up waiting (the worker is down); the report lands when the worker is
@@ -550,30 +541,30 @@ async def test_a_report_that_lands_late_while_the_worker_is_down_counts_once(
             f.write(assistant(mid, inp, 0, 0, out=out))
 
     try:
-        async with tether_worker.build_worker(client, queue, store, config):
-            start = await run_hook(
-                "SessionStart", agent, {**sid, "source": "startup"}, temporal_http, queue
-            )
-            assert start.code == 0
-            say(0)
-            assert (await run_hook("PostToolUse", agent, tool, temporal_http, queue)).code == 0
-        # The worker is down: the report waits 2 s for an answer, gets none, and is kept.
-        say(1)
-        short = {"TETHER_HOOK_REPORT_TIMEOUT": "2"}
-        late = await run_hook("PostToolUse", agent, tool, temporal_http, queue, env=short)
-        assert late.code == 0 and "did not finish within 2s" in late.err
-        async with tether_worker.build_worker(client, queue, store, config):
+        # The gateway stays up; the worker behind it goes down and comes back.
+        async with running_gateway(client, store, config, queue, tmp_path / "gw") as rig:
+            async with tether_worker.build_worker(client, queue, store, config, keys.KEYS):
+                start = await run_hook("SessionStart", agent, {**sid, "source": "startup"}, rig)
+                assert start.code == 0
+                say(0)
+                assert (await run_hook("PostToolUse", agent, tool, rig)).code == 0
+            # The worker is down: the report waits 2 s for an answer, gets none, and is kept.
+            say(1)
+            short = {"TETHER_HOOK_REPORT_TIMEOUT": "2"}
+            late = await run_hook("PostToolUse", agent, tool, rig, env=short)
+            assert late.code == 0 and "did not finish within 2s" in late.err
+            async with tether_worker.build_worker(client, queue, store, config, keys.KEYS):
 
-            async def landed() -> bool:
+                async def landed() -> bool:
+                    view = await api.session_view(client, agent)
+                    return view is not None and view.governor.reports == 2
+
+                # The report the hook gave up on lands once the worker is back.
+                await eventually(landed, "the late report to land")
+                say(2)
+                again = await run_hook("PostToolUse", agent, tool, rig)
+                assert again.code == 0 and again.err == ""
                 view = await api.session_view(client, agent)
-                return view is not None and view.governor.reports == 2
-
-            # The report the hook gave up on lands once the worker is back.
-            await eventually(landed, "the late report to land")
-            say(2)
-            again = await run_hook("PostToolUse", agent, tool, temporal_http, queue)
-            assert again.code == 0 and again.err == ""
-            view = await api.session_view(client, agent)
     finally:
         await pool.close()
     assert view is not None

@@ -56,6 +56,9 @@ async def stack(up_env: dict[str, str]) -> AsyncIterator[Stack]:
             await stack.stop()
 
 
+KEY_ROLES = ("founder", "gateway", "worker")
+
+
 async def test_up_runs_the_stack_stops_cleanly_and_keeps_state(
     stack: Stack, up_env: dict[str, str]
 ) -> None:
@@ -78,6 +81,32 @@ async def test_up_runs_the_stack_stops_cleanly_and_keeps_state(
     assert code == 0, err
     code, _, err = await cli(up_env, "task", "claim", "kept", "--agent", "coder")
     assert code == 0, err
+
+    # The gateway is up, with the keys `tether up` made; an agent with only its token and the
+    # gateway's URL (no Temporal, no database, no TETHER_HOME of the stack) claims for itself.
+    home = Path(up_env["TETHER_HOME"])
+    assert all(oct((home / f"{r}.key").stat().st_mode & 0o777) == "0o600" for r in KEY_ROLES)
+    gateway = json.loads((home / "stack.json").read_text())["gateway_url"]
+    assert f"Gateway:    {gateway}" in stack.banner
+    assert await asyncio.to_thread(get_json, f"{gateway}/health") == {"ok": True}
+    code, out, err = await cli(up_env, "agent", "token", "coder")
+    assert code == 0, err
+    token = next(line for line in out.splitlines() if line.startswith("tether_agent_"))
+    agent_env = {k: v for k, v in up_env.items() if not k.startswith(("TETHER_", "TEMPORAL_"))}
+    agent_env.update(
+        TETHER_HOME=str(home.parent / "agent-home"),
+        TETHER_GATEWAY_URL=gateway,
+        TETHER_AGENT_TOKEN=token,
+        TEMPORAL_ADDRESS="127.0.0.1:1",  # unreachable: the agent must not need Temporal
+    )
+    code, _, err = await cli(
+        up_env, "task", "create", "--id", "mine", "--title", "t", "--shell", "true"
+    )
+    assert code == 0, err
+    code, out, err = await cli(agent_env, "task", "claim", "mine", "--agent", "coder")
+    assert code == 0 and "task mine is claimed by coder" in out, err
+    code, _, err = await cli(agent_env, "task", "claim", "mine", "--agent", "devops")
+    assert code == 2 and "this token is agent coder's; it cannot speak for agent devops" in err
 
     # The Web UI lists the task's workflow.
     listing = await asyncio.to_thread(

@@ -14,6 +14,7 @@ import asyncpg
 from temporalio.client import Client
 
 from activities import store as store_module
+from tests.support import keys
 from tests.support.helpers import eventually
 from tether import client as api
 from tether.contracts import ShellCheck, TaskSpec
@@ -30,7 +31,7 @@ async def test_two_workers_share_a_queue_and_a_fresh_database(
         TEMPORAL_ADDRESS=temporal_address,
         DATABASE_URL=fresh_db,
         TETHER_TASK_QUEUE=queue,
-        TETHER_HOME=str(tmp_path),
+        TETHER_HOME=str(keys.write(tmp_path)),
     )
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     procs = [

@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from tether import constants
 from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
-from tether.names import NAME_PATTERN
+from tether.names import GATEWAY_BIND, NAME_PATTERN
 
 
 class SecretRef(Model):
@@ -200,6 +200,11 @@ class Founder(Model):
         return None
 
 
+class Gateway(Founder):
+    """The gateway's public key (base64), which workers verify agents' reports with. Unset:
+    $TETHER_HOME/gateway.pub, which `tether up` writes beside the gateway's private key."""
+
+
 class Thresholds(Model):
     """The governors' limits; `[thresholds]` for everyone, `[agents.thresholds]` per agent."""
 
@@ -253,6 +258,7 @@ class TetherConfig(Model):
     sessions: Sessions = Field(default_factory=Sessions)
     pricing: dict[str, Price] = Field(default_factory=dict)
     founder: Founder = Field(default_factory=Founder)
+    gateway: Gateway = Field(default_factory=Gateway)
 
     def agent(self, name: str) -> Agent | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -384,6 +390,13 @@ class Settings(Model):
     otel_exporter: Literal["console", "otlp"] | None = None
     # host:port on which workers serve Temporal SDK metrics for Prometheus (/metrics).
     metrics_bind: str | None = None
+    # Where the gateway listens, and the URL agents' hooks and commands reach it at.
+    gateway_bind: str = GATEWAY_BIND
+    gateway_url: str | None = None
+    # Private keys (PEM files): the workers' (shared by every worker process) and the gateway's.
+    # Unset: worker.key and gateway.key under TETHER_HOME, which `tether up` makes.
+    worker_key: Path | None = None
+    gateway_key: Path | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -408,7 +421,26 @@ class Settings(Model):
             postgres_port=_port(env, "TETHER_POSTGRES_PORT", constants.POSTGRES_PORT),
             otel_exporter=_otel(env.get("TETHER_OTEL_EXPORTER")),
             metrics_bind=_bind(env.get("TETHER_METRICS_BIND")),
+            gateway_bind=_bind(env.get("TETHER_GATEWAY_BIND"), "TETHER_GATEWAY_BIND")
+            or GATEWAY_BIND,
+            gateway_url=env.get("TETHER_GATEWAY_URL") or None,
+            worker_key=_path(env.get("TETHER_WORKER_KEY")),
+            gateway_key=_path(env.get("TETHER_GATEWAY_KEY")),
         )
+
+    @property
+    def gateway_address(self) -> str:
+        """The URL agents reach the gateway at."""
+        if self.gateway_url:
+            return self.gateway_url.rstrip("/")
+        host, _, port = self.gateway_bind.rpartition(":")
+        if host in ("0.0.0.0", "::", "[::]", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+
+def _path(raw: str | None) -> Path | None:
+    return Path(raw).expanduser() if raw else None
 
 
 def _port(env: dict[str, str], name: str, default: int) -> int:
@@ -431,14 +463,14 @@ def _otel(raw: str | None) -> Literal["console", "otlp"] | None:
     )
 
 
-def _bind(raw: str | None) -> str | None:
+def _bind(raw: str | None, name: str = "TETHER_METRICS_BIND") -> str | None:
     if not raw:
         return None
     host, _, port = raw.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise TetherError(
-            f"TETHER_METRICS_BIND={raw!r} is not host:port; e.g. 127.0.0.1:9464 (or 0.0.0.0:9464 "
-            "for a Prometheus outside this machine)"
+            f"{name}={raw!r} is not host:port; e.g. 127.0.0.1:9464 (or 0.0.0.0:9464 to be "
+            "reached from outside this machine)"
         )
     return raw
 
@@ -457,6 +489,10 @@ ENVIRONMENT_VARIABLES = (
     "TETHER_POSTGRES_PORT",
     "TETHER_OTEL_EXPORTER",
     "TETHER_METRICS_BIND",
+    "TETHER_GATEWAY_BIND",
+    "TETHER_GATEWAY_URL",
+    "TETHER_WORKER_KEY",
+    "TETHER_GATEWAY_KEY",
     # Read by OpenTelemetry's OTLP exporter itself when TETHER_OTEL_EXPORTER=otlp.
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )

@@ -15,6 +15,9 @@ TEMPORAL_UI_PORT = 8233
 TEMPORAL_HTTP_PORT = 7243
 POSTGRES_PORT = 55432
 DEFAULT_TEMPORAL_HTTP = f"http://127.0.0.1:{TEMPORAL_HTTP_PORT}"
+GATEWAY_PORT = 8787
+GATEWAY_BIND = f"127.0.0.1:{GATEWAY_PORT}"
+DEFAULT_GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
 
 # Agent names, task ids: lower case, digits, '.', '_', '-'; they become workflow ids.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"

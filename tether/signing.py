@@ -9,17 +9,15 @@ commit, decision and expiry, so an agent can neither forge one nor replay one fo
 from __future__ import annotations
 
 import base64
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from tether import keys, seals
 from tether.contracts import Approval, FounderOrder
-from tether.errors import TetherError
 
 # What the founder signs: a deployment approval, or an order lifting a governor's hold.
 Signed = TypeVar("Signed", Approval, FounderOrder)
@@ -33,57 +31,18 @@ PUBLIC_KEY_FILE = "founder.pub"
 def generate(home: Path, force: bool = False) -> tuple[Path, str]:
     """Write a new key pair under `home`; returns the private key's path and the public key
     (base64 of the raw 32 bytes), which goes into tether.toml as [founder] public_key."""
-    private_path = home / PRIVATE_KEY_FILE
-    if private_path.exists() and not force:
-        raise TetherError(
-            f"{private_path} already exists; keep it, or pass --force to replace it (approvals "
-            "signed with the old key stop verifying once the worker has the new public key)"
-        )
-    home.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    tmp = private_path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    tmp.replace(private_path)
-    public = public_key_text(key.public_key())
-    (home / PUBLIC_KEY_FILE).write_text(public + "\n")
-    return private_path, public
+    return keys.write_key(home, "founder", force)
 
 
-def public_key_text(key: Ed25519PublicKey) -> str:
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
+public_key_text = seals.public_text
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except FileNotFoundError:
-        raise TetherError(
-            f"no founder key at {path}; make one with `tether keygen` (or pass --key)"
-        ) from None
-    except (ValueError, TypeError) as exc:
-        raise TetherError(f"{path} is not an unencrypted Ed25519 private key ({exc})") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise TetherError(f"{path} is not an Ed25519 private key")
-    return key
+    return keys.load_private(path, "founder")
 
 
 def load_public(text: str) -> Ed25519PublicKey:
-    try:
-        raw = base64.b64decode(text.strip(), validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError as exc:
-        raise ValueError(
-            f"founder public key is not base64 of 32 raw Ed25519 bytes ({exc}); copy it from "
-            "`tether keygen` or $TETHER_HOME/founder.pub"
-        ) from exc
+    return seals.parse_public(text, "founder public key")
 
 
 def sign(item: Signed, key: Ed25519PrivateKey) -> Signed:

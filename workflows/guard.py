@@ -16,17 +16,29 @@ So, before a handler runs:
   (a validator would reject it the same way; this also covers updates without one).
 Arguments of the right number were already decoded into the declared types (or the message was
 dropped or rejected by the SDK itself when they did not decode).
+
+Then the message's seal (tether/seals.py) is checked against workflows/policy.py: a message
+that changes state must be signed by a role allowed to send it, for this workflow, for the
+agent it concerns, and not seen before. One that is not is refused: a signal is dropped, an
+update fails with `Unauthorised`; both are counted in the memo (`tether_refused`, carried
+across continue-as-new), logged, and written to the audit by an activity (`record_refusal`),
+which `tether status` counts. Histories recorded before seals existed replay as they ran
+(patch `sealed-messages`).
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import inspect
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar, NoReturn
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import (
     ContinueAsNewInput,
     ExecuteWorkflowInput,
@@ -38,9 +50,23 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from tether.errors import INVALID_INPUT
+from tether import seals
+from tether.contracts import Approval, FounderOrder, RefusalRecord
+from tether.errors import INVALID_INPUT, UNAUTHORISED
+from tether.names import (
+    SESSION_WORKFLOW,
+    SESSION_WORKFLOW_ID_PREFIX,
+    TASK_WORKFLOW,
+    TASK_WORKFLOW_ID_PREFIX,
+)
+from workflows import policy
 
 MEMO_KEY = "tether_dropped"
+REFUSED_KEY = "tether_refused"
+SEEN_KEY = "tether_seals"
+PATCH = "sealed-messages"
+# How many founder-signed approvals and orders (by signature) a workflow remembers.
+REMEMBERED_INNER = 64
 
 
 @dataclass(frozen=True)
@@ -98,45 +124,155 @@ def _handler(kind: str, name: str) -> Any | None:
     return found.fn if found is not None else None
 
 
+@dataclass
+class _Seen:
+    """What a workflow remembers to refuse replays: per signer instance, the last sequence
+    numbers it accepted; the signatures of founder-signed approvals and orders it accepted; and
+    when the workflow began (nothing signed long before can be meant for it)."""
+
+    epoch: int = 0
+    floor: int = 0
+    signers: dict[str, list[int]] = field(default_factory=dict)
+    inner: list[str] = field(default_factory=list)
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "floor": self.floor,
+            "signers": self.signers,
+            "inner": self.inner,
+        }
+
+    @classmethod
+    def load(cls, data: Any, epoch: int) -> _Seen:
+        if not isinstance(data, dict):
+            return cls(epoch=epoch)
+        try:
+            return cls(
+                epoch=int(data.get("epoch") or epoch),
+                floor=int(data.get("floor") or 0),
+                signers={str(k): [int(x) for x in v] for k, v in data["signers"].items()},
+                inner=[str(x) for x in data.get("inner") or []],
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return cls(epoch=epoch)
+
+    def replayed(self, signer: str, seq: int, record: bool) -> str | None:
+        if seq < self.epoch - seals.SKEW_US:
+            return "it was signed before this workflow began (a replay)"
+        seen = self.signers.get(signer)
+        if seen is None and seq <= self.floor:
+            return "it is older than what this workflow remembers of its signers (a replay)"
+        if seen is not None:
+            if seq in seen:
+                return "it was already received (a replay)"
+            if len(seen) >= seals.REMEMBERED_PER_SIGNER and seq < seen[0]:
+                return "it is older than what this workflow remembers of its signer (a replay)"
+        if record:
+            seen = self.signers.pop(signer, None) or []
+            seen.append(seq)
+            seen.sort()
+            del seen[: -seals.REMEMBERED_PER_SIGNER]
+            self.signers[signer] = seen  # the most recently heard from last
+            while len(self.signers) > seals.REMEMBERED_SIGNERS:
+                oldest = next(iter(self.signers))
+                self.floor = max(self.floor, *self.signers.pop(oldest))
+        return None
+
+    def inner_replayed(self, signature: str, record: bool) -> str | None:
+        digest = hashlib.sha256(signature.encode()).hexdigest()[:32]
+        if digest in self.inner:
+            return "that signed approval or order was already received (a replay)"
+        if record:
+            self.inner.append(digest)
+            del self.inner[:-REMEMBERED_INNER]
+        return None
+
+
 class _GuardOutbound(WorkflowOutboundInterceptor):
-    def __init__(self, next: WorkflowOutboundInterceptor, dropped: dict[str, int]) -> None:
+    def __init__(self, next: WorkflowOutboundInterceptor, inbound: _GuardInbound) -> None:
         super().__init__(next)
-        self._dropped = dropped
+        self._inbound = inbound
 
     def continue_as_new(self, input: ContinueAsNewInput) -> NoReturn:
-        # The count travels on: the next run's memo starts from it.
-        if self._dropped:
-            input.memo = {**(input.memo or {}), MEMO_KEY: dict(self._dropped)}
+        # The counts and the replay memory travel on: the next run starts from them.
+        carried: dict[str, Any] = {SEEN_KEY: self._inbound.seen.dump()}
+        if self._inbound.dropped:
+            carried[MEMO_KEY] = dict(self._inbound.dropped)
+        if self._inbound.refused:
+            carried[REFUSED_KEY] = dict(self._inbound.refused)
+        input.memo = {**(input.memo or {}), **carried}
         super().continue_as_new(input)
 
 
+def _counts(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, int)}
+
+
 class _GuardInbound(WorkflowInboundInterceptor):
+    # The public keys this worker trusts (set per MessageGuard).
+    trust: ClassVar[seals.Trust] = seals.Trust()
+
     def __init__(self, next: WorkflowInboundInterceptor) -> None:
         super().__init__(next)
+        self._loaded = False
         self._dropped: dict[str, int] = {}
+        self._refused: dict[str, int] = {}
+        self._seen = _Seen()
 
     def init(self, outbound: WorkflowOutboundInterceptor) -> None:
-        super().init(_GuardOutbound(outbound, self._dropped))
+        super().init(_GuardOutbound(outbound, self))
+
+    def _load(self) -> None:
+        """What the previous run carried (memo), read on first use: a message can be handled
+        in the first activation before the workflow's own code has started."""
+        if self._loaded:
+            return
+        self._loaded = True
+        self._dropped.update(_counts(workflow.memo_value(MEMO_KEY, default={})))
+        self._refused.update(_counts(workflow.memo_value(REFUSED_KEY, default={})))
+        started = int(workflow.info().start_time.timestamp()) * 1_000_000
+        self._seen = _Seen.load(workflow.memo_value(SEEN_KEY, default=None), started)
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        self._load()
+        return self._dropped
+
+    @property
+    def refused(self) -> dict[str, int]:
+        self._load()
+        return self._refused
+
+    @property
+    def seen(self) -> _Seen:
+        self._load()
+        return self._seen
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        carried = workflow.memo_value(MEMO_KEY, default={})
-        if isinstance(carried, dict):
-            self._dropped.update({str(k): int(v) for k, v in carried.items()})
+        self._load()
         return await super().execute_workflow(input)
 
     async def handle_signal(self, input: HandleSignalInput) -> None:
         fn = _handler("signal", input.signal)
         problem = _misfit(fn, list(input.args)) if fn is not None else None
         if problem is not None:
-            self._dropped[input.signal] = self._dropped.get(input.signal, 0) + 1
+            self.dropped[input.signal] = self.dropped.get(input.signal, 0) + 1
             workflow.logger.warning(
                 "dropped signal %s: it %s (dropped so far: %s)",
                 input.signal,
                 problem,
-                self._dropped,
+                self.dropped,
             )
-            workflow.upsert_memo({MEMO_KEY: dict(self._dropped)})
+            workflow.upsert_memo({MEMO_KEY: dict(self.dropped)})
             return
+        if workflow.patched(PATCH):
+            refused = self._unsealed(input.signal, input.args, input.headers, record=True)
+            if refused is not None:
+                await self._refuse("signal", input.signal, refused, input.headers)
+                return
         await super().handle_signal(input)
 
     async def handle_update_handler(self, input: HandleUpdateInput) -> Any:
@@ -146,6 +282,17 @@ class _GuardInbound(WorkflowInboundInterceptor):
             raise ApplicationError(
                 f"update {input.update} {problem}", type=INVALID_INPUT, non_retryable=True
             )
+        if workflow.patched(PATCH):
+            refused = self._unsealed(input.update, input.args, input.headers, record=True)
+            if refused is not None:
+                await self._refuse("update", input.update, refused, input.headers)
+                raise ApplicationError(
+                    f"{input.update} refused: {refused}; nothing changed. Agents reach Tether "
+                    "through the gateway (their hooks, `tether` with TETHER_AGENT_TOKEN); the "
+                    "founder's commands sign with the founder's key",
+                    type=UNAUTHORISED,
+                    non_retryable=True,
+                )
         return await super().handle_update_handler(input)
 
     def handle_update_validator(self, input: HandleUpdateInput) -> None:
@@ -155,13 +302,175 @@ class _GuardInbound(WorkflowInboundInterceptor):
             raise ApplicationError(
                 f"update {input.update} {problem}", type=INVALID_INPUT, non_retryable=True
             )
+        if self._unsealed(input.update, input.args, input.headers, record=False) is not None:
+            # Admitted so that the handler refuses it where the refusal is counted and audited
+            # (a validator may change nothing); the workflow's own validator is not asked.
+            return
         super().handle_update_validator(input)
+
+    # -- seals -----------------------------------------------------------------------------
+
+    def _unsealed(self, name: str, args: Any, headers: Any, record: bool) -> str | None:
+        """Why this message may not change this workflow's state; None when it may."""
+        info = workflow.info()
+        rule = policy.rule(info.workflow_type, name)
+        if rule is None:
+            return None
+        args = list(args)
+        raw = headers.get(seals.HEADER) if headers else None
+        if raw is None:
+            return self._inner(rule, name, args, record)
+        try:
+            seal = workflow.payload_converter().from_payload(raw, dict)
+        except Exception:
+            return "its seal is not a JSON object"
+        if not isinstance(seal, dict):
+            return "its seal is not a JSON object"
+        payloads = workflow.payload_converter().to_payloads(args)
+        problem = self.trust.check(seal, info.workflow_id, name, payloads)
+        if problem is not None:
+            return problem
+        role = str(seal["role"])
+        if role != policy.FOUNDER and role not in rule.roles:
+            allowed = " or the ".join(["founder", *sorted(rule.roles)])
+            return f"the {role} may not send {name}; only the {allowed} may"
+        if role == policy.GATEWAY:
+            problem = self._speaks_for(rule, info.workflow_id, seal, args)
+            if problem is not None:
+                return problem
+        return self.seen.replayed(str(seal["signer"]), int(seal["seq"]), record)
+
+    @staticmethod
+    def _speaks_for(
+        rule: policy.Rule, workflow_id: str, seal: dict[str, Any], args: list[Any]
+    ) -> str | None:
+        agent = seal.get("agent")
+        wanted: Any
+        if rule.agent_from == "workflow":
+            wanted = workflow_id.removeprefix(SESSION_WORKFLOW_ID_PREFIX)
+        elif rule.agent_from == "arg" and args:
+            wanted = getattr(args[0], "agent", None)
+        else:
+            return "the gateway may not send it"
+        if not agent or agent != wanted:
+            return f"it was sealed for agent {agent!r}, not {wanted!r}"
+        if rule.session_field and args:
+            carried = getattr(args[0], rule.session_field, None) or None
+            sealed = seal.get("session") or None
+            if carried != sealed:
+                return f"it was sealed for runtime session {sealed!r}, but speaks for {carried!r}"
+        return None
+
+    def _inner(self, rule: policy.Rule, name: str, args: list[Any], record: bool) -> str | None:
+        """A founder-signed approval or order inside the message counts as the founder's seal
+        (the Web UI's path), for this workflow's subject, unexpired, once."""
+        others = "".join(f" or the {role}" for role in sorted(rule.roles))
+        unsealed = f"it is not sealed (only the founder{others} may send {name})"
+        if rule.inner is None or not args:
+            return unsealed
+        info = workflow.info()
+        item: Approval | FounderOrder | None
+        if rule.inner == "approval":
+            item = args[0] if isinstance(args[0], Approval) else None
+            if item is not None and item.deployment_id != info.workflow_id:
+                return f"the approval is for {item.deployment_id}, not {info.workflow_id}"
+        else:
+            item = getattr(args[0], "order", None)
+            if not isinstance(item, FounderOrder):
+                return unsealed
+            subject = _subject(info.workflow_type, info.workflow_id)
+            if item.action not in rule.order_actions or item.subject != subject:
+                return (
+                    f"the order is to {item.action} {item.subject}, not to "
+                    f"{'/'.join(rule.order_actions)} {subject}"
+                )
+        if item is None or not item.signature:
+            return unsealed
+        if item.expires_at <= workflow.now():
+            return "the signed approval or order has expired"
+        if not self._founder_signed(item):
+            return "the approval or order is not signed with the founder's key"
+        return self.seen.inner_replayed(item.signature, record)
+
+    def _founder_signed(self, item: Approval | FounderOrder) -> bool:
+        try:
+            signature = base64.b64decode(item.signature, validate=True)
+        except ValueError:
+            return False
+        for key in self.trust.keys.get(policy.FOUNDER) or ():
+            try:
+                key.verify(signature, item.payload())
+                return True
+            except Exception:
+                continue
+        return False
+
+    async def _refuse(self, kind: str, name: str, reason: str, headers: Any) -> None:
+        self.refused[name] = self.refused.get(name, 0) + 1
+        seal: dict[str, Any] = {}
+        raw = headers.get(seals.HEADER) if headers else None
+        if raw is not None:
+            try:
+                decoded = workflow.payload_converter().from_payload(raw, dict)
+                seal = decoded if isinstance(decoded, dict) else {}
+            except Exception:
+                seal = {}
+        workflow.logger.warning(
+            "refused %s %s: %s (sender %s; refused so far: %s)",
+            kind,
+            name,
+            reason,
+            seals.describe(seal) if seal else "unsealed",
+            self.refused,
+        )
+        workflow.upsert_memo({REFUSED_KEY: dict(self.refused)})
+        info = workflow.info()
+        record = RefusalRecord(
+            workflow_id=info.workflow_id,
+            workflow_type=info.workflow_type,
+            handler=name,
+            kind="signal" if kind == "signal" else "update",
+            reason=reason[:500],
+            role=_text(seal.get("role")),
+            signer=_text(seal.get("signer")),
+            agent=_text(seal.get("agent")),
+            at=workflow.now(),
+        )
+        # Awaited, so that the workflow finishes its handlers (the audit with them) before it
+        # continues as new or completes. A store that stays down loses the row, not the refusal.
+        try:
+            await workflow.execute_activity(
+                "record_refusal",
+                record,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(
+                    maximum_attempts=5, maximum_interval=timedelta(seconds=10)
+                ),
+            )
+        except ActivityError:
+            workflow.logger.warning("the refusal of %s %s was not audited", kind, name)
+
+
+def _text(value: Any) -> str | None:
+    return str(value)[:200] if value else None
+
+
+def _subject(workflow_type: str, workflow_id: str) -> str:
+    if workflow_type == TASK_WORKFLOW:
+        return workflow_id.removeprefix(TASK_WORKFLOW_ID_PREFIX)
+    if workflow_type == SESSION_WORKFLOW:
+        return workflow_id.removeprefix(SESSION_WORKFLOW_ID_PREFIX)
+    return workflow_id
 
 
 class MessageGuard(Interceptor):
-    """The worker interceptor: every workflow's signals and updates are checked first."""
+    """The worker interceptor: every workflow's signals and updates are checked first, their
+    seals against `trust` (the public keys this worker accepts)."""
+
+    def __init__(self, trust: seals.Trust | None = None) -> None:
+        self._class = type("_SealGuard", (_GuardInbound,), {"trust": trust or seals.Trust()})
 
     def workflow_interceptor_class(
         self, input: WorkflowInterceptorClassInput
     ) -> type[WorkflowInboundInterceptor]:
-        return _GuardInbound
+        return self._class

@@ -5,6 +5,8 @@ workflow run, and a package that imported all six workflow modules made each new
 all of them (about 38 ms of a session's first workflow task on a slow machine).
 """
 
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
 from workflows.credential_watch import CredentialWatchWorkflow
 from workflows.deployment import DeploymentWorkflow
 from workflows.lock import ServiceLockWorkflow
@@ -20,3 +22,12 @@ WORKFLOWS = [
     ServiceLockWorkflow,
     NotifyWorkflow,
 ]
+
+
+def sandbox() -> SandboxedWorkflowRunner:
+    """Temporal's sandbox, with `cryptography` passed through: the seal check (workflows/
+    guard.py) verifies Ed25519 signatures with it, and its native module must not be imported
+    a second time inside the sandbox (it aborts the process)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography")
+    )

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tests.support.helpers import clean_environment
 from tests.support.model_api import MODEL, ModelApi
@@ -104,9 +104,11 @@ class ClaudeCode:
     project: Path
     home: Path
     model: ModelApi
-    temporal_http: str
-    task_queue: str
+    # The gateway the hooks post to, the agent's token, and how the hooks reach the gateway.
+    gateway: str
+    token: str
     tether_home: Path
+    transport: Literal["http", "command"] = "http"
     env: dict[str, str] = field(default_factory=dict)
     runs: list[list[dict[str, Any]]] = field(default_factory=list)
 
@@ -116,7 +118,7 @@ class ClaudeCode:
 
     def install_hooks(self) -> None:
         """What `tether hooks install --agent NAME` writes, plus a recorder of each payload."""
-        path = install(self.project, self.agent, sys.executable, True, self.temporal_http)
+        path = install(self.project, self.agent, sys.executable, True, self.gateway, self.transport)
         settings = json.loads(path.read_text())
         record = f"{{ cat; echo; }} >> {self.payloads_file}"
         for groups in settings["hooks"].values():
@@ -138,8 +140,9 @@ class ClaudeCode:
             DISABLE_AUTOUPDATER="1",
             IS_SANDBOX="1",
             TETHER_HOME=str(self.tether_home),
-            TETHER_TEMPORAL_HTTP=self.temporal_http,
-            TETHER_TASK_QUEUE=self.task_queue,
+            # The agent's identity and its only door into Tether: no Temporal, no database.
+            TETHER_GATEWAY_URL=self.gateway,
+            TETHER_AGENT_TOKEN=self.token,
             **{**self.env, **extra},
         )
 

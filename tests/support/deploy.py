@@ -20,6 +20,7 @@ from temporalio.client import Client
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
+from tests.support import keys
 from tests.support.helpers import HttpService, commit_file, make_repo
 from tether import client as api
 from tether.config import TetherConfig
@@ -190,7 +191,7 @@ async def deploy_rig(
     await migrate(pool)
     queue = f"deploy-{suffix}"
     try:
-        async with tether_worker.build_worker(client, queue, Store(pool), config):
+        async with tether_worker.build_worker(client, queue, Store(pool), config, keys.KEYS):
             yield Rig(
                 client,
                 Store(pool),

@@ -19,6 +19,8 @@ from temporalio.client import Client
 
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
+from tests.support import keys
+from tests.support.gateway import GatewayRig, running_gateway
 from tests.support.helpers import FakeForge, clean_environment, make_repo
 from tether.config import TetherConfig
 
@@ -38,6 +40,7 @@ class Team:
     repo: Path
     forge: FakeForge
     names: dict[str, str] = field(default_factory=dict)
+    gateway: GatewayRig | None = None
 
     def agent(self, role: str) -> str:
         return self.names[role]
@@ -83,8 +86,11 @@ async def running_team(
     store = Store(pool)
     queue = f"sessions-{suffix}"
     try:
-        async with tether_worker.build_worker(client, queue, store, config):
-            yield Team(config, store, queue, repo, forge, names)
+        async with (
+            tether_worker.build_worker(client, queue, store, config, keys.KEYS),
+            running_gateway(client, store, config, queue, HOOK_HOME) as gateway,
+        ):
+            yield Team(config, store, queue, repo, forge, names, gateway)
     finally:
         await pool.close()
 
@@ -100,15 +106,22 @@ async def run_hook(
     event: str,
     agent: str,
     payload: dict[str, Any],
-    temporal_http: str,
-    task_queue: str,
+    gateway: GatewayRig | Team | str,
     *flags: str,
     env: dict[str, str] | None = None,
 ) -> HookRun:
-    """Run `tether hook claude-code EVENT` as Claude Code does: a process, JSON on stdin."""
+    """Run `tether hook claude-code EVENT` as Claude Code does: a process, JSON on stdin, the
+    agent's token in its environment; it forwards to `gateway` (a running one, or a URL)."""
+    if isinstance(gateway, Team):
+        assert gateway.gateway is not None
+        gateway = gateway.gateway
+    if isinstance(gateway, GatewayRig):
+        url, token = gateway.url, await gateway.token(agent)
+    else:
+        url, token = gateway, "tether_agent_nobody"
     env = clean_environment(
-        TETHER_TEMPORAL_HTTP=temporal_http,
-        TETHER_TASK_QUEUE=task_queue,
+        TETHER_GATEWAY_URL=url,
+        TETHER_AGENT_TOKEN=token,
         TETHER_HOME=str(HOOK_HOME),
         **(env or {}),
     )

@@ -682,6 +682,12 @@ async def run_demo(
     world, notes = build_world(home, tag)
     for note in notes:
         print_line(f"note: {note}")
+    # The demo acts as the founder: what it sends is sealed with the founder's key.
+    from tether.client.connection import sealed
+    from tether.seals import Signer
+    from tether.signing import PRIVATE_KEY_FILE, load_private
+
+    client = sealed(client, Signer("founder", load_private(home / PRIVATE_KEY_FILE)))
     team = ", ".join(world.names.values())
     print_line(f"Tether demo {world.tag}: seven production incidents, replayed against the stack")
     print_line(f"  team {team}; service {world.service}; workspace {world.folder}")

@@ -29,6 +29,7 @@ from tether.cli.taskfile import (
     load_task_file,
     spec_from_flags,
 )
+from tether.client import agent as agent_client
 from tether.client import connect
 from tether.config import EXAMPLE_CONFIG, Settings, describe_validation_error, load_config
 from tether.contracts import (
@@ -131,9 +132,14 @@ async def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _client(settings: Settings) -> Client:
+    """Temporal, sealing with the founder's key when this machine holds it ($TETHER_HOME/
+    founder.key): the founder's commands. Without it, messages that change state are refused."""
+    from tether.keys import founder_signer
     from tether.ops.stack import temporal_address
 
-    return await connect(temporal_address(settings), settings.namespace)
+    return await connect(
+        temporal_address(settings), settings.namespace, signer=founder_signer(settings)
+    )
 
 
 async def cmd_task_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -210,13 +216,24 @@ async def cmd_task_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_task_claim(args: argparse.Namespace, settings: Settings) -> int:
-    view = await api.claim_task(await _client(settings), args.task, args.agent)
+    if agent_client.agent_token():
+        body = {"agent": args.agent}
+        view = TaskView.model_validate(
+            await agent_client.ask(settings, f"/v1/tasks/{args.task}/claim", body)
+        )
+    else:
+        view = await api.claim_task(await _client(settings), args.task, args.agent)
     print(f"task {args.task} is claimed by {view.assignee}")
     return 0
 
 
 async def cmd_task_submit(args: argparse.Namespace, settings: Settings) -> int:
-    result = await api.submit_task(await _client(settings), args.task, args.agent, args.note)
+    if agent_client.agent_token():
+        body = {"agent": args.agent, "note": args.note}
+        answer = await agent_client.ask(settings, f"/v1/tasks/{args.task}/submit", body, wait=3600)
+        result = SubmitResult.model_validate(answer)
+    else:
+        result = await api.submit_task(await _client(settings), args.task, args.agent, args.note)
     if args.json:
         _print_json(result.model_dump(mode="json"))
     else:
@@ -416,7 +433,13 @@ async def cmd_session_note(args: argparse.Namespace, settings: Settings) -> int:
     if not text:
         raise TetherError("say what to note: TEXT, --decision TEXT or --question TEXT")
     inp = NoteInput(kind=kind, text=text)
-    view = await api.note_session(await _client(settings), args.agent, inp)
+    if agent_client.agent_token():
+        body = {"agent": args.agent, **inp.model_dump(mode="json")}
+        view = SessionView.model_validate(
+            await agent_client.ask(settings, "/v1/session/note", body)
+        )
+    else:
+        view = await api.note_session(await _client(settings), args.agent, inp)
     print(f"noted for {args.agent}'s handoff ({len(view.governor.notes)} notes)")
     return 0
 
@@ -509,12 +532,20 @@ async def cmd_deploy_queue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.signing import generate
+    from tether.keys import write_key
 
-    path, public = generate(settings.home, force=args.force)
-    print(f"private key: {path} (mode 600; keep it on the founder's machine only)")
-    print("add the public key to tether.toml and restart the workers:\n")
-    print(f'[founder]\npublic_key = "{public}"')
+    path, public = write_key(settings.home, args.role, force=args.force)
+    if args.role == "founder":
+        print(f"private key: {path} (mode 600; keep it on the founder's machine only)")
+        print("add the public key to tether.toml and restart the workers:\n")
+        print(f'[founder]\npublic_key = "{public}"')
+    elif args.role == "gateway":
+        print(f"private key: {path} (mode 600; only the gateway reads it: TETHER_GATEWAY_KEY)")
+        print("add the public key to tether.toml and restart the workers:\n")
+        print(f'[gateway]\npublic_key = "{public}"')
+    else:
+        print(f"private key: {path} (mode 600): give the same file to every worker process ")
+        print("(TETHER_WORKER_KEY); workers derive its public half themselves")
     return 0
 
 
@@ -604,14 +635,32 @@ async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int
     fail_closed = agent.fail_closed if agent else True
     if args.fail_open:
         fail_closed = False
+    from tether.client.agent import gateway_url
+
+    gateway = args.gateway or gateway_url(settings)
     try:
         path = install(
-            Path(args.project), args.agent, sys.executable, fail_closed, args.temporal_http
+            Path(args.project), args.agent, sys.executable, fail_closed, gateway, args.transport
         )
     except ValueError as exc:
         raise TetherError(str(exc)) from exc
     mode = "fail closed" if fail_closed else "fail open"
-    print(f"wrote Tether's hooks for {args.agent} into {path} ({mode})")
+    how = (
+        "every event through the `tether hook` command"
+        if args.transport == "command"
+        else "HTTP hooks"
+        + (
+            " (SessionStart, Stop and PreToolUse through the `tether hook` command, which"
+            " denies when the gateway is down)"
+            if fail_closed
+            else " (SessionStart and Stop through the `tether hook` command)"
+        )
+    )
+    print(f"wrote Tether's hooks for {args.agent} into {path} ({mode}; {how}; gateway {gateway})")
+    print(
+        f"the agent's environment needs TETHER_AGENT_TOKEN: `tether agent token {args.agent}` "
+        "mints it (never write it into the repository)"
+    )
     return 0
 
 
@@ -620,6 +669,13 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from tether.ops.up import run_stack
 
     await run_stack(settings, stop_on_signals(), demo=args.demo, after_up=demo_after_up)
+    return 0
+
+
+async def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.gateway.server import serve
+
+    await serve(settings, stop_on_signals())
     return 0
 
 
@@ -681,6 +737,12 @@ def build_parser() -> argparse.ArgumentParser:
         "team: always, or only the first time (no demo under TETHER_HOME yet)",
     )
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser(
+        "gateway",
+        help="serve the agents' gateway (TETHER_GATEWAY_BIND; `tether up` runs one itself)",
+    )
+    p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser(
         "demo",
@@ -875,7 +937,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="let tool calls through when "
         "Tether is unreachable (default: the agent's fail_closed in tether.toml)",
     )
-    p.add_argument("--temporal-http", help="Temporal's HTTP API, if not found from TETHER_HOME")
+    p.add_argument(
+        "--gateway", help="the gateway's URL (default: TETHER_GATEWAY_URL, or `tether up`'s)"
+    )
+    p.add_argument(
+        "--transport",
+        choices=("http", "command"),
+        default="http",
+        help="Claude Code's HTTP hooks (default), or the `tether hook` command for every event",
+    )
     p.set_defaults(func=cmd_hooks_install)
 
     deploy = sub.add_parser("deploy", help="deployments: request, show, queue")
@@ -896,7 +966,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_deploy_queue)
 
-    p = sub.add_parser("keygen", help="make the founder's Ed25519 key pair for approvals")
+    p = sub.add_parser(
+        "keygen",
+        help="make an Ed25519 key pair: the founder's (default), the gateway's, the workers'",
+    )
+    p.add_argument("--role", choices=["founder", "gateway", "worker"], default="founder")
     p.add_argument("--force", action="store_true", help="replace an existing key")
     p.set_defaults(func=cmd_keygen)
     for name, decision in (("approve", "approve"), ("reject", "reject")):

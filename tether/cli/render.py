@@ -89,6 +89,15 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
     lines = [paint(f"Tether status at {report.generated_at:%Y-%m-%d %H:%M:%S} UTC", "bold")]
     if report.inbox_open:
         lines.append(paint(f"{report.inbox_open} item(s) wait for you: tether inbox", "yellow"))
+    if report.refused_total:
+        lines.append(
+            paint(
+                f"{report.refused_total} message(s) refused for their sender (forged, replayed "
+                "or unsealed); the latest:",
+                "red",
+            )
+        )
+        lines += [f"  {line}" for line in report.refused_recent]
 
     lines.append("")
     lines.append(paint("Agents", "bold"))

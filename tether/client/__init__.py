@@ -2,11 +2,13 @@
 
     from tether import client as tether
 
-    temporal = await tether.connect("127.0.0.1:7233")
+    temporal = await tether.connect("127.0.0.1:7233", signer=tether.founder_signer())
     await tether.create_task(temporal, "tether", TaskSpec(...))
 
 Every call takes a connected Temporal `Client` (from `connect`, which sets Tether's pydantic
-data converter and tracing) and speaks Tether's contracts (`tether.contracts`). A refusal by a
+data converter and tracing, and with a signer seals every message it sends: the founder's from
+`founder_signer()`; workflows refuse unsealed messages that change state) and speaks Tether's
+contracts (`tether.contracts`). A refusal by a
 workflow (a claim of someone else's task, a submit before the claim, an unsigned order) raises
 `Refused`, which says what was wrong; anything else the caller can act on raises `TetherError`.
 
@@ -22,7 +24,7 @@ workflow (a claim of someone else's task, a submit before the claim, an unsigned
 """
 
 from tether.client.calls import Refused
-from tether.client.connection import connect
+from tether.client.connection import Sealing, connect, founder_signer
 from tether.client.deployments import (
     deploy_queue,
     deploy_view,
@@ -59,6 +61,7 @@ from tether.errors import TetherError
 __all__ = [
     "REPORT_BUSY_WAIT",
     "Refused",
+    "Sealing",
     "StatusReport",
     "TetherError",
     "block_task",
@@ -70,6 +73,7 @@ __all__ = [
     "deploy_queue",
     "deploy_view",
     "end_session",
+    "founder_signer",
     "gather_status",
     "get_view",
     "new_deployment_id",

@@ -1,26 +1,110 @@
-"""The one client factory: pydantic data converter and OpenTelemetry tracing, for every caller."""
+"""The one client factory: pydantic data converter, OpenTelemetry tracing and, for a caller that
+holds a key, the seal on every message it sends (tether/seals.py)."""
 
 from __future__ import annotations
 
-from temporalio.client import Client
+import os
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    SignalWorkflowInput,
+    StartWorkflowUpdateInput,
+    StartWorkflowUpdateWithStartInput,
+    WorkflowUpdateHandle,
+)
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from tether import seals
 from tether.errors import TetherError
 from tether.names import DEFAULT_NAMESPACE
 
 
-async def connect(address: str, namespace: str = DEFAULT_NAMESPACE) -> Client:
-    """A Temporal client that speaks Tether's contracts (pydantic) and propagates traces."""
+class _SealingOutbound(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, signer: seals.Signer) -> None:
+        super().__init__(next)
+        self._signer = signer
+        self._converter = pydantic_data_converter.payload_converter
+
+    def _header(self, headers: Any, workflow_id: str, handler: str, args: Any) -> dict[str, Any]:
+        payloads = self._converter.to_payloads(list(args))
+        seal = self._signer.seal(workflow_id, handler, payloads, seals.speaking_for.get())
+        return {**headers, seals.HEADER: self._converter.to_payloads([seal])[0]}
+
+    async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+        input.headers = self._header(input.headers, input.id, input.signal, input.args)
+        await super().signal_workflow(input)
+
+    async def start_workflow_update(
+        self, input: StartWorkflowUpdateInput
+    ) -> WorkflowUpdateHandle[Any]:
+        input.headers = self._header(input.headers, input.id, input.update, input.args)
+        return await super().start_workflow_update(input)
+
+    async def start_update_with_start_workflow(
+        self, input: StartWorkflowUpdateWithStartInput
+    ) -> WorkflowUpdateHandle[Any]:
+        update = input.update_workflow_input
+        update.headers = self._header(
+            update.headers, input.start_workflow_input.id, update.update, update.args
+        )
+        return await super().start_update_with_start_workflow(input)
+
+
+class Sealing(Interceptor):
+    """Seals every signal and update the client sends with `signer`'s key; the agent a gateway
+    speaks for comes from `tether.seals.speaking(...)` around the call."""
+
+    def __init__(self, signer: seals.Signer) -> None:
+        self.signer = signer
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _SealingOutbound(next, self.signer)
+
+
+def founder_signer(path: str | Path | None = None) -> seals.Signer:
+    """The founder's signer, from `path` or $TETHER_HOME/founder.key (`tether keygen`, or made
+    by `tether up`): what the founder's own scripts seal their messages with."""
+    from tether.keys import key_path, load_private
+
+    home = Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
+    key_file = Path(path).expanduser() if path else key_path(home, "founder")
+    return seals.Signer("founder", load_private(key_file, "founder"))
+
+
+def _interceptors(signer: seals.Signer | None) -> list[Interceptor]:
+    found: list[Interceptor] = [TracingInterceptor()]
+    if signer is not None:
+        found.append(Sealing(signer))
+    return found
+
+
+async def connect(
+    address: str, namespace: str = DEFAULT_NAMESPACE, signer: seals.Signer | None = None
+) -> Client:
+    """A Temporal client that speaks Tether's contracts (pydantic), propagates traces and, with
+    `signer`, seals what it sends."""
     try:
         return await Client.connect(
             address,
             namespace=namespace,
             data_converter=pydantic_data_converter,
-            interceptors=[TracingInterceptor()],
+            interceptors=_interceptors(signer),
         )
     except RuntimeError as exc:
         raise TetherError(
             f"cannot reach Temporal at {address} ({exc}); start the stack with `tether up`, or "
             "set TEMPORAL_ADDRESS to a running server"
         ) from exc
+
+
+def sealed(client: Client, signer: seals.Signer) -> Client:
+    """The same connection, sealing what it sends with `signer` (and nothing else's seal)."""
+    config = client.config()
+    kept = [i for i in config["interceptors"] if not isinstance(i, Sealing)]
+    config["interceptors"] = [*kept, Sealing(signer)]
+    return Client(**config)

@@ -74,6 +74,10 @@ class StatusReport(Model):
     pseudo_work: list[str] = Field(default_factory=list)
     credentials: list[CredentialAlert] = Field(default_factory=list)
     inbox_open: int = 0
+    # Messages the workflows refused for who sent them (no seal, another key, a replay, the
+    # wrong agent): in all, and the latest few, one line each.
+    refused_total: int = 0
+    refused_recent: list[str] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
 
 
@@ -161,6 +165,12 @@ async def gather_status(
         why = str(exc) or type(exc).__name__
         report.problems.append(f"deployments could not be listed from Temporal: {why}")
     report.inbox_open = await store.open_inbox_count()
+    report.refused_total, recent = await store.refusals(limit=5)
+    report.refused_recent = [
+        f"{r['at']:%Y-%m-%d %H:%M} {r['kind']} {r['handler']} to {r['workflow_id']}"
+        f" ({r['role'] or 'unsealed'}{', for ' + r['agent'] if r['agent'] else ''}): {r['reason']}"
+        for r in recent
+    ]
     return report
 
 

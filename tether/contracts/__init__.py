@@ -59,10 +59,12 @@ from tether.contracts.inbox import (
 )
 from tether.contracts.orders import (
     GOVERNOR,
+    DeliverInput,
     FounderActionInput,
     FounderOrder,
     JudgeOrderInput,
     OrderVerdict,
+    RefusalRecord,
 )
 from tether.contracts.sessions import (
     ArtifactInput,
@@ -142,6 +144,7 @@ __all__ = [
     "CostBaseline",
     "CostBaselineInput",
     "CredentialStatus",
+    "DeliverInput",
     "DeliveryInput",
     "DeliveryOutcome",
     "DeployInput",
@@ -186,6 +189,7 @@ __all__ = [
     "RecordDeployInput",
     "RecordSessionInput",
     "RecordTaskInput",
+    "RefusalRecord",
     "ReleaseInput",
     "Report",
     "ReportAnswer",

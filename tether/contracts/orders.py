@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -16,7 +16,7 @@ class FounderOrder(Model):
     """A founder's order that lifts a governor's hold (a loop block, a cost pause), signed with
     the founder's Ed25519 key like a deployment approval: an agent cannot lift its own hold."""
 
-    action: Literal["unblock", "resume", "cancel", "release"]
+    action: Literal["unblock", "resume", "cancel", "block", "release"]
     # The task (unblock, resume, cancel) or the agent (release) it is about.
     subject: str = Field(max_length=200)
     reason: str = Field(default="", max_length=500)
@@ -62,3 +62,28 @@ class OrderVerdict(Model):
     accepted: bool
     reason: str
     order: FounderOrder | None = None
+
+
+class RefusalRecord(Model):
+    """A message a workflow refused because of who sent it (no seal, another key, a replay, the
+    wrong agent): written to the audit so `tether status` counts it and the founder can look."""
+
+    workflow_id: str
+    workflow_type: str
+    handler: str
+    kind: Literal["signal", "update"]
+    reason: str = Field(max_length=500)
+    # What the seal said about its sender, when there was one (never the signature).
+    role: str | None = None
+    signer: str | None = None
+    agent: str | None = None
+    at: datetime
+
+
+class DeliverInput(Model):
+    """A workflow-to-workflow signal, sent (and sealed with the workers' key) by an activity."""
+
+    workflow_id: str
+    signal: str
+    # The message, as the receiving handler's contract dumps it (JSON mode).
+    arg: dict[str, Any]

@@ -1,10 +1,10 @@
 """The Claude Code hook adapter: `tether hook claude-code EVENT --agent NAME`.
 
-Claude Code runs the hook with the event's JSON on stdin and reads the answer from the exit code
-and stdout (https://code.claude.com/docs/en/hooks). Hooks sit on the agent's hot path, so this
-module uses only the standard library: it talks to the session workflow through Temporal's HTTP
-API (served by the dev server on --http-port and by clusters on 7243) instead of importing the
-Temporal SDK, which alone costs more than the whole hook should.
+Claude Code posts each hook's input to the gateway (`type: "http"` hooks), or runs this module
+as a command with the input on stdin, which forwards it to the gateway with the agent's token
+(TETHER_AGENT_TOKEN) and prints the answer (https://code.claude.com/docs/en/hooks). Either way
+the decisions below are made in the gateway, which alone holds a key Tether's workflows accept.
+The command sits on the agent's hot path, so it uses only the standard library.
 
 Events:
 - SessionStart: start or attach to the agent's session workflow (the `attach` update, the same
@@ -20,34 +20,35 @@ Events:
   (respects stop_hook_active).
 - SessionEnd: end the session; the artifact test runs in the workflow, not here.
 
-If Tether cannot be reached, tool calls are denied when the hook runs with --fail-closed, and the
-hook always says why in one line.
+If Tether cannot be reached, tool calls are denied when the hook runs with --fail-closed (a
+`type: "http"` hook cannot do that: Claude Code lets the call through when the gateway does not
+answer), and the hook always says why in one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tether.errors import SESSION_ENDED, SESSION_SUPERSEDED
-from tether.hook.temporal_http import (
+from tether.hook.wire import (
     NOT_RUNNING,
     Refused,
-    TemporalHttp,
     Unreachable,
+    http_request,
     request_id,
 )
 from tether.names import (
-    DEFAULT_NAMESPACE,
-    DEFAULT_TASK_QUEUE,
-    DEFAULT_TEMPORAL_HTTP,
+    DEFAULT_GATEWAY_URL,
     NAME_PATTERN,
     SESSION_ATTACH,
     SESSION_CHECK_DELIVERABLE,
@@ -77,6 +78,10 @@ def _seconds(name: str, default: float) -> float:
 
 
 REPORT_TIMEOUT = _seconds("TETHER_HOOK_REPORT_TIMEOUT", 10.0)
+
+# How long a report waits for the tool call's line to reach the transcript (an HTTP hook is
+# posted as the tool returns; a command hook's process start used to hide the gap).
+TRANSCRIPT_WAIT = 0.5
 
 # A transcript cursor is kept this long after its session was last reported (`--resume`).
 CURSOR_DAYS = 30
@@ -141,18 +146,58 @@ def _home() -> Path:
     return Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
 
 
-def locate(flag: str | None) -> tuple[str, str, str]:
-    """(Temporal HTTP URL, namespace, task queue): flags, then the environment, then the
-    stack.json of a running `tether up`, then the defaults."""
-    stack = _stack(_home())
-    url = flag or os.environ.get("TETHER_TEMPORAL_HTTP") or stack.get("temporal_http")
-    namespace = os.environ.get("TEMPORAL_NAMESPACE") or stack.get("namespace")
-    queue = os.environ.get("TETHER_TASK_QUEUE") or stack.get("task_queue")
-    return (
-        str(url or DEFAULT_TEMPORAL_HTTP),
-        str(namespace or DEFAULT_NAMESPACE),
-        str(queue or DEFAULT_TASK_QUEUE),
-    )
+def locate_gateway(flag: str | None) -> str:
+    """The gateway's URL: the flag, then TETHER_GATEWAY_URL, then the stack.json of a running
+    `tether up`, then the default."""
+    url = flag or os.environ.get("TETHER_GATEWAY_URL") or _stack(_home()).get("gateway_url")
+    return str(url or DEFAULT_GATEWAY_URL).rstrip("/")
+
+
+# The runtime's environment the decisions read (claude_code_window), sent along as headers: the
+# gateway does not share the agent's environment. A `type: "http"` hook interpolates them.
+ENV_FORWARDED = (
+    "CLAUDE_CODE_MAX_CONTEXT_TOKENS",
+    "DISABLE_AUTO_COMPACT",
+    "DISABLE_COMPACT",
+    "CLAUDE_CODE_AUTO_COMPACT_WINDOW",
+    "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE",
+)
+ENV_HEADER_PREFIX = "X-Tether-Env-"
+TOKEN_ENV = "TETHER_AGENT_TOKEN"
+
+
+def forwarded_env(headers: Any) -> dict[str, str]:
+    """The runtime's environment from a request's headers (unset ones arrive empty, or as the
+    uninterpolated `$NAME`)."""
+    env = {}
+    for name in ENV_FORWARDED:
+        value = str(headers.get(ENV_HEADER_PREFIX + name) or "").strip()
+        if value and not value.startswith("$"):
+            env[name] = value
+    return env
+
+
+REPORT_TIMEOUT_HEADER = "X-Tether-Report-Timeout"
+TROUBLE_HEADER = "X-Tether-Trouble"
+
+
+def report_timeout(headers: Any) -> float:
+    """The report timeout a request asks for (the hook's TETHER_HOOK_REPORT_TIMEOUT), bounded."""
+    try:
+        value = float(headers.get(REPORT_TIMEOUT_HEADER) or REPORT_TIMEOUT)
+    except ValueError:
+        return REPORT_TIMEOUT
+    return min(max(value, 0.5), 60.0)
+
+
+def event_timeout(event: str) -> float:
+    """How long the gateway may take on an event (within what `tether hooks install` gives
+    Claude Code to wait for the hook)."""
+    if event in ("SessionStart", "Stop"):
+        return STARTUP_TIMEOUT
+    if event == "SessionEnd":
+        return END_REPORT_TIMEOUT + END_TIMEOUT + 0.5
+    return REPORT_TIMEOUT + 2
 
 
 def _context(event: str, text: str, user_message: str | None = None) -> dict[str, Any]:
@@ -175,11 +220,27 @@ def _deny(reason: str) -> dict[str, Any]:
 
 
 class Hook:
-    def __init__(self, agent: str, temporal: TemporalHttp, task_queue: str, fail_closed: bool):
+    """The adapter's decisions for one agent; `temporal` is the gateway's sealed client (see
+    tether/gateway/transport.py), `env` the runtime's environment as the hook sees it, `home`
+    where transcript cursors are kept."""
+
+    def __init__(
+        self,
+        agent: str,
+        temporal: Any,
+        task_queue: str,
+        fail_closed: bool,
+        env: dict[str, str] | None = None,
+        home: Path | None = None,
+        report_timeout: float = REPORT_TIMEOUT,
+    ):
         self.agent = agent
         self.temporal = temporal
         self.task_queue = task_queue
         self.fail_closed = fail_closed
+        self.env = dict(os.environ) if env is None else env
+        self.report_timeout = report_timeout
+        self.cursors = (home or _home()) / "hooks" / agent
         self.workflow_id = session_workflow_id(agent)
 
     def gate(self) -> dict[str, Any] | None:
@@ -190,11 +251,12 @@ class Hook:
         self,
         event: str,
         payload: dict[str, Any],
-        timeout: float = REPORT_TIMEOUT,
+        timeout: float | None = None,
         always: bool = False,
     ) -> dict[str, Any] | None:
         """Send what happened (tool call, context, spend) to the governors; their answer.
         Nothing is sent when nothing happened, unless `always`."""
+        timeout = self.report_timeout if timeout is None else timeout
         # Imported here: PreToolUse, the most frequent hook, needs neither.
         from tether.hook.fingerprint import bounded, claude_code_tool_call, redact
         from tether.hook.transcript import Cursor
@@ -212,7 +274,7 @@ class Hook:
         transcript = payload.get("transcript_path")
         if not transcript or not session_id:
             return self._send(report, session_id, timeout) if report or always else None
-        with Cursor(_home() / "hooks" / self.agent, session_id) as cursor:
+        with Cursor(self.cursors, session_id) as cursor:
             staged = cursor.pending()
             if staged is not None:
                 # A report that got no answer: the same update id again (counted once).
@@ -220,10 +282,14 @@ class Hook:
                     cursor.unstage()
                 else:
                     cursor.settle()
-            reading = cursor.read(Path(str(transcript)).expanduser())
+            path = Path(str(transcript)).expanduser()
+            tool_use = payload.get("tool_use_id")
+            if isinstance(tool_use, str) and tool_use and event != "PostCompact":
+                cursor.wait_for(path, tool_use, TRANSCRIPT_WAIT)
+            reading = cursor.read(path)
             if reading.context_tokens is not None:
                 report["context_tokens"] = reading.context_tokens
-                window, reserve = claude_code_window(dict(os.environ))
+                window, reserve = claude_code_window(self.env)
                 report["context_reserve"] = reserve
                 if window is not None:
                     report["context_window"] = window
@@ -294,7 +360,7 @@ class Hook:
             # SessionStart(compact) reattaches only: PostCompact reports the compaction.
             from tether.hook.transcript import Cursor
 
-            Cursor.prune(_home() / "hooks" / self.agent, CURSOR_DAYS * 86400)
+            Cursor.prune(self.cursors, CURSOR_DAYS * 86400)
             started = self.start_or_resume(payload)
             if started.get("state") == "blocked":
                 notice = str(started.get("notice") or "blocked")
@@ -439,8 +505,16 @@ def read_payload(stream: Any) -> dict[str, Any]:
     return payload
 
 
+def _stderr(line: str) -> None:
+    print(f"tether: {line}", file=sys.stderr)
+
+
 def _trouble_answer(
-    event: str, line: str, fail_closed: bool, outage: bool = True
+    event: str,
+    line: str,
+    fail_closed: bool,
+    outage: bool = True,
+    say: Callable[[str], None] = _stderr,
 ) -> dict[str, Any] | None:
     """The answer when Tether could not decide: one line saying why, and deny or let through.
     `outage`: Tether could not be asked (it may come back), rather than refused the input."""
@@ -452,13 +526,72 @@ def _trouble_answer(
     if event == "SessionStart":
         tail = " Tool calls will be denied until it is back." if fail_closed and outage else ""
         return _context(event, f"{line}. No startup brief.{tail}", user_message=line)
-    print(f"tether: {line}", file=sys.stderr)
+    say(line)
     return None
+
+
+def answer(
+    hook: Hook, event: str, payload: dict[str, Any], say: Callable[[str], None] = _stderr
+) -> dict[str, Any] | None:
+    """The hook's answer to one event, whatever happens: a failure is answered as the agent's
+    mode says (deny or let through), in one line saying why (to `say` when the event has no
+    answer to carry it)."""
+    closed = hook.fail_closed
+    try:
+        return hook.handle(event, payload)
+    except Unreachable as exc:
+        return _trouble_answer(event, f"Tether is unreachable: {exc}", closed, say=say)
+    except Refused as exc:
+        return _trouble_answer(event, f"Tether refused: {exc}", closed, say=say)
+    except Exception as exc:  # whatever went wrong, the hook's mode decides the answer
+        line = f"Tether's hook failed ({type(exc).__name__}: {str(exc)[:200]})"
+        return _trouble_answer(event, line, closed, say=say)
+
+
+def _forward(
+    event: str, agent: str, raw: bytes, gateway: str, fail_closed: bool
+) -> dict[str, Any] | None:
+    """Post the hook input to the gateway with the agent's token; its answer, or the trouble."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        line = (
+            f"Tether refused: {TOKEN_ENV} is not set in the agent's environment; the founder "
+            f"mints one with `tether agent token {agent}`"
+        )
+        return _trouble_answer(event, line, fail_closed, outage=False)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    for name in ENV_FORWARDED:
+        value = os.environ.get(name)
+        if value:
+            headers[ENV_HEADER_PREFIX + name] = value
+    if os.environ.get("TETHER_HOOK_REPORT_TIMEOUT"):
+        headers[REPORT_TIMEOUT_HEADER] = str(REPORT_TIMEOUT)
+    url = f"{gateway}/hooks/claude-code/{event}?agent={agent}"
+    try:
+        status, body, trouble = http_request(
+            "POST", url, raw, event_timeout(event) + 1, headers, TROUBLE_HEADER
+        )
+    except OSError as exc:
+        line = f"Tether is unreachable: its gateway at {gateway} did not answer ({exc})"
+        return _trouble_answer(event, line, fail_closed)
+    try:
+        decoded = json.loads(body) if body.strip() else None
+    except ValueError:
+        decoded = None
+    if status == 200:
+        # What went wrong behind the gateway, for an event whose answer cannot carry it.
+        for line in trouble:
+            _stderr(line)
+        return decoded if isinstance(decoded, dict) else None
+    said = decoded.get("error") if isinstance(decoded, dict) else None
+    line = f"Tether refused: {said}" if said else f"Tether's gateway answered HTTP {status}"
+    return _trouble_answer(event, line, fail_closed, outage=status >= 500)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="tether hook", description="Answer an agent runtime's hook (JSON on stdin)."
+        prog="tether hook",
+        description="Answer an agent runtime's hook (JSON on stdin), through Tether's gateway.",
     )
     parser.add_argument("runtime", choices=["claude-code"])
     parser.add_argument("event", help=f"the hook event: {', '.join(EVENTS)}")
@@ -466,15 +599,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--fail-closed", action="store_true", help="deny tool calls when Tether cannot be reached"
     )
-    parser.add_argument(
-        "--temporal-http", help=f"Temporal's HTTP API (default {DEFAULT_TEMPORAL_HTTP})"
-    )
+    parser.add_argument("--gateway", help=f"the gateway's URL (default {DEFAULT_GATEWAY_URL})")
     args = parser.parse_args(argv)
 
-    answer: dict[str, Any] | None
+    result: dict[str, Any] | None
     event = args.event
     try:
-        payload = read_payload(sys.stdin.buffer)
+        raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        payload = read_payload(io.BytesIO(raw))
         event = str(payload.get("hook_event_name") or args.event)
         if not re.fullmatch(NAME_PATTERN, args.agent):
             # Refused here: a workflow started with it could not even decode its input.
@@ -482,27 +614,22 @@ def main(argv: list[str]) -> int:
                 f"Tether refused: --agent {args.agent!r} is not a valid agent name (lower-case "
                 "letters, digits, '.', '_', '-'); run `tether hooks install` again"
             )
-            answer = _trouble_answer(event, line, args.fail_closed, outage=False)
+            result = _trouble_answer(event, line, args.fail_closed, outage=False)
         else:
-            url, namespace, queue = locate(args.temporal_http)
-            hook = Hook(args.agent, TemporalHttp(url, namespace), queue, args.fail_closed)
-            answer = hook.handle(event, payload)
+            gateway = locate_gateway(args.gateway)
+            result = _forward(event, args.agent, raw, gateway, args.fail_closed)
     except BadInput as exc:
         line = f"Tether refused the hook input: {exc}"
-        answer = _trouble_answer(event, line, args.fail_closed, outage=False)
-    except Unreachable as exc:
-        answer = _trouble_answer(event, f"Tether is unreachable: {exc}", args.fail_closed)
-    except Refused as exc:
-        answer = _trouble_answer(event, f"Tether refused: {exc}", args.fail_closed)
+        result = _trouble_answer(event, line, args.fail_closed, outage=False)
     except Exception as exc:  # whatever went wrong, the hook's mode decides the answer
         line = f"Tether's hook failed ({type(exc).__name__}: {str(exc)[:200]})"
-        answer = _trouble_answer(event, line, args.fail_closed)
-    if event == "Stop" and answer is not None and answer.get("decision") == "block":
+        result = _trouble_answer(event, line, args.fail_closed)
+    if event == "Stop" and result is not None and result.get("decision") == "block":
         # Exit 2 with the reason on stderr: Claude Code shows it to the model once. The same
         # block as JSON is shown twice, the second time as a "blocking error" quoting the
         # hook's command line.
-        print(answer["reason"], file=sys.stderr)
+        print(result["reason"], file=sys.stderr)
         return 2
-    if answer is not None:
-        print(json.dumps(answer))
+    if result is not None:
+        print(json.dumps(result))
     return 0

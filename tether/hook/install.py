@@ -1,10 +1,17 @@
 """`tether hooks install`: Tether's hook entries in a project's .claude/settings.json, everything
-else kept, and the launcher they run.
+else kept, and the launcher the command entries run.
 
-The entries run `"$CLAUDE_PROJECT_DIR"/.claude/hooks/tether EVENT` (the form Claude Code's
-documentation gives for project hooks), and the launcher holds this machine's command line:
-Claude Code shows a hook's command to the model when the hook blocks, and the model has no
-business reading local paths, the agent's flags or Tether's address.
+Two transports, both to the gateway (agents never reach Temporal or the database):
+- "http" (the default): Claude Code posts each event to the gateway itself (`type: "http"`, no
+  process started per tool call). The agent's token goes in the Authorization header from the
+  agent's environment (`$TETHER_AGENT_TOKEN`, allowed by `allowedEnvVars`), never into a file.
+  Claude Code lets a tool call through when an HTTP hook gets no answer, so an agent that fails
+  closed keeps the command hook for PreToolUse: it denies when the gateway cannot be reached.
+  SessionStart and Stop always use the command (see COMMAND_ONLY).
+- "command": every event runs `"$CLAUDE_PROJECT_DIR"/.claude/hooks/tether EVENT` (the form
+  Claude Code's documentation gives for project hooks), which forwards to the gateway. The
+  launcher holds this machine's command line: Claude Code shows a hook's command to the model
+  when the hook blocks, and the model has no business reading local paths or the agent's flags.
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from tether.hook.claude_code import ENV_FORWARDED, ENV_HEADER_PREFIX, TOKEN_ENV
+from tether.names import DEFAULT_GATEWAY_URL
 
 # (event, matcher, timeout in seconds)
 _INSTALLED = (
@@ -28,15 +38,44 @@ _INSTALLED = (
 LAUNCHER = Path(".claude") / "hooks" / "tether"
 COMMAND = '"$CLAUDE_PROJECT_DIR"/.claude/hooks/tether'
 
-# How Tether's own entries are recognised, so installing again replaces them: the launcher, and
-# the direct command line that earlier versions wrote.
+# How Tether's own entries are recognised, so installing again replaces them: the launcher, the
+# direct command line that earlier versions wrote, and the gateway's hook URL.
 _MARKS = (COMMAND, " hook claude-code ")
+_URL_MARK = "/hooks/claude-code/"
+
+Transport = Literal["http", "command"]
+
+# Through the `tether hook` command (which forwards to the gateway like the rest), always:
+# SessionStart, where Claude Code runs only command (and MCP tool) hooks; and Stop, whose block
+# an HTTP hook can only answer as JSON, which Claude Code (2.1.332) shows the model twice, the
+# second time as a "hook blocking error" quoting the hook's URL; the command's exit 2 shows it
+# once. Both fire once per session or turn, not per tool call.
+COMMAND_ONLY = ("SessionStart", "Stop")
 
 
-def _launcher(python: str, agent: str, fail_closed: bool, temporal_http: str | None) -> str:
+def _http_hook(gateway: str, agent: str, event: str, timeout: int) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer ${TOKEN_ENV}"}
+    headers.update({ENV_HEADER_PREFIX + name: f"${name}" for name in ENV_FORWARDED})
+    return {
+        "type": "http",
+        "url": f"{gateway}{_URL_MARK}{event}?agent={agent}",
+        "timeout": timeout,
+        "headers": headers,
+        "allowedEnvVars": [TOKEN_ENV, *ENV_FORWARDED],
+    }
+
+
+def _ours(handler: Any) -> bool:
+    if not isinstance(handler, dict):
+        return False
+    command, url = str(handler.get("command", "")), str(handler.get("url", ""))
+    return any(mark in command for mark in _MARKS) or _URL_MARK in url
+
+
+def _launcher(python: str, agent: str, fail_closed: bool, gateway: str | None) -> str:
     flags = ["--agent", agent] + (["--fail-closed"] if fail_closed else [])
-    if temporal_http:
-        flags += ["--temporal-http", temporal_http]
+    if gateway:
+        flags += ["--gateway", gateway]
     # -S: no site initialisation (the hook needs the standard library and Tether's own package,
     # found through PYTHONPATH): a fifth of a hook's process start on a slow machine.
     root = shlex.quote(str(Path(__file__).resolve().parents[2]))
@@ -54,11 +93,12 @@ def install(
     agent: str,
     python: str,
     fail_closed: bool,
-    temporal_http: str | None = None,
+    gateway: str | None = None,
+    transport: Transport = "http",
 ) -> Path:
     """Write Tether's hook entries into PROJECT/.claude/settings.json, keeping everything else
-    there, and the launcher they call; Tether's own earlier entries are replaced, so running it
-    again changes nothing."""
+    there, and the launcher the command entries call; Tether's own earlier entries are
+    replaced, so running it again changes nothing."""
     path = project / ".claude" / "settings.json"
     settings: dict[str, Any] = {}
     if path.exists():
@@ -74,22 +114,26 @@ def install(
     for event, matcher, timeout in _INSTALLED:
         kept = []
         for group in hooks.get(event) or []:
-            handlers = [
-                h
-                for h in group.get("hooks", [])
-                if not any(mark in str(h.get("command", "")) for mark in _MARKS)
-            ]
+            handlers = [h for h in group.get("hooks", []) if not _ours(h)]
             if handlers:
                 kept.append({**group, "hooks": handlers})
-        ours: dict[str, Any] = {
-            "hooks": [{"type": "command", "command": f"{COMMAND} {event}", "timeout": timeout}]
-        }
+        by_command = (
+            transport == "command"
+            or event in COMMAND_ONLY
+            or (event == "PreToolUse" and fail_closed)
+        )
+        handler = (
+            {"type": "command", "command": f"{COMMAND} {event}", "timeout": timeout}
+            if by_command
+            else _http_hook(gateway or DEFAULT_GATEWAY_URL, agent, event, timeout)
+        )
+        ours: dict[str, Any] = {"hooks": [handler]}
         if matcher:
             ours = {"matcher": matcher, **ours}
         hooks[event] = [*kept, ours]
     launcher = project / LAUNCHER
     launcher.parent.mkdir(parents=True, exist_ok=True)
-    _write(launcher, _launcher(python, agent, fail_closed, temporal_http))
+    _write(launcher, _launcher(python, agent, fail_closed, gateway))
     launcher.chmod(0o755)
     _write(path, json.dumps(settings, indent=2) + "\n")
     return path

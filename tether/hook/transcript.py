@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,28 @@ class Cursor:
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock_file.close()
+
+    def wait_for(self, transcript: Path, marker: str, seconds: float) -> bool:
+        """Wait (at most `seconds`) until the transcript, past the committed position, holds
+        `marker` (a tool call's id): Claude Code posts an HTTP hook the moment the tool returns,
+        and may not have written the call's assistant line yet. True when it is there."""
+        offset = int(self.state.get("offset") or 0)
+        if self.state.get("transcript") != str(transcript):
+            offset = 0
+        needle = marker.encode()
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                with transcript.open("rb") as handle:
+                    size = handle.seek(0, 2)
+                    handle.seek(offset if offset <= size else 0)
+                    if needle in handle.read(_FIRST_READ_LIMIT):
+                        return True
+            except OSError:
+                return False
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
 
     def read(self, transcript: Path) -> Reading:
         """What is new in the transcript since the committed position."""

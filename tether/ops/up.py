@@ -12,6 +12,8 @@ from temporalio.testing import WorkflowEnvironment
 
 import worker
 from tether.config import Settings, load_config
+from tether.gateway import server as gateway_server
+from tether.keys import ensure_keys
 from tether.ops.runtime import mask_url
 from tether.ops.stack import (
     EmbeddedPostgres,
@@ -34,10 +36,20 @@ async def run_stack(
 ) -> None:
     load_config(settings.config_path)  # a bad tether.toml stops us before anything starts
     settings.home.mkdir(parents=True, exist_ok=True)
+    made = ensure_keys(settings)
+    if made:
+        log.info("made keys %s under %s (kept there, mode 600)", ", ".join(made), settings.home)
 
     temporal: WorkflowEnvironment | None = None
     postgres: EmbeddedPostgres | None = None
     try:
+        gateway_port = int(settings.gateway_bind.rpartition(":")[2])
+        require_free_port(
+            gateway_port,
+            "Tether's gateway",
+            "another `tether up` or gateway may be running: stop it, or choose another port "
+            "with TETHER_GATEWAY_BIND",
+        )
         if settings.temporal_address is None:
             hint = (
                 "another Temporal server (or `tether up`) may be running: stop it, set "
@@ -84,8 +96,9 @@ async def run_stack(
                     "namespace": settings.namespace,
                     "task_queue": settings.task_queue,
                     "web_ui": ui,
-                    # Temporal's HTTP API, which the agents' hooks use.
                     "temporal_http": http_api,
+                    # The agents' door: their hooks and commands reach Tether only here.
+                    "gateway_url": gateway_url,
                     # A URL with a password came from DATABASE_URL, which the CLI reads itself;
                     # it is not copied into a file.
                     "database_url": "" if urlsplit(db_url).password else db_url,
@@ -95,7 +108,7 @@ async def run_stack(
                 "Tether is up.\n"
                 f"  Temporal:   {address} (namespace {settings.namespace})\n"
                 f"  Web UI:     {ui}\n"
-                f"  Hooks:      {http_api or 'set TETHER_TEMPORAL_HTTP'} (Temporal's HTTP API)\n"
+                f"  Gateway:    {gateway_url} (the agents' hooks and commands)\n"
                 f"  PostgreSQL: {mask_url(db_url)}\n"
                 f"  Worker:     task queue {settings.task_queue}\n"
                 f"  Home:       {settings.home}\n"
@@ -115,7 +128,26 @@ async def run_stack(
                 background.add(demo_task)
                 demo_task.add_done_callback(background.discard)
 
-        await worker.serve(running, stop, on_ready=ready)
+        gateway_ready = asyncio.Event()
+        gateway_url = settings.gateway_address
+
+        def gateway_up(url: str) -> None:
+            nonlocal gateway_url
+            gateway_url = url
+            gateway_ready.set()
+
+        gateway = asyncio.create_task(gateway_server.serve(running, stop, on_ready=gateway_up))
+        ready_or_failed = asyncio.create_task(gateway_ready.wait())
+        await asyncio.wait({gateway, ready_or_failed}, return_when=asyncio.FIRST_COMPLETED)
+        if gateway.done():
+            ready_or_failed.cancel()
+            gateway.result()  # why it could not start
+            raise RuntimeError("the gateway stopped while starting")
+        try:
+            await worker.serve(running, stop, on_ready=ready)
+        finally:
+            stop.set()
+            await gateway
     finally:
         stack_file(settings.home).unlink(missing_ok=True)
         if temporal is not None:

@@ -1,0 +1,114 @@
+"""HTTP from the standard library, for the `tether hook` command: it forwards the runtime's hook
+input to the gateway on every tool call, and must not pay for importing an HTTP client.
+
+Plain `http://` (the gateway of `tether up` on the loopback address, or inside a cluster's
+network) is spoken over a socket: one request per connection, `Connection: close`, a body of
+known length or chunked. Importing urllib.request (and with it ssl, email and http.client)
+costs a hook more than the request itself on a slow machine; `https://` still goes through
+urllib.request, imported only then.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+
+class Unreachable(Exception):
+    """Tether (the gateway, or Temporal behind it) did not answer."""
+
+
+def request_id() -> str:
+    """A random UUID (version 4) without importing uuid (which imports platform)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _read_chunked(data: bytes) -> bytes:
+    out, rest = bytearray(), data
+    while True:
+        line, _, rest = rest.partition(b"\r\n")
+        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            return bytes(out)
+        out += rest[:size]
+        rest = rest[size + 2 :]
+
+
+def http_request(
+    method: str,
+    url: str,
+    body: bytes | None,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    collect: str = "",
+) -> tuple[int, bytes, list[str]]:
+    """(status, body, the values of the response header `collect`) of one HTTP request;
+    OSError when the server cannot be reached."""
+    parts = urlsplit(url)
+    extra = headers or {}
+    if parts.scheme != "http":
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            url, data=body, method=method, headers={"Content-Type": "application/json", **extra}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                found = response.headers.get_all(collect) or [] if collect else []
+                return int(response.status), bytes(response.read()), list(found)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), bytes(exc.read() or b""), []
+        except urllib.error.URLError as exc:
+            raise OSError(str(exc.reason)) from exc
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n"
+        "Accept: application/json\r\n"
+    )
+    for name, value in extra.items():
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise OSError(f"header {name} holds a line break")
+        head += f"{name}: {value}\r\n"
+    if body is not None:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    with socket.create_connection((host, port), timeout=timeout) as conn:
+        conn.settimeout(timeout)
+        conn.sendall(head.encode("latin-1") + b"\r\n" + (body or b""))
+        chunks = []
+        while data := conn.recv(65536):
+            chunks.append(data)
+    raw = b"".join(chunks)
+    header, _, payload = raw.partition(b"\r\n\r\n")
+    lines = header.decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError) as exc:
+        raise OSError(f"not an HTTP answer: {lines[0][:80]!r}") from exc
+    pairs = [(k.strip().lower(), v.strip()) for k, _, v in (ln.partition(":") for ln in lines[1:])]
+    fields = dict(pairs)
+    if "chunked" in fields.get("transfer-encoding", "").lower():
+        payload = _read_chunked(payload)
+    elif "content-length" in fields:
+        payload = payload[: int(fields["content-length"])]
+    found = [v for k, v in pairs if collect and k == collect.lower()]
+    return status, payload, found
+
+
+class Refused(Exception):
+    """The workflow refused the request (an update validator, or an update that failed)."""
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        # The ApplicationError type, e.g. "SessionEnded".
+        self.kind = kind
+
+
+# A 404 from an update: the workflow closed (or never ran).
+NOT_RUNNING = "NotRunning"
