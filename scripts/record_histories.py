@@ -4,12 +4,17 @@ Run after a deliberate, versioned change to a workflow, and commit the new files
 
     .venv/bin/python scripts/record_histories.py            # the histories not recorded yet
     .venv/bin/python scripts/record_histories.py task session governed   # these, again
+    .venv/bin/python scripts/record_histories.py --sealed   # all of them, into histories/sealed
+
+Every message is sealed (the founder's client, the workers' activities); --sealed keeps them in
+tests/histories/sealed/ with the public keys they were recorded with (trust.json).
 
 It starts its own Temporal dev server and PostgreSQL in a temporary folder.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -26,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from scripts.throwaway import throwaway_stack  # noqa: E402
 from tether import client as api  # noqa: E402
+from tether import seals  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import (  # noqa: E402
     Artifact,
@@ -92,11 +98,15 @@ async def main() -> int:
                 "governed": ["session_governed", "task_governed"],
                 "deploy": ["deploy_lifecycle", "lock_lifecycle"],
             }
-            wanted = set(sys.argv[1:]) or {
+            args = [a for a in sys.argv[1:] if a != "--sealed"]
+            out = OUT / "sealed" if "--sealed" in sys.argv[1:] else OUT
+            wanted = set(args) or {
                 name
                 for name, stems in files.items()
-                if not all((OUT / f"{stem}.json").exists() for stem in stems)
+                if not all((out / f"{stem}.json").exists() for stem in stems)
             }
+            if out != OUT and not args:
+                wanted = set(files)
             async with build_worker(client, queue, stack.store, config, stack.keys):
                 histories: dict[str, WorkflowHistory] = {}
                 if "task" in wanted:
@@ -109,11 +119,20 @@ async def main() -> int:
                 if "deploy" in wanted:
                     deploy, lock = await _deploy(client, queue, load_private(key_path))
                     histories["deploy_lifecycle"], histories["lock_lifecycle"] = deploy, lock
-            OUT.mkdir(parents=True, exist_ok=True)
+            out.mkdir(parents=True, exist_ok=True)
             for stem, history in histories.items():
-                path = OUT / f"{stem}.json"
+                path = out / f"{stem}.json"
                 path.write_text(history.to_json())
                 print(f"wrote {path.relative_to(ROOT)}")
+            if out != OUT:
+                trust, _ = stack.keys
+                public = {
+                    role: seals.public_text(found[0]) for role, found in trust.keys.items()
+                }
+                (out / "trust.json").write_text(json.dumps(public, indent=2) + "\n")
+                # A seal names its workflow: the replay needs each history's workflow id.
+                ids = {stem: history.workflow_id for stem, history in histories.items()}
+                (out / "ids.json").write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
     finally:
         server.shutdown()
     return 0

@@ -2,10 +2,15 @@
 
 A change that would break running workflows fails here. Regenerate the histories only with a
 deliberate, versioned change: `.venv/bin/python scripts/record_histories.py`.
+
+tests/histories/ holds histories from before seals (they replay through patch
+`sealed-messages`); tests/histories/sealed/ the same lives with every message sealed, replayed
+with the public keys they were recorded with (trust.json): the seal check itself must replay.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,12 +22,15 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tether.contracts import TaskInput, TaskResult
-from tether.seals import Trust
+from tether.seals import Trust, parse_public
 from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS, sandbox
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+FOLDER = Path(__file__).parent / "histories"
+SEALED = FOLDER / "sealed"
+HISTORIES = sorted(FOLDER.glob("*.json"))
 HISTORIES_BY_NAME = {p.stem: p for p in HISTORIES}
+SEALED_HISTORIES = sorted(p for p in SEALED.glob("*.json") if p.stem not in ("trust", "ids"))
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -39,6 +47,8 @@ def test_there_are_histories_to_replay() -> None:
         "lock_lifecycle",
     } - set(HISTORIES_BY_NAME)
     assert not missing, f"tests/histories lacks {missing}: run scripts/record_histories.py"
+    sealed = {p.stem for p in SEALED_HISTORIES}
+    assert sealed == set(HISTORIES_BY_NAME), "run scripts/record_histories.py --sealed"
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -50,6 +60,24 @@ async def test_replays_without_nondeterminism(path: Path) -> None:
         workflow_runner=sandbox(),
     )
     result = await replayer.replay_workflow(load(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None
+
+
+@pytest.mark.parametrize("path", SEALED_HISTORIES, ids=[p.stem for p in SEALED_HISTORIES])
+async def test_sealed_histories_replay_with_their_keys(path: Path) -> None:
+    # A seal names its workflow: replayed under the id it ran with.
+    ids = json.loads((SEALED / "ids.json").read_text())
+    history = WorkflowHistory.from_json(ids[path.stem], path.read_text())
+    assert "tether-seal" in history.to_json()  # the messages in it were sealed
+    keys = json.loads((SEALED / "trust.json").read_text())
+    trust = Trust({role: (parse_public(text),) for role, text in keys.items()})
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        interceptors=[MessageGuard(trust)],
+        workflow_runner=sandbox(),
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
 
@@ -79,3 +107,22 @@ def _trust() -> Trust:
     from tests.support import keys
 
     return keys.TRUST
+
+
+async def test_a_sealed_history_replayed_with_other_keys_diverges() -> None:
+    """The seal check runs in replay too: with keys the messages were not signed with, the
+    same history takes another path (the claim is refused) and replay says so."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    ids = json.loads((SEALED / "ids.json").read_text())
+    path = SEALED / "task_lifecycle.json"
+    history = WorkflowHistory.from_json(ids[path.stem], path.read_text())
+    stranger = Ed25519PrivateKey.generate().public_key()
+    replayer = Replayer(
+        workflows=WORKFLOWS,
+        data_converter=pydantic_data_converter,
+        interceptors=[MessageGuard(Trust({"founder": (stranger,), "worker": (stranger,)}))],
+        workflow_runner=sandbox(),
+    )
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(history)

@@ -405,9 +405,17 @@ class Hook:
         if event == "Stop":
             if payload.get("stop_hook_active"):
                 return None  # stop was already blocked once; let it stop
-            # One report (the turn's spend, if any) says whether this runtime session's Tether
-            # session is open and active; only then is the deliverable checked.
-            answer = self.report(event, payload, always=True)
+            # The turn's spend, if any, is reported, and its answer says whether this runtime
+            # session's Tether session is open and active; with nothing to report, the gate (a
+            # query, cheaper than an update) says it. Only then is the deliverable checked.
+            answer = self.report(event, payload)
+            if answer is None:
+                gate = self.gate()
+                mine = gate is not None and gate.get("external_id") in (
+                    None,
+                    payload.get("session_id"),
+                )
+                answer = gate if mine else None
             if answer is None or answer.get("state") != "active":
                 return None
             try:
