@@ -126,9 +126,7 @@ async def main() -> int:
                 print(f"wrote {path.relative_to(ROOT)}")
             if out != OUT:
                 trust, _ = stack.keys
-                public = {
-                    role: seals.public_text(found[0]) for role, found in trust.keys.items()
-                }
+                public = {role: seals.public_text(found[0]) for role, found in trust.keys.items()}
                 (out / "trust.json").write_text(json.dumps(public, indent=2) + "\n")
                 # A seal names its workflow: the replay needs each history's workflow id.
                 ids = {stem: history.workflow_id for stem, history in histories.items()}
