@@ -99,6 +99,7 @@ def build_worker(
             deploys.run_step,
             deploys.record_deployment,
             deploys.request_lock,
+            deploys.watch_deploy_tags,
             founder.judge_order,
             notifier.deliver_webhook,
             notifier.record_delivery,

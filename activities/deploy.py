@@ -4,24 +4,28 @@ log and the record of what runs where, and queue on the service's lock."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shlex
 import time
+from pathlib import Path
 
 from temporalio import activity
 from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.checks import git, run_process
 from activities.escalation import InvalidInput, escalating
+from activities.notify import notify
 from activities.secrets import known_secrets, redact
 from activities.store import Store
-from tether import constants
+from tether import constants, tags
 from tether.config import TetherConfig
 from tether.contracts import (
     ApprovalVerdict,
     AuditInput,
     DeployPlan,
     DeployRequest,
+    InboxItem,
     JudgeInput,
     LockInput,
     LockRequest,
@@ -32,7 +36,10 @@ from tether.contracts import (
     RolloutSlot,
     StaleInput,
     StaleVerdict,
+    TagWatchInput,
 )
+from tether.errors import TetherError
+from tether.seals import parse_public
 from tether.signing import verify
 
 
@@ -83,6 +90,27 @@ class DeployActivities:
         """Accept only an approval the founder's key signed for exactly this deployment and
         commit, not expired. Every verdict is an audit row."""
         verdict = self._judge(inp)
+        approval = verdict.approval
+        service = self.config.services.get(inp.service)
+        if (
+            verdict.accepted
+            and approval is not None
+            and approval.decision == "approve"
+            and service is not None
+            and service.signed_tags
+        ):
+            problem = await asyncio.to_thread(
+                self.tag_problem, inp.service, approval.tag, inp.commit
+            )
+            if problem is not None:
+                await self._tag_refused(inp.service, approval.tag, problem)
+                verdict = ApprovalVerdict(accepted=False, reason=problem, approval=approval)
+            else:
+                verdict = ApprovalVerdict(
+                    accepted=True,
+                    reason=f"signed by the founder's key, with the founder's tag {approval.tag}",
+                    approval=approval,
+                )
         detail = {"accepted": verdict.accepted, "reason": verdict.reason}
         if verdict.approval is not None:
             detail.update(
@@ -90,6 +118,7 @@ class DeployActivities:
                 by=verdict.approval.by,
                 commit=verdict.approval.commit,
                 expires_at=verdict.approval.expires_at.isoformat(),
+                tag=verdict.approval.tag,
             )
         await self.store.audit(
             inp.deployment_id,
@@ -100,6 +129,83 @@ class DeployActivities:
             inp.received_at,
         )
         return verdict
+
+    def tag_problem(self, service_name: str, tag: str | None, commit: str) -> str | None:
+        """Why `tag` is not the founder's signed tag on `commit` in the service's repository
+        (fetched from its remote first, so a tag moved there shows); None when it is."""
+        service = self.config.services[service_name]
+        repo = self.config.repositories[service.repository]
+        key_text = self.config.founder.key_text()
+        if not key_text:
+            return "no founder public key is configured ([founder] public_key in tether.toml)"
+        if not tag:
+            return (
+                f"the approval names no founder-signed tag: approve with `tether approve`, which "
+                f"makes and pushes staging/{service_name}/<n> on the commit"
+            )
+        if not tags.tag_pattern("staging", service_name).match(tag):
+            return f"{tag!r} is not a staging tag of {service_name} (staging/{service_name}/<n>)"
+        path = Path(repo.path)
+        try:
+            tags.fetch_tags(path, repo.remote, "staging", service_name)
+            return tags.verify_tag(path, tag, commit, parse_public(key_text))
+        except TetherError as exc:
+            return str(exc)
+
+    async def _tag_refused(self, service: str, tag: str | None, problem: str) -> bool:
+        """A tag that is not the founder's: audited, and in the founder's inbox (once per tag
+        and target). True when it is new."""
+        who, target = "unknown", "-"
+        if tag:
+            repo = self.config.repositories[self.config.services[service].repository]
+            who = await asyncio.to_thread(tags.tagger, Path(repo.path), tag)
+            target = await asyncio.to_thread(tags.target, Path(repo.path), tag)
+        item = InboxItem(
+            key=f"tag:{service}:{tag or '-'}:{target}",
+            kind="tag_refused",
+            subject=service,
+            title=f"{tag or 'an approval without a tag'} for {service} is not yours: {problem}",
+            detail={"tag": tag, "made_by": who, "reason": problem, "target": target},
+        )
+        _, new = await notify(self.store, self.config.notifications, item)
+        if new:
+            await self.store.audit(
+                f"tag:{tag or '-'}",
+                service,
+                "tag_refused",
+                who,
+                {"tag": tag, "reason": problem},
+                None,
+            )
+        return new
+
+    @activity.defn
+    @escalating
+    async def watch_deploy_tags(self, inp: TagWatchInput) -> list[str]:
+        """Every staging tag on every service's remote that is not the founder's (unsigned,
+        another key, lightweight): audited and in the founder's inbox, once each, whether or
+        not a deployment names it. Run at each credential-watch round."""
+        found = []
+        key_text = self.config.founder.key_text()
+        if not key_text:
+            return []
+        founder = parse_public(key_text)
+        for name, service in self.config.services.items():
+            if not service.signed_tags:
+                continue
+            repo = self.config.repositories[service.repository]
+            path = Path(repo.path)
+            try:
+                await asyncio.to_thread(tags.fetch_tags, path, repo.remote, "staging", name)
+                listed = await asyncio.to_thread(tags.tags, path, "staging", name)
+            except TetherError as exc:
+                activity.logger.warning("tags of %s not checked: %s", name, exc)
+                continue
+            for tag in listed:
+                problem = await asyncio.to_thread(tags.verify_tag, path, tag, None, founder)
+                if problem is not None and await self._tag_refused(name, tag, problem):
+                    found.append(tag)
+        return found
 
     def _judge(self, inp: JudgeInput) -> ApprovalVerdict:
         approval = inp.received
@@ -134,7 +240,16 @@ class DeployActivities:
     @activity.defn
     @escalating
     async def check_stale_base(self, inp: StaleInput) -> StaleVerdict:
-        """The commit must descend from the one running (`git merge-base --is-ancestor`)."""
+        """Just before the rollout: the founder's tag still verifies and points at the commit,
+        and the commit descends from the one running (`git merge-base --is-ancestor`)."""
+        service = self.config.services.get(inp.service)
+        if service is not None and service.signed_tags:
+            problem = await asyncio.to_thread(self.tag_problem, inp.service, inp.tag, inp.commit)
+            if problem is not None:
+                await self._tag_refused(inp.service, inp.tag, problem)
+                return StaleVerdict(
+                    ok=False, reason=f"the approval's tag no longer holds: {problem}"
+                )
         deployed = await self.store.deployed(inp.service)
         if deployed is None:
             return StaleVerdict(ok=True, reason="nothing deployed yet")

@@ -117,7 +117,7 @@ async def main() -> int:
                     session, task = await _governed(client, queue, load_private(key_path))
                     histories["session_governed"], histories["task_governed"] = session, task
                 if "deploy" in wanted:
-                    deploy, lock = await _deploy(client, queue, load_private(key_path))
+                    deploy, lock = await _deploy(client, queue, load_private(key_path), repo)
                     histories["deploy_lifecycle"], histories["lock_lifecycle"] = deploy, lock
             out.mkdir(parents=True, exist_ok=True)
             for stem, history in histories.items():
@@ -191,14 +191,17 @@ async def _governed(
 
 
 async def _deploy(
-    client: Client, queue: str, key: Ed25519PrivateKey
+    client: Client, queue: str, key: Ed25519PrivateKey, repo: Path
 ) -> tuple[WorkflowHistory, WorkflowHistory]:
-    """A deployment that gets an unsigned approval (refused), then the founder's, rolls out and
-    passes its health check; and the service's lock."""
+    """A deployment that gets an unsigned approval (refused), then the founder's with the
+    founder's signed tag, rolls out and passes its health check; and the service's lock."""
     view = await api.request_deploy(
         client, queue, DeployRequest(service="web", ref="main", agent="coder")
     )
-    approval = api.prepare_approval(view, decision="approve", by="founder", reason="", ttl=None)
+    tag, _ = api.tag_approval(view, repo, None, key, "founder")
+    approval = api.prepare_approval(
+        view, decision="approve", by="founder", reason="", ttl=None, tag=tag
+    )
     refused = await api.submit_approval(client, view.deployment_id, approval)
     assert not refused.accepted
     assert (await api.submit_approval(client, view.deployment_id, sign(approval, key))).accepted

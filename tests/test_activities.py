@@ -32,7 +32,9 @@ from tether.contracts import (
 from tether.signing import generate, load_private, order, sign
 
 
-def service_config(tmp_path: Path, rollout: str, public: str | None = None) -> TetherConfig:
+def service_config(
+    tmp_path: Path, rollout: str, public: str | None = None, signed_tags: bool = True
+) -> TetherConfig:
     repo = make_repo(tmp_path / "app")
     commit_file(repo, "app.py", "VERSION = 1\n", "v1")
     return TetherConfig.model_validate(
@@ -40,7 +42,9 @@ def service_config(tmp_path: Path, rollout: str, public: str | None = None) -> T
             "repositories": {"app": {"path": str(repo)}},
             "agents": [{"name": "devops"}],
             "founder": {"public_key": public},
-            "services": {"api": {"repository": "app", "rollout": rollout}},
+            "services": {
+                "api": {"repository": "app", "rollout": rollout, "signed_tags": signed_tags}
+            },
         }
     )
 
@@ -135,7 +139,9 @@ async def test_every_approval_verdict_is_judged_against_the_key_and_audited(
     store: Store, tmp_path: Path
 ) -> None:
     key_path, public = generate(tmp_path / "home")
-    activities = DeployActivities(store, service_config(tmp_path, "true", public))
+    # The approval's signature alone (its tag is tests/test_staging_tags.py's).
+    config = service_config(tmp_path, "true", public, signed_tags=False)
+    activities = DeployActivities(store, config)
     now = datetime.now(UTC)
     deployment = f"deploy-api-{uuid.uuid4().hex[:6]}"
     approval = Approval(

@@ -346,7 +346,7 @@ async def test_the_cooldown_survives_restarting_the_worker_and_the_temporal_serv
             first = await rig.request("main")
             await rig.approve(first)
             assert (await rig.finish(first)).state == DeployState.DONE
-            config, service = rig.config, rig.service
+            config, service, repo = rig.config, rig.service, rig.repo
     finally:
         await first_server.shutdown()  # every workflow, lock and timer is gone with it
 
@@ -365,11 +365,13 @@ async def test_the_cooldown_survives_restarting_the_worker_and_the_temporal_serv
                     "after-restart",
                     DeployRequest(service=service, ref="main", agent="coder"),
                 )
+                key = load_private(tmp_path / "founder" / "founder.key")
+                tag, _ = api.tag_approval(again, repo, "origin", key, "founder")
                 signed = sign(
                     api.prepare_approval(
-                        again, decision="approve", by="founder", reason="", ttl=None
+                        again, decision="approve", by="founder", reason="", ttl=None, tag=tag
                     ),
-                    load_private(tmp_path / "founder" / "founder.key"),
+                    key,
                 )
                 assert (await api.submit_approval(client, again.deployment_id, signed)).accepted
                 handle = client.get_workflow_handle_for(DeploymentWorkflow.run, again.deployment_id)
@@ -428,8 +430,12 @@ async def test_a_worker_killed_mid_rollout_is_replaced_and_the_lock_is_not_leake
         view = await api.request_deploy(
             client, queue, DeployRequest(service=service, ref="main", agent="devops")
         )
-        approval = api.prepare_approval(view, decision="approve", by="founder", reason="", ttl=None)
-        signed = sign(approval, load_private(key_path))
+        key = load_private(key_path)
+        tag, _ = api.tag_approval(view, repo, "origin", key, "founder")
+        approval = api.prepare_approval(
+            view, decision="approve", by="founder", reason="", ttl=None, tag=tag
+        )
+        signed = sign(approval, key)
         assert (await api.submit_approval(client, view.deployment_id, signed)).accepted
         await eventually(lambda: log.exists() and "start" in log.read_text(), "the rollout")
         first.kill()  # mid-rollout: no clean shutdown, no chance to report
@@ -457,8 +463,15 @@ async def test_deploy_commands_as_the_founder_and_the_agents_run_them(
     client: Client, fresh_db: str, tmp_path: Path, temporal_address: str
 ) -> None:
     async with deploy_rig(client, fresh_db, tmp_path) as rig:
+        # The founder's tether.toml names the service's repository: its tags are made there.
+        toml = tmp_path / "founder-tether.toml"
+        toml.write_text(
+            f'[repositories.app]\npath = "{rig.repo}"\n\n'
+            f'[services.{rig.service}]\nrepository = "app"\nrollout = "true"\n'
+        )
         env = clean_environment(
             TETHER_HOME=str(rig.home),
+            TETHER_CONFIG=str(toml),
             TEMPORAL_ADDRESS=temporal_address,
             DATABASE_URL=fresh_db,
             TETHER_TASK_QUEUE=rig.task_queue,

@@ -93,8 +93,8 @@ def seal_for(
         seal["agent"] = agent
     if session:
         seal["session"] = session
-    payloads = CONVERTER.to_payloads([msg.arg] if msg.arg is not None else [])
-    data = seals.signed_bytes(seal, msg.workflow_id, msg.handler, seals.payload_digest(payloads))
+    args = [msg.arg] if msg.arg is not None else []
+    data = seals.signed_bytes(seal, msg.workflow_id, msg.handler, seals.args_digest(args))
     seal["sig"] = base64.b64encode(key.sign(data)).decode()
     return seal
 

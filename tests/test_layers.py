@@ -25,7 +25,7 @@ RULES: dict[str, set[str]] = {
     "tether/contracts": {"pydantic", "tether.names", "tether.contracts"},
     "tether/core": {"pydantic", "tether.names", "tether.errors", "tether.contracts", "tether.core"},
     # Signatures only, no I/O: the workflows verify seals with it (key files are tether.keys).
-    "tether/seals.py": {"cryptography"},
+    "tether/seals.py": {"cryptography", "pydantic", "pydantic_core"},
     # Deterministic orchestration: activities only for their method references (passed through).
     "workflows": {
         "temporalio",

@@ -120,6 +120,9 @@ class Repository(Model):
     default_branch: str = "main"
     # "owner/name" on the forge, for pull requests.
     forge_repo: str | None = None
+    # The remote the founder's deployment tags are pushed to and verified from (when the
+    # clone has it; a clone without it keeps its tags locally).
+    remote: str | None = "origin"
 
     @field_validator("path")
     @classmethod
@@ -170,6 +173,9 @@ class Service(Model):
     # A worker lost mid-rollout is noticed after this long without its heartbeat; the rollout
     # then runs again on another worker.
     rollout_heartbeat_seconds: float = Field(default=20, ge=6, le=600)
+    # The approval is a founder-signed tag `staging/<service>/<n>` on the approved commit
+    # (`tether approve` makes and pushes it); the rollout runs only while it verifies.
+    signed_tags: bool = True
 
 
 class Founder(Model):

@@ -6,7 +6,7 @@ signal or update. So every state-changing message carries a seal in its Temporal
 
     the role, the signer's instance, the agent and runtime session it speaks for (gateway),
     a sequence number, the target workflow id, the handler's name, and the SHA-256 of the
-    message's encoded arguments.
+    message's arguments in canonical JSON (`args_digest`).
 
 - founder: the founder's key (`tether keygen`), used by the founder's `tether` commands;
 - gateway: the gateway's key; it seals agents' reports and requests for the agent its token
@@ -43,6 +43,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 HEADER = "tether-seal"
 VERSION = 1
@@ -55,14 +57,22 @@ REMEMBERED_SIGNERS = 32
 SKEW_US = 5 * 60 * 1_000_000
 
 
-def payload_digest(payloads: Sequence[Any]) -> str:
-    """SHA-256 over the encoded arguments (Temporal `Payload`s: metadata and data)."""
-    h = hashlib.sha256()
-    for p in payloads:
-        encoding = bytes(p.metadata.get("encoding", b""))
-        h.update(len(encoding).to_bytes(4, "big") + encoding)
-        h.update(len(p.data).to_bytes(8, "big") + p.data)
-    return h.hexdigest()
+def canonical(value: Any) -> Any:
+    """An argument as the seal covers it: a contract without the fields left at their default
+    (so a field added later, with a default, does not change what an earlier message's seal
+    covers), everything as JSON values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_defaults=True)
+    return to_jsonable_python(value)
+
+
+def args_digest(args: Sequence[Any]) -> str:
+    """SHA-256 over the arguments' canonical JSON: the sender hashes what it sends, the
+    workflow what it decoded (it never sees the raw payloads), and both come to the same."""
+    text = json.dumps(
+        [canonical(a) for a in args], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def signed_bytes(seal: dict[str, Any], workflow_id: str, handler: str, digest: str) -> bytes:
@@ -133,7 +143,7 @@ class Signer:
         self,
         workflow_id: str,
         handler: str,
-        payloads: Sequence[Any],
+        args: Sequence[Any],
         speaker: Speaker | None = None,
     ) -> dict[str, Any]:
         seal: dict[str, Any] = {
@@ -146,7 +156,7 @@ class Signer:
             seal["agent"] = speaker.agent
             if speaker.session:
                 seal["session"] = speaker.session
-        data = signed_bytes(seal, workflow_id, handler, payload_digest(payloads))
+        data = signed_bytes(seal, workflow_id, handler, args_digest(args))
         seal["sig"] = base64.b64encode(self._key.sign(data)).decode()
         return seal
 
@@ -161,7 +171,7 @@ class Trust:
         return [r for r in ROLES if self.keys.get(r)]
 
     def check(
-        self, seal: dict[str, Any], workflow_id: str, handler: str, payloads: Sequence[Any]
+        self, seal: dict[str, Any], workflow_id: str, handler: str, args: Sequence[Any]
     ) -> str | None:
         """None when one of the role's keys signed exactly this message; else why not."""
         role = seal.get("role")
@@ -176,7 +186,7 @@ class Trust:
             signature = base64.b64decode(str(seal.get("sig") or ""), validate=True)
         except ValueError:
             return "the seal's signature is not base64"
-        data = signed_bytes(seal, workflow_id, handler, payload_digest(payloads))
+        data = signed_bytes(seal, workflow_id, handler, args_digest(args))
         for key in keys:
             try:
                 key.verify(signature, data)

@@ -189,7 +189,12 @@ class DeploymentWorkflow:
                 continue
             stale: StaleVerdict = await self._act(
                 DeployActivities.check_stale_base,
-                StaleInput(service=plan.service, repository=plan.repository, commit=plan.commit),
+                StaleInput(
+                    service=plan.service,
+                    repository=plan.repository,
+                    commit=plan.commit,
+                    tag=v.approval.tag if v.approval else None,
+                ),
                 retry.MUST_READ,
             )
             if not stale.ok:

@@ -326,8 +326,7 @@ class _GuardInbound(WorkflowInboundInterceptor):
             return "its seal is not a JSON object"
         if not isinstance(seal, dict):
             return "its seal is not a JSON object"
-        payloads = workflow.payload_converter().to_payloads(args)
-        problem = self.trust.check(seal, info.workflow_id, name, payloads)
+        problem = self.trust.check(seal, info.workflow_id, name, args)
         if problem is not None:
             return problem
         role = str(seal["role"])

@@ -31,7 +31,13 @@ async def tell(workflow_id: str, signal: str, arg: BaseModel) -> bool:
     if workflow.patched(PATCH):
         delivered: bool = await workflow.execute_activity(
             "deliver_message",
-            DeliverInput(workflow_id=workflow_id, signal=signal, arg=arg.model_dump(mode="json")),
+            DeliverInput(
+                workflow_id=workflow_id,
+                signal=signal,
+                # As the seal covers it (tether.seals.canonical): the receiver, decoding it into
+                # its contract, comes to the same digest.
+                arg=arg.model_dump(mode="json", exclude_defaults=True),
+            ),
             result_type=bool,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10)),

@@ -21,7 +21,7 @@ from temporalio.client import Client
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
 from tests.support import keys
-from tests.support.helpers import HttpService, commit_file, make_repo
+from tests.support.helpers import HttpService, commit_file, git, make_repo
 from tether import client as api
 from tether.config import TetherConfig
 from tether.contracts import ApprovalVerdict, DeployRequest, DeployView
@@ -90,6 +90,11 @@ class Rig:
         key: Ed25519PrivateKey | None = None,
         **changes: Any,
     ) -> dict[str, Any]:
+        """As `tether approve` does: the founder's signed tag on the commit, pushed to the
+        repository's remote, then the approval naming it, signed (with `key`, both)."""
+        tag = changes.pop("tag", None)
+        if tag is None and decision == "approve":
+            tag, _ = api.tag_approval(view, self.repo, "origin", key or self.key, "founder")
         approval = api.prepare_approval(
             view,
             decision=decision,
@@ -97,6 +102,7 @@ class Rig:
             reason="ok",
             ttl=ttl,
             now=now or datetime.now(UTC),
+            tag=tag,
         ).model_copy(update=changes)
         return sign(approval, key or self.key).model_dump(mode="json")
 
@@ -173,12 +179,22 @@ def rig_config(
     )
 
 
+def with_remote(repo: Path, bare: Path) -> Path:
+    """A bare remote `origin` for `repo`, as the service's shared repository: the founder's
+    tags are pushed there, and anyone else's tags land there too."""
+    git(bare.parent, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    git(repo, "push", "-q", "origin", "HEAD")
+    return bare
+
+
 @asynccontextmanager
 async def deploy_rig(
     client: Client, fresh_db: str, tmp_path: Path, **service: Any
 ) -> AsyncIterator[Rig]:
     repo = make_repo(tmp_path / "app")
     commit_file(repo, "app.py", "VERSION = 1\n", "v1")
+    with_remote(repo, tmp_path / "remote.git")
     state, log = tmp_path / "served-version", tmp_path / "rollouts.log"
     site = VersionService(state)
     home = tmp_path / "founder"

@@ -326,6 +326,8 @@ class Demo:
     def __init__(self, client: Client, world: World) -> None:
         self.client = client
         self.w = world
+        # The founder's signed staging tags the demo made, in order.
+        self.tags: list[str] = []
 
     async def session(self, role: str, n: int, **kw: Any) -> Any:
         return await api.start_session(
@@ -529,9 +531,10 @@ class Demo:
             and "does not descend" in (older.reason or "")
             and serving == "v2"
         )
+        shown = f" (the founder's signed tag {self.tags[0]})" if self.tags else ""
         inc.what = (
-            f"main (v2) deployed; old-feature, approved by the founder too, was {older.state}: "
-            f"{older.reason}; the service still serves {serving}"
+            f"main (v2) deployed{shown}; old-feature, approved by the founder too, was "
+            f"{older.state}: {older.reason}; the service still serves {serving}"
         )
         inc.workflows = [newer.deployment_id, older.deployment_id]
 
@@ -577,12 +580,17 @@ class Demo:
         request = DeployRequest(service=self.w.service, ref=ref, agent=agent, reason="demo")
         view = await api.request_deploy(self.client, self.w.task_queue, request)
         view = await self._until(view.deployment_id, lambda v: v.commit is not None)
+        # As `tether approve` does: the founder's signed tag on the commit, then the approval.
+        key = load_private(self.w.key_path)
+        repo = self.w.config.repositories[self.w.config.services[self.w.service].repository]
+        tag, _ = await asyncio.to_thread(
+            api.tag_approval, view, Path(repo.path), repo.remote, key, "founder"
+        )
+        self.tags.append(tag)
         approval = api.prepare_approval(
-            view, decision="approve", by="founder", reason="demo", ttl=None
+            view, decision="approve", by="founder", reason="demo", ttl=None, tag=tag
         )
-        verdict = await api.submit_approval(
-            self.client, view.deployment_id, sign(approval, load_private(self.w.key_path))
-        )
+        verdict = await api.submit_approval(self.client, view.deployment_id, sign(approval, key))
         if not verdict.accepted:
             raise TetherError(f"the demo's approval was refused: {verdict.reason}")
         await self._until(view.deployment_id, lambda v: v.state in DEPLOY_FINAL)

@@ -549,6 +549,25 @@ async def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _founder_tag(
+    settings: Settings, view: DeployView, key: Any, by: str
+) -> tuple[str | None, bool, str]:
+    """The founder's signed staging tag on the deployment's commit, when the service wants one
+    (`signed_tags`, the default): (tag, pushed, where)."""
+    config = load_config(settings.config_path)
+    service = config.services.get(view.request.service)
+    if service is None:
+        raise TetherError(
+            f"service {view.request.service!r} is not in this machine's tether.toml: the "
+            "approval's tag is made in the service's repository, which it names"
+        )
+    if not service.signed_tags:
+        return None, False, ""
+    repo = config.repositories[service.repository]
+    tag, pushed = api.tag_approval(view, Path(repo.path), repo.remote, key, by)
+    return tag, pushed, (repo.remote if pushed else repo.path) or repo.path
+
+
 def _decide(decision: str) -> Callable[[argparse.Namespace, Settings], Awaitable[int]]:
     async def command(args: argparse.Namespace, settings: Settings) -> int:
         from datetime import timedelta
@@ -559,9 +578,19 @@ def _decide(decision: str) -> Callable[[argparse.Namespace, Settings], Awaitable
         client = await _client(settings)
         view = await api.deploy_view(client, args.deployment)
         ttl = timedelta(minutes=args.expires_in) if getattr(args, "expires_in", None) else None
+        # Refuses a deployment that is over before any tag is made.
         approval = api.prepare_approval(
             view, decision=decision, by=args.by, reason=args.reason or "", ttl=ttl
         )
+        if decision == "approve":
+            tag, pushed, where = _founder_tag(settings, view, key, args.by)
+            if tag:
+                said = f"signed tag {tag} on {(view.commit or '')[:12]}" + (
+                    f", pushed to {where}" if pushed else f" (in {where}: no remote to push to)"
+                )
+                # With --print the approval's JSON is the output: the tag line goes aside.
+                print(said, file=sys.stderr if getattr(args, "print", False) else sys.stdout)
+                approval = approval.model_copy(update={"tag": tag})
         signed = sign(approval, key)
         if getattr(args, "print", False):
             # For the Web UI: send a signal named "approve" to the deployment with this input.

@@ -32,6 +32,7 @@ from tether.client.deployments import (
     prepare_approval,
     request_deploy,
     submit_approval,
+    tag_approval,
 )
 from tether.client.sessions import (
     REPORT_BUSY_WAIT,
@@ -89,5 +90,6 @@ __all__ = [
     "start_session",
     "submit_approval",
     "submit_task",
+    "tag_approval",
     "unblock_task",
 ]

@@ -31,8 +31,7 @@ class _SealingOutbound(OutboundInterceptor):
         self._converter = pydantic_data_converter.payload_converter
 
     def _header(self, headers: Any, workflow_id: str, handler: str, args: Any) -> dict[str, Any]:
-        payloads = self._converter.to_payloads(list(args))
-        seal = self._signer.seal(workflow_id, handler, payloads, seals.speaking_for.get())
+        seal = self._signer.seal(workflow_id, handler, list(args), seals.speaking_for.get())
         return {**headers, seals.HEADER: self._converter.to_payloads([seal])[0]}
 
     async def signal_workflow(self, input: SignalWorkflowInput) -> None:
@@ -48,10 +47,8 @@ class _SealingOutbound(OutboundInterceptor):
     async def start_update_with_start_workflow(
         self, input: StartWorkflowUpdateWithStartInput
     ) -> WorkflowUpdateHandle[Any]:
-        update = input.update_workflow_input
-        update.headers = self._header(
-            update.headers, input.start_workflow_input.id, update.update, update.args
-        )
+        update, start = input.update_workflow_input, input.start_workflow_input
+        update.headers = self._header(update.headers, start.id, update.update, update.args)
         return await super().start_update_with_start_workflow(input)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 from temporalio.client import (
     Client,
@@ -17,7 +19,7 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from tether import constants
+from tether import constants, tags
 from tether.client.calls import Refused, ask
 from tether.config import validation_problems
 from tether.contracts import (
@@ -94,8 +96,10 @@ def prepare_approval(
     reason: str,
     ttl: timedelta | None,
     now: datetime | None = None,
+    tag: str | None = None,
 ) -> Approval:
-    """The approval to sign for this deployment, exactly as the worker will check it."""
+    """The approval to sign for this deployment, exactly as the worker will check it (with
+    the founder's tag on its commit, from `tag_approval`)."""
     if view.commit is None or view.plan is None:
         raise TetherError(f"deployment {view.deployment_id} has no commit yet ({view.state})")
     if view.state in DEPLOY_FINAL:
@@ -111,7 +115,25 @@ def prepare_approval(
         expires_at=at + (ttl or timedelta(minutes=view.plan.approval_ttl_minutes)),
         signed_at=at,
         by=by,
+        tag=tag,
     )
+
+
+def tag_approval(
+    view: DeployView, repository: Path, remote: str | None, key: Ed25519PrivateKey, by: str
+) -> tuple[str, bool]:
+    """The founder's signed tag `staging/<service>/<n>` on the deployment's commit, made in the
+    service's repository (its clone at `repository`) and pushed to `remote` when the clone has
+    it: (the tag, whether it was pushed). A deploy pipeline that keys on tags sees it; Tether's
+    worker rolls out only while it verifies."""
+    if view.commit is None:
+        raise TetherError(f"deployment {view.deployment_id} has no commit yet ({view.state})")
+    service = view.request.service
+    tag = tags.next_tag(repository, remote, "staging", service)
+    message = f"{service}: {view.request.ref} approved for staging by {by} ({view.deployment_id})"
+    tags.create_signed_tag(repository, tag, view.commit, message, key, by)
+    pushed = tags.push_tag(repository, remote, tag)
+    return tag, pushed
 
 
 async def submit_approval(

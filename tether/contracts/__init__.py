@@ -29,6 +29,7 @@ from tether.contracts.deploy import (
     RolloutSlot,
     StaleInput,
     StaleVerdict,
+    TagWatchInput,
 )
 from tether.contracts.governors import (
     CostBaseline,
@@ -208,6 +209,7 @@ __all__ = [
     "SubmitInput",
     "SubmitResult",
     "SyncInput",
+    "TagWatchInput",
     "TaskClaimedInput",
     "TaskEvent",
     "TaskInput",

@@ -67,12 +67,15 @@ class Approval(Model):
     expires_at: datetime
     signed_at: datetime
     by: str = Field(default="founder", max_length=100)
+    # The founder-signed tag (`staging/<service>/<n>`) on the commit this approves: what a deploy
+    # pipeline keys on, verified in the service's repository before the rollout.
+    tag: str | None = Field(default=None, max_length=200)
     # base64 of the 64-byte Ed25519 signature; empty means unsigned (always refused).
     signature: str = Field(default="", max_length=200)
 
     def payload(self) -> bytes:
         fields = [
-            "tether-approval/v1",
+            "tether-approval/v2" if self.tag else "tether-approval/v1",
             self.deployment_id,
             self.service,
             self.ref,
@@ -82,6 +85,7 @@ class Approval(Model):
             self.expires_at.isoformat(),
             self.signed_at.isoformat(),
             self.by,
+            *([self.tag] if self.tag else []),
         ]
         return "\n".join(fields).encode()
 
@@ -135,6 +139,9 @@ class StaleInput(Model):
     service: str
     repository: str
     commit: str
+    # The founder's tag the deployment was approved with: it must still verify and point at
+    # the commit when the rollout is about to start.
+    tag: str | None = None
 
 
 class StaleVerdict(Model):
@@ -150,6 +157,8 @@ class RolloutInput(Model):
     commit: str
     step: Literal["rollout", "restart", "rollback"] = "rollout"
     timeout_seconds: float = 600.0
+    # The founder's tag the rollout is approved by: verified again just before it runs.
+    tag: str | None = None
 
 
 class RolloutResult(Model):
@@ -223,3 +232,9 @@ class DeployView(Model):
 class DeployInput(Model):
     deployment_id: str
     request: DeployRequest
+
+
+class TagWatchInput(Model):
+    """A round of the tag watch (with the credential watch's schedule)."""
+
+    now: datetime

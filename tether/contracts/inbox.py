@@ -31,6 +31,7 @@ class InboxItem(Model):
         "deploy_approval",
         "deploy_refused",
         "deploy_failed",
+        "tag_refused",
     ]
     subject: str
     title: str

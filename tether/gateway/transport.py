@@ -3,9 +3,9 @@ Temporal client: the same adapter (tether/hook/claude_code.py) answers hooks in 
 in a thread, and each call it makes is run on the gateway's event loop, sealed for the agent and
 runtime session the request speaks for.
 
-A seal covers the message as the workflow re-encodes it (tether/seals.py), so every argument is
-sent as its handler's own contract, never as a loose dict: a bad one is refused here, with
-what was wrong.
+Every argument is sent as its handler's own contract, never as a loose dict: a bad one is
+refused here, with what was wrong, and the seal (tether/seals.py) covers exactly what the
+workflow will decode.
 """
 
 from __future__ import annotations
