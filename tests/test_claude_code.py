@@ -122,8 +122,15 @@ def _task(task_id: str) -> TaskSpec:
     return TaskSpec(id=task_id, title="Roll out api 1.4.3", checks=[ShellCheck(command="true")])
 
 
-@pytest.mark.parametrize("transport", ["http", "command"])
-@pytest.mark.parametrize("claimed", ["before the session", "inside the session"])
+@pytest.mark.parametrize(
+    ("claimed", "transport"),
+    [
+        ("before the session", "http"),
+        ("inside the session", "http"),
+        # The command fallback for every event, with the claim made through the gateway too.
+        ("inside the session", "command"),
+    ],
+)
 async def test_a_kubectl_loop_is_stopped_at_the_fifth_attempt_and_blocks_the_task(
     govern: Govern,
     client: Client,
