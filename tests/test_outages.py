@@ -70,8 +70,14 @@ async def test_a_command_waiting_on_a_postgresql_outage_says_so_and_then_finishe
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
-            assert proc.stderr is not None
-            said = await _lines_until(proc.stderr, "still waiting", 60)
+            assert proc.stderr is not None and proc.stdout is not None
+            try:
+                said = await _lines_until(proc.stderr, "still waiting", 60)
+            except AssertionError as exc:
+                # Say how the command ended (seen once in CI: it ended with nothing on stderr).
+                out = await proc.stdout.read()
+                code = await proc.wait()
+                raise AssertionError(f"{exc}; exit {code}; stdout {out.decode()[-500:]!r}") from exc
             assert said[-1].startswith(f"tether: task {task_id}: still waiting: record_task is "), (
                 said,
                 (await proc.communicate())[0].decode(),
