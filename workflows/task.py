@@ -75,6 +75,8 @@ class TaskWorkflow:
             )
         self._pending: list[TaskEvent] = []
         self._persist_lock = asyncio.Lock()
+        # The creation is queued for the read model (a continued run was created long ago).
+        self._created = inp.carried is not None
 
     @workflow.run
     async def run(self, inp: TaskInput) -> TaskResult:
@@ -82,6 +84,7 @@ class TaskWorkflow:
             # Redundant with the upsert in _transition, but recorded histories include it:
             # removing it is a nondeterministic change (tests/test_replay.py catches it).
             self._set_search_attributes()
+            self._created = True  # _transition queues the event before its first await
             await self._transition(self.view.state, self.view.spec.created_by, "created", {})
         await workflow.wait_condition(
             lambda: (
@@ -106,6 +109,11 @@ class TaskWorkflow:
 
     @workflow.update
     async def sync(self) -> TaskView:
+        if workflow.patched("sync-waits-for-creation"):
+            # Delivered with the start, the update can run before the workflow's own code has
+            # queued the creation: "nothing pending" would then answer before it is recorded
+            # (seen with PostgreSQL down: `tether task create` said created).
+            await workflow.wait_condition(lambda: self._created)
         await workflow.wait_condition(lambda: not self._pending)
         return self.view
 
