@@ -53,15 +53,6 @@ def write_key(home: Path, role: str, force: bool = False) -> tuple[Path, str]:
     return private_path, public
 
 
-def ensure_key(home: Path, role: str) -> Path:
-    """The role's key under `home`, made when missing (`tether up` does this for the gateway
-    and the workers)."""
-    path = key_path(home, role)
-    if not path.exists():
-        write_key(home, role)
-    return path
-
-
 def load_private(path: Path, role: str = "founder") -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)

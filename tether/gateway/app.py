@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from tether.client.sessions import (
 from tether.config import TetherConfig, validation_problems
 from tether.contracts import NoteInput
 from tether.errors import TetherError
+from tether.gateway.transport import SealedTemporal
 from tether.hook import claude_code
 from tether.hook.claude_code import MAX_INPUT_BYTES, BadInput, Hook, read_payload
 from tether.names import NAME_PATTERN
@@ -162,8 +164,6 @@ async def hook(request: Request) -> Response:
     event = str(payload.get("hook_event_name") or event)
     _safe_transcript(payload, gateway.home)
     session = payload.get("session_id") or None
-    from tether.gateway.transport import SealedTemporal
-
     temporal = SealedTemporal(gateway.client, asyncio.get_running_loop(), agent, session)
     adapter = Hook(
         agent,
@@ -252,8 +252,6 @@ async def agent_call(request: Request) -> Response:
 
 
 def _task_id(request: Request) -> str:
-    import re
-
     task = request.path_params.get("task") or ""
     if not re.fullmatch(NAME_PATTERN, task):
         raise TetherError(f"{task!r} is not a task id (lower-case letters, digits, '.', '_', '-')")
