@@ -40,7 +40,7 @@ from tether.ops.stack import (
     ensure_search_attributes,
     temporal_address,
 )
-from tether.seals import Signer, Trust, parse_public
+from tether.seals import Signer, Trust, parse_public, public_text
 from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS, sandbox
 
@@ -112,11 +112,15 @@ def build_worker(
 def _with_config_keys(trust: Trust, signer: Signer, config: TetherConfig) -> Trust:
     """`trust`, plus the workers' own public key and the founder's and gateway's from config."""
     keys = {role: list(found) for role, found in trust.keys.items()}
-    keys.setdefault("worker", []).append(signer.public_key)
+    extra = [("worker", signer.public_key)]
     for role, ref in (("founder", config.founder), ("gateway", config.gateway)):
         text = ref.key_text()
         if text:
-            keys.setdefault(role, []).append(parse_public(text, f"[{role}] public key"))
+            extra.append((role, parse_public(text, f"[{role}] public key")))
+    for role, key in extra:
+        held = keys.setdefault(role, [])
+        if all(public_text(key) != public_text(k) for k in held):
+            held.append(key)
     return Trust({role: tuple(found) for role, found in keys.items()})
 
 

@@ -117,12 +117,10 @@ def worker_keys(settings: Settings, config: TetherConfig) -> tuple[seals.Trust, 
         )
     worker = signer(settings, "worker")
     keys: dict[str, tuple[Ed25519PublicKey, ...]] = {"worker": (worker.public_key,)}
-    for role, ref in (("founder", config.founder), ("gateway", config.gateway)):
+    for role in ("founder", "gateway"):
         found: list[Ed25519PublicKey] = []
-        text = ref.key_text()
-        if text:
-            found.append(seals.parse_public(text, f"[{role}] public key"))
-        # The .pub file `tether up` or `tether keygen` wrote under TETHER_HOME, and the one a
+        # tether.toml's key is added by worker.build_worker (every worker gets it there). The
+        # .pub file `tether up` or `tether keygen` wrote under TETHER_HOME, and the one a
         # cluster's keys job writes beside the workers' key.
         for place in (settings.home, path.parent):
             key = load_public_file(place / f"{role}.pub")
