@@ -100,6 +100,7 @@ def build_worker(
             deploys.record_deployment,
             deploys.request_lock,
             deploys.watch_deploy_tags,
+            deploys.staging_soak,
             founder.judge_order,
             notifier.deliver_webhook,
             notifier.record_delivery,

@@ -581,28 +581,72 @@ class Store:
         )
         return [dict(r) for r in rows]
 
-    async def deployed(self, service: str) -> tuple[str, str, str] | None:
-        """(commit, ref, deployment) running for the service, if any deployment finished."""
+    async def deployed(
+        self, service: str, environment: str = "staging"
+    ) -> tuple[str, str, str] | None:
+        """(commit, ref, deployment) running for the service in the environment, if any
+        deployment there finished."""
         row = await self.pool.fetchrow(
             """SELECT deployed_commit, deployed_ref, deployed_deployment FROM service_state
-               WHERE service = $1 AND deployed_commit IS NOT NULL""",
+               WHERE service = $1 AND environment = $2 AND deployed_commit IS NOT NULL""",
             service,
+            environment,
         )
         return None if row is None else (row[0], row[1] or "", row[2] or "")
 
+    async def running_everywhere(self) -> list[dict[str, Any]]:
+        """What runs where: one row per service and environment with a finished deployment."""
+        rows = await self.pool.fetch(
+            """SELECT service, environment, deployed_commit AS commit, deployed_ref AS ref,
+                      deployed_deployment AS deployment_id, deployed_at AS since
+               FROM service_state WHERE deployed_commit IS NOT NULL
+               ORDER BY service, environment = 'production', environment"""
+        )
+        return [dict(r) for r in rows]
+
+    async def staging_history(self, service: str, commit: str) -> tuple[Any, Any]:
+        """(when `commit` last became what staging runs, when another commit replaced it
+        after that): None for what did not happen."""
+        since = await self.pool.fetchval(
+            """SELECT max(finished_at) FROM deployments
+               WHERE service = $1 AND environment = 'staging' AND state = 'done'
+                 AND commit = $2""",
+            service,
+            commit,
+        )
+        if since is None:
+            return None, None
+        replaced = await self.pool.fetchval(
+            """SELECT min(finished_at) FROM deployments
+               WHERE service = $1 AND environment = 'staging' AND state = 'done'
+                 AND commit <> $2 AND finished_at > $3""",
+            service,
+            commit,
+            since,
+        )
+        return since, replaced
+
     async def claim_rollout(
-        self, service: str, deployment_id: str, at: datetime, minutes: float, busy_until: datetime
+        self,
+        service: str,
+        deployment_id: str,
+        at: datetime,
+        minutes: float,
+        busy_until: datetime,
+        environment: str = "staging",
     ) -> tuple[bool, datetime | None, str | None, bool]:
-        """Take the service's rollout at `at`: refused while another deployment rolls it out
-        (until its `busy_until`), or when another took the slot less than `minutes` before.
-        One statement, so concurrent claims cannot both win, whatever the lock workflow says;
-        the same deployment claiming again (a retried activity) wins again. Returns (allowed,
-        until when it is refused, the deployment in the way, whether that one is rolling now)."""
+        """Take the service's rollout in the environment at `at`: refused while another
+        deployment rolls it out (until its `busy_until`), or when another took the slot less
+        than `minutes` before. One statement, so concurrent claims cannot both win, whatever the
+        lock workflow says; the same deployment claiming again (a retried activity) wins again.
+        Returns (allowed, until when it is refused, the deployment in the way, whether that one
+        is rolling now)."""
         won = await self.pool.fetchval(
-            """INSERT INTO service_state (service, last_rollout_at, last_rollout_deployment,
-                                          rolling_deployment, rolling_until)
-               VALUES ($1, $2, $3, $3, $5)
-               ON CONFLICT (service) DO UPDATE
+            """INSERT INTO service_state (service, environment, last_rollout_at,
+                                          last_rollout_deployment, rolling_deployment,
+                                          rolling_until)
+               VALUES ($1, $6, $2, $3, $3, $5)
+               ON CONFLICT (service, environment) DO UPDATE
                    SET last_rollout_at = EXCLUDED.last_rollout_at,
                        last_rollout_deployment = EXCLUDED.last_rollout_deployment,
                        rolling_deployment = EXCLUDED.rolling_deployment,
@@ -621,13 +665,15 @@ class Store:
             deployment_id,
             minutes * 60.0,
             busy_until,
+            environment,
         )
         if won is not None:
             return True, None, None, False
         row = await self.pool.fetchrow(
             """SELECT last_rollout_at, last_rollout_deployment, rolling_deployment, rolling_until
-               FROM service_state WHERE service = $1""",
+               FROM service_state WHERE service = $1 AND environment = $2""",
             service,
+            environment,
         )
         assert row is not None
         if row["rolling_deployment"] and row["rolling_until"] > at:
@@ -635,9 +681,10 @@ class Store:
         return False, row[0] + timedelta(minutes=minutes), row[1], False
 
     async def recorded_deployments(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """What PostgreSQL recorded of these deployments (ref, commit, outcome), by id."""
+        """What PostgreSQL recorded of these deployments (ref, commit, environment, outcome),
+        by id."""
         rows = await self.pool.fetch(
-            """SELECT deployment_id, ref, commit, state, finished_at FROM deployments
+            """SELECT deployment_id, ref, commit, environment, state, finished_at FROM deployments
                WHERE deployment_id = ANY($1::text[])""",
             ids,
         )
@@ -652,13 +699,15 @@ class Store:
         agent: str,
         state: str,
         at: datetime,
+        environment: str = "staging",
     ) -> None:
-        """The deployment's outcome; a finished one becomes what runs for the service."""
+        """The deployment's outcome; a finished one becomes what runs for the service in its
+        environment."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 """INSERT INTO deployments (service, commit, ref, agent, state, finished_at,
-                       deployment_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                       deployment_id, environment)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                    ON CONFLICT (deployment_id) WHERE deployment_id IS NOT NULL
                    DO UPDATE SET state = EXCLUDED.state, finished_at = EXCLUDED.finished_at""",
                 service,
@@ -668,19 +717,21 @@ class Store:
                 state,
                 at,
                 deployment_id,
+                environment,
             )
             await conn.execute(
                 """UPDATE service_state SET rolling_deployment = NULL, rolling_until = NULL
-                   WHERE service = $1 AND rolling_deployment = $2""",
+                   WHERE service = $1 AND environment = $3 AND rolling_deployment = $2""",
                 service,
                 deployment_id,
+                environment,
             )
             if state == "done":
                 await conn.execute(
-                    """INSERT INTO service_state (service, deployed_commit, deployed_ref,
-                           deployed_deployment, deployed_at)
-                       VALUES ($1, $2, $3, $4, $5)
-                       ON CONFLICT (service) DO UPDATE SET
+                    """INSERT INTO service_state (service, environment, deployed_commit,
+                           deployed_ref, deployed_deployment, deployed_at)
+                       VALUES ($1, $6, $2, $3, $4, $5)
+                       ON CONFLICT (service, environment) DO UPDATE SET
                            deployed_commit = EXCLUDED.deployed_commit,
                            deployed_ref = EXCLUDED.deployed_ref,
                            deployed_deployment = EXCLUDED.deployed_deployment,
@@ -690,6 +741,7 @@ class Store:
                     ref,
                     deployment_id,
                     at,
+                    environment,
                 )
 
     async def log_order(

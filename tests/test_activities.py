@@ -98,6 +98,8 @@ async def test_a_rollout_sees_its_deployment_and_reports_its_outcome(
         "TETHER_REF": "main",
         "TETHER_COMMIT": inp.commit,
         "TETHER_DEPLOYMENT": inp.deployment_id,
+        "TETHER_ENVIRONMENT": "staging",
+        "TETHER_TAG": "main",  # no founder's tag in this input: the ref
     }
     # A step with no command configured is a success that says so.
     nothing = await ActivityEnvironment().run(activities.run_step, rollout_input("rollback"))

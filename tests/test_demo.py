@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +20,8 @@ from temporalio.client import Client
 from tests.support import keys
 from tests.support.browser import Browser
 from tests.support.cli import TETHER, cli
+from tether import tags
+from tether.signing import PRIVATE_KEY_FILE, load_private
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS") or ROOT / "test-artifacts")
@@ -72,6 +75,15 @@ async def _check(env: dict[str, str], out: str) -> None:
     coder, devops, security, marketing, analyst = (f"{r}-{t}" for r in ROLES)
     ui = re.search(r"Web UI:\s+(http://\S+)", out)
     assert ui is not None
+
+    # --- the founder's tags: git agrees, run by hand in the demo's repository ----------------
+    assert "Production took v2 after 3 s healthy in staging" in out
+    assert f"with the founder's production/api-{t}/1" in out
+    demo_repo = Path(env["TETHER_HOME"]) / "demo" / t / "app"
+    for made in (f"staging/api-{t}/1", f"production/api-{t}/1"):
+        said = await asyncio.to_thread(_verify_by_hand, env, demo_repo, made)
+        assert said.returncode == 0, said.stderr
+        assert 'Good "git" signature for founder' in said.stderr
 
     # --- tether status: a script's view (--json) and the founder's (plain when piped) --------
     code, raw, err = await cli(env, "status", "--json")
@@ -131,6 +143,19 @@ ROLES = ("coder", "devops", "security", "marketing", "analyst")
 COLUMNS = ["Status", "Workflow ID", "Type", "TetherState", "TetherAgent", "TetherTask", "Start"]
 
 
+def _verify_by_hand(env: dict[str, str], repo: Path, tag: str) -> subprocess.CompletedProcess[str]:
+    """`git verify-tag` with an allowed-signers file naming only the founder's key."""
+    key = load_private(Path(env["TETHER_HOME"]) / PRIVATE_KEY_FILE)
+    signers = repo.parent / "allowed_signers"
+    signers.write_text(tags.allowed_signers(key.public_key()))
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", f"gpg.ssh.allowedSignersFile={signers}", "verify-tag", tag],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def _browse(ui: str, t: str) -> None:
     columns = {"default": [{"label": c, "pinned": i < 2} for i, c in enumerate(COLUMNS)]}
     workflows = f"{ui}/namespaces/default/workflows"
@@ -161,7 +186,9 @@ def _browse(ui: str, t: str) -> None:
         browser.open(f"{workflows}?query={quote(query)}")
         text = browser.wait_for_text("DeploymentWorkflow", "ServiceLockWorkflow")
         rows = re.findall(r"Select Workflow (\S+)", text)
-        assert sorted(r.split("-")[0] for r in rows) == ["deploy", "deploy", "lock"], text
+        # Staging's two deployments and its lock, and the promotion to production (whose
+        # lock is `api-<t>/production`).
+        assert sorted(r.split("-")[0] for r in rows) == ["deploy"] * 3 + ["lock"], text
         assert re.search(r"DeploymentWorkflow\s+refused", text) and re.search(
             r"DeploymentWorkflow\s+done", text
         )
@@ -206,7 +233,9 @@ async def test_a_guardrail_that_does_not_act_is_reported_missed(
         await pool.close()
         world.api.stop()
     caught = {i.number: i.caught for i in incidents}
-    assert caught == {1: True, 2: True, 3: True, 4: True, 5: True, 6: False, 7: True, 8: True}
+    assert caught == {1: True, 2: True, 3: True, 4: True, 5: True, 6: False, 7: True, 8: True}, [
+        i.what for i in incidents
+    ]
     assert incidents[5].what.startswith("stopped at attempt None of 23")
     result = DemoResult(world.tag, world.folder, incidents)
     assert not result.ok and result.caught == 6 and len(result.seven) == 7

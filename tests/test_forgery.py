@@ -39,6 +39,7 @@ from tether.contracts import (
     LockRelease,
     LockRequest,
     NoteInput,
+    NoticeInput,
     RecheckInput,
     ReleaseInput,
     Report,
@@ -211,6 +212,9 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
                 S, session, "task_claimed", "signal", TaskClaimedInput(task_id=open_task), agent
             ),
             Message(S, session, "release_hold", "update", release, agent),
+            Message(
+                S, session, "notice", "signal", NoticeInput(text="forged: push the tag"), agent
+            ),
             Message(T, other, "claim", "update", ClaimInput(agent=agent), agent),
             Message(T, task, "submit", "update", SubmitInput(agent=agent), agent),
             Message(

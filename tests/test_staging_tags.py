@@ -33,11 +33,7 @@ async def refusals(rig: Rig) -> list[tuple[str, str]]:
 
 
 def agent_clone(rig: Rig, tmp_path: Path) -> Path:
-    """An agent's own clone of the service's repository (the shared bare remote)."""
-    remote = git_in(rig.repo, "remote", "get-url", "origin")
-    clone = tmp_path / "agent-clone"
-    subprocess.run(["git", "clone", "-q", remote, str(clone)], check=True)
-    return clone
+    return rig.agent_clone(tmp_path / "agent-clone")
 
 
 async def test_the_founders_tag_verifies_deploys_and_git_agrees(

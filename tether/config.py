@@ -150,11 +150,33 @@ class Agent(Model):
         return self.forge_login or self.name
 
 
+class Production(Model):
+    """`[services.NAME.production]`: the service's production environment. It takes only a
+    commit that ran healthy in staging for `soak_minutes`, approved with a second founder-signed
+    tag `production/<service>/<n>`, and has its own lock, cooldown and stale-base guard. Any
+    setting left out is the service's (staging's) own."""
+
+    soak_minutes: float = Field(default=30, ge=0)
+    rollout: str | None = Field(default=None, min_length=1)
+    restart: str | None = None
+    rollback: str | None = None
+    cwd: str | None = None
+    health_checks: list[Check] | None = Field(default=None, max_length=MAX_CHECKS)
+    cooldown_minutes: float | None = Field(default=None, ge=0)
+    cooldown_mode: Literal["refuse", "wait"] | None = None
+    approval_ttl_minutes: float | None = Field(default=None, gt=0)
+    request_ttl_hours: float | None = Field(default=None, gt=0)
+    rollout_timeout_seconds: float | None = Field(default=None, gt=0, le=24 * 3600)
+    rollout_heartbeat_seconds: float | None = Field(default=None, ge=6, le=600)
+
+
 class Service(Model):
-    """A deployable service. Commands are shell templates; {service}, {ref}, {commit} and
-    {deployment} are filled in (shell-quoted) and also set as TETHER_SERVICE, TETHER_REF,
-    TETHER_COMMIT and TETHER_DEPLOYMENT. They run in the repository's folder unless `cwd` says
-    otherwise, and must tolerate running twice (a worker lost mid-rollout is retried)."""
+    """A deployable service. Commands are shell templates; {service}, {ref}, {commit},
+    {deployment}, {environment} and {tag} (the founder's tag, or the ref without one) are filled
+    in (shell-quoted) and also set as TETHER_SERVICE, TETHER_REF, TETHER_COMMIT,
+    TETHER_DEPLOYMENT, TETHER_ENVIRONMENT and TETHER_TAG. They run in the repository's folder
+    unless `cwd` says otherwise, and must tolerate running twice (a worker lost mid-rollout is
+    retried). What is set here is staging; `[services.NAME.production]` adds production."""
 
     repository: str
     rollout: str = Field(min_length=1)
@@ -173,9 +195,30 @@ class Service(Model):
     # A worker lost mid-rollout is noticed after this long without its heartbeat; the rollout
     # then runs again on another worker.
     rollout_heartbeat_seconds: float = Field(default=20, ge=6, le=600)
-    # The approval is a founder-signed tag `staging/<service>/<n>` on the approved commit
+    # The approval is a founder-signed tag `<environment>/<service>/<n>` on the approved commit
     # (`tether approve` makes and pushes it); the rollout runs only while it verifies.
     signed_tags: bool = True
+    production: Production | None = None
+
+    def environments(self) -> list[str]:
+        return ["staging", "production"] if self.production else ["staging"]
+
+    def settings(self, environment: str) -> Service:
+        """The service as it deploys to `environment`: production's settings over staging's."""
+        if environment == "staging":
+            return self
+        if environment != "production" or self.production is None:
+            raise ValueError(
+                f"no {environment} environment: add [services.<name>.production] to tether.toml"
+            )
+        changes = {
+            k: v
+            for k, v in self.production.model_dump(exclude={"soak_minutes"}).items()
+            if v is not None
+        }
+        if self.production.health_checks is not None:
+            changes["health_checks"] = list(self.production.health_checks)
+        return self.model_copy(update=changes)
 
 
 class Founder(Model):
@@ -538,10 +581,11 @@ repositories = ["app"]
 fail_closed = true               # deny tool calls when Tether cannot be reached
 
 # Services that agents may deploy: one deployment per service at a time, only with the
-# founder's signed approval, never from a commit older than the one running.
+# founder's signed approval (a signed tag staging/api/<n>), never from a commit older than the
+# one running. What is set here is staging.
 [services.api]
 repository = "app"
-rollout = "kubectl set image deploy/api api=registry/api:{ref}"   # also {commit} {service}
+rollout = "kubectl set image deploy/api api=registry/api:{ref}"  # {commit} {tag} {environment}
 # restart = "kubectl rollout restart deploy/api"
 # rollback = "kubectl rollout undo deploy/api"
 cooldown_minutes = 30            # one rollout per 30 minutes; inside it: refuse (or "wait")
@@ -551,6 +595,11 @@ approval_ttl_minutes = 60
 kind = "http"
 url = "https://api.example.com/health"
 retry_for_seconds = 120
+# Production: only a commit healthy in staging for soak_minutes, with the founder's second tag
+# production/api/<n>; anything not set here is staging's.
+# [services.api.production]
+# soak_minutes = 60
+# rollout = "kubectl --context prod set image deploy/api api=registry/api:{ref}"
 
 # The founder's public key from `tether keygen`; approvals must be signed with its private half.
 # [founder]

@@ -66,6 +66,12 @@ def notify_workflow_id(inbox_id: int) -> str:
     return f"{NOTIFY_WORKFLOW_ID_PREFIX}{inbox_id}"
 
 
-def lock_workflow_id(service: str) -> str:
-    """One lock per service: the workflow id carries the rule."""
-    return f"{LOCK_WORKFLOW_ID_PREFIX}{service}"
+def deploy_lane(service: str, environment: str = "staging") -> str:
+    """What one lock serialises: a service in one environment (`api`, `api/production`); staging
+    keeps the service's bare name, as it had before environments."""
+    return service if environment == "staging" else f"{service}/{environment}"
+
+
+def lock_workflow_id(service: str, environment: str = "staging") -> str:
+    """One lock per service and environment: the workflow id carries the rule."""
+    return f"{LOCK_WORKFLOW_ID_PREFIX}{deploy_lane(service, environment)}"

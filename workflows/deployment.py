@@ -26,7 +26,8 @@ Messages:
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import contextlib
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -57,6 +58,8 @@ with workflow.unsafe.imports_passed_through():
         RolloutInput,
         RolloutResult,
         RolloutSlot,
+        SoakInput,
+        SoakVerdict,
         StaleInput,
         StaleVerdict,
     )
@@ -87,6 +90,7 @@ class DeploymentWorkflow:
             deployment_id=inp.deployment_id, request=inp.request, requested_at=workflow.now()
         )
         self._queued = False
+        self._soaked = False
         self._rejected: str | None = None
         self._judging = asyncio.Lock()
 
@@ -111,10 +115,16 @@ class DeploymentWorkflow:
                 ref=plan.ref,
                 reason=inp.request.reason,
             )
+            where = "" if plan.environment == "staging" else f" to {plan.environment}"
+            after = (
+                f" (once it has run {plan.soak_minutes:g} minutes healthy in staging)"
+                if plan.environment == "production"
+                else ""
+            )
             await self._notify_founder(
                 "deploy_approval",
-                f"{inp.request.agent} asks to deploy {plan.service} at {plan.ref} "
-                f"({plan.commit[:12]})",
+                f"{inp.request.agent} asks to deploy {plan.service}{where} at {plan.ref} "
+                f"({plan.commit[:12]}){after}",
                 f"tether approve {v.deployment_id}",
             )
             renewer = asyncio.create_task(self._renew())
@@ -160,6 +170,12 @@ class DeploymentWorkflow:
             approval = v.approval
             if approval is None:
                 continue  # the condition above says it is set; nothing to act on otherwise
+            if plan.environment == "production" and not self._soaked:
+                # Before queueing: a commit waiting for its time in staging never blocks
+                # production's lock.
+                if not await self._soak(plan, deadline):
+                    return
+                continue  # waited: the approval may have expired, or a rejection come
             if not self._queued:
                 # Only approved requests queue, so an unapproved one never blocks the service.
                 await self._act(
@@ -169,6 +185,7 @@ class DeploymentWorkflow:
                         service=plan.service,
                         agent=v.request.agent,
                         requested_at=workflow.now(),
+                        environment=plan.environment,
                     ),
                     retry.WRITE,
                 )
@@ -191,6 +208,8 @@ class DeploymentWorkflow:
                 DeployActivities.check_stale_base,
                 StaleInput(
                     service=plan.service,
+                    environment=plan.environment,
+                    deployment_id=v.deployment_id,
                     repository=plan.repository,
                     commit=plan.commit,
                     tag=v.approval.tag if v.approval else None,
@@ -204,6 +223,7 @@ class DeploymentWorkflow:
                 DeployActivities.claim_rollout,
                 RolloutClaim(
                     service=plan.service,
+                    environment=plan.environment,
                     deployment_id=v.deployment_id,
                     at=workflow.now(),
                     cooldown_minutes=plan.cooldown_minutes,
@@ -218,14 +238,15 @@ class DeploymentWorkflow:
                     # still lets one rollout at a time through.
                     await self._end(
                         DeployState.REFUSED,
-                        f"{slot.other} is rolling out {plan.service} right now; rollouts never "
+                        f"{slot.other} is rolling out {self._where(plan)} right now; rollouts "
+                        "never "
                         "overlap, request again once it is done",
                     )
                     return
                 left = until - workflow.now()
                 minutes = max(1, round(left.total_seconds() / 60))
                 why = (
-                    f"{plan.service} was rolled out by {slot.other} less than "
+                    f"{self._where(plan)} was rolled out by {slot.other} less than "
                     f"{plan.cooldown_minutes:g} minutes ago; the next rollout may start at "
                     f"{until:%H:%M:%S} UTC ({minutes} min left)"
                 )
@@ -237,6 +258,49 @@ class DeploymentWorkflow:
                 return
             await self._roll_out(plan, approval)
             return
+
+    async def _soak(self, plan: DeployPlan, deadline: datetime) -> bool:
+        """Production's gate: the commit ran healthy in staging for the service's soak time.
+        Waits (a durable timer) while it is still soaking; False when the deployment ended."""
+        v = self.view
+        soak: SoakVerdict = await self._act(
+            DeployActivities.staging_soak,
+            SoakInput(
+                service=plan.service,
+                commit=plan.commit,
+                minutes=plan.soak_minutes,
+                now=workflow.now(),
+            ),
+            retry.MUST_READ,
+        )
+        if soak.ok:
+            self._soaked = True
+            v.waiting_for = ""
+            await self._audit("soak_passed", "tether", reason=soak.reason)
+            return True
+        if soak.ready_at is None:
+            await self._end(DeployState.REFUSED, soak.reason)
+            return False
+        if soak.ready_at > deadline:
+            await self._end(
+                DeployState.EXPIRED,
+                f"{soak.reason}, after this request expires "
+                f"({plan.request_ttl_hours:g} hours): request it again then",
+            )
+            return False
+        v.waiting_for = soak.reason
+        self._show()
+        await self._audit("soak_wait", "tether", reason=soak.reason)
+        with contextlib.suppress(TimeoutError):  # the time is up: check again
+            # A rejection ends the wait at once.
+            await workflow.wait_condition(
+                lambda: self._rejected is not None,
+                timeout=max((soak.ready_at - workflow.now()).total_seconds(), 1.0),
+            )
+        return True
+
+    def _where(self, plan: DeployPlan) -> str:
+        return plan.service if plan.environment == "staging" else f"{plan.service} in production"
 
     async def _roll_out(self, plan: DeployPlan, approval: Approval) -> None:
         v = self.view
@@ -273,7 +337,9 @@ class DeploymentWorkflow:
         if failed:
             await self._fail(plan, f"health check {failed[0].name} failed: {failed[0].summary}")
             return
-        await self._end(DeployState.DONE, f"{plan.service} runs {plan.commit[:12]} ({plan.ref})")
+        await self._end(
+            DeployState.DONE, f"{self._where(plan)} runs {plan.commit[:12]} ({plan.ref})"
+        )
 
     async def _fail(self, plan: DeployPlan, reason: str) -> None:
         if plan.has_rollback:
@@ -292,6 +358,8 @@ class DeploymentWorkflow:
                 RolloutInput(
                     deployment_id=v.deployment_id,
                     service=plan.service,
+                    environment=plan.environment,
+                    tag=v.approval.tag if v.approval else None,
                     ref=plan.ref,
                     commit=plan.commit,
                     step=step,
@@ -351,6 +419,7 @@ class DeploymentWorkflow:
                     commit=v.commit,
                     received=received,
                     received_at=workflow.now(),
+                    environment=v.request.environment,
                 ),
                 retry.WRITE,
             )
@@ -382,8 +451,9 @@ class DeploymentWorkflow:
 
     async def _lock_signal(self, name: str) -> None:
         # A lock that is not running holds nothing of this deployment's.
+        r = self.view.request
         await messaging.tell(
-            constants.lock_workflow_id(self.view.request.service),
+            constants.lock_workflow_id(r.service, r.environment),
             name,
             LockRelease(deployment_id=self.view.deployment_id),
         )
@@ -412,6 +482,7 @@ class DeploymentWorkflow:
                 RecordDeployInput(
                     deployment_id=v.deployment_id,
                     service=v.request.service,
+                    environment=v.request.environment,
                     commit=commit,
                     ref=v.request.ref,
                     agent=v.request.agent,
@@ -439,9 +510,10 @@ class DeploymentWorkflow:
             ]
         )
         commit = f" ({v.commit[:12]})" if v.commit else ""
-        detail = f"**{v.state}** · {v.request.service} {v.request.ref}{commit} · {v.request.agent}"
-        if v.reason:
-            detail += f" · {v.reason}"
+        where = constants.deploy_lane(v.request.service, v.request.environment)
+        detail = f"**{v.state}** · {where} {v.request.ref}{commit} · {v.request.agent}"
+        if v.reason or v.waiting_for:
+            detail += f" · {v.reason or v.waiting_for}"
         workflow.set_current_details(detail)
 
     async def _audit(self, kind: str, actor: str, **detail: Any) -> None:

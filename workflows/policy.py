@@ -5,7 +5,8 @@ The founder's seal is accepted everywhere (the founder's key is the root of trus
   note, ask for the deliverable check or a credential recheck, claim and submit, each only for
   the agent its token names (and, for a report, the runtime session it came from);
 - the workers may send the workflow-to-workflow messages (a claim told to the session, a
-  governor's hold told to the task, the lock's grants and requests).
+  governor's hold told to the task, the lock's grants and requests) and tell a session what
+  the agent must hear (a refused deployment tag).
 Lifting a hold, cancelling or blocking a task and approving a deployment are the founder's only.
 
 An approval or an order signed by the founder inside the message itself (what the Web UI can
@@ -60,6 +61,7 @@ RULES: dict[tuple[str, str], Rule] = {
     (SESSION_WORKFLOW, "recheck"): Rule(_AGENT, "workflow"),
     (SESSION_WORKFLOW, "release"): Rule(_WORKER),
     (SESSION_WORKFLOW, "task_claimed"): Rule(_WORKER),
+    (SESSION_WORKFLOW, "notice"): Rule(_WORKER),
     (SESSION_WORKFLOW, "release_hold"): Rule(inner="order", order_actions=("release",)),
     # The task: agents claim and submit for themselves; the founder decides the rest.
     (TASK_WORKFLOW, "claim"): Rule(_AGENT, "arg"),

@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         CostBaseline,
         CostBaselineInput,
         CredentialStatus,
+        Directive,
         EndSessionInput,
         FlushInput,
         Gate,
@@ -74,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         InboxItem,
         JudgeOrderInput,
         NoteInput,
+        NoticeInput,
         OrderVerdict,
         ProbeInput,
         PullRequestInfo,
@@ -102,6 +104,8 @@ FLUSH_EVERY_REPORTS = 50
 FLUSH_EVERY = timedelta(seconds=60)
 # Leave a run after this many reports even if Temporal does not suggest it (2,000 updates/run).
 REPORTS_PER_RUN = 1000
+# Notices kept for the agent's next report (the latest ones).
+NOTICES_KEPT = 5
 GOVERNORS_PATCH = "tether-governors"
 # Since issue 12: a task claimed before the session started becomes the session's task.
 ADOPTS_CLAIM_PATCH = "session-adopts-claimed-task"
@@ -272,6 +276,10 @@ class AgentSessionWorkflow:
             self._set_search_attributes()
         answer = outcome.answer(v.governor)
         answer.state = v.state.value
+        if v.notices:
+            # What Tether told the session since the last report: read once, then gone.
+            answer.directives += [Directive(kind="notice", text=n) for n in v.notices]
+            v.notices = []
         return answer
 
     @report.validator
@@ -289,6 +297,14 @@ class AgentSessionWorkflow:
     @note.validator
     def _validate_note(self, inp: NoteInput) -> None:
         self._check_open()
+
+    @workflow.signal
+    def notice(self, inp: NoticeInput) -> None:
+        """Tether tells the agent something (a refused deployment tag): with its next report's
+        answer. The latest few are kept; an ended session ignores it."""
+        if self.view.state == SessionState.ENDED:
+            return
+        self.view.notices = [*self.view.notices, inp.text][-NOTICES_KEPT:]
 
     @workflow.signal
     async def release(self, inp: ReleaseInput) -> None:

@@ -75,10 +75,13 @@ class Rig:
     key: Ed25519PrivateKey
     home: Path
 
-    async def request(self, ref: str, agent: str = "devops") -> DeployView:
-        return await api.request_deploy(
-            self.client, self.task_queue, DeployRequest(service=self.service, ref=ref, agent=agent)
+    async def request(
+        self, ref: str, agent: str = "devops", environment: str = "staging"
+    ) -> DeployView:
+        request = DeployRequest.model_validate(
+            {"service": self.service, "ref": ref, "agent": agent, "environment": environment}
         )
+        return await api.request_deploy(self.client, self.task_queue, request)
 
     def approval(
         self,
@@ -110,16 +113,26 @@ class Rig:
         return await api.submit_approval(self.client, view.deployment_id, self.approval(view, **kw))
 
     async def deploy(
-        self, ref: str = "main", agent: str = "devops", now: datetime | None = None
+        self,
+        ref: str = "main",
+        agent: str = "devops",
+        now: datetime | None = None,
+        environment: str = "staging",
     ) -> DeployView:
         """Request, approve and wait for the outcome."""
-        view = await self.request(ref, agent)
+        view = await self.request(ref, agent, environment)
         await self.approve(view, now=now)
         return await self.finish(view)
 
     async def finish(self, view: DeployView) -> DeployView:
         handle = self.client.get_workflow_handle_for(DeploymentWorkflow.run, view.deployment_id)
         return await asyncio.wait_for(handle.result(), timeout=60)
+
+    def agent_clone(self, path: Path) -> Path:
+        """An agent's own clone of the service's repository (the shared bare remote)."""
+        remote = git(self.repo, "remote", "get-url", "origin")
+        git(path.parent, "clone", "-q", remote, str(path))
+        return path
 
     def rollouts(self) -> list[tuple[str, float, float]]:
         """(deployment, start, end) of every rollout run, in start order."""
@@ -150,6 +163,7 @@ def rig_config(
     log: Path,
     site: VersionService,
     public: str,
+    agents: tuple[str, ...] = ("devops", "coder"),
     **service: Any,
 ) -> TetherConfig:
     script = log.parent / "rollout.py"
@@ -158,7 +172,7 @@ def rig_config(
     return TetherConfig.model_validate(
         {
             "repositories": {"app": {"path": str(repo)}},
-            "agents": [{"name": "devops"}, {"name": "coder"}],
+            "agents": [{"name": name} for name in agents],
             "founder": {"public_key": public},
             "services": {
                 name: {
@@ -190,7 +204,11 @@ def with_remote(repo: Path, bare: Path) -> Path:
 
 @asynccontextmanager
 async def deploy_rig(
-    client: Client, fresh_db: str, tmp_path: Path, **service: Any
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    agents: tuple[str, ...] = ("devops", "coder"),
+    **service: Any,
 ) -> AsyncIterator[Rig]:
     repo = make_repo(tmp_path / "app")
     commit_file(repo, "app.py", "VERSION = 1\n", "v1")
@@ -202,7 +220,7 @@ async def deploy_rig(
     # Names unique per test: the lock workflow of a service lives on the shared server.
     suffix = uuid.uuid4().hex[:8]
     name = f"web-{suffix}"
-    config = rig_config(name, repo, state, log, site, public, **service)
+    config = rig_config(name, repo, state, log, site, public, agents, **service)
     pool = await connect_pool(fresh_db)
     await migrate(pool)
     queue = f"deploy-{suffix}"

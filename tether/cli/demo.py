@@ -57,6 +57,8 @@ from tether.hook.fingerprint import claude_code_tool_call
 from tether.ops.loopback import LoopbackServer, QuietHandler
 
 ROLES = ("coder", "devops", "security", "marketing", "analyst")
+# How long the demo's production waits for a commit to run healthy in staging (3 s).
+SOAK_MINUTES = 0.05
 
 
 @dataclass
@@ -245,6 +247,11 @@ def build_world(home: Path, tag: str | None = None) -> tuple[World, list[str]]:
                 "rollout": f"git show {{commit}}:VERSION > {version_file}",
                 "health_checks": [{"kind": "http", "url": f"{service_api.url}/version"}],
                 "cooldown_minutes": 30,
+                # Production takes a commit once it ran healthy in staging this long.
+                "production": {
+                    "soak_minutes": SOAK_MINUTES,
+                    "rollout": f"git show {{commit}}:VERSION > {folder / 'production-version'}",
+                },
             }
         },
     }
@@ -532,11 +539,20 @@ class Demo:
             and serving == "v2"
         )
         shown = f" (the founder's signed tag {self.tags[0]})" if self.tags else ""
+        # Then production: the same commit, once it has run healthy in staging long enough,
+        # with the founder's second tag.
+        asked = time.monotonic()
+        promoted = await self.deploy("main", devops, environment="production")
+        waited = time.monotonic() - asked
+        live = (self.w.folder / "production-version").read_text().strip()
+        inc.caught = inc.caught and promoted.state == DeployState.DONE and live == "v2"
         inc.what = (
             f"main (v2) deployed{shown}; old-feature, approved by the founder too, was "
-            f"{older.state}: {older.reason}; the service still serves {serving}"
+            f"{older.state}: {older.reason}; the service still serves {serving}. Production "
+            f"took v2 after {SOAK_MINUTES * 60:g} s healthy in staging (asked, it waited "
+            f"{waited:.0f} s) with the founder's {self.tags[-1]}"
         )
-        inc.workflows = [newer.deployment_id, older.deployment_id]
+        inc.workflows = [newer.deployment_id, older.deployment_id, promoted.deployment_id]
 
     # And the money: a task whose cost runs away is paused by the cost governor.
     async def runaway_cost(self, inc: Incident) -> None:
@@ -574,10 +590,16 @@ class Demo:
         )
         inc.workflows = [constants.task_workflow_id(task), constants.session_workflow_id(analyst)]
 
-    async def deploy(self, ref: str, agent: str) -> DeployView:
+    async def deploy(self, ref: str, agent: str, environment: str = "staging") -> DeployView:
         from tether.signing import load_private, sign
 
-        request = DeployRequest(service=self.w.service, ref=ref, agent=agent, reason="demo")
+        request = DeployRequest(
+            service=self.w.service,
+            ref=ref,
+            agent=agent,
+            reason="demo",
+            environment=environment,
+        )
         view = await api.request_deploy(self.client, self.w.task_queue, request)
         view = await self._until(view.deployment_id, lambda v: v.commit is not None)
         # As `tether approve` does: the founder's signed tag on the commit, then the approval.

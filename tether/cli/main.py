@@ -33,6 +33,7 @@ from tether.client import agent as agent_client
 from tether.client import connect
 from tether.config import EXAMPLE_CONFIG, Settings, describe_validation_error, load_config
 from tether.contracts import (
+    ENVIRONMENTS,
     Artifact,
     DeployRequest,
     DeployState,
@@ -472,12 +473,16 @@ def render_deploy(view: DeployView, trail: list[dict[str, Any]] | None = None) -
     commit = view.commit[:12] if view.commit else "?"
     lines = [
         f"deployment {view.deployment_id}: {view.state}",
-        f"  {r.service} at {r.ref} ({commit}), requested by {r.agent}",
+        f"  {r.service} to {r.environment} at {r.ref} ({commit}), requested by {r.agent}",
     ]
     if view.state == DeployState.QUEUED:
         lock = "holds the lock" if view.holds_lock else "waits for the lock"
         approval = "approved" if view.approval else "waits for the founder's approval"
+        if view.approval and view.approval.tag:
+            approval += f" with {view.approval.tag}"
         lines.append(f"  {lock}; {approval} (tether approve {view.deployment_id})")
+        if view.waiting_for:
+            lines.append(f"  waits: {view.waiting_for}")
     for refusal in view.approval_refusals:
         lines.append(f"  approval refused: {refusal}")
     if view.reason:
@@ -493,7 +498,13 @@ def render_deploy(view: DeployView, trail: list[dict[str, Any]] | None = None) -
 
 
 async def cmd_deploy_request(args: argparse.Namespace, settings: Settings) -> int:
-    req = DeployRequest(service=args.service, ref=args.ref, agent=args.agent, reason=args.reason)
+    req = DeployRequest(
+        service=args.service,
+        ref=args.ref,
+        agent=args.agent,
+        reason=args.reason,
+        environment=args.env,
+    )
     view = await api.request_deploy(await _client(settings), settings.task_queue, req)
     if args.json:
         _print_json(view.model_dump(mode="json"))
@@ -517,15 +528,15 @@ async def cmd_deploy_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_deploy_queue(args: argparse.Namespace, settings: Settings) -> int:
-    lock = await api.deploy_queue(await _client(settings), args.service)
+    lock = await api.deploy_queue(await _client(settings), args.service, args.env)
     if args.json:
         _print_json(lock.model_dump(mode="json"))
         return 0
     if lock.holder is None:
-        print(f"{args.service}: free")
+        print(f"{lock.service}: free")
     else:
         until = f", lease until {lock.lease_until:%H:%M:%S} UTC" if lock.lease_until else ""
-        print(f"{args.service}: held by {lock.holder.deployment_id} ({lock.holder.agent}){until}")
+        print(f"{lock.service}: held by {lock.holder.deployment_id} ({lock.holder.agent}){until}")
     for n, w in enumerate(lock.waiting, 1):
         print(f"  {n}. {w.deployment_id} ({w.agent}, since {w.requested_at:%H:%M:%S})")
     return 0
@@ -984,6 +995,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", required=True, help="commit, tag or branch (resolved to a commit now)")
     p.add_argument("--agent", required=True)
     p.add_argument("--reason", default="")
+    p.add_argument(
+        "--env",
+        choices=ENVIRONMENTS,
+        default="staging",
+        help="staging (default), or production: only a commit that ran healthy in staging for "
+        "the service's soak_minutes",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_deploy_request)
     p = dsub.add_parser("show", help="a deployment, with its audit trail")
@@ -992,6 +1010,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_deploy_show)
     p = dsub.add_parser("queue", help="who holds a service's deploy lock and who waits")
     p.add_argument("service")
+    p.add_argument("--env", choices=ENVIRONMENTS, default="staging")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_deploy_queue)
 
@@ -1003,7 +1022,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing key")
     p.set_defaults(func=cmd_keygen)
     for name, decision in (("approve", "approve"), ("reject", "reject")):
-        p = sub.add_parser(name, help=f"{name} a deployment, signed with the founder's key")
+        p = sub.add_parser(
+            name,
+            help=f"{name} a deployment, signed with the founder's key (approving makes and "
+            "pushes the founder's signed tag staging|production/<service>/<n>)",
+        )
         p.add_argument("deployment")
         p.add_argument("--key", help=KEY_HELP)
         p.add_argument("--by", default="founder")

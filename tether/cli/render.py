@@ -133,11 +133,30 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
     lines += _table(rows) if len(rows) > 1 else ["  no open task"]
 
     lines.append("")
+    lines.append(paint("Running", "bold"))
+    rows = [["SERVICE", "ENV", "COMMIT", "REF", "SINCE", "DEPLOYMENT"]]
+    for r in report.running:
+        since = f"{r.since:%Y-%m-%d %H:%M}" if r.since else "-"
+        rows.append(
+            [r.service, r.environment, r.commit[:12], r.ref or "-", since, r.deployment_id or "-"]
+        )
+    lines += _table(rows) if len(rows) > 1 else ["  nothing deployed yet"]
+
+    lines.append("")
     lines.append(paint("Deployments (last 24 h)", "bold"))
-    rows = [["DEPLOYMENT", "SERVICE", "STATE", "REF", "AGENT"]]
+    rows = [["DEPLOYMENT", "SERVICE", "ENV", "STATE", "REF", "AGENT"]]
     for d in report.deployments:
         ref = f"{d.ref} {d.commit[:8]}" if d.ref and d.commit else d.ref
-        rows.append([d.deployment_id, d.service, state(d.state), ref or "-", d.agent or "-"])
+        rows.append(
+            [
+                d.deployment_id,
+                d.service,
+                d.environment,
+                state(d.state),
+                ref or "-",
+                d.agent or "-",
+            ]
+        )
     lines += _table(rows) if len(rows) > 1 else ["  none"]
     for q in report.queues:
         waiting = ", ".join(q.waiting) or "nobody"

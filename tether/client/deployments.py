@@ -55,7 +55,10 @@ async def request_deploy(client: Client, task_queue: str, req: DeployRequest) ->
         id=deployment_id,
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        static_summary=f"Deploy {req.service} at {req.ref} for {req.agent}",
+        static_summary=(
+            f"Deploy {constants.deploy_lane(req.service, req.environment)} at {req.ref} "
+            f"for {req.agent}"
+        ),
     )
     call = client.execute_update_with_start_workflow(
         DeploymentWorkflow.planned, start_workflow_operation=start
@@ -76,16 +79,18 @@ async def deploy_view(client: Client, deployment_id: str) -> DeployView:
     return await ask(call, f"deployment {deployment_id}", not_found)
 
 
-async def deploy_queue(client: Client, service: str) -> LockView:
+async def deploy_queue(client: Client, service: str, environment: str = "staging") -> LockView:
+    """Who holds the lock of the service in the environment, and who waits."""
+    lane = constants.deploy_lane(service, environment)
     handle = client.get_workflow_handle_for(
-        ServiceLockWorkflow.run, constants.lock_workflow_id(service)
+        ServiceLockWorkflow.run, constants.lock_workflow_id(service, environment)
     )
     try:
         return await handle.query(ServiceLockWorkflow.queue)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            return LockView(service=service)
-        raise TetherError(f"lock of {service}: Temporal refused the query: {exc}") from exc
+            return LockView(service=lane)
+        raise TetherError(f"lock of {lane}: Temporal refused the query: {exc}") from exc
 
 
 def prepare_approval(
@@ -122,15 +127,17 @@ def prepare_approval(
 def tag_approval(
     view: DeployView, repository: Path, remote: str | None, key: Ed25519PrivateKey, by: str
 ) -> tuple[str, bool]:
-    """The founder's signed tag `staging/<service>/<n>` on the deployment's commit, made in the
-    service's repository (its clone at `repository`) and pushed to `remote` when the clone has
-    it: (the tag, whether it was pushed). A deploy pipeline that keys on tags sees it; Tether's
-    worker rolls out only while it verifies."""
+    """The founder's signed tag `<environment>/<service>/<n>` on the deployment's commit, made
+    in the service's repository (its clone at `repository`) and pushed to `remote` when the
+    clone has it: (the tag, whether it was pushed). A deploy pipeline that keys on tags sees it;
+    Tether's worker rolls out only while it verifies."""
     if view.commit is None:
         raise TetherError(f"deployment {view.deployment_id} has no commit yet ({view.state})")
-    service = view.request.service
-    tag = tags.next_tag(repository, remote, "staging", service)
-    message = f"{service}: {view.request.ref} approved for staging by {by} ({view.deployment_id})"
+    service, environment = view.request.service, view.request.environment
+    tag = tags.next_tag(repository, remote, environment, service)
+    message = (
+        f"{service}: {view.request.ref} approved for {environment} by {by} ({view.deployment_id})"
+    )
     tags.create_signed_tag(repository, tag, view.commit, message, key, by)
     pushed = tags.push_tag(repository, remote, tag)
     return tag, pushed

@@ -40,11 +40,23 @@ class DeploymentStatus(Model):
     deployment_id: str
     service: str
     state: str
+    environment: str = "staging"
     ref: str = ""
     commit: str | None = None
     agent: str = ""
     reason: str = ""
     at: datetime | None = None
+
+
+class RunningStatus(Model):
+    """What runs where: a service's last finished deployment in one environment."""
+
+    service: str
+    environment: str
+    commit: str
+    ref: str = ""
+    deployment_id: str = ""
+    since: datetime | None = None
 
 
 class QueueStatus(Model):
@@ -68,6 +80,8 @@ class StatusReport(Model):
     # Tasks not done or cancelled, the held ones first.
     tasks: list[TaskSummary] = Field(default_factory=list)
     deployments: list[DeploymentStatus] = Field(default_factory=list)
+    # What runs where, per service and environment.
+    running: list[RunningStatus] = Field(default_factory=list)
     queues: list[QueueStatus] = Field(default_factory=list)
     # One line each: what stops work now (held tasks, blocked sessions).
     blockers: list[str] = Field(default_factory=list)
@@ -164,6 +178,7 @@ async def gather_status(
     except Exception as exc:  # the rest of the status is still worth showing
         why = str(exc) or type(exc).__name__
         report.problems.append(f"deployments could not be listed from Temporal: {why}")
+    report.running = [RunningStatus(**row) for row in await store.running_everywhere()]
     report.inbox_open = await store.open_inbox_count()
     report.refused_total, recent = await store.refusals(limit=5)
     report.refused_recent = [
@@ -233,13 +248,14 @@ async def _deployments(
     for d in deployments:
         row = recorded.get(d.deployment_id)
         if row is not None:
-            d.ref, d.commit = row["ref"], row["commit"]
+            d.ref, d.commit, d.environment = row["ref"], row["commit"], row["environment"]
     by_id = {d.deployment_id: d for d in deployments}
     for view in await asyncio.gather(*(_answer(deploy_view(client, d)) for d in running)):
         if view is not None:
             d = by_id[view.deployment_id]
             d.state, d.ref, d.commit = view.state.value, view.request.ref, view.commit
-            d.reason = view.reason or ""
+            d.environment = view.request.environment
+            d.reason = view.reason or view.waiting_for or ""
     queues = []
     lock_query = "WorkflowType = 'ServiceLockWorkflow' AND ExecutionStatus = 'Running'"
     async for wf in client.list_workflows(lock_query, limit=100):

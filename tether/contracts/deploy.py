@@ -27,6 +27,11 @@ DEPLOY_FINAL = frozenset(
     {DeployState.DONE, DeployState.FAILED, DeployState.REFUSED, DeployState.EXPIRED}
 )
 
+# Where a service runs, in the order a commit goes through them: production takes only a
+# commit that was healthy in staging for the service's `soak_minutes`.
+Environment = Literal["staging", "production"]
+ENVIRONMENTS: tuple[Environment, ...] = ("staging", "production")
+
 
 class DeployRequest(Model):
     service: str = Field(pattern=NAME_PATTERN)
@@ -34,15 +39,20 @@ class DeployRequest(Model):
     ref: str = Field(min_length=1, max_length=200, pattern=r"^[^\s~^:?*\[\\]+$")
     agent: str = Field(pattern=NAME_PATTERN)
     reason: str = Field(default="", max_length=500)
+    environment: Environment = "staging"
 
 
 class DeployPlan(Model):
-    """The service as tether.toml describes it, read by the deployment's first activity."""
+    """The service as tether.toml describes it for the request's environment, read by the
+    deployment's first activity."""
 
     service: str
     repository: str
     commit: str
     ref: str
+    environment: Environment = "staging"
+    # Production: how long the commit must have run healthy in staging first.
+    soak_minutes: float = 0.0
     cooldown_minutes: float
     cooldown_mode: Literal["refuse", "wait"] = "refuse"
     approval_ttl_minutes: float
@@ -105,6 +115,7 @@ class JudgeInput(Model):
     commit: str
     received: Approval
     received_at: datetime
+    environment: Environment = "staging"
 
 
 class AuditInput(Model):
@@ -118,6 +129,7 @@ class AuditInput(Model):
 
 class RolloutClaim(Model):
     service: str
+    environment: Environment = "staging"
     deployment_id: str
     at: datetime
     cooldown_minutes: float
@@ -137,6 +149,8 @@ class RolloutSlot(Model):
 
 class StaleInput(Model):
     service: str
+    environment: Environment = "staging"
+    deployment_id: str | None = None
     repository: str
     commit: str
     # The founder's tag the deployment was approved with: it must still verify and point at
@@ -153,6 +167,7 @@ class StaleVerdict(Model):
 class RolloutInput(Model):
     deployment_id: str
     service: str
+    environment: Environment = "staging"
     ref: str
     commit: str
     step: Literal["rollout", "restart", "rollback"] = "rollout"
@@ -172,6 +187,7 @@ class RolloutResult(Model):
 class RecordDeployInput(Model):
     deployment_id: str
     service: str
+    environment: Environment = "staging"
     commit: str
     ref: str
     agent: str
@@ -184,6 +200,7 @@ class LockRequest(Model):
     service: str
     agent: str
     requested_at: datetime
+    environment: Environment = "staging"
 
 
 class LockRelease(Model):
@@ -222,6 +239,8 @@ class DeployView(Model):
     holds_lock: bool = False
     approval: Approval | None = None
     approval_refusals: list[str] = Field(default_factory=list)
+    # What an approved deployment waits for before it queues (production: staging's soak).
+    waiting_for: str = ""
     reason: str = ""
     rollout: RolloutResult | None = None
     health: list[CheckEvidence] = Field(default_factory=list)
@@ -232,6 +251,33 @@ class DeployView(Model):
 class DeployInput(Model):
     deployment_id: str
     request: DeployRequest
+
+
+class SoakInput(Model):
+    """Was `commit` healthy in the service's staging for `minutes`, as of `now`?"""
+
+    service: str
+    commit: str
+    minutes: float
+    now: datetime
+
+
+class SoakVerdict(Model):
+    ok: bool
+    reason: str
+    # Not yet: it runs healthy in staging now and will have soaked long enough at this time.
+    ready_at: datetime | None = None
+
+
+class TagNotice(Model):
+    """A tag that is not the founder's, for the founder's inbox, the audit and the session of
+    the agent it concerns (the one whose deployment named it, or who the tagger says made it)."""
+
+    service: str
+    tag: str | None = None
+    problem: str
+    agent: str | None = None
+    deployment_id: str | None = None
 
 
 class TagWatchInput(Model):

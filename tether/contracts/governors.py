@@ -87,7 +87,7 @@ class Report(Model):
 
 
 class Directive(Model):
-    kind: Literal["compact", "trim", "handoff", "cost_warning", "cost_pause", "loop_stop"]
+    kind: Literal["compact", "trim", "handoff", "cost_warning", "cost_pause", "loop_stop", "notice"]
     text: str
 
 

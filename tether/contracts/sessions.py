@@ -173,6 +173,8 @@ class SessionView(Model):
     pseudo_work: bool = False
     # What the agent is told while the session is blocked (the blocker's message).
     notice: str = ""
+    # What Tether told the session and the agent has not read yet (with its next report).
+    notices: list[str] = Field(default_factory=list)
     # When the session is ended by Tether if nothing ends it before.
     deadline: datetime | None = None
     # The memory, anti-loop and cost governors (issue 4): carried across continue-as-new.
@@ -182,6 +184,14 @@ class SessionView(Model):
     # The sequence of the session's read-model writes: a late write of an older snapshot never
     # overwrites a newer one in PostgreSQL.
     seq: int = 0
+
+
+class NoticeInput(Model):
+    """Something Tether tells the agent's session (from the workers: a refused deployment tag):
+    the agent reads it with the answer to its next report."""
+
+    kind: Literal["tag_refused"] = "tag_refused"
+    text: str = Field(min_length=1, max_length=1000)
 
 
 class AttachInput(Model):
