@@ -99,6 +99,7 @@ class DeploymentWorkflow:
         v = self.view
         self._show()
         renewer: asyncio.Task[None] | None = None
+        torn_down = False
         try:
             try:
                 plan: DeployPlan = await self._act(
@@ -133,10 +134,18 @@ class DeploymentWorkflow:
             self.view.reason = "cancelled"
             await self._end(DeployState.REFUSED, "the deployment was cancelled")
             raise
+        except GeneratorExit:
+            # Garbage collection is closing this coroutine after its worker let go of it
+            # (sdk-python#494): this code may now run inside another workflow's activation,
+            # where any command would land in that workflow's history. Do nothing.
+            torn_down = True
+            raise
         finally:
-            if renewer is not None:
+            if renewer is not None and not torn_down:
                 renewer.cancel()
-            if self._queued:
+            if torn_down:
+                pass
+            elif self._queued:
                 await self._release()
             elif workflow.patched(ALWAYS_RELEASES_PATCH):
                 # The lock ignores a release from a deployment it neither holds nor queues.
