@@ -20,6 +20,7 @@ from activities.deploy import DeployActivities
 from activities.founder import FounderActivities
 from activities.messages import MessageActivities
 from activities.notify import NotifyActivities
+from activities.runner import RunnerActivities
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
@@ -53,6 +54,7 @@ def build_worker(
     store: Store,
     config: TetherConfig,
     keys: tuple[Trust, Signer] | None = None,
+    settings: Settings | None = None,
 ) -> Worker:
     """Every workflow and activity on `task_queue`. `keys`: the public keys the workflows accept
     seals from and the workers' signer (tether.keys.worker_keys); without them, a key made for
@@ -65,6 +67,8 @@ def build_worker(
     founder = FounderActivities(store, config)
     notifier = NotifyActivities(store, config)
     messages = MessageActivities(store)
+    # Where agents Tether runs keep their worktrees, and the gateway they report to.
+    runner = RunnerActivities(store, config, settings or Settings.from_env())
     return Worker(
         # Activities that message workflows seal with the workers' key.
         sealed(client, signer),
@@ -101,6 +105,8 @@ def build_worker(
             deploys.request_lock,
             deploys.watch_deploy_tags,
             deploys.staging_soak,
+            runner.run_policy,
+            runner.run_agent,
             founder.judge_order,
             notifier.deliver_webhook,
             notifier.record_delivery,
@@ -147,7 +153,7 @@ async def serve(
         await ensure_credential_watch(
             client, settings.task_queue, config.notifications.expiry_check_hours
         )
-        worker = build_worker(client, settings.task_queue, Store(pool), config, keys)
+        worker = build_worker(client, settings.task_queue, Store(pool), config, keys, settings)
         async with worker:
             log.info("worker polling %s on %s", settings.task_queue, address)
             if on_ready:

@@ -289,6 +289,15 @@ class Store:
         )
         return agent
 
+    async def revoke_token(self, token: str, by: str) -> None:
+        """Revoke one token (the runner's, when the process it was made for has ended)."""
+        await self.pool.execute(
+            """UPDATE agent_tokens SET revoked_at = now(), revoked_by = $2
+               WHERE token_hash = $1 AND revoked_at IS NULL""",
+            token_hash(token),
+            by,
+        )
+
     async def revoke_agent_tokens(self, agent: str, by: str) -> int:
         done = await self.pool.execute(
             """UPDATE agent_tokens SET revoked_at = now(), revoked_by = $2

@@ -43,8 +43,10 @@ from tether.contracts import (
     RecheckInput,
     ReleaseInput,
     Report,
+    RunRequest,
     SessionInput,
     ShellCheck,
+    StopInput,
     SubmitInput,
     TaskClaimedInput,
     TaskSpec,
@@ -215,6 +217,8 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
             Message(
                 S, session, "notice", "signal", NoticeInput(text="forged: push the tag"), agent
             ),
+            Message(S, session, "run_agent", "update", RunRequest(prompt="forged"), agent),
+            Message(S, session, "stop_agent", "update", StopInput(reason="forged"), agent),
             Message(T, other, "claim", "update", ClaimInput(agent=agent), agent),
             Message(T, task, "submit", "update", SubmitInput(agent=agent), agent),
             Message(

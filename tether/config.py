@@ -130,6 +130,31 @@ class Repository(Model):
         return str(Path(value).expanduser())
 
 
+class AgentRunner(Model):
+    """`[agents.run]`: how Tether starts the agent itself (`tether run`). Claude Code runs as
+    `claude -p PROMPT --output-format stream-json` with the hooks pointing at the gateway;
+    runtime "command" runs `command`, an argv template with {prompt}, {session}, {agent} and
+    {worktree}. The process gets the agent's token, the gateway's URL, `env`, and the secrets
+    `secret_env` names (variable -> a [credentials] entry), read by the worker, nothing else of
+    the worker's environment but PATH."""
+
+    binary: str = "claude"
+    command: list[str] = Field(default_factory=list)
+    # The process's HOME (Claude Code keeps its settings and transcripts there); default: the
+    # worker's own. Never inside TETHER_HOME: the gateway reads no transcript from there.
+    home: str | None = None
+    model: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    secret_env: dict[str, str] = Field(default_factory=dict)
+    # SIGTERM, then SIGKILL after this long.
+    stop_grace_seconds: float = Field(default=5, ge=0, le=120)
+    # A crash restarts after `restart_backoff_seconds`, doubling up to 60 s; this many identical
+    # crashes in a row are a loop: the run stops and the founder is told.
+    crash_limit: int = Field(default=5, ge=1, le=50)
+    restart_backoff_seconds: float = Field(default=2, ge=0, le=600)
+
+
 class Agent(Model):
     name: str = Field(pattern=NAME_PATTERN)
     role: str = "coding"
@@ -144,6 +169,7 @@ class Agent(Model):
     fail_closed: bool = True
     # Overrides of [thresholds] for this agent only, e.g. { context_window = 1000000 }.
     thresholds: dict[str, float | int] = Field(default_factory=dict)
+    run: AgentRunner = Field(default_factory=AgentRunner)
 
     @property
     def login(self) -> str:
@@ -339,6 +365,17 @@ class TetherConfig(Model):
         if dupes:
             raise ValueError(f"agent names must be unique; repeated: {', '.join(dupes)}")
         for agent in self.agents:
+            for var, cred in agent.run.secret_env.items():
+                if cred not in self.credentials:
+                    raise ValueError(
+                        f"agent '{agent.name}' run.secret_env.{var} names credential '{cred}', "
+                        "which is not defined under [credentials]"
+                    )
+            if agent.runtime == "command" and not agent.run.command:
+                raise ValueError(
+                    f"agent '{agent.name}' has runtime 'command' but no run.command: give the "
+                    "argv to start it, e.g. command = ['my-agent', '--prompt', '{prompt}']"
+                )
             for cred in agent.credentials:
                 if cred not in self.credentials:
                     raise ValueError(

@@ -41,20 +41,27 @@ ledger and tool-call log are written in batches from the main loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.founder import FounderActivities
+    from activities.runner import RunnerActivities
     from activities.sessions import SessionActivities
     from tether import constants, errors
     from tether.contracts import (
         GOVERNOR,
         HOLD_STATES,
+        AgentLaunch,
+        AgentRun,
         Artifact,
         ArtifactInput,
         ArtifactResult,
@@ -84,10 +91,13 @@ with workflow.unsafe.imports_passed_through():
         ReleaseInput,
         Report,
         ReportAnswer,
+        RunOutcome,
+        RunRequest,
         SessionInput,
         SessionSetup,
         SessionState,
         SessionView,
+        StopInput,
         SyncInput,
         TaskClaimedInput,
         TaskState,
@@ -106,6 +116,14 @@ FLUSH_EVERY = timedelta(seconds=60)
 REPORTS_PER_RUN = 1000
 # Notices kept for the agent's next report (the latest ones).
 NOTICES_KEPT = 5
+# The agent's process (issue 15): its heartbeat, how long Tether waits for it to be gone once
+# it stops it, and the longest pause between restarts after a crash.
+RUNNER_HEARTBEAT = timedelta(seconds=5)
+RUNNER_STOP_WAIT = timedelta(seconds=60)
+RESTART_BACKOFF_CAP = 60.0
+ACTIVE_PHASES = ("starting", "running", "restarting")
+# While the agent's process runs, the session leaves its run only past this many events.
+RUNNING_HISTORY_LIMIT = 20_000
 GOVERNORS_PATCH = "tether-governors"
 # Since issue 12: a task claimed before the session started becomes the session's task.
 ADOPTS_CLAIM_PATCH = "session-adopts-claimed-task"
@@ -154,6 +172,9 @@ class AgentSessionWorkflow:
         # A handoff ends the session without a pseudo-work verdict: the work goes on.
         self._handed_off = False
         self._governors = True
+        # The agent's process, when Tether runs it: the supervising task and its activity.
+        self._runner: asyncio.Task[None] | None = None
+        self._process: workflow.ActivityHandle[RunOutcome] | None = None
 
     @workflow.run
     async def run(self, inp: SessionInput) -> SessionView:
@@ -163,6 +184,13 @@ class AgentSessionWorkflow:
             self._set_search_attributes()
             async with self._lock:
                 await self._startup()
+        elif self.view.run is not None and self.view.run.phase in (
+            "starting",
+            "running",
+            "restarting",
+        ):
+            # Carried across continue-as-new: the runtime session goes on where it was.
+            self._runner = asyncio.create_task(self._supervise(resume=True))
         deadline = self.view.deadline or workflow.now()
         while True:
             left = (deadline - workflow.now()).total_seconds()
@@ -196,14 +224,25 @@ class AgentSessionWorkflow:
             )
             end = self._end
             if end is None:
-                # Unwritten ledger rows and tool calls travel in the carried state.
+                # The agent's process stops here and resumes its runtime session in the next
+                # run; unwritten ledger rows and tool calls travel in the carried state.
+                await self._stop_process("the session continues in a new run", carry=True)
                 workflow.continue_as_new(SessionInput(agent=self.view.agent, carried=self.view))
+        await self._stop_process(f"the session ended: {end.reason}")
         async with self._lock:
             await self._finish(end)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.view
 
     def _leave_run(self) -> bool:
+        if self._runner is not None and not self._runner.done():
+            # Leaving the run stops the agent's process (it resumes in the next run): only
+            # when the history really is long. The server's suggestion alone comes early (seen
+            # right after the first activity of a run on the dev server).
+            return (
+                self._run_reports >= REPORTS_PER_RUN
+                or workflow.info().get_current_history_length() >= RUNNING_HISTORY_LIMIT
+            )
         return (
             workflow.info().is_continue_as_new_suggested() or self._run_reports >= REPORTS_PER_RUN
         )
@@ -297,6 +336,41 @@ class AgentSessionWorkflow:
     @note.validator
     def _validate_note(self, inp: NoteInput) -> None:
         self._check_open()
+
+    @workflow.update
+    async def run_agent(self, inp: RunRequest) -> SessionView:
+        """`tether run AGENT`: start the agent's process now, in this session; returns once it
+        is launched (or refused: a blocked or held session runs nothing)."""
+        v = self.view
+        await workflow.wait_condition(lambda: v.state != SessionState.STARTING)
+        if v.state != SessionState.ACTIVE or v.governor.hold is not None:
+            why = v.notice or (
+                governors.hold_message(v.governor.hold) if v.governor.hold else str(v.state)
+            )
+            raise _refuse(f"{v.agent} cannot run now: {why}")
+        if v.external_id is None:
+            v.external_id = str(workflow.uuid4())
+        v.run = AgentRun(request=inp, runtime_session=v.external_id)
+        self._runner = asyncio.create_task(self._supervise(resume=False))
+        await workflow.wait_condition(lambda: v.run is None or v.run.phase != "starting")
+        return v
+
+    @run_agent.validator
+    def _validate_run(self, inp: RunRequest) -> None:
+        self._check_open()
+        if self._runner is not None and not self._runner.done():
+            raise _refuse(f"{self.view.agent} is already running; `tether stop` it first")
+
+    @workflow.update
+    async def stop_agent(self, inp: StopInput) -> SessionView:
+        """`tether stop AGENT`: end the agent's process group now (SIGTERM, then SIGKILL)."""
+        await self._stop_process(f"{inp.reason} ({inp.by})")
+        return self.view
+
+    @stop_agent.validator
+    def _validate_stop(self, inp: StopInput) -> None:
+        if self._runner is None or self._runner.done():
+            raise _refuse(f"Tether is not running {self.view.agent}'s process; nothing to stop")
 
     @workflow.signal
     def notice(self, inp: NoticeInput) -> None:
@@ -781,9 +855,134 @@ class AgentSessionWorkflow:
 
     # --- governors ----------------------------------------------------------------------------
 
-    async def _hold(self, hold: Hold) -> None:
-        """Loop or cost: hold the task, tell the founder; the agent hears it in the answer."""
+    # --- the agent's process ------------------------------------------------------------------
+
+    async def _supervise(self, resume: bool) -> None:
+        """Run the agent's process until it finishes, is stopped, or crashes into a loop; a
+        crash or a lost worker restarts it, resuming its runtime session, after a backoff."""
         v = self.view
+        run = v.run
+        assert run is not None
+        if run.policy is None:
+            run.policy = await self._activity(RunnerActivities.run_policy, v.agent, retry.MUST_READ)
+        policy = run.policy
+        while True:
+            run.attempts += 1
+            run.phase = "running"
+            self._set_search_attributes()
+            launch = AgentLaunch(
+                agent=v.agent,
+                runtime=v.runtime,
+                runtime_session=run.runtime_session,
+                prompt=self._prompt(run, resume),
+                resume=resume,
+                attempt=run.attempts,
+            )
+            self._process = workflow.start_activity_method(
+                RunnerActivities.run_agent,
+                launch,
+                start_to_close_timeout=timedelta(hours=24),
+                heartbeat_timeout=RUNNER_HEARTBEAT,
+                # Restarts are this loop's, with the crash count; a lost worker is one too.
+                retry_policy=RetryPolicy(maximum_attempts=1),
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=f"{v.agent}'s {v.runtime} process, attempt {run.attempts}",
+            )
+            try:
+                outcome = await self._process
+            except ActivityError as err:
+                if isinstance(err.cause, CancelledError):
+                    run.phase = "stopped"
+                    return
+                if isinstance(err.cause, ActivityTimeout):
+                    outcome = RunOutcome(summary="the worker running it was lost")
+                else:
+                    outcome = RunOutcome(summary=f"could not run: {cause_text(err)}")
+                    run.last = outcome
+                    run.phase = "failed"
+                    await self._notify(inbox.run_failed(v, outcome.summary))
+                    return
+            finally:
+                self._process = None
+            run.last = outcome
+            run.cost_usd += outcome.cost_usd or 0.0
+            if outcome.is_error and outcome.api_status in (401, 403):
+                run.phase = "failed"
+                names = ", ".join(policy.credentials) or "the model API key"
+                await self._block(
+                    [],
+                    (
+                        names,
+                        f"was rejected by the model API ({outcome.api_status}): "
+                        + outcome.summary[:200],
+                    ),
+                )
+                return
+            if outcome.exit_code == 0 and not outcome.is_error:
+                run.phase = "finished"
+                if self._end is None:
+                    self._end = EndSessionInput(
+                        reason=f"the agent's run finished: {outcome.summary[:200]}", by="tether"
+                    )
+                return
+            run.crashes = [*run.crashes, outcome.crash_fingerprint()][-policy.crash_limit :]
+            same = len(run.crashes) >= policy.crash_limit and len(set(run.crashes)) == 1
+            if same:
+                run.phase = "failed"
+                hold = Hold(
+                    kind="loop",
+                    reason=f"the agent's process failed {len(run.crashes)} times the same way "
+                    f"({run.crashes[-1]})",
+                    since=workflow.now(),
+                    task_id=v.task_id,
+                    evidence={"crashes": list(run.crashes)},
+                )
+                v.governor.hold = hold
+                await self._hold(hold, stop=False)  # nothing runs: this is the supervisor
+                return
+            run.phase = "restarting"
+            self._set_search_attributes()
+            backoff = min(
+                policy.restart_backoff_seconds * 2 ** (len(run.crashes) - 1), RESTART_BACKOFF_CAP
+            )
+            await workflow.sleep(timedelta(seconds=max(backoff, 0.001)))
+            resume = True
+
+    def _prompt(self, run: AgentRun, resume: bool) -> str:
+        if resume:
+            return (
+                "Tether restarted this session after its process ended unexpectedly; continue "
+                "the work where it stopped."
+            )
+        task = f" Your task: {run.request.task_id}." if run.request.task_id else ""
+        return (run.request.prompt or "Start your work.") + task
+
+    async def _stop_process(self, reason: str, carry: bool = False) -> None:
+        """End the agent's process (its whole group) and wait until it is gone."""
+        runner, process = self._runner, self._process
+        if runner is None or runner.done():
+            return
+        if self.view.run is not None and not carry:
+            self.view.run.stop_reason = reason
+        if process is not None:
+            process.cancel()
+        else:
+            runner.cancel()  # between attempts: nothing runs
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await workflow.wait_condition(
+                lambda: runner.done(), timeout=RUNNER_STOP_WAIT.total_seconds()
+            )
+        if self.view.run is not None:
+            self.view.run.phase = "restarting" if carry else "stopped"
+        self._set_search_attributes()
+
+    async def _hold(self, hold: Hold, stop: bool = True) -> None:
+        """Loop or cost: end the agent's process if Tether runs it (before the report that
+        caused the hold is answered, so no model turn starts after it), hold the task, tell the
+        founder; the agent hears it in the answer."""
+        v = self.view
+        if stop:
+            await self._stop_process(f"held by Tether's governor: {hold.reason}")
         if hold.task_id is not None:
             await messaging.tell(
                 constants.task_workflow_id(hold.task_id),

@@ -22,7 +22,7 @@ from activities.store import Store, connect_pool, migrate
 from tests.support import keys
 from tests.support.gateway import GatewayRig, running_gateway
 from tests.support.helpers import FakeForge, clean_environment, make_repo
-from tether.config import TetherConfig
+from tether.config import Settings, TetherConfig
 
 # Distinctive values, so that a test can look for them anywhere they must not be.
 TOKEN_ENV = "TETHER_TEST_FORGE_TOKEN"
@@ -86,11 +86,14 @@ async def running_team(
     store = Store(pool)
     queue = f"sessions-{suffix}"
     try:
-        async with (
-            tether_worker.build_worker(client, queue, store, config, keys.KEYS),
-            running_gateway(client, store, config, queue, HOOK_HOME) as gateway,
-        ):
-            yield Team(config, store, queue, repo, forge, names, gateway)
+        async with running_gateway(client, store, config, queue, HOOK_HOME) as gateway:
+            # Agents the worker runs itself keep their worktrees under this home and report to
+            # this gateway.
+            settings = Settings(home=tmp_path / "tether-home", gateway_url=gateway.url)
+            async with tether_worker.build_worker(
+                client, queue, store, config, keys.KEYS, settings
+            ):
+                yield Team(config, store, queue, repo, forge, names, gateway)
     finally:
         await pool.close()
 

@@ -41,9 +41,11 @@ from tether.contracts import (
     FounderOrder,
     NoteInput,
     Report,
+    RunRequest,
     SessionInput,
     SessionState,
     SessionView,
+    StopInput,
     SubmitResult,
     TaskRecord,
     TaskState,
@@ -305,7 +307,39 @@ def render_session(view: SessionView) -> str:
     if view.artifact_result:
         verdict = "PSEUDO-WORK" if view.pseudo_work else _mark(view.artifact_result.passed)
         lines.append(f"  artifact: {verdict}  {view.artifact_result.summary}")
+    if view.run is not None:
+        r = view.run
+        lines.append(
+            f"  run by Tether: {r.phase}, attempt {r.attempts}, runtime session {r.runtime_session}"
+        )
+        if r.stop_reason:
+            lines.append(f"    stopped: {r.stop_reason}")
+        if r.last is not None and r.last.summary:
+            lines.append(f"    last process: {r.last.summary[:200]}")
     return "\n".join(lines)
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """A founder action: start the agent's process now, in its session."""
+    config = load_config(settings.config_path)
+    agent = config.agent(args.agent)
+    if agent is None:
+        known = ", ".join(a.name for a in config.agents) or "none"
+        raise TetherError(f"agent {args.agent!r} is not in tether.toml (agents: {known})")
+    request = RunRequest(prompt=args.prompt or "", task_id=args.task, by=args.by)
+    view = await api.run_agent(
+        await _client(settings), settings.task_queue, agent.name, agent.runtime, request
+    )
+    print(render_session(view))
+    return 0
+
+
+async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
+    """A founder action: end the agent's process group now."""
+    request = StopInput(reason=args.reason or "stopped by the founder", by=args.by)
+    view = await api.stop_agent(await _client(settings), args.agent, request)
+    print(render_session(view))
+    return 0
 
 
 async def cmd_session_start(args: argparse.Namespace, settings: Settings) -> int:
@@ -888,6 +922,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="founder")
     p.add_argument("--key", help=KEY_HELP)
     p.set_defaults(func=_founder_action(api.resume_task, "resumed", "resume"))
+
+    p = sub.add_parser(
+        "run", help="start an agent's process now, supervised by its session (founder-signed)"
+    )
+    p.add_argument("agent")
+    p.add_argument("--prompt", help="what to tell it (default: start your work)")
+    p.add_argument("--task", help="the task it works on")
+    p.add_argument("--by", default="founder")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser(
+        "stop", help="end an agent's process group now: SIGTERM, then SIGKILL (founder-signed)"
+    )
+    p.add_argument("agent")
+    p.add_argument("--reason")
+    p.add_argument("--by", default="founder")
+    p.set_defaults(func=cmd_stop)
 
     session = sub.add_parser(
         "session", help="agent sessions: start, show, end, recheck, list, note, release, report"

@@ -42,9 +42,11 @@ from tether.client.sessions import (
     recheck_session,
     release_session,
     report,
+    run_agent,
     session_gate,
     session_view,
     start_session,
+    stop_agent,
 )
 from tether.client.status import StatusReport, gather_status
 from tether.client.tasks import (
@@ -85,9 +87,11 @@ __all__ = [
     "report",
     "request_deploy",
     "resume_task",
+    "run_agent",
     "session_gate",
     "session_view",
     "start_session",
+    "stop_agent",
     "submit_approval",
     "submit_task",
     "tag_approval",

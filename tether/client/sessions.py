@@ -33,9 +33,11 @@ from tether.contracts import (
     ReleaseInput,
     Report,
     ReportAnswer,
+    RunRequest,
     SessionInput,
     SessionState,
     SessionView,
+    StopInput,
 )
 from tether.errors import TetherError
 from workflows.session import AgentSessionWorkflow
@@ -186,4 +188,26 @@ async def release_session(
         by=by, reason=reason, task_id=hold.task_id if hold else None, order=order
     )
     call = _session_handle(client, agent).execute_update(AgentSessionWorkflow.release_hold, release)
+    return await _session_update(client, agent, call)
+
+
+async def run_agent(
+    client: Client, task_queue: str, agent: str, runtime: str, request: RunRequest
+) -> SessionView:
+    """`tether run AGENT`: open the agent's session (or use the open one), then have it start the
+    agent's process; returns once the process is launched. Founder-signed (the client's seal)."""
+    await start_session(
+        client,
+        task_queue,
+        SessionInput(agent=agent, runtime=runtime, task_id=request.task_id, source="tether-run"),
+    )
+    handle = _session_handle(client, agent)
+    call = handle.execute_update(AgentSessionWorkflow.run_agent, request)
+    return await _session_update(client, agent, call)
+
+
+async def stop_agent(client: Client, agent: str, request: StopInput) -> SessionView:
+    """`tether stop AGENT`: end the agent's process group now; returns once it is gone."""
+    handle = _session_handle(client, agent)
+    call = handle.execute_update(AgentSessionWorkflow.stop_agent, request)
     return await _session_update(client, agent, call)

@@ -72,6 +72,14 @@ from tether.contracts.orders import (
     OrderVerdict,
     RefusalRecord,
 )
+from tether.contracts.runs import (
+    AgentLaunch,
+    AgentRun,
+    RunOutcome,
+    RunPolicy,
+    RunRequest,
+    StopInput,
+)
 from tether.contracts.sessions import (
     ArtifactInput,
     ArtifactResult,
@@ -134,6 +142,8 @@ __all__ = [
     "MAX_CHECKS",
     "MAX_CHECK_ATTEMPTS",
     "TERMINAL_STATES",
+    "AgentLaunch",
+    "AgentRun",
     "Approval",
     "ApprovalVerdict",
     "Artifact",
@@ -208,6 +218,9 @@ __all__ = [
     "RolloutResult",
     "RolloutSlot",
     "RunCheckInput",
+    "RunOutcome",
+    "RunPolicy",
+    "RunRequest",
     "SessionInput",
     "SessionSetup",
     "SessionState",
@@ -217,6 +230,7 @@ __all__ = [
     "SoakVerdict",
     "StaleInput",
     "StaleVerdict",
+    "StopInput",
     "SubmitInput",
     "SubmitResult",
     "SyncInput",

@@ -11,6 +11,7 @@ from pydantic import Field, JsonValue
 from tether.contracts.base import Model
 from tether.contracts.governors import Governor, GovernorLimits
 from tether.contracts.orders import FounderOrder
+from tether.contracts.runs import AgentRun
 from tether.contracts.tasks import Artifact, TaskState
 from tether.names import NAME_PATTERN
 
@@ -175,6 +176,8 @@ class SessionView(Model):
     notice: str = ""
     # What Tether told the session and the agent has not read yet (with its next report).
     notices: list[str] = Field(default_factory=list)
+    # The agent's process, when Tether runs it (`tether run`).
+    run: AgentRun | None = None
     # When the session is ended by Tether if nothing ends it before.
     deadline: datetime | None = None
     # The memory, anti-loop and cost governors (issue 4): carried across continue-as-new.

@@ -112,3 +112,17 @@ def handoff_failed(v: SessionView, session_key: str, cause: str) -> InboxItem:
         title=f"{v.agent}'s handoff could not be archived: {cause}",
         detail={"see": f"tether session show {v.agent}"},
     )
+
+
+def run_failed(v: SessionView, why: str) -> InboxItem:
+    """Tether could not start the agent's process at all (a configuration or set-up problem)."""
+    run = v.run
+    which = f"{run.runtime_session}:{run.attempts}" if run else "-"
+    return InboxItem(
+        key=f"run-failed:{v.agent}:{which}",
+        kind="run_failed",
+        subject=v.agent,
+        title=f"Tether could not run {v.agent}: {why}"[:500],
+        detail={"see": f"tether session show {v.agent}"},
+        action=f"fix it, then: tether run {v.agent}",
+    )

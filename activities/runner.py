@@ -1,0 +1,284 @@
+"""The agent's process, run by Tether (issue 15): a heartbeating activity that starts the agent's
+runtime in the agent's own git worktree, reads its output as it comes, and ends its whole
+process group when the workflow cancels it (a hold, the founder's stop, the session's end).
+
+What the process gets: the agent's token for this run only (revoked when it ends), the gateway's
+URL, the runner's `env` and the secrets its `secret_env` names, and PATH. Nothing else of the
+worker's environment: no Temporal address, no database, no other secret. The process dies with
+the worker (PR_SET_PDEATHSIG on Linux), so a killed worker leaves no agent running unwatched;
+the run then resumes on another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from activities.checks import git
+from activities.credentials import SecretUnavailable, read_secret
+from activities.escalation import InvalidInput, escalating
+from activities.secrets import known_secrets, redact
+from activities.store import Store
+from tether.config import Agent, Settings, TetherConfig
+from tether.contracts import AgentLaunch, RunOutcome, RunPolicy
+from tether.hook.install import install
+
+HEARTBEAT_SECONDS = 1.0
+STDERR_KEPT = 4000
+_API_STATUS = re.compile(r"\b(401|403)\b")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the worker's thread that started it dies."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class RunnerActivities:
+    def __init__(self, store: Store, config: TetherConfig, settings: Settings) -> None:
+        self.store = store
+        self.config = config
+        self.settings = settings
+
+    def _agent(self, name: str) -> Agent:
+        for agent in self.config.agents:
+            if agent.name == name:
+                return agent
+        raise InvalidInput(f"agent {name!r} is not in tether.toml: Tether cannot run it")
+
+    async def worktree(self, agent: Agent) -> Path:
+        """The agent's own worktree of its first repository, on branch tether/<agent>, made once
+        and kept; an agent without a repository gets a plain folder."""
+        path = self.settings.home / "worktrees" / agent.name
+        if not agent.repositories:
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        if (path / ".git").exists():
+            return path
+        repo = self.config.repositories[agent.repositories[0]]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        base = repo.default_branch
+        found = await git(repo.path, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
+        if found.exit_code != 0:
+            base = "HEAD"
+        made = await git(
+            repo.path, "worktree", "add", "-B", f"tether/{agent.name}", str(path), base
+        )
+        if made.exit_code != 0:
+            said = made.stderr.head.decode(errors="replace").strip()
+            raise InvalidInput(f"could not make {agent.name}'s worktree at {path}: {said}")
+        return path
+
+    def _argv(self, agent: Agent, launch: AgentLaunch, worktree: Path) -> list[str]:
+        run = agent.run
+        if agent.runtime == "command":
+            values = {
+                "prompt": launch.prompt,
+                "session": launch.runtime_session,
+                "agent": agent.name,
+                "worktree": str(worktree),
+            }
+            return [part.format_map(values) for part in run.command]
+        argv = [run.binary]
+        if launch.resume:
+            argv += ["--resume", launch.runtime_session]
+        else:
+            argv += ["--session-id", launch.runtime_session]
+        argv += [
+            "-p",
+            launch.prompt,
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            # Unattended: no permission prompts. Tether's PreToolUse hook is what stops a tool.
+            "--permission-mode",
+            "bypassPermissions",
+        ]
+        if run.model:
+            argv += ["--model", run.model]
+        return argv + list(run.args)
+
+    def _environment(self, agent: Agent, token: str) -> tuple[dict[str, str], list[str]]:
+        """The process's environment, and the secret values in it (to redact its output)."""
+        secrets = [token]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(
+                Path(agent.run.home).expanduser()
+                if agent.run.home
+                else Path(os.environ.get("HOME") or Path.home())
+            ),
+            "TETHER_AGENT": agent.name,
+            "TETHER_GATEWAY_URL": self.settings.gateway_address,
+            "TETHER_AGENT_TOKEN": token,
+            "TETHER_HOME": str(self.settings.home / "agents" / agent.name),
+            **agent.run.env,
+        }
+        for var, name in agent.run.secret_env.items():
+            try:
+                value = read_secret(self.config.credentials[name])
+            except SecretUnavailable as exc:
+                raise InvalidInput(f"credential {name} (for {var}) {exc}") from exc
+            env[var] = value
+            secrets.append(value)
+        Path(env["HOME"]).mkdir(parents=True, exist_ok=True)
+        return env, secrets
+
+    @activity.defn
+    @escalating
+    async def run_policy(self, agent: str) -> RunPolicy:
+        run = self._agent(agent).run
+        return RunPolicy(
+            crash_limit=run.crash_limit,
+            restart_backoff_seconds=run.restart_backoff_seconds,
+            credentials=sorted(set(run.secret_env.values())),
+        )
+
+    @activity.defn
+    @escalating
+    async def run_agent(self, launch: AgentLaunch) -> RunOutcome:
+        """Run the agent's process to its end, heartbeating; cancelled, end its process group
+        (SIGTERM, then SIGKILL after the grace period) before reporting the cancellation."""
+        agent = self._agent(launch.agent)
+        worktree = await self.worktree(agent)
+        if agent.runtime == "claude-code":
+            install(
+                worktree,
+                agent.name,
+                sys.executable,
+                agent.fail_closed,
+                self.settings.gateway_address,
+            )
+        token = await self.store.mint_agent_token(agent.name, by="tether-runner")
+        try:
+            env, secrets = self._environment(agent, token)
+            return await self._run(agent, launch, worktree, env, secrets)
+        finally:
+            await self.store.revoke_token(token, by="tether-runner")
+
+    async def _run(
+        self,
+        agent: Agent,
+        launch: AgentLaunch,
+        worktree: Path,
+        env: dict[str, str],
+        secrets: list[str],
+    ) -> RunOutcome:
+        argv = self._argv(agent, launch, worktree)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=worktree,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            raise InvalidInput(
+                f"could not start {agent.name}'s runtime ({argv[0]}): {exc.strerror or exc}"
+            ) from exc
+        stream = _Stream()
+        stderr = bytearray()
+
+        async def read_out() -> None:
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                stream.feed(line)
+
+        async def read_err() -> None:
+            assert proc.stderr is not None
+            while chunk := await proc.stderr.read(4096):
+                stderr.extend(chunk)
+                del stderr[:-STDERR_KEPT]
+
+        async def beat() -> None:
+            while True:
+                activity.heartbeat(
+                    {"pid": proc.pid, "events": stream.events, "cost_usd": stream.cost_usd}
+                )
+                await asyncio.sleep(HEARTBEAT_SECONDS)
+
+        readers = asyncio.gather(read_out(), read_err())
+        beating = asyncio.create_task(beat())
+        try:
+            await readers
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            await _end_group(proc, agent.run.stop_grace_seconds)
+            readers.cancel()
+            raise
+        finally:
+            beating.cancel()
+        hidden = {f"secret {i}": s for i, s in enumerate(secrets)}
+        tail = redact(stderr.decode(errors="replace"), {**known_secrets(self.config), **hidden})
+        outcome = stream.outcome(code)
+        outcome.stderr_tail = tail[-STDERR_KEPT:]
+        return outcome
+
+
+async def _end_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM to the whole process group, SIGKILL after `grace` seconds if it still runs."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while proc.returncode is None and time.monotonic() < deadline:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+class _Stream:
+    """Claude Code's stream-json, line by line: the assistant's usage per message and the final
+    result. Lines that are not JSON (another runtime's output) are counted and ignored."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.result: dict[str, Any] | None = None
+        self.cost_usd: float | None = None
+
+    def feed(self, line: bytes) -> None:
+        self.events += 1
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(event, dict) and event.get("type") == "result":
+            self.result = event
+            cost = event.get("total_cost_usd")
+            if isinstance(cost, int | float):
+                self.cost_usd = float(cost)
+
+    def outcome(self, code: int) -> RunOutcome:
+        r = self.result
+        if r is None:
+            return RunOutcome(exit_code=code, summary=f"exited with code {code}, no result")
+        text = str(r.get("result") or r.get("subtype") or "")
+        is_error = bool(r.get("is_error"))
+        status = _API_STATUS.search(text) if is_error else None
+        turns = r.get("num_turns")
+        return RunOutcome(
+            exit_code=code,
+            result=str(r.get("subtype") or ""),
+            is_error=is_error,
+            api_status=int(status.group(1)) if status else None,
+            cost_usd=self.cost_usd,
+            turns=turns if isinstance(turns, int) else None,
+            summary=text[:500],
+        )

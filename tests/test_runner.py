@@ -1,0 +1,241 @@
+"""Tether runs the agent's process itself (issue 15, first part): `tether run` starts it in the
+agent's own worktree, supervised by its session workflow as a heartbeating activity; a hold or
+the founder's stop ends its whole process group; a crash restarts it, and identical crashes in a
+row are a loop. Through the real Claude Code CLI against the scripted model, and through the
+`command` runtime with small real programs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from tests.support.claude_code import BINARY, ensure_claude_code
+from tests.support.helpers import FakeForge, commit_file, eventually, git
+from tests.support.model_api import MODEL, ModelApi, Turn, Usage
+from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES
+from tests.support.sessions import Team, running_team
+from tether import client as api
+from tether.config import AgentRunner
+from tether.contracts import (
+    RunRequest,
+    SessionView,
+    ShellCheck,
+    StopInput,
+    TaskSpec,
+    TaskState,
+)
+
+
+def set_runner(team: Team, role: str, runtime: str, **run: Any) -> str:
+    """The agent's `[agents.run]`, as tether.toml would say it (the worker reads it live)."""
+    agent = next(a for a in team.config.agents if a.name == team.agent(role))
+    agent.runtime = runtime
+    agent.run = AgentRunner.model_validate(run)
+    return agent.name
+
+
+async def run_view(client: Client, agent: str) -> SessionView | None:
+    return await api.session_view(client, agent)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose: it runs nothing.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def processes_with(text: str) -> list[int]:
+    """Live processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_loop_in_a_run_ends_the_process_before_another_model_turn(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """The real Claude Code, started by `tether run`: at the fifth identical failure the hold
+    ends its process group before the report is answered, so the model is never asked again."""
+    ensure_claude_code()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(f"#!/bin/sh\necho '{FORBIDDEN}' >&2\nexit 1\n")
+    kubectl.chmod(0o755)
+    turns = [Turn.bash(c, Usage(20_000 + 1000 * i, 40)) for i, c in enumerate(KUBECTL_RETRIES)]
+    turns += [Turn.bash("kubectl rollout status deploy/api -n prod"), Turn.say("Gave up.")]
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        # The repository the agent's worktree is made from has the infra folder it cds into.
+        commit_file(team.repo, "infra/api.yaml", "kind: Deployment\n", "infra")
+        with ModelApi(turns) as model:
+            devops = set_runner(
+                team,
+                "devops",
+                "claude-code",
+                binary=str(BINARY),
+                model=MODEL,
+                home=str(tmp_path / "claude-home"),
+                env={
+                    "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
+                    "ANTHROPIC_BASE_URL": model.url,
+                    "ANTHROPIC_API_KEY": "sk-ant-test-dummy",
+                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                    "DISABLE_AUTOUPDATER": "1",
+                    "IS_SANDBOX": "1",
+                },
+                stop_grace_seconds=2,
+            )
+            task_id = f"rollout-{devops.rsplit('-', 1)[1]}"
+            spec = TaskSpec(id=task_id, title="Roll out", checks=[ShellCheck(command="true")])
+            await api.create_task(client, team.task_queue, spec)
+            await api.claim_task(client, task_id, devops)
+            request = RunRequest(prompt="Roll out api 1.4.3 to prod.", task_id=task_id)
+            started = await api.run_agent(client, team.task_queue, devops, "claude-code", request)
+            assert started.run is not None
+            session = started.run.runtime_session
+
+            async def stopped() -> SessionView | None:
+                view = await run_view(client, devops)
+                run = view.run if view else None
+                return view if run is not None and run.phase == "stopped" else None
+
+            view = await eventually(stopped, "the run to be stopped by the hold", seconds=90)
+            assert view.run is not None and view.run.stop_reason is not None
+            assert view.run.stop_reason.startswith("held by Tether's governor: kubectl set")
+            assert view.governor.hold is not None and view.governor.hold.kind == "loop"
+            # Five model turns, five failures, and not one request after the hold.
+            assert len(model.main_requests()) == 5, [r.turn for r in model.main_requests()]
+            assert processes_with(session) == []
+            record = await team.store.get_task(task_id)
+            assert record is not None and record.task.state == TaskState.BLOCKED
+
+        # It ran in its own worktree, on its own branch, with Tether's hooks.
+        worktree = tmp_path / "tether-home" / "worktrees" / devops
+        assert git(worktree, "rev-parse", "--abbrev-ref", "HEAD") == f"tether/{devops}"
+        assert (worktree / ".claude" / "settings.json").exists()
+        # The token made for the run no longer opens the gateway.
+        runner_tokens = [
+            t for t in await team.store.agent_tokens(devops) if t["created_by"] == "tether-runner"
+        ]
+        assert len(runner_tokens) == 1 and runner_tokens[0]["revoked_at"] is not None
+
+
+def crashing_program(tmp_path: Path, script: str) -> list[str]:
+    path = tmp_path / "agent.py"
+    path.write_text(script)
+    return [sys.executable, str(path), "{session}"]
+
+
+async def test_a_crash_restarts_and_identical_crashes_are_a_loop(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    counter = tmp_path / "starts"
+    program = crashing_program(
+        tmp_path,
+        "import sys, pathlib\n"
+        f"p = pathlib.Path({str(counter)!r})\n"
+        "n = int(p.read_text()) + 1 if p.exists() else 1\n"
+        "p.write_text(str(n))\n"
+        "sys.stderr.write('fatal: config file /etc/agent.yaml missing\\n')\n"
+        "sys.exit(3)\n",
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = set_runner(
+            team, "coder", "command", command=program, crash_limit=3, restart_backoff_seconds=0.2
+        )
+        await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
+
+        async def failed() -> SessionView | None:
+            view = await run_view(client, coder)
+            return view if view and view.run and view.run.phase == "failed" else None
+
+        view = await eventually(failed, "three identical crashes", seconds=60)
+        assert view.run is not None and view.run.attempts == 3, view.run
+        assert counter.read_text() == "3"
+        hold = view.governor.hold
+        assert hold is not None and hold.kind == "loop"
+        assert "failed 3 times the same way" in hold.reason
+        assert "exit 3: fatal: config file /etc/agent.yaml missing" in hold.reason
+        items = [i for i in await team.store.inbox() if i.kind == "loop_blocked"]
+        assert any(coder in i.title for i in items), [i.title for i in items]
+
+
+async def test_a_crash_then_a_clean_exit_finishes_the_run_and_the_session(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    counter = tmp_path / "starts"
+    program = crashing_program(
+        tmp_path,
+        "import sys, pathlib\n"
+        f"p = pathlib.Path({str(counter)!r})\n"
+        "n = int(p.read_text()) + 1 if p.exists() else 1\n"
+        "p.write_text(str(n))\n"
+        "if n == 1:\n"
+        "    sys.stderr.write('segfault in a dependency\\n'); sys.exit(139)\n"
+        "print('done')\n",
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = set_runner(team, "coder", "command", command=program, restart_backoff_seconds=0.1)
+        await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
+
+        async def ended() -> SessionView | None:
+            view = await run_view(client, coder)
+            return view if view and view.ended_at is not None else None
+
+        view = await eventually(ended, "the run to finish and the session to end", seconds=60)
+        assert view.run is not None and view.run.phase == "finished"
+        assert view.run.attempts == 2 and counter.read_text() == "2"
+        assert view.end_reason is not None and view.end_reason.startswith(
+            "the agent's run finished"
+        )
+
+
+async def test_the_founders_stop_ends_the_whole_process_group_within_seconds(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    pids = tmp_path / "pids"
+    program = crashing_program(
+        tmp_path,
+        "import os, subprocess, sys, time, pathlib\n"
+        "child = subprocess.Popen(['sleep', '300'])\n"
+        f"pathlib.Path({str(pids)!r}).write_text(f'{{os.getpid()}} {{child.pid}}')\n"
+        "time.sleep(300)\n",
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = set_runner(team, "coder", "command", command=program, stop_grace_seconds=1)
+        await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
+        await eventually(pids.exists, "the agent to start")
+        parent, child = (int(p) for p in pids.read_text().split())
+        assert alive(parent) and alive(child)
+        # Another run while it runs is refused.
+        with pytest.raises(Exception, match="already running"):
+            await api.run_agent(client, team.task_queue, coder, "command", RunRequest())
+        view = await api.stop_agent(client, coder, StopInput(reason="wrong branch"))
+        assert view.run is not None and view.run.phase == "stopped"
+        assert view.run.stop_reason == "wrong branch (founder)"
+        assert not alive(parent) and not alive(child)
+        # Stopping what is not running says so.
+        with pytest.raises(Exception, match="nothing to stop"):
+            await api.stop_agent(client, coder, StopInput())
+        # The session is still open: the founder may run it again.
+        assert view.ended_at is None
