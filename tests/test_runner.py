@@ -126,8 +126,12 @@ async def test_a_loop_in_a_run_ends_the_process_before_another_model_turn(
             # Five model turns, five failures, and not one request after the hold.
             assert len(model.main_requests()) == 5, [r.turn for r in model.main_requests()]
             assert processes_with(session) == []
-            record = await team.store.get_task(task_id)
-            assert record is not None and record.task.state == TaskState.BLOCKED
+
+            async def blocked() -> bool:
+                record = await team.store.get_task(task_id)
+                return record is not None and record.task.state == TaskState.BLOCKED
+
+            await eventually(blocked, "the task to be blocked")
 
         # It ran in its own worktree, on its own branch, with Tether's hooks.
         worktree = tmp_path / "tether-home" / "worktrees" / devops
@@ -138,6 +142,86 @@ async def test_a_loop_in_a_run_ends_the_process_before_another_model_turn(
             t for t in await team.store.agent_tokens(devops) if t["created_by"] == "tether-runner"
         ]
         assert len(runner_tokens) == 1 and runner_tokens[0]["revoked_at"] is not None
+
+
+def claude_runner(team: Team, role: str, model: ModelApi, tmp_path: Path, **more: Any) -> str:
+    """The agent's `[agents.run]` for the pinned Claude Code against the scripted model."""
+    return set_runner(
+        team,
+        role,
+        "claude-code",
+        binary=str(BINARY),
+        model=MODEL,
+        home=str(tmp_path / "claude-home"),
+        env={
+            "PATH": f"{tmp_path / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin",
+            "ANTHROPIC_BASE_URL": model.url,
+            "ANTHROPIC_API_KEY": "sk-ant-test-dummy",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "IS_SANDBOX": "1",
+        },
+        **more,
+    )
+
+
+async def test_at_95_percent_the_process_ends_and_the_next_session_finishes_from_the_brief(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """The handoff acts: the process is ended, the session archived, and Tether starts the next
+    session itself; its first context is the handoff brief, and it finishes the task."""
+    ensure_claude_code()
+    (tmp_path / "bin").mkdir()
+    usable = 167_000  # what Claude Code leaves of 200,000 with auto-compact on
+    brief_marker = "Handoff from your previous session:"
+    later: list[str] = []
+    results: list[str] = []
+
+    def script(n: int, request: Any) -> Turn:
+        if brief_marker not in request.shown():
+            # The first session climbs to 96% of the usable window at its second step.
+            pct = 0.50 if n == 0 else 0.96
+            return Turn.bash(f"echo step {n}", Usage(int(pct * usable), 40))
+        later.append(request.shown())
+        results.append(str(request.last_tool_results()))
+        if len(later) == 1:
+            return Turn.bash(f"{sys.executable} -m tether task submit {task_id} --agent {devops}")
+        return Turn.say("Task done.")
+
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        with ModelApi(script) as model:
+            devops = claude_runner(team, "devops", model, tmp_path)
+            task_id = f"handoff-{devops.rsplit('-', 1)[1]}"
+            spec = TaskSpec(id=task_id, title="Ship it", checks=[ShellCheck(command="true")])
+            await api.create_task(client, team.task_queue, spec)
+            await api.claim_task(client, task_id, devops)
+            request = RunRequest(prompt="Work through the steps.", task_id=task_id)
+            first = await api.run_agent(client, team.task_queue, devops, "claude-code", request)
+            assert first.run is not None
+
+            async def next_session_done() -> SessionView | None:
+                view = await run_view(client, devops)
+                if view is None or view.run is None or view.started_at == first.started_at:
+                    return None
+                return view if view.ended_at is not None else None
+
+            view = await eventually(next_session_done, "the next session to finish", seconds=120)
+            assert view.run is not None and view.run.phase == "finished", view.run
+            assert view.run.request.by == "tether (handoff)"
+            assert view.external_id != first.external_id
+            # Ended by Claude Code's own SessionEnd as it exited, or by the runner after it.
+            assert view.run.last is not None and view.run.last.result == "success"
+            assert brief_marker in later[0] and f"Task you hold: {task_id}" in later[0]
+            # The first process made two requests and was ended at the crossing: none after.
+            before = [r for r in model.main_requests() if brief_marker not in r.shown()]
+            assert len(before) == 2
+            assert processes_with(first.run.runtime_session) == []
+            record = await team.store.get_task(task_id)
+            assert record is not None and record.task.state == TaskState.DONE, results
+            handoffs = await team.store.pool.fetch(
+                "SELECT * FROM handoffs WHERE agent = $1", devops
+            )
+            assert len(handoffs) == 1
 
 
 def crashing_program(tmp_path: Path, script: str) -> list[str]:

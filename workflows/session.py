@@ -120,6 +120,8 @@ NOTICES_KEPT = 5
 # it stops it, and the longest pause between restarts after a crash.
 RUNNER_HEARTBEAT = timedelta(seconds=5)
 RUNNER_STOP_WAIT = timedelta(seconds=60)
+# How long a process whose runtime ended its own session is given to exit by itself.
+RUNTIME_EXIT_WAIT = timedelta(seconds=15)
 RESTART_BACKOFF_CAP = 60.0
 ACTIVE_PHASES = ("starting", "running", "restarting")
 # While the agent's process runs, the session leaves its run only past this many events.
@@ -184,6 +186,9 @@ class AgentSessionWorkflow:
             self._set_search_attributes()
             async with self._lock:
                 await self._startup()
+            v = self.view
+            if inp.run is not None and v.state == SessionState.ACTIVE and v.governor.hold is None:
+                self._begin_run(inp.run)
         elif self.view.run is not None and self.view.run.phase in (
             "starting",
             "running",
@@ -228,11 +233,34 @@ class AgentSessionWorkflow:
                 # run; unwritten ledger rows and tool calls travel in the carried state.
                 await self._stop_process("the session continues in a new run", carry=True)
                 workflow.continue_as_new(SessionInput(agent=self.view.agent, carried=self.view))
+        runner, run = self._runner, self.view.run
+        if runner is not None and run is not None and end.external_id == run.runtime_session:
+            # The runtime ended its own session (Claude Code's SessionEnd as it exits): its
+            # process is on its way out; let it finish and report how it ended.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: runner.done(), timeout=RUNTIME_EXIT_WAIT.total_seconds()
+                )
         await self._stop_process(f"the session ended: {end.reason}")
         async with self._lock:
             await self._finish(end)
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.view
+        v = self.view
+        if self._handed_off and v.run is not None:
+            # Tether ran this session: the next one starts now, from the handoff brief, in the
+            # same workflow id (this session's record is final in PostgreSQL).
+            workflow.continue_as_new(
+                SessionInput(
+                    agent=v.agent,
+                    runtime=v.runtime,
+                    source="handoff",
+                    task_id=v.task_id,
+                    run=RunRequest(
+                        prompt=v.run.request.prompt, task_id=v.task_id, by="tether (handoff)"
+                    ),
+                )
+            )
+        return v
 
     def _leave_run(self) -> bool:
         if self._runner is not None and not self._runner.done():
@@ -348,12 +376,16 @@ class AgentSessionWorkflow:
                 governors.hold_message(v.governor.hold) if v.governor.hold else str(v.state)
             )
             raise _refuse(f"{v.agent} cannot run now: {why}")
-        if v.external_id is None:
-            v.external_id = str(workflow.uuid4())
-        v.run = AgentRun(request=inp, runtime_session=v.external_id)
-        self._runner = asyncio.create_task(self._supervise(resume=False))
+        self._begin_run(inp)
         await workflow.wait_condition(lambda: v.run is None or v.run.phase != "starting")
         return v
+
+    def _begin_run(self, request: RunRequest) -> None:
+        v = self.view
+        if v.external_id is None:
+            v.external_id = str(workflow.uuid4())
+        v.run = AgentRun(request=request, runtime_session=v.external_id)
+        self._runner = asyncio.create_task(self._supervise(resume=False))
 
     @run_agent.validator
     def _validate_run(self, inp: RunRequest) -> None:
@@ -797,6 +829,7 @@ class AgentSessionWorkflow:
             reason += f" (also failing: {', '.join(b[0] for b in bad[1:])})"
         v.blocker = Blocker(kind="credential", subject=name, reason=reason, since=workflow.now())
         v.notice = v.blocker.message()
+        await self._stop_process(f"blocked: {v.blocker.describe()}")
         # The founder is told before the agent hears it is blocked.
         await self._notify(inbox.blocked(v, v.blocker))
         v.state = SessionState.BLOCKED
@@ -960,8 +993,8 @@ class AgentSessionWorkflow:
     async def _stop_process(self, reason: str, carry: bool = False) -> None:
         """End the agent's process (its whole group) and wait until it is gone."""
         runner, process = self._runner, self._process
-        if runner is None or runner.done():
-            return
+        if runner is None or runner.done() or asyncio.current_task() is runner:
+            return  # nothing runs, or the supervisor itself is deciding (its process is over)
         if self.view.run is not None and not carry:
             self.view.run.stop_reason = reason
         if process is not None:
@@ -999,6 +1032,9 @@ class AgentSessionWorkflow:
         """Archive the session's state to the knowledge base; the session then ends, and the
         next one of this agent starts from the handoff brief."""
         v = self.view
+        pct = v.governor.context_pct or 0
+        # Tether's own process ends before the report is answered: no turn past the handoff.
+        await self._stop_process(f"handoff: context {pct:.0%} full")
         brief, state = governors.handoff_brief(v.agent, v.started_at, v.task_id, v.governor)
         state["branch_tips"] = {repo: dict(tips) for repo, tips in v.branch_tips.items()}
         state["session"] = self._session_key()

@@ -11,7 +11,7 @@ from pydantic import Field, JsonValue
 from tether.contracts.base import Model
 from tether.contracts.governors import Governor, GovernorLimits
 from tether.contracts.orders import FounderOrder
-from tether.contracts.runs import AgentRun
+from tether.contracts.runs import AgentRun, RunRequest
 from tether.contracts.tasks import Artifact, TaskState
 from tether.names import NAME_PATTERN
 
@@ -152,6 +152,9 @@ class SessionInput(Model):
     task_id: str | None = Field(default=None, pattern=NAME_PATTERN)
     # Set when the workflow continues as new, carrying its state.
     carried: SessionView | None = None
+    # Run the agent's process as soon as the session has started (the next session after a
+    # handoff of a session Tether ran).
+    run: RunRequest | None = None
 
 
 class SessionView(Model):
