@@ -224,6 +224,59 @@ async def test_at_95_percent_the_process_ends_and_the_next_session_finishes_from
             assert len(handoffs) == 1
 
 
+async def test_at_70_percent_the_run_is_compacted_and_the_same_session_goes_on(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """The compact stage acts: the process is ended before another turn on the full context,
+    Claude Code's /compact runs on the same runtime session with Tether's instructions, and the
+    session resumes and finishes."""
+    ensure_claude_code()
+    (tmp_path / "bin").mkdir()
+    usable = 167_000
+    kinds: list[str] = []
+
+    def script(n: int, request: Any) -> Turn:
+        shown = request.shown()
+        if "Tether compacted this session" in shown:
+            kinds.append("resumed")
+            return Turn.say("Done.", Usage(5000, 10))
+        if "Additional Instructions:" in shown:
+            kinds.append("compaction")
+            assert "decisions made, the files being edited" in shown
+            return Turn.say(
+                "<analysis>two steps</analysis><summary>Ran step 0 and step 1.</summary>",
+                Usage(2000, 50),
+            )
+        kinds.append("work")
+        pct = 0.50 if kinds.count("work") == 1 else 0.72
+        return Turn.bash(f"echo step {n}", Usage(int(pct * usable), 40))
+
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        with ModelApi(script) as model:
+            devops = claude_runner(team, "devops", model, tmp_path)
+            request = RunRequest(prompt="Work through the steps.")
+            first = await api.run_agent(client, team.task_queue, devops, "claude-code", request)
+            assert first.run is not None
+
+            async def finished() -> SessionView | None:
+                view = await run_view(client, devops)
+                run = view.run if view else None
+                return view if run is not None and run.phase == "finished" else None
+
+            view = await eventually(finished, "the compacted run to finish", seconds=90)
+            assert view.run is not None
+            assert view.run.compactions == 1 and view.run.attempts == 2, view.run
+            # No work turn on the full context after the crossing: the compaction came next.
+            first_resumed = kinds.index("resumed")
+            assert kinds[:2] == ["work", "work"], kinds
+            assert set(kinds[2:first_resumed]) == {"compaction"}, kinds
+            # (the Stop hook's deliverable check may ask the resumed session for one more turn)
+            assert set(kinds[first_resumed:]) == {"resumed"}, kinds
+            # The same runtime session throughout.
+            assert view.external_id == first.external_id
+            assert processes_with(first.run.runtime_session) == []
+
+
 def crashing_program(tmp_path: Path, script: str) -> list[str]:
     path = tmp_path / "agent.py"
     path.write_text(script)

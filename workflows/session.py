@@ -120,9 +120,13 @@ NOTICES_KEPT = 5
 # it stops it, and the longest pause between restarts after a crash.
 RUNNER_HEARTBEAT = timedelta(seconds=5)
 RUNNER_STOP_WAIT = timedelta(seconds=60)
-# How long a process whose runtime ended its own session is given to exit by itself.
-RUNTIME_EXIT_WAIT = timedelta(seconds=15)
 RESTART_BACKOFF_CAP = 60.0
+# What Claude Code's /compact is told to keep when Tether compacts a session it runs.
+COMPACT_INSTRUCTIONS = (
+    "Keep word for word: the decisions made, the files being edited, the most recent tool "
+    "outputs and the task (its id, what is done, what is left). Summarise everything else in a "
+    "few lines."
+)
 ACTIVE_PHASES = ("starting", "running", "restarting")
 # While the agent's process runs, the session leaves its run only past this many events.
 RUNNING_HISTORY_LIMIT = 20_000
@@ -177,6 +181,11 @@ class AgentSessionWorkflow:
         # The agent's process, when Tether runs it: the supervising task and its activity.
         self._runner: asyncio.Task[None] | None = None
         self._process: workflow.ActivityHandle[RunOutcome] | None = None
+        # Processes ended so far, and what the supervisor does after the one being stopped
+        # (a memory stage: compact, or trim), with the prompt the next one resumes with.
+        self._process_ends = 0
+        self._next_step: str | None = None
+        self._resume_prompt: str | None = None
 
     @workflow.run
     async def run(self, inp: SessionInput) -> SessionView:
@@ -233,14 +242,6 @@ class AgentSessionWorkflow:
                 # run; unwritten ledger rows and tool calls travel in the carried state.
                 await self._stop_process("the session continues in a new run", carry=True)
                 workflow.continue_as_new(SessionInput(agent=self.view.agent, carried=self.view))
-        runner, run = self._runner, self.view.run
-        if runner is not None and run is not None and end.external_id == run.runtime_session:
-            # The runtime ended its own session (Claude Code's SessionEnd as it exits): its
-            # process is on its way out; let it finish and report how it ended.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(
-                    lambda: runner.done(), timeout=RUNTIME_EXIT_WAIT.total_seconds()
-                )
         await self._stop_process(f"the session ended: {end.reason}")
         async with self._lock:
             await self._finish(end)
@@ -339,6 +340,13 @@ class AgentSessionWorkflow:
             await self._notify(inbox.cost_warning(v, v.task_id, spent, pause, basis))
         if outcome.handoff:
             await self._handoff()
+        elif v.governor.hold is None:
+            # A process Tether runs is acted on, not only told: compacted, or trimmed.
+            kinds = {d.kind for d in outcome.directives}
+            if "compact" in kinds:
+                await self._interrupt("compact")
+            elif "trim" in kinds:
+                await self._interrupt("trim")
         if outcome.directives:
             self._set_search_attributes()
         answer = outcome.answer(v.governor)
@@ -543,6 +551,16 @@ class AgentSessionWorkflow:
 
     @workflow.update
     async def end(self, inp: EndSessionInput) -> SessionView:
+        run = self.view.run
+        if (
+            self._runner is not None
+            and not self._runner.done()
+            and run is not None
+            and inp.external_id == run.runtime_session
+        ):
+            # Claude Code's SessionEnd as a process Tether runs exits (`claude -p` ends its
+            # session every time): the runner decides when this session ends, not the runtime.
+            return self.view
         self._end = inp
         await workflow.wait_condition(lambda: self._finished)
         return self.view
@@ -925,8 +943,14 @@ class AgentSessionWorkflow:
                 outcome = await self._process
             except ActivityError as err:
                 if isinstance(err.cause, CancelledError):
-                    run.phase = "stopped"
-                    return
+                    step, self._next_step = self._next_step, None
+                    if step is None:
+                        run.phase = "stopped"
+                        return
+                    # A memory stage: the same runtime session goes on, lighter.
+                    await self._memory_step(run, step)
+                    resume = True
+                    continue
                 if isinstance(err.cause, ActivityTimeout):
                     outcome = RunOutcome(summary="the worker running it was lost")
                 else:
@@ -937,6 +961,7 @@ class AgentSessionWorkflow:
                     return
             finally:
                 self._process = None
+                self._process_ends += 1
             run.last = outcome
             run.cost_usd += outcome.cost_usd or 0.0
             if outcome.is_error and outcome.api_status in (401, 403):
@@ -981,7 +1006,63 @@ class AgentSessionWorkflow:
             await workflow.sleep(timedelta(seconds=max(backoff, 0.001)))
             resume = True
 
+    async def _memory_step(self, run: AgentRun, step: str) -> None:
+        """Between two processes of the same runtime session: compact it (Claude Code's
+        `/compact` with Tether's instructions), or resume it with the essential rules only."""
+        v = self.view
+        pct = v.governor.context_pct or 0
+        if step == "compact":
+            run.phase = "restarting"
+            launch = AgentLaunch(
+                agent=v.agent,
+                runtime=v.runtime,
+                runtime_session=run.runtime_session,
+                prompt=f"/compact {COMPACT_INSTRUCTIONS}",
+                resume=True,
+                attempt=run.attempts,
+            )
+            try:
+                await workflow.execute_activity_method(
+                    RunnerActivities.run_agent,
+                    launch,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=RUNNER_HEARTBEAT,
+                    retry_policy=RetryPolicy(maximum_attempts=1),
+                    summary=f"{v.agent}: compact at {pct:.0%}",
+                )
+                run.compactions += 1
+            except ActivityError as err:
+                workflow.logger.warning("%s: compaction failed: %s", v.agent, cause_text(err))
+            self._resume_prompt = (
+                f"Tether compacted this session at {pct:.0%} of its context; continue the work "
+                "where you stopped."
+            )
+        else:
+            self._resume_prompt = (
+                f"Tether: this session's context is {pct:.0%} full. Keep only the essential rules "
+                "of your task; do not re-read large files or repeat tool output you no longer "
+                "need. Continue the work where you stopped."
+            )
+
+    async def _interrupt(self, step: str) -> None:
+        """End the running process for a memory stage (before the report that crossed it is
+        answered), and let the supervisor go on with `step`."""
+        runner, process = self._runner, self._process
+        if runner is None or runner.done() or process is None or self.view.runtime != "claude-code":
+            return
+        self._next_step = step
+        ends = self._process_ends
+        process.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._process_ends > ends or runner.done(),
+                timeout=RUNNER_STOP_WAIT.total_seconds(),
+            )
+
     def _prompt(self, run: AgentRun, resume: bool) -> str:
+        if self._resume_prompt is not None:
+            prompt, self._resume_prompt = self._resume_prompt, None
+            return prompt
         if resume:
             return (
                 "Tether restarted this session after its process ended unexpectedly; continue "

@@ -85,3 +85,5 @@ class AgentRun(Model):
     stop_reason: str | None = None
     cost_usd: float = 0.0
     policy: RunPolicy | None = None
+    # Memory stages acted on: compactions Tether ran between two processes.
+    compactions: int = 0
