@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
@@ -46,6 +47,7 @@ from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS, sandbox
 
 log = logging.getLogger("tether.worker")
+HEARTBEAT_THROTTLE = timedelta(seconds=0.5)
 
 
 def build_worker(
@@ -75,6 +77,10 @@ def build_worker(
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=sandbox(),
+        # A cancellation reaches a running activity only with the answer to a heartbeat the
+        # worker sends: at most this long apart (the SDK's default is 80% of the heartbeat
+        # timeout), so a hold ends an agent's process in about a second, not five.
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         # No message can jam a workflow: malformed signals are dropped, updates refused; and
         # none changes state without the seal of a sender allowed to send it.
         interceptors=[MessageGuard(trust)],

@@ -34,7 +34,8 @@ from tether.config import Agent, Settings, TetherConfig
 from tether.contracts import AgentLaunch, RunOutcome, RunPolicy
 from tether.hook.install import install
 
-HEARTBEAT_SECONDS = 1.0
+# Often enough that the worker's heartbeat (throttled to 0.5 s) always has a fresh one.
+HEARTBEAT_SECONDS = 0.25
 STDERR_KEPT = 4000
 _API_STATUS = re.compile(r"\b(401|403)\b")
 

@@ -147,8 +147,9 @@ class AgentRunner(Model):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     secret_env: dict[str, str] = Field(default_factory=dict)
-    # SIGTERM, then SIGKILL after this long.
-    stop_grace_seconds: float = Field(default=5, ge=0, le=120)
+    # SIGTERM, then SIGKILL after this long. Claude Code (2.1.332) does not exit on SIGTERM
+    # while it waits for a hook, which is where a hold finds it: the grace is all the delay.
+    stop_grace_seconds: float = Field(default=1, ge=0, le=120)
     # A crash restarts after `restart_backoff_seconds`, doubling up to 60 s; this many identical
     # crashes in a row are a loop: the run stops and the founder is told.
     crash_limit: int = Field(default=5, ge=1, le=50)

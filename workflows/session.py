@@ -397,7 +397,12 @@ class AgentSessionWorkflow:
 
     @run_agent.validator
     def _validate_run(self, inp: RunRequest) -> None:
-        self._check_open()
+        if self._closing():
+            raise ApplicationError(
+                f"the session of {self.view.agent} has ended; the run starts in the next one",
+                type=errors.SESSION_ENDED,
+                non_retryable=True,
+            )
         if self._runner is not None and not self._runner.done():
             raise _refuse(f"{self.view.agent} is already running; `tether stop` it first")
 
@@ -914,9 +919,6 @@ class AgentSessionWorkflow:
         v = self.view
         run = v.run
         assert run is not None
-        if run.policy is None:
-            run.policy = await self._activity(RunnerActivities.run_policy, v.agent, retry.MUST_READ)
-        policy = run.policy
         while True:
             run.attempts += 1
             run.phase = "running"
@@ -964,6 +966,19 @@ class AgentSessionWorkflow:
                 self._process_ends += 1
             run.last = outcome
             run.cost_usd += outcome.cost_usd or 0.0
+            if outcome.exit_code == 0 and not outcome.is_error:
+                run.phase = "finished"
+                if self._end is None:
+                    self._end = EndSessionInput(
+                        reason=f"the agent's run finished: {outcome.summary[:200]}", by="tether"
+                    )
+                return
+            # Read only when a process did not finish well: the clean path has no extra step.
+            if run.policy is None:
+                run.policy = await self._activity(
+                    RunnerActivities.run_policy, v.agent, retry.MUST_READ
+                )
+            policy = run.policy
             if outcome.is_error and outcome.api_status in (401, 403):
                 run.phase = "failed"
                 names = ", ".join(policy.credentials) or "the model API key"
@@ -975,13 +990,6 @@ class AgentSessionWorkflow:
                         + outcome.summary[:200],
                     ),
                 )
-                return
-            if outcome.exit_code == 0 and not outcome.is_error:
-                run.phase = "finished"
-                if self._end is None:
-                    self._end = EndSessionInput(
-                        reason=f"the agent's run finished: {outcome.summary[:200]}", by="tether"
-                    )
                 return
             run.crashes = [*run.crashes, outcome.crash_fingerprint()][-policy.crash_limit :]
             same = len(run.crashes) >= policy.crash_limit and len(set(run.crashes)) == 1

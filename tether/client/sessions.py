@@ -196,14 +196,31 @@ async def run_agent(
 ) -> SessionView:
     """`tether run AGENT`: open the agent's session (or use the open one), then have it start the
     agent's process; returns once the process is launched. Founder-signed (the client's seal)."""
-    await start_session(
-        client,
-        task_queue,
-        SessionInput(agent=agent, runtime=runtime, task_id=request.task_id, source="tether-run"),
-    )
-    handle = _session_handle(client, agent)
-    call = handle.execute_update(AgentSessionWorkflow.run_agent, request)
-    return await _session_update(client, agent, call)
+    inp = SessionInput(agent=agent, runtime=runtime, task_id=request.task_id, source="tether-run")
+    for _ in range(3):
+        # One update-with-start: the open session, or a new one, runs it once started.
+        start = WithStartWorkflowOperation(
+            AgentSessionWorkflow.run,
+            inp,
+            id=constants.session_workflow_id(agent),
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            static_summary=f"Session of {agent} ({runtime}), run by Tether",
+        )
+        try:
+            return await client.execute_update_with_start_workflow(
+                AgentSessionWorkflow.run_agent, request, start_workflow_operation=start
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            if not isinstance(cause, ApplicationError) or cause.type != errors.SESSION_ENDED:
+                raise Refused(getattr(cause, "message", None) or str(cause)) from exc
+        except RPCError as exc:
+            raise TetherError(f"session of {agent}: Temporal refused the run: {exc}") from exc
+        # An ended session still closing: the run starts in the next one.
+        await wait_closed(await start.workflow_handle())
+    raise TetherError(f"could not run {agent}: its session keeps changing; try again")
 
 
 async def stop_agent(client: Client, agent: str, request: StopInput) -> SessionView:
