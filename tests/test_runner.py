@@ -277,6 +277,46 @@ async def test_at_70_percent_the_run_is_compacted_and_the_same_session_goes_on(
             assert processes_with(first.run.runtime_session) == []
 
 
+async def test_a_cost_pause_in_a_run_ends_the_process_the_same_way(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """Past the cost ceiling the task is paused and the process ended before the report that
+    crossed it is answered: no model turn is paid for after the pause."""
+    ensure_claude_code()
+    (tmp_path / "bin").mkdir()
+    # $0.06 a turn at claude-sonnet's list price: the second turn crosses a $0.10 ceiling.
+    turns = [Turn.bash(f"echo research {i}", Usage(20_000, 40)) for i in range(8)]
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        with ModelApi(turns) as model:
+            analyst = claude_runner(team, "coder", model, tmp_path)
+            agent = next(a for a in team.config.agents if a.name == analyst)
+            agent.thresholds = {"cost_ceiling_usd": 0.10}
+            task_id = f"research-{analyst.rsplit('-', 1)[1]}"
+            spec = TaskSpec(id=task_id, title="Research", checks=[ShellCheck(command="true")])
+            await api.create_task(client, team.task_queue, spec)
+            await api.claim_task(client, task_id, analyst)
+            request = RunRequest(prompt="Research the competitors.", task_id=task_id)
+            await api.run_agent(client, team.task_queue, analyst, "claude-code", request)
+
+            async def stopped() -> SessionView | None:
+                view = await run_view(client, analyst)
+                run = view.run if view else None
+                return view if run is not None and run.phase == "stopped" else None
+
+            view = await eventually(stopped, "the cost pause to stop the run", seconds=90)
+            hold = view.governor.hold
+            assert hold is not None and hold.kind == "cost"
+            assert view.run is not None and view.run.stop_reason is not None
+            assert view.run.stop_reason.startswith("held by Tether's governor: task")
+            assert len(model.main_requests()) == 2, [r.turn for r in model.main_requests()]
+
+            async def paused() -> bool:
+                record = await team.store.get_task(task_id)
+                return record is not None and record.task.state == TaskState.PAUSED
+
+            await eventually(paused, "the task to be paused")
+
+
 def crashing_program(tmp_path: Path, script: str) -> list[str]:
     path = tmp_path / "agent.py"
     path.write_text(script)
