@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
@@ -25,6 +26,7 @@ from activities.runner import RunnerActivities
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
+from tether import constants
 from tether.client import connect
 from tether.client.connection import sealed
 from tether.config import Founder, Settings, TetherConfig, load_config
@@ -40,6 +42,7 @@ from tether.ops.stack import (
     database_url,
     ensure_credential_watch,
     ensure_search_attributes,
+    ensure_wake_schedules,
     temporal_address,
 )
 from tether.seals import Signer, Trust, parse_public, public_text
@@ -57,7 +60,7 @@ def build_worker(
     config: TetherConfig,
     keys: tuple[Trust, Signer] | None = None,
     settings: Settings | None = None,
-) -> Worker:
+) -> Workers:
     """Every workflow and activity on `task_queue`. `keys`: the public keys the workflows accept
     seals from and the workers' signer (tether.keys.worker_keys); without them, a key made for
     this worker alone and the founder's key from `config` (one worker, as in tests)."""
@@ -71,7 +74,7 @@ def build_worker(
     messages = MessageActivities(store)
     # Where agents Tether runs keep their worktrees, and the gateway they report to.
     runner = RunnerActivities(store, config, settings or Settings.from_env())
-    return Worker(
+    main = Worker(
         # Activities that message workflows seal with the workers' key.
         sealed(client, signer),
         task_queue=task_queue,
@@ -112,7 +115,7 @@ def build_worker(
             deploys.watch_deploy_tags,
             deploys.staging_soak,
             runner.run_policy,
-            runner.run_agent,
+            runner.wake,
             founder.judge_order,
             notifier.deliver_webhook,
             notifier.record_delivery,
@@ -120,6 +123,40 @@ def build_worker(
             messages.record_refusal,
         ],
     )
+    # The agents' processes have a queue of their own, polled with at most `max_agents` at once
+    # per worker process: the rest wait in Temporal (`tether status` shows them queued).
+    agents = Worker(
+        sealed(client, signer),
+        task_queue=f"{task_queue}{constants.AGENTS_QUEUE_SUFFIX}",
+        activities=[runner.run_agent],
+        max_concurrent_activities=runner.settings.max_agents,
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+    )
+    return Workers(main, agents)
+
+
+class Workers:
+    """A worker process's pollers, started and stopped together: every workflow and activity on
+    the task queue, and the agents' processes on its `-agents` queue."""
+
+    def __init__(self, main: Worker, agents: Worker) -> None:
+        self.main, self.agents = main, agents
+        self.task_queue = main.task_queue
+
+    async def __aenter__(self) -> Workers:
+        await self.main.__aenter__()
+        try:
+            await self.agents.__aenter__()
+        except BaseException:
+            await self.main.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        try:
+            await self.agents.__aexit__(*exc)
+        finally:
+            await self.main.__aexit__(*exc)
 
 
 def _with_config_keys(trust: Trust, signer: Signer, config: TetherConfig) -> Trust:
@@ -159,6 +196,7 @@ async def serve(
         await ensure_credential_watch(
             client, settings.task_queue, config.notifications.expiry_check_hours
         )
+        await ensure_wake_schedules(client, settings.task_queue, config.agents)
         worker = build_worker(client, settings.task_queue, Store(pool), config, keys, settings)
         async with worker:
             log.info("worker polling %s on %s", settings.task_queue, address)

@@ -31,11 +31,21 @@ from activities.escalation import InvalidInput, escalating
 from activities.secrets import known_secrets, redact
 from activities.store import Store
 from tether.config import Agent, Settings, TetherConfig
-from tether.contracts import AgentLaunch, RunOutcome, RunPolicy
+from tether.contracts import (
+    AgentLaunch,
+    RunOutcome,
+    RunPolicy,
+    RunRequest,
+    TaskState,
+    WakeInput,
+    WakeOutcome,
+)
 from tether.hook.install import install
 
 # Often enough that the worker's heartbeat (throttled to 0.5 s) always has a fresh one.
 HEARTBEAT_SECONDS = 0.25
+# A task in these states, assigned to the agent, is work the wake schedule runs it for.
+WORKING = (TaskState.CLAIMED,)
 STDERR_KEPT = 4000
 _API_STATUS = re.compile(r"\b(401|403)\b")
 
@@ -146,6 +156,41 @@ class RunnerActivities:
             restart_backoff_seconds=run.restart_backoff_seconds,
             credentials=sorted(set(run.secret_env.values())),
         )
+
+    @activity.defn
+    @escalating
+    async def wake(self, inp: WakeInput) -> WakeOutcome:
+        """A round of the agent's wake schedule: if a task is assigned to it (or open for it to
+        claim) and Tether is not running it already, run it now, sealed with the workers' key."""
+        from tether.client import run_agent
+        from tether.client.calls import Refused
+
+        tasks = await self.store.task_summaries()
+        mine = [t for t in tasks if t.assignee == inp.agent and t.state in WORKING]
+        free = [t for t in tasks if t.assignee is None and t.state == TaskState.OPEN]
+        if mine:
+            task = mine[0]
+            request = RunRequest(
+                prompt=f"Work on your task {task.id}: {task.title}",
+                task_id=task.id,
+                by="tether (wake)",
+            )
+        elif free:
+            task = free[0]
+            request = RunRequest(
+                prompt=f"Task {task.id} is open: {task.title}. Claim it with `tether task claim "
+                f"{task.id} --agent {inp.agent}`, then do it.",
+                by="tether (wake)",
+            )
+        else:
+            return WakeOutcome(started=False, reason="no task assigned to it or open")
+        try:
+            await run_agent(
+                activity.client(), activity.info().task_queue, inp.agent, inp.runtime, request
+            )
+        except Refused as exc:
+            return WakeOutcome(started=False, reason=str(exc), task_id=task.id)
+        return WakeOutcome(started=True, reason="woken", task_id=task.id)
 
     @activity.defn
     @escalating

@@ -317,6 +317,102 @@ async def test_a_cost_pause_in_a_run_ends_the_process_the_same_way(
             await eventually(paused, "the task to be paused")
 
 
+async def test_wake_runs_an_idle_agent_once_work_is_assigned_to_it(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    from tether.ops.stack import ensure_wake_schedules
+
+    prompts = tmp_path / "prompts"
+    program = tmp_path / "agent.py"
+    program.write_text(
+        "import pathlib, sys\n"
+        f"with pathlib.Path({str(prompts)!r}).open('a') as out:\n"
+        "    out.write(sys.argv[1] + '\\n')\n"
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = set_runner(
+            team, "coder", "command", command=[sys.executable, str(program), "{prompt}"]
+        )
+        agent = next(a for a in team.config.agents if a.name == coder)
+        agent.wake = "every 1s"
+        assert await ensure_wake_schedules(client, team.task_queue, [agent]) == [coder]
+        handle = client.get_schedule_handle(f"tether-wake-{coder}")
+        try:
+            # Rounds with nothing assigned and nothing open run nothing.
+            await eventually(lambda: handle.describe(), "the schedule to exist")
+
+            async def rounds() -> int:
+                return (await handle.describe()).info.num_actions
+
+            await eventually(lambda: rounds_at_least(rounds, 2), "two idle rounds", 20)
+            assert not prompts.exists()
+
+            task_id = f"wake-{coder.rsplit('-', 1)[1]}"
+            spec = TaskSpec(
+                id=task_id, title="Fix the login bug", checks=[ShellCheck(command="true")]
+            )
+            await api.create_task(client, team.task_queue, spec)
+            await api.claim_task(client, task_id, coder)
+            await eventually(prompts.exists, "the wake to run the agent", 20)
+            first = prompts.read_text().splitlines()[0]
+            assert first == f"Work on your task {task_id}: Fix the login bug"
+            view = await run_view(client, coder)
+            assert view is not None and view.run is not None
+            assert view.run.request.by == "tether (wake)" and view.run.request.task_id == task_id
+        finally:
+            agent.wake = None
+            assert await ensure_wake_schedules(client, team.task_queue, [agent]) == []
+
+
+async def rounds_at_least(rounds: Any, n: int) -> bool:
+    return bool(await rounds() >= n)
+
+
+async def test_max_agents_queues_the_rest_visibly_until_one_finishes(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    release = tmp_path / "release"
+    program = tmp_path / "agent.py"
+    program.write_text(
+        "import pathlib, sys, time\n"
+        f"pathlib.Path({str(tmp_path)!r}, 'started-' + sys.argv[1]).touch()\n"
+        f"while not pathlib.Path({str(release)!r}).exists():\n"
+        "    time.sleep(0.05)\n"
+    )
+    async with running_team(client, fresh_db, tmp_path, forge, max_agents=1) as team:
+        names = []
+        for role in ("coder", "devops"):
+            argv = [sys.executable, str(program), "{agent}"]
+            names.append(set_runner(team, role, "command", command=argv))
+        first, second = names
+        await api.run_agent(client, team.task_queue, first, "command", RunRequest())
+        await eventually((tmp_path / f"started-{first}").exists, "the first agent to start")
+        await api.run_agent(client, team.task_queue, second, "command", RunRequest())
+
+        async def runs() -> dict[str, str | None]:
+            report = await api.gather_status(client, team.store)
+            return {a.agent: a.run for a in report.agents}
+
+        queued = await eventually(
+            lambda: _has(runs, {first: "running", second: "queued"}), "the second to queue"
+        )
+        assert queued and not (tmp_path / f"started-{second}").exists()
+        release.touch()
+        await eventually((tmp_path / f"started-{second}").exists, "the second agent's turn", 30)
+
+        async def finished(agent: str) -> bool:
+            view = await run_view(client, agent)
+            return view is not None and view.run is not None and view.run.phase == "finished"
+
+        for agent in names:
+            await eventually(lambda agent=agent: finished(agent), f"{agent}'s run to finish")
+
+
+async def _has(runs: Any, wanted: dict[str, str]) -> bool:
+    found = await runs()
+    return all(found.get(k) == v for k, v in wanted.items())
+
+
 def crashing_program(tmp_path: Path, script: str) -> list[str]:
     path = tmp_path / "agent.py"
     path.write_text(script)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,6 +171,15 @@ class Agent(Model):
     # Overrides of [thresholds] for this agent only, e.g. { context_window = 1000000 }.
     thresholds: dict[str, float | int] = Field(default_factory=dict)
     run: AgentRunner = Field(default_factory=AgentRunner)
+    # Wake the agent when it is idle and has work: "every 15m" (a Temporal Schedule checks, and
+    # runs it with `tether run` when a task is assigned to it or open for it to claim).
+    wake: str | None = Field(default=None, pattern=r"^every [1-9][0-9]*(s|m|h)$")
+
+    def wake_every(self) -> timedelta | None:
+        if self.wake is None:
+            return None
+        amount, unit = int(self.wake.split()[1][:-1]), self.wake[-1]
+        return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours"}[unit]: amount})
 
     @property
     def login(self) -> str:
@@ -484,6 +493,8 @@ class Settings(Model):
     # Unset: worker.key and gateway.key under TETHER_HOME, which `tether up` makes.
     worker_key: Path | None = None
     gateway_key: Path | None = None
+    # How many agents' processes one worker process runs at once (the rest wait their turn).
+    max_agents: int = 4
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -513,6 +524,7 @@ class Settings(Model):
             gateway_url=env.get("TETHER_GATEWAY_URL") or None,
             worker_key=_path(env.get("TETHER_WORKER_KEY")),
             gateway_key=_path(env.get("TETHER_GATEWAY_KEY")),
+            max_agents=_count(env, "TETHER_MAX_AGENTS", 4),
         )
 
     @property
@@ -524,6 +536,15 @@ class Settings(Model):
         if host in ("0.0.0.0", "::", "[::]", ""):
             host = "127.0.0.1"
         return f"http://{host}:{port}"
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise TetherError(f"{name}={raw!r} is not a count; expected a whole number of 1 or more")
+    return int(raw)
 
 
 def _path(raw: str | None) -> Path | None:
@@ -580,6 +601,7 @@ ENVIRONMENT_VARIABLES = (
     "TETHER_GATEWAY_URL",
     "TETHER_WORKER_KEY",
     "TETHER_GATEWAY_KEY",
+    "TETHER_MAX_AGENTS",
     # Read by OpenTelemetry's OTLP exporter itself when TETHER_OTEL_EXPORTER=otlp.
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 )

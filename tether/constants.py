@@ -6,6 +6,7 @@ from datetime import timedelta
 from temporalio.common import SearchAttributeKey
 
 from tether.names import (
+    AGENTS_QUEUE_SUFFIX,
     CREDENTIAL_WATCH_SCHEDULE_ID,
     DEFAULT_NAMESPACE,
     DEFAULT_TASK_QUEUE,
@@ -24,6 +25,7 @@ from tether.names import (
     TEMPORAL_HTTP_PORT,
     TEMPORAL_PORT,
     TEMPORAL_UI_PORT,
+    WAKE_SCHEDULE_PREFIX,
     deploy_lane,
     lock_workflow_id,
     notify_workflow_id,
@@ -32,6 +34,7 @@ from tether.names import (
 )
 
 __all__ = [
+    "AGENTS_QUEUE_SUFFIX",
     "CREDENTIAL_WATCH_SCHEDULE_ID",
     "DEFAULT_NAMESPACE",
     "DEFAULT_TASK_QUEUE",
@@ -46,6 +49,7 @@ __all__ = [
     "TEMPORAL_HTTP_PORT",
     "TEMPORAL_PORT",
     "TEMPORAL_UI_PORT",
+    "WAKE_SCHEDULE_PREFIX",
     "deploy_lane",
     "lock_workflow_id",
     "notify_workflow_id",

@@ -43,6 +43,10 @@ DEPLOY_WORKFLOW_ID_PREFIX = "deploy-"
 LOCK_WORKFLOW_ID_PREFIX = "lock-"
 NOTIFY_WORKFLOW_ID_PREFIX = "notify-"
 CREDENTIAL_WATCH_SCHEDULE_ID = "tether-credential-watch"
+# The queue of the agents' processes, beside a worker's task queue: <queue>-agents.
+AGENTS_QUEUE_SUFFIX = "-agents"
+# One per agent with `wake`: tether-wake-<agent>.
+WAKE_SCHEDULE_PREFIX = "tether-wake-"
 
 # Search attributes (the founder filters Tether's workflows by them in the Web UI).
 SA_TASK_NAME = "TetherTask"

@@ -63,8 +63,9 @@ RULES: dict[tuple[str, str], Rule] = {
     (SESSION_WORKFLOW, "task_claimed"): Rule(_WORKER),
     (SESSION_WORKFLOW, "notice"): Rule(_WORKER),
     (SESSION_WORKFLOW, "release_hold"): Rule(inner="order", order_actions=("release",)),
-    # Starting and stopping the agent's process: the founder's alone.
-    (SESSION_WORKFLOW, "run_agent"): Rule(),
+    # Starting the agent's process: the founder, or the workers (its wake schedule); stopping
+    # it is the founder's alone (holds stop it from inside the workflow).
+    (SESSION_WORKFLOW, "run_agent"): Rule(_WORKER),
     (SESSION_WORKFLOW, "stop_agent"): Rule(),
     # The task: agents claim and submit for themselves; the founder decides the rest.
     (TASK_WORKFLOW, "claim"): Rule(_AGENT, "arg"),

@@ -13,6 +13,7 @@ from workflows.lock import ServiceLockWorkflow
 from workflows.notify import NotifyWorkflow
 from workflows.session import AgentSessionWorkflow
 from workflows.task import TaskWorkflow
+from workflows.wake import WakeWorkflow
 
 WORKFLOWS = [
     TaskWorkflow,
@@ -21,6 +22,7 @@ WORKFLOWS = [
     DeploymentWorkflow,
     ServiceLockWorkflow,
     NotifyWorkflow,
+    WakeWorkflow,
 ]
 
 

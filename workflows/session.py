@@ -934,6 +934,7 @@ class AgentSessionWorkflow:
             self._process = workflow.start_activity_method(
                 RunnerActivities.run_agent,
                 launch,
+                task_queue=self._agents_queue(),
                 start_to_close_timeout=timedelta(hours=24),
                 heartbeat_timeout=RUNNER_HEARTBEAT,
                 # Restarts are this loop's, with the crash count; a lost worker is one too.
@@ -1033,6 +1034,7 @@ class AgentSessionWorkflow:
                 await workflow.execute_activity_method(
                     RunnerActivities.run_agent,
                     launch,
+                    task_queue=self._agents_queue(),
                     start_to_close_timeout=timedelta(minutes=30),
                     heartbeat_timeout=RUNNER_HEARTBEAT,
                     retry_policy=RetryPolicy(maximum_attempts=1),
@@ -1067,6 +1069,11 @@ class AgentSessionWorkflow:
                 timeout=RUNNER_STOP_WAIT.total_seconds(),
             )
 
+    def _agents_queue(self) -> str:
+        """Where the agents' processes run: the session's queue's `-agents` companion, which
+        each worker polls with at most `max_agents` at once."""
+        return workflow.info().task_queue + constants.AGENTS_QUEUE_SUFFIX
+
     def _prompt(self, run: AgentRun, resume: bool) -> str:
         if self._resume_prompt is not None:
             prompt, self._resume_prompt = self._resume_prompt, None
@@ -1076,8 +1083,10 @@ class AgentSessionWorkflow:
                 "Tether restarted this session after its process ended unexpectedly; continue "
                 "the work where it stopped."
             )
-        task = f" Your task: {run.request.task_id}." if run.request.task_id else ""
-        return (run.request.prompt or "Start your work.") + task
+        prompt, task_id = run.request.prompt or "Start your work.", run.request.task_id
+        if task_id and task_id not in prompt:
+            prompt += f" Your task: {task_id}."
+        return prompt
 
     async def _stop_process(self, reason: str, carry: bool = False) -> None:
         """End the agent's process (its whole group) and wait until it is gone."""

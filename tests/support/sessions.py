@@ -76,6 +76,7 @@ async def running_team(
     tmp_path: Path,
     forge: FakeForge,
     extra: dict[str, Any] | None = None,
+    max_agents: int = 4,
 ) -> AsyncIterator[Team]:
     suffix = uuid.uuid4().hex[:8]
     names = {role: f"{role}-{suffix}" for role in ("coder", "devops", "security")}
@@ -89,7 +90,9 @@ async def running_team(
         async with running_gateway(client, store, config, queue, HOOK_HOME) as gateway:
             # Agents the worker runs itself keep their worktrees under this home and report to
             # this gateway.
-            settings = Settings(home=tmp_path / "tether-home", gateway_url=gateway.url)
+            settings = Settings(
+                home=tmp_path / "tether-home", gateway_url=gateway.url, max_agents=max_agents
+            )
             async with tether_worker.build_worker(
                 client, queue, store, config, keys.KEYS, settings
             ):

@@ -101,7 +101,7 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
 
     lines.append("")
     lines.append(paint("Agents", "bold"))
-    rows = [["AGENT", "SESSION", "TASK", "CONTEXT", "COST", "PSEUDO-WORK", "NOTE"]]
+    rows = [["AGENT", "SESSION", "TASK", "CONTEXT", "COST", "PSEUDO-WORK", "RUN", "NOTE"]]
     for a in sorted(report.agents, key=lambda a: a.agent):
         note = a.hold or a.blocker or ("" if a.live else "not answering")
         if len(note) > 70:  # the whole reason is under Blockers
@@ -117,6 +117,7 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
                 _pct(a.context_pct) if a.session != SessionState.ENDED else "-",
                 _usd(a.cost_usd) if a.session != SessionState.ENDED else "-",
                 pseudo,
+                a.run or "-",
                 paint(note, "red") if (a.hold or a.blocker) else note,
             ]
         )

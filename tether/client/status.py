@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import Field
+from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
 from tether import constants
@@ -34,6 +35,9 @@ class AgentStatus(Model):
     sessions_ended: int = 0
     # False when the session's workflow could not be asked (its figures are then from PostgreSQL).
     live: bool = True
+    # The agent's process when Tether runs it: running, queued (every worker runs its
+    # max_agents already), restarting, stopped, finished or failed.
+    run: str | None = None
 
 
 class DeploymentStatus(Model):
@@ -130,6 +134,12 @@ async def gather_status(
     live = {v.agent: v for v in views if v is not None}
     for row in sessions:
         report.agents.append(_agent_status(row, live.get(row["agent"]), counts))
+    running = [a for a in report.agents if a.run == "running"]
+    for a, queued in zip(
+        running, await asyncio.gather(*(_queued(client, a.agent) for a in running)), strict=True
+    ):
+        if queued:
+            a.run = "queued"
     for agent, (flagged, ended) in counts.items():
         if agent not in {a.agent for a in report.agents}:
             report.agents.append(
@@ -221,7 +231,25 @@ def _agent_status(
         if view.governor.hold is not None:
             status.hold = f"{view.governor.hold.kind}: {view.governor.hold.reason}"
         status.blocker = view.blocker.describe() if view.blocker else None
+        status.run = view.run.phase if view.run is not None else None
     return status
+
+
+async def _queued(client: Client, agent: str) -> bool:
+    """Whether the agent's process waits for a worker with room (its activity is scheduled and
+    not started): every worker runs its `max_agents` already."""
+    try:
+        described = await asyncio.wait_for(
+            client.get_workflow_handle(constants.session_workflow_id(agent)).describe(),
+            QUERY_TIMEOUT_SECONDS,
+        )
+    except Exception:
+        return False
+    return any(
+        p.activity_type.name == "run_agent"
+        and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+        for p in described.raw_description.pending_activities
+    )
 
 
 async def _deployments(

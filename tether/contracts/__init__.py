@@ -79,6 +79,8 @@ from tether.contracts.runs import (
     RunPolicy,
     RunRequest,
     StopInput,
+    WakeInput,
+    WakeOutcome,
 )
 from tether.contracts.sessions import (
     ArtifactInput,
@@ -249,4 +251,6 @@ __all__ = [
     "TokenUsage",
     "ToolCall",
     "ToolCallRecord",
+    "WakeInput",
+    "WakeOutcome",
 ]

@@ -87,3 +87,16 @@ class AgentRun(Model):
     policy: RunPolicy | None = None
     # Memory stages acted on: compactions Tether ran between two processes.
     compactions: int = 0
+
+
+class WakeInput(Model):
+    """A round of an agent's wake schedule."""
+
+    agent: str = Field(pattern=NAME_PATTERN)
+    runtime: str = "claude-code"
+
+
+class WakeOutcome(Model):
+    started: bool
+    reason: str
+    task_id: str | None = None

@@ -5,6 +5,7 @@ Used by `tether up` and by the test session, so both run the same servers the sa
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -403,3 +405,54 @@ def database_url(settings: Settings) -> str:
             "server"
         )
     return str(url)
+
+
+async def ensure_wake_schedules(client: Client, task_queue: str, agents: list[Any]) -> list[str]:
+    """One Schedule per agent with `wake` (`tether-wake-<agent>`), created or brought up to date;
+    a schedule of an agent that no longer wakes is deleted. Returns the agents that wake."""
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleAlreadyRunningError,
+        ScheduleIntervalSpec,
+        ScheduleOverlapPolicy,
+        SchedulePolicy,
+        ScheduleSpec,
+        ScheduleUpdate,
+        ScheduleUpdateInput,
+    )
+
+    from tether.contracts import WakeInput
+
+    waking = []
+    for agent in agents:
+        schedule_id = f"{constants.WAKE_SCHEDULE_PREFIX}{agent.name}"
+        every = agent.wake_every()
+        if every is None:
+            with contextlib.suppress(RPCError):
+                await client.get_schedule_handle(schedule_id).delete()
+            continue
+        waking.append(agent.name)
+        schedule = Schedule(
+            action=ScheduleActionStartWorkflow(
+                "WakeWorkflow",
+                WakeInput(agent=agent.name, runtime=agent.runtime),
+                id=f"wake-{agent.name}",
+                task_queue=task_queue,
+                execution_timeout=timedelta(minutes=5),
+                static_summary=f"Wake {agent.name} when it has work",
+            ),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+        )
+        try:
+            await client.create_schedule(schedule_id, schedule)
+            continue
+        except ScheduleAlreadyRunningError:
+            pass
+
+        def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(schedule_id).update(replace)
+    return waking
