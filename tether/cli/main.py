@@ -310,7 +310,8 @@ def render_session(view: SessionView) -> str:
     if view.run is not None:
         r = view.run
         lines.append(
-            f"  run by Tether: {r.phase}, attempt {r.attempts}, runtime session {r.runtime_session}"
+            f"  run by Tether: {r.phase}, attempt {r.attempts}, runtime session "
+            f"{r.runtime_session}, ${r.cost_usd:.2f} by the runtime's own count"
         )
         if r.stop_reason:
             lines.append(f"    stopped: {r.stop_reason}")
