@@ -245,6 +245,11 @@ class RunnerActivities:
             assert proc.stdout is not None
             async for line in proc.stdout:
                 stream.feed(line)
+                if stream.refused is not None:
+                    # The model API refused the credential: Claude Code would retry it ten
+                    # times over minutes. The first refusal ends the process.
+                    await _end_group(proc, 0)
+                    return
 
         async def read_err() -> None:
             assert proc.stderr is not None
@@ -298,6 +303,8 @@ class _Stream:
         self.events = 0
         self.result: dict[str, Any] | None = None
         self.cost_usd: float | None = None
+        # A 401/403 the model API answered (Claude Code's `system/api_retry` event).
+        self.refused: dict[str, Any] | None = None
 
     def feed(self, line: bytes) -> None:
         self.events += 1
@@ -305,13 +312,32 @@ class _Stream:
             event = json.loads(line)
         except ValueError:
             return
-        if isinstance(event, dict) and event.get("type") == "result":
+        if not isinstance(event, dict):
+            return
+        if (
+            event.get("type") == "system"
+            and event.get("subtype") == "api_retry"
+            and event.get("error_status") in (401, 403)
+        ):
+            self.refused = event
+        if event.get("type") == "result":
             self.result = event
             cost = event.get("total_cost_usd")
             if isinstance(cost, int | float):
                 self.cost_usd = float(cost)
 
     def outcome(self, code: int) -> RunOutcome:
+        if self.refused is not None:
+            refused = int(self.refused["error_status"])
+            what = self.refused.get("error") or "refused"
+            return RunOutcome(
+                exit_code=code,
+                is_error=True,
+                api_status=refused,
+                cost_usd=self.cost_usd,
+                summary=f"{refused} {what}: stopped at the first refusal (Claude Code would "
+                f"retry it {self.refused.get('max_retries', 'several')} times)",
+            )
         r = self.result
         if r is None:
             return RunOutcome(exit_code=code, summary=f"exited with code {code}, no result")

@@ -23,6 +23,7 @@ from tether import client as api
 from tether.config import AgentRunner
 from tether.contracts import (
     RunRequest,
+    SessionState,
     SessionView,
     ShellCheck,
     StopInput,
@@ -411,6 +412,40 @@ async def test_max_agents_queues_the_rest_visibly_until_one_finishes(
 async def _has(runs: Any, wanted: dict[str, str]) -> bool:
     found = await runs()
     return all(found.get(k) == v for k, v in wanted.items())
+
+
+async def test_a_refused_model_key_blocks_the_session_at_the_first_refusal(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """Claude Code retries a 401 from the model API ten times over minutes (its stream says
+    `api_retry`, error_status 401): Tether ends the process at the first one and blocks the
+    session on the credential, never a success and never a retry loop."""
+    ensure_claude_code()
+    (tmp_path / "bin").mkdir()
+
+    def refuse(n: int, request: Any) -> Turn:
+        return Turn(error=(401, "authentication_error", "invalid x-api-key"))
+
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        with ModelApi(refuse) as model:
+            devops = claude_runner(team, "devops", model, tmp_path)
+            started = await api.run_agent(
+                client, team.task_queue, devops, "claude-code", RunRequest(prompt="Go.")
+            )
+            assert started.run is not None
+
+            async def blocked() -> SessionView | None:
+                view = await run_view(client, devops)
+                return view if view is not None and view.state == SessionState.BLOCKED else None
+
+            view = await eventually(blocked, "the session to be blocked", seconds=30)
+            assert view.blocker is not None and view.blocker.subject == "the model API key"
+            assert "rejected by the model API (401)" in view.blocker.reason
+            assert view.run is not None and view.run.phase == "failed"
+            assert len(model.main_requests()) <= 2  # not ten
+            assert processes_with(started.run.runtime_session) == []
+            items = [i for i in await team.store.inbox() if i.kind == "credential_blocked"]
+            assert any(devops in i.title for i in items), [i.title for i in items]
 
 
 def crashing_program(tmp_path: Path, script: str) -> list[str]:
