@@ -6,6 +6,7 @@ row are a loop. Through the real Claude Code CLI against the scripted model, and
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
+from tests.support import keys
 from tests.support.claude_code import BINARY, ensure_claude_code
-from tests.support.helpers import FakeForge, commit_file, eventually, git
+from tests.support.cli import tether
+from tests.support.helpers import FakeForge, clean_environment, commit_file, eventually, git
 from tests.support.model_api import MODEL, ModelApi, Turn, Usage
 from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES
 from tests.support.sessions import Team, running_team
@@ -446,6 +449,51 @@ async def test_a_refused_model_key_blocks_the_session_at_the_first_refusal(
             assert processes_with(started.run.runtime_session) == []
             items = [i for i in await team.store.inbox() if i.kind == "credential_blocked"]
             assert any(devops in i.title for i in items), [i.title for i in items]
+
+
+async def test_tether_run_and_stop_on_the_command_line(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    temporal_address: str,
+) -> None:
+    pids = tmp_path / "pid"
+    program = tmp_path / "agent.py"
+    program.write_text(
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(pids)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(300)\n"
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        argv = [sys.executable, str(program)]
+        coder = set_runner(team, "coder", "command", command=argv)
+        config = tmp_path / "tether.toml"
+        config.write_text(
+            f'[[agents]]\nname = "{coder}"\nruntime = "command"\n'
+            f"[agents.run]\ncommand = {json.dumps(argv)}\n"
+        )
+        env = clean_environment(
+            TETHER_HOME=str(keys.write(tmp_path / "founder-home")),
+            TEMPORAL_ADDRESS=temporal_address,
+            DATABASE_URL=fresh_db,
+            TETHER_TASK_QUEUE=team.task_queue,
+            TETHER_CONFIG=str(config),
+        )
+        started = await tether(env, "run", coder, "--prompt", "Fix the login bug")
+        assert started.code == 0, started.err
+        assert f"session of {coder}: active" in started.out
+        assert "run by Tether: running, attempt 1" in started.out
+        await eventually(pids.exists, "the agent to start")
+        pid = int(pids.read_text())
+        stopped = await tether(env, "stop", coder, "--reason", "done for today")
+        assert stopped.code == 0, stopped.err
+        assert "run by Tether: stopped" in stopped.out
+        assert "stopped: done for today (founder)" in stopped.out
+        assert not alive(pid)
+        unknown = await tether(env, "run", "nobody")
+        assert unknown.code != 0 and "agent 'nobody' is not in tether.toml" in unknown.err
 
 
 def crashing_program(tmp_path: Path, script: str) -> list[str]:
