@@ -1,12 +1,14 @@
 """A worker that stops leaves its cached workflows as suspended coroutines; Python's garbage
 collector later closes them wherever it happens to run, possibly inside another workflow's
-activation (sdk-python#494). Tether's workflows then do nothing: no command of theirs may land
-in the other workflow's history (seen once in the suite as a session whose history held a
-deployment's patch marker, and failed to replay)."""
+activation (sdk-python#494). Tether's workflows (deployments, sessions with the agent's process
+running, tasks) then do nothing: no command of theirs may land in the other workflow's history.
+It was seen once in the suite: a session whose history held a deployment's patch marker, and
+failed to replay."""
 
 from __future__ import annotations
 
 import gc
+import sys
 import uuid
 from pathlib import Path
 
@@ -16,7 +18,11 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from tests.support.deploy import deploy_rig
-from tether.contracts import DeployState
+from tests.support.helpers import FakeForge
+from tests.support.sessions import running_team
+from tether import client as api
+from tether.config import AgentRunner
+from tether.contracts import DeployState, RunRequest, ShellCheck, TaskSpec
 
 
 @workflow.defn(sandboxed=False)
@@ -28,15 +34,27 @@ class CollectsGarbage:
         return gc.collect()
 
 
-async def test_a_stopped_workers_deployments_leave_no_command_in_another_workflow(
-    client: Client, fresh_db: str, tmp_path: Path
+async def test_a_stopped_workers_workflows_leave_no_command_in_another_workflow(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
 ) -> None:
     gc.disable()  # only the workflow below collects, inside its activation
     try:
-        async with deploy_rig(client, fresh_db, tmp_path) as rig:
-            # Queued, waiting for the founder: suspended in the stopping worker's cache.
+        async with (
+            deploy_rig(client, fresh_db, tmp_path / "deploy") as rig,
+            running_team(client, fresh_db, tmp_path / "team", forge) as team,
+        ):
+            # Queued, waiting for the founder: suspended in the stopping worker's cache ...
             waiting = [await rig.request("main") for _ in range(3)]
             assert all(v.state == DeployState.QUEUED for v in waiting)
+            # ... with an open session and a claimed task, and an agent's process running.
+            agent = team.agent("coder")
+            task = TaskSpec(id=f"gc-{agent}", title="t", checks=[ShellCheck(command="true")])
+            await api.create_task(client, team.task_queue, task)
+            await api.claim_task(client, task.id, agent)
+            runner = next(a for a in team.config.agents if a.name == agent)
+            runner.runtime = "command"
+            runner.run = AgentRunner(command=[sys.executable, "-c", "import time; time.sleep(30)"])
+            await api.run_agent(client, team.task_queue, agent, "command", RunRequest())
         queue = f"gc-{uuid.uuid4().hex[:8]}"
         async with Worker(
             client,
