@@ -185,8 +185,10 @@ class RunnerActivities:
         else:
             return WakeOutcome(started=False, reason="no task assigned to it or open")
         try:
+            # The runtime as tether.toml says it now (the schedule's input may be older).
+            runtime = self._agent(inp.agent).runtime
             await run_agent(
-                activity.client(), activity.info().task_queue, inp.agent, inp.runtime, request
+                activity.client(), activity.info().task_queue, inp.agent, runtime, request
             )
         except Refused as exc:
             return WakeOutcome(started=False, reason=str(exc), task_id=task.id)

@@ -1005,7 +1005,7 @@ class AgentSessionWorkflow:
                     evidence={"crashes": list(run.crashes)},
                 )
                 v.governor.hold = hold
-                await self._hold(hold, stop=False)  # nothing runs: this is the supervisor
+                await self._hold(hold)  # from the supervisor: its process is over already
                 return
             run.phase = "restarting"
             self._set_search_attributes()
@@ -1107,13 +1107,12 @@ class AgentSessionWorkflow:
             self.view.run.phase = "restarting" if carry else "stopped"
         self._set_search_attributes()
 
-    async def _hold(self, hold: Hold, stop: bool = True) -> None:
+    async def _hold(self, hold: Hold) -> None:
         """Loop or cost: end the agent's process if Tether runs it (before the report that
         caused the hold is answered, so no model turn starts after it), hold the task, tell the
         founder; the agent hears it in the answer."""
         v = self.view
-        if stop:
-            await self._stop_process(f"held by Tether's governor: {hold.reason}")
+        await self._stop_process(f"held by Tether's governor: {hold.reason}")
         if hold.task_id is not None:
             await messaging.tell(
                 constants.task_workflow_id(hold.task_id),

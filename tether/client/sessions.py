@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -88,6 +89,23 @@ async def start_session(client: Client, task_queue: str, inp: SessionInput) -> S
     whose workflow is still closing (archiving a handoff) is waited for, never polled.
     """
     attach = AttachInput(external_id=inp.external_id, runtime=inp.runtime, source=inp.source)
+    summary = f"Session of {inp.agent} ({inp.runtime})"
+    return await _with_session(
+        client, task_queue, inp, AgentSessionWorkflow.attach, attach, summary
+    )
+
+
+async def _with_session(
+    client: Client,
+    task_queue: str,
+    inp: SessionInput,
+    update: Any,
+    arg: Any,
+    summary: str,
+) -> SessionView:
+    """`update` on the agent's session, starting the session if none is open (one
+    update-with-start). A session that has ended, or was just superseded, is waited for until
+    its workflow closes (once its record is written), and the next one takes the update."""
     for _ in range(3):
         start = WithStartWorkflowOperation(
             AgentSessionWorkflow.run,
@@ -96,12 +114,13 @@ async def start_session(client: Client, task_queue: str, inp: SessionInput) -> S
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"Session of {inp.agent} ({inp.runtime})",
+            static_summary=summary,
         )
         try:
-            return await client.execute_update_with_start_workflow(
-                AgentSessionWorkflow.attach, attach, start_workflow_operation=start
+            view: SessionView = await client.execute_update_with_start_workflow(
+                update, arg, start_workflow_operation=start
             )
+            return view
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             if not isinstance(cause, ApplicationError):
@@ -110,9 +129,8 @@ async def start_session(client: Client, task_queue: str, inp: SessionInput) -> S
                 raise Refused(cause.message) from exc
         except RPCError as exc:
             raise TetherError(f"session of {inp.agent}: Temporal refused the start: {exc}") from exc
-        # Ended, or just superseded: its workflow closes once its record is written.
         await wait_closed(await start.workflow_handle())
-    raise TetherError(f"could not start a session for {inp.agent}: it keeps changing; try again")
+    raise TetherError(f"the session of {inp.agent} keeps changing; try again")
 
 
 async def end_session(client: Client, agent: str, reason: str, by: str) -> SessionView:
@@ -197,30 +215,10 @@ async def run_agent(
     """`tether run AGENT`: open the agent's session (or use the open one), then have it start the
     agent's process; returns once the process is launched. Founder-signed (the client's seal)."""
     inp = SessionInput(agent=agent, runtime=runtime, task_id=request.task_id, source="tether-run")
-    for _ in range(3):
-        # One update-with-start: the open session, or a new one, runs it once started.
-        start = WithStartWorkflowOperation(
-            AgentSessionWorkflow.run,
-            inp,
-            id=constants.session_workflow_id(agent),
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"Session of {agent} ({runtime}), run by Tether",
-        )
-        try:
-            return await client.execute_update_with_start_workflow(
-                AgentSessionWorkflow.run_agent, request, start_workflow_operation=start
-            )
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            if not isinstance(cause, ApplicationError) or cause.type != errors.SESSION_ENDED:
-                raise Refused(getattr(cause, "message", None) or str(cause)) from exc
-        except RPCError as exc:
-            raise TetherError(f"session of {agent}: Temporal refused the run: {exc}") from exc
-        # An ended session still closing: the run starts in the next one.
-        await wait_closed(await start.workflow_handle())
-    raise TetherError(f"could not run {agent}: its session keeps changing; try again")
+    summary = f"Session of {agent} ({runtime}), run by Tether"
+    return await _with_session(
+        client, task_queue, inp, AgentSessionWorkflow.run_agent, request, summary
+    )
 
 
 async def stop_agent(client: Client, agent: str, request: StopInput) -> SessionView:

@@ -93,7 +93,6 @@ class WakeInput(Model):
     """A round of an agent's wake schedule."""
 
     agent: str = Field(pattern=NAME_PATTERN)
-    runtime: str = "claude-code"
 
 
 class WakeOutcome(Model):

@@ -305,13 +305,10 @@ async def ensure_credential_watch(client: Client, task_queue: str, every_hours: 
     from temporalio.client import (
         Schedule,
         ScheduleActionStartWorkflow,
-        ScheduleAlreadyRunningError,
         ScheduleIntervalSpec,
         ScheduleOverlapPolicy,
         SchedulePolicy,
         ScheduleSpec,
-        ScheduleUpdate,
-        ScheduleUpdateInput,
     )
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
@@ -330,19 +327,33 @@ async def ensure_credential_watch(client: Client, task_queue: str, every_hours: 
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
+    return await _put_schedule(client, constants.CREDENTIAL_WATCH_SCHEDULE_ID, schedule)
+
+
+async def _put_schedule(client: Client, schedule_id: str, schedule: Any) -> str:
+    """Create the Schedule, or bring the existing one up to date when its interval or queue
+    differ, or it has no summary: "created", "updated" or "unchanged". Safe from every worker
+    at start."""
+    from temporalio.client import (
+        ScheduleActionStartWorkflow,
+        ScheduleAlreadyRunningError,
+        ScheduleUpdate,
+        ScheduleUpdateInput,
+    )
+
     try:
-        await client.create_schedule(constants.CREDENTIAL_WATCH_SCHEDULE_ID, schedule)
+        await client.create_schedule(schedule_id, schedule)
         return "created"
     except ScheduleAlreadyRunningError:
         pass
-    handle = client.get_schedule_handle(constants.CREDENTIAL_WATCH_SCHEDULE_ID)
-    described = await handle.describe()
-    current = described.schedule
-    action = current.action
+    handle = client.get_schedule_handle(schedule_id)
+    current = (await handle.describe()).schedule
+    action, wanted = current.action, schedule.action
     same = (
-        [i.every for i in current.spec.intervals] == [every]
+        [i.every for i in current.spec.intervals] == [i.every for i in schedule.spec.intervals]
         and isinstance(action, ScheduleActionStartWorkflow)
-        and action.task_queue == task_queue
+        and action.task_queue == wanted.task_queue
+        # (a schedule made before summaries existed has none: it is brought up to date)
         and action.static_summary is not None
     )
     if same:
@@ -413,13 +424,10 @@ async def ensure_wake_schedules(client: Client, task_queue: str, agents: list[An
     from temporalio.client import (
         Schedule,
         ScheduleActionStartWorkflow,
-        ScheduleAlreadyRunningError,
         ScheduleIntervalSpec,
         ScheduleOverlapPolicy,
         SchedulePolicy,
         ScheduleSpec,
-        ScheduleUpdate,
-        ScheduleUpdateInput,
     )
 
     from tether.contracts import WakeInput
@@ -436,7 +444,7 @@ async def ensure_wake_schedules(client: Client, task_queue: str, agents: list[An
         schedule = Schedule(
             action=ScheduleActionStartWorkflow(
                 "WakeWorkflow",
-                WakeInput(agent=agent.name, runtime=agent.runtime),
+                WakeInput(agent=agent.name),
                 id=f"wake-{agent.name}",
                 task_queue=task_queue,
                 execution_timeout=timedelta(minutes=5),
@@ -445,14 +453,5 @@ async def ensure_wake_schedules(client: Client, task_queue: str, agents: list[An
             spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
             policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
         )
-        try:
-            await client.create_schedule(schedule_id, schedule)
-            continue
-        except ScheduleAlreadyRunningError:
-            pass
-
-        def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(schedule_id).update(replace)
+        await _put_schedule(client, schedule_id, schedule)
     return waking
