@@ -103,6 +103,7 @@ def build_worker(
             sessions.archive_handoff,
             sessions.cost_baseline,
             sessions.flush_governor,
+            sessions.budget_status,
             sessions.agent_holds_task,
             deploys.deploy_plan,
             deploys.judge_approval,

@@ -23,11 +23,14 @@ from activities.escalation import escalating
 from activities.groundtruth import read_pull_requests, read_repositories
 from activities.notify import notify
 from activities.store import Store
+from tether import budgets
 from tether.config import TetherConfig
 from tether.constants import task_workflow_id
 from tether.contracts import (
     ArtifactInput,
     ArtifactResult,
+    BudgetInput,
+    BudgetStatus,
     ClearInboxInput,
     CostBaseline,
     CostBaselineInput,
@@ -209,8 +212,33 @@ class SessionActivities:
     @escalating
     async def flush_governor(self, inp: FlushInput) -> None:
         await self.store.record_costs(inp.agent, inp.session_key, inp.task_costs, inp.task_tokens)
+        if inp.day_costs:
+            await self.store.record_spend_days(inp.agent, inp.session_key, inp.day_costs)
         if inp.calls:
             await self.store.record_tool_calls(inp.agent, inp.session_key, inp.calls)
+
+    @activity.defn
+    @escalating
+    async def budget_status(self, inp: BudgetInput) -> BudgetStatus:
+        """The hard budgets in force for this agent today (tether.toml, raised by verified
+        founder orders), and what the other sessions spent against them."""
+        day = inp.at.date()
+        rows = await self.store.budget_orders(
+            [budgets.agent_scope(inp.agent, day), budgets.team_scope(day)]
+        )
+        daily, monthly, raises = budgets.limits(self.config, inp.agent, day, rows)
+        today, month = await self.store.budget_spend(
+            inp.agent, day, excluding_session=inp.session_key
+        )
+        return BudgetStatus(
+            day=day.isoformat(),
+            month=f"{day:%Y-%m}",
+            agent_daily_usd=daily,
+            team_monthly_usd=monthly,
+            others_today_usd=today,
+            others_month_usd=month,
+            raises=raises,
+        )
 
     @activity.defn
     @escalating

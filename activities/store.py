@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -810,6 +810,63 @@ class Store:
                     t.cache_read,
                     t.cache_write,
                 )
+
+    async def record_spend_days(
+        self, agent: str, session_key: str, day_costs: dict[str, float]
+    ) -> None:
+        """This session's cumulative spend per UTC day (never lowered: batches may arrive late)."""
+        await self.pool.executemany(
+            """INSERT INTO spend_days (session_key, agent, day, usd) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (session_key, day) DO UPDATE SET
+                   usd = GREATEST(spend_days.usd, EXCLUDED.usd), updated_at = now()""",
+            [(session_key, agent, date.fromisoformat(d), usd) for d, usd in day_costs.items()],
+        )
+
+    async def budget_spend(
+        self, agent: str | None, day: date, *, excluding_session: str = ""
+    ) -> tuple[float, float]:
+        """(the agent's spend on `day`, the whole team's in that day's month), leaving out one
+        session (the one asking adds its own, live). No agent: the team's spend that day."""
+        month = day.replace(day=1)
+        row = await self.pool.fetchrow(
+            """SELECT
+                   COALESCE(SUM(usd) FILTER (
+                       WHERE day = $2 AND ($1::text IS NULL OR agent = $1)), 0) AS today,
+                   COALESCE(SUM(usd), 0) AS month
+               FROM spend_days
+               WHERE day >= $3 AND day < ($3 + interval '1 month') AND session_key <> $4""",
+            agent,
+            day,
+            month,
+            excluding_session,
+        )
+        assert row is not None
+        return float(row["today"]), float(row["month"])
+
+    async def spend_per_agent(self, day: date) -> dict[str, float]:
+        rows = await self.pool.fetch(
+            "SELECT agent, SUM(usd) AS usd FROM spend_days WHERE day = $1 GROUP BY agent", day
+        )
+        return {r["agent"]: float(r["usd"]) for r in rows}
+
+    async def add_budget_order(self, scope: str, limit_usd: float, order: dict[str, Any]) -> int:
+        value = await self.pool.fetchval(
+            """INSERT INTO budget_orders (scope, limit_usd, order_json) VALUES ($1, $2, $3)
+               RETURNING id""",
+            scope,
+            limit_usd,
+            order,
+        )
+        return int(value)
+
+    async def budget_orders(self, scopes: list[str]) -> list[dict[str, Any]]:
+        """The orders stored for these scopes, oldest first (each is verified where it is used)."""
+        rows = await self.pool.fetch(
+            """SELECT id, scope, limit_usd, order_json, created_at FROM budget_orders
+               WHERE scope = ANY($1::text[]) ORDER BY id""",
+            scopes,
+        )
+        return [dict(r) for r in rows]
 
     async def record_tool_calls(
         self, agent: str, session_key: str, calls: list[ToolCallRecord]

@@ -181,6 +181,14 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
         await api.start_session(
             client, q, SessionInput(agent=agent, external_id="cc-1", runtime="claude-code")
         )
+
+        async def settled() -> bool:
+            # The session loads its task's cost baseline on its own after the start: wait, so
+            # that only a forged message could change its state from here.
+            view = await api.session_view(client, agent)
+            return view is not None and view.governor.baseline is not None
+
+        await eventually(settled, "the session to load its cost baseline")
         deployment = await rig.request("main")
         service = f"forged-{suffix}"
         lock = await client.start_workflow(

@@ -286,3 +286,103 @@ def test_a_reported_cost_can_raise_the_priced_spend_but_never_lower_it() -> None
     governors.apply_report(gov, Report(usage=usage, cost_usd=10.0), "t1", NOW)
     assert gov.cost_usd == pytest.approx(priced + 10.0)
     assert gov.task_costs["t1"] == pytest.approx(priced + 10.0)
+
+
+def test_a_hard_budget_holds_on_the_agents_day_and_the_teams_month_across_sessions() -> None:
+    from tether.contracts import BudgetStatus
+
+    gov = Governor()
+    gov.budget = BudgetStatus(
+        day="2026-11-26",
+        month="2026-11",
+        agent_daily_usd=10.0,
+        team_monthly_usd=100.0,
+        others_today_usd=6.0,
+        others_month_usd=50.0,
+    )
+    # Other sessions spent $6 today: this one's $3 keeps the agent inside its $10.
+    assert governors.apply_report(gov, Report(cost_usd=3.0), "t1", NOW).new_hold is None
+    outcome = governors.apply_report(gov, Report(cost_usd=1.5), "t1", NOW)
+    held = outcome.new_hold
+    assert held is not None and held.kind == "budget" and held.task_id is None
+    assert held.reason == "it has spent $10.50 today (UTC), above its daily budget of $10.00"
+    assert held.evidence["scope"] == "agent" and held.evidence["spent_usd"] == 10.5
+    assert [d.kind for d in outcome.directives] == ["budget_stop"]
+    answer = outcome.answer(gov)
+    assert answer.deny is not None and answer.deny.startswith("stopped by Tether: it has spent")
+    # Released without a raise, the next report holds again.
+    governors.release(gov, "t1")
+    assert governors.apply_report(gov, Report(cost_usd=0.01), "t1", NOW).new_hold is not None
+
+    # The next UTC day: yesterday's spend, the session's own included, no longer counts
+    # against the day (until the budget is read again, the others count as nothing) ...
+    gov.hold = None
+    tomorrow = NOW + timedelta(days=1)
+    assert governors.apply_report(gov, Report(cost_usd=2.0), "t1", tomorrow).new_hold is None
+    # ... but the month does: 50 from the others (read for November) and 6.51 of its own.
+    assert governors.budget_spend(gov, tomorrow) == pytest.approx((2.0, 56.51))
+    assert governors.budget_spend(gov, NOW) == pytest.approx((10.51, 56.51))
+    gov.budget.others_month_usd = 95.0
+    outcome = governors.apply_report(gov, Report(cost_usd=0.1), "t1", NOW)
+    assert outcome.new_hold is not None
+    assert outcome.new_hold.reason.startswith("it has spent $10.61 today")
+    gov.hold, gov.budget.agent_daily_usd = None, None
+    outcome = governors.apply_report(gov, Report(cost_usd=0.1), "t1", NOW)
+    assert outcome.new_hold is not None and outcome.new_hold.evidence["scope"] == "team"
+    assert outcome.new_hold.reason == (
+        "the team has spent $101.71 this month (UTC), above its monthly budget of $100.00"
+    )
+    # A cost pause's release rule (the next pause at twice the cost) is not a budget's.
+    gov.hold = None
+    assert gov.pause_at_usd is None
+
+
+def test_a_budget_raise_counts_only_when_the_founders_key_signed_it_for_that_period(
+    tmp_path: Path,
+) -> None:
+    from datetime import date
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tether import budgets
+    from tether.config import TetherConfig
+    from tether.signing import generate, load_private, order
+
+    key_path, public = generate(tmp_path)
+    config = TetherConfig.model_validate(
+        {
+            "agents": [{"name": "coder"}, {"name": "ops"}],
+            "founder": {"public_key": public},
+            "budget": {"agent_daily_usd": 10.0, "team_monthly_usd": 100, "agents": {"ops": 3}},
+        }
+    )
+    day = date(2026, 11, 26)
+
+    def row(scope: str, usd: float, key: Any = None, subject: str | None = None) -> dict[str, Any]:
+        signed = order(
+            "budget",
+            subject or budgets.subject(scope, usd),
+            "founder",
+            "launch",
+            key or load_private(key_path),
+        )
+        return {"scope": scope, "limit_usd": usd, "order_json": signed.model_dump(mode="json")}
+
+    assert budgets.limits(config, "ops", day, []) == (3.0, 100.0, [])
+    raised = [row(budgets.agent_scope("coder", day), 25), row(budgets.team_scope(day), 250)]
+    assert budgets.limits(config, "coder", day, raised) == (
+        25.0,
+        250.0,
+        ["coder daily $25.00 by founder (launch)", "team monthly $250.00 by founder (launch)"],
+    )
+    # Another agent's raise, another key, a row whose limit is not the one signed, an order
+    # for another action: none of them counts.
+    forged = [
+        row(budgets.agent_scope("coder", day), 99),
+        row(budgets.agent_scope("ops", day), 500, key=Ed25519PrivateKey.generate()),
+        {**row(budgets.agent_scope("ops", day), 5), "limit_usd": 500.0},
+        row(budgets.agent_scope("ops", day), 7, subject="ops"),
+    ]
+    assert budgets.limits(config, "ops", day, forged) == (3.0, 100.0, [])
+    with pytest.raises(ValueError, match=r"budget\.agents names ghost"):
+        TetherConfig.model_validate({"agents": [{"name": "a"}], "budget": {"agents": {"ghost": 1}}})

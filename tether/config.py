@@ -320,6 +320,34 @@ class Thresholds(Model):
         return self
 
 
+class Budget(Model):
+    """Hard budgets beside the anomaly governor (`[budget]`), in USD, in UTC days and months.
+
+    Crossing one holds the agent's session (the runner ends its process, the gateway denies
+    its tools) until the founder raises it with a signed order (`tether budget raise`)."""
+
+    # Every agent's daily limit, unless `[budget.agents]` names its own.
+    agent_daily_usd: float | None = Field(default=None, gt=0)
+    # The whole team's monthly limit.
+    team_monthly_usd: float | None = Field(default=None, gt=0)
+    # Per-agent daily limits: { coder = 40.0 }.
+    agents: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("agents")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = sorted(name for name, usd in value.items() if usd <= 0)
+        if bad:
+            raise ValueError(f"budget.agents limits must be above 0 (not: {', '.join(bad)})")
+        return value
+
+    def daily_for(self, agent: str) -> float | None:
+        return self.agents.get(agent, self.agent_daily_usd)
+
+    def applies_to(self, agent: str) -> bool:
+        return self.daily_for(agent) is not None or self.team_monthly_usd is not None
+
+
 # List prices in USD per million tokens when tether.toml names none. Prices change: set
 # [pricing."model-prefix"] to what you pay. The longest matching prefix of the model id wins.
 DEFAULT_PRICES: dict[str, Price] = {
@@ -344,6 +372,7 @@ class TetherConfig(Model):
     pricing: dict[str, Price] = Field(default_factory=dict)
     founder: Founder = Field(default_factory=Founder)
     gateway: Gateway = Field(default_factory=Gateway)
+    budget: Budget = Field(default_factory=Budget)
 
     def agent(self, name: str) -> Agent | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -366,6 +395,7 @@ class TetherConfig(Model):
             cost_min_history=t.cost_min_history,
             cost_ceiling_usd=t.cost_ceiling_usd,
             prices={**DEFAULT_PRICES, **self.pricing},
+            budgeted=self.budget.applies_to(agent.name),
         )
 
     @model_validator(mode="after")
@@ -398,6 +428,11 @@ class TetherConfig(Model):
                         f"agent '{agent.name}' names repository '{repo}', which is not defined "
                         "under [repositories]"
                     )
+        unknown = sorted(set(self.budget.agents) - {a.name for a in self.agents})
+        if unknown:
+            raise ValueError(
+                f"budget.agents names {', '.join(unknown)}, not an agent under [[agents]]"
+            )
         if self.forge and self.forge.credential and self.forge.credential not in self.credentials:
             raise ValueError(
                 f"forge.credential names '{self.forge.credential}', which is not defined under "

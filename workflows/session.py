@@ -67,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         ArtifactResult,
         AttachInput,
         Blocker,
+        BudgetInput,
         ClearInboxInput,
         CostBaseline,
         CostBaselineInput,
@@ -136,6 +137,8 @@ ADOPTS_CLAIM_PATCH = "session-adopts-claimed-task"
 # Since issue 12: the startup reads git, tasks and the forge while it reads the agent's setup
 # and probes its credentials.
 FAST_START_PATCH = "session-fast-start"
+# Since issue 15: the session reads its hard budgets at start and after each ledger write.
+BUDGETS_PATCH = "session-budgets"
 
 
 def _refuse(message: str) -> ApplicationError:
@@ -178,6 +181,12 @@ class AgentSessionWorkflow:
         # A handoff ends the session without a pseudo-work verdict: the work goes on.
         self._handed_off = False
         self._governors = True
+        self._budgets = False
+        # Read the budgets again (after a ledger write: the other sessions' spend moved on);
+        # the UTC day they were last read for, and whether a read is under way.
+        self._budget_stale = False
+        self._budget_day: str | None = None
+        self._budget_reading = False
         # The agent's process, when Tether runs it: the supervising task and its activity.
         self._runner: asyncio.Task[None] | None = None
         self._process: workflow.ActivityHandle[RunOutcome] | None = None
@@ -191,11 +200,15 @@ class AgentSessionWorkflow:
     async def run(self, inp: SessionInput) -> SessionView:
         # Sessions recorded before the governors existed replay without their activities.
         self._governors = workflow.patched(GOVERNORS_PATCH)
+        self._budgets = workflow.patched(BUDGETS_PATCH)
         if inp.carried is None:
             self._set_search_attributes()
             async with self._lock:
                 await self._startup()
             v = self.view
+            if self._budget_due():
+                # Before the agent's process starts: a session over its budget runs nothing.
+                await self._load_budget()
             if inp.run is not None and v.state == SessionState.ACTIVE and v.governor.hold is None:
                 self._begin_run(inp.run)
         elif self.view.run is not None and self.view.run.phase in (
@@ -214,6 +227,7 @@ class AgentSessionWorkflow:
                         self._end is not None
                         or self._leave_run()
                         or self._baseline_due()
+                        or self._budget_due()
                         or self._flush_due()
                     ),
                     timeout=max(left, 0.001),
@@ -229,6 +243,9 @@ class AgentSessionWorkflow:
                 await self._load_baseline()
             if self._flush_due():
                 await self._flush()
+                self._budget_stale = True
+            if self._budget_due():
+                await self._load_budget()
         end = self._end
         if end is None:
             # Handlers finish before the state is carried on; an end that arrives meanwhile
@@ -288,6 +305,15 @@ class AgentSessionWorkflow:
             and self._governors
         )
 
+    def _budget_due(self) -> bool:
+        v = self.view
+        g = v.governor
+        if not (self._budgets and g.limits.budgeted and v.state == SessionState.ACTIVE):
+            return False
+        if self._budget_reading:
+            return False
+        return self._budget_stale or self._budget_day != workflow.now().date().isoformat()
+
     def _flush_due(self) -> bool:
         g = self.view.governor
         pending = g.reports - g.flushed_reports
@@ -331,6 +357,16 @@ class AgentSessionWorkflow:
     async def report(self, report: Report) -> ReportAnswer:
         v = self.view
         self._run_reports += 1
+        if v.governor.limits.budgeted and v.governor.budget is None:
+            # The first budget read is under way (it starts with the session): judge this
+            # report against it.
+            await workflow.wait_condition(
+                lambda: (
+                    v.governor.budget is not None
+                    or (self._budget_day is not None and not self._budget_reading)
+                    or self._closing()
+                )
+            )
         outcome = governors.apply_report(v.governor, report, v.task_id, workflow.now())
         if outcome.new_hold is not None:
             await self._hold(outcome.new_hold)
@@ -378,7 +414,13 @@ class AgentSessionWorkflow:
         """`tether run AGENT`: start the agent's process now, in this session; returns once it
         is launched (or refused: a blocked or held session runs nothing)."""
         v = self.view
-        await workflow.wait_condition(lambda: v.state != SessionState.STARTING)
+        await workflow.wait_condition(
+            lambda: (
+                v.state != SessionState.STARTING
+                and not self._budget_due()
+                and not self._budget_reading
+            )
+        )
         if v.state != SessionState.ACTIVE or v.governor.hold is not None:
             why = v.notice or (
                 governors.hold_message(v.governor.hold) if v.governor.hold else str(v.state)
@@ -481,6 +523,15 @@ class AgentSessionWorkflow:
             return verdict.reason
         if v.governor.hold is not hold:
             return "the hold changed while the order was judged; send it again"
+        if hold.kind == "budget":
+            # Lifted only once the budget allows more: a release without a raise would hold
+            # again at the next report.
+            await self._read_budget()
+            if v.governor.hold is not hold:
+                return "the hold changed while the budget was read; send it again"
+            over = governors.over_budget(v.governor, workflow.now())
+            if over is not None:
+                return f"{over[0]}: raise it first ({inbox.budget_raise_command(v.agent, hold)})"
         governors.release(v.governor, v.task_id)
         if inp.task_closed and v.task_id == inp.task_id:
             v.task_id = None
@@ -557,14 +608,10 @@ class AgentSessionWorkflow:
     @workflow.update
     async def end(self, inp: EndSessionInput) -> SessionView:
         run = self.view.run
-        if (
-            self._runner is not None
-            and not self._runner.done()
-            and run is not None
-            and inp.external_id == run.runtime_session
-        ):
+        if run is not None and inp.external_id == run.runtime_session:
             # Claude Code's SessionEnd as a process Tether runs exits (`claude -p` ends its
-            # session every time): the runner decides when this session ends, not the runtime.
+            # session every time, and a process Tether stopped for a hold says it on its way
+            # out): Tether decides when this session ends, not the runtime.
             return self.view
         self._end = inp
         await workflow.wait_condition(lambda: self._finished)
@@ -1108,7 +1155,7 @@ class AgentSessionWorkflow:
         self._set_search_attributes()
 
     async def _hold(self, hold: Hold) -> None:
-        """Loop or cost: end the agent's process if Tether runs it (before the report that
+        """Loop, cost or budget: end the agent's process if Tether runs it (before the report that
         caused the hold is answered, so no model turn starts after it), hold the task, tell the
         founder; the agent hears it in the answer."""
         v = self.view
@@ -1124,6 +1171,9 @@ class AgentSessionWorkflow:
         await self._notify(inbox.hold(v, hold))
         self._set_search_attributes()
         await self._record()
+        if self._budgets:
+            # The spend that led to the hold is in the ledger when the founder looks.
+            await self._flush()
 
     async def _handoff(self) -> None:
         """Archive the session's state to the knowledge base; the session then ends, and the
@@ -1151,6 +1201,37 @@ class AgentSessionWorkflow:
             self._end = EndSessionInput(
                 reason=f"handoff: context {pct:.0%} full", by="tether", external_id=None
             )
+
+    async def _read_budget(self) -> None:
+        """The hard budgets in force and the other sessions' spend (a read that fails keeps the
+        last figures: the budget is then judged on those, and read again after the next flush)."""
+        g = self.view.governor
+        self._budget_stale, self._budget_reading = False, True
+        self._budget_day = workflow.now().date().isoformat()
+        try:
+            g.budget = await self._activity(
+                SessionActivities.budget_status,
+                BudgetInput(
+                    agent=self.view.agent, session_key=self._session_key(), at=workflow.now()
+                ),
+                retry.READ,
+            )
+        except ActivityError as err:
+            workflow.logger.warning(
+                "session %s: budgets could not be read: %s", self.view.agent, cause_text(err)
+            )
+        finally:
+            self._budget_reading = False
+
+    async def _load_budget(self) -> None:
+        """Read the budgets; over one, hold the agent (its process ends, the founder is told)."""
+        await self._read_budget()
+        g = self.view.governor
+        if self._closing() or self.view.state != SessionState.ACTIVE:
+            return
+        held = governors.check_budget(g, workflow.now())
+        if held is not None:
+            await self._hold(held)
 
     async def _load_baseline(self) -> None:
         v = self.view
@@ -1185,6 +1266,7 @@ class AgentSessionWorkflow:
                         task_costs=dict(g.task_costs),
                         task_tokens=dict(g.task_tokens),
                         calls=calls,
+                        day_costs=dict(g.day_costs),
                     ),
                     retry.NOTIFY,
                 )
@@ -1249,7 +1331,8 @@ class AgentSessionWorkflow:
             detail += f" · {v.blocker.message()}"
         g = v.governor
         if g.hold:
-            detail += f" · {'LOOP' if g.hold.kind == 'loop' else 'COST PAUSE'}: {g.hold.reason}"
+            label = {"loop": "LOOP", "cost": "COST PAUSE", "budget": "BUDGET"}[g.hold.kind]
+            detail += f" · {label}: {g.hold.reason}"
         if g.context_pct is not None:
             detail += f" · context {g.context_pct:.0%}"
         if g.cost_usd:

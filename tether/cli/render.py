@@ -7,6 +7,7 @@ import re
 import sys
 from typing import TextIO
 
+from tether.client.budgets import BudgetLine
 from tether.client.status import (
     StatusReport,
 )
@@ -163,6 +164,13 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
         waiting = ", ".join(q.waiting) or "nobody"
         lines.append(f"  lock {q.service}: held by {q.holder or 'nobody'}; waiting: {waiting}")
 
+    if report.budgets:
+        lines.append("")
+        lines.append(
+            paint("Budgets (UTC; spend as written to the ledger, up to 60 s behind)", "bold")
+        )
+        lines += render_budgets(report.budgets, paint)
+
     for title, items, style in (
         ("Blockers", report.blockers, "red"),
         ("Pseudo-work flags (last 7 days)", report.pseudo_work, "yellow"),
@@ -207,8 +215,39 @@ def render_inbox(items: list[InboxItem], colour: bool = False) -> str:
 
 
 _URGENT = frozenset(
-    {"credential_blocked", "loop_blocked", "cost_paused", "deploy_approval", "deploy_failed"}
+    {
+        "credential_blocked",
+        "loop_blocked",
+        "cost_paused",
+        "budget_exceeded",
+        "run_failed",
+        "deploy_approval",
+        "deploy_failed",
+    }
 )
+
+
+def render_budgets(budgets: list[BudgetLine], paint: _Paint | None = None) -> list[str]:
+    """One row per hard budget: spent against the limit in force, over ones in red."""
+    paint = paint or _Paint(False)
+    if not budgets:
+        return ["  no budget is configured ([budget] in tether.toml)"]
+    rows = [["BUDGET", "PERIOD", "SPENT", "LIMIT", "USED", "RAISED"]]
+    for b in budgets:
+        used = b.spent_usd / b.limit_usd if b.limit_usd else 0.0
+        style = "red" if used > 1 else "yellow" if used >= 0.8 else ""
+        what = f"{b.name} daily" if b.scope == "agent" else "team monthly"
+        rows.append(
+            [
+                what,
+                b.period,
+                _usd(b.spent_usd),
+                _usd(b.limit_usd),
+                paint(f"{used:.0%}", style) if style else f"{used:.0%}",
+                b.raised or "-",
+            ]
+        )
+    return _table(rows)
 
 
 def stdout_colour(choice: str) -> bool:

@@ -13,8 +13,10 @@ from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
 from tether import constants
+from tether.client.budgets import BudgetLine, budget_lines
 from tether.client.deployments import deploy_queue, deploy_view
 from tether.client.sessions import session_view
+from tether.config import TetherConfig
 from tether.contracts import GOVERNOR, Model, SessionState, SessionView, TaskState, TaskSummary
 
 
@@ -96,6 +98,8 @@ class StatusReport(Model):
     # wrong agent): in all, and the latest few, one line each.
     refused_total: int = 0
     refused_recent: list[str] = Field(default_factory=list)
+    # Hard budgets: spend today / this month against each limit in force.
+    budgets: list[BudgetLine] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)
 
 
@@ -123,7 +127,10 @@ _TASK_ORDER = {
 
 
 async def gather_status(
-    client: Client, store: Any, horizon_days: int = EXPIRY_HORIZON_DAYS
+    client: Client,
+    store: Any,
+    horizon_days: int = EXPIRY_HORIZON_DAYS,
+    config: TetherConfig | None = None,
 ) -> StatusReport:
     now = datetime.now(UTC)
     report = StatusReport(generated_at=now)
@@ -166,6 +173,8 @@ async def gather_status(
     for a in report.agents:
         if a.blocker:
             report.blockers.append(f"{a.agent}: {a.blocker}")
+        elif a.hold and a.hold.startswith("budget:"):
+            report.blockers.append(f"{a.agent} stopped by a hard budget{a.hold[6:]}")
 
     for row in await store.recent_pseudo_work():
         result = row.get("artifact_result") or {}
@@ -189,6 +198,8 @@ async def gather_status(
         why = str(exc) or type(exc).__name__
         report.problems.append(f"deployments could not be listed from Temporal: {why}")
     report.running = [RunningStatus(**row) for row in await store.running_everywhere()]
+    if config is not None:
+        report.budgets = await budget_lines(store, config, now)
     report.inbox_open = await store.open_inbox_count()
     report.refused_total, recent = await store.refusals(limit=5)
     report.refused_recent = [

@@ -37,6 +37,8 @@ from tether.contracts.deploy import (
     TagWatchInput,
 )
 from tether.contracts.governors import (
+    BudgetInput,
+    BudgetStatus,
     CostBaseline,
     CostBaselineInput,
     Directive,
@@ -155,6 +157,8 @@ __all__ = [
     "AuditInput",
     "Blocker",
     "Brief",
+    "BudgetInput",
+    "BudgetStatus",
     "Check",
     "CheckBase",
     "CheckEvidence",

@@ -87,7 +87,16 @@ class Report(Model):
 
 
 class Directive(Model):
-    kind: Literal["compact", "trim", "handoff", "cost_warning", "cost_pause", "loop_stop", "notice"]
+    kind: Literal[
+        "compact",
+        "trim",
+        "handoff",
+        "cost_warning",
+        "cost_pause",
+        "loop_stop",
+        "budget_stop",
+        "notice",
+    ]
     text: str
 
 
@@ -118,6 +127,8 @@ class GovernorLimits(Model):
     cost_min_history: int = 5
     cost_ceiling_usd: float = 25.0
     prices: dict[str, Price] = Field(default_factory=dict)
+    # A hard budget (`[budget]`) applies to this agent: the session reads its spend and limits.
+    budgeted: bool = False
 
     def price(self, model: str) -> Price | None:
         """The longest configured prefix of the model name, else `default`."""
@@ -144,13 +155,36 @@ class LoopEntry(Model):
 
 
 class Hold(Model):
-    """The governor stopped the agent's work: a loop or a cost pause. Cleared by the founder."""
+    """The governor stopped the agent's work: a loop, a cost pause, or a hard budget crossed.
+    Cleared by the founder."""
 
-    kind: Literal["loop", "cost"]
+    kind: Literal["loop", "cost", "budget"]
     reason: str
     since: datetime
     task_id: str | None = None
     evidence: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class BudgetInput(Model):
+    """Read the hard budgets and the spend against them, for this agent's session."""
+
+    agent: str
+    session_key: str
+    at: datetime
+
+
+class BudgetStatus(Model):
+    """The limits in force (tether.toml, raised by founder-signed orders) and the spend of the
+    *other* sessions in the period, from the ledger; the session adds its own live spend."""
+
+    day: str
+    month: str
+    agent_daily_usd: float | None = None
+    team_monthly_usd: float | None = None
+    others_today_usd: float = 0.0
+    others_month_usd: float = 0.0
+    # The founder's raises in force, for the record: "daily 40.00 by founder (reason)".
+    raises: list[str] = Field(default_factory=list)
 
 
 class CostBaseline(Model):
@@ -205,6 +239,10 @@ class Governor(Model):
     # The task cost at which the next warning / pause fires (raised when the founder resumes).
     cost_stage: Literal["", "warned", "paused"] = ""
     pause_at_usd: float | None = None
+    # This session's spend per UTC day ("2026-12-05": usd), for the hard budgets (bounded).
+    day_costs: dict[str, float] = Field(default_factory=dict)
+    # The budgets and the other sessions' spend, as last read (None: not read, or none apply).
+    budget: BudgetStatus | None = None
     # What the handoff archives beyond the task: bounded recent lists.
     files: list[str] = Field(default_factory=list)
     tests: list[TestRun] = Field(default_factory=list)
@@ -249,6 +287,7 @@ class FlushInput(Model):
     task_costs: dict[str, float] = Field(default_factory=dict)
     task_tokens: dict[str, TokenUsage] = Field(default_factory=dict)
     calls: list[ToolCallRecord] = Field(default_factory=list)
+    day_costs: dict[str, float] = Field(default_factory=dict)
 
 
 Governor.model_rebuild()

@@ -28,6 +28,8 @@ class InboxItem(Model):
         "loop_blocked",
         "cost_warning",
         "cost_paused",
+        "budget_exceeded",
+        "run_failed",
         "deploy_approval",
         "deploy_refused",
         "deploy_failed",

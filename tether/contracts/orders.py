@@ -16,8 +16,9 @@ class FounderOrder(Model):
     """A founder's order that lifts a governor's hold (a loop block, a cost pause), signed with
     the founder's Ed25519 key like a deployment approval: an agent cannot lift its own hold."""
 
-    action: Literal["unblock", "resume", "cancel", "block", "release"]
-    # The task (unblock, resume, cancel) or the agent (release) it is about.
+    action: Literal["unblock", "resume", "cancel", "block", "release", "budget"]
+    # The task (unblock, resume, cancel), the agent (release), or the budget and its new limit
+    # (budget: `agent:<name>:day:<YYYY-MM-DD>:<usd>` or `team:month:<YYYY-MM>:<usd>`).
     subject: str = Field(max_length=200)
     reason: str = Field(default="", max_length=500)
     by: str = Field(default="founder", max_length=100)

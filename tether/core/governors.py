@@ -10,6 +10,10 @@
   rolling average of completed tasks the agent and founder are warned, above `cost_pause_ratio`
   the task is paused until the founder resumes it. With too little history, the absolute
   ceiling applies. After a resume the next pause comes at twice the cost at the resume.
+- Budget: hard limits per agent per UTC day and for the team per UTC month. The other
+  sessions' spend (read from the ledger at start and at each flush) plus this session's own
+  spend in the period above a limit holds the agent, whatever its task, until the founder
+  raises the limit with a signed order.
 
 No I/O and no clock: the workflow passes `now` and performs the side effects the result names.
 """
@@ -43,6 +47,7 @@ FILES_KEPT = 30
 TESTS_KEPT = 10
 NOTES_KEPT = 30
 UNFLUSHED_KEPT = 500
+DAYS_KEPT = 40
 
 
 @dataclass
@@ -77,6 +82,11 @@ def hold_message(hold: Hold) -> str:
             + (f" and task {hold.task_id} is blocked" if hold.task_id else "")
             + ". Do not retry it: decompose the task into smaller steps you can verify, or "
             "wait for the founder"
+        )
+    if hold.kind == "budget":
+        return (
+            f"stopped by Tether: {hold.reason}. No more model turns until the founder raises "
+            "the budget; stop here"
         )
     return (
         f"paused by Tether: {hold.reason}. Wait for the founder (tether resume "
@@ -154,7 +164,7 @@ def _memory(gov: Governor, report: Report, outcome: Outcome, now: datetime) -> N
     outcome.handoff = stage == "handoff"
 
 
-def _spend(gov: Governor, report: Report, task_key: str) -> None:
+def _spend(gov: Governor, report: Report, task_key: str, now: datetime) -> None:
     priced = 0.0
     total = TokenUsage()
     for model, usage in report.usage.items():
@@ -167,6 +177,11 @@ def _spend(gov: Governor, report: Report, task_key: str) -> None:
     usd = max(priced, report.cost_usd or 0.0)
     gov.tokens = gov.tokens.add(total)
     gov.cost_usd += usd
+    if usd:
+        day = now.date().isoformat()
+        gov.day_costs[day] = gov.day_costs.get(day, 0.0) + usd
+        for old in sorted(gov.day_costs)[:-DAYS_KEPT]:
+            del gov.day_costs[old]
     if usd or total.total():
         gov.task_costs[task_key] = gov.task_costs.get(task_key, 0.0) + usd
         gov.task_tokens[task_key] = gov.task_tokens.get(task_key, TokenUsage()).add(total)
@@ -316,14 +331,64 @@ def apply_report(gov: Governor, report: Report, task_id: str | None, now: dateti
     """Count one report into the governor state; return what must happen because of it."""
     outcome = Outcome()
     gov.reports += 1
-    _spend(gov, report, task_id or "")
+    _spend(gov, report, task_id or "", now)
     _memory(gov, report, outcome, now)
     if report.tool_call is not None:
         gov.tool_calls += 1
         _track(gov, report.tool_call, task_id, now)
         _loop(gov, report.tool_call, task_id, outcome, now)
     _cost(gov, task_id, outcome, now)
+    if gov.hold is None and (held := check_budget(gov, now)) is not None:
+        outcome.new_hold = held
+        _record(gov, outcome, Directive(kind="budget_stop", text=hold_message(held)), now)
     return outcome
+
+
+def budget_spend(gov: Governor, now: datetime) -> tuple[float, float]:
+    """(the agent's spend today, the team's this month), UTC: the other sessions' as last read
+    plus this session's own. A period the last read was not for counts others as 0 until the
+    next read (at most one flush later)."""
+    day, month = now.date().isoformat(), now.strftime("%Y-%m")
+    own_today = gov.day_costs.get(day, 0.0)
+    own_month = sum(usd for d, usd in gov.day_costs.items() if d.startswith(month))
+    b = gov.budget
+    others_today = b.others_today_usd if b is not None and b.day == day else 0.0
+    others_month = b.others_month_usd if b is not None and b.month == month else 0.0
+    return others_today + own_today, others_month + own_month
+
+
+def over_budget(gov: Governor, now: datetime) -> tuple[str, dict[str, JsonValue]] | None:
+    """(why, evidence) when the agent's spend today or the team's this month is above a hard
+    budget as last read; None otherwise."""
+    b = gov.budget
+    if b is None:
+        return None
+    today, month = budget_spend(gov, now)
+    evidence: dict[str, JsonValue] = {"day": b.day, "month": b.month}
+    if b.agent_daily_usd is not None and today > b.agent_daily_usd:
+        reason = (
+            f"it has spent ${today:.2f} today (UTC), above its daily budget of "
+            f"${b.agent_daily_usd:.2f}"
+        )
+        evidence |= {"scope": "agent", "spent_usd": round(today, 4), "limit_usd": b.agent_daily_usd}
+        return reason, evidence
+    if b.team_monthly_usd is not None and month > b.team_monthly_usd:
+        reason = (
+            f"the team has spent ${month:.2f} this month (UTC), above its monthly budget of "
+            f"${b.team_monthly_usd:.2f}"
+        )
+        evidence |= {"scope": "team", "spent_usd": round(month, 4), "limit_usd": b.team_monthly_usd}
+        return reason, evidence
+    return None
+
+
+def check_budget(gov: Governor, now: datetime) -> Hold | None:
+    """Hold the agent (a new hold, returned) when it is over a hard budget and not held yet."""
+    if gov.hold is not None or (over := over_budget(gov, now)) is None:
+        return None
+    reason, evidence = over
+    gov.hold = Hold(kind="budget", reason=reason, since=now, task_id=None, evidence=evidence)
+    return gov.hold
 
 
 def release(gov: Governor, task_id: str | None) -> Hold | None:
@@ -335,7 +400,7 @@ def release(gov: Governor, task_id: str | None) -> Hold | None:
     if hold.kind == "loop":
         # The failures that caused it no longer count: the founder looked at them.
         gov.loop = {}
-    elif task_id is not None:
+    elif hold.kind == "cost" and task_id is not None:
         gov.cost_stage = "warned"
         gov.pause_at_usd = max(task_cost(gov, task_id), cost_limits(gov)[1]) * 2
     return hold

@@ -7,10 +7,12 @@ doing it, a notice by `tether inbox done`, and `detail.see` names where to read 
 
 from __future__ import annotations
 
+import math
+
 from tether.contracts import ArtifactResult, Blocker, Hold, InboxItem, Overlap, SessionView
 
 # The inbox kind of each governor hold, also what acting on the hold clears.
-HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused"}
+HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused", "budget": "budget_exceeded"}
 
 _KEY_LIMIT = 300
 
@@ -91,6 +93,9 @@ def hold(v: SessionView, held: Hold) -> InboxItem:
             else f"tether session release {v.agent}"
         )
         title = f"{v.agent} is stopped in a loop: {held.reason}"
+    elif held.kind == "budget":
+        action = budget_raise_command(v.agent, held)
+        title = f"{v.agent} is stopped by a hard budget: {held.reason}"
     else:
         action = f"tether resume {held.task_id}"
         title = f"task {held.task_id} ({v.agent}) is paused: {held.reason}"
@@ -102,6 +107,16 @@ def hold(v: SessionView, held: Hold) -> InboxItem:
         detail={"agent": v.agent, **held.evidence},
         action=action,
     )
+
+
+def budget_raise_command(agent: str, held: Hold) -> str:
+    """The founder's command that lifts a budget hold: the limit raised to half again what
+    was spent (rounded up to whole dollars); the founder may name any higher figure."""
+    spent = held.evidence.get("spent_usd")
+    figure = math.ceil(float(spent) * 1.5) if isinstance(spent, int | float) else "USD"
+    if held.evidence.get("scope") == "team":
+        return f"tether budget raise --team-monthly {figure}"
+    return f"tether budget raise --agent {agent} --daily {figure}"
 
 
 def handoff_failed(v: SessionView, session_key: str, cause: str) -> InboxItem:

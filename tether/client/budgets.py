@@ -1,0 +1,142 @@
+"""Hard budgets, from the founder's side: raise one with a signed order, and read the spend
+against each limit (what `tether budget show` and `tether status` print).
+
+A raise is stored in PostgreSQL whole and verified against the founder's public key wherever a
+limit is read (the sessions read it at start and after every ledger write); the sessions the
+budget holds are then released with the founder's signed `release` order, each of which reads
+the budget again and stays held if the new limit is still below what was spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio.client import Client
+
+from tether import budgets
+from tether.client.calls import Refused
+from tether.client.sessions import release_session, session_view
+from tether.config import TetherConfig
+from tether.contracts import FounderOrder, Model, SessionState
+from tether.errors import TetherError
+
+
+class BudgetLine(Model):
+    """One hard budget: whose, for which period, spent against the limit in force."""
+
+    scope: str  # "agent" or "team"
+    name: str  # the agent, or "team"
+    period: str  # "2026-12-05" or "2026-12"
+    spent_usd: float
+    limit_usd: float
+    raised: str | None = None
+
+
+class RaiseOutcome(Model):
+    scope: str
+    limit_usd: float
+    # Per held session: "released", or why it is still held.
+    sessions: dict[str, str]
+
+
+async def budget_lines(
+    store: Any, config: TetherConfig, now: datetime | None = None
+) -> list[BudgetLine]:
+    """Spend today and this month (UTC) against each configured budget, from the ledger (an
+    open session writes it every 50 reports or 60 s: the figures are at most that far behind)."""
+    b = config.budget
+    now = now or datetime.now(UTC)
+    day = now.date()
+    names = [a.name for a in config.agents if b.daily_for(a.name) is not None]
+    scopes = [budgets.agent_scope(n, day) for n in names] + [budgets.team_scope(day)]
+    rows = await store.budget_orders(scopes)
+    spent = await store.spend_per_agent(day)
+    _, month_spent = await store.budget_spend(None, day)
+    lines = []
+    for name in names:
+        daily, _, raises = budgets.limits(config, name, day, rows)
+        assert daily is not None
+        raised = next((r for r in raises if r.startswith(f"{name} daily")), None)
+        lines.append(
+            BudgetLine(
+                scope="agent",
+                name=name,
+                period=day.isoformat(),
+                spent_usd=spent.get(name, 0.0),
+                limit_usd=daily,
+                raised=raised,
+            )
+        )
+    if b.team_monthly_usd is not None:
+        _, monthly, raises = budgets.limits(config, "", day, rows)
+        assert monthly is not None
+        lines.append(
+            BudgetLine(
+                scope="team",
+                name="team",
+                period=f"{day:%Y-%m}",
+                spent_usd=month_spent,
+                limit_usd=monthly,
+                raised=next((r for r in raises if r.startswith("team monthly")), None),
+            )
+        )
+    return lines
+
+
+async def raise_budget(
+    client: Client,
+    store: Any,
+    config: TetherConfig,
+    sign: Callable[[str, str], FounderOrder],
+    limit_usd: float,
+    agent: str | None = None,
+    by: str = "founder",
+    reason: str = "",
+) -> RaiseOutcome:
+    """Raise the agent's daily budget (today, UTC) or, without an agent, the team's monthly
+    budget (this month) to `limit_usd`, with an order `sign(action, subject)` signs with the
+    founder's key; then release the sessions that budget holds."""
+    day = datetime.now(UTC).date()
+    if agent is not None:
+        if config.agent(agent) is None:
+            raise TetherError(f"agent {agent} is not in tether.toml")
+        if config.budget.daily_for(agent) is None:
+            raise TetherError(
+                f"{agent} has no daily budget to raise: set [budget] agent_daily_usd or "
+                f"[budget.agents] {agent} in tether.toml"
+            )
+        scope = budgets.agent_scope(agent, day)
+    else:
+        if config.budget.team_monthly_usd is None:
+            raise TetherError(
+                "the team has no monthly budget to raise: set [budget] team_monthly_usd in "
+                "tether.toml"
+            )
+        scope = budgets.team_scope(day)
+    if limit_usd <= 0:
+        raise TetherError(f"a budget must be above $0 (not {limit_usd})")
+    order = sign("budget", budgets.subject(scope, limit_usd))
+    row = {"scope": scope, "limit_usd": limit_usd, "order_json": order.model_dump(mode="json")}
+    if budgets.verified_limit(row, config.founder.key_text()) is None:
+        raise Refused(
+            "the order does not verify with the founder's public key in tether.toml; sign it "
+            "with the founder's key (--key, or $TETHER_HOME/founder.key)"
+        )
+    await store.add_budget_order(scope, limit_usd, row["order_json"])
+    held = [agent] if agent is not None else [a.name for a in config.agents]
+    outcome = RaiseOutcome(scope=scope, limit_usd=limit_usd, sessions={})
+    for name in held:
+        view = await session_view(client, name)
+        hold = view.governor.hold if view is not None else None
+        if view is None or view.state == SessionState.ENDED or hold is None:
+            continue
+        if hold.kind != "budget":
+            continue
+        try:
+            await release_session(client, name, by, reason, order=sign("release", name))
+            outcome.sessions[name] = "released"
+        except Refused as exc:
+            outcome.sessions[name] = str(exc)
+    return outcome
