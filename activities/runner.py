@@ -31,23 +31,69 @@ from activities.escalation import InvalidInput, escalating
 from activities.secrets import known_secrets, redact
 from activities.store import Store
 from tether.config import Agent, Settings, TetherConfig
+from tether.constants import session_workflow_id
 from tether.contracts import (
     AgentLaunch,
     RunOutcome,
     RunPolicy,
     RunRequest,
+    RuntimeUsage,
     TaskState,
+    TokenUsage,
     WakeInput,
     WakeOutcome,
 )
 from tether.hook.install import install
+from tether.hook.transcript import COST_STATE_KEYS as MODEL_USAGE_KEYS
+from tether.hook.transcript import USAGE_KEYS
 
 # Often enough that the worker's heartbeat (throttled to 0.5 s) always has a fresh one.
 HEARTBEAT_SECONDS = 0.25
+# The runtime's own figures go to the session at most this often (and once more at the end).
+USAGE_EVERY_SECONDS = 0.5
+USAGE_SEND_TIMEOUT = 30.0
 # A task in these states, assigned to the agent, is work the wake schedule runs it for.
 WORKING = (TaskState.CLAIMED,)
 STDERR_KEPT = 4000
 _API_STATUS = re.compile(r"\b(401|403)\b")
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+class _UsageSender:
+    """Tells the session what the runtime's output says about its spend and context, as it
+    comes (at most every USAGE_EVERY_SECONDS; cumulative, so a lost or repeated one is
+    harmless; the final figures travel with the outcome). The session may hold the agent in
+    its answer and cancel this activity: the reader never waits for it."""
+
+    def __init__(self, launch: AgentLaunch, stream: _Stream) -> None:
+        self.launch = launch
+        self.stream = stream
+        self.due = asyncio.Event()
+        self.handle = activity.client().get_workflow_handle(session_workflow_id(launch.agent))
+
+    def wake(self) -> None:
+        self.due.set()
+
+    async def run(self) -> None:
+        while True:
+            await self.due.wait()
+            self.due.clear()
+            await self._send()
+            await asyncio.sleep(USAGE_EVERY_SECONDS)
+
+    async def _send(self) -> None:
+        figures = self.stream.figures(self.launch)
+        try:
+            await asyncio.wait_for(
+                self.handle.execute_update("runtime_usage", figures), USAGE_SEND_TIMEOUT
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the run goes on; the next figures are cumulative
+            activity.logger.warning("runtime usage not delivered: %s", exc)
 
 
 def _die_with_parent() -> None:
@@ -242,11 +288,18 @@ class RunnerActivities:
             ) from exc
         stream = _Stream()
         stderr = bytearray()
+        usage = _UsageSender(launch, stream) if agent.run.reads_usage(agent.runtime) else None
+        # Claude Code's hooks report each tool call's usage as it happens: its own figures add
+        # only what no hook saw (the last answer, a compaction's request), and travel with the
+        # outcome. A runtime without hooks is told about as it goes.
+        live = agent.runtime != "claude-code"
 
         async def read_out() -> None:
             assert proc.stdout is not None
             async for line in proc.stdout:
                 stream.feed(line)
+                if usage is not None and live and stream.changed:
+                    usage.wake()
                 if stream.refused is not None:
                     # The model API refused the credential: Claude Code would retry it ten
                     # times over minutes. The first refusal ends the process.
@@ -268,6 +321,7 @@ class RunnerActivities:
 
         readers = asyncio.gather(read_out(), read_err())
         beating = asyncio.create_task(beat())
+        sending = asyncio.create_task(usage.run()) if usage is not None else None
         try:
             await readers
             code = await proc.wait()
@@ -277,10 +331,15 @@ class RunnerActivities:
             raise
         finally:
             beating.cancel()
+            if sending is not None:
+                sending.cancel()
         hidden = {f"secret {i}": s for i, s in enumerate(secrets)}
         tail = redact(stderr.decode(errors="replace"), {**known_secrets(self.config), **hidden})
         outcome = stream.outcome(code)
         outcome.stderr_tail = tail[-STDERR_KEPT:]
+        if usage is not None:
+            # The final figures (the result's own price) travel with the outcome.
+            outcome.usage = stream.figures(launch)
         return outcome
 
 
@@ -307,6 +366,14 @@ class _Stream:
         self.cost_usd: float | None = None
         # A 401/403 the model API answered (Claude Code's `system/api_retry` event).
         self.refused: dict[str, Any] | None = None
+        # Tokens per model, each assistant message once (streaming and parallel tool calls
+        # repeat one message's usage); the result's modelUsage, when larger, wins.
+        self.usage: dict[str, dict[str, int]] = {}
+        self.seen: set[str] = set()
+        self.context_tokens: int | None = None
+        self.context_window: int | None = None
+        # New figures since the session was last told.
+        self.changed = False
 
     def feed(self, line: bytes) -> None:
         self.events += 1
@@ -322,11 +389,60 @@ class _Stream:
             and event.get("error_status") in (401, 403)
         ):
             self.refused = event
+        if event.get("type") == "assistant":
+            self._assistant(event)
         if event.get("type") == "result":
             self.result = event
             cost = event.get("total_cost_usd")
             if isinstance(cost, int | float):
                 self.cost_usd = float(cost)
+            self._model_usage(event.get("modelUsage"))
+            self.changed = True
+
+    def _assistant(self, event: dict[str, Any]) -> None:
+        message = event.get("message")
+        if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+            return
+        counts = {name: _count(message["usage"].get(key)) for key, name in USAGE_KEYS}
+        if event.get("parent_tool_use_id") is None:
+            # The main thread fills the context; a subagent's messages only cost.
+            self.context_tokens = counts["input"] + counts["cache_read"] + counts["cache_write"]
+            self.changed = True
+        key = str(message.get("id") or event.get("uuid") or "")
+        if key in self.seen:
+            return
+        if key:
+            self.seen.add(key)
+        totals = self.usage.setdefault(str(message.get("model") or "unknown"), {})
+        for name, value in counts.items():
+            totals[name] = totals.get(name, 0) + value
+        self.changed = True
+
+    def _model_usage(self, found: Any) -> None:
+        """The result's cumulative per-model counts: they include calls no assistant message
+        showed (a compaction's summary)."""
+        if not isinstance(found, dict):
+            return
+        for model, counts in found.items():
+            if not isinstance(counts, dict):
+                continue
+            totals = self.usage.setdefault(str(model), {})
+            for key, name in MODEL_USAGE_KEYS:
+                totals[name] = max(totals.get(name, 0), _count(counts.get(key)))
+            window = counts.get("contextWindow")
+            if isinstance(window, int) and window > 0:
+                self.context_window = max(self.context_window or 0, window)
+
+    def figures(self, launch: AgentLaunch) -> RuntimeUsage:
+        self.changed = False
+        return RuntimeUsage(
+            runtime_session=launch.runtime_session,
+            process=launch.process,
+            usage={m: TokenUsage.model_validate(c) for m, c in self.usage.items()},
+            cost_usd=self.cost_usd,
+            context_tokens=self.context_tokens,
+            context_window=self.context_window,
+        )
 
     def outcome(self, code: int) -> RunOutcome:
         if self.refused is not None:

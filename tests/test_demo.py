@@ -19,6 +19,7 @@ from temporalio.client import Client
 
 from tests.support import keys
 from tests.support.browser import Browser
+from tests.support.claude_code import BINARY, ensure_claude_code
 from tests.support.cli import TETHER, cli
 from tether import tags
 from tether.signing import PRIVATE_KEY_FILE, load_private
@@ -31,6 +32,7 @@ DEMO_DONE = "The stack stays up, serving the demo team's workflows"
 async def test_up_with_demo_catches_seven_incidents_and_the_cockpit_shows_them(
     up_env: dict[str, str],
 ) -> None:
+    ensure_claude_code()  # the demo runs again with it as every agent, at the end
     proc = await asyncio.create_subprocess_exec(
         *TETHER,
         "up",
@@ -137,6 +139,15 @@ async def _check(env: dict[str, str], out: str) -> None:
     code, again, err = await cli(env, "demo")
     assert code == 0, again + err
     assert "7 of 7 incidents caught by their guardrail." in again
+
+    # --- the same incidents with the real Claude Code CLI as every agent ----------------------
+    code, real, err = await cli(env, "demo", "--runtime", "claude-code", "--claude", str(BINARY))
+    assert code == 0, real + err
+    assert "each agent is Claude Code" in real
+    assert "7 of 7 incidents caught by their guardrail." in real
+    assert "Tether ended the process before a third" in real
+    assert "ran `kubectl set` 5 times of the 23" in real
+    assert "the model was asked 0 times" in real
 
 
 ROLES = ("coder", "devops", "security", "marketing", "analyst")

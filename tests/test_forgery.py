@@ -44,6 +44,7 @@ from tether.contracts import (
     ReleaseInput,
     Report,
     RunRequest,
+    RuntimeUsage,
     SessionInput,
     ShellCheck,
     StopInput,
@@ -209,6 +210,14 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
         action = FounderActionInput(by="forger", reason="forged")
         messages = [
             Message(S, session, "report", "update", Report(external_id="cc-1", cost_usd=0), agent),
+            Message(
+                S,
+                session,
+                "runtime_usage",
+                "update",
+                RuntimeUsage(runtime_session="cc-1", process="cc-1:1", cost_usd=5.0),
+                agent,
+            ),
             Message(S, session, "attach", "update", AttachInput(external_id="cc-2"), agent),
             Message(
                 S, session, "end", "update", EndSessionInput(reason="x", external_id="cc-1"), agent

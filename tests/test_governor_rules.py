@@ -386,3 +386,46 @@ def test_a_budget_raise_counts_only_when_the_founders_key_signed_it_for_that_per
     assert budgets.limits(config, "ops", day, forged) == (3.0, 100.0, [])
     with pytest.raises(ValueError, match=r"budget\.agents names ghost"):
         TetherConfig.model_validate({"agents": [{"name": "a"}], "budget": {"agents": {"ghost": 1}}})
+
+
+def test_the_runtimes_own_figures_and_the_hooks_count_once_per_process() -> None:
+    """The runner reads the runtime's own usage (cumulative per process) beside the hooks'
+    reports: the larger counts, once, whichever arrives first; a late figure of an earlier
+    process counts for nothing."""
+    from tether.config import DEFAULT_PRICES
+    from tether.contracts import GovernorLimits, RuntimeUsage
+
+    gov = Governor(limits=GovernorLimits(prices=DEFAULT_PRICES))
+    model = "claude-sonnet-4-5"
+    turn = TokenUsage(input=20_000, output=40)  # $0.0606
+    one = DEFAULT_PRICES["claude-sonnet"].cost(turn)
+    governors.begin_process(gov, "rs:1")
+
+    def runtime(turns: int, cost: float | None = None, process: str = "rs:1") -> RuntimeUsage:
+        usage = TokenUsage(input=turn.input * turns, output=turn.output * turns)
+        return RuntimeUsage(
+            runtime_session="rs", process=process, usage={model: usage}, cost_usd=cost
+        )
+
+    # The stream shows the first message before the hook reports its tool call ...
+    governors.apply_runtime(gov, runtime(1), "t1", NOW)
+    governors.apply_report(gov, Report(usage={model: turn}), "t1", NOW)
+    assert gov.cost_usd == pytest.approx(one) and gov.tokens == turn
+    # ... the hook reports the second turn first, then the stream catches up.
+    governors.apply_report(gov, Report(usage={model: turn}), "t1", NOW)
+    governors.apply_runtime(gov, runtime(2), "t1", NOW)
+    assert gov.cost_usd == pytest.approx(2 * one)
+    # A final turn no hook reported (the answer after the last tool call), priced by the
+    # runtime itself a little above Tether's list: the runtime's figure counts.
+    governors.apply_runtime(gov, runtime(3, cost=3 * one + 0.01), "t1", NOW)
+    assert gov.cost_usd == pytest.approx(3 * one + 0.01)
+    assert gov.task_costs["t1"] == pytest.approx(3 * one + 0.01)
+    assert gov.tokens.input == 60_000 and gov.day_costs["2026-11-26"] == pytest.approx(gov.cost_usd)
+    # A late figure of this process once the next one started: nothing of it counts.
+    governors.begin_process(gov, "rs:2")
+    governors.apply_runtime(gov, runtime(9), "t1", NOW)
+    assert gov.cost_usd == pytest.approx(3 * one + 0.01)
+    # Without hooks (a command runtime), the context comes from the runtime: 70% compacts.
+    gov.limits.context_window = 100_000
+    late = RuntimeUsage(runtime_session="rs", process="rs:2", context_tokens=71_000)
+    assert [d.kind for d in governors.apply_runtime(gov, late, "t1", NOW).directives] == ["compact"]

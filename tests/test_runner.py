@@ -533,3 +533,111 @@ async def test_the_founders_stop_ends_the_whole_process_group_within_seconds(
             await api.stop_agent(client, coder, StopInput())
         # The session is still open: the founder may run it again.
         assert view.ended_at is None
+
+
+async def test_a_command_runtimes_own_usage_is_counted_and_its_cost_pause_acts(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """An agent with no hooks at all: the runner reads its stream-json usage as it comes, and
+    that alone prices the task and pauses it, ending the process within a message or two."""
+    printed = tmp_path / "printed"
+    program = crashing_program(
+        tmp_path,
+        "import json, sys, time\n"
+        "for i in range(40):\n"
+        "    message = {'id': f'msg_{i}', 'model': 'claude-sonnet-4-5',\n"
+        "               'usage': {'input_tokens': 20000, 'output_tokens': 40}}\n"
+        "    for _ in range(2):  # a message's usage repeats (parallel tool calls)\n"
+        "        print(json.dumps({'type': 'assistant', 'message': message,\n"
+        "                          'parent_tool_use_id': None}), flush=True)\n"
+        f"    open({str(printed)!r}, 'a').write('x')\n"
+        "    time.sleep(0.4)\n",
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        agent = set_runner(team, "coder", "command", command=program, usage="stream-json")
+        found = next(a for a in team.config.agents if a.name == agent)
+        found.thresholds = {"cost_ceiling_usd": 0.10}
+        task_id = f"draft-{agent.rsplit('-', 1)[1]}"
+        spec = TaskSpec(id=task_id, title="Draft", checks=[ShellCheck(command="true")])
+        await api.create_task(client, team.task_queue, spec)
+        await api.claim_task(client, task_id, agent)
+        request = RunRequest(prompt="Draft the launch post.", task_id=task_id)
+        await api.run_agent(client, team.task_queue, agent, "command", request)
+
+        async def stopped() -> SessionView | None:
+            view = await run_view(client, agent)
+            run = view.run if view else None
+            return view if run is not None and run.phase == "stopped" else None
+
+        view = await eventually(stopped, "the stream's own spend to pause the task", seconds=60)
+        hold = view.governor.hold
+        assert hold is not None and hold.kind == "cost", hold
+        # Each message once ($0.0606), though the stream printed each twice; two cross $0.10.
+        messages = len(printed.read_text())
+        assert view.governor.cost_usd == pytest.approx(
+            0.0606 * round(view.governor.cost_usd / 0.0606)
+        )
+        assert 0.12 < view.governor.cost_usd <= 0.0606 * messages + 1e-9
+        assert messages <= 6, f"the process went on for {messages} messages after the pause"
+
+        async def paused() -> bool:
+            record = await team.store.get_task(task_id)
+            return record is not None and record.task.state == TaskState.PAUSED
+
+        await eventually(paused, "the task to be paused")
+
+
+async def test_the_runtimes_own_figures_and_the_hooks_count_a_claude_code_run_once(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """The real Claude Code reports its spend twice, through the hooks and in its stream: the
+    session counts it once, and the answer after the last tool call (which no hook reports)
+    is counted from the stream's result."""
+    ensure_claude_code()
+    (tmp_path / "bin").mkdir()
+    turns = [
+        Turn.bash("echo one", Usage(20_000, 40)),
+        Turn.bash("echo two", Usage(21_000, 40)),
+        Turn.say("Both done.", Usage(22_000, 400)),
+    ]
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        with ModelApi(turns) as model:
+            coder = claude_runner(team, "coder", model, tmp_path)
+            await api.run_agent(
+                client, team.task_queue, coder, "claude-code", RunRequest(prompt="Do both.")
+            )
+
+            async def ended() -> SessionView | None:
+                view = await run_view(client, coder)
+                return view if view and view.ended_at is not None else None
+
+            view = await eventually(ended, "the run to finish", seconds=90)
+        assert view.run is not None and view.run.phase == "finished"
+        own = view.run.cost_usd  # Claude Code's total_cost_usd for the process
+        expected = (63_000 * 3 + 480 * 15) / 1_000_000
+        assert own == pytest.approx(expected, rel=0.01)
+        assert view.governor.cost_usd == pytest.approx(own, rel=0.01)
+        # Not twice: the three turns (and the CLI's own small side request), each once.
+        assert 63_000 <= view.governor.tokens.input < 63_100
+        assert 480 <= view.governor.tokens.output < 500
+
+
+async def test_a_runtime_that_cannot_start_fails_the_run_and_tells_the_founder(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        missing = str(tmp_path / "no-such-agent")
+        coder = set_runner(team, "coder", "command", command=[missing, "{prompt}"])
+        await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
+
+        async def failed() -> SessionView | None:
+            view = await run_view(client, coder)
+            run = view.run if view else None
+            return view if run is not None and run.phase == "failed" else None
+
+        view = await eventually(failed, "the run to fail", seconds=30)
+        assert view.run is not None and view.run.last is not None
+        assert f"could not start {coder}'s runtime ({missing})" in view.run.last.summary
+        items = [i for i in await team.store.inbox() if i.kind == "run_failed"]
+        assert len(items) == 1 and items[0].action == f"fix it, then: tether run {coder}"
+        assert view.ended_at is None  # the session stays open for the next run

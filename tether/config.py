@@ -154,6 +154,14 @@ class AgentRunner(Model):
     # crashes in a row are a loop: the run stops and the founder is told.
     crash_limit: int = Field(default=5, ge=1, le=50)
     restart_backoff_seconds: float = Field(default=2, ge=0, le=600)
+    # How the runner reads the process's own usage from its output: "stream-json" (Claude
+    # Code's: `assistant` messages' usage, once per message id, and the final `result` with
+    # `total_cost_usd` and `modelUsage`), or "none". Default: stream-json for claude-code,
+    # none for a command (say "stream-json" when your agent prints that shape).
+    usage: Literal["stream-json", "none"] | None = None
+
+    def reads_usage(self, runtime: str) -> bool:
+        return (self.usage or ("stream-json" if runtime == "claude-code" else "none")) != "none"
 
 
 class Agent(Model):

@@ -5,8 +5,9 @@ The founder's seal is accepted everywhere (the founder's key is the root of trus
   note, ask for the deliverable check or a credential recheck, claim and submit, each only for
   the agent its token names (and, for a report, the runtime session it came from);
 - the workers may send the workflow-to-workflow messages (a claim told to the session, a
-  governor's hold told to the task, the lock's grants and requests) and tell a session what
-  the agent must hear (a refused deployment tag).
+  governor's hold told to the task, the lock's grants and requests), tell a session what
+  the agent must hear (a refused deployment tag), and pass on the spend and context the runner
+  reads from the process it runs.
 Lifting a hold, cancelling or blocking a task and approving a deployment are the founder's only.
 
 An approval or an order signed by the founder inside the message itself (what the Web UI can
@@ -62,6 +63,8 @@ RULES: dict[tuple[str, str], Rule] = {
     (SESSION_WORKFLOW, "release"): Rule(_WORKER),
     (SESSION_WORKFLOW, "task_claimed"): Rule(_WORKER),
     (SESSION_WORKFLOW, "notice"): Rule(_WORKER),
+    # The runtime's own spend and context, read by the runner from the process it runs.
+    (SESSION_WORKFLOW, "runtime_usage"): Rule(_WORKER),
     (SESSION_WORKFLOW, "release_hold"): Rule(inner="order", order_actions=("release",)),
     # Starting the agent's process: the founder, or the workers (its wake schedule); stopping
     # it is the founder's alone (holds stop it from inside the workflow).

@@ -18,6 +18,8 @@ Messages:
 - update `recheck(RecheckInput) -> SessionView`: probe the credentials again; unblock if fixed.
 - update `declare(Artifact) -> SessionView`: say what will exist when the session is done.
 - update `report(Report) -> ReportAnswer`: a tool call, context usage, spend (the governors).
+- update `runtime_usage(RuntimeUsage) -> ReportAnswer`: the spend and context the runner reads
+  from the process it runs (workers only), reconciled with the hooks' reports per process.
 - update `note(NoteInput) -> SessionView`: a decision or open question, kept for the handoff.
 - update `release_hold(ReleaseInput) -> SessionView`: the founder lifts a loop block or cost
   pause with a signed order; refused when nothing is held or the order does not verify.
@@ -94,6 +96,7 @@ with workflow.unsafe.imports_passed_through():
         ReportAnswer,
         RunOutcome,
         RunRequest,
+        RuntimeUsage,
         SessionInput,
         SessionSetup,
         SessionState,
@@ -368,6 +371,42 @@ class AgentSessionWorkflow:
                 )
             )
         outcome = governors.apply_report(v.governor, report, v.task_id, workflow.now())
+        return await self._act(outcome)
+
+    @report.validator
+    def _validate_report(self, report: Report) -> None:
+        self._check_open()
+        self._check_runtime(report.external_id)
+
+    @workflow.update
+    async def runtime_usage(self, usage: RuntimeUsage) -> ReportAnswer:
+        """The runtime's own figures for the process Tether runs (sent by the runner as it
+        reads the process's output): spend where it says more than the hooks, context usage
+        when no hook reports it; acted on like a report."""
+        v = self.view
+        self._run_reports += 1
+        outcome = governors.apply_runtime(v.governor, usage, v.task_id, workflow.now())
+        return await self._act(outcome)
+
+    @runtime_usage.validator
+    def _validate_runtime_usage(self, usage: RuntimeUsage) -> None:
+        self._check_open()
+        self._check_runtime(usage.runtime_session)
+
+    async def _act(self, outcome: governors.Outcome) -> ReportAnswer:
+        """Do what a report (or the runtime's figures) made necessary, and answer it."""
+        v = self.view
+        await self._act_on(outcome)
+        answer = outcome.answer(v.governor)
+        answer.state = v.state.value
+        if v.notices:
+            # What Tether told the session since the last report: read once, then gone.
+            answer.directives += [Directive(kind="notice", text=n) for n in v.notices]
+            v.notices = []
+        return answer
+
+    async def _act_on(self, outcome: governors.Outcome) -> None:
+        v = self.view
         if outcome.new_hold is not None:
             await self._hold(outcome.new_hold)
         if outcome.cost_warning and v.task_id is not None:
@@ -385,18 +424,6 @@ class AgentSessionWorkflow:
                 await self._interrupt("trim")
         if outcome.directives:
             self._set_search_attributes()
-        answer = outcome.answer(v.governor)
-        answer.state = v.state.value
-        if v.notices:
-            # What Tether told the session since the last report: read once, then gone.
-            answer.directives += [Directive(kind="notice", text=n) for n in v.notices]
-            v.notices = []
-        return answer
-
-    @report.validator
-    def _validate_report(self, report: Report) -> None:
-        self._check_open()
-        self._check_runtime(report.external_id)
 
     @workflow.update
     async def note(self, inp: NoteInput) -> SessionView:
@@ -977,7 +1004,9 @@ class AgentSessionWorkflow:
                 prompt=self._prompt(run, resume),
                 resume=resume,
                 attempt=run.attempts,
+                process=f"{run.runtime_session}:{run.attempts}",
             )
+            governors.begin_process(v.governor, launch.process)
             self._process = workflow.start_activity_method(
                 RunnerActivities.run_agent,
                 launch,
@@ -1014,6 +1043,18 @@ class AgentSessionWorkflow:
                 self._process_ends += 1
             run.last = outcome
             run.cost_usd += outcome.cost_usd or 0.0
+            if outcome.usage is not None:
+                # The runtime's final figures for the process (its own price, what no hook saw):
+                # counted like a report, and acted on (a budget or a cost pause crossed now).
+                now = workflow.now()
+                await self._act_on(
+                    governors.apply_runtime(v.governor, outcome.usage, v.task_id, now)
+                )
+                if v.governor.hold is not None:
+                    # Held by what it cost in the end: nothing restarts it.
+                    clean = outcome.exit_code == 0 and not outcome.is_error
+                    run.phase = "finished" if clean else "stopped"
+                    return
             if outcome.exit_code == 0 and not outcome.is_error:
                 run.phase = "finished"
                 if self._end is None:
@@ -1076,7 +1117,9 @@ class AgentSessionWorkflow:
                 prompt=f"/compact {COMPACT_INSTRUCTIONS}",
                 resume=True,
                 attempt=run.attempts,
+                process=f"{run.runtime_session}:compact:{run.compactions + 1}",
             )
+            governors.begin_process(v.governor, launch.process)
             try:
                 await workflow.execute_activity_method(
                     RunnerActivities.run_agent,

@@ -648,9 +648,12 @@ ALSO: list[tuple[str, str, str]] = [
 
 
 async def run_incidents(
-    client: Client, world: World, on_result: Callable[[Incident], Awaitable[None] | None]
+    client: Client,
+    world: World,
+    on_result: Callable[[Incident], Awaitable[None] | None],
+    demo: Demo | None = None,
 ) -> list[Incident]:
-    demo = Demo(client, world)
+    demo = demo or Demo(client, world)
     results = []
     for number, (title, guardrail, method) in enumerate(INCIDENTS + ALSO, start=1):
         inc = Incident(number, title, guardrail)
@@ -704,10 +707,13 @@ async def run_demo(
     colour: bool = False,
     linger: asyncio.Event | None = None,
     tag: str | None = None,
+    claude: Path | None = None,
 ) -> DemoResult:
     """Build the world, run the demo team's worker, replay the incidents. With `linger`, the
-    worker keeps serving the demo's workflows until it is set (`tether up --demo`)."""
+    worker keeps serving the demo's workflows until it is set (`tether up --demo`). With
+    `claude`, each agent is that Claude Code CLI, run by Tether (tether/cli/demo_runtime.py)."""
     import worker as tether_worker
+    from tether.cli.demo_runtime import RuntimeDemo, with_gateway
 
     world, notes = build_world(home, tag)
     for note in notes:
@@ -721,16 +727,26 @@ async def run_demo(
     team = ", ".join(world.names.values())
     print_line(f"Tether demo {world.tag}: seven production incidents, replayed against the stack")
     print_line(f"  team {team}; service {world.service}; workspace {world.folder}")
+    if claude is not None:
+        print_line(f"  each agent is Claude Code ({claude}), run by Tether, offline")
     print_line("")
-    try:
-        async with tether_worker.build_worker(client, world.task_queue, store, world.config):
+
+    async def replay(gateway_url: str | None) -> DemoResult:
+        settings = None
+        if gateway_url is not None:
+            # The agents' worktrees, and the gateway their hooks report to.
+            settings = Settings(home=world.folder / "tether-home", gateway_url=gateway_url)
+        async with tether_worker.build_worker(
+            client, world.task_queue, store, world.config, settings=settings
+        ):
 
             def show(inc: Incident) -> None:
                 if inc.number == len(INCIDENTS) + 1:
                     print_line("And what the loops cost:")
                 print_line(render_incident(inc, colour))
 
-            incidents = await run_incidents(client, world, show)
+            demo = RuntimeDemo(client, world, store, claude) if claude is not None else None
+            incidents = await run_incidents(client, world, show, demo)
             result = DemoResult(world.tag, world.folder, incidents, web_ui)
             print_line("")
             print_line(
@@ -749,6 +765,13 @@ async def run_demo(
                     "The stack stays up, serving the demo team's workflows: Ctrl-C stops it."
                 )
                 await linger.wait()
+        return result
+
+    try:
+        if claude is not None:
+            result: DemoResult = await with_gateway(client, store, world, replay)
+        else:
+            result = await replay(None)
     finally:
         world.api.stop()
     return result

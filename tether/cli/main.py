@@ -822,9 +822,11 @@ async def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from tether.cli.demo import run_demo
+    from tether.cli.demo_runtime import find_claude
     from tether.cli.render import stdout_colour
     from tether.ops.stack import read_stack_file
 
+    claude = find_claude(args.claude) if args.runtime == "claude-code" else None
     client = await _client(settings)
     store = await _store(settings)
     stack = read_stack_file(settings.home) or {}
@@ -837,6 +839,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             web_ui=str(stack.get("web_ui") or f"http://localhost:{settings.ui_port}"),
             colour=stdout_colour(args.color),
             print_line=lambda line: print(line, flush=True),
+            claude=claude,
         )
     finally:
         await store.pool.close()
@@ -890,6 +893,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay the seven production incidents against the running stack; exit 1 if any "
         "guardrail did not act",
     )
+    p.add_argument(
+        "--runtime",
+        choices=("scripted", "claude-code"),
+        default="scripted",
+        help="scripted: the agents are scripted clients of Tether (the default); claude-code: "
+        "each agent is the real Claude Code CLI, run by Tether against a scripted model server "
+        "on 127.0.0.1 (offline)",
+    )
+    p.add_argument("--claude", help="the Claude Code CLI (default: claude on PATH)")
     _colour_option(p)
     p.set_defaults(func=cmd_demo)
 

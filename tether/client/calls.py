@@ -93,6 +93,17 @@ async def ask(
                 await watcher
 
 
+def not_ready(exc: BaseException | None) -> bool:
+    """Temporal aborted an update before the workflow accepted it (`WorkflowNotReadyFailure`:
+    the server dropped the workflow task carrying it, temporalio/temporal#7296). Nothing ran:
+    sending it again is safe."""
+    return (
+        isinstance(exc, RPCError)
+        and exc.status == RPCStatusCode.FAILED_PRECONDITION
+        and b"WorkflowNotReadyFailure" in exc.raw_grpc_status
+    )
+
+
 # Statuses of a Temporal that is restarting or out of reach, not of a refusal.
 _OUTAGE = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED)
 OUTAGE_SECONDS = 120.0

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tether import constants, errors
-from tether.client.calls import Refused, T, ask, wait_closed
+from tether.client.calls import Refused, T, ask, not_ready, wait_closed
 from tether.client.tasks import get_view
 from tether.contracts import (
     HOLD_STATES,
@@ -154,7 +154,8 @@ async def check_deliverable(client: Client, agent: str) -> ArtifactResult:
 
 
 # Temporal admits a few updates per workflow at a time (history.maxInFlightUpdates, default
-# 10); a burst of parallel tool calls beyond that waits its turn, for this long at most.
+# 10); a burst of parallel tool calls beyond that waits its turn, for this long at most. The
+# same for a report Temporal aborted before the workflow took it (sent again: nothing ran).
 REPORT_BUSY_WAIT = 30.0
 
 
@@ -169,7 +170,7 @@ async def report(client: Client, agent: str, inp: Report) -> ReportAnswer:
             return await _session_update(client, agent, call)
         except TetherError as exc:
             busy = isinstance(exc.__cause__, RPCError) and (
-                exc.__cause__.status == RPCStatusCode.RESOURCE_EXHAUSTED
+                exc.__cause__.status == RPCStatusCode.RESOURCE_EXHAUSTED or not_ready(exc.__cause__)
             )
             if not busy or waited >= REPORT_BUSY_WAIT:
                 raise

@@ -27,6 +27,24 @@ class TokenUsage(Model):
             cache_write=self.cache_write + other.cache_write,
         )
 
+    def most(self, other: TokenUsage) -> TokenUsage:
+        """Each count the larger of the two."""
+        return TokenUsage(
+            input=max(self.input, other.input),
+            output=max(self.output, other.output),
+            cache_read=max(self.cache_read, other.cache_read),
+            cache_write=max(self.cache_write, other.cache_write),
+        )
+
+    def less(self, other: TokenUsage) -> TokenUsage:
+        """Each count less the other's, never below 0."""
+        return TokenUsage(
+            input=max(self.input - other.input, 0),
+            output=max(self.output - other.output, 0),
+            cache_read=max(self.cache_read - other.cache_read, 0),
+            cache_write=max(self.cache_write - other.cache_write, 0),
+        )
+
 
 class Price(Model):
     """USD per million tokens."""
@@ -84,6 +102,39 @@ class Report(Model):
     # New spend since the last report: tokens per model, and USD when the runtime prices it.
     usage: dict[str, TokenUsage] = Field(default_factory=dict)
     cost_usd: float | None = Field(default=None, ge=0)
+
+
+class RuntimeUsage(Model):
+    """What the agent's runtime said about itself, read by Tether's runner from its output
+    (Claude Code's stream-json): cumulative for one process, so a repeat is harmless."""
+
+    runtime_session: str = Field(max_length=200)
+    # Which of the session's processes (`<runtime session>:<n>`): a late figure of an earlier
+    # process is not counted against the next one.
+    process: str = Field(max_length=300)
+    # Tokens per model so far, each message once (by its id), and the runtime's own price of
+    # them when it says one (the final `result`).
+    usage: dict[str, TokenUsage] = Field(default_factory=dict)
+    cost_usd: float | None = Field(default=None, ge=0)
+    context_tokens: int | None = Field(default=None, ge=0)
+    context_window: int | None = Field(default=None, gt=0)
+
+
+class ProcessSpend(Model):
+    """One process's spend as each source saw it: the hooks' reports and the runtime's own
+    figures. The larger counts (the runtime is authoritative where it says more; a source that
+    missed something never lowers what the other saw), and only once."""
+
+    process: str
+    hook_usd: float = 0.0
+    runtime_usd: float = 0.0
+    counted_usd: float = 0.0
+    hook_tokens: TokenUsage = Field(default_factory=TokenUsage)
+    runtime_tokens: TokenUsage = Field(default_factory=TokenUsage)
+    counted_tokens: TokenUsage = Field(default_factory=TokenUsage)
+    # The hooks report the context (with the runtime's reserve, which its own output does not
+    # say): the runtime's context figure is then not used for this process.
+    hook_context: bool = False
 
 
 class Directive(Model):
@@ -243,6 +294,8 @@ class Governor(Model):
     day_costs: dict[str, float] = Field(default_factory=dict)
     # The budgets and the other sessions' spend, as last read (None: not read, or none apply).
     budget: BudgetStatus | None = None
+    # The process Tether runs now (None when it runs none): its spend by source.
+    process: ProcessSpend | None = None
     # What the handoff archives beyond the task: bounded recent lists.
     files: list[str] = Field(default_factory=list)
     tests: list[TestRun] = Field(default_factory=list)

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tether.contracts.base import Model
+from tether.contracts.governors import RuntimeUsage
 from tether.names import NAME_PATTERN
 
 RunPhase = Literal["starting", "running", "restarting", "stopped", "finished", "failed"]
@@ -39,6 +40,8 @@ class AgentLaunch(Model):
     # Continue the runtime session (after a crash or a lost worker) instead of starting it.
     resume: bool = False
     attempt: int = 1
+    # Which of the session's processes this is: the runner's figures of its spend name it.
+    process: str = ""
 
 
 class RunOutcome(Model):
@@ -57,6 +60,8 @@ class RunOutcome(Model):
     summary: str = ""
     # The last lines of stderr, secrets redacted: what a crash said.
     stderr_tail: str = ""
+    # The runtime's own figures for the whole process (from its output), when it gives any.
+    usage: RuntimeUsage | None = None
 
     def crash_fingerprint(self) -> str:
         last = self.stderr_tail.strip().splitlines()[-1:] or [""]

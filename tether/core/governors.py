@@ -32,8 +32,10 @@ from tether.contracts import (
     Governor,
     Hold,
     LoopEntry,
+    ProcessSpend,
     Report,
     ReportAnswer,
+    RuntimeUsage,
     TestRun,
     TokenUsage,
     ToolCall,
@@ -164,17 +166,49 @@ def _memory(gov: Governor, report: Report, outcome: Outcome, now: datetime) -> N
     outcome.handoff = stage == "handoff"
 
 
-def _spend(gov: Governor, report: Report, task_key: str, now: datetime) -> None:
+def _priced(gov: Governor, usage: dict[str, TokenUsage]) -> tuple[float, TokenUsage]:
+    """(USD at Tether's prices, the tokens summed over models)."""
     priced = 0.0
     total = TokenUsage()
-    for model, usage in report.usage.items():
-        total = total.add(usage)
+    for model, counts in usage.items():
+        total = total.add(counts)
         price = gov.limits.price(model)
         if price is not None:
-            priced += price.cost(usage)
+            priced += price.cost(counts)
+    return priced, total
+
+
+def _spend(gov: Governor, report: Report, task_key: str, now: datetime) -> None:
+    priced, total = _priced(gov, report.usage)
     # Tether prices the tokens itself; a runtime's own figure can raise that, never lower it
     # (a report claiming $0 for priced usage would erase spend).
     usd = max(priced, report.cost_usd or 0.0)
+    proc = gov.process
+    if proc is None:
+        _add_spend(gov, usd, total, task_key, now)
+        return
+    proc.hook_usd += usd
+    proc.hook_tokens = proc.hook_tokens.add(total)
+    proc.hook_context = proc.hook_context or report.context_tokens is not None
+    _count_process(gov, proc, task_key, now)
+
+
+def _count_process(gov: Governor, proc: ProcessSpend, task_key: str, now: datetime) -> None:
+    """Count what the process's larger source says beyond what was counted already."""
+    usd = max(proc.hook_usd, proc.runtime_usd)
+    tokens = proc.hook_tokens.most(proc.runtime_tokens)
+    _add_spend(
+        gov,
+        max(usd - proc.counted_usd, 0.0),
+        tokens.less(proc.counted_tokens),
+        task_key,
+        now,
+    )
+    proc.counted_usd = max(usd, proc.counted_usd)
+    proc.counted_tokens = tokens.most(proc.counted_tokens)
+
+
+def _add_spend(gov: Governor, usd: float, total: TokenUsage, task_key: str, now: datetime) -> None:
     gov.tokens = gov.tokens.add(total)
     gov.cost_usd += usd
     if usd:
@@ -185,6 +219,11 @@ def _spend(gov: Governor, report: Report, task_key: str, now: datetime) -> None:
     if usd or total.total():
         gov.task_costs[task_key] = gov.task_costs.get(task_key, 0.0) + usd
         gov.task_tokens[task_key] = gov.task_tokens.get(task_key, TokenUsage()).add(total)
+
+
+def begin_process(gov: Governor, process: str) -> None:
+    """Tether starts one of the agent's processes: its spend is reconciled from here."""
+    gov.process = ProcessSpend(process=process)
 
 
 def _track(gov: Governor, call: ToolCall, task_id: str | None, now: datetime) -> None:
@@ -338,9 +377,37 @@ def apply_report(gov: Governor, report: Report, task_id: str | None, now: dateti
         _track(gov, report.tool_call, task_id, now)
         _loop(gov, report.tool_call, task_id, outcome, now)
     _cost(gov, task_id, outcome, now)
+    _budget(gov, outcome, now)
+    return outcome
+
+
+def _budget(gov: Governor, outcome: Outcome, now: datetime) -> None:
     if gov.hold is None and (held := check_budget(gov, now)) is not None:
         outcome.new_hold = held
         _record(gov, outcome, Directive(kind="budget_stop", text=hold_message(held)), now)
+
+
+def apply_runtime(
+    gov: Governor, usage: RuntimeUsage, task_id: str | None, now: datetime
+) -> Outcome:
+    """Count the runtime's own figures for the process Tether runs (cumulative): its spend
+    where it says more than the hooks did, and its context usage; then the same stages, cost
+    and budget rules as a report. A figure of a process that is not the current one is late:
+    nothing of it counts."""
+    outcome = Outcome()
+    proc = gov.process
+    if proc is None or proc.process != usage.process:
+        return outcome
+    gov.reports += 1
+    priced, total = _priced(gov, usage.usage)
+    proc.runtime_usd = max(proc.runtime_usd, priced, usage.cost_usd or 0.0)
+    proc.runtime_tokens = proc.runtime_tokens.most(total)
+    _count_process(gov, proc, task_id or "", now)
+    if not proc.hook_context:
+        context = Report(context_tokens=usage.context_tokens, context_window=usage.context_window)
+        _memory(gov, context, outcome, now)
+    _cost(gov, task_id, outcome, now)
+    _budget(gov, outcome, now)
     return outcome
 
 

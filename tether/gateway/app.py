@@ -126,6 +126,10 @@ def _safe_transcript(payload: dict[str, Any], home: Path) -> None:
     except (OSError, RuntimeError):
         payload.pop("transcript_path", None)
         return
+    if path.is_absolute() and resolved.suffix == ".jsonl" and not resolved.exists():
+        # Claude Code names it before it writes it (SessionStart): nothing to read yet.
+        payload.pop("transcript_path", None)
+        return
     if (
         not path.is_absolute()
         or resolved.suffix != ".jsonl"
