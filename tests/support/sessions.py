@@ -115,9 +115,11 @@ async def run_hook(
     gateway: GatewayRig | Team | str,
     *flags: str,
     env: dict[str, str] | None = None,
+    runtime: str = "claude-code",
 ) -> HookRun:
-    """Run `tether hook claude-code EVENT` as Claude Code does: a process, JSON on stdin, the
-    agent's token in its environment; it forwards to `gateway` (a running one, or a URL)."""
+    """Run `tether hook RUNTIME EVENT` as the runtime does (Claude Code by default): a process,
+    JSON on stdin, the agent's token in its environment; it forwards to `gateway` (a running
+    one, or a URL). Another runtime's payload is sent as given."""
     if isinstance(gateway, Team):
         assert gateway.gateway is not None
         gateway = gateway.gateway
@@ -131,13 +133,15 @@ async def run_hook(
         TETHER_HOME=str(HOOK_HOME),
         **(env or {}),
     )
-    body = {"hook_event_name": event, "transcript_path": "/dev/null", "cwd": "/", **payload}
+    body = {"hook_event_name": event, **payload}
+    if runtime == "claude-code":
+        body = {"transcript_path": "/dev/null", "cwd": "/", **body}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tether",
         "hook",
-        "claude-code",
+        runtime,
         event,
         "--agent",
         agent,

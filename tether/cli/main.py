@@ -779,6 +779,25 @@ async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int
     from tether.client.agent import gateway_url
 
     gateway = args.gateway or gateway_url(settings)
+    if args.runtime != "claude-code":
+        from tether.hook.install import install_runtime
+
+        try:
+            path = install_runtime(
+                args.runtime, Path(args.project), args.agent, sys.executable, fail_closed, gateway
+            )
+        except ValueError as exc:
+            raise TetherError(str(exc)) from exc
+        mode = "fail closed" if fail_closed else "fail open"
+        print(
+            f"wrote Tether's {args.runtime} hooks for {args.agent} into {path} ({mode}; "
+            f"gateway {gateway})"
+        )
+        print(
+            f"the agent's environment needs TETHER_AGENT_TOKEN: `tether agent token {args.agent}` "
+            "mints it (never write it into the repository)"
+        )
+        return 0
     try:
         path = install(
             Path(args.project), args.agent, sys.executable, fail_closed, gateway, args.transport
@@ -1115,8 +1134,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     hooks = sub.add_parser("hooks", help="install the agent runtime hooks")
     hsub = hooks.add_subparsers(dest="hooks_command", required=True, metavar="ACTION")
-    p = hsub.add_parser("install", help="write Claude Code hooks into .claude/settings.json")
+    p = hsub.add_parser(
+        "install",
+        help="write the agent runtime's hooks: Claude Code (.claude/settings.json), Codex "
+        "(.codex/hooks.json), Gemini CLI (.gemini/settings.json) or Cursor (.cursor/hooks.json)",
+    )
     p.add_argument("--agent", required=True)
+    p.add_argument(
+        "--runtime",
+        choices=("claude-code", "codex", "gemini", "cursor"),
+        default="claude-code",
+        help="the agent's runtime (default claude-code)",
+    )
     p.add_argument("--project", default=".", help="the project folder (default: here)")
     p.add_argument(
         "--fail-open",

@@ -40,8 +40,14 @@ from tether.config import TetherConfig, validation_problems
 from tether.contracts import NoteInput
 from tether.errors import TetherError
 from tether.gateway.transport import SealedTemporal
-from tether.hook import claude_code
-from tether.hook.claude_code import MAX_INPUT_BYTES, BadInput, Hook, read_payload
+from tether.hook import claude_code, runtimes
+from tether.hook.claude_code import (
+    MAX_INPUT_BYTES,
+    BadInput,
+    Hook,
+    check_translated,
+    read_payload,
+)
 from tether.names import NAME_PATTERN
 
 log = logging.getLogger("tether.gateway")
@@ -144,32 +150,42 @@ async def hook(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     runtime = request.path_params["runtime"]
     event = request.path_params["event"]
-    if runtime != "claude-code":
-        return _error(404, f"no hook adapter for runtime {runtime!r} (claude-code)")
+    try:
+        adapter = runtimes.adapter(runtime)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    claude = adapter.events.get(event, event)
     try:
         agent = await _agent(gateway, request, request.query_params.get("agent"))
     except Unauthorized as exc:
         # A tool call is denied and a session told why; other events are refused outright.
-        refusal = claude_code._trouble_answer(event, f"Tether refused: {exc}", True, outage=False)
-        if event in ("PreToolUse", "SessionStart") and refusal is not None:
-            return JSONResponse(refusal)
+        refusal = claude_code._trouble_answer(claude, f"Tether refused: {exc}", True, outage=False)
+        if claude in ("PreToolUse", "SessionStart") and refusal is not None:
+            return _rendered(adapter, claude, refusal)
         return _error(exc.status, str(exc))
     fail_closed = gateway.fail_closed(agent)
     body = await request.body()
     try:
         if len(body) > MAX_INPUT_BYTES:
             raise BadInput(f"more than {MAX_INPUT_BYTES // (1024 * 1024)} MB")
-        payload = read_payload(io.BytesIO(body))
+        payload = read_payload(io.BytesIO(body), check_tool_input=False)
+        event = str(payload.get("hook_event_name") or event)
+        translated = adapter.to_claude(event, payload)
+        if translated is None:
+            return Response(status_code=200)  # an event Tether does not govern
+        claude, payload = translated
+        check_translated(payload)
     except BadInput as exc:
         refusal = claude_code._trouble_answer(
-            event, f"Tether refused the hook input: {exc}", fail_closed, outage=False
+            claude, f"Tether refused the hook input: {exc}", fail_closed, outage=False
         )
-        return JSONResponse(refusal) if refusal else _error(400, f"bad hook input: {exc}")
-    event = str(payload.get("hook_event_name") or event)
+        if refusal:
+            return _rendered(adapter, claude, refusal)
+        return _error(400, f"bad hook input: {exc}")
     _safe_transcript(payload, gateway.home)
     session = payload.get("session_id") or None
     temporal = SealedTemporal(gateway.client, asyncio.get_running_loop(), agent, session)
-    adapter = Hook(
+    hook = Hook(
         agent,
         temporal,
         gateway.task_queue,
@@ -177,11 +193,12 @@ async def hook(request: Request) -> Response:
         env=claude_code.forwarded_env(request.headers),
         home=gateway.home,
         report_timeout=claude_code.report_timeout(request.headers),
+        runtime=runtime,
     )
     # The adapter reads transcripts (files) and waits on Temporal: in a thread, its calls on
     # this loop.
     trouble: list[str] = []
-    answer = await asyncio.to_thread(claude_code.answer, adapter, event, payload, trouble.append)
+    answer = await asyncio.to_thread(claude_code.answer, hook, claude, payload, trouble.append)
     for line in trouble:
         log.warning("%s %s of %s: %s", runtime, event, agent, line)
     # The forwarding command prints it for Claude Code's debug log; HTTP hooks ignore it.
@@ -189,8 +206,19 @@ async def hook(request: Request) -> Response:
         " ".join(trouble[0].split())[:500].encode("ascii", "replace").decode() if trouble else ""
     )
     headers = {claude_code.TROUBLE_HEADER: shown} if shown else None
-    if answer is not None:
-        return JSONResponse(answer, headers=headers)
+    return _rendered(adapter, claude, answer, headers)
+
+
+def _rendered(
+    adapter: runtimes.Adapter,
+    claude: str,
+    answer: dict[str, Any] | None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Tether's answer in the runtime's own form (what its hook prints)."""
+    rendered = adapter.render(claude, answer)
+    if rendered is not None:
+        return JSONResponse(rendered, headers=headers)
     return Response(status_code=200, headers=headers)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tether.errors import SESSION_ENDED, SESSION_SUPERSEDED
+from tether.hook import runtimes
 from tether.hook.wire import (
     NOT_RUNNING,
     Refused,
@@ -233,8 +234,10 @@ class Hook:
         env: dict[str, str] | None = None,
         home: Path | None = None,
         report_timeout: float = REPORT_TIMEOUT,
+        runtime: str = "claude-code",
     ):
         self.agent = agent
+        self.runtime = runtime
         self.temporal = temporal
         self.task_queue = task_queue
         self.fail_closed = fail_closed
@@ -337,11 +340,11 @@ class Hook:
         arg = {
             "agent": self.agent,
             "external_id": session_id,
-            "runtime": "claude-code",
+            "runtime": self.runtime,
             "source": source,
         }
-        attach = {"external_id": session_id, "runtime": "claude-code", "source": source}
-        summary = f"Session of {self.agent} (claude-code)"
+        attach = {"external_id": session_id, "runtime": self.runtime, "source": source}
+        summary = f"Session of {self.agent} ({self.runtime})"
         deadline = time.monotonic() + STARTUP_TIMEOUT
         for _ in range(3):
             run_id = self.temporal.start(self.workflow_id, self.task_queue, arg, summary)
@@ -439,7 +442,7 @@ class Hook:
             # Code's cost-state line is written by now), before the session ends.
             with contextlib.suppress(Refused, Unreachable):
                 self.report(event, payload, END_REPORT_TIMEOUT)
-            reason = f"claude-code SessionEnd ({payload.get('reason') or 'other'})"
+            reason = f"{self.runtime} SessionEnd ({payload.get('reason') or 'other'})"
             try:
                 self.temporal.update(
                     self.workflow_id,
@@ -447,7 +450,7 @@ class Hook:
                     [
                         {
                             "reason": reason,
-                            "by": "claude-code",
+                            "by": self.runtime,
                             "external_id": payload.get("session_id"),
                         }
                     ],
@@ -486,9 +489,10 @@ class BadInput(Exception):
     """The hook input is not what Claude Code sends."""
 
 
-def read_payload(stream: Any) -> dict[str, Any]:
+def read_payload(stream: Any, check_tool_input: bool = True) -> dict[str, Any]:
     """The hook input: a JSON object of bounded size whose identifying fields are strings;
-    BadInput says what is wrong with anything else."""
+    BadInput says what is wrong with anything else. `check_tool_input`: the input is Claude
+    Code's (another runtime's is checked once translated: Cursor sends a JSON string)."""
     raw = stream.read(MAX_INPUT_BYTES + 1)
     if len(raw) > MAX_INPUT_BYTES:
         raise BadInput(f"more than {MAX_INPUT_BYTES // (1024 * 1024)} MB on stdin")
@@ -507,10 +511,16 @@ def read_payload(stream: Any) -> dict[str, Any]:
         value = payload.get(key)
         if value is not None and (not isinstance(value, str) or len(value) > 4096):
             raise BadInput(f"{key} must be a string of at most 4096 characters")
+    if check_tool_input:
+        check_translated(payload)
+    return payload
+
+
+def check_translated(payload: dict[str, Any]) -> None:
+    """What the decisions need of a Claude Code shaped input."""
     for key in ("tool_input",):
         if payload.get(key) is not None and not isinstance(payload[key], dict):
             raise BadInput(f"{key} must be a JSON object")
-    return payload
 
 
 def _stderr(line: str) -> None:
@@ -557,16 +567,23 @@ def answer(
 
 
 def _forward(
-    event: str, agent: str, raw: bytes, gateway: str, fail_closed: bool
-) -> dict[str, Any] | None:
-    """Post the hook input to the gateway with the agent's token; its answer, or the trouble."""
+    event: str,
+    agent: str,
+    raw: bytes,
+    gateway: str,
+    fail_closed: bool,
+    runtime: str = "claude-code",
+    runtime_event: str | None = None,
+) -> tuple[dict[str, Any] | None, bool]:
+    """Post the hook input to the gateway with the agent's token: (its answer, in the
+    runtime's form, True), or (the trouble, in Claude Code's form, False)."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
         line = (
             f"Tether refused: {TOKEN_ENV} is not set in the agent's environment; the founder "
             f"mints one with `tether agent token {agent}`"
         )
-        return _trouble_answer(event, line, fail_closed, outage=False)
+        return _trouble_answer(event, line, fail_closed, outage=False), False
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     for name in ENV_FORWARDED:
         value = os.environ.get(name)
@@ -574,14 +591,14 @@ def _forward(
             headers[ENV_HEADER_PREFIX + name] = value
     if os.environ.get("TETHER_HOOK_REPORT_TIMEOUT"):
         headers[REPORT_TIMEOUT_HEADER] = str(REPORT_TIMEOUT)
-    url = f"{gateway}/hooks/claude-code/{event}?agent={agent}"
+    url = f"{gateway}/hooks/{runtime}/{runtime_event or event}?agent={agent}"
     try:
         status, body, trouble = http_request(
             "POST", url, raw, event_timeout(event) + 1, headers, TROUBLE_HEADER
         )
     except OSError as exc:
         line = f"Tether is unreachable: its gateway at {gateway} did not answer ({exc})"
-        return _trouble_answer(event, line, fail_closed)
+        return _trouble_answer(event, line, fail_closed), False
     try:
         decoded = json.loads(body) if body.strip() else None
     except ValueError:
@@ -590,10 +607,10 @@ def _forward(
         # What went wrong behind the gateway, for an event whose answer cannot carry it.
         for line in trouble:
             _stderr(line)
-        return decoded if isinstance(decoded, dict) else None
+        return (decoded if isinstance(decoded, dict) else None), True
     said = decoded.get("error") if isinstance(decoded, dict) else None
     line = f"Tether refused: {said}" if said else f"Tether's gateway answered HTTP {status}"
-    return _trouble_answer(event, line, fail_closed, outage=status >= 500)
+    return _trouble_answer(event, line, fail_closed, outage=status >= 500), False
 
 
 def main(argv: list[str]) -> int:
@@ -601,8 +618,8 @@ def main(argv: list[str]) -> int:
         prog="tether hook",
         description="Answer an agent runtime's hook (JSON on stdin), through Tether's gateway.",
     )
-    parser.add_argument("runtime", choices=["claude-code"])
-    parser.add_argument("event", help=f"the hook event: {', '.join(EVENTS)}")
+    parser.add_argument("runtime", choices=list(runtimes.RUNTIMES))
+    parser.add_argument("event", help=f"the hook event, e.g. Claude Code's {', '.join(EVENTS)}")
     parser.add_argument("--agent", required=True)
     parser.add_argument(
         "--fail-closed", action="store_true", help="deny tool calls when Tether cannot be reached"
@@ -610,34 +627,41 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--gateway", help=f"the gateway's URL (default {DEFAULT_GATEWAY_URL})")
     args = parser.parse_args(argv)
 
+    adapter = runtimes.adapter(args.runtime)
     result: dict[str, Any] | None
     event = args.event
+    claude = adapter.events.get(event, event)
+    rendered = False
     try:
         raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-        payload = read_payload(io.BytesIO(raw))
+        payload = read_payload(io.BytesIO(raw), check_tool_input=adapter.name == "claude-code")
         event = str(payload.get("hook_event_name") or args.event)
+        if event not in adapter.events:
+            return 0  # an event Tether does not govern (installed by hand, or newer)
+        claude = adapter.events[event]
         if not re.fullmatch(NAME_PATTERN, args.agent):
             # Refused here: a workflow started with it could not even decode its input.
             line = (
                 f"Tether refused: --agent {args.agent!r} is not a valid agent name (lower-case "
                 "letters, digits, '.', '_', '-'); run `tether hooks install` again"
             )
-            result = _trouble_answer(event, line, args.fail_closed, outage=False)
+            result = _trouble_answer(claude, line, args.fail_closed, outage=False)
         else:
             gateway = locate_gateway(args.gateway)
-            result = _forward(event, args.agent, raw, gateway, args.fail_closed)
+            result, rendered = _forward(
+                claude, args.agent, raw, gateway, args.fail_closed, adapter.name, event
+            )
     except BadInput as exc:
         line = f"Tether refused the hook input: {exc}"
-        result = _trouble_answer(event, line, args.fail_closed, outage=False)
+        result = _trouble_answer(claude, line, args.fail_closed, outage=False)
     except Exception as exc:  # whatever went wrong, the hook's mode decides the answer
         line = f"Tether's hook failed ({type(exc).__name__}: {str(exc)[:200]})"
-        result = _trouble_answer(event, line, args.fail_closed)
-    if event == "Stop" and result is not None and result.get("decision") == "block":
-        # Exit 2 with the reason on stderr: Claude Code shows it to the model once. The same
-        # block as JSON is shown twice, the second time as a "blocking error" quoting the
-        # hook's command line.
-        print(result["reason"], file=sys.stderr)
-        return 2
-    if result is not None:
-        print(json.dumps(result))
-    return 0
+        result = _trouble_answer(claude, line, args.fail_closed)
+    if not rendered:
+        result = adapter.render(claude, result)
+    out, err, code = adapter.finish(claude, result)
+    if err:
+        print(err, file=sys.stderr)
+    if out is not None:
+        print(out)
+    return code

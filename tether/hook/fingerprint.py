@@ -166,11 +166,14 @@ _READERS |= {"jq", "find", "ls", "echo", "printf", "journalctl", "git log", "git
 _MASKING = re.compile(r"(?<!\|)\|(?!\|)|\|\|\s*(true|:|echo\b)|;\s*(true|:|exit 0)\s*$")
 
 
-def masked_failure(command: str, output: str) -> bool:
+def masked_failure(command: str, output: str, unknown_exit: bool = False) -> bool:
     """A command that "succeeded" only because a pipe or `|| true` hid its exit code, while its
-    output names an error class: `kubectl set image ... | tee out` printing "(Forbidden)"."""
+    output names an error class: `kubectl set image ... | tee out` printing "(Forbidden)". With
+    `unknown_exit` (a runtime that does not say the exit code: Cursor's afterShellExecution),
+    any command whose output names an error class, unless it only reads (grep, tail)."""
     command, output = bounded(command), bounded(output)
-    if not _MASKING.search(command) or not _ERROR_CLASS.search(output):
+    masking = unknown_exit or _MASKING.search(command)
+    if not masking or not _ERROR_CLASS.search(output):
         return False
     action = command_action(command)
     return action not in _READERS and action.split(" ", 1)[0] not in _READERS
@@ -266,7 +269,12 @@ def claude_code_tool_call(event: str, payload: dict[str, Any]) -> dict[str, Any]
     ok = event == "PostToolUse"
     full = _text(payload.get("tool_response") if ok else payload.get("error") or "")
     output = bounded(full)
-    if ok and tool == "Bash" and masked_failure(str(tool_input.get("command") or ""), output):
+    unknown = bool(payload.get("exit_code_unknown"))
+    if (
+        ok
+        and tool == "Bash"
+        and masked_failure(str(tool_input.get("command") or ""), output, unknown)
+    ):
         ok = False
     call: dict[str, Any] = {
         "tool": tool,

@@ -100,17 +100,7 @@ def install(
     there, and the launcher the command entries call; Tether's own earlier entries are
     replaced, so running it again changes nothing."""
     path = project / ".claude" / "settings.json"
-    settings: dict[str, Any] = {}
-    if path.exists():
-        try:
-            settings = json.loads(path.read_text() or "{}")
-        except ValueError as exc:
-            raise ValueError(f"{path} is not valid JSON ({exc}); fix it or move it away") from exc
-        if not isinstance(settings, dict):
-            raise ValueError(f"{path} does not hold a JSON object; fix it or move it away")
-    hooks = settings.setdefault("hooks", {})
-    if not isinstance(hooks, dict):
-        raise ValueError(f"{path}: 'hooks' is not an object; fix it or move it away")
+    settings, hooks = _settings(path)
     for event, matcher, timeout in _INSTALLED:
         kept = []
         for group in hooks.get(event) or []:
@@ -139,7 +129,117 @@ def install(
     return path
 
 
+def _settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The JSON settings file at `path` (empty when there is none) and its `hooks` object."""
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text() or "{}")
+        except ValueError as exc:
+            raise ValueError(f"{path} is not valid JSON ({exc}); fix it or move it away") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} does not hold a JSON object; fix it or move it away")
+    hooks = data.setdefault("hooks", {})
+    if not isinstance(hooks, dict):
+        raise ValueError(f"{path}: 'hooks' is not an object; fix it or move it away")
+    return data, hooks
+
+
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+# --- the other runtimes ------------------------------------------------------------------------
+# (where the file goes, the events Tether installs, each runtime's own shape). Every entry runs
+# the runtime's launcher, which forwards to the gateway through `tether hook RUNTIME EVENT`.
+# Only one handler per event: Codex runs matching hooks concurrently, so two of Tether's would
+# race each other.
+OTHER_EVENTS = {
+    "codex": ("SessionStart", "PreToolUse", "PostToolUse", "PostCompact", "Stop"),
+    "gemini": (
+        "SessionStart",
+        "BeforeTool",
+        "AfterTool",
+        "PreCompress",
+        "AfterAgent",
+        "SessionEnd",
+    ),
+    "cursor": (
+        "sessionStart",
+        "beforeShellExecution",
+        "beforeMCPExecution",
+        "afterShellExecution",
+        "afterMCPExecution",
+        "stop",
+        "sessionEnd",
+    ),
+}
+CONFIG_FILES = {
+    "codex": Path(".codex") / "hooks.json",
+    "gemini": Path(".gemini") / "settings.json",
+    "cursor": Path(".cursor") / "hooks.json",
+}
+# Seconds Tether's hook may take (the session start reads git, the forge and the credentials).
+_SLOW = {"SessionStart", "sessionStart", "Stop", "stop", "AfterAgent"}
+
+
+def _runtime_launcher(
+    runtime: str, python: str, agent: str, fail_closed: bool, gateway: str | None
+) -> str:
+    return (
+        _launcher(python, agent, fail_closed, gateway)
+        .replace("-m tether.hook claude-code", f"-m tether.hook {runtime}")
+        .replace("Claude Code's hooks call", f"{runtime}'s hooks call")
+    )
+
+
+def _is_ours(handler: Any, launcher: Path) -> bool:
+    return isinstance(handler, dict) and str(launcher) in str(handler.get("command", ""))
+
+
+def install_runtime(
+    runtime: str,
+    project: Path,
+    agent: str,
+    python: str,
+    fail_closed: bool,
+    gateway: str | None = None,
+) -> Path:
+    """Tether's hooks for Codex, Gemini CLI or Cursor in PROJECT's own configuration file,
+    keeping everything else in it; Tether's earlier entries are replaced."""
+    if runtime not in OTHER_EVENTS:
+        raise ValueError(f"no hooks to install for runtime {runtime!r}")
+    path = project / CONFIG_FILES[runtime]
+    launcher = path.parent / "hooks" / "tether"
+    data, hooks = _settings(path)
+    command = f"{shlex.quote(str(launcher.resolve()))}"
+    for event in OTHER_EVENTS[runtime]:
+        seconds = 60 if event in _SLOW else 15
+        groups = hooks.get(event) or []
+        if runtime == "cursor":
+            kept = [h for h in groups if not _is_ours(h, launcher.resolve())]
+            hooks[event] = [*kept, {"command": f"{command} {event}"}]
+            continue
+        kept = []
+        for group in groups:
+            handlers = [h for h in group.get("hooks", []) if not _is_ours(h, launcher.resolve())]
+            if handlers:
+                kept.append({**group, "hooks": handlers})
+        handler: dict[str, Any] = {"type": "command", "command": f"{command} {event}"}
+        if runtime == "gemini":
+            handler |= {"name": "tether", "timeout": seconds * 1000}  # milliseconds
+        else:
+            handler["timeout"] = seconds
+        ours: dict[str, Any] = {"hooks": [handler]}
+        if runtime == "gemini" and event in ("BeforeTool", "AfterTool"):
+            ours = {"matcher": ".*", **ours}
+        hooks[event] = [*kept, ours]
+    if runtime == "cursor":
+        data["version"] = 1
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    _write(launcher, _runtime_launcher(runtime, python, agent, fail_closed, gateway))
+    launcher.chmod(0o755)
+    _write(path, json.dumps(data, indent=2) + "\n")
+    return path
