@@ -824,6 +824,24 @@ async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int
     return 0
 
 
+async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve Tether's MCP tools over stdio for the agent whose token is in the environment."""
+    from tether.gateway.mcp import build_server
+
+    if not agent_client.agent_token():
+        raise TetherError(
+            f"{agent_client.TOKEN_ENV} is not set: `tether mcp` speaks for the agent whose token "
+            "is in its environment (the founder mints it: tether agent token AGENT)"
+        )
+
+    async def door(action: str, body: dict[str, Any], task: str | None) -> Any:
+        path = f"/v1/tasks/{task}/{action}" if task else f"/v1/session/{action}"
+        return await agent_client.ask(settings, path, body)
+
+    await build_server(lambda ctx: door).run_stdio_async()
+    return 0
+
+
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from tether.cli.demo import demo_after_up
     from tether.ops.up import run_stack
@@ -900,6 +918,13 @@ def build_parser() -> argparse.ArgumentParser:
         "team: always, or only the first time (no demo under TETHER_HOME yet)",
     )
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser(
+        "mcp",
+        help="serve Tether's MCP tools over stdio, for the agent whose TETHER_AGENT_TOKEN is set "
+        "(the gateway serves the same over streamable HTTP at /mcp)",
+    )
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser(
         "gateway",

@@ -30,6 +30,7 @@ class InboxItem(Model):
         "cost_paused",
         "budget_exceeded",
         "run_failed",
+        "agent_escalation",
         "deploy_approval",
         "deploy_refused",
         "deploy_failed",

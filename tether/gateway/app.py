@@ -10,15 +10,21 @@ from a runtime session that is not the one it is attached to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import io
 import json
 import logging
 import re
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,15 +36,18 @@ from activities.store import Store
 from tether import seals
 from tether.client import tasks as task_api
 from tether.client.calls import Refused as ClientRefused
+from tether.client.deployments import request_deploy
 from tether.client.sessions import (
     check_deliverable,
     note_session,
     recheck_session,
     session_view,
+    start_session,
 )
 from tether.config import TetherConfig, validation_problems
-from tether.contracts import NoteInput
+from tether.contracts import DeployRequest, InboxItem, NoteInput, SessionInput
 from tether.errors import TetherError
+from tether.gateway import mcp as mcp_door
 from tether.gateway.transport import SealedTemporal
 from tether.hook import claude_code, runtimes
 from tether.hook.claude_code import (
@@ -250,37 +259,107 @@ async def agent_call(request: Request) -> Response:
         data = await _json(request)
         named = data.get("agent")
         agent = await _agent(gateway, request, str(named) if named else None)
-        action = request.path_params["action"]
-        client = gateway.client
-        with seals.speaking(agent):
-            result: Any
-            if action == "claim":
-                task = _task_id(request)
-                result = _dump(await task_api.claim_task(client, task, agent))
-            elif action == "submit":
-                task = _task_id(request)
-                note = str(data.get("note") or "")
-                result = _dump(await task_api.submit_task(client, task, agent, note))
-            elif action == "note":
-                noted = NoteInput.model_validate({k: v for k, v in data.items() if k != "agent"})
-                result = _dump(await note_session(client, agent, noted))
-            elif action == "recheck":
-                result = _dump(await recheck_session(client, agent, f"agent {agent}"))
-            elif action == "check":
-                result = _dump(await check_deliverable(client, agent))
-            elif action == "session":
-                result = _dump(await session_view(client, agent))
-            else:
-                return _error(404, f"no such request: {action}")
+        task = _task_id(request) if "task" in request.path_params else None
+        result = await act(gateway, agent, request.path_params["action"], data, task)
         return JSONResponse({"agent": agent, "result": result})
     except Unauthorized as exc:
         return _error(exc.status, str(exc))
+    except NoSuchRequest as exc:
+        return _error(404, str(exc))
     except ValidationError as exc:
         return _error(400, validation_problems(exc))
     except ClientRefused as exc:
         return _error(409, str(exc))
     except TetherError as exc:
         return _error(400, str(exc))
+
+
+class NoSuchRequest(TetherError):
+    pass
+
+
+# Tasks an agent sees as its work: open ones anyone may claim, and its own.
+_CLAIMABLE = ("open",)
+_MINE = ("claimed", "verifying", "blocked", "paused")
+
+
+async def act(
+    gateway: Gateway, agent: str, action: str, data: dict[str, Any], task: str | None = None
+) -> Any:
+    """What an agent asks, for the agent its token names (the HTTP API and the MCP tools): the
+    result as JSON, or TetherError / Refused saying why not."""
+    client = gateway.client
+    with seals.speaking(agent):
+        if task is not None:
+            if action == "claim":
+                return _dump(await task_api.claim_task(client, task, agent))
+            if action == "submit":
+                note = str(data.get("note") or "")
+                return _dump(await task_api.submit_task(client, task, agent, note))
+            if action == "show":
+                return _dump(await task_api.get_view(client, task))
+            raise NoSuchRequest(f"no such request about a task: {action}")
+        if action == "note":
+            noted = NoteInput.model_validate({k: v for k, v in data.items() if k != "agent"})
+            return _dump(await note_session(client, agent, noted))
+        if action == "recheck":
+            return _dump(await recheck_session(client, agent, f"agent {agent}"))
+        if action == "check":
+            return _dump(await check_deliverable(client, agent))
+        if action == "session":
+            if data.get("start"):
+                # An MCP client with no hooks: its first look starts (or attaches) the session.
+                runtime = str(data.get("runtime") or "mcp")[:40]
+                start = SessionInput(agent=agent, runtime=runtime, source="mcp")
+                return _dump(await start_session(client, gateway.task_queue, start))
+            return _dump(await session_view(client, agent))
+        if action == "tasks":
+            summaries = await gateway.store.task_summaries()
+            return [
+                t.model_dump(mode="json")
+                for t in summaries
+                if (t.state in _CLAIMABLE and t.assignee is None)
+                or (t.assignee == agent and t.state in _MINE)
+            ]
+        if action == "escalate":
+            return await _escalate(gateway, agent, data)
+        if action == "deploy":
+            request = DeployRequest.model_validate({**data, "agent": agent})
+            return _dump(await request_deploy(client, gateway.task_queue, request))
+        raise NoSuchRequest(f"no such request: {action}")
+
+
+async def _escalate(gateway: Gateway, agent: str, data: dict[str, Any]) -> Any:
+    """The agent tells the founder something it cannot decide (or that it is blocked): an item
+    in the founder's inbox, and an open question kept for its handoff. Only the founder blocks
+    a task; this changes no task's state."""
+    text = " ".join(str(data.get("text") or "").split())
+    if not text:
+        raise TetherError("say what the founder should know: a non-empty text")
+    blocked = bool(data.get("blocked"))
+    view = await session_view(gateway.client, agent)
+    task = view.task_id if view is not None else None
+    what = "is blocked" if blocked else "asks the founder"
+    item = InboxItem(
+        key=f"escalation:{agent}:{hashlib.sha256(text.encode()).hexdigest()[:16]}",
+        kind="agent_escalation",
+        subject=task or agent,
+        title=f"{agent} {what}{f' on task {task}' if task else ''}: {text}"[:500],
+        detail={
+            "agent": agent,
+            "task": task,
+            "blocked": blocked,
+            "see": f"tether session show {agent}",
+        },
+    )
+    item_id, _ = await gateway.store.post_inbox(item)
+    if view is not None and view.state != "ended":
+        kind = "question"
+        with contextlib.suppress(TetherError):
+            await note_session(
+                gateway.client, agent, NoteInput(kind=kind, text=f"{what}: {text}"[:1000])
+            )
+    return {"inbox_item": item_id, "told": "the founder", "task": task}
 
 
 def _task_id(request: Request) -> str:
@@ -295,13 +374,43 @@ async def health(request: Request) -> Response:
 
 
 def build_app(gateway: Gateway) -> Starlette:
+    """The gateway's routes; `app.state.mcp` is its MCP server, whose session manager runs while
+    the gateway serves (tether/gateway/server.py)."""
+    mcp = _mcp_server(gateway)
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/hooks/{runtime}/{event}", hook, methods=["POST"]),
             Route("/v1/tasks/{task}/{action}", agent_call, methods=["POST"]),
             Route("/v1/session/{action}", agent_call, methods=["POST"]),
+            Route("/mcp", mcp_door.AgentAuth(_mcp_app(mcp), partial(_mcp_agent, gateway))),
         ]
     )
     app.state.gateway = gateway
+    app.state.mcp = mcp
     return app
+
+
+def _mcp_server(gateway: Gateway) -> MCPServer:
+    def door_for(ctx: Any) -> mcp_door.Door:
+        return partial(act, gateway, mcp_door.agent_of(ctx))
+
+    return mcp_door.build_server(door_for)
+
+
+def _mcp_app(server: MCPServer) -> Any:
+    # Makes the server's streamable HTTP session manager; its ASGI app is served at /mcp behind
+    # the token check. Host checks (DNS rebinding) are off: a browser page cannot present an
+    # agent's token, and the gateway is reached by name inside a cluster.
+    server.streamable_http_app(
+        streamable_http_path="/mcp",
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    return StreamableHTTPASGIApp(server.session_manager)
+
+
+async def _mcp_agent(gateway: Gateway, request: Request) -> str:
+    try:
+        return await _agent(gateway, request, None)
+    except Unauthorized as exc:
+        raise PermissionError(str(exc)) from exc

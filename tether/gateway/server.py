@@ -36,9 +36,10 @@ async def listening(
     yields its URL."""
     host, _, port = bind.rpartition(":")
     gateway = Gateway(sealed(client, gateway_signer), store, config, task_queue, home)
+    app = build_app(gateway)
     server = uvicorn.Server(
         uvicorn.Config(
-            build_app(gateway),
+            app,
             host=host,
             port=int(port),
             log_level="warning",
@@ -51,6 +52,9 @@ async def listening(
     )
     # Not uvicorn's signal handling (`serve` captures SIGINT and SIGTERM and raises them again
     # when it ends): the process that runs the gateway (`tether up`, a test) owns its signals.
+    # The MCP endpoint's sessions live while the gateway serves (uvicorn runs no lifespan here).
+    mcp_sessions = app.state.mcp.session_manager.run()
+    await mcp_sessions.__aenter__()
     task = asyncio.create_task(server._serve())
     try:
         while not server.started:
@@ -66,7 +70,10 @@ async def listening(
         yield url
     finally:
         server.should_exit = True
-        await task
+        try:
+            await task
+        finally:
+            await mcp_sessions.__aexit__(None, None, None)
 
 
 async def serve(
