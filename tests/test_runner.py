@@ -19,7 +19,7 @@ from tests.support.claude_code import BINARY, ensure_claude_code
 from tests.support.cli import tether
 from tests.support.helpers import FakeForge, clean_environment, commit_file, eventually, git
 from tests.support.model_api import MODEL, ModelApi, Turn, Usage
-from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES
+from tests.support.payloads import KUBECTL_RETRIES, forbidden_kubectl
 from tests.support.runner import alive, claude_runner, processes_with, run_view, set_runner
 from tests.support.sessions import running_team
 from tether import client as api
@@ -40,11 +40,7 @@ async def test_a_loop_in_a_run_ends_the_process_before_another_model_turn(
     """The real Claude Code, started by `tether run`: at the fifth identical failure the hold
     ends its process group before the report is answered, so the model is never asked again."""
     ensure_claude_code()
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    kubectl = bin_dir / "kubectl"
-    kubectl.write_text(f"#!/bin/sh\necho '{FORBIDDEN}' >&2\nexit 1\n")
-    kubectl.chmod(0o755)
+    bin_dir = forbidden_kubectl(tmp_path / "bin")
     turns = [Turn.bash(c, Usage(20_000 + 1000 * i, 40)) for i, c in enumerate(KUBECTL_RETRIES)]
     turns += [Turn.bash("kubectl rollout status deploy/api -n prod"), Turn.say("Gave up.")]
     async with running_team(client, fresh_db, tmp_path, forge) as team:

@@ -79,3 +79,13 @@ def sanitized(payload: dict[str, Any], tmp: Path, session_id: str) -> dict[str, 
         if key in data:
             data[key] = f"<{key}>"
     return data
+
+
+def forbidden_kubectl(folder: Path) -> Path:
+    """A folder (made here) whose `kubectl` fails the way the cluster refuses the agent: put it
+    first on the agent's PATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kubectl = folder / "kubectl"
+    kubectl.write_text(f"#!/bin/sh\necho '{FORBIDDEN}' >&2\nexit 1\n")
+    kubectl.chmod(0o755)
+    return folder

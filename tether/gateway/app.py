@@ -44,8 +44,11 @@ from tether.client.sessions import (
     session_view,
     start_session,
 )
+from tether.client.sessions import (
+    report as report_to_session,
+)
 from tether.config import TetherConfig, validation_problems
-from tether.contracts import DeployRequest, InboxItem, NoteInput, SessionInput
+from tether.contracts import DeployRequest, InboxItem, NoteInput, Report, SessionInput
 from tether.errors import TetherError
 from tether.gateway import mcp as mcp_door
 from tether.gateway.transport import SealedTemporal
@@ -323,6 +326,12 @@ async def act(
             ]
         if action == "escalate":
             return await _escalate(gateway, agent, data)
+        if action == "report":
+            # What an agent's own runtime says it spent and holds in context (the Claude Agent
+            # SDK's messages): bound, like a hook's, to the runtime session it names.
+            report = Report.model_validate({k: v for k, v in data.items() if k != "agent"})
+            with seals.speaking(agent, report.external_id):
+                return _dump(await report_to_session(client, agent, report))
         if action == "deploy":
             request = DeployRequest.model_validate({**data, "agent": agent})
             return _dump(await request_deploy(client, gateway.task_queue, request))
