@@ -7,7 +7,8 @@ The payloads are each runtime's own, shaped by its published schema:
 - Codex CLI: openai/codex codex-rs/hooks/schema/generated/*.command.input.schema.json
   (session_id, turn_id, transcript_path nullable, cwd, hook_event_name, model,
   permission_mode; tool_name, tool_input, tool_response, tool_use_id). The schema leaves
-  tool_response open; a shell call's is taken as {"exit_code", "output"} [unconfirmed].
+  tool_response open: Codex 0.169 sends a shell call's output as a string, with no exit code
+  (seen with the real CLI in tests/test_codex.py).
 - Gemini CLI: google-gemini/gemini-cli docs/hooks/reference.md (BeforeTool/AfterTool with
   tool_response {llmContent, returnDisplay, error}; AfterAgent with stop_hook_active).
 - Cursor: https://cursor.com/docs/agent/hooks, as summarised by the Cupcake harness reference
@@ -106,7 +107,7 @@ CODEX = Speaks(
         tool_name="Bash",
         tool_input={"command": c},
         tool_use_id=f"call_{n}",
-        tool_response={"exit_code": 1, "output": FORBIDDEN},
+        tool_response=f"{FORBIDDEN}\n",
     ),
     stop=lambda s: _codex("Stop", s, stop_hook_active=False, last_assistant_message="Done."),
     # A deny is JSON *and* exit 2 with the reason on stderr (see tether/hook/runtimes.py).

@@ -47,26 +47,31 @@ def ensure_claude_code() -> Path:
     or another version. No npm is a one-line error saying how to get it, never a skip."""
     if installed_version() == pinned_version() and BINARY.exists():
         return BINARY
+    return npm_ci(RUNTIME, BINARY, f"@anthropic-ai/claude-code@{pinned_version()}")
+
+
+def npm_ci(folder: Path, binary: Path, what: str) -> Path:
+    """`npm ci` in a pinned runtime's folder (tests/runtimes/NAME); its binary."""
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         raise RuntimeError(
-            "the tests drive the real Claude Code CLI, installed with npm: install Node.js 20 "
+            "the tests drive real agent CLIs, installed with npm: install Node.js 20 "
             "or newer with npm (Debian/Ubuntu: apt-get install nodejs npm; or "
             "https://nodejs.org/en/download), then run ./run test again"
         )
     done = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=RUNTIME,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    if done.returncode != 0 or not BINARY.exists():
+    if done.returncode != 0 or not binary.exists():
         raise RuntimeError(
-            f"npm could not install @anthropic-ai/claude-code@{pinned_version()} into "
-            f"{RUNTIME}: {(done.stderr or done.stdout).strip()[-800:]}"
+            f"npm could not install {what} into {folder}: "
+            f"{(done.stderr or done.stdout).strip()[-800:]}"
         )
-    return BINARY
+    return binary
 
 
 @dataclass

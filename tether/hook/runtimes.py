@@ -8,8 +8,11 @@ Pinned to what each runtime documents (docs/decisions.md cites the sources):
   its output schemas forbid unknown fields (`additionalProperties: false`), and an answer it
   cannot parse counts as a failed hook, which lets the tool run; so only the fields its schema
   names are kept, and a deny also exits 2 with the reason on stderr. It has no
-  PostToolUseFailure: a PostToolUse whose response carries a non-zero exit code is a failure.
-  It has no SessionEnd either: the session ends by the founder, the deadline or Tether's runner.
+  PostToolUseFailure, and its PostToolUse gives a shell call's output without the exit code
+  (0.169): an output naming an error class, from a command that does not only read, is the
+  failure (a response with a non-zero `exit_code`, if one comes, too). Codex runs a hook only
+  once it is trusted (/hooks in the CLI; `--dangerously-bypass-hook-trust` unattended): an
+  untrusted hook is skipped without a word.
 - Gemini CLI (settings.json hooks): BeforeTool/AfterTool (tool_response.error is a failure),
   AfterAgent (a deny makes the agent go on: the artifact check), PreCompress (advisory, before
   the compression: reported as the compaction), SessionStart/SessionEnd; deny is
@@ -139,6 +142,11 @@ class Codex(Adapter):
         if claude != POST_TOOL:
             return payload
         response = payload.get("tool_response")
+        if isinstance(response, str) and payload.get("tool_name") == "Bash":
+            # What Codex 0.169 sends: the command's output, no exit code (the model is told
+            # "Process exited with code N"; the hook is not). An output naming an error class,
+            # from a command that does not only read, is the failure.
+            return {**payload, "tool_response": {"stdout": response}, "exit_code_unknown": True}
         if isinstance(response, dict):
             code = response.get("exit_code")
             if isinstance(code, int) and code != 0:
