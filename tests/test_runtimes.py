@@ -10,7 +10,8 @@ The payloads are each runtime's own, shaped by its published schema:
   tool_response open: Codex 0.169 sends a shell call's output as a string, with no exit code
   (seen with the real CLI in tests/test_codex.py).
 - Gemini CLI: google-gemini/gemini-cli docs/hooks/reference.md (BeforeTool/AfterTool with
-  tool_response {llmContent, returnDisplay, error}; AfterAgent with stop_hook_active).
+  tool_response {llmContent, returnDisplay, error}; AfterAgent with stop_hook_active); a shell
+  failure as 0.61 sends it, `Exit Code: 1` inside llmContent (seen in tests/test_gemini.py).
 - Cursor: https://cursor.com/docs/agent/hooks, as summarised by the Cupcake harness reference
   (conversation_id, generation_id, workspace_roots; command, cwd, output, duration; stop's
   status and loop_count).
@@ -142,10 +143,11 @@ GEMINI = Speaks(
         s,
         tool_name="run_shell_command",
         tool_input={"command": c},
+        # What Gemini CLI 0.61 sends for a failed shell command (seen in tests/test_gemini.py).
         tool_response={
-            "llmContent": FORBIDDEN,
+            "llmContent": f"<untrusted_context>\nOutput: {FORBIDDEN}\nExit Code: 1\n"
+            "Process Group PGID: 4242\n</untrusted_context>",
             "returnDisplay": FORBIDDEN,
-            "error": {"message": "Command exited with code 1"},
         },
     ),
     stop=lambda s: _gemini(

@@ -37,7 +37,11 @@ class CollectsGarbage:
 async def test_a_stopped_workers_workflows_leave_no_command_in_another_workflow(
     client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
 ) -> None:
-    gc.disable()  # only the workflow below collects, inside its activation
+    # What earlier tests in this process left is collected now, outside any workflow (the suite
+    # runs in several processes: which files came before differs); then only the workflow below
+    # collects, inside its activation, what this test's stopped workers leave.
+    gc.collect()
+    gc.disable()
     try:
         async with (
             deploy_rig(client, fresh_db, tmp_path / "deploy") as rig,
@@ -68,11 +72,11 @@ async def test_a_stopped_workers_workflows_leave_no_command_in_another_workflow(
             await handle.result()
     finally:
         gc.enable()
-    kinds = [e.event_type async for e in handle.fetch_history_events()]
+    events = [e async for e in handle.fetch_history_events()]
     foreign = [
-        EventType.Name(k)
-        for k in kinds
-        if k
+        f"{EventType.Name(e.event_type)} {_what(e)}"
+        for e in events
+        if e.event_type
         in (
             EventType.EVENT_TYPE_MARKER_RECORDED,
             EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
@@ -80,3 +84,15 @@ async def test_a_stopped_workers_workflows_leave_no_command_in_another_workflow(
         )
     ]
     assert foreign == [], foreign
+
+
+def _what(event: object) -> str:
+    """The marker's patch id or the activity's type: whose command it was."""
+    marker = getattr(event, "marker_recorded_event_attributes", None)
+    if marker is not None and marker.marker_name:
+        payload = marker.details.get("patch_data")
+        return str(payload.payloads[0].data[:120] if payload and payload.payloads else "")
+    activity = getattr(event, "activity_task_scheduled_event_attributes", None)
+    if activity is not None and activity.activity_type.name:
+        return f"{activity.activity_type.name} {activity.input.payloads[0].data[:200]!r}"
+    return ""

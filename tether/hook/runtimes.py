@@ -13,7 +13,8 @@ Pinned to what each runtime documents (docs/decisions.md cites the sources):
   failure (a response with a non-zero `exit_code`, if one comes, too). Codex runs a hook only
   once it is trusted (/hooks in the CLI; `--dangerously-bypass-hook-trust` unattended): an
   untrusted hook is skipped without a word.
-- Gemini CLI (settings.json hooks): BeforeTool/AfterTool (tool_response.error is a failure),
+- Gemini CLI (settings.json hooks): BeforeTool/AfterTool (tool_response.error is a failure, and
+  so is a shell command whose llmContent says `Exit Code: N`, N not 0: what 0.61 sends),
   AfterAgent (a deny makes the agent go on: the artifact check), PreCompress (advisory, before
   the compression: reported as the compaction), SessionStart/SessionEnd; deny is
   `{"decision": "deny", "reason": ...}`. Its tool names are mapped to Claude Code's
@@ -30,6 +31,7 @@ Standard library only: this runs in the hook process.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # The Claude Code events Tether decides on.
@@ -190,6 +192,11 @@ def _patched_file(tool_input: Any) -> dict[str, Any]:
     return {"tool_name": "Edit", "tool_input": {}}
 
 
+_GEMINI_EXIT = re.compile(r"^Exit Code: (-?\d+)\s*$", re.MULTILINE)
+_GEMINI_OUTPUT = re.compile(
+    r"^Output: (.*?)(?=^Exit Code:|^Error:|^Signal:|^Process Group|\Z)", re.S | re.M
+)
+
 # Gemini CLI's built-in tools, as the Claude Code tools Tether fingerprints.
 _GEMINI_TOOLS = {
     "run_shell_command": "Bash",
@@ -232,11 +239,22 @@ class Gemini(Adapter):
         response = payload.get("tool_response")
         if isinstance(response, dict):
             error = response.get("error")
-            content = response.get("llmContent")
+            content = _text(response.get("llmContent"))
             if error:
                 text = error.get("message") if isinstance(error, dict) else error
-                return _failure(payload, f"{text}\n{_text(content)}".strip(), 1)
-            return {**payload, "tool_response": _text(content)}
+                return _failure(payload, f"{text}\n{content}".strip(), 1)
+            # A shell command's result (0.61): "Output: ...\nExit Code: N\n..." in llmContent,
+            # no error field; a non-zero exit code is the failure.
+            if payload.get("tool_name") != "Bash":
+                return {**payload, "tool_response": content}
+            # The command's own output, without the wrapper Gemini puts around it, so a failure
+            # reads the same as through Claude Code (and a piped one is still caught).
+            found = _GEMINI_OUTPUT.search(content)
+            output = (found.group(1) if found else content).strip()
+            code = _GEMINI_EXIT.search(content)
+            if code and int(code.group(1)) != 0:
+                return _failure(payload, output, int(code.group(1)))
+            return {**payload, "tool_response": {"stdout": output}}
         return payload
 
     def render(self, claude: str, answer: dict[str, Any] | None) -> dict[str, Any] | None:
