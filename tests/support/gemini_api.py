@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tether.ops.loopback import LoopbackServer, QuietHandler, read_json, respond
 
 
 @dataclass
@@ -29,19 +30,16 @@ class GeminiApi:
         api = self
         self._lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
             def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                body = json.loads(raw or b"{}")
-                parts = api._parts(body)
                 chunk = {
                     "candidates": [
-                        {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
+                        {
+                            "content": {"role": "model", "parts": api._parts(read_json(self))},
+                            "finishReason": "STOP",
+                        }
                     ],
                     "usageMetadata": {
                         "promptTokenCount": 1000,
@@ -50,24 +48,15 @@ class GeminiApi:
                     },
                 }
                 if "stream" in self.path:
-                    data = f"data: {json.dumps(chunk)}\r\n\r\n".encode()
-                    kind = "text/event-stream"
+                    sse = f"data: {json.dumps(chunk)}\r\n\r\n".encode()
+                    respond(self, 200, sse, "text/event-stream")
                 else:
-                    data, kind = json.dumps(chunk).encode(), "application/json"
-                self.send_response(200)
-                self.send_header("content-type", kind)
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                    respond(self, 200, json.dumps(chunk).encode())
 
             def do_GET(self) -> None:
-                self.send_response(404)
-                self.send_header("content-length", "0")
-                self.end_headers()
+                respond(self, 404)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LoopbackServer(Handler)
 
     def _parts(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         if not body.get("tools"):
@@ -82,15 +71,13 @@ class GeminiApi:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self._http.url
 
     def __enter__(self) -> GeminiApi:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def shown(self) -> str:
         """Everything the main loop's requests showed the model, as text."""

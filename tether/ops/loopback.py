@@ -28,3 +28,24 @@ class LoopbackServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def read_json(handler: BaseHTTPRequestHandler) -> Any:
+    """The request's JSON body (an empty body is an empty object)."""
+    import json
+
+    raw = handler.rfile.read(int(handler.headers.get("content-length") or 0))
+    return json.loads(raw or b"{}")
+
+
+def respond(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    data: bytes = b"",
+    content_type: str = "application/json",
+) -> None:
+    handler.send_response(status)
+    handler.send_header("content-type", content_type)
+    handler.send_header("content-length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
