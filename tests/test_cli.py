@@ -187,3 +187,23 @@ async def test_init_writes_a_valid_config_and_refuses_to_overwrite(cli_env: dict
     assert (home / "tether.toml").exists() and (home / "example-task.toml").exists()
     second = await tether(cli_env, "init")
     assert second.code == 2 and "--force" in second.err
+
+
+def test_library_logs_stay_out_of_the_founders_terminal_unless_asked_for() -> None:
+    """`tether up` logs Tether's own lines; httpx's line per HTTP request only with --verbose."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys\n"
+        "from tether.ops.runtime import setup_logging\n"
+        "setup_logging(verbose=sys.argv[1] == 'verbose')\n"
+        "logging.getLogger('httpx').info('HTTP Request: POST http://127.0.0.1:1/x')\n"
+        "logging.getLogger('tether.up').info('Tether is up.')\n"
+    )
+    for mode, shown in (("quiet", False), ("verbose", True)):
+        done = subprocess.run(
+            [sys.executable, "-c", script, mode], capture_output=True, text=True, check=True
+        )
+        assert "Tether is up." in done.stderr
+        assert ("HTTP Request" in done.stderr) is shown, done.stderr

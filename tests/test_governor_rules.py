@@ -212,6 +212,12 @@ def test_with_too_little_history_the_ceiling_applies() -> None:
     gov.baseline = CostBaseline(task_before_usd=4.0, basis="ceiling")
     outcome = governors.apply_report(gov, Report(cost_usd=2.5), "t1", NOW)
     assert [d.kind for d in outcome.directives] == ["cost_warning"]  # $6.50 > 3/5 of $10
+    # The agent reads where warning and pause fall, and on what: the numbers the inbox shows.
+    assert outcome.directives[0].text == (
+        "Tether: task t1 has cost $6.50: warned above $6.00 and paused above $10.00, the "
+        "ceiling, as too few tasks have completed for an average. The founder has been told. "
+        "Finish the smallest useful step."
+    )
     outcome = governors.apply_report(gov, Report(cost_usd=4.0), "t1", NOW)
     assert [d.kind for d in outcome.directives] == ["cost_pause"]
     assert "the ceiling of $10.00" in gov.hold.reason if gov.hold else False

@@ -358,8 +358,8 @@ async def test_a_task_costing_five_times_the_average_is_paused_until_the_founder
         inbox = {i.kind: i for i in await team.store.inbox()}
         assert inbox["cost_warning"].subject == task_id
         assert inbox["cost_warning"].title == (
-            f"task {task_id} ({coder}) has cost $7.00, more than 3x the average of 5 completed "
-            "tasks (kind bugfix), $2.00; paused at $10.00"
+            f"task {task_id} ({coder}) has cost $7.00: warned above $6.00 and paused above "
+            "$10.00, 3x and 5x the average of 5 completed tasks (kind bugfix), $2.00"
         )
         assert inbox["cost_paused"].action == f"tether resume {task_id}"
 

@@ -411,8 +411,8 @@ class AgentSessionWorkflow:
             await self._hold(outcome.new_hold)
         if outcome.cost_warning and v.task_id is not None:
             spent = governors.task_cost(v.governor, v.task_id)
-            _, pause, basis = governors.cost_limits(v.governor)
-            await self._notify(inbox.cost_warning(v, v.task_id, spent, pause, basis))
+            terms = governors.cost_terms(v.governor)
+            await self._notify(inbox.cost_warning(v, v.task_id, spent, terms))
         if outcome.handoff:
             await self._handoff()
         elif v.governor.hold is None:

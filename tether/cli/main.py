@@ -917,6 +917,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="once up, replay the seven incidents (`tether demo`) and keep serving the demo "
         "team: always, or only the first time (no demo under TETHER_HOME yet)",
     )
+    p.add_argument(
+        "--verbose", action="store_true", help="libraries' INFO logs too (every HTTP request)"
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser(
@@ -1266,7 +1269,7 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "up":
-        setup_logging()
+        setup_logging(verbose=args.verbose)
     else:
         # A request that waits says why, one line at a time ("still waiting: …").
         said = logging.StreamHandler(sys.stderr)

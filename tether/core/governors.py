@@ -325,6 +325,20 @@ def cost_limits(gov: Governor) -> tuple[float, float, str]:
     return warn, pause, basis
 
 
+def cost_terms(gov: Governor) -> str:
+    """Where the warning and the pause fall and what they are based on, in the words every
+    message uses (the agent's directive, the founder's inbox): the same numbers everywhere."""
+    warn, pause, basis = cost_limits(gov)
+    limits = gov.limits
+    if gov.baseline is not None and gov.baseline.average_usd is not None:
+        based = f"{limits.cost_warn_ratio:g}x and {limits.cost_pause_ratio:g}x {basis}"
+    else:
+        based = "the ceiling, as too few tasks have completed for an average"
+    if gov.pause_at_usd is not None:
+        based += "; the pause moved to twice the cost at the founder's resume"
+    return f"warned above ${warn:.2f} and paused above ${pause:.2f}, {based}"
+
+
 def _cost(gov: Governor, task_id: str | None, outcome: Outcome, now: datetime) -> None:
     if task_id is None or gov.baseline is None or gov.cost_stage == "paused":
         return
@@ -357,9 +371,8 @@ def _cost(gov: Governor, task_id: str | None, outcome: Outcome, now: datetime) -
             Directive(
                 kind="cost_warning",
                 text=(
-                    f"Tether: task {task_id} has cost ${spent:.2f}, more than "
-                    f"{gov.limits.cost_warn_ratio:g}x {basis}. The founder has been told; "
-                    f"at ${pause:.2f} the task is paused. Finish the smallest useful step."
+                    f"Tether: task {task_id} has cost ${spent:.2f}: {cost_terms(gov)}. The "
+                    "founder has been told. Finish the smallest useful step."
                 ),
             ),
             now,

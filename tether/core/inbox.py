@@ -17,13 +17,13 @@ HOLD_KINDS = {"loop": "loop_blocked", "cost": "cost_paused", "budget": "budget_e
 _KEY_LIMIT = 300
 
 
-def cost_warning(v: SessionView, task_id: str, spent: float, pause: float, basis: str) -> InboxItem:
+def cost_warning(v: SessionView, task_id: str, spent: float, terms: str) -> InboxItem:
+    """`terms`: where warning and pause fall, as the agent was told (governors.cost_terms)."""
     return InboxItem(
         key=f"cost-warning:{task_id}:{v.agent}:{v.started_at}",
         kind="cost_warning",
         subject=task_id,
-        title=f"task {task_id} ({v.agent}) has cost ${spent:.2f}, more than "
-        f"{v.governor.limits.cost_warn_ratio:g}x {basis}; paused at ${pause:.2f}",
+        title=f"task {task_id} ({v.agent}) has cost ${spent:.2f}: {terms}",
         detail={
             "task_id": task_id,
             "agent": v.agent,

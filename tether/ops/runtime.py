@@ -17,11 +17,18 @@ from temporalio.service import RPCError
 from tether.config import describe_validation_error
 from tether.errors import TetherError
 
+# Libraries whose INFO lines are theirs, not the founder's (httpx logs every request): at WARNING
+# unless asked for (`--verbose`, or TETHER_VERBOSE=1).
+LIBRARY_LOGGERS = ("httpx", "httpcore", "urllib3", "asyncio", "uvicorn", "mcp")
 
-def setup_logging(level: int = logging.INFO) -> None:
+
+def setup_logging(level: int = logging.INFO, verbose: bool = False) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if not (verbose or os.environ.get("TETHER_VERBOSE") == "1"):
+        for name in LIBRARY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def setup_tracing(exporter: str | None, role: str = "cli") -> None:
