@@ -50,6 +50,55 @@ def bound(service: str) -> dict[int, str]:
 
 def test_the_stack_has_its_services() -> None:
     assert {"postgresql", "temporal", "temporal-ui", "worker", "gateway", "keys"} <= set(SERVICES)
+    assert {"temporal-schema", "temporal-namespace", "prometheus"} <= set(SERVICES)
+
+
+def test_temporal_runs_the_server_image_on_a_schema_a_one_shot_job_set_up() -> None:
+    """Not the deprecated auto-setup image: the server, after admin-tools made its schema on
+    the stack's PostgreSQL; then the namespace the workers use is made."""
+    images = {name: str(svc.get("image", "")) for name, svc in SERVICES.items()}
+    assert not any("auto-setup" in image for image in images.values()), images
+    assert resolve(images["temporal"]).startswith("temporalio/server:")
+    for job in ("temporal-schema", "temporal-namespace"):
+        assert resolve(images[job]).startswith("temporalio/admin-tools:")
+        script = Path(SERVICES[job]["command"][-1]).name
+        assert (ROOT / "deploy" / "temporal" / script).exists(), script
+        assert "./deploy/temporal:/scripts:ro" in SERVICES[job]["volumes"]
+    # Both the server and its admin-tools at the same Temporal version.
+    version = resolve(images["temporal"]).split(":")[1]
+    assert resolve(images["temporal-schema"]).split(":")[1].startswith(version)
+    assert SERVICES["temporal"]["depends_on"]["temporal-schema"] == {
+        "condition": "service_completed_successfully"
+    }
+    schema = env_of("temporal-schema")
+    pg = env_of("postgresql")
+    assert (
+        schema["POSTGRES_SEEDS"] == "postgresql" and schema["POSTGRES_USER"] == pg["POSTGRES_USER"]
+    )
+    assert schema["SQL_PASSWORD"] == pg["POSTGRES_PASSWORD"]
+    # The namespace made is the one the workers and the gateway connect to, on the same server.
+    namespace = env_of("temporal-namespace")
+    assert namespace["TEMPORAL_NAMESPACE"] == env_of("worker")["TEMPORAL_NAMESPACE"]
+    assert namespace["TEMPORAL_ADDRESS"] == env_of("worker")["TEMPORAL_ADDRESS"]
+    for service in ("worker", "gateway"):
+        needs = SERVICES[service]["depends_on"]["temporal-namespace"]
+        assert needs == {"condition": "service_completed_successfully"}, service
+
+
+def test_prometheus_scrapes_every_worker_replica_where_it_serves_metrics() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    (found,) = job["dns_sd_configs"]
+    bind = Settings.from_env(env_of("worker")).metrics_bind
+    assert bind is not None
+    port = int(bind.rpartition(":")[2])
+    assert found == {"names": ["worker"], "type": "A", "port": port}
+    assert str(port) in SERVICES["worker"]["expose"]
+    assert (
+        "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in SERVICES["prometheus"]["volumes"]
+    )
+    assert set(bound("prometheus").values()) == {"127.0.0.1"}
 
 
 def test_worker_environment_is_what_settings_reads() -> None:
