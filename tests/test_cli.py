@@ -207,3 +207,33 @@ def test_library_logs_stay_out_of_the_founders_terminal_unless_asked_for() -> No
         )
         assert "Tether is up." in done.stderr
         assert ("HTTP Request" in done.stderr) is shown, done.stderr
+
+
+def test_temporal_cloud_is_reached_with_an_api_key_or_mtls_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    """The connect options Temporal Cloud needs, from the variables Temporal's CLI reads; a
+    half-set mTLS pair or an unreadable file is a clear error, never a plain connection."""
+    from temporalio.service import TLSConfig
+
+    from tether.client.connection import cloud_options
+    from tether.errors import TetherError
+
+    assert cloud_options({}) == {}
+    assert cloud_options({"TEMPORAL_API_KEY": "key-1"}) == {"api_key": "key-1", "tls": True}
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    cert.write_bytes(b"CERT")
+    key.write_bytes(b"KEY")
+    mtls = cloud_options(
+        {"TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert), "TEMPORAL_TLS_CLIENT_KEY_PATH": str(key)}
+    )
+    assert isinstance(mtls["tls"], TLSConfig) and "api_key" not in mtls
+    assert mtls["tls"].client_cert == b"CERT" and mtls["tls"].client_private_key == b"KEY"
+    with pytest.raises(TetherError, match="needs both TEMPORAL_TLS_CLIENT_CERT_PATH"):
+        cloud_options({"TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert)})
+    with pytest.raises(TetherError, match="TEMPORAL_TLS_CLIENT_KEY_PATH=/nope"):
+        cloud_options(
+            {"TEMPORAL_TLS_CLIENT_CERT_PATH": str(cert), "TEMPORAL_TLS_CLIENT_KEY_PATH": "/nope"}
+        )
+    with pytest.raises(TetherError, match="TEMPORAL_TLS is off"):
+        cloud_options({"TEMPORAL_TLS": "false", "TEMPORAL_API_KEY": "key-1"})

@@ -647,6 +647,13 @@ ENVIRONMENT_VARIABLES = (
     "TETHER_MAX_AGENTS",
     # Read by OpenTelemetry's OTLP exporter itself when TETHER_OTEL_EXPORTER=otlp.
     "OTEL_EXPORTER_OTLP_ENDPOINT",
+    # A server that wants TLS or an API key (Temporal Cloud): tether.client.connection.
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_NAME",
 )
 
 

@@ -4,6 +4,7 @@ holds a key, the seal on every message it sends (tether/seals.py)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from temporalio.client import (
 )
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import TLSConfig
 
 from tether import seals
 from tether.errors import TetherError
@@ -80,17 +82,72 @@ def _interceptors(signer: seals.Signer | None) -> list[Interceptor]:
     return found
 
 
+# How a client reaches a server that wants TLS or an API key (Temporal Cloud): the variables
+# Temporal's own CLI reads (https://docs.temporal.io/cli/setup-cli#environment-variables).
+CLOUD_VARIABLES = (
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_NAME",
+)
+
+
+def cloud_options(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`Client.connect` options for TLS and an API key, from the environment: an API key alone
+    means TLS (Temporal Cloud); client certificate and key files mean mTLS. Nothing set: a
+    plain connection, as to `tether up`'s dev server."""
+    env = os.environ if env is None else env
+    options: dict[str, Any] = {}
+    api_key = (env.get("TEMPORAL_API_KEY") or "").strip()
+    if api_key:
+        options["api_key"] = api_key
+    cert, key = env.get("TEMPORAL_TLS_CLIENT_CERT_PATH"), env.get("TEMPORAL_TLS_CLIENT_KEY_PATH")
+    if bool(cert) != bool(key):
+        raise TetherError(
+            "mTLS needs both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH"
+        )
+    ca, server = env.get("TEMPORAL_TLS_SERVER_CA_CERT_PATH"), env.get("TEMPORAL_TLS_SERVER_NAME")
+    wanted = (env.get("TEMPORAL_TLS") or "").strip().lower()
+    if wanted in ("0", "false", "no", "off") and (cert or ca or api_key):
+        raise TetherError("TEMPORAL_TLS is off, but an API key or certificates are set for TLS")
+    if cert or ca or server or api_key or wanted in ("1", "true", "yes", "on"):
+        if cert or ca or server:
+            options["tls"] = TLSConfig(
+                client_cert=_read(cert, "TEMPORAL_TLS_CLIENT_CERT_PATH"),
+                client_private_key=_read(key, "TEMPORAL_TLS_CLIENT_KEY_PATH"),
+                server_root_ca_cert=_read(ca, "TEMPORAL_TLS_SERVER_CA_CERT_PATH"),
+                domain=server or None,
+            )
+        else:
+            options["tls"] = True
+    return options
+
+
+def _read(path: str | None, name: str) -> bytes | None:
+    if not path:
+        return None
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise TetherError(f"{name}={path}: {exc.strerror or exc}") from exc
+
+
 async def connect(
     address: str, namespace: str = DEFAULT_NAMESPACE, signer: seals.Signer | None = None
 ) -> Client:
     """A Temporal client that speaks Tether's contracts (pydantic), propagates traces and, with
-    `signer`, seals what it sends."""
+    `signer`, seals what it sends; over TLS and with an API key when the environment says so
+    (`cloud_options`)."""
+    options = cloud_options()
     try:
         return await Client.connect(
             address,
             namespace=namespace,
             data_converter=pydantic_data_converter,
             interceptors=_interceptors(signer),
+            **options,
         )
     except RuntimeError as exc:
         raise TetherError(
