@@ -627,6 +627,18 @@ def _bind(raw: str | None, name: str = "TETHER_METRICS_BIND") -> str | None:
 
 
 # The environment variables Settings reads; docker-compose.yml is checked against this list.
+# How a client reaches a server that wants TLS or an API key (Temporal Cloud): the variables
+# Temporal's own CLI reads (https://docs.temporal.io/cli/setup-cli#environment-variables), read
+# by tether.client.connection.cloud_options.
+CLOUD_VARIABLES = (
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "TEMPORAL_TLS_SERVER_NAME",
+)
+
 ENVIRONMENT_VARIABLES = (
     "TETHER_HOME",
     "TETHER_CONFIG",
@@ -647,13 +659,7 @@ ENVIRONMENT_VARIABLES = (
     "TETHER_MAX_AGENTS",
     # Read by OpenTelemetry's OTLP exporter itself when TETHER_OTEL_EXPORTER=otlp.
     "OTEL_EXPORTER_OTLP_ENDPOINT",
-    # A server that wants TLS or an API key (Temporal Cloud): tether.client.connection.
-    "TEMPORAL_API_KEY",
-    "TEMPORAL_TLS",
-    "TEMPORAL_TLS_CLIENT_CERT_PATH",
-    "TEMPORAL_TLS_CLIENT_KEY_PATH",
-    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
-    "TEMPORAL_TLS_SERVER_NAME",
+    *CLOUD_VARIABLES,
 )
 
 

@@ -82,20 +82,9 @@ def _interceptors(signer: seals.Signer | None) -> list[Interceptor]:
     return found
 
 
-# How a client reaches a server that wants TLS or an API key (Temporal Cloud): the variables
-# Temporal's own CLI reads (https://docs.temporal.io/cli/setup-cli#environment-variables).
-CLOUD_VARIABLES = (
-    "TEMPORAL_API_KEY",
-    "TEMPORAL_TLS",
-    "TEMPORAL_TLS_CLIENT_CERT_PATH",
-    "TEMPORAL_TLS_CLIENT_KEY_PATH",
-    "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
-    "TEMPORAL_TLS_SERVER_NAME",
-)
-
-
 def cloud_options(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """`Client.connect` options for TLS and an API key, from the environment: an API key alone
+    """`Client.connect` options for TLS and an API key, from the environment (the variables
+    tether.config.CLOUD_VARIABLES names): an API key alone
     means TLS (Temporal Cloud); client certificate and key files mean mTLS. Nothing set: a
     plain connection, as to `tether up`'s dev server."""
     env = os.environ if env is None else env
