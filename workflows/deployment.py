@@ -91,6 +91,9 @@ class DeploymentWorkflow:
         )
         self._queued = False
         self._soaked = False
+        # This workflow's own run: code of it that runs elsewhere (see _own_activation) is a
+        # coroutine the garbage collector is closing inside another workflow's activation.
+        self._run_id = workflow.info().run_id
         self._rejected: str | None = None
         self._judging = asyncio.Lock()
 
@@ -141,6 +144,9 @@ class DeploymentWorkflow:
             torn_down = True
             raise
         finally:
+            # Closed by the garbage collector, the GeneratorExit may not reach this frame as
+            # such (an inner coroutine closed first): whose activation this is tells it.
+            torn_down = torn_down or not self._own_activation()
             if renewer is not None and not torn_down:
                 renewer.cancel()
             if torn_down:
@@ -152,6 +158,14 @@ class DeploymentWorkflow:
                 await self._lock_signal("release")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return v
+
+    def _own_activation(self) -> bool:
+        """Whether this code runs in this workflow's own activation (not, closed by the garbage
+        collector after its worker let go of it, inside another workflow's: sdk-python#494)."""
+        try:
+            return workflow.info().run_id == self._run_id
+        except Exception:  # not in any workflow's event loop at all
+            return False
 
     async def _deploy(self, plan: DeployPlan) -> None:
         v = self.view
