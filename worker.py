@@ -39,12 +39,11 @@ from tether.ops.runtime import (
     stop_on_signals,
 )
 from tether.ops.stack import (
-    database_url,
     ensure_credential_watch,
     ensure_search_attributes,
     ensure_wake_schedules,
-    temporal_address,
 )
+from tether.ops.stackfile import database_url, temporal_address
 from tether.seals import Signer, Trust, parse_public, public_text
 from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS, sandbox

@@ -17,7 +17,6 @@ from typing import Any
 
 import asyncpg
 
-from tether.constants import task_workflow_id
 from tether.contracts import (
     CredentialStatus,
     InboxItem,
@@ -32,6 +31,7 @@ from tether.contracts import (
     ToolCallRecord,
 )
 from tether.errors import TetherError
+from tether.names import task_workflow_id
 
 # Any constant works; it only has to be the same for every process applying migrations.
 _MIGRATION_LOCK = 0x7E7E_0001

@@ -189,3 +189,37 @@ async def test_inbox_lists_one_command_per_item_and_done_clears_notices(
         assert paused in {i["id"] for i in json.loads(still.out)}
     finally:
         await pool.close()
+
+
+async def test_the_read_only_commands_answer_from_postgresql_without_the_temporal_sdk(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    """`tether task list` and `tether inbox` read PostgreSQL only: they import no Temporal SDK
+    (half a second of every command before), and still answer with what is there."""
+    import sys
+
+    from activities.store import Store, connect_pool, migrate
+    from tests.support.helpers import clean_environment
+    from tether.contracts import InboxItem, ShellCheck, TaskRecord, TaskSpec, TaskView
+
+    pool = await connect_pool(fresh_db)
+    try:
+        await migrate(pool)
+        store = Store(pool)
+        spec = TaskSpec(id="fast-1", title="Read me fast", checks=[ShellCheck(command="true")])
+        await store.post_inbox(InboxItem(key="k1", kind="overlap", subject="x", title="look"))
+        del TaskRecord, TaskView, spec  # tasks come from the task workflows; the inbox suffices
+    finally:
+        await pool.close()
+    env = clean_environment(DATABASE_URL=fresh_db, TETHER_HOME=str(tmp_path / "home"))
+    for args in (["task", "list", "--json"], ["inbox", "--json"]):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-X", "importtime", "-m", "tether.cli", *args,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()[-2000:]
+        imported = [line.rsplit("|", 1)[-1].strip() for line in err.decode().splitlines()]
+        assert not [m for m in imported if m.startswith("temporalio")], args
+        assert out.strip()
+    assert json.loads(out)[0]["title"] == "look"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from tether import constants
+from tether import names as constants
 from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
 from tether.names import GATEWAY_BIND, NAME_PATTERN

@@ -784,7 +784,7 @@ async def demo_after_up(
     worker serving its workflows (so the founder can act on them) until the stack stops."""
     from activities.store import Store, connect_pool
     from tether.client import connect
-    from tether.ops.stack import database_url, temporal_address
+    from tether.ops.stackfile import database_url, temporal_address
 
     client = await connect(temporal_address(settings), settings.namespace)
     pool = await connect_pool(database_url(settings))

@@ -14,13 +14,11 @@ import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from temporalio.client import Client
 
-from tether import client as api
-from tether import constants
+from tether import names as constants
 from tether.cli.taskfile import (
     EXAMPLE_TASK,
     artifact_from_flag,
@@ -29,8 +27,6 @@ from tether.cli.taskfile import (
     load_task_file,
     spec_from_flags,
 )
-from tether.client import agent as agent_client
-from tether.client import connect
 from tether.config import EXAMPLE_CONFIG, Settings, describe_validation_error, load_config
 from tether.contracts import (
     ENVIRONMENTS,
@@ -60,6 +56,33 @@ from tether.ops.runtime import (
     setup_tracing,
     stop_on_signals,
 )
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+
+class _Later:
+    """A module imported on first use: the read-only commands (task list, inbox, budget show)
+    answer from PostgreSQL without importing the Temporal SDK (about 0.5 s of a command)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
+api: Any = _Later("tether.client")
+agent_client: Any = _Later("tether.client.agent")
+
+
+async def connect(*args: Any, **kw: Any) -> Client:
+    from tether.client import connect as connect_now
+
+    return await connect_now(*args, **kw)
+
 
 ARTIFACT_FORMS = "url:URL | file:PATH | deploy:SERVICE | commit:REPO[@BRANCH][:PATH]"
 
@@ -138,7 +161,7 @@ async def _client(settings: Settings) -> Client:
     """Temporal, sealing with the founder's key when this machine holds it ($TETHER_HOME/
     founder.key): the founder's commands. Without it, messages that change state are refused."""
     from tether.keys import founder_signer
-    from tether.ops.stack import temporal_address
+    from tether.ops.stackfile import temporal_address
 
     return await connect(
         temporal_address(settings), settings.namespace, signer=founder_signer(settings)
@@ -168,7 +191,7 @@ async def cmd_task_create(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _store(settings: Settings) -> Any:
     from activities.store import Store, connect_pool
-    from tether.ops.stack import database_url
+    from tether.ops.stackfile import database_url
 
     return Store(await connect_pool(database_url(settings)))
 
@@ -262,10 +285,14 @@ def _founder_order(
 
 
 def _founder_action(
-    call: Callable[..., Awaitable[TaskView]], verb: str, action: str | None
+    call_name: str, verb: str, action: str | None
 ) -> Callable[[argparse.Namespace, Settings], Awaitable[int]]:
+    """The founder's command on a task; `call_name` is the tether.client function it calls
+    (looked up when it runs, so building the parser imports no Temporal SDK)."""
+
     async def command(args: argparse.Namespace, settings: Settings) -> int:
         signed = _founder_order(args, settings, action, args.task) if action else None
+        call: Callable[..., Awaitable[TaskView]] = getattr(api, call_name)
         view = await call(
             await _client(settings), args.task, args.by, args.reason or "", order=signed
         )
@@ -861,7 +888,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from tether.cli.demo import run_demo
     from tether.cli.demo_runtime import find_claude
     from tether.cli.render import stdout_colour
-    from tether.ops.stack import read_stack_file
+    from tether.ops.stackfile import read_stack_file
 
     claude = find_claude(args.claude) if args.runtime == "claude-code" else None
     client = await _client(settings)
@@ -1029,10 +1056,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_task_submit)
 
     for name, call, verb, needs_reason in (
-        ("cancel", api.cancel_task, "cancelled", False),
-        ("block", api.block_task, "blocked", True),
-        ("unblock", api.unblock_task, "unblocked", False),
-        ("resume", api.resume_task, "resumed", False),
+        ("cancel", "cancel_task", "cancelled", False),
+        ("block", "block_task", "blocked", True),
+        ("unblock", "unblock_task", "unblocked", False),
+        ("resume", "resume_task", "resumed", False),
     ):
         p = tsub.add_parser(name, help=f"{name} a task")
         p.add_argument("task")
@@ -1047,7 +1074,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason")
     p.add_argument("--by", default="founder")
     p.add_argument("--key", help=KEY_HELP)
-    p.set_defaults(func=_founder_action(api.resume_task, "resumed", "resume"))
+    p.set_defaults(func=_founder_action("resume_task", "resumed", "resume"))
 
     p = sub.add_parser(
         "run", help="start an agent's process now, supervised by its session (founder-signed)"

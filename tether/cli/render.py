@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from tether.client.budgets import BudgetLine
-from tether.client.status import (
-    StatusReport,
-)
 from tether.contracts import (
     InboxItem,
     SessionState,
 )
+
+if TYPE_CHECKING:  # the inbox and task list render without importing the Temporal SDK
+    from tether.client.budgets import BudgetLine
+    from tether.client.status import StatusReport
 
 
 def use_colour(stream: TextIO, choice: str = "auto") -> bool:

@@ -28,7 +28,7 @@ def agent_token() -> str | None:
 def gateway_url(settings: Settings) -> str:
     if settings.gateway_url:
         return settings.gateway_url.rstrip("/")
-    from tether.ops.stack import read_stack_file
+    from tether.ops.stackfile import read_stack_file
 
     stack = read_stack_file(settings.home) or {}
     return str(stack.get("gateway_url") or settings.gateway_address).rstrip("/")

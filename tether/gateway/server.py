@@ -80,7 +80,7 @@ async def serve(
     settings: Settings, stop: asyncio.Event, on_ready: Callable[[str], None] | None = None
 ) -> None:
     """`tether gateway` (and `tether up`): serve until `stop` is set."""
-    from tether.ops.stack import database_url, temporal_address
+    from tether.ops.stackfile import database_url, temporal_address
 
     config = load_config(settings.config_path)
     gateway_signer = signer(settings, "gateway")

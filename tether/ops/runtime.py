@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
-from temporalio.service import RPCError
 
 from tether.config import describe_validation_error
 from tether.errors import TetherError
@@ -120,12 +119,16 @@ def run_and_exit(main: Coroutine[Any, Any, int]) -> NoReturn:
         code = 2
     except BrokenPipeError:
         code = _BROKEN_PIPE
-    except RPCError as exc:
-        # A request Temporal refused outright (too large, say): one line, what it said.
-        print(f"tether: Temporal refused the request: {exc.message[:300]}", file=sys.stderr)
-        code = 2
     except KeyboardInterrupt:
         code = 130
+    except Exception as exc:
+        # A request Temporal refused outright (too large, say): one line, what it said. (The
+        # class is looked up here: the read-only commands never import the Temporal SDK.)
+        rpc = sys.modules.get("temporalio.service")
+        if rpc is None or not isinstance(exc, rpc.RPCError):
+            raise
+        print(f"tether: Temporal refused the request: {exc.message[:300]}", file=sys.stderr)
+        code = 2
     _flush_tracing()
     try:
         sys.stdout.flush()

@@ -26,8 +26,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from tether import constants
-from tether.config import Settings
 from tether.errors import TetherError
+from tether.ops.stackfile import stack_file
 
 # PostgreSQL refuses to run as root; when Tether runs as root it runs the server as this user.
 PG_SYSTEM_USER = "tether-pg"
@@ -369,53 +369,11 @@ async def _put_schedule(client: Client, schedule_id: str, schedule: Any) -> str:
 # --- the state file that lets the CLI find a running `tether up` ------------------------------
 
 
-def stack_file(home: Path) -> Path:
-    return home / "stack.json"
-
-
 def write_stack_file(home: Path, info: dict[str, str | int]) -> None:
     path = stack_file(home)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info, indent=2))
     tmp.replace(path)
-
-
-def read_stack_file(home: Path) -> dict[str, str | int] | None:
-    path = stack_file(home)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    pid = data.get("pid")
-    if isinstance(pid, int):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None  # left behind by a `tether up` that was killed
-        except PermissionError:
-            pass
-    return data if isinstance(data, dict) else None
-
-
-def temporal_address(settings: Settings) -> str:
-    """The environment first, then a running `tether up`, then the default local port."""
-    if settings.temporal_address:
-        return settings.temporal_address
-    stack = read_stack_file(settings.home) or {}
-    return str(stack.get("temporal_address") or f"localhost:{settings.temporal_port}")
-
-
-def database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
-    stack = read_stack_file(settings.home) or {}
-    url = stack.get("database_url")
-    if not url:
-        raise TetherError(
-            "no database: start the stack with `tether up`, or set DATABASE_URL to a PostgreSQL "
-            "server"
-        )
-    return str(url)
 
 
 async def ensure_wake_schedules(client: Client, task_queue: str, agents: list[Any]) -> list[str]:

@@ -18,10 +18,10 @@ from tether.ops.runtime import mask_url
 from tether.ops.stack import (
     EmbeddedPostgres,
     require_free_port,
-    stack_file,
     start_temporal_dev_server,
     write_stack_file,
 )
+from tether.ops.stackfile import stack_file
 
 log = logging.getLogger("tether.up")
 
