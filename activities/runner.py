@@ -288,17 +288,18 @@ class RunnerActivities:
             ) from exc
         stream = _Stream()
         stderr = bytearray()
-        usage = _UsageSender(launch, stream) if agent.run.reads_usage(agent.runtime) else None
+        reads_usage = agent.run.reads_usage(agent.runtime)
         # Claude Code's hooks report each tool call's usage as it happens: its own figures add
         # only what no hook saw (the last answer, a compaction's request), and travel with the
         # outcome. A runtime without hooks is told about as it goes.
-        live = agent.runtime != "claude-code"
+        live = reads_usage and agent.runtime != "claude-code"
+        usage = _UsageSender(launch, stream) if live else None
 
         async def read_out() -> None:
             assert proc.stdout is not None
             async for line in proc.stdout:
                 stream.feed(line)
-                if usage is not None and live and stream.changed:
+                if usage is not None and stream.changed:
                     usage.wake()
                 if stream.refused is not None:
                     # The model API refused the credential: Claude Code would retry it ten
@@ -337,7 +338,7 @@ class RunnerActivities:
         tail = redact(stderr.decode(errors="replace"), {**known_secrets(self.config), **hidden})
         outcome = stream.outcome(code)
         outcome.stderr_tail = tail[-STDERR_KEPT:]
-        if usage is not None:
+        if reads_usage:
             # The final figures (the result's own price) travel with the outcome.
             outcome.usage = stream.figures(launch)
         return outcome

@@ -57,6 +57,14 @@ from tether.hook.fingerprint import claude_code_tool_call
 from tether.ops.loopback import LoopbackServer, QuietHandler
 
 ROLES = ("coder", "devops", "security", "marketing", "analyst")
+# The loop incident's 23 retries: the same `kubectl set`, written five ways ({n}: the attempt).
+KUBECTL_VARIANTS = [
+    "kubectl set image deploy/web-{n} web=registry/web:1.{n} -n prod",
+    "kubectl --namespace prod set image deploy/web-{n} web=registry/web:1.{n}",
+    "KUBECONFIG=/tmp/kc-{n} kubectl set image deploy/web web=registry/web:1.{n} -n prod",
+    "cd infra && kubectl set image deployment/web-{n} web=web:1.{n} --namespace=prod",
+    "kubectl set image deploy/web-{n} web=registry/web:1.{n} -n prod | tee /tmp/out-{n}",
+]
 # How long the demo's production waits for a commit to run healthy in staging (3 s).
 SOAK_MINUTES = 0.05
 
@@ -144,6 +152,7 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _commit(repo: Path, name: str, content: str, message: str) -> str:
+    (repo / name).parent.mkdir(parents=True, exist_ok=True)
     (repo / name).write_text(content)
     _git(repo, "add", name)
     _git(repo, "commit", "-q", "-m", message)
@@ -207,6 +216,8 @@ def build_world(home: Path, tag: str | None = None) -> tuple[World, list[str]]:
     _commit(repo, "VERSION", "v1\n", "api v1")
     _git(repo, "branch", "old-feature")
     _commit(repo, "VERSION", "v2\n", "api v2: new checkout totals")
+    # The infra folder one of the loop incident's retries cds into.
+    _commit(repo, "infra/web.yaml", "kind: Deployment\n", "infra: the web deployment")
     _git(repo, "checkout", "-q", "old-feature")
     _commit(repo, "FEATURE", "gift cards\n", "gift cards (branched from v1)")
     _git(repo, "checkout", "-q", "main")
@@ -356,6 +367,27 @@ class Demo:
         """The simulated Claude Code session id (a new one for each session of the role)."""
         return f"demo-{self.w.tag}-{role}-{n}"
 
+    async def ingress_task(self, agent: str) -> str:
+        """The loop incident's task, claimed by `agent`."""
+        task = await self.create(
+            "ingress",
+            "Roll the new ingress config out to prod",
+            [ShellCheck(name="ingress", command="true")],
+        )
+        await api.claim_task(self.client, task, agent)
+        return task
+
+    async def research_task(self, agent: str) -> str:
+        """The runaway-cost incident's task, claimed by `agent`."""
+        task = await self.create(
+            "research",
+            "Summarise the three main competitors' pricing",
+            [ShellCheck(name="summary", command="true")],
+            kind="research",
+        )
+        await api.claim_task(self.client, task, agent)
+        return task
+
     async def create(self, name: str, title: str, checks: list[Any], **kw: Any) -> str:
         spec = TaskSpec(id=self.w.task(name), title=title, checks=checks, **kw)
         await api.create_task(self.client, self.w.task_queue, spec)
@@ -470,24 +502,12 @@ class Demo:
     # 6. The loop: 23 kubectl retries with slight variations.
     async def loop(self, inc: Incident) -> None:
         devops = self.w.agent("devops")
-        task = await self.create(
-            "ingress",
-            "Roll the new ingress config out to prod",
-            [ShellCheck(name="ingress", command="true")],
-        )
-        await api.claim_task(self.client, task, devops)
+        task = await self.ingress_task(devops)
         forbidden = (
             'Error from server (Forbidden): deployments.apps "web-{n}" is forbidden: User '
             '"system:serviceaccount:ci:deployer-{n}" cannot patch resource "deployments" in '
             'API group "apps" in the namespace "prod"'
         )
-        variants = [
-            "kubectl set image deploy/web-{n} web=registry/web:1.{n} -n prod",
-            "kubectl --namespace prod set image deploy/web-{n} web=registry/web:1.{n}",
-            "KUBECONFIG=/tmp/kc-{n} kubectl set image deploy/web web=registry/web:1.{n} -n prod",
-            "cd infra && kubectl set image deployment/web-{n} web=web:1.{n} --namespace=prod",
-            "kubectl set image deploy/web-{n} web=registry/web:1.{n} -n prod | tee /tmp/out-{n}",
-        ]
         stopped_at = None
         denied_after = 0
         started = time.monotonic()
@@ -496,7 +516,7 @@ class Demo:
                 await self.report(
                     "devops", 1, tool_call=_tool("Read", {"file_path": "k8s.yaml"}, n)
                 )
-            command = variants[n % len(variants)].format(n=n)
+            command = KUBECTL_VARIANTS[n % len(KUBECTL_VARIANTS)].format(n=n)
             call = _bash(command, f"Exit code 1\n{forbidden.format(n=n)}", n)
             if stopped_at is not None:  # what PreToolUse would answer before the call runs
                 gate = await api.session_gate(self.client, devops)
@@ -557,14 +577,8 @@ class Demo:
     # And the money: a task whose cost runs away is paused by the cost governor.
     async def runaway_cost(self, inc: Incident) -> None:
         analyst = self.w.agent("analyst")
-        task = await self.create(
-            "research",
-            "Summarise the three main competitors' pricing",
-            [ShellCheck(name="summary", command="true")],
-            kind="research",
-        )
         await self.session("analyst", 1)
-        await api.claim_task(self.client, task, analyst)
+        task = await self.research_task(analyst)
         for _ in range(100):  # the session reads the task's cost baseline when it takes it
             view = await api.session_view(self.client, analyst)
             if view is not None and view.governor.baseline is not None:

@@ -29,7 +29,7 @@ from temporalio.client import Client
 
 from tether import client as api
 from tether import constants
-from tether.cli.demo import Demo, Incident, World
+from tether.cli.demo import KUBECTL_VARIANTS, Demo, Incident, World
 from tether.config import AgentRunner
 from tether.contracts import (
     Artifact,
@@ -38,7 +38,6 @@ from tether.contracts import (
     RunRequest,
     SessionInput,
     SessionView,
-    ShellCheck,
     TaskState,
 )
 from tether.errors import TetherError
@@ -56,13 +55,6 @@ FORBIDDEN = (
     '"system:serviceaccount:ci:deployer" cannot patch resource "deployments" in API group '
     '"apps" in the namespace "prod"'
 )
-KUBECTL = [
-    "kubectl set image deploy/web-{n} web=registry/web:1.{n} -n prod",
-    "kubectl --namespace prod set image deploy/web-{n} web=registry/web:1.{n}",
-    "KUBECONFIG=/tmp/kc-{n} kubectl set image deploy/web web=registry/web:1.{n} -n prod",
-    "kubectl set image deployment/web-{n} web=web:1.{n} --namespace=prod",
-    "kubectl set image deploy/web-{n} web=registry/web:1.{n} -n prod --record",
-]
 
 
 def find_claude(explicit: str | None = None) -> Path:
@@ -336,13 +328,9 @@ class RuntimeDemo(Demo):
     # 6. The loop: the fifth identical kubectl failure ends the process.
     async def loop(self, inc: Incident) -> None:
         devops = self.w.agent("devops")
-        task = await self.create(
-            "ingress",
-            "Roll the new ingress config out to prod",
-            [ShellCheck(name="ingress", command="true")],
-        )
-        await api.claim_task(self.client, task, devops)
-        turns = [Turn.bash(KUBECTL[n % len(KUBECTL)].format(n=n)) for n in range(1, 24)]
+        task = await self.ingress_task(devops)
+        variants = KUBECTL_VARIANTS
+        turns = [Turn.bash(variants[n % len(variants)].format(n=n)) for n in range(1, 24)]
         with ModelApi(turns) as model:
             self._runs("devops", model)
             started = time.monotonic()
@@ -368,13 +356,7 @@ class RuntimeDemo(Demo):
     # + The money: each model answer costs $1.51; the pause ends the process.
     async def runaway_cost(self, inc: Incident) -> None:
         analyst = self.w.agent("analyst")
-        task = await self.create(
-            "research",
-            "Summarise the three main competitors' pricing",
-            [ShellCheck(name="summary", command="true")],
-            kind="research",
-        )
-        await api.claim_task(self.client, task, analyst)
+        task = await self.research_task(analyst)
         turns = [
             Turn.bash(f"echo fetching competitor pricing page {n}", Usage(2_000, 100_000))
             for n in range(1, 9)

@@ -276,12 +276,22 @@ def _founder_order(
     """An order signed with the founder's key (--key, else $TETHER_HOME/founder.key if it
     exists): what lifts a governor's hold. Without a key the action goes unsigned, which is
     enough for holds the founder set but refused for the governors'."""
-    from tether.signing import PRIVATE_KEY_FILE, load_private, order
+    from tether.signing import load_private, order
 
-    path = Path(args.key) if getattr(args, "key", None) else settings.home / PRIVATE_KEY_FILE
-    if not path.exists() and not getattr(args, "key", None):
+    path = _founder_key(args, settings)
+    if path is None:
         return None
     return order(action, subject, args.by, args.reason or "", load_private(path))
+
+
+def _founder_key(args: argparse.Namespace, settings: Settings) -> Path | None:
+    """The founder's private key file: --key, else $TETHER_HOME/founder.key if it exists."""
+    from tether.signing import PRIVATE_KEY_FILE
+
+    if getattr(args, "key", None):
+        return Path(args.key)
+    path = settings.home / PRIVATE_KEY_FILE
+    return path if path.exists() else None
 
 
 def _founder_action(
@@ -526,7 +536,7 @@ async def cmd_budget_raise(args: argparse.Namespace, settings: Settings) -> int:
     if args.agent is not None and args.daily is None:
         raise TetherError(f"say {args.agent}'s new daily budget: --daily USD")
     config = load_config(settings.config_path)
-    if _founder_order(args, settings, "budget", "-") is None:
+    if _founder_key(args, settings) is None:
         raise TetherError(
             f"a budget is raised only with the founder's key: none at --key or "
             f"{settings.home / PRIVATE_KEY_FILE}"

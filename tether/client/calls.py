@@ -113,8 +113,9 @@ async def through_outages(
     send: Callable[[str], Awaitable[T]], what: str, seconds: float = OUTAGE_SECONDS
 ) -> T:
     """Send an update with one update id until Temporal answers. When the connection drops
-    (Temporal restarting), the same update id is sent again: Temporal runs an update id at
-    most once, so a submit caught by a restart is neither lost nor done twice."""
+    (Temporal restarting), or Temporal aborted the update before the workflow took it
+    (`not_ready`), the same update id is sent again: Temporal runs an update id at most once,
+    so a submit caught by a restart is neither lost nor done twice."""
     update_id = str(uuid.uuid4())
     deadline = asyncio.get_running_loop().time() + seconds
     said = False
@@ -123,7 +124,7 @@ async def through_outages(
             return await send(update_id)
         except RPCError as exc:
             left = deadline - asyncio.get_running_loop().time()
-            if exc.status not in _OUTAGE or left <= 0:
+            if (exc.status not in _OUTAGE and not not_ready(exc)) or left <= 0:
                 raise
             if not said:
                 log.warning(
