@@ -17,9 +17,9 @@ from temporalio.client import Client
 from tests.support import keys
 from tests.support.claude_code import ensure_claude_code
 from tests.support.cli import tether
-from tests.support.helpers import FakeForge, clean_environment, eventually
+from tests.support.helpers import FakeForge, clean_environment
 from tests.support.model_api import ModelApi, Turn, Usage
-from tests.support.runner import claude_runner, processes_with, run_view
+from tests.support.runner import claude_runner, processes_with, run_in_phase
 from tests.support.sessions import Team, running_team
 from tether import budgets
 from tether import client as api
@@ -27,7 +27,6 @@ from tether.contracts import (
     Report,
     RunRequest,
     SessionInput,
-    SessionView,
     ShellCheck,
     TaskSpec,
     TaskState,
@@ -84,12 +83,7 @@ async def test_a_daily_budget_stops_the_run_and_only_a_signed_raise_lifts_it(
             assert started.run is not None
             runtime_session = started.run.runtime_session
 
-            async def stopped() -> SessionView | None:
-                view = await run_view(client, analyst)
-                run = view.run if view else None
-                return view if run is not None and run.phase == "stopped" else None
-
-            view = await eventually(stopped, "the budget to stop the run", seconds=90)
+            view = await run_in_phase(client, analyst, "stopped", "the budget to stop the run", 90)
             hold = view.governor.hold
             assert hold is not None and hold.kind == "budget", hold
             assert hold.reason.startswith("it has spent $0.12 today (UTC), above its daily budget")

@@ -20,7 +20,14 @@ from tests.support.cli import tether
 from tests.support.helpers import FakeForge, clean_environment, commit_file, eventually, git
 from tests.support.model_api import MODEL, ModelApi, Turn, Usage
 from tests.support.payloads import KUBECTL_RETRIES, forbidden_kubectl
-from tests.support.runner import alive, claude_runner, processes_with, run_view, set_runner
+from tests.support.runner import (
+    alive,
+    claude_runner,
+    processes_with,
+    run_in_phase,
+    run_view,
+    set_runner,
+)
 from tests.support.sessions import running_team
 from tether import client as api
 from tether.contracts import (
@@ -73,12 +80,9 @@ async def test_a_loop_in_a_run_ends_the_process_before_another_model_turn(
             assert started.run is not None
             session = started.run.runtime_session
 
-            async def stopped() -> SessionView | None:
-                view = await run_view(client, devops)
-                run = view.run if view else None
-                return view if run is not None and run.phase == "stopped" else None
-
-            view = await eventually(stopped, "the run to be stopped by the hold", seconds=90)
+            view = await run_in_phase(
+                client, devops, "stopped", "the run to be stopped by the hold", 90
+            )
             assert view.run is not None and view.run.stop_reason is not None
             assert view.run.stop_reason.startswith("held by Tether's governor: kubectl set")
             assert view.governor.hold is not None and view.governor.hold.kind == "loop"
@@ -236,12 +240,9 @@ async def test_a_cost_pause_in_a_run_ends_the_process_the_same_way(
             request = RunRequest(prompt="Research the competitors.", task_id=task_id)
             await api.run_agent(client, team.task_queue, analyst, "claude-code", request)
 
-            async def stopped() -> SessionView | None:
-                view = await run_view(client, analyst)
-                run = view.run if view else None
-                return view if run is not None and run.phase == "stopped" else None
-
-            view = await eventually(stopped, "the cost pause to stop the run", seconds=90)
+            view = await run_in_phase(
+                client, analyst, "stopped", "the cost pause to stop the run", 90
+            )
             hold = view.governor.hold
             assert hold is not None and hold.kind == "cost"
             assert view.run is not None and view.run.stop_reason is not None
@@ -560,12 +561,9 @@ async def test_a_command_runtimes_own_usage_is_counted_and_its_cost_pause_acts(
         request = RunRequest(prompt="Draft the launch post.", task_id=task_id)
         await api.run_agent(client, team.task_queue, agent, "command", request)
 
-        async def stopped() -> SessionView | None:
-            view = await run_view(client, agent)
-            run = view.run if view else None
-            return view if run is not None and run.phase == "stopped" else None
-
-        view = await eventually(stopped, "the stream's own spend to pause the task", seconds=60)
+        view = await run_in_phase(
+            client, agent, "stopped", "the stream's own spend to pause the task", 60
+        )
         hold = view.governor.hold
         assert hold is not None and hold.kind == "cost", hold
         # Each message once ($0.0606), though the stream printed each twice; two cross $0.10.

@@ -13,71 +13,40 @@ usageMetadata).
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass, field
 from typing import Any
 
-from tether.ops.loopback import LoopbackServer, QuietHandler, read_json, respond
+from tests.support.scripted_api import ScriptedApi
 
 
-@dataclass
-class GeminiApi:
-    commands: list[str]
-    last: str = "Done."
-    requests: list[dict[str, Any]] = field(default_factory=list)
+class GeminiApi(ScriptedApi):
+    def __init__(self, commands: list[str], last: str = "Done.") -> None:
+        super().__init__()
+        self.commands = commands
+        self.last = last
 
-    def __post_init__(self) -> None:
-        api = self
-        self._lock = threading.Lock()
-
-        class Handler(QuietHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                chunk = {
-                    "candidates": [
-                        {
-                            "content": {"role": "model", "parts": api._parts(read_json(self))},
-                            "finishReason": "STOP",
-                        }
-                    ],
-                    "usageMetadata": {
-                        "promptTokenCount": 1000,
-                        "candidatesTokenCount": 20,
-                        "totalTokenCount": 1020,
-                    },
-                }
-                if "stream" in self.path:
-                    sse = f"data: {json.dumps(chunk)}\r\n\r\n".encode()
-                    respond(self, 200, sse, "text/event-stream")
-                else:
-                    respond(self, 200, json.dumps(chunk).encode())
-
-            def do_GET(self) -> None:
-                respond(self, 404)
-
-        self._http = LoopbackServer(Handler)
+    def answer(self, path: str, body: dict[str, Any]) -> tuple[int, bytes, str]:
+        chunk = {
+            "candidates": [
+                {"content": {"role": "model", "parts": self._parts(body)}, "finishReason": "STOP"}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 1000,
+                "candidatesTokenCount": 20,
+                "totalTokenCount": 1020,
+            },
+        }
+        if "stream" in path:
+            return 200, f"data: {json.dumps(chunk)}\r\n\r\n".encode(), "text/event-stream"
+        return 200, json.dumps(chunk).encode(), "application/json"
 
     def _parts(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         if not body.get("tools"):
             return [{"text": json.dumps({"reasoning": "done", "next_speaker": "user"})}]
-        with self._lock:
-            n = len(self.requests)
-            self.requests.append(body)
+        n = self.record(body)
         if n < len(self.commands):
             call = {"name": "run_shell_command", "args": {"command": self.commands[n]}}
             return [{"functionCall": call}]
         return [{"text": self.last}]
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def __enter__(self) -> GeminiApi:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.stop()
 
     def shown(self) -> str:
         """Everything the main loop's requests showed the model, as text."""

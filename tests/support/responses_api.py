@@ -13,11 +13,10 @@ ev_assistant_message, ev_completed).
 from __future__ import annotations
 
 import json
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from tether.ops.loopback import LoopbackServer, QuietHandler, read_json, respond
+from tests.support.scripted_api import ScriptedApi
 
 
 @dataclass
@@ -30,41 +29,19 @@ class CodexTurn:
     output_tokens: int = 20
 
 
-@dataclass
-class ResponsesApi:
-    turns: list[CodexTurn]
-    # After the script: this message, every time.
-    last: str = "Done."
-    requests: list[dict[str, Any]] = field(default_factory=list)
+class ResponsesApi(ScriptedApi):
+    def __init__(self, turns: list[CodexTurn], last: str = "Done.") -> None:
+        super().__init__()
+        self.turns = turns
+        # After the script: this message, every time.
+        self.last = last
 
-    def __post_init__(self) -> None:
-        api = self
-        self._lock = threading.Lock()
-
-        class Handler(QuietHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = read_json(self)
-                with api._lock:
-                    n = len(api.requests)
-                    api.requests.append(body)
-                respond(self, 200, api._answer(n), "text/event-stream")
-
-            def do_GET(self) -> None:
-                respond(self, 404)
-
-        self._http = LoopbackServer(Handler)
+    def answer(self, path: str, body: dict[str, Any]) -> tuple[int, bytes, str]:
+        return 200, self._answer(self.record(body)), "text/event-stream"
 
     @property
     def url(self) -> str:
         return f"{self._http.url}/v1"
-
-    def __enter__(self) -> ResponsesApi:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._http.stop()
 
     def _answer(self, n: int) -> bytes:
         turn = self.turns[n] if n < len(self.turns) else CodexTurn(text=self.last)

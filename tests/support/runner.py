@@ -30,6 +30,21 @@ async def run_view(client: Client, agent: str) -> SessionView | None:
     return await api.session_view(client, agent)
 
 
+async def run_in_phase(
+    client: Client, agent: str, phase: str, what: str, seconds: float = 90
+) -> SessionView:
+    """The agent's session once the process Tether runs for it is in `phase` (e.g. stopped)."""
+    from tests.support.helpers import eventually
+
+    async def reached() -> SessionView | None:
+        view = await run_view(client, agent)
+        return (
+            view if view is not None and view.run is not None and view.run.phase == phase else None
+        )
+
+    return await eventually(reached, what, seconds=seconds)
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
