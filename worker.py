@@ -46,7 +46,7 @@ from tether.ops.stack import (
 from tether.ops.stackfile import database_url, temporal_address
 from tether.seals import Signer, Trust, parse_public, public_text
 from workflows.guard import MessageGuard
-from workflows.registry import WORKFLOWS, sandbox
+from workflows.registry import WORKFLOWS, workflow_runner
 
 log = logging.getLogger("tether.worker")
 HEARTBEAT_THROTTLE = timedelta(seconds=0.5)
@@ -71,14 +71,18 @@ def build_worker(
     founder = FounderActivities(store, config)
     notifier = NotifyActivities(store, config)
     messages = MessageActivities(store)
+    settings = settings or Settings.from_env()
     # Where agents Tether runs keep their worktrees, and the gateway they report to.
-    runner = RunnerActivities(store, config, settings or Settings.from_env())
+    runner = RunnerActivities(store, config, settings)
     main = Worker(
         # Activities that message workflows seal with the workers' key.
         sealed(client, signer),
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=sandbox(),
+        workflow_runner=workflow_runner(settings.workflow_sandbox),
+        # Bounded memory however much work is open: the least recently used workflows are
+        # evicted, and replayed from their history when a message comes for them.
+        max_cached_workflows=settings.workflow_cache,
         # A cancellation reaches a running activity only with the answer to a heartbeat the
         # worker sends: at most this long apart (the SDK's default is 80% of the heartbeat
         # timeout), so a hold ends an agent's process in about a second, not five.

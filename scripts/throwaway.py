@@ -3,6 +3,8 @@ free ports in a temporary folder, torn down on exit. Nothing the user runs is to
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -33,6 +35,72 @@ class Throwaway:
     keys: tuple[seals.Trust, seals.Signer]
     gateway: seals.Signer
     address: str
+    database_url: str
+
+    def worker_env(self, task_queue: str, **extra: str) -> dict[str, str]:
+        """The environment of a worker process (`python worker.py`) on this stack: its keys
+        under TETHER_HOME, as `tether up` lays them out."""
+        return {
+            **os.environ,
+            "TETHER_HOME": str(self.folder / "keys"),
+            "TEMPORAL_ADDRESS": self.address,
+            "DATABASE_URL": self.database_url,
+            "TETHER_TASK_QUEUE": task_queue,
+            "TETHER_CONFIG": str(self.folder / "tether.toml"),
+            **extra,
+        }
+
+
+@asynccontextmanager
+async def worker_processes(
+    stack: Throwaway,
+    task_queue: str,
+    count: int = 1,
+    config: str = "",
+    bare: bool = False,
+    **env: str,
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """`count` worker processes on `task_queue`, each started as users start one (`bare`: the
+    baseline's, scripts/bare_worker.py), until each says it polls; stopped (SIGTERM, then
+    SIGKILL) on exit."""
+    (stack.folder / "tether.toml").write_text(config)
+    argv = (
+        [str(ROOT / "scripts" / "bare_worker.py"), stack.address, task_queue]
+        if bare
+        else [str(ROOT / "worker.py")]
+    )
+    started: list[asyncio.subprocess.Process] = []
+    try:
+        for _ in range(count):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *argv,
+                env=stack.worker_env(task_queue, **env),
+                stderr=asyncio.subprocess.PIPE,
+            )
+            started.append(proc)
+            assert proc.stderr is not None
+            while b"worker polling" not in (line := await proc.stderr.readline()):
+                if not line:
+                    raise RuntimeError(f"worker exited with {await proc.wait()}")
+            # Keep reading its log so that it never blocks on a full pipe.
+            asyncio.get_running_loop().create_task(_drain(proc.stderr))
+        yield started
+    finally:
+        for proc in started:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in started:
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
 
 
 @asynccontextmanager
@@ -65,9 +133,49 @@ async def throwaway_stack(http_api: bool = False) -> AsyncIterator[Throwaway]:
                     (trust, signers["worker"]),
                     signers["gateway"],
                     address,
+                    pg.url,
                 )
             finally:
                 await pool.close()
         finally:
             await env.shutdown()
             pg.stop()
+
+
+def _stat(pid: int) -> tuple[str, int, float, int] | None:
+    """(command, parent pid, CPU seconds, resident bytes) of a live process, from /proc."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks, int(fields[21]) * page
+
+
+def processes(labels: dict[int, str] | None = None) -> dict[str, tuple[float, int]]:
+    """CPU seconds used so far and resident bytes now, per kind of process in this stack (this
+    Python process and what it started: the Temporal server, worker processes, by `labels`
+    for the pids given, else by command name)."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            table[int(entry.name)] = stat
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (_, parent, _, _) in table.items():
+            if parent in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    kinds: dict[str, tuple[float, int]] = {}
+    for pid in mine:
+        name, _, cpu, rss = table[pid]
+        kind = "this process" if pid == os.getpid() else (labels or {}).get(pid, name.split()[0])
+        kind = "postgres" if kind.startswith("postgres") else kind
+        before = kinds.get(kind, (0.0, 0))
+        kinds[kind] = (before[0] + cpu, before[1] + rss)
+    return kinds

@@ -33,6 +33,10 @@ from tether.ops.stack import (
     temporal_test_server_binary,
 )
 
+# Every workflow under test runs in Temporal's sandbox: workflow code that is not deterministic
+# fails the test that runs it (production workers run without it; workflows/registry.py).
+os.environ.setdefault("TETHER_WORKFLOW_SANDBOX", "on")
+
 _exit_status: int | None = None
 SUGGEST_CONTINUE_AS_NEW_AFTER = 40
 

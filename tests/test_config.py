@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,22 @@ def test_settings_from_environment(tmp_path: Path) -> None:
     assert settings.task_queue == "q" and settings.postgres_port == 6000
     with pytest.raises(TetherError, match="not a port number"):
         Settings.from_env({"TETHER_HOME": str(tmp_path), "TETHER_UI_PORT": "http"})
+
+
+def test_worker_memory_and_sandbox_settings(tmp_path: Path) -> None:
+    """A worker keeps a bounded number of workflows in memory, and runs without Temporal's
+    sandbox unless asked (the suite asks: every test runs its workflows in it)."""
+    default = Settings.from_env({"TETHER_HOME": str(tmp_path)})
+    assert default.workflow_cache == 200 and default.workflow_sandbox is False
+    asked = Settings.from_env(
+        {"TETHER_WORKFLOW_CACHE": "50", "TETHER_WORKFLOW_SANDBOX": "on", "TETHER_HOME": "/h"}
+    )
+    assert asked.workflow_cache == 50 and asked.workflow_sandbox is True
+    with pytest.raises(TetherError, match=r"TETHER_WORKFLOW_CACHE='0' is not a count"):
+        Settings.from_env({"TETHER_WORKFLOW_CACHE": "0"})
+    with pytest.raises(TetherError, match=r"'maybe' is not a switch; expected on or off"):
+        Settings.from_env({"TETHER_WORKFLOW_SANDBOX": "maybe"})
+    assert Settings.from_env(dict(os.environ)).workflow_sandbox, "the suite runs sandboxed"
 
 
 def test_retry_windows_are_bounded(tmp_path: Path) -> None:

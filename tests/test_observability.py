@@ -133,7 +133,7 @@ async def test_worker_exports_traces_over_otlp_and_serves_prometheus_metrics(
     spans = receiver.spans
     names = {s["name"] for s in spans}
     expected = {
-        "StartWorkflow:TaskWorkflow",
+        "StartUpdateWithStartWorkflow:TaskWorkflow",
         "RunWorkflow:TaskWorkflow",
         "StartActivity:run_check",
         "RunActivity:run_check",
@@ -148,5 +148,5 @@ async def test_worker_exports_traces_over_otlp_and_serves_prometheus_metrics(
     trace = [s for s in spans if s["trace"] == run_check["trace"]]
     roots = [s for s in trace if not s["parent"]]
     assert len(roots) == 1 and roots[0]["resource"]["tether.role"] == "cli", trace
-    assert roots[0]["name"] == "StartWorkflow:TaskWorkflow", roots[0]
+    assert roots[0]["name"] == "StartUpdateWithStartWorkflow:TaskWorkflow", roots[0]
     assert {"RunWorkflow:TaskWorkflow", "StartActivity:run_check"} <= {s["name"] for s in trace}

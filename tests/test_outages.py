@@ -12,8 +12,8 @@ from temporalio.client import Client
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
 from tests.support import keys
-from tests.support.cli import TETHER
-from tests.support.helpers import clean_environment
+from tests.support.cli import TETHER, tether
+from tests.support.helpers import clean_environment, eventually
 from tether.config import TetherConfig
 from tether.ops.stack import EmbeddedPostgres, free_port
 
@@ -56,10 +56,22 @@ async def test_a_command_waiting_on_a_postgresql_outage_says_so_and_then_finishe
             else:
                 await probe.close()
                 raise AssertionError("PostgreSQL still answers after stop()")
+            # The task is the workflow's: creating it needs no PostgreSQL, and `task show`
+            # answers from the workflow while the read model cannot be written.
+            early = f"{task_id}-early"
+            created = await tether(
+                env, "task", "create", "--id", early, "--title", "early", "--shell", "true"
+            )
+            assert created.code == 0 and f"created task {early}" in created.out, created
+            shown = await tether(env, "task", "show", early)
+            assert shown.code == 0 and "state: open" in shown.out, shown
+            assert "cannot connect to PostgreSQL" in shown.err, shown.err
+            # `--wait` waits for the read model too, and says why it waits.
             proc = await asyncio.create_subprocess_exec(
                 *TETHER,
                 "task",
                 "create",
+                "--wait",
                 "--id",
                 task_id,
                 "--title",
@@ -88,6 +100,16 @@ async def test_a_command_waiting_on_a_postgresql_outage_says_so_and_then_finishe
             out, err = await asyncio.wait_for(proc.communicate(), timeout=90)
             assert proc.returncode == 0, err.decode()
             assert task_id in out.decode() and "Traceback" not in err.decode()
+            # Nothing written during the outage was lost: the early task's creation too.
+            store = Store(pool)
+            recorded = await store.get_task(task_id)
+            assert recorded is not None and [e.kind for e in recorded.events] == ["created"]
+
+            async def early_written() -> bool:
+                found = await store.get_task(early)
+                return found is not None and [e.kind for e in found.events] == ["created"]
+
+            await eventually(early_written, "the early task in PostgreSQL", seconds=90)
     finally:
         await pool.close()
         await asyncio.to_thread(pg.stop)

@@ -467,8 +467,13 @@ async def test_a_crash_restarts_and_identical_crashes_are_a_loop(
         assert hold is not None and hold.kind == "loop"
         assert "failed 3 times the same way" in hold.reason
         assert "exit 3: fatal: config file /etc/agent.yaml missing" in hold.reason
-        items = [i for i in await team.store.inbox() if i.kind == "loop_blocked"]
-        assert any(coder in i.title for i in items), [i.title for i in items]
+
+        # The founder hears of it (the inbox item is written just after the hold).
+        async def told() -> bool:
+            items = [i for i in await team.store.inbox() if i.kind == "loop_blocked"]
+            return any(coder in i.title for i in items)
+
+        await eventually(told, "the loop_blocked inbox item")
 
 
 async def test_a_crash_then_a_clean_exit_finishes_the_run_and_the_session(

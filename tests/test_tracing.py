@@ -27,6 +27,6 @@ async def test_task_lifecycle_is_traced(client: Client, worker: Worker, task_id:
     assert (await api.submit_task(client, task_id, "coder", None)).done
 
     names = {span.name for span in exporter.get_finished_spans()}
-    assert "StartWorkflow:TaskWorkflow" in names
+    assert "StartUpdateWithStartWorkflow:TaskWorkflow" in names
     assert "StartWorkflowUpdate:submit" in names
     assert "RunActivity:run_check" in names and "RunActivity:record_task" in names

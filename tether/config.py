@@ -19,6 +19,10 @@ from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
 from tether.names import GATEWAY_BIND, NAME_PATTERN
 
+# Workflows one worker process keeps in memory (TETHER_WORKFLOW_CACHE); the SDK's default is
+# 1,000, about 470 MB with 1,000 open tasks (scripts/bench_memory.py measures it).
+WORKFLOW_CACHE = 200
+
 
 class SecretRef(Model):
     """Where a secret lives: an environment variable or a file, read only inside activities."""
@@ -538,6 +542,11 @@ class Settings(Model):
     gateway_key: Path | None = None
     # How many agents' processes one worker process runs at once (the rest wait their turn).
     max_agents: int = 4
+    # How many workflows one worker process keeps in memory; the others (idle tasks, quiet
+    # sessions) are evicted and replayed from their history when a message comes.
+    workflow_cache: int = WORKFLOW_CACHE
+    # Run workflow code in Temporal's sandbox (workflows/registry.py says what it costs).
+    workflow_sandbox: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -568,6 +577,8 @@ class Settings(Model):
             worker_key=_path(env.get("TETHER_WORKER_KEY")),
             gateway_key=_path(env.get("TETHER_GATEWAY_KEY")),
             max_agents=_count(env, "TETHER_MAX_AGENTS", 4),
+            workflow_cache=_count(env, "TETHER_WORKFLOW_CACHE", WORKFLOW_CACHE),
+            workflow_sandbox=_switch(env, "TETHER_WORKFLOW_SANDBOX"),
         )
 
     @property
@@ -579,6 +590,13 @@ class Settings(Model):
         if host in ("0.0.0.0", "::", "[::]", ""):
             host = "127.0.0.1"
         return f"http://{host}:{port}"
+
+
+def _switch(env: dict[str, str], name: str) -> bool:
+    raw = (env.get(name) or "off").strip().lower()
+    if raw not in ("on", "off", "1", "0", "true", "false"):
+        raise TetherError(f"{name}={env.get(name)!r} is not a switch; expected on or off")
+    return raw in ("on", "1", "true")
 
 
 def _count(env: dict[str, str], name: str, default: int) -> int:

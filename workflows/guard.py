@@ -60,11 +60,11 @@ from tether.names import (
     TASK_WORKFLOW_ID_PREFIX,
 )
 from workflows import policy
+from workflows.messaging import sealed_messages
 
 MEMO_KEY = "tether_dropped"
 REFUSED_KEY = "tether_refused"
 SEEN_KEY = "tether_seals"
-PATCH = "sealed-messages"
 # How many founder-signed approvals and orders (by signature) a workflow remembers.
 REMEMBERED_INNER = 64
 
@@ -268,7 +268,7 @@ class _GuardInbound(WorkflowInboundInterceptor):
             )
             workflow.upsert_memo({MEMO_KEY: dict(self.dropped)})
             return
-        if workflow.patched(PATCH):
+        if sealed_messages():
             refused = self._unsealed(input.signal, input.args, input.headers, record=True)
             if refused is not None:
                 await self._refuse("signal", input.signal, refused, input.headers)
@@ -282,7 +282,7 @@ class _GuardInbound(WorkflowInboundInterceptor):
             raise ApplicationError(
                 f"update {input.update} {problem}", type=INVALID_INPUT, non_retryable=True
             )
-        if workflow.patched(PATCH):
+        if sealed_messages():
             refused = self._unsealed(input.update, input.args, input.headers, record=True)
             if refused is not None:
                 await self._refuse("update", input.update, refused, input.headers)

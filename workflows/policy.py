@@ -14,7 +14,7 @@ An approval or an order signed by the founder inside the message itself (what th
 send, pasted from `tether approve --print`) counts as the founder's seal for the handler that
 takes it, bound to this workflow's subject.
 
-Messages that only wait for something (`ready`, `sync`, `planned`) need no seal.
+Messages that only wait for something (`ready`, `opened`, `sync`, `planned`) need no seal.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ RULES: dict[tuple[str, str], Rule] = {
 UNSEALED: frozenset[tuple[str, str]] = frozenset(
     {
         (SESSION_WORKFLOW, "ready"),
+        (TASK_WORKFLOW, "opened"),
         (TASK_WORKFLOW, "sync"),
         (DEPLOYMENT_WORKFLOW, "planned"),
     }

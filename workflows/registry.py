@@ -5,6 +5,7 @@ workflow run, and a package that imported all six workflow modules made each new
 all of them (about 38 ms of a session's first workflow task on a slow machine).
 """
 
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workflows.credential_watch import CredentialWatchWorkflow
@@ -33,3 +34,13 @@ def sandbox() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules("cryptography")
     )
+
+
+def workflow_runner(sandboxed: bool) -> WorkflowRunner:
+    """How a worker runs workflow code (TETHER_WORKFLOW_SANDBOX). The sandbox catches workflow
+    code that is not deterministic (a clock read, a random number, a file) the moment it runs,
+    at about twice the worker's CPU per workflow task and a copy of the workflow's modules per
+    workflow (scripts/bench_tasks.py and bench_memory.py measure both). The test suite runs
+    every workflow in it, and the recorded histories replay in it (tests/test_replay.py); a
+    production worker runs the same code without it unless asked."""
+    return sandbox() if sandboxed else UnsandboxedWorkflowRunner()

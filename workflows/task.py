@@ -8,8 +8,20 @@ Messages:
 - updates `cancel`, `block`, `unblock`, `resume` (`FounderActionInput`) -> TaskView.
 - signal `governor_hold(GovernorHoldInput)`: the assignee's session holds the task — blocked by
   the anti-loop governor, or paused by the cost governor — until the founder unblocks / resumes.
+- update `opened() -> TaskView`: returns once the workflow holds the task (sent with its start).
 - update `sync() -> TaskView`: returns once every transition so far is in PostgreSQL.
-- query `view() -> TaskView`.
+- queries `view_task() -> TaskView`, `unrecorded() -> list[TaskEvent]`.
+
+The read model (PostgreSQL's `tasks` and `task_events`) is written behind the transitions: no
+update waits for it. The run writes what is pending, one batch at a time (a batch holds what
+happened while the one before was being written), in order, each event once: by a local activity
+while PostgreSQL answers, inside the workflow task that made the transition, so the row is
+normally there before the update's answer reaches the client and no round trip through the
+server is spent on it; after a failed local write, by regular activities (retrying for minutes,
+then again every minute), while every update still answers at once. Pending events travel with
+a continue-as-new; a run never closes with one unwritten. `tether task show` reads the workflow
+for what the row does not have yet. Histories recorded before (patch `task-write-behind`)
+waited inside every transition for a regular activity's write, as they ran.
 
 The task tells the assignee's session itself (signals `task_claimed` and `release`, the latter
 carrying the founder's signed order), so a client that dies after its update loses nothing.
@@ -20,10 +32,11 @@ The checks are part of the workflow input, fixed when the task is created; no me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import JsonValue as _JsonValue
@@ -56,6 +69,13 @@ with workflow.unsafe.imports_passed_through():
 
 # Histories recorded before the task told its agent's session itself replay without it.
 TELLS_SESSION_PATCH = "task-tells-session"
+# Histories recorded before the read model was written behind waited for it in every transition
+# (and told the session with a regular activity).
+WRITE_BEHIND_PATCH = messaging.TASK_WRITE_BEHIND
+# After a write to the read model failed its retries (PostgreSQL out for minutes): try again.
+REWRITE_AFTER = timedelta(minutes=1)
+# The local write: short, since the workflow task (and the answer to the update) waits for it.
+LOCAL_WRITE = retry.Preset(timedelta(seconds=5), retry.bounded(2, maximum_seconds=1))
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -74,7 +94,10 @@ class TaskWorkflow:
                 spec=inp.spec, assignee=inp.spec.assignee, created_at=now, updated_at=now
             )
         self._pending: list[TaskEvent] = []
+        # The view changed without an event (evidence of a submit the founder cancelled).
+        self._dirty = False
         self._persist_lock = asyncio.Lock()
+        self._behind: bool | None = None
         # The creation is queued for the read model (a continued run was created long ago).
         self._created = inp.carried is not None
 
@@ -83,23 +106,54 @@ class TaskWorkflow:
         if inp.carried is None:
             # Redundant with the upsert in _transition, but recorded histories include it:
             # removing it is a nondeterministic change (tests/test_replay.py catches it).
-            self._set_search_attributes()
+            if not self._writes_behind():
+                self._set_search_attributes()
             self._created = True  # _transition queues the event before its first await
             await self._transition(self.view.state, self.view.spec.created_by, "created", {})
-        await workflow.wait_condition(
-            lambda: (
-                self.view.state in TERMINAL_STATES or workflow.info().is_continue_as_new_suggested()
-            )
-        )
+        if self._writes_behind():
+            await self._write_behind()
+        else:
+            await workflow.wait_condition(self._closing)
         # Let running handlers finish and every event reach PostgreSQL before leaving this run.
         await workflow.wait_condition(workflow.all_handlers_finished)
-        while self._pending:
-            await self._persist()
-            if self._pending:
-                await workflow.sleep(timedelta(minutes=1))
+        while self._unwritten():
+            if not await self._persist():
+                await workflow.sleep(REWRITE_AFTER)
         if self.view.state not in TERMINAL_STATES:
             workflow.continue_as_new(TaskInput(spec=self.view.spec, carried=self.view))
         return TaskResult(task=self.view)
+
+    def _closing(self) -> bool:
+        return self.view.state in TERMINAL_STATES or workflow.info().is_continue_as_new_suggested()
+
+    def _writes_behind(self) -> bool:
+        if self._behind is None:
+            self._behind = workflow.patched(WRITE_BEHIND_PATCH)
+        return self._behind
+
+    async def _write_behind(self) -> None:
+        """Write the read model behind the transitions until the run closes: one batch at a
+        time, holding everything that happened while the last one was written."""
+        local = True
+        while True:
+            await workflow.wait_condition(lambda: self._unwritten() or self._closing())
+            if not self._unwritten():
+                return
+            if await self._persist(local=local):
+                local = True
+            elif local:
+                # PostgreSQL did not answer a local write: regular activities from now on
+                # (a local one would hold the workflow task, and every answer with it, while it
+                # retried), which retry for minutes and show in the Web UI as pending.
+                local = False
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await workflow.wait_condition(self._closing, timeout=REWRITE_AFTER)
+
+    def _unwritten(self) -> bool:
+        # A view changed without an event is written behind too (histories from before wrote
+        # it at once, and only retried the events).
+        return bool(self._pending) or (self._dirty and bool(self._behind))
 
     # --- queries and updates -----------------------------------------------------------------
 
@@ -107,14 +161,24 @@ class TaskWorkflow:
     def view_task(self) -> TaskView:
         return self.view
 
+    @workflow.query
+    def unrecorded(self) -> list[TaskEvent]:
+        """The events the read model does not have yet (written behind)."""
+        return list(self._pending)
+
+    @workflow.update
+    async def opened(self) -> TaskView:
+        await workflow.wait_condition(lambda: self._created)
+        return self.view
+
     @workflow.update
     async def sync(self) -> TaskView:
-        if workflow.patched("sync-waits-for-creation"):
+        if self._writes_behind() or workflow.patched("sync-waits-for-creation"):
             # Delivered with the start, the update can run before the workflow's own code has
             # queued the creation: "nothing pending" would then answer before it is recorded
             # (seen with PostgreSQL down: `tether task create` said created).
             await workflow.wait_condition(lambda: self._created)
-        await workflow.wait_condition(lambda: not self._pending)
+        await workflow.wait_condition(lambda: not self._unwritten())
         return self.view
 
     @workflow.update
@@ -177,7 +241,9 @@ class TaskWorkflow:
         failed = [e.name for e in evidence if not e.passed]
         if self.view.state != TaskState.VERIFYING:
             # Cancelled while the checks ran: the founder's decision stands.
-            await self._persist()
+            self._dirty = True
+            if not self._writes_behind():
+                await self._persist()
         elif failed:
             await self._transition(
                 TaskState.CLAIMED, "tether", "verification_failed", {"failed": list(failed)}
@@ -280,9 +346,12 @@ class TaskWorkflow:
     async def _tell_session(
         self, agent: str, signal: str, arg: TaskClaimedInput | ReleaseInput
     ) -> None:
-        if workflow.patched(TELLS_SESSION_PATCH):
-            # No open session: nothing to tell; the next one reads the task table.
-            await messaging.tell(constants.session_workflow_id(agent), signal, arg)
+        if self._writes_behind() or workflow.patched(TELLS_SESSION_PATCH):
+            # No open session: nothing to tell; the next one reads the task table. Told before
+            # the update answers (the agent's next report must find its task), in the worker's
+            # own workflow task: a local activity, no round trip through the server.
+            local = self._writes_behind()
+            await messaging.tell(constants.session_workflow_id(agent), signal, arg, local=local)
 
     async def _authorise(self, inp: FounderActionInput, action: str) -> None:
         """A governor's hold (loop, cost) is lifted only by a founder-signed order: the agent
@@ -377,35 +446,58 @@ class TaskWorkflow:
         self.view.state = to
         self.view.updated_at = now
         self._set_search_attributes()
-        await self._persist()
+        if not self._writes_behind():
+            await self._persist()
 
-    async def _persist(self) -> None:
+    async def _persist(self, local: bool = False) -> bool:
+        """Write what is pending; False when the write failed (it is kept for the next).
+        `local`: as a local activity, run by the worker inside the workflow task that made the
+        transition, which completes (and answers the update) once the row is written: no round
+        trip through the server, and the client reads its change from PostgreSQL at once."""
         async with self._persist_lock:
             batch = list(self._pending)
+            self._dirty = False
+            record = RecordTaskInput(task=self.view.model_copy(deep=True), events=batch)
             try:
-                await workflow.execute_activity_method(
-                    TaskActivities.record_task,
-                    RecordTaskInput(task=self.view.model_copy(deep=True), events=batch),
-                    start_to_close_timeout=retry.READ_MODEL.timeout,
-                    retry_policy=retry.READ_MODEL.policy,
-                )
-            except ActivityError:
-                # The read model lags; the next transition writes these events again.
+                if local:
+                    await workflow.execute_local_activity_method(
+                        TaskActivities.record_task,
+                        record,
+                        start_to_close_timeout=LOCAL_WRITE.timeout,
+                        retry_policy=LOCAL_WRITE.policy,
+                    )
+                else:
+                    await workflow.execute_activity_method(
+                        TaskActivities.record_task,
+                        record,
+                        start_to_close_timeout=retry.READ_MODEL.timeout,
+                        retry_policy=retry.READ_MODEL.policy,
+                    )
+            except FailureError:
+                # The read model lags; the next write carries these events again. (A local
+                # activity's failure comes as the activity's own error, not an ActivityError.)
                 workflow.logger.warning("task %s: read model write failed", self.view.spec.id)
-                return
+                self._dirty = True
+                return False
             done = {e.seq for e in batch}
             self._pending = [e for e in self._pending if e.seq not in done]
+            return True
 
     def _set_search_attributes(self) -> None:
-        workflow.upsert_search_attributes(
-            [
-                constants.SA_TASK.value_set(self.view.spec.id),
-                constants.SA_STATE.value_set(self.view.state.value),
-                constants.SA_AGENT.value_set(self.view.assignee)
-                if self.view.assignee
-                else constants.SA_AGENT.value_unset(),
-            ]
-        )
+        updates = [
+            constants.SA_TASK.value_set(self.view.spec.id),
+            constants.SA_STATE.value_set(self.view.state.value),
+            constants.SA_AGENT.value_set(self.view.assignee)
+            if self.view.assignee
+            else constants.SA_AGENT.value_unset(),
+        ]
+        if self._writes_behind():
+            # Only what changed (the start set the task, its state and its assignee): each
+            # upsert is a history event and a write to Temporal's visibility store.
+            now = workflow.info().typed_search_attributes
+            updates = [u for u in updates if now.get(u.key) != u.value]
+        if updates:
+            workflow.upsert_search_attributes(updates)
         workflow.set_current_details(
             f"**{self.view.state}**"
             + (f" · {self.view.assignee}" if self.view.assignee else "")

@@ -30,6 +30,7 @@ from tether.cli.taskfile import (
 from tether.config import EXAMPLE_CONFIG, Settings, describe_validation_error, load_config
 from tether.contracts import (
     ENVIRONMENTS,
+    TERMINAL_STATES,
     Artifact,
     DeployRequest,
     DeployState,
@@ -181,6 +182,8 @@ async def cmd_task_create(args: argparse.Namespace, settings: Settings) -> int:
     check_against_config(spec, load_config(settings.config_path))
     client = await _client(settings)
     view = await api.create_task(client, settings.task_queue, spec)
+    if args.wait:
+        view = await api.wait_recorded(client, spec.id)
     if args.json:
         _print_json(view.model_dump(mode="json"))
     else:
@@ -227,13 +230,29 @@ async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_task_show(args: argparse.Namespace, settings: Settings) -> int:
-    store = await _store(settings)
+    record, lagging = None, None
     try:
-        record = await store.get_task(args.task)
-    finally:
-        await store.pool.close()
-    if record is None:
-        raise TetherError(f"no task {args.task!r}; `tether task list` shows the tasks")
+        store = await _store(settings)
+    except TetherError as exc:
+        lagging = str(exc)  # PostgreSQL is out: the workflow still has the task
+    else:
+        try:
+            record = await store.get_task(args.task)
+        finally:
+            await store.pool.close()
+    if record is None or record.task.state not in TERMINAL_STATES:
+        # The read model is written behind the workflow: what it lacks, the workflow has.
+        try:
+            record = await api.task_record(await _client(settings), args.task, record)
+        except TetherError as exc:
+            if record is None:
+                raise TetherError(
+                    f"no task {args.task!r}; `tether task list` shows the tasks"
+                    + (f" ({lagging})" if lagging else "")
+                ) from None
+            lagging = f"Temporal did not answer: {exc}"
+    if lagging:
+        print(f"tether: task {args.task}: {lagging}; shown as far as known", file=sys.stderr)
     if args.json:
         _print_json(record.model_dump(mode="json"))
     else:
@@ -1038,6 +1057,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="JSON",
         help='any check as JSON, e.g. \'{"kind": "http", "url": "...", "expect_status": 204}\'',
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="answer once PostgreSQL has the task too (`tether task list` shows it at once)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_task_create)

@@ -12,7 +12,8 @@ contracts (`tether.contracts`). A refusal by a
 workflow (a claim of someone else's task, a submit before the claim, an unsigned order) raises
 `Refused`, which says what was wrong; anything else the caller can act on raises `TetherError`.
 
-- tasks: `create_task`, `claim_task`, `submit_task`, `get_view`, and the founder's
+- tasks: `create_task`, `claim_task`, `submit_task`, `get_view`, `task_record` (exact, with
+  what the read model has not caught up with), `wait_recorded` (until it has), and the founder's
   `block_task`, `unblock_task`, `resume_task`, `cancel_task` (a governor's hold needs a
   `FounderOrder` signed with the founder's key: `tether.signing.order`)
 - sessions: `start_session` (update-with-start: start or attach), `report`, `note_session`,
@@ -57,7 +58,9 @@ from tether.client.tasks import (
     get_view,
     resume_task,
     submit_task,
+    task_record,
     unblock_task,
+    wait_recorded,
 )
 from tether.errors import TetherError
 
@@ -95,5 +98,7 @@ __all__ = [
     "submit_approval",
     "submit_task",
     "tag_approval",
+    "task_record",
     "unblock_task",
+    "wait_recorded",
 ]

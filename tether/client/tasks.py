@@ -8,11 +8,13 @@ from typing import Any
 
 from temporalio.client import (
     Client,
+    WithStartWorkflowOperation,
     WorkflowHandle,
 )
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -21,13 +23,16 @@ from temporalio.service import RPCError
 from tether import constants
 from tether.client.calls import Refused, T, ask, through_outages
 from tether.contracts import (
+    TERMINAL_STATES,
     ClaimInput,
     FounderActionInput,
     FounderOrder,
     SubmitInput,
     SubmitResult,
     TaskInput,
+    TaskRecord,
     TaskSpec,
+    TaskState,
     TaskView,
 )
 from tether.errors import TetherError
@@ -59,24 +64,68 @@ def _task_call(client: Client, task_id: str, call: Awaitable[T]) -> Awaitable[T]
 
 
 async def create_task(client: Client, task_queue: str, spec: TaskSpec) -> TaskView:
-    workflow_id = constants.task_workflow_id(spec.id)
+    """Start the task's workflow and answer its view once the workflow holds it, in one round
+    trip (update-with-start). The read model follows within about one write (`wait_recorded`)."""
+    start = WithStartWorkflowOperation(
+        TaskWorkflow.run,
+        TaskInput(spec=spec),
+        id=constants.task_workflow_id(spec.id),
+        task_queue=task_queue,
+        # A task id names one task forever, even after it is done or cancelled.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        # As the workflow keeps them: it upserts only what changes.
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(constants.SA_TASK, spec.id),
+                SearchAttributePair(constants.SA_STATE, TaskState.OPEN.value),
+                *(
+                    [SearchAttributePair(constants.SA_AGENT, spec.assignee)]
+                    if spec.assignee
+                    else []
+                ),
+            ]
+        ),
+        static_summary=f"Task {spec.id}: {spec.title}",
+        static_details=_details(spec),
+    )
     try:
-        handle = await client.start_workflow(
-            TaskWorkflow.run,
-            TaskInput(spec=spec),
-            id=workflow_id,
-            task_queue=task_queue,
-            # A task id names one task forever, even after it is done or cancelled.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(constants.SA_TASK, spec.id)]
+        return await _task_call(
+            client,
+            spec.id,
+            client.execute_update_with_start_workflow(
+                TaskWorkflow.opened, start_workflow_operation=start
             ),
-            static_summary=f"Task {spec.id}: {spec.title}",
-            static_details=_details(spec),
         )
     except WorkflowAlreadyStartedError as exc:
         raise Refused(f"task {spec.id!r} already exists; choose another id") from exc
-    return await _task_call(client, spec.id, handle.execute_update(TaskWorkflow.sync))
+
+
+async def wait_recorded(client: Client, task_id: str) -> TaskView:
+    """Once every transition of the task so far is in PostgreSQL (the read model is written
+    behind the workflow): for a script that reads `tether task list` right after a change."""
+    return await _task_call(
+        client, task_id, _handle(client, task_id).execute_update(TaskWorkflow.sync)
+    )
+
+
+async def task_record(client: Client, task_id: str, recorded: TaskRecord | None) -> TaskRecord:
+    """The task exactly as its workflow has it: the read model's record, with what the workflow
+    has not written there yet. A closed workflow wrote everything before closing."""
+    if recorded is not None and recorded.task.state in TERMINAL_STATES:
+        return recorded
+    handle = _handle(client, task_id)
+    try:
+        view = await _task_call(client, task_id, handle.query(TaskWorkflow.view_task))
+        pending = await handle.query(TaskWorkflow.unrecorded)
+    except TetherError:
+        if recorded is not None:
+            return recorded
+        raise
+    events = list(recorded.events) if recorded else []
+    have = {e.seq for e in events}
+    events += [e for e in pending if e.seq not in have]
+    return TaskRecord(task=view, events=sorted(events, key=lambda e: e.seq))
 
 
 def _details(spec: TaskSpec) -> str:
