@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -136,13 +137,13 @@ class Load:
 async def rated_phase(stack: Throwaway, args: argparse.Namespace) -> list[str]:
     queue = f"load-{uuid.uuid4().hex[:6]}"
     lines = [
-        f"1. rated load: {args.sessions} sessions started together, one Tether worker process; "
-        f"{args.seconds:g} s per rate, open loop",
+        f"1. rated load: {args.sessions} sessions started together, one Tether worker process "
+        f"(sandbox {args.sandbox}); {args.seconds:g} s per rate, open loop",
         f"{'rate':>8} {'':>24} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}",
     ]
     load = Load(stack, queue, f"{queue}-bare", args.sessions)
     async with (
-        worker_processes(stack, queue, config=load.config),
+        worker_processes(stack, queue, config=load.config, TETHER_WORKFLOW_SANDBOX=args.sandbox),
         worker_processes(stack, load.bare_queue, bare=True),
     ):
         await load.open()
@@ -166,12 +167,14 @@ async def scale_phase(stack: Throwaway, args: argparse.Namespace) -> list[str]:
         "2. scale-out: Tether worker processes on one task queue; tasks at concurrency 20, "
         "reports with 40 in flight",
         f"{'workers':>8} {'tasks/s':>8} {'reports/s':>10}   CPU ms per report: "
-        "temporal / workers / this process",
+        f"temporal / workers / this process (cores busy of {os.cpu_count()})",
     ]
     for count in [int(w) for w in args.workers.split(",")]:
         queue = f"scale{count}-{uuid.uuid4().hex[:6]}"
         load = Load(stack, queue, f"{queue}-bare", args.sessions)
-        async with worker_processes(stack, queue, count=count, config=load.config):
+        async with worker_processes(
+            stack, queue, count=count, config=load.config, TETHER_WORKFLOW_SANDBOX=args.sandbox
+        ):
             await load.open()
             tasks_per_s = await closed(20, args.tasks, load.lifecycle)
             before = processes()
@@ -181,9 +184,11 @@ async def scale_phase(stack: Throwaway, args: argparse.Namespace) -> list[str]:
         spent = {k: (after[k][0] - before.get(k, (0.0, 0))[0]) for k in after}
         per = {k: v * 1000 / args.reports for k, v in spent.items()}
         worker_cpu = sum(v for k, v in per.items() if k.startswith("python"))
+        busy = sum(spent.values()) / (args.reports / reports_per_s)
         lines.append(
             f"{count:>8} {tasks_per_s:8.1f} {reports_per_s:10.1f}   "
             f"{per.get('temporal', 0.0):.1f} / {worker_cpu:.1f} / {per.get('this process', 0):.1f}"
+            f" ({busy:.2f})"
         )
     return lines
 
@@ -196,6 +201,9 @@ async def main() -> int:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--reports", type=int, default=2000)
     parser.add_argument("--skip-rated", action="store_true")
+    parser.add_argument(
+        "--sandbox", choices=("on", "off"), default="off", help="TETHER_WORKFLOW_SANDBOX"
+    )
     args = parser.parse_args()
     out: list[str] = []
     async with throwaway_stack() as stack:

@@ -1,13 +1,14 @@
 """Benchmark: a worker process's memory with open work, and what the bounded workflow cache costs.
 
-Starts its own Temporal dev server and PostgreSQL, then, for each cache size asked (the SDK's
-default of 1,000 first, as the baseline, then Tether's), one worker process (`worker.py`, as users
-start it) with TETHER_WORKFLOW_CACHE set; opens 100 agents' sessions (each with a few reports)
-and 1,000 tasks (100 of them claimed); prints the worker's resident memory (VmRSS and its peak),
-then the p50/p99 of claiming a task the worker last touched long ago (evicted: replayed from its
-history) against one it just touched (cached).
+For each worker configuration asked (cache size and sandbox; the SDK's default cache of 1,000
+with the sandbox first, as the baseline: the worker before issue 18), starts its own Temporal dev
+server and PostgreSQL and one worker process (`worker.py`, as users start it); opens 100 agents'
+sessions (each with a few reports) and 1,000 tasks (100 of them claimed); prints the worker's
+resident memory (VmRSS and its peak), then the p50/p99 of querying a task the worker last
+touched long ago (evicted when the cache is smaller than the open work: replayed from its
+history) against querying it again (cached).
 
-    .venv/bin/python scripts/bench_memory.py [--tasks 1000] [--sessions 100] [--caches 1000,200]
+    .venv/bin/python scripts/bench_memory.py [--tasks 1000] [--sessions 100] [--workers ...]
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
 
 
-async def one_size(stack: object, cache: int, tasks: int, sessions: int) -> dict[str, float]:
+async def one_size(
+    stack: object, cache: int, sandbox: str, tasks: int, sessions: int
+) -> dict[str, float]:
     client = stack.client  # type: ignore[attr-defined]
     gateway = sealed(client, stack.gateway)  # type: ignore[attr-defined]
     queue = f"mem-{uuid.uuid4().hex[:8]}"
@@ -60,6 +63,7 @@ async def one_size(stack: object, cache: int, tasks: int, sessions: int) -> dict
         queue,
         config=config,
         TETHER_WORKFLOW_CACHE=str(cache),
+        TETHER_WORKFLOW_SANDBOX=sandbox,
     ) as (worker,):
         rss0, _ = memory(worker.pid)
 
@@ -85,8 +89,8 @@ async def one_size(stack: object, cache: int, tasks: int, sessions: int) -> dict
         await in_batches([lambda n=n: open_task(n) for n in range(tasks)])
         await asyncio.sleep(2)
         rss, peak = memory(worker.pid)
-        # Claims of tasks touched long ago (evicted when the cache is smaller than the open
-        # work) against claims of the task just touched (cached), by agents without a session.
+        # Queries of tasks touched long ago (evicted when the cache is smaller than the open
+        # work: replayed) against a query of the task just touched (cached).
         cold: list[float] = []
         warm: list[float] = []
         for n in range(sessions, min(tasks, sessions + 40)):
@@ -113,26 +117,32 @@ async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--sessions", type=int, default=100)
-    parser.add_argument("--caches", default="1000,200")
+    parser.add_argument(
+        "--workers",
+        default="1000/on,1000/off,200/on,200/off",
+        help="CACHE/SANDBOX per row; 1000/on is the worker before issue 18 (the SDK's default)",
+    )
     args = parser.parse_args()
     results = {}
-    async with throwaway_stack() as stack:
-        for cache in [int(c) for c in args.caches.split(",")]:
-            results[cache] = await one_size(stack, cache, args.tasks, args.sessions)
+    for row in args.workers.split(","):
+        cache, _, sandbox = row.partition("/")
+        # A stack of its own per row: nothing one worker left behind weighs on the next.
+        async with throwaway_stack() as stack:
+            results[row] = await one_size(stack, int(cache), sandbox, args.tasks, args.sessions)
     print(
         f"worker process with {args.tasks} open tasks ({args.sessions} claimed) and "
-        f"{args.sessions} open sessions; TETHER_WORKFLOW_CACHE per row (1000: the SDK's default)"
+        f"{args.sessions} open sessions, per TETHER_WORKFLOW_CACHE / TETHER_WORKFLOW_SANDBOX"
     )
     print(
-        f"{'cache':>6} {'idle MB':>8} {'open MB':>8} {'peak MB':>8} "
+        f"{'worker':>9} {'idle MB':>8} {'open MB':>8} {'peak MB':>8} "
         f"{'query evicted p50/p99 ms':>25} {'query cached p50/p99 ms':>24}"
     )
-    for cache, r in results.items():
+    for row, r in results.items():
         print(
-            f"{cache:>6} {r['idle']:8.0f} {r['rss']:8.0f} {r['peak']:8.0f} "
+            f"{row:>9} {r['idle']:8.0f} {r['rss']:8.0f} {r['peak']:8.0f} "
             f"{r['cold50']:15.1f} / {r['cold99']:6.1f} {r['warm50']:14.1f} / {r['warm99']:6.1f}"
         )
-    print("goal: <= 300 MB with 1,000 open tasks and 100 open sessions")
+    print("goal: <= 300 MB with 1,000 open tasks and 100 open sessions (default: 200/off)")
     return 0
 
 

@@ -62,7 +62,7 @@ async def worker_processes(
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
     """`count` worker processes on `task_queue`, each started as users start one (`bare`: the
     baseline's, scripts/bare_worker.py), until each says it polls; stopped (SIGTERM, then
-    SIGKILL) on exit."""
+    SIGKILL) on exit. Each one's log is `<queue>-worker-<n>.log` in the stack's folder."""
     (stack.folder / "tether.toml").write_text(config)
     argv = (
         [str(ROOT / "scripts" / "bare_worker.py"), stack.address, task_queue]
@@ -71,20 +71,17 @@ async def worker_processes(
     )
     started: list[asyncio.subprocess.Process] = []
     try:
-        for _ in range(count):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *argv,
-                env=stack.worker_env(task_queue, **env),
-                stderr=asyncio.subprocess.PIPE,
-            )
+        for n in range(count):
+            log = stack.folder / f"{task_queue}-worker-{n}.log"
+            with log.open("wb") as out:
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, *argv, env=stack.worker_env(task_queue, **env), stderr=out
+                )
             started.append(proc)
-            assert proc.stderr is not None
-            while b"worker polling" not in (line := await proc.stderr.readline()):
-                if not line:
-                    raise RuntimeError(f"worker exited with {await proc.wait()}")
-            # Keep reading its log so that it never blocks on a full pipe.
-            asyncio.get_running_loop().create_task(_drain(proc.stderr))
+            while b"worker polling" not in log.read_bytes():
+                if proc.returncode is not None:
+                    raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
+                await asyncio.sleep(0.1)
         yield started
     finally:
         for proc in started:
@@ -96,11 +93,6 @@ async def worker_processes(
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
-
-
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
 
 
 @asynccontextmanager

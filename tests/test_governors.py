@@ -427,6 +427,32 @@ async def busy_client() -> AsyncIterator[Client]:
         await env.shutdown()
 
 
+async def test_a_report_sent_again_after_continue_as_new_is_answered_not_counted_twice(
+    busy_client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """Temporal recognises an update sent again by its id only within a run: a hook that gave
+    up waiting sends its report again with the same id, maybe after the session continued as
+    new. The session remembers the ids itself: the spend is counted once."""
+    client = busy_client
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        agent, q = team.agent("coder"), team.task_queue
+        await api.start_session(client, q, SessionInput(agent=agent, runtime="sdk"))
+        handle = client.get_workflow_handle_for(AgentSessionWorkflow.run, f"session-{agent}")
+        first_run = (await handle.describe()).run_id
+        costly = Report(context_tokens=1000, cost_usd=0.5)
+        await handle.execute_update(AgentSessionWorkflow.report, costly, id="sent-twice")
+        sent = 1
+        while (await handle.describe()).run_id == first_run:
+            assert sent < 200, "the session never continued as new"
+            await api.report(client, agent, Report(context_tokens=1000 + sent))
+            sent += 1
+        again = await handle.execute_update(AgentSessionWorkflow.report, costly, id="sent-twice")
+        assert again.reports == sent and again.deny is None
+        view = await api.session_view(client, agent)
+        assert view is not None and view.governor.reports == sent
+        assert view.governor.cost_usd == pytest.approx(0.5)
+
+
 async def test_five_thousand_reports_keep_history_bounded_and_counts_exact(
     busy_client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
 ) -> None:

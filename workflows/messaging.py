@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from tether.contracts import DeliverInput
-    from tether.names import TASK_WORKFLOW
+    from tether.names import SESSION_WORKFLOW, TASK_WORKFLOW
 
 NOT_FOUND = "ExternalWorkflowExecutionNotFound"
 PATCH = "sealed-messages"
@@ -29,7 +29,11 @@ PATCH = "sealed-messages"
 # was recorded with seals, so no patch of its own is recorded (each patch is a marker and a
 # search-attribute upsert in every new workflow's history).
 TASK_WRITE_BEHIND = "task-write-behind"  # workflows/task.py
-SEALED_SINCE: dict[str, str] = {TASK_WORKFLOW: TASK_WRITE_BEHIND}
+SESSION_SPREAD_FLUSHES = "session-spread-flushes"  # workflows/session.py
+SEALED_SINCE: dict[str, str] = {
+    TASK_WORKFLOW: TASK_WRITE_BEHIND,
+    SESSION_WORKFLOW: SESSION_SPREAD_FLUSHES,
+}
 
 
 def sealed_messages() -> bool:

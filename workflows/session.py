@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -142,6 +143,14 @@ ADOPTS_CLAIM_PATCH = "session-adopts-claimed-task"
 FAST_START_PATCH = "session-fast-start"
 # Since issue 15: the session reads its hard budgets at start and after each ledger write.
 BUDGETS_PATCH = "session-budgets"
+# Since issue 18: sessions started together write their ledgers at different reports (a phase
+# of their own), not all in the same second. Implies every patch above (one marker per run).
+SPREAD_PATCH = messaging.SESSION_SPREAD_FLUSHES
+
+
+def _phase(agent: str, period: int) -> int:
+    """The agent's own offset in [0, period): the same in every run and every replay."""
+    return zlib.crc32(agent.encode()) % period
 
 
 def _refuse(message: str) -> ApplicationError:
@@ -178,6 +187,7 @@ class AgentSessionWorkflow:
         self._run_reports = 0
         self._flushed_at = workflow.now()
         self._flush_lock = asyncio.Lock()
+        self._spread: bool | None = None
         # Serialises the handlers that await and change state (recheck, release, task_claimed)
         # with the startup and the end; each re-checks the state after its awaits.
         self._lock = asyncio.Lock()
@@ -202,8 +212,12 @@ class AgentSessionWorkflow:
     @workflow.run
     async def run(self, inp: SessionInput) -> SessionView:
         # Sessions recorded before the governors existed replay without their activities.
-        self._governors = workflow.patched(GOVERNORS_PATCH)
-        self._budgets = workflow.patched(BUDGETS_PATCH)
+        self._governors = self._spreads() or workflow.patched(GOVERNORS_PATCH)
+        self._budgets = self._spreads() or workflow.patched(BUDGETS_PATCH)
+        if self._spreads():
+            # A quiet session writes its ledger a minute after the last write: each session
+            # at its own second of that minute.
+            self._flushed_at -= timedelta(seconds=_phase(self.view.agent, 60))
         if inp.carried is None:
             self._set_search_attributes()
             async with self._lock:
@@ -317,11 +331,21 @@ class AgentSessionWorkflow:
             return False
         return self._budget_stale or self._budget_day != workflow.now().date().isoformat()
 
+    def _spreads(self) -> bool:
+        if self._spread is None:
+            self._spread = workflow.patched(SPREAD_PATCH)
+        return self._spread
+
     def _flush_due(self) -> bool:
         g = self.view.governor
         pending = g.reports - g.flushed_reports
+        every = FLUSH_EVERY_REPORTS
+        if g.flushed_reports == 0 and self._spread:
+            # The session's first write comes at its own phase, so that sessions started
+            # together (a team starting its day) keep writing at different reports.
+            every = 1 + _phase(self.view.agent, FLUSH_EVERY_REPORTS)
         return pending > 0 and (
-            pending >= FLUSH_EVERY_REPORTS or workflow.now() - self._flushed_at >= FLUSH_EVERY
+            pending >= every or workflow.now() - self._flushed_at >= FLUSH_EVERY
         )
 
     # --- messages ------------------------------------------------------------------------------
@@ -359,6 +383,8 @@ class AgentSessionWorkflow:
     @workflow.update
     async def report(self, report: Report) -> ReportAnswer:
         v = self.view
+        if self._sent_again():
+            return governors.Outcome().answer(v.governor)
         self._run_reports += 1
         if v.governor.limits.budgeted and v.governor.budget is None:
             # The first budget read is under way (it starts with the session): judge this
@@ -384,6 +410,8 @@ class AgentSessionWorkflow:
         reads the process's output): spend where it says more than the hooks, context usage
         when no hook reports it; acted on like a report."""
         v = self.view
+        if self._sent_again():
+            return governors.Outcome().answer(v.governor)
         self._run_reports += 1
         outcome = governors.apply_runtime(v.governor, usage, v.task_id, workflow.now())
         return await self._act(outcome)
@@ -392,6 +420,12 @@ class AgentSessionWorkflow:
     def _validate_runtime_usage(self, usage: RuntimeUsage) -> None:
         self._check_open()
         self._check_runtime(usage.runtime_session)
+
+    def _sent_again(self) -> bool:
+        """A report Temporal could not recognise as sent again: one whose first sending landed
+        in an earlier run of this session (Temporal dedupes update ids within a run only)."""
+        info = workflow.current_update_info()
+        return governors.already_applied(self.view.governor, info.id if info else None)
 
     async def _act(self, outcome: governors.Outcome) -> ReportAnswer:
         """Do what a report (or the runtime's figures) made necessary, and answer it."""
@@ -729,7 +763,7 @@ class AgentSessionWorkflow:
     async def _startup(self) -> None:
         v = self.view
         key = self._session_key()
-        if workflow.patched(FAST_START_PATCH):
+        if self._spreads() or workflow.patched(FAST_START_PATCH):
             await self._fast_startup(key)
             return
         setup: SessionSetup = await self._activity(
@@ -816,7 +850,7 @@ class AgentSessionWorkflow:
         ]
         v.brief = compose_brief(v.agent, setup.repositories, truth, unverified, login=setup.login)
         self._resume_holds(truth)
-        if v.task_id is None and workflow.patched(ADOPTS_CLAIM_PATCH):
+        if v.task_id is None and (self._spreads() or workflow.patched(ADOPTS_CLAIM_PATCH)):
             self._adopt_claimed(truth)
         # The founder hears of overlaps before the agent gets its brief.
         for overlap in v.brief.overlaps:

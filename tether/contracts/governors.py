@@ -296,6 +296,11 @@ class Governor(Model):
     budget: BudgetStatus | None = None
     # The process Tether runs now (None when it runs none): its spend by source.
     process: ProcessSpend | None = None
+    # Digests of the update ids of the latest reports applied (bounded), carried across
+    # continue-as-new:
+    # Temporal forgets a run's update ids with the run, and a report sent again after it (a hook
+    # that gave up waiting) must be answered, not counted twice.
+    applied: list[str] = Field(default_factory=list)
     # What the handoff archives beyond the task: bounded recent lists.
     files: list[str] = Field(default_factory=list)
     tests: list[TestRun] = Field(default_factory=list)

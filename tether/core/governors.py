@@ -20,6 +20,7 @@ No I/O and no clock: the workflow passes `now` and performs the side effects the
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -377,6 +378,24 @@ def _cost(gov: Governor, task_id: str | None, outcome: Outcome, now: datetime) -
             ),
             now,
         )
+
+
+# Report update ids a session remembers (a hook sends a report again at its next call), each
+# by a short digest: the list travels in every continue-as-new and every view of the session.
+REMEMBERED_REPORTS = 128
+
+
+def already_applied(gov: Governor, update_id: str | None) -> bool:
+    """Whether the report with this update id was applied (in this run or one before it);
+    records it when it was not."""
+    if not update_id:
+        return False
+    digest = hashlib.sha256(update_id.encode()).hexdigest()[:16]
+    if digest in gov.applied:
+        return True
+    gov.applied.append(digest)
+    del gov.applied[:-REMEMBERED_REPORTS]
+    return False
 
 
 def apply_report(gov: Governor, report: Report, task_id: str | None, now: datetime) -> Outcome:
