@@ -5,9 +5,12 @@ Run after a deliberate, versioned change to a workflow, and commit the new files
     .venv/bin/python scripts/record_histories.py            # the histories not recorded yet
     .venv/bin/python scripts/record_histories.py task session governed   # these, again
     .venv/bin/python scripts/record_histories.py --sealed   # all of them, into histories/sealed
+    .venv/bin/python scripts/record_histories.py --into write_behind   # a new generation
 
-Every message is sealed (the founder's client, the workers' activities); --sealed keeps them in
-tests/histories/sealed/ with the public keys they were recorded with (trust.json).
+Every message is sealed (the founder's client, the workers' activities); --sealed (or --into
+NAME, for a generation of histories recorded after a versioned change: issue 18's write-behind
+task and spread sessions are `write_behind`) keeps them in tests/histories/NAME/ with the public
+keys they were recorded with (trust.json) and their workflow ids (ids.json).
 
 It starts its own Temporal dev server and PostgreSQL in a temporary folder.
 """
@@ -98,8 +101,14 @@ async def main() -> int:
                 "governed": ["session_governed", "task_governed"],
                 "deploy": ["deploy_lifecycle", "lock_lifecycle"],
             }
-            args = [a for a in sys.argv[1:] if a != "--sealed"]
-            out = OUT / "sealed" if "--sealed" in sys.argv[1:] else OUT
+            argv = sys.argv[1:]
+            into = "sealed" if "--sealed" in argv else None
+            if "--into" in argv:
+                at = argv.index("--into")
+                into = argv[at + 1]
+                argv = argv[:at] + argv[at + 2 :]
+            args = [a for a in argv if a != "--sealed"]
+            out = OUT / into if into else OUT
             wanted = set(args) or {
                 name
                 for name, stems in files.items()

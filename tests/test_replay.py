@@ -10,6 +10,7 @@ with the public keys they were recorded with (trust.json): the seal check itself
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -30,7 +31,12 @@ FOLDER = Path(__file__).parent / "histories"
 SEALED = FOLDER / "sealed"
 HISTORIES = sorted(FOLDER.glob("*.json"))
 HISTORIES_BY_NAME = {p.stem: p for p in HISTORIES}
-SEALED_HISTORIES = sorted(p for p in SEALED.glob("*.json") if p.stem not in ("trust", "ids"))
+# Generations of sealed histories, each recorded after a versioned change: `sealed` (seals),
+# `write_behind` (issue 18: the task's read model written behind, sessions' spread writes).
+GENERATIONS = sorted(p.parent for p in FOLDER.glob("*/trust.json"))
+SEALED_HISTORIES = sorted(
+    p for g in GENERATIONS for p in g.glob("*.json") if p.stem not in ("trust", "ids")
+)
 
 
 def load(path: Path) -> WorkflowHistory:
@@ -47,8 +53,32 @@ def test_there_are_histories_to_replay() -> None:
         "lock_lifecycle",
     } - set(HISTORIES_BY_NAME)
     assert not missing, f"tests/histories lacks {missing}: run scripts/record_histories.py"
-    sealed = {p.stem for p in SEALED_HISTORIES}
-    assert sealed == set(HISTORIES_BY_NAME), "run scripts/record_histories.py --sealed"
+    assert {g.name for g in GENERATIONS} >= {"sealed", "write_behind"}
+    for generation in GENERATIONS:
+        recorded = {p.stem for p in SEALED_HISTORIES if p.parent == generation}
+        assert recorded == set(HISTORIES_BY_NAME), (
+            f"run scripts/record_histories.py --into {generation.name}"
+        )
+
+
+def _patches(path: Path) -> set[str]:
+    """The patches a history's workflow ran with (its core_patch markers)."""
+    found = set()
+    for event in json.loads(path.read_text())["events"]:
+        details = event.get("markerRecordedEventAttributes", {}).get("details", {})
+        for payload in details.get("patch-data", {}).get("payloads", []):
+            found.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return found
+
+
+def test_the_newest_generation_runs_the_newest_paths() -> None:
+    """The write_behind histories are of the task that writes its read model behind and the
+    session that writes its ledger at its own phase (one patch each implies the older ones)."""
+    newest = FOLDER / "write_behind"
+    for stem in ("task_lifecycle", "task_governed"):
+        assert _patches(newest / f"{stem}.json") == {"task-write-behind"}, stem
+    for stem in ("session_lifecycle", "session_governed"):
+        assert _patches(newest / f"{stem}.json") == {"session-spread-flushes"}, stem
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
@@ -63,13 +93,15 @@ async def test_replays_without_nondeterminism(path: Path) -> None:
     assert result.replay_failure is None
 
 
-@pytest.mark.parametrize("path", SEALED_HISTORIES, ids=[p.stem for p in SEALED_HISTORIES])
+@pytest.mark.parametrize(
+    "path", SEALED_HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in SEALED_HISTORIES]
+)
 async def test_sealed_histories_replay_with_their_keys(path: Path) -> None:
     # A seal names its workflow: replayed under the id it ran with.
-    ids = json.loads((SEALED / "ids.json").read_text())
+    ids = json.loads((path.parent / "ids.json").read_text())
     history = WorkflowHistory.from_json(ids[path.stem], path.read_text())
     assert "tether-seal" in history.to_json()  # the messages in it were sealed
-    keys = json.loads((SEALED / "trust.json").read_text())
+    keys = json.loads((path.parent / "trust.json").read_text())
     trust = Trust({role: (parse_public(text),) for role, text in keys.items()})
     replayer = Replayer(
         workflows=WORKFLOWS,
