@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio import workflow  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
+from scripts.bare_worker import NoopWorkflow  # noqa: E402
 from scripts.throwaway import throwaway_stack  # noqa: E402
 from tether import client as api  # noqa: E402
 from tether import constants, seals  # noqa: E402
@@ -38,23 +38,6 @@ from tether.contracts import Report, SessionInput, ToolCall  # noqa: E402
 from tether.ops.runtime import run_and_exit  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.guard import MessageGuard  # noqa: E402
-
-
-@workflow.defn(sandboxed=False)
-class NoopWorkflow:
-    """The baseline: an update that does nothing, on the same server and worker process."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: self.count < 0)
-
-    @workflow.update
-    async def noop(self, _: int) -> int:
-        self.count += 1
-        return self.count
 
 
 def figures(samples: list[float]) -> tuple[float, float]:
@@ -91,12 +74,18 @@ async def main() -> int:
         gateway = sealed(client, stack.gateway)
         async with (
             build_worker(client, queue, stack.store, config, stack.keys),
-            Worker(bare, task_queue=noop_queue, workflows=[NoopWorkflow]),
+            Worker(
+                bare,
+                task_queue=noop_queue,
+                workflows=[NoopWorkflow],
+                workflow_runner=UnsandboxedWorkflowRunner(),
+            ),
             Worker(
                 bare,
                 task_queue=sealed_queue,
                 workflows=[NoopWorkflow],
                 interceptors=[MessageGuard(trust)],
+                workflow_runner=UnsandboxedWorkflowRunner(),
             ),
         ):
             await api.start_session(client, queue, SessionInput(agent="bench", runtime="sdk"))

@@ -19,8 +19,9 @@ from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
 from tether.names import GATEWAY_BIND, NAME_PATTERN
 
-# Workflows one worker process keeps in memory (TETHER_WORKFLOW_CACHE); the SDK's default is
-# 1,000, about 470 MB with 1,000 open tasks (scripts/bench_memory.py measures it).
+# Workflows one worker process keeps in memory (TETHER_WORKFLOW_CACHE). With 1,000 open tasks
+# and 100 sessions a worker holds 139 MB; with the SDK's default of 1,000 and the sandbox, 326 MB
+# (scripts/bench_memory.py).
 WORKFLOW_CACHE = 200
 
 

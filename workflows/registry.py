@@ -39,7 +39,7 @@ def sandbox() -> SandboxedWorkflowRunner:
 def workflow_runner(sandboxed: bool) -> WorkflowRunner:
     """How a worker runs workflow code (TETHER_WORKFLOW_SANDBOX). The sandbox catches workflow
     code that is not deterministic (a clock read, a random number, a file) the moment it runs,
-    at about twice the worker's CPU per workflow task and a copy of the workflow's modules per
+    at about 1.6 times the worker's CPU per task lifecycle and a copy of the workflow's modules per
     workflow (scripts/bench_tasks.py and bench_memory.py measure both). The test suite runs
     every workflow in it, and the recorded histories replay in it (tests/test_replay.py); a
     production worker runs the same code without it unless asked."""
