@@ -1,8 +1,9 @@
-"""Benchmark: the founder's read-only commands, as a new process each, against PostgreSQL holding
-1,000 tasks and 200 inbox items (issue 18's goal: `tether task list` and `tether inbox` p50
-<= 300 ms). Baselines from the same run, interleaved round by round: `python -c pass` (the
-interpreter alone) and `python -c "import temporalio.client"` (what the commands used to pay
-before anything else).
+"""Benchmark: the founder's read commands, as a new process each, against PostgreSQL holding
+1,000 tasks and 200 inbox items and 100 open sessions on a Temporal dev server with a worker
+process (issue 18's goal: `tether task list`, `tether inbox` and `tether status` p50 <= 300 ms).
+Baselines from the same run, interleaved round by round: `python -c pass` (the interpreter
+alone) and `python -c "import temporalio.client"` (what the commands used to pay before anything
+else).
 
     .venv/bin/python scripts/bench_cockpit.py [--rounds 15]
 """
@@ -11,21 +12,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from activities.store import Store, connect_pool, migrate
-from tether.contracts import InboxItem, ShellCheck, TaskSpec, TaskState, TaskView
-from tether.ops.stack import EmbeddedPostgres, free_port
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from activities.store import Store, connect_pool, migrate  # noqa: E402
+from scripts.throwaway import throwaway_stack, worker_processes  # noqa: E402
+from tether import client as api  # noqa: E402
+from tether.contracts import (  # noqa: E402
+    InboxItem,
+    SessionInput,
+    ShellCheck,
+    TaskSpec,
+    TaskState,
+    TaskView,
+)
+from tether.ops.runtime import run_and_exit  # noqa: E402
 
 TASKS = 1000
 ITEMS = 200
+SESSIONS = 100
 
 
 async def fill(url: str) -> None:
@@ -54,39 +66,56 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
-    rounds = parser.parse_args().rounds
-    with tempfile.TemporaryDirectory() as folder:
-        pg = EmbeddedPostgres(Path(folder) / "pg", port=free_port())
-        pg.start()
-        try:
-            asyncio.run(fill(pg.url))
-            env = {**os.environ, "DATABASE_URL": pg.url, "TETHER_HOME": folder}
+async def measure(rounds: int) -> dict[str, list[float]]:
+    """The commands against a stack with the tasks and inbox items in PostgreSQL and SESSIONS
+    open sessions (a worker process answers `tether status`'s live queries)."""
+    async with throwaway_stack() as stack:
+        await fill(stack.database_url)
+        queue = "cockpit"
+        agents = [f"agent-{n}" for n in range(SESSIONS)]
+        config = "".join(f'[[agents]]\nname = "{a}"\n' for a in agents)
+        async with worker_processes(stack, queue, config=config):
+            for n in range(0, SESSIONS, 20):
+                await asyncio.gather(
+                    *(
+                        api.start_session(stack.client, queue, SessionInput(agent=a, runtime="sdk"))
+                        for a in agents[n : n + 20]
+                    )
+                )
+            env = stack.worker_env(queue)
             py = sys.executable
             runs = {
                 "python -c pass": [py, "-c", "pass"],
                 "import temporalio.client": [py, "-c", "import temporalio.client"],
                 "tether task list --json": [py, "-m", "tether.cli", "task", "list", "--json"],
                 "tether inbox --json": [py, "-m", "tether.cli", "inbox", "--json"],
+                "tether status": [py, "-m", "tether.cli", "status"],
             }
             times: dict[str, list[float]] = {k: [] for k in runs}
             for _ in range(rounds):
                 for name, argv in runs.items():
-                    times[name].append(timed(argv, env))
-        finally:
-            pg.stop()
+                    times[name].append(await asyncio.to_thread(timed, argv, env))
+    return times
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=15)
+    rounds = parser.parse_args().rounds
+    times = await measure(rounds)
     base = statistics.median(times["python -c pass"])
-    print(f"The read-only commands ({TASKS} tasks, {ITEMS} inbox items; {rounds} rounds, p50):")
+    print(
+        f"The founder's read commands ({TASKS} tasks, {ITEMS} inbox items, {SESSIONS} open "
+        f"sessions; {rounds} rounds, p50):"
+    )
     for name, found in times.items():
         p50 = statistics.median(found)
         print(f"  {name:<28} {p50 * 1000:7.0f} ms   {p50 / base:5.1f}x the interpreter alone")
-    for name in ("tether task list --json", "tether inbox --json"):
+    for name in ("tether task list --json", "tether inbox --json", "tether status"):
         p50 = statistics.median(times[name]) * 1000
         print(f"  goal {name} <= 300 ms: {'met' if p50 <= 300 else 'NOT met'} ({p50:.0f} ms)")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_and_exit(main())
