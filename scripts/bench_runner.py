@@ -117,14 +117,7 @@ async def main() -> int:
             return state["script"](n, request)  # type: ignore[no-any-return]
 
         with ModelApi(script) as model:
-            env = {
-                "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
-                "ANTHROPIC_BASE_URL": model.url,
-                "ANTHROPIC_API_KEY": "sk-ant-bench-dummy",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "DISABLE_AUTOUPDATER": "1",
-                "IS_SANDBOX": "1",
-            }
+            env = model.claude_env(bin_dir)
             runner = AgentRunner(binary=str(BINARY), model=MODEL, env=env, home=str(claude_home))
             for agent in config.agents:
                 agent.run = runner

@@ -6,7 +6,6 @@ messages counted once."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +50,7 @@ async def test_the_agent_sdk_is_governed_by_tethers_hooks_and_its_spend_counted_
                 cli_path=str(BINARY),
                 model=MODEL,
                 permission_mode="bypassPermissions",
-                env={
-                    "HOME": str(tmp_path / "claude-home"),
-                    "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
-                    "ANTHROPIC_BASE_URL": model.url,
-                    "ANTHROPIC_API_KEY": "sk-ant-test-dummy",
-                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                    "DISABLE_AUTOUPDATER": "1",
-                    "IS_SANDBOX": "1",
-                },
+                env={"HOME": str(tmp_path / "claude-home"), **model.claude_env(bin_dir)},
             )
             async for message in query(prompt=f"{brief}\n\nRoll out api.", options=options):
                 messages.append(message)

@@ -25,8 +25,10 @@ from tests.support.runner import (
     claude_runner,
     processes_with,
     run_in_phase,
+    run_on_a_task,
     run_view,
     set_runner,
+    task_reaches,
 )
 from tests.support.sessions import running_team
 from tether import client as api
@@ -61,14 +63,7 @@ async def test_a_loop_in_a_run_ends_the_process_before_another_model_turn(
                 binary=str(BINARY),
                 model=MODEL,
                 home=str(tmp_path / "claude-home"),
-                env={
-                    "PATH": f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin",
-                    "ANTHROPIC_BASE_URL": model.url,
-                    "ANTHROPIC_API_KEY": "sk-ant-test-dummy",
-                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                    "DISABLE_AUTOUPDATER": "1",
-                    "IS_SANDBOX": "1",
-                },
+                env=model.claude_env(bin_dir),
                 stop_grace_seconds=2,
             )
             task_id = f"rollout-{devops.rsplit('-', 1)[1]}"
@@ -231,14 +226,9 @@ async def test_a_cost_pause_in_a_run_ends_the_process_the_same_way(
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         with ModelApi(turns) as model:
             analyst = claude_runner(team, "coder", model, tmp_path)
-            agent = next(a for a in team.config.agents if a.name == analyst)
-            agent.thresholds = {"cost_ceiling_usd": 0.10}
-            task_id = f"research-{analyst.rsplit('-', 1)[1]}"
-            spec = TaskSpec(id=task_id, title="Research", checks=[ShellCheck(command="true")])
-            await api.create_task(client, team.task_queue, spec)
-            await api.claim_task(client, task_id, analyst)
-            request = RunRequest(prompt="Research the competitors.", task_id=task_id)
-            await api.run_agent(client, team.task_queue, analyst, "claude-code", request)
+            task_id = await run_on_a_task(
+                client, team, analyst, "claude-code", "Research", "Research the competitors."
+            )
 
             view = await run_in_phase(
                 client, analyst, "stopped", "the cost pause to stop the run", 90
@@ -249,11 +239,7 @@ async def test_a_cost_pause_in_a_run_ends_the_process_the_same_way(
             assert view.run.stop_reason.startswith("held by Tether's governor: task")
             assert len(model.main_requests()) == 2, [r.turn for r in model.main_requests()]
 
-            async def paused() -> bool:
-                record = await team.store.get_task(task_id)
-                return record is not None and record.task.state == TaskState.PAUSED
-
-            await eventually(paused, "the task to be paused")
+            await task_reaches(team, task_id, TaskState.PAUSED)
 
 
 async def test_wake_runs_an_idle_agent_once_work_is_assigned_to_it(
@@ -557,14 +543,9 @@ async def test_a_command_runtimes_own_usage_is_counted_and_its_cost_pause_acts(
     )
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         agent = set_runner(team, "coder", "command", command=program, usage="stream-json")
-        found = next(a for a in team.config.agents if a.name == agent)
-        found.thresholds = {"cost_ceiling_usd": 0.10}
-        task_id = f"draft-{agent.rsplit('-', 1)[1]}"
-        spec = TaskSpec(id=task_id, title="Draft", checks=[ShellCheck(command="true")])
-        await api.create_task(client, team.task_queue, spec)
-        await api.claim_task(client, task_id, agent)
-        request = RunRequest(prompt="Draft the launch post.", task_id=task_id)
-        await api.run_agent(client, team.task_queue, agent, "command", request)
+        task_id = await run_on_a_task(
+            client, team, agent, "command", "Draft", "Draft the launch post."
+        )
 
         view = await run_in_phase(
             client, agent, "stopped", "the stream's own spend to pause the task", 60
@@ -579,11 +560,7 @@ async def test_a_command_runtimes_own_usage_is_counted_and_its_cost_pause_acts(
         assert 0.12 < view.governor.cost_usd <= 0.0606 * messages + 1e-9
         assert messages <= 6, f"the process went on for {messages} messages after the pause"
 
-        async def paused() -> bool:
-            record = await team.store.get_task(task_id)
-            return record is not None and record.task.state == TaskState.PAUSED
-
-        await eventually(paused, "the task to be paused")
+        await task_reaches(team, task_id, TaskState.PAUSED)
 
 
 async def test_the_runtimes_own_figures_and_the_hooks_count_a_claude_code_run_once(

@@ -139,11 +139,7 @@ class ClaudeCode:
     def environment(self, **extra: str) -> dict[str, str]:
         return clean_environment(
             HOME=str(self.home),
-            ANTHROPIC_BASE_URL=self.model.url,
-            ANTHROPIC_API_KEY="sk-ant-test-dummy",
-            CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-            DISABLE_AUTOUPDATER="1",
-            IS_SANDBOX="1",
+            **self.model.claude_env(),
             TETHER_HOME=str(self.tether_home),
             # The agent's identity and its only door into Tether: no Temporal, no database.
             TETHER_GATEWAY_URL=self.gateway,

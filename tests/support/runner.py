@@ -4,18 +4,18 @@ what is left of their processes."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 
 from tests.support.claude_code import BINARY
+from tests.support.helpers import eventually
 from tests.support.model_api import MODEL, ModelApi
 from tests.support.sessions import Team
 from tether import client as api
 from tether.config import AgentRunner
-from tether.contracts import SessionView
+from tether.contracts import RunRequest, SessionView, ShellCheck, TaskSpec, TaskState
 
 
 def set_runner(team: Team, role: str, runtime: str, **run: Any) -> str:
@@ -82,13 +82,33 @@ def claude_runner(team: Team, role: str, model: ModelApi, tmp_path: Path, **more
         binary=str(BINARY),
         model=MODEL,
         home=str(tmp_path / "claude-home"),
-        env={
-            "PATH": f"{tmp_path / 'bin'}:{Path(sys.executable).parent}:/usr/bin:/bin",
-            "ANTHROPIC_BASE_URL": model.url,
-            "ANTHROPIC_API_KEY": "sk-ant-test-dummy",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_AUTOUPDATER": "1",
-            "IS_SANDBOX": "1",
-        },
+        env=model.claude_env(tmp_path / "bin"),
         **more,
     )
+
+
+async def run_on_a_task(
+    client: Client, team: Team, agent: str, runtime: str, title: str, prompt: str
+) -> str:
+    """Give `agent` a cost ceiling of $0.10, a task of its own claimed, and start its process
+    on it; the task's id."""
+    found = next(a for a in team.config.agents if a.name == agent)
+    found.thresholds = {"cost_ceiling_usd": 0.10}
+    task_id = f"{title.lower()}-{agent.rsplit('-', 1)[1]}"
+    spec = TaskSpec(id=task_id, title=title, checks=[ShellCheck(command="true")])
+    await api.create_task(client, team.task_queue, spec)
+    await api.claim_task(client, task_id, agent)
+    await api.run_agent(
+        client, team.task_queue, agent, runtime, RunRequest(prompt=prompt, task_id=task_id)
+    )
+    return task_id
+
+
+async def task_reaches(team: Team, task_id: str, state: TaskState) -> None:
+    """Wait until the read model has the task in `state`."""
+
+    async def reached() -> bool:
+        record = await team.store.get_task(task_id)
+        return record is not None and record.task.state == state
+
+    await eventually(reached, f"task {task_id} to be {state}")

@@ -108,14 +108,7 @@ class RuntimeDemo(Demo):
             binary=str(self.claude),
             model=MODEL,
             home=str(self.home),
-            env={
-                "PATH": f"{self.bin}:{Path(sys.executable).parent}:/usr/bin:/bin",
-                "ANTHROPIC_BASE_URL": model.url,
-                "ANTHROPIC_API_KEY": "sk-ant-demo-offline",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "DISABLE_AUTOUPDATER": "1",
-                "IS_SANDBOX": "1",
-            },
+            env=model.claude_env(self.bin),
             stop_grace_seconds=2,
         )
         return agent.name

@@ -17,11 +17,13 @@ message_stop).
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 MODEL = "claude-sonnet-4-5"
@@ -147,6 +149,21 @@ class ModelApi:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_port}"
+
+    def claude_env(self, bin_dir: Path | None = None) -> dict[str, str]:
+        """What Claude Code needs to run headless against this server, offline: its base URL,
+        a dummy key, no update checks or telemetry. With `bin_dir`: a PATH of that folder, this
+        Python's (for `tether`) and the system's."""
+        env = {
+            "ANTHROPIC_BASE_URL": self.url,
+            "ANTHROPIC_API_KEY": "sk-ant-offline-dummy",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "IS_SANDBOX": "1",
+        }
+        if bin_dir is not None:
+            env["PATH"] = f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin"
+        return env
 
     def __enter__(self) -> ModelApi:
         self._thread.start()
