@@ -8,7 +8,6 @@ cooldown), deploy_audit, cost_ledger and tool_calls.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -17,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from activities import reads
 from tether.contracts import (
     CredentialStatus,
     InboxItem,
@@ -57,18 +57,11 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
 async def connect_pool(dsn: str) -> asyncpg.Pool:
     try:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, init=_init_connection)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, init=reads.init_connection)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise TetherError(
-            f"cannot connect to PostgreSQL ({exc}); start it with `tether up` or set DATABASE_URL "
-            "to a reachable server"
-        ) from exc
+        raise reads.cannot_connect(exc) from exc
     assert pool is not None
     return pool
 
@@ -179,13 +172,7 @@ class Store:
     async def list_tasks(
         self, state: TaskState | None = None, assignee: str | None = None
     ) -> list[TaskView]:
-        rows = await self.pool.fetch(
-            """SELECT * FROM tasks
-               WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR assignee = $2)
-               ORDER BY created_at, id""",
-            state.value if state else None,
-            assignee,
-        )
+        rows = await reads.task_rows(self.pool, state.value if state else None, assignee)
         return [_view(r) for r in rows]
 
     async def get_task(self, task_id: str) -> TaskRecord | None:
@@ -457,12 +444,8 @@ class Store:
         )
 
     async def inbox(self, include_cleared: bool = False) -> list[InboxItem]:
-        rows = await self.pool.fetch(
-            """SELECT id, key, kind, subject, title, detail, action, created_at, cleared_at
-               FROM inbox WHERE $1 OR cleared_at IS NULL ORDER BY created_at DESC, id DESC""",
-            include_cleared,
-        )
-        return [InboxItem.model_validate(dict(r)) for r in rows]
+        rows = await reads.inbox_rows(self.pool, include_cleared)
+        return [InboxItem.model_validate(reads.inbox_fields(r)) for r in rows]
 
     async def inbox_item(self, item_id: int) -> InboxItem | None:
         row = await self.pool.fetchrow(
@@ -470,7 +453,7 @@ class Store:
                FROM inbox WHERE id = $1""",
             item_id,
         )
-        return InboxItem.model_validate(dict(row)) if row is not None else None
+        return InboxItem.model_validate(reads.inbox_fields(row)) if row is not None else None
 
     async def acknowledge(self, ids: list[int]) -> list[int]:
         """Clear the given notices (items without an action); returns the ids cleared. An item
@@ -940,19 +923,4 @@ class Store:
 
 
 def _view(row: Any) -> TaskView:
-    return TaskView.model_validate(
-        {
-            "spec": row["spec"],
-            "state": row["state"],
-            "assignee": row["assignee"],
-            "created_at": row["created_at"],
-            "updated_at": row["updated_at"],
-            "hold_reason": row["hold_reason"],
-            "held_from": row["held_from"],
-            "held_by": row["held_by"],
-            "last_note": row["last_note"],
-            "last_evidence": row["last_evidence"],
-            "submissions": row["submissions"],
-            "seq": row["seq"],
-        }
-    )
+    return TaskView.model_validate(reads.task_fields(row))

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from temporalio.client import Client
 
 from activities.notify import start_delivery
-from tests.support.cli import tether
+from tests.support.cli import cli, tether
 from tests.support.helpers import FakeForge, Webhook, eventually, history_text
 from tests.support.sessions import REJECTED_TOKEN, TOKEN_ENV, running_team
 from tether import client as api
@@ -191,28 +193,71 @@ async def test_inbox_lists_one_command_per_item_and_done_clears_notices(
         await pool.close()
 
 
-async def test_the_read_only_commands_answer_from_postgresql_without_the_temporal_sdk(
+async def test_task_list_and_inbox_answer_from_postgresql_alone_with_the_models_json(
     fresh_db: str, tmp_path: Path
 ) -> None:
-    """`tether task list` and `tether inbox` read PostgreSQL only: they import no Temporal SDK
-    (half a second of every command before), and still answer with what is there."""
-    import sys
-
+    """`tether task list` and `tether inbox` read PostgreSQL without importing pydantic or the
+    Temporal SDK (a third of the full CLI's start-up), and still print exactly what the
+    contracts would: every field, in order, for tasks and items of every shape."""
     from activities.store import Store, connect_pool, migrate
     from tests.support.helpers import clean_environment
-    from tether.contracts import InboxItem, ShellCheck, TaskRecord, TaskSpec, TaskView
+    from tether.contracts import CheckEvidence, InboxItem, ShellCheck, TaskSpec, TaskState, TaskView
 
+    now = datetime.now(UTC)
     pool = await connect_pool(fresh_db)
     try:
         await migrate(pool)
         store = Store(pool)
-        spec = TaskSpec(id="fast-1", title="Read me fast", checks=[ShellCheck(command="true")])
-        await store.post_inbox(InboxItem(key="k1", kind="overlap", subject="x", title="look"))
-        del TaskRecord, TaskView, spec  # tasks come from the task workflows; the inbox suffices
+        plain = TaskView(
+            spec=TaskSpec(id="fast-1", title="Read me fast", checks=[ShellCheck(command="true")]),
+            created_at=now,
+            updated_at=now,
+        )
+        held = TaskView(
+            spec=TaskSpec(
+                id="fast-2",
+                title="Held, with evidence",
+                description="every field set",
+                checks=[ShellCheck(command="false", name="fails")],
+            ),
+            state=TaskState.PAUSED,
+            assignee="coder",
+            created_at=now + timedelta(seconds=1),
+            updated_at=now.replace(microsecond=0) + timedelta(seconds=2),
+            hold_reason="cost above 5x the rolling average",
+            held_from=TaskState.CLAIMED,
+            held_by="tether",
+            last_note="it works on my machine",
+            last_evidence=[
+                CheckEvidence(
+                    index=0, name="fails", kind="shell", passed=False, summary="exit 1",
+                    started_at=now, exit_code=1, output_excerpt="no",
+                )
+            ],
+            submissions=1,
+            seq=4,
+        )  # fmt: skip
+        for view in (plain, held):
+            await store.record(view, [])
+        notice, _ = await store.post_inbox(
+            InboxItem(key="k1", kind="overlap", subject="x", title="look", detail={"see": "a"})
+        )
+        await store.post_inbox(
+            InboxItem(key="k2", kind="cost_paused", subject="y", title="act", action="tether go")
+        )
+        await store.post_inbox(InboxItem(key="k3", kind="overlap", subject="z", title="seen"))
+        await store.acknowledge([notice + 2])
+        tasks = [v.model_dump(mode="json") for v in await store.list_tasks()]
+        items = [
+            {**i.model_dump(mode="json"), "command": i.command}
+            for i in await store.inbox(include_cleared=True)
+        ]
     finally:
         await pool.close()
+
     env = clean_environment(DATABASE_URL=fresh_db, TETHER_HOME=str(tmp_path / "home"))
-    for args in (["task", "list", "--json"], ["inbox", "--json"]):
+
+    async def read(*args: str) -> tuple[str, list[str]]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-X", "importtime", "-m", "tether.cli", *args,
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -220,6 +265,43 @@ async def test_the_read_only_commands_answer_from_postgresql_without_the_tempora
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()[-2000:]
         imported = [line.rsplit("|", 1)[-1].strip() for line in err.decode().splitlines()]
-        assert not [m for m in imported if m.startswith("temporalio")], args
-        assert out.strip()
-    assert json.loads(out)[0]["title"] == "look"
+        heavy = [m for m in imported if m.startswith(("temporalio", "pydantic"))]
+        assert not heavy, (args, heavy[:5])
+        return out.decode(), imported
+
+    out, _ = await read("task", "list", "--json")
+    assert json.loads(out) == tasks
+    assert [list(t) for t in json.loads(out)] == [list(t) for t in tasks]  # the same order
+    out, _ = await read("task", "list", "--json", "--state", "paused", "--agent", "coder")
+    assert [t["spec"]["id"] for t in json.loads(out)] == ["fast-2"]
+    out, _ = await read("task", "list")
+    assert out.splitlines()[1:] == [
+        "fast-1                   open       -              Read me fast",
+        "fast-2                   paused     coder          Held, with evidence",
+    ]
+    out, _ = await read("inbox", "--json", "--all")
+    assert json.loads(out) == items
+    out, _ = await read("inbox", "--json")
+    assert [i["title"] for i in json.loads(out)] == ["act", "look"]
+    out, _ = await read("inbox")
+    lines = out.splitlines()
+    assert lines[0].startswith(f"#{notice + 1} ") and lines[0].endswith("[cost_paused] act")
+    assert lines[1:2] == ["    -> tether go"]
+    assert lines[2].startswith(f"#{notice} ") and lines[2].endswith("[overlap] look")
+    assert lines[3:] == [f"    -> tether inbox done {notice}", "       see: a"]
+
+    # Words these commands do not take get the full CLI's own answer, not a second parser's.
+    wrong = await cli(env, "inbox", "bogus")
+    assert wrong[0] == 2 and "invalid choice: 'bogus'" in wrong[2]
+    wrong = await cli(env, "task", "list", "--state", "bogus")
+    assert wrong[0] == 2 and "invalid choice: 'bogus'" in wrong[2]
+
+
+def test_the_read_commands_plain_forms_name_every_field_of_the_contracts() -> None:
+    """What `activities/reads.py` writes without pydantic is the contracts' field list."""
+    from activities import reads
+    from tether.contracts import InboxItem, TaskState, TaskView
+
+    assert tuple(TaskView.model_fields) == reads.TASK_VIEW_FIELDS
+    assert tuple(InboxItem.model_fields) == reads.INBOX_FIELDS
+    assert tuple(s.value for s in TaskState) == reads.TASK_STATES

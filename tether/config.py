@@ -18,6 +18,7 @@ from tether import names as constants
 from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
 from tether.names import GATEWAY_BIND, NAME_PATTERN
+from tether.ops.stackfile import home_from_env
 
 # Workflows one worker process keeps in memory (TETHER_WORKFLOW_CACHE). With 1,000 open tasks
 # and 100 sessions a worker holds 139 MB; with the SDK's default of 1,000 and the sandbox, 326 MB
@@ -552,7 +553,7 @@ class Settings(Model):
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        home = Path(env.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
+        home = home_from_env(env)
         config = env.get("TETHER_CONFIG")
         if config:
             config_path: Path | None = Path(config).expanduser()

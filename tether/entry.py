@@ -13,6 +13,9 @@ def main() -> None:
 
         sys.stdout.flush()
         raise SystemExit(hook_main(argv[1:]))
+    from tether.cli.cockpit import main as read_main
+
+    read_main(argv)  # `task list` and `inbox` end here, without pydantic or the Temporal SDK
     from tether.cli.main import main as cli_main
 
     cli_main(argv)

@@ -7,6 +7,8 @@ workflows and the committed replay histories.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 DEFAULT_TASK_QUEUE = "tether"
 DEFAULT_NAMESPACE = "default"
 
@@ -79,3 +81,16 @@ def deploy_lane(service: str, environment: str = "staging") -> str:
 def lock_workflow_id(service: str, environment: str = "staging") -> str:
     """One lock per service and environment: the workflow id carries the rule."""
     return f"{LOCK_WORKFLOW_ID_PREFIX}{deploy_lane(service, environment)}"
+
+
+def inbox_command(action: str, item_id: int | None) -> str:
+    """The one command that acts on an inbox item: its own, or acknowledging a notice."""
+    if action:
+        return action
+    return f"tether inbox done {item_id}" if item_id is not None else ""
+
+
+def inbox_see(detail: Mapping[str, object]) -> str:
+    """Where to read more about an inbox notice (`detail["see"]`)."""
+    value = detail.get("see")
+    return value if isinstance(value, str) else ""

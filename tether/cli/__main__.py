@@ -1,5 +1,3 @@
-import sys
+from tether.entry import main
 
-from tether.cli.main import main
-
-main(sys.argv[1:])
+main()

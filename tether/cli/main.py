@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from tether import names as constants
+from tether.cli import cockpit
 from tether.cli.taskfile import (
     EXAMPLE_TASK,
     artifact_from_flag,
@@ -45,7 +46,6 @@ from tether.contracts import (
     StopInput,
     SubmitResult,
     TaskRecord,
-    TaskState,
     TaskView,
 )
 from tether.errors import TetherError
@@ -88,8 +88,7 @@ async def connect(*args: Any, **kw: Any) -> Client:
 ARTIFACT_FORMS = "url:URL | file:PATH | deploy:SERVICE | commit:REPO[@BRANCH][:PATH]"
 
 
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+_print_json = cockpit.print_json
 
 
 def _mark(passed: bool) -> str:
@@ -210,23 +209,9 @@ async def _opened_store(settings: Settings) -> AsyncIterator[Any]:
 
 
 async def cmd_task_list(args: argparse.Namespace, settings: Settings) -> int:
-    store = await _store(settings)
-    try:
-        tasks = await store.list_tasks(
-            state=TaskState(args.state) if args.state else None, assignee=args.agent
-        )
-    finally:
-        await store.pool.close()
-    if args.json:
-        _print_json([t.model_dump(mode="json") for t in tasks])
-        return 0
-    if not tasks:
-        print("no tasks")
-        return 0
-    print(f"{'ID':<24} {'STATE':<10} {'ASSIGNEE':<14} TITLE")
-    for t in tasks:
-        print(f"{t.spec.id:<24} {t.state:<10} {t.assignee or '-':<14} {t.spec.title}")
-    return 0
+    from tether.ops.stackfile import database_url
+
+    return await cockpit.task_list(args, database_url(settings))
 
 
 async def cmd_task_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -770,31 +755,26 @@ def _decide(decision: str) -> Callable[[argparse.Namespace, Settings], Awaitable
 
 
 async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.cli.render import render_inbox, stdout_colour
+    if args.inbox_command != "done":
+        from tether.ops.stackfile import database_url
 
+        return await cockpit.inbox(args, database_url(settings))
     store = await _store(settings)
     try:
-        if args.inbox_command == "done":
-            cleared = await store.acknowledge(args.ids)
-            if cleared:
-                print("cleared " + ", ".join(f"#{i}" for i in cleared))
-            refused = sorted(set(args.ids) - set(cleared))
-            for item_id in refused:
-                item = await store.inbox_item(item_id)
-                if item is not None and item.cleared_at is None:
-                    why = f"it is cleared by acting on it: {item.command}"
-                else:
-                    why = "not open (already cleared, or no such item); see `tether inbox --all`"
-                print(f"#{item_id}: {why}", file=sys.stderr)
-            return 3 if refused else 0
-        items = await store.inbox(include_cleared=args.all)
+        cleared = await store.acknowledge(args.ids)
+        if cleared:
+            print("cleared " + ", ".join(f"#{i}" for i in cleared))
+        refused = sorted(set(args.ids) - set(cleared))
+        for item_id in refused:
+            item = await store.inbox_item(item_id)
+            if item is not None and item.cleared_at is None:
+                why = f"it is cleared by acting on it: {item.command}"
+            else:
+                why = "not open (already cleared, or no such item); see `tether inbox --all`"
+            print(f"#{item_id}: {why}", file=sys.stderr)
+        return 3 if refused else 0
     finally:
         await store.pool.close()
-    if args.json:
-        _print_json([{**i.model_dump(mode="json"), "command": i.command} for i in items])
-    else:
-        print(render_inbox(items, stdout_colour(args.color)))
-    return 0
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -948,13 +928,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 # --- parser -----------------------------------------------------------------------------------
 
 
-def _colour_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour on a terminal, plain when piped (auto); NO_COLOR is honoured",
-    )
+_colour_option = cockpit.colour_option
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1066,10 +1040,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_task_create)
 
-    p = tsub.add_parser("list", help="list tasks")
-    p.add_argument("--state", choices=[s.value for s in TaskState])
-    p.add_argument("--agent", help="only tasks assigned to this agent")
-    p.add_argument("--json", action="store_true")
+    p = tsub.add_parser("list", help=cockpit.TASK_LIST_HELP)
+    cockpit.add_task_list_arguments(p)
     p.set_defaults(func=cmd_task_list)
 
     p = tsub.add_parser("show", help="a task with its checks, evidence and history")
@@ -1210,12 +1182,8 @@ def build_parser() -> argparse.ArgumentParser:
     _colour_option(p)
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser(
-        "inbox", help="what waits for the founder, newest first, each with its one command"
-    )
-    p.add_argument("--all", action="store_true", help="include cleared items")
-    p.add_argument("--json", action="store_true")
-    _colour_option(p)
+    p = sub.add_parser("inbox", help=cockpit.INBOX_HELP)
+    cockpit.add_inbox_arguments(p)
     p.set_defaults(func=cmd_inbox, inbox_command=None)
     isub = p.add_subparsers(dest="inbox_command", metavar="ACTION")
     done = isub.add_parser("done", help="acknowledge notices: tether inbox done ID [ID ...]")

@@ -5,16 +5,32 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from tether.contracts import (
-    InboxItem,
-    SessionState,
-)
-
-if TYPE_CHECKING:  # the inbox and task list render without importing the Temporal SDK
+if TYPE_CHECKING:  # the inbox renders without pydantic or the Temporal SDK (cli/cockpit.py)
     from tether.client.budgets import BudgetLine
     from tether.client.status import StatusReport
+
+
+class InboxEntry(Protocol):
+    """What the inbox shows of an item: InboxItem, or a row read without pydantic."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def cleared_at(self) -> datetime | None: ...
+    @property
+    def command(self) -> str: ...
+    @property
+    def see(self) -> str: ...
 
 
 def use_colour(stream: TextIO, choice: str = "auto") -> bool:
@@ -115,8 +131,8 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
                 a.agent,
                 state(a.session.value) if a.session else "-",
                 a.task_id or "-",
-                _pct(a.context_pct) if a.session != SessionState.ENDED else "-",
-                _usd(a.cost_usd) if a.session != SessionState.ENDED else "-",
+                _pct(a.context_pct) if a.session != "ended" else "-",
+                _usd(a.cost_usd) if a.session != "ended" else "-",
                 pseudo,
                 a.run or "-",
                 paint(note, "red") if (a.hold or a.blocker) else note,
@@ -197,7 +213,7 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
     return "\n".join(lines)
 
 
-def render_inbox(items: list[InboxItem], colour: bool = False) -> str:
+def render_inbox(items: Sequence[InboxEntry], colour: bool = False) -> str:
     paint = _Paint(colour)
     if not items:
         return "inbox is empty: nothing waits for you"

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, JsonValue
 
 from tether.contracts.base import Model
+from tether.names import inbox_command, inbox_see
 
 
 class ClearInboxInput(Model):
@@ -49,15 +50,12 @@ class InboxItem(Model):
     @property
     def command(self) -> str:
         """The one command that acts on the item: its own, or acknowledging it."""
-        if self.action:
-            return self.action
-        return f"tether inbox done {self.id}" if self.id is not None else ""
+        return inbox_command(self.action, self.id)
 
     @property
     def see(self) -> str:
         """Where to read more, for a notice (`detail["see"]`)."""
-        value = self.detail.get("see")
-        return value if isinstance(value, str) else ""
+        return inbox_see(self.detail)
 
 
 class DeliveryInput(Model):

@@ -11,9 +11,6 @@ from collections.abc import Coroutine
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import ValidationError
-
-from tether.config import describe_validation_error
 from tether.errors import TetherError
 
 # Libraries whose INFO lines are theirs, not the founder's (httpx logs every request): at WARNING
@@ -92,8 +89,9 @@ def mask_url(url: str) -> str:
 
 
 def _flush_tracing() -> None:
-    from opentelemetry import trace
-
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:  # no tracer was set up in this process: nothing to flush
+        return
     provider = trace.get_tracer_provider()
     shutdown = getattr(provider, "shutdown", None)
     if callable(shutdown):
@@ -112,22 +110,26 @@ def run_and_exit(main: Coroutine[Any, Any, int]) -> NoReturn:
     except TetherError as exc:
         print(f"tether: {exc}", file=sys.stderr)
         code = exc.exit_code
-    except ValidationError as exc:
-        # Arguments the contracts refuse (an invalid agent or service name, say).
-        problem = describe_validation_error(exc, "this command's input")
-        print(f"tether: {problem}", file=sys.stderr)
-        code = 2
     except BrokenPipeError:
         code = _BROKEN_PIPE
     except KeyboardInterrupt:
         code = 130
     except Exception as exc:
-        # A request Temporal refused outright (too large, say): one line, what it said. (The
-        # class is looked up here: the read-only commands never import the Temporal SDK.)
+        # The classes are looked up here: the read-only commands import neither pydantic nor
+        # the Temporal SDK, and an error of a module not imported cannot have been raised.
+        invalid = sys.modules.get("pydantic_core")
         rpc = sys.modules.get("temporalio.service")
-        if rpc is None or not isinstance(exc, rpc.RPCError):
+        if invalid is not None and isinstance(exc, invalid.ValidationError):
+            # Arguments the contracts refuse (an invalid agent or service name, say).
+            from tether.config import describe_validation_error
+
+            problem = describe_validation_error(exc, "this command's input")
+            print(f"tether: {problem}", file=sys.stderr)
+        elif rpc is not None and isinstance(exc, rpc.RPCError):
+            # A request Temporal refused outright (too large, say): one line, what it said.
+            print(f"tether: Temporal refused the request: {exc.message[:300]}", file=sys.stderr)
+        else:
             raise
-        print(f"tether: Temporal refused the request: {exc.message[:300]}", file=sys.stderr)
         code = 2
     _flush_tracing()
     try:

@@ -1,15 +1,24 @@
 """Where a running `tether up` said its servers are (stack.json under TETHER_HOME), and the
 addresses a command uses: the environment first, then that file. Light on purpose: the
-read-only commands import this, not the Temporal SDK."""
+read-only commands import this, and neither pydantic nor the Temporal SDK."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tether.config import Settings
 from tether.errors import TetherError
+
+if TYPE_CHECKING:
+    from tether.config import Settings
+
+
+def home_from_env(env: Mapping[str, str]) -> Path:
+    """TETHER_HOME, else ~/.tether: where tether.toml, the keys and stack.json live."""
+    return Path(env.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
 
 
 def stack_file(home: Path) -> Path:
@@ -42,9 +51,14 @@ def temporal_address(settings: Settings) -> str:
 
 
 def database_url(settings: Settings) -> str:
-    if settings.database_url:
-        return settings.database_url
-    stack = read_stack_file(settings.home) or {}
+    return database_url_from(settings.database_url, settings.home)
+
+
+def database_url_from(configured: str | None, home: Path) -> str:
+    """DATABASE_URL when set, else the database of the `tether up` running under `home`."""
+    if configured:
+        return configured
+    stack = read_stack_file(home) or {}
     url = stack.get("database_url")
     if not url:
         raise TetherError(

@@ -1,0 +1,120 @@
+"""The founder's read commands that answer from PostgreSQL alone: `tether task list` and
+`tether inbox`. They import neither pydantic nor the Temporal SDK (`tether.entry` sends them here
+before the rest of the CLI is imported), so they answer in about a third of the time the full
+CLI takes to start (scripts/bench_cockpit.py).
+
+There is one implementation: the full CLI's parser takes these commands' arguments from here and
+runs these same functions, so a command behaves the same however it was reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from activities import reads
+from tether.ops.stackfile import database_url_from, home_from_env
+
+
+def colour_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour on a terminal, plain when piped (auto); NO_COLOR is honoured",
+    )
+
+
+def add_task_list_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state", choices=reads.TASK_STATES)
+    p.add_argument("--agent", help="only tasks assigned to this agent")
+    p.add_argument("--json", action="store_true")
+
+
+def add_inbox_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true", help="include cleared items")
+    p.add_argument("--json", action="store_true")
+    colour_option(p)
+
+
+TASK_LIST_HELP = "list tasks"
+INBOX_HELP = "what waits for the founder, newest first, each with its one command"
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+async def task_list(args: argparse.Namespace, dsn: str) -> int:
+    conn = await reads.connect(dsn)
+    try:
+        rows = await reads.task_rows(conn, args.state, args.agent)
+    finally:
+        await conn.close()
+    if args.json:
+        print_json([reads.task_json(r) for r in rows])
+        return 0
+    if not rows:
+        print("no tasks")
+        return 0
+    lines = [reads.TASK_LIST_HEADER]
+    lines += [reads.task_line(r["id"], r["state"], r["assignee"], r["title"]) for r in rows]
+    print("\n".join(lines))
+    return 0
+
+
+async def inbox(args: argparse.Namespace, dsn: str) -> int:
+    from tether.cli.render import render_inbox, stdout_colour
+
+    conn = await reads.connect(dsn)
+    try:
+        rows = await reads.inbox_rows(conn, include_cleared=args.all)
+    finally:
+        await conn.close()
+    if args.json:
+        print_json([reads.inbox_json(r) for r in rows])
+    else:
+        print(render_inbox([reads.InboxRow(r) for r in rows], stdout_colour(args.color)))
+    return 0
+
+
+def _parser(words: list[str]) -> argparse.ArgumentParser | None:
+    """The parser for a read command this module answers on its own, or None: `--help` and
+    every other command go to the full CLI (which has the same arguments, from here)."""
+    if "-h" in words or "--help" in words:
+        return None
+    if words[:2] == ["task", "list"]:
+        p = argparse.ArgumentParser(prog="tether task list", description=TASK_LIST_HELP)
+        add_task_list_arguments(p)
+        p.set_defaults(func=task_list, skip=2)
+        return p
+    if words[:1] == ["inbox"] and "done" not in words[1:]:
+        p = argparse.ArgumentParser(prog="tether inbox", description=INBOX_HELP)
+        add_inbox_arguments(p)
+        p.set_defaults(func=inbox, skip=1)
+        return p
+    return None
+
+
+def main(argv: list[str]) -> None:
+    """Answer `argv` here when it is one of these read commands; else return, and the caller
+    runs the full CLI (which also says what is wrong with words these parsers do not know)."""
+    parser = _parser(argv)
+    if parser is None:
+        return
+    args, unknown = parser.parse_known_args(argv[parser.get_default("skip") :])
+    if unknown:
+        return
+    from tether.ops.runtime import run_and_exit
+
+    async def run() -> int:
+        env = os.environ
+        dsn = database_url_from(env.get("DATABASE_URL") or None, home_from_env(env))
+        code: int = await args.func(args, dsn)
+        return code
+
+    sys.stdout.flush()
+    run_and_exit(run())
