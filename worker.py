@@ -100,6 +100,7 @@ def build_worker(
             sessions.check_artifact,
             sessions.notify_founder,
             sessions.record_session,
+            sessions.record_figures,
             sessions.clear_credential_blockers,
             sessions.clear_inbox_items,
             sessions.remind_expiring_credentials,

@@ -404,7 +404,13 @@ class DeployActivities:
     @escalating
     async def audit(self, inp: AuditInput) -> None:
         await self.store.audit(
-            inp.deployment_id, inp.service, inp.kind, inp.actor, dict(inp.detail), inp.at
+            inp.deployment_id,
+            inp.service,
+            inp.kind,
+            inp.actor,
+            dict(inp.detail),
+            inp.at,
+            line=inp.line,
         )
 
     @activity.defn

@@ -165,3 +165,110 @@ def _json_value(value: Any) -> Any:
         text = value.isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
     return value
+
+
+# --- the status -------------------------------------------------------------------------------
+
+# Tasks the status lists: every task not closed, and those closed in the last week.
+TASK_SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "state",
+    "assignee",
+    "held_by",
+    "hold_reason",
+    "artifact",
+    "created_at",
+    "updated_at",
+)
+
+
+async def task_summary_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    """Every task not closed, and those closed in the last week: the brief's and the status's
+    view of the work (TaskSummary's fields), oldest first."""
+    return await conn.fetch(
+        """SELECT id, title, state, assignee, held_by, hold_reason,
+                  spec->'artifact' AS artifact, created_at, updated_at
+           FROM tasks
+           WHERE state NOT IN ('done', 'cancelled') OR updated_at > now() - interval '7 days'
+           ORDER BY created_at, id"""
+    )
+
+
+async def latest_session_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    """Each agent's most recent session, with the figures it keeps in its row."""
+    return await conn.fetch(
+        """SELECT DISTINCT ON (agent) agent, runtime, state, task_id, started_at, ended_at,
+                  end_reason, blocker, pseudo_work, figures, figures_at, process_started
+           FROM sessions ORDER BY agent, started_at DESC"""
+    )
+
+
+async def status_rows(conn: asyncpg.Connection | asyncpg.Pool, since: datetime) -> dict[str, Any]:
+    """Everything `tether status` shows but the budgets, from PostgreSQL alone: one round trip
+    per table, on one connection (`since`: the oldest deployment shown)."""
+    return {
+        "sessions": await latest_session_rows(conn),
+        "ended": await conn.fetch(
+            """SELECT agent, count(*) FILTER (WHERE pseudo_work) AS flagged, count(*) AS ended
+               FROM sessions WHERE state = 'ended' GROUP BY agent ORDER BY agent"""
+        ),
+        "task_counts": await conn.fetch("SELECT state, count(*) AS n FROM tasks GROUP BY state"),
+        "tasks": await task_summary_rows(conn),
+        "pseudo_work": await pseudo_work_rows(conn),
+        "credentials": await conn.fetch(
+            "SELECT name, ok, reason, expires_at FROM credential_status ORDER BY name"
+        ),
+        "deployments": await conn.fetch(
+            """SELECT deployment_id, service, environment, state, ref, commit, agent, reason,
+                      requested_at, queued, holds_lock
+               FROM deployments WHERE requested_at > $1
+               ORDER BY requested_at DESC, deployment_id LIMIT 50""",
+            since,
+        ),
+        "running": await running_rows(conn),
+        "inbox_open": await conn.fetchval("SELECT count(*) FROM inbox WHERE cleared_at IS NULL"),
+        "refused_total": await conn.fetchval("SELECT count(*) FROM refused_messages"),
+        "refused": await refusal_rows(conn, 5),
+    }
+
+
+async def pseudo_work_rows(
+    conn: asyncpg.Connection | asyncpg.Pool, days: int = 7
+) -> list[asyncpg.Record]:
+    """Sessions flagged as pseudo-work in the last `days`, newest first."""
+    return await conn.fetch(
+        """SELECT agent, task_id, ended_at, end_reason, artifact_result
+           FROM sessions
+           WHERE pseudo_work AND ended_at > now() - make_interval(days => $1)
+           ORDER BY ended_at DESC""",
+        days,
+    )
+
+
+async def running_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    """What runs where: one row per service and environment with a finished deployment."""
+    return await conn.fetch(
+        """SELECT service, environment, deployed_commit AS commit, deployed_ref AS ref,
+                  deployed_deployment AS deployment_id, deployed_at AS since
+           FROM service_state WHERE deployed_commit IS NOT NULL
+           ORDER BY service, environment = 'production', environment"""
+    )
+
+
+async def refusal_rows(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
+    """The most recent messages the workflows refused for who sent them."""
+    return await conn.fetch(
+        """SELECT at, workflow_id, handler, kind, reason, role, agent
+           FROM refused_messages ORDER BY id DESC LIMIT $1""",
+        limit,
+    )
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with every datetime in JSON mode, through dicts and lists (rows as dicts)."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return _json_value(value)

@@ -256,6 +256,8 @@ class RunnerActivities:
                 self.settings.gateway_address,
             )
         token = await self.store.mint_agent_token(agent.name, by="tether-runner")
+        # Started, not waiting for a worker with room any more (what `tether status` shows).
+        await self.store.process_started(agent.name, launch.process)
         try:
             env, secrets = self._environment(agent, token)
             return await self._run(agent, launch, worktree, env, secrets)

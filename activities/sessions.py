@@ -36,6 +36,7 @@ from tether.contracts import (
     CostBaselineInput,
     CredentialStatus,
     ExpiryReminderInput,
+    FiguresInput,
     FlushInput,
     GroundTruth,
     HandoffInput,
@@ -152,6 +153,11 @@ class SessionActivities:
 
     @activity.defn
     @escalating
+    async def record_figures(self, inp: FiguresInput) -> None:
+        await self.store.record_figures(inp.agent, inp.started_at, inp.figures)
+
+    @activity.defn
+    @escalating
     async def clear_credential_blockers(self, agent: str) -> int:
         return await self.store.clear_inbox(subject=agent, kinds=["credential_blocked"])
 
@@ -212,6 +218,9 @@ class SessionActivities:
     @escalating
     async def flush_governor(self, inp: FlushInput) -> None:
         await self.store.record_costs(inp.agent, inp.session_key, inp.task_costs, inp.task_tokens)
+        if inp.figures is not None:
+            f = inp.figures
+            await self.store.record_figures(f.agent, f.started_at, f.figures)
         if inp.day_costs:
             await self.store.record_spend_days(inp.agent, inp.session_key, inp.day_costs)
         if inp.calls:

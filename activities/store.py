@@ -19,8 +19,10 @@ import asyncpg
 from activities import reads
 from tether.contracts import (
     CredentialStatus,
+    DeployLine,
     InboxItem,
     RefusalRecord,
+    SessionFigures,
     SessionView,
     TaskEvent,
     TaskRecord,
@@ -200,13 +202,7 @@ class Store:
 
     async def task_summaries(self) -> list[TaskSummary]:
         """Every task not closed, and those closed in the last week: the brief's view of work."""
-        rows = await self.pool.fetch(
-            """SELECT id, title, state, assignee, held_by, hold_reason,
-                      spec->'artifact' AS artifact, created_at, updated_at
-               FROM tasks
-               WHERE state NOT IN ('done', 'cancelled') OR updated_at > now() - interval '7 days'
-               ORDER BY created_at, id"""
-        )
+        rows = await reads.task_summary_rows(self.pool)
         return [TaskSummary.model_validate(dict(r)) for r in rows]
 
     async def brief_tasks(
@@ -325,14 +321,32 @@ class Store:
     async def refusals(self, limit: int = 20) -> tuple[int, list[dict[str, Any]]]:
         """(how many messages were refused in all, the most recent ones)."""
         total = await self.pool.fetchval("SELECT count(*) FROM refused_messages")
-        rows = await self.pool.fetch(
-            """SELECT at, workflow_id, handler, kind, reason, role, agent
-               FROM refused_messages ORDER BY id DESC LIMIT $1""",
-            limit,
-        )
+        rows = await reads.refusal_rows(self.pool, limit)
         return int(total or 0), [dict(r) for r in rows]
 
     # --- sessions ------------------------------------------------------------------------------
+
+    async def record_figures(
+        self, agent: str, started_at: datetime, figures: SessionFigures
+    ) -> None:
+        """What `tether status` shows of the session, unless newer figures are there."""
+        await self.pool.execute(
+            """UPDATE sessions SET figures = $3, figures_at = $4
+               WHERE agent = $1 AND started_at = $2 AND state <> 'ended'
+                 AND (figures_at IS NULL OR figures_at <= $4)""",
+            agent,
+            started_at,
+            figures.model_dump(mode="json"),
+            figures.at,
+        )
+
+    async def process_started(self, agent: str, process: str) -> None:
+        """The runner started the agent's process `process` (runtime session:attempt)."""
+        await self.pool.execute(
+            "UPDATE sessions SET process_started = $2 WHERE agent = $1 AND state <> 'ended'",
+            agent,
+            process,
+        )
 
     async def record_session(self, session: SessionView, workflow_id: str, run_id: str) -> None:
         """Upsert the session's row; a snapshot older than the row (a lower `seq`) or any write
@@ -382,22 +396,10 @@ class Store:
 
     async def latest_sessions(self) -> list[dict[str, Any]]:
         """Each agent's most recent session."""
-        rows = await self.pool.fetch(
-            """SELECT DISTINCT ON (agent) agent, runtime, state, task_id, started_at, ended_at,
-                      end_reason, blocker, pseudo_work
-               FROM sessions ORDER BY agent, started_at DESC"""
-        )
-        return [dict(r) for r in rows]
+        return [dict(r) for r in await reads.latest_session_rows(self.pool)]
 
     async def recent_pseudo_work(self, days: int = 7) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch(
-            """SELECT agent, task_id, ended_at, end_reason, artifact_result
-               FROM sessions
-               WHERE pseudo_work AND ended_at > now() - make_interval(days => $1)
-               ORDER BY ended_at DESC""",
-            days,
-        )
-        return [dict(r) for r in rows]
+        return [dict(r) for r in await reads.pseudo_work_rows(self.pool, days)]
 
     async def task_counts(self) -> dict[str, int]:
         rows = await self.pool.fetch("SELECT state, count(*) AS n FROM tasks GROUP BY state")
@@ -548,7 +550,32 @@ class Store:
         actor: str,
         detail: dict[str, Any],
         at: datetime | None,
+        line: DeployLine | None = None,
     ) -> None:
+        """An audit row; with `line`, the deployment's row says where it is now (its outcome
+        is still record_deployment's to write)."""
+        if line is not None:
+            await self.pool.execute(
+                """INSERT INTO deployments (deployment_id, service, environment, commit, ref,
+                       agent, state, reason, requested_at, queued, holds_lock)
+                   VALUES ($1, $2, $3, COALESCE($4, ''), $5, $6, $7, $8, $9, $10, $11)
+                   ON CONFLICT (deployment_id) WHERE deployment_id IS NOT NULL DO UPDATE SET
+                       commit = COALESCE($4, deployments.commit), state = excluded.state,
+                       reason = excluded.reason, requested_at = excluded.requested_at,
+                       queued = excluded.queued, holds_lock = excluded.holds_lock
+                   WHERE deployments.finished_at IS NULL""",
+                deployment_id,
+                service,
+                line.environment,
+                line.commit,
+                line.ref,
+                line.agent,
+                line.state.value,
+                line.reason,
+                line.requested_at,
+                line.queued,
+                line.holds_lock,
+            )
         await self.pool.execute(
             """INSERT INTO deploy_audit (deployment_id, service, kind, actor, detail, at)
                VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()))""",
@@ -588,13 +615,7 @@ class Store:
 
     async def running_everywhere(self) -> list[dict[str, Any]]:
         """What runs where: one row per service and environment with a finished deployment."""
-        rows = await self.pool.fetch(
-            """SELECT service, environment, deployed_commit AS commit, deployed_ref AS ref,
-                      deployed_deployment AS deployment_id, deployed_at AS since
-               FROM service_state WHERE deployed_commit IS NOT NULL
-               ORDER BY service, environment = 'production', environment"""
-        )
-        return [dict(r) for r in rows]
+        return [dict(r) for r in await reads.running_rows(self.pool)]
 
     async def staging_history(self, service: str, commit: str) -> tuple[Any, Any]:
         """(when `commit` last became what staging runs, when another commit replaced it

@@ -193,6 +193,21 @@ async def test_inbox_lists_one_command_per_item_and_done_clears_notices(
         await pool.close()
 
 
+async def read_light(env: dict[str, str], *args: str) -> str:
+    """A read command's output, once it is known that it imported neither pydantic nor the
+    Temporal SDK to answer."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "importtime", "-m", "tether.cli", *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in err.decode().splitlines()]
+    heavy = [m for m in imported if m.startswith(("temporalio", "pydantic"))]
+    assert not heavy, (args, heavy[:5])
+    return out.decode()
+
+
 async def test_task_list_and_inbox_answer_from_postgresql_alone_with_the_models_json(
     fresh_db: str, tmp_path: Path
 ) -> None:
@@ -257,33 +272,21 @@ async def test_task_list_and_inbox_answer_from_postgresql_alone_with_the_models_
 
     env = clean_environment(DATABASE_URL=fresh_db, TETHER_HOME=str(tmp_path / "home"))
 
-    async def read(*args: str) -> tuple[str, list[str]]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-X", "importtime", "-m", "tether.cli", *args,
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await proc.communicate()
-        assert proc.returncode == 0, err.decode()[-2000:]
-        imported = [line.rsplit("|", 1)[-1].strip() for line in err.decode().splitlines()]
-        heavy = [m for m in imported if m.startswith(("temporalio", "pydantic"))]
-        assert not heavy, (args, heavy[:5])
-        return out.decode(), imported
-
-    out, _ = await read("task", "list", "--json")
+    out = await read_light(env, "task", "list", "--json")
     assert json.loads(out) == tasks
     assert [list(t) for t in json.loads(out)] == [list(t) for t in tasks]  # the same order
-    out, _ = await read("task", "list", "--json", "--state", "paused", "--agent", "coder")
+    out = await read_light(env, "task", "list", "--json", "--state", "paused", "--agent", "coder")
     assert [t["spec"]["id"] for t in json.loads(out)] == ["fast-2"]
-    out, _ = await read("task", "list")
+    out = await read_light(env, "task", "list")
     assert out.splitlines()[1:] == [
         "fast-1                   open       -              Read me fast",
         "fast-2                   paused     coder          Held, with evidence",
     ]
-    out, _ = await read("inbox", "--json", "--all")
+    out = await read_light(env, "inbox", "--json", "--all")
     assert json.loads(out) == items
-    out, _ = await read("inbox", "--json")
+    out = await read_light(env, "inbox", "--json")
     assert [i["title"] for i in json.loads(out)] == ["act", "look"]
-    out, _ = await read("inbox")
+    out = await read_light(env, "inbox")
     lines = out.splitlines()
     assert lines[0].startswith(f"#{notice + 1} ") and lines[0].endswith("[cost_paused] act")
     assert lines[1:2] == ["    -> tether go"]
@@ -305,3 +308,66 @@ def test_the_read_commands_plain_forms_name_every_field_of_the_contracts() -> No
     assert tuple(TaskView.model_fields) == reads.TASK_VIEW_FIELDS
     assert tuple(InboxItem.model_fields) == reads.INBOX_FIELDS
     assert tuple(s.value for s in TaskState) == reads.TASK_STATES
+
+
+async def test_status_reads_postgresql_alone_with_each_sessions_own_figures(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """`tether status` asks no workflow: the open sessions keep what it shows of them in their
+    rows (a hold or a new task at once; context and cost with each ledger write), and it prints
+    the report's documented shape without importing pydantic or the Temporal SDK."""
+    from tests.support.helpers import clean_environment
+    from tether.client.status import StatusReport
+    from tether.contracts import Report, ToolCall
+
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, devops = team.agent("coder"), team.agent("devops")
+        for agent in (coder, devops):
+            await api.start_session(client, team.task_queue, SessionInput(agent=agent))
+        env = clean_environment(DATABASE_URL=fresh_db, TETHER_HOME=str(tmp_path / "home"))
+
+        async def status() -> dict[str, Any]:
+            report: dict[str, Any] = json.loads(await read_light(env, "status", "--json"))
+            # Exactly the documented shape: every field, in order, in the models' JSON forms.
+            assert StatusReport.model_validate(report).model_dump(mode="json") == report
+            return report
+
+        def agent(report: dict[str, Any], name: str) -> dict[str, Any]:
+            return next(a for a in report["agents"] if a["agent"] == name)
+
+        async def shows(name: str, **expected: Any) -> dict[str, Any] | None:
+            found = agent(await status(), name)
+            return found if all(found[k] == v for k, v in expected.items()) else None
+
+        first = await eventually(lambda: shows(coder, session="active"), "the coder's figures")
+        assert first is not None and first["figures_at"] is not None
+        assert first["context_pct"] is None and first["cost_usd"] == 0.0
+
+        # Fifty reports (the most a session goes before it writes its ledger): the numbers
+        # arrive with that write, without anyone asking the session.
+        for _ in range(50):
+            await api.report(client, coder, Report(context_tokens=18_000, cost_usd=0.001))
+        spent = await eventually(
+            lambda: shows(coder, context_pct=0.09), "the coder's numbers after its ledger write"
+        )
+        # As of the write: the session's first comes at a report of its own (1 to 50).
+        assert spent is not None and 0.001 <= spent["cost_usd"] <= 0.050 + 1e-9
+
+        # A hold shows at once, with no report after it: the same failure five times.
+        for n in range(5):
+            failed = ToolCall(
+                tool="Bash", ok=False, action="Bash:kubectl set", signature="Forbidden",
+                error="Forbidden", exit_code=1, tool_use_id=f"toolu_{n}",
+            )  # fmt: skip
+            await api.report(client, devops, Report(tool_call=failed))
+        held = await eventually(
+            lambda: shows(devops, hold="loop: kubectl set failed 5 times the same way (Forbidden)"),
+            "the devops hold in the status",
+        )
+        assert held is not None and held["session"] == "active"
+        report = await status()
+        assert agent(report, coder)["hold"] is None
+        same = await api.gather_status(team.store)
+        assert same.model_dump(mode="json", exclude={"generated_at"}) == {
+            k: v for k, v in report.items() if k != "generated_at"
+        }

@@ -205,8 +205,21 @@ async def test_concurrent_requests_roll_out_one_at_a_time_and_none_is_lost(
         await asyncio.gather(
             *(rig.approve(v) for v in views[:6]), rig.approve(views[6], decision="reject")
         )
+        approved = {v.deployment_id for v in views[:6]}
+
+        async def a_queue() -> Any:
+            # What `tether status` shows of the lock, from the deployments' own rows.
+            queues = (await api.gather_status(rig.store)).queues
+            return queues[0] if queues and queues[0].holder and queues[0].waiting else None
+
+        queue = await eventually(a_queue, "a holder and a queue in the status", seconds=30)
+        assert queue.service == rig.service and queue.holder in approved
+        assert queue.holder not in queue.waiting and set(queue.waiting) <= approved
         ended = await asyncio.gather(*(rig.finish(v) for v in views[:7]))
         assert sorted(e.state for e in ended) == [DeployState.DONE] * 6 + [DeployState.REFUSED]
+        shown = await api.gather_status(rig.store)
+        assert shown.queues == []  # the unapproved one never queued
+        assert sorted(d.state for d in shown.deployments) == ["done"] * 6 + ["queued", "refused"]
         waiting = await api.deploy_view(client, views[7].deployment_id)
         assert waiting.state == DeployState.QUEUED and not waiting.holds_lock
         spans = rig.rollouts()

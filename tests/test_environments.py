@@ -84,8 +84,8 @@ async def test_production_takes_a_commit_only_after_its_time_healthy_in_staging(
         # What runs where, as the founder reads it.
         running = {(r["environment"], r["commit"]) for r in await rig.store.running_everywhere()}
         assert running == {("staging", staged.commit), ("production", staged.commit)}
-        report = await api.gather_status(client, rig.store)
-        text = render_status(report)
+        report = await api.gather_status(rig.store)
+        text = render_status(report.model_dump(mode="json"))
         lines = [line for line in text.splitlines() if line.strip().startswith(rig.service)]
         assert any(" staging " in f" {line} " for line in lines), text
         assert any(" production " in f" {line} " for line in lines), text

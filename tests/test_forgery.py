@@ -323,9 +323,9 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
         assert any("not 'devops-" in r or "may not send" in r for r in reasons)
 
         # The founder sees them in `tether status`.
-        report = await api.gather_status(client, team.store)
+        report = await api.gather_status(team.store)
         assert report.refused_total == len(messages) * len(CASES)
-        shown = render_status(report)
+        shown = render_status(report.model_dump(mode="json"))
         assert f"{report.refused_total} message(s) refused for their sender" in shown
 
 

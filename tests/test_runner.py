@@ -315,7 +315,7 @@ async def test_max_agents_queues_the_rest_visibly_until_one_finishes(
         await api.run_agent(client, team.task_queue, second, "command", RunRequest())
 
         async def runs() -> dict[str, str | None]:
-            report = await api.gather_status(client, team.store)
+            report = await api.gather_status(team.store)
             return {a.agent: a.run for a in report.agents}
 
         queued = await eventually(

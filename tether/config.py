@@ -18,7 +18,7 @@ from tether import names as constants
 from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
 from tether.names import GATEWAY_BIND, NAME_PATTERN
-from tether.ops.stackfile import home_from_env
+from tether.ops.stackfile import config_path_from_env, home_from_env
 
 # Workflows one worker process keeps in memory (TETHER_WORKFLOW_CACHE). With 1,000 open tasks
 # and 100 sessions a worker holds 139 MB; with the SDK's default of 1,000 and the sandbox, 326 MB
@@ -554,12 +554,7 @@ class Settings(Model):
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         home = home_from_env(env)
-        config = env.get("TETHER_CONFIG")
-        if config:
-            config_path: Path | None = Path(config).expanduser()
-        else:
-            default = home / "tether.toml"
-            config_path = default if default.exists() else None
+        config_path = config_path_from_env(env, home)
         return cls(
             home=home,
             temporal_address=env.get("TEMPORAL_ADDRESS") or None,

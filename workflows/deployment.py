@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         AuditInput,
         ClearInboxInput,
         DeployInput,
+        DeployLine,
         DeployPlan,
         DeployState,
         DeployView,
@@ -539,6 +540,21 @@ class DeploymentWorkflow:
             detail += f" · {v.reason or v.waiting_for}"
         workflow.set_current_details(detail)
 
+    def _line(self) -> DeployLine:
+        """Where the deployment is, as `tether status` shows it (written with each audit row)."""
+        v = self.view
+        return DeployLine(
+            state=v.state,
+            environment=v.request.environment,
+            ref=v.request.ref,
+            commit=v.commit,
+            agent=v.request.agent,
+            reason=v.reason or v.waiting_for,
+            requested_at=v.requested_at,
+            queued=self._queued,
+            holds_lock=v.holds_lock,
+        )
+
     async def _audit(self, kind: str, actor: str, **detail: Any) -> None:
         try:
             await self._act(
@@ -550,6 +566,7 @@ class DeploymentWorkflow:
                     actor=actor,
                     detail=detail,
                     at=workflow.now(),
+                    line=self._line(),
                 ),
                 retry.WRITE,
             )

@@ -30,17 +30,19 @@ PATCH = "sealed-messages"
 # search-attribute upsert in every new workflow's history).
 TASK_WRITE_BEHIND = "task-write-behind"  # workflows/task.py
 SESSION_SPREAD_FLUSHES = "session-spread-flushes"  # workflows/session.py
-SEALED_SINCE: dict[str, str] = {
-    TASK_WORKFLOW: TASK_WRITE_BEHIND,
-    SESSION_WORKFLOW: SESSION_SPREAD_FLUSHES,
+SESSION_FIGURES = "session-cockpit-figures"  # workflows/session.py
+# Newest first: each implies the ones after it, so a new run records only the first.
+SEALED_SINCE: dict[str, tuple[str, ...]] = {
+    TASK_WORKFLOW: (TASK_WRITE_BEHIND,),
+    SESSION_WORKFLOW: (SESSION_FIGURES, SESSION_SPREAD_FLUSHES),
 }
 
 
 def sealed_messages() -> bool:
     """Whether this workflow's history holds messages to seals (patch `sealed-messages`, or a
     later patch of the workflow's own that implies it): the guard's check and `tell`'s."""
-    later = SEALED_SINCE.get(workflow.info().workflow_type)
-    return (later is not None and workflow.patched(later)) or workflow.patched(PATCH)
+    later = SEALED_SINCE.get(workflow.info().workflow_type, ())
+    return any(workflow.patched(p) for p in later) or workflow.patched(PATCH)
 
 
 async def tell(workflow_id: str, signal: str, arg: BaseModel, local: bool = False) -> bool:

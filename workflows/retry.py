@@ -56,3 +56,6 @@ SYNC = Preset(timedelta(seconds=120), QUICK)
 MUST_READ = Preset(timedelta(seconds=60), STORE)
 # The task's read model: more patient than one write, since every transition waits for it.
 READ_MODEL = Preset(timedelta(seconds=30), bounded(20))
+# A read-model write by local activity: short, since the workflow task (and the answer to the
+# update that made the change) waits for it; a failure falls back to what the caller does.
+LOCAL_WRITE = Preset(timedelta(seconds=5), bounded(2, maximum_seconds=1))

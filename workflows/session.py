@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         CredentialStatus,
         Directive,
         EndSessionInput,
+        FiguresInput,
         FlushInput,
         Gate,
         GovernorHoldInput,
@@ -98,6 +99,7 @@ with workflow.unsafe.imports_passed_through():
         RunOutcome,
         RunRequest,
         RuntimeUsage,
+        SessionFigures,
         SessionInput,
         SessionSetup,
         SessionState,
@@ -146,6 +148,10 @@ BUDGETS_PATCH = "session-budgets"
 # Since issue 18: sessions started together write their ledgers at different reports (a phase
 # of their own), not all in the same second. Implies every patch above (one marker per run).
 SPREAD_PATCH = messaging.SESSION_SPREAD_FLUSHES
+# Since issue 18: the session keeps what `tether status` shows of it in its PostgreSQL row
+# (written when any of it but the numbers changes, and with each ledger write), so the status
+# reads PostgreSQL alone. Implies SPREAD_PATCH.
+FIGURES_PATCH = messaging.SESSION_FIGURES
 
 
 def _phase(agent: str, period: int) -> int:
@@ -188,6 +194,10 @@ class AgentSessionWorkflow:
         self._flushed_at = workflow.now()
         self._flush_lock = asyncio.Lock()
         self._spread: bool | None = None
+        self._figures: bool | None = None
+        # What the figures in PostgreSQL show (SessionFigures.shown), once the row exists.
+        self._recorded = inp.carried is not None
+        self._shown: tuple[object, ...] | None = None
         # Serialises the handlers that await and change state (recheck, release, task_claimed)
         # with the startup and the end; each re-checks the state after its awaits.
         self._lock = asyncio.Lock()
@@ -235,6 +245,8 @@ class AgentSessionWorkflow:
         ):
             # Carried across continue-as-new: the runtime session goes on where it was.
             self._runner = asyncio.create_task(self._supervise(resume=True))
+        # Beside this loop, not in it: a write under way never holds up the end of the session.
+        figures = asyncio.create_task(self._keep_figures())
         deadline = self.view.deadline or workflow.now()
         while True:
             left = (deadline - workflow.now()).total_seconds()
@@ -263,6 +275,7 @@ class AgentSessionWorkflow:
                 self._budget_stale = True
             if self._budget_due():
                 await self._load_budget()
+        figures.cancel()
         end = self._end
         if end is None:
             # Handlers finish before the state is carried on; an end that arrives meanwhile
@@ -333,8 +346,47 @@ class AgentSessionWorkflow:
 
     def _spreads(self) -> bool:
         if self._spread is None:
-            self._spread = workflow.patched(SPREAD_PATCH)
+            self._spread = self._keeps_figures() or workflow.patched(SPREAD_PATCH)
         return self._spread
+
+    def _keeps_figures(self) -> bool:
+        if self._figures is None:
+            self._figures = workflow.patched(FIGURES_PATCH)
+        return self._figures
+
+    def _figures_now(self) -> SessionFigures:
+        return SessionFigures.of(self.view, workflow.now())
+
+    def _figures_due(self) -> bool:
+        """Whether what the status shows of this session changed (the numbers aside) since
+        it was last written; the row must exist first (the first sessions-row write)."""
+        if not (self._recorded and self._keeps_figures()) or self._end is not None:
+            return False
+        return self._figures_now().shown() != self._shown
+
+    async def _keep_figures(self) -> None:
+        while True:
+            await workflow.wait_condition(self._figures_due)
+            await self._write_figures()
+
+    async def _write_figures(self) -> None:
+        """The figures into the session's row, by a local activity: inside the workflow task
+        that changed them, with no round trip through the server."""
+        figures = self._figures_now()
+        try:
+            await workflow.execute_local_activity_method(
+                SessionActivities.record_figures,
+                FiguresInput(
+                    agent=self.view.agent, started_at=self.view.started_at, figures=figures
+                ),
+                start_to_close_timeout=retry.LOCAL_WRITE.timeout,
+                retry_policy=retry.LOCAL_WRITE.policy,
+            )
+        except ActivityError:
+            # PostgreSQL is out: the status shows older figures until the next change or
+            # ledger write; the session goes on.
+            workflow.logger.warning("session %s: figures not written", self.view.agent)
+        self._shown = figures.shown()
 
     def _flush_due(self) -> bool:
         g = self.view.governor
@@ -1334,6 +1386,7 @@ class AgentSessionWorkflow:
             return
         async with self._flush_lock:
             upto, calls = g.reports, list(g.unflushed)
+            figures = self._figures_now() if self._recorded and self._keeps_figures() else None
             try:
                 await self._activity(
                     SessionActivities.flush_governor,
@@ -1344,6 +1397,11 @@ class AgentSessionWorkflow:
                         task_tokens=dict(g.task_tokens),
                         calls=calls,
                         day_costs=dict(g.day_costs),
+                        figures=FiguresInput(
+                            agent=self.view.agent, started_at=self.view.started_at, figures=figures
+                        )
+                        if figures is not None
+                        else None,
                     ),
                     retry.NOTIFY,
                 )
@@ -1355,6 +1413,8 @@ class AgentSessionWorkflow:
             written = {c.seq for c in calls}
             g.unflushed = [c for c in g.unflushed if c.seq not in written]
             g.flushed_reports = upto
+            if figures is not None:
+                self._shown = figures.shown()
 
     def _session_key(self) -> str:
         v = self.view
@@ -1389,6 +1449,8 @@ class AgentSessionWorkflow:
             )
         except ActivityError:
             workflow.logger.warning("session %s: sessions table write failed", self.view.agent)
+        else:
+            self._recorded = True
 
     def _set_search_attributes(self) -> None:
         v = self.view

@@ -74,8 +74,6 @@ TELLS_SESSION_PATCH = "task-tells-session"
 WRITE_BEHIND_PATCH = messaging.TASK_WRITE_BEHIND
 # After a write to the read model failed its retries (PostgreSQL out for minutes): try again.
 REWRITE_AFTER = timedelta(minutes=1)
-# The local write: short, since the workflow task (and the answer to the update) waits for it.
-LOCAL_WRITE = retry.Preset(timedelta(seconds=5), retry.bounded(2, maximum_seconds=1))
 
 
 def _refuse(message: str, kind: str) -> ApplicationError:
@@ -463,8 +461,8 @@ class TaskWorkflow:
                     await workflow.execute_local_activity_method(
                         TaskActivities.record_task,
                         record,
-                        start_to_close_timeout=LOCAL_WRITE.timeout,
-                        retry_policy=LOCAL_WRITE.policy,
+                        start_to_close_timeout=retry.LOCAL_WRITE.timeout,
+                        retry_policy=retry.LOCAL_WRITE.policy,
                     )
                 else:
                     await workflow.execute_activity_method(

@@ -1,7 +1,7 @@
-"""The founder's read commands that answer from PostgreSQL alone: `tether task list` and
-`tether inbox`. They import neither pydantic nor the Temporal SDK (`tether.entry` sends them here
-before the rest of the CLI is imported), so they answer in about a third of the time the full
-CLI takes to start (scripts/bench_cockpit.py).
+"""The founder's read commands that answer from PostgreSQL alone: `tether task list`,
+`tether inbox` and `tether status`. They import neither pydantic nor the Temporal SDK
+(`tether.entry` sends them here before the rest of the CLI is imported), so they answer in a
+fraction of the time the full CLI takes to start (scripts/bench_cockpit.py).
 
 There is one implementation: the full CLI's parser takes these commands' arguments from here and
 runs these same functions, so a command behaves the same however it was reached.
@@ -13,10 +13,15 @@ import argparse
 import json
 import os
 import sys
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from activities import reads
-from tether.ops.stackfile import database_url_from, home_from_env
+from tether import status as report
+from tether.errors import TetherError
+from tether.ops.stackfile import config_path_from_env, database_url_from, home_from_env
 
 
 def colour_option(p: argparse.ArgumentParser) -> None:
@@ -40,7 +45,13 @@ def add_inbox_arguments(p: argparse.ArgumentParser) -> None:
     colour_option(p)
 
 
+def add_status_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="the whole report as JSON, for scripts")
+    colour_option(p)
+
+
 TASK_LIST_HELP = "list tasks"
+STATUS_HELP = "agents, tasks, deployments, blockers at a glance"
 INBOX_HELP = "what waits for the founder, newest first, each with its one command"
 
 
@@ -81,6 +92,54 @@ async def inbox(args: argparse.Namespace, dsn: str) -> int:
     return 0
 
 
+async def status(args: argparse.Namespace, dsn: str, config_path: Path | None) -> int:
+    from tether.cli.render import render_status, stdout_colour
+
+    now = datetime.now(UTC)
+    conn = await reads.connect(dsn)
+    try:
+        rows = await reads.status_rows(conn, now - report.DEPLOYMENTS_SINCE)
+    finally:
+        await conn.close()
+    budgets, problems = await _budgets(config_path, dsn, now)
+    shown = reads.jsonable(report.build(rows, now, budgets, problems))
+    if args.json:
+        print_json(shown)
+    else:
+        print(render_status(shown, stdout_colour(args.color)))
+    return 0
+
+
+async def _budgets(
+    config_path: Path | None, dsn: str, now: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The hard budgets' lines (BudgetLine's JSON form), and what kept them from being shown.
+    Only a tether.toml with a `[budget]` table pays for reading them: the limits in force need
+    the config validated and the founder's raises verified (pydantic, cryptography)."""
+    if config_path is None:
+        return [], []
+    try:
+        budgeted = bool(tomllib.loads(config_path.read_text()).get("budget"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        budgeted = True  # the full reading says what is wrong with it
+    if not budgeted:
+        return [], []
+    from activities.store import Store, connect_pool
+    from tether.client.budgets import budget_lines
+    from tether.config import load_config
+
+    try:
+        config = load_config(config_path)
+    except TetherError as exc:  # the rest of the status is still worth showing
+        return [], [f"budgets not shown: {exc}"]
+    store = Store(await connect_pool(dsn))
+    try:
+        lines = await budget_lines(store, config, now)
+    finally:
+        await store.pool.close()
+    return [b.model_dump(mode="json") for b in lines], []
+
+
 def _parser(words: list[str]) -> argparse.ArgumentParser | None:
     """The parser for a read command this module answers on its own, or None: `--help` and
     every other command go to the full CLI (which has the same arguments, from here)."""
@@ -90,6 +149,11 @@ def _parser(words: list[str]) -> argparse.ArgumentParser | None:
         p = argparse.ArgumentParser(prog="tether task list", description=TASK_LIST_HELP)
         add_task_list_arguments(p)
         p.set_defaults(func=task_list, skip=2)
+        return p
+    if words[:1] == ["status"]:
+        p = argparse.ArgumentParser(prog="tether status", description=STATUS_HELP)
+        add_status_arguments(p)
+        p.set_defaults(func=status, skip=1)
         return p
     if words[:1] == ["inbox"] and "done" not in words[1:]:
         p = argparse.ArgumentParser(prog="tether inbox", description=INBOX_HELP)
@@ -112,8 +176,13 @@ def main(argv: list[str]) -> None:
 
     async def run() -> int:
         env = os.environ
-        dsn = database_url_from(env.get("DATABASE_URL") or None, home_from_env(env))
-        code: int = await args.func(args, dsn)
+        home = home_from_env(env)
+        dsn = database_url_from(env.get("DATABASE_URL") or None, home)
+        code: int
+        if args.func is status:
+            code = await status(args, dsn, config_path_from_env(env, home))
+        else:
+            code = await args.func(args, dsn)
         return code
 
     sys.stdout.flush()

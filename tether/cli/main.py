@@ -585,7 +585,7 @@ async def cmd_budget_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json([line.model_dump(mode="json") for line in lines])
     else:
-        print("\n".join(render_budgets(lines)))
+        print("\n".join(render_budgets([b.model_dump(mode="json") for b in lines])))
     return 0
 
 
@@ -778,27 +778,9 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.cli.render import render_status, stdout_colour
-    from tether.client.status import gather_status
+    from tether.ops.stackfile import database_url
 
-    try:
-        config = load_config(settings.config_path)
-        unreadable = None
-    except TetherError as exc:  # the rest of the status is still worth showing
-        config, unreadable = None, f"budgets not shown: {exc}"
-    client = await _client(settings)
-    store = await _store(settings)
-    try:
-        report = await gather_status(client, store, config=config)
-    finally:
-        await store.pool.close()
-    if unreadable:
-        report.problems.append(unreadable)
-    if args.json:
-        _print_json(report.model_dump(mode="json"))
-    else:
-        print(render_status(report, stdout_colour(args.color)))
-    return 0
+    return await cockpit.status(args, database_url(settings), settings.config_path)
 
 
 async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int:
@@ -1177,9 +1159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_agent_tokens)
 
-    p = sub.add_parser("status", help="agents, tasks, deployments, blockers at a glance")
-    p.add_argument("--json", action="store_true", help="the whole report as JSON, for scripts")
-    _colour_option(p)
+    p = sub.add_parser("status", help=cockpit.STATUS_HELP)
+    cockpit.add_status_arguments(p)
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("inbox", help=cockpit.INBOX_HELP)

@@ -1,17 +1,14 @@
-"""The cockpit on a terminal: `tether status` and `tether inbox`, in colour when it is one."""
+"""The cockpit on a terminal: `tether status` and `tether inbox`, in colour when it is one.
+Plain data in (the JSON forms), the standard library only: cli/cockpit.py imports this."""
 
 from __future__ import annotations
 
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TextIO
-
-if TYPE_CHECKING:  # the inbox renders without pydantic or the Temporal SDK (cli/cockpit.py)
-    from tether.client.budgets import BudgetLine
-    from tether.client.status import StatusReport
+from typing import Any, Protocol, TextIO
 
 
 class InboxEntry(Protocol):
@@ -97,99 +94,118 @@ def _strip(text: str) -> str:
     return re.sub(r"\033\[[0-9;]*m", "", text)
 
 
-def render_status(report: StatusReport, colour: bool = False) -> str:
+def _when(value: str | None, fmt: str) -> str:
+    """A JSON-mode datetime (ISO 8601) as `fmt`; "-" when there is none."""
+    if not value:
+        return "-"
+    return datetime.fromisoformat(value).strftime(fmt)
+
+
+def render_status(report: Mapping[str, Any], colour: bool = False) -> str:
+    """The status report in its JSON form (tether.status.build, then reads.jsonable)."""
     paint = _Paint(colour)
 
     def state(value: str) -> str:
         return paint(value, _STATE_STYLE.get(value, ""))
 
-    lines = [paint(f"Tether status at {report.generated_at:%Y-%m-%d %H:%M:%S} UTC", "bold")]
-    if report.inbox_open:
-        lines.append(paint(f"{report.inbox_open} item(s) wait for you: tether inbox", "yellow"))
-    if report.refused_total:
+    when = _when(report["generated_at"], "%Y-%m-%d %H:%M:%S")
+    lines = [paint(f"Tether status at {when} UTC", "bold")]
+    if report["inbox_open"]:
+        lines.append(paint(f"{report['inbox_open']} item(s) wait for you: tether inbox", "yellow"))
+    if report["refused_total"]:
         lines.append(
             paint(
-                f"{report.refused_total} message(s) refused for their sender (forged, replayed "
-                "or unsealed); the latest:",
+                f"{report['refused_total']} message(s) refused for their sender (forged, "
+                "replayed or unsealed); the latest:",
                 "red",
             )
         )
-        lines += [f"  {line}" for line in report.refused_recent]
+        lines += [f"  {line}" for line in report["refused_recent"]]
 
     lines.append("")
-    lines.append(paint("Agents", "bold"))
+    lines.append(
+        paint("Agents", "bold") + "  (context and cost as of each session's last ledger write, "
+        "up to 60 s behind)"
+    )
     rows = [["AGENT", "SESSION", "TASK", "CONTEXT", "COST", "PSEUDO-WORK", "RUN", "NOTE"]]
-    for a in sorted(report.agents, key=lambda a: a.agent):
-        note = a.hold or a.blocker or ("" if a.live else "not answering")
+    for a in sorted(report["agents"], key=lambda a: a["agent"]):
+        note = a["hold"] or a["blocker"] or ""
         if len(note) > 70:  # the whole reason is under Blockers
             note = note[:69] + "…"
-        pseudo = f"{a.pseudo_work}/{a.sessions_ended}" if a.sessions_ended else "-"
-        if a.pseudo_work:
+        pseudo = f"{a['pseudo_work']}/{a['sessions_ended']}" if a["sessions_ended"] else "-"
+        if a["pseudo_work"]:
             pseudo = paint(pseudo, "red")
+        ended = a["session"] == "ended"
         rows.append(
             [
-                a.agent,
-                state(a.session.value) if a.session else "-",
-                a.task_id or "-",
-                _pct(a.context_pct) if a.session != "ended" else "-",
-                _usd(a.cost_usd) if a.session != "ended" else "-",
+                a["agent"],
+                state(a["session"]) if a["session"] else "-",
+                a["task_id"] or "-",
+                _pct(a["context_pct"]) if not ended else "-",
+                _usd(a["cost_usd"]) if not ended else "-",
                 pseudo,
-                a.run or "-",
-                paint(note, "red") if (a.hold or a.blocker) else note,
+                a["run"] or "-",
+                paint(note, "red") if note else note,
             ]
         )
     lines += _table(rows) if len(rows) > 1 else ["  no agent has had a session yet"]
 
     lines.append("")
-    counts = ", ".join(
-        f"{state(s)} {n}" for s, n in sorted(report.task_counts.items(), key=lambda kv: kv[0])
-    )
+    counts = ", ".join(f"{state(s)} {n}" for s, n in sorted(report["task_counts"].items()))
     lines.append(paint("Tasks", "bold") + (f"  ({counts})" if counts else ""))
     rows = [["TASK", "STATE", "ASSIGNEE", "TITLE"]]
-    for t in report.tasks:
-        rows.append([t.id, state(t.state.value), t.assignee or "-", t.title[:60]])
+    for t in report["tasks"]:
+        rows.append([t["id"], state(t["state"]), t["assignee"] or "-", t["title"][:60]])
     lines += _table(rows) if len(rows) > 1 else ["  no open task"]
 
     lines.append("")
     lines.append(paint("Running", "bold"))
     rows = [["SERVICE", "ENV", "COMMIT", "REF", "SINCE", "DEPLOYMENT"]]
-    for r in report.running:
-        since = f"{r.since:%Y-%m-%d %H:%M}" if r.since else "-"
+    for r in report["running"]:
         rows.append(
-            [r.service, r.environment, r.commit[:12], r.ref or "-", since, r.deployment_id or "-"]
+            [
+                r["service"],
+                r["environment"],
+                r["commit"][:12],
+                r["ref"] or "-",
+                _when(r["since"], "%Y-%m-%d %H:%M"),
+                r["deployment_id"] or "-",
+            ]
         )
     lines += _table(rows) if len(rows) > 1 else ["  nothing deployed yet"]
 
     lines.append("")
     lines.append(paint("Deployments (last 24 h)", "bold"))
     rows = [["DEPLOYMENT", "SERVICE", "ENV", "STATE", "REF", "AGENT"]]
-    for d in report.deployments:
-        ref = f"{d.ref} {d.commit[:8]}" if d.ref and d.commit else d.ref
+    for d in report["deployments"]:
+        ref = f"{d['ref']} {d['commit'][:8]}" if d["ref"] and d["commit"] else d["ref"]
         rows.append(
             [
-                d.deployment_id,
-                d.service,
-                d.environment,
-                state(d.state),
+                d["deployment_id"],
+                d["service"],
+                d["environment"],
+                state(d["state"]),
                 ref or "-",
-                d.agent or "-",
+                d["agent"] or "-",
             ]
         )
     lines += _table(rows) if len(rows) > 1 else ["  none"]
-    for q in report.queues:
-        waiting = ", ".join(q.waiting) or "nobody"
-        lines.append(f"  lock {q.service}: held by {q.holder or 'nobody'}; waiting: {waiting}")
+    for q in report["queues"]:
+        waiting = ", ".join(q["waiting"]) or "nobody"
+        lines.append(
+            f"  lock {q['service']}: held by {q['holder'] or 'nobody'}; waiting: {waiting}"
+        )
 
-    if report.budgets:
+    if report["budgets"]:
         lines.append("")
         lines.append(
             paint("Budgets (UTC; spend as written to the ledger, up to 60 s behind)", "bold")
         )
-        lines += render_budgets(report.budgets, paint)
+        lines += render_budgets(report["budgets"], paint)
 
     for title, items, style in (
-        ("Blockers", report.blockers, "red"),
-        ("Pseudo-work flags (last 7 days)", report.pseudo_work, "yellow"),
+        ("Blockers", report["blockers"], "red"),
+        ("Pseudo-work flags (last 7 days)", report["pseudo_work"], "yellow"),
     ):
         lines.append("")
         lines.append(paint(title, "bold"))
@@ -197,19 +213,21 @@ def render_status(report: StatusReport, colour: bool = False) -> str:
 
     lines.append("")
     lines.append(paint("Credentials", "bold"))
-    if not report.credentials:
+    if not report["credentials"]:
         lines.append("  all probed credentials are valid and none expires within 14 days")
-    for c in report.credentials:
-        if not c.ok:
-            lines.append(f"  {paint('!', 'red')} {c.name}: {c.reason or 'rejected'}")
-        elif c.days_left is not None and c.expires_at is not None:
-            when = "expired" if c.days_left <= 0 else f"expires in {c.days_left:.1f} days"
-            lines.append(f"  {paint('!', 'yellow')} {c.name}: {when} ({c.expires_at:%Y-%m-%d})")
+    for c in report["credentials"]:
+        if not c["ok"]:
+            lines.append(f"  {paint('!', 'red')} {c['name']}: {c['reason'] or 'rejected'}")
+        elif c["days_left"] is not None and c["expires_at"] is not None:
+            days = c["days_left"]
+            left = "expired" if days <= 0 else f"expires in {days:.1f} days"
+            on = _when(c["expires_at"], "%Y-%m-%d")
+            lines.append(f"  {paint('!', 'yellow')} {c['name']}: {left} ({on})")
 
-    if report.problems:
+    if report["problems"]:
         lines.append("")
         lines.append(paint("Could not read", "bold"))
-        lines += [f"  {p}" for p in report.problems]
+        lines += [f"  {p}" for p in report["problems"]]
     return "\n".join(lines)
 
 
@@ -243,24 +261,25 @@ _URGENT = frozenset(
 )
 
 
-def render_budgets(budgets: list[BudgetLine], paint: _Paint | None = None) -> list[str]:
-    """One row per hard budget: spent against the limit in force, over ones in red."""
+def render_budgets(budgets: Sequence[Mapping[str, Any]], paint: _Paint | None = None) -> list[str]:
+    """One row per hard budget (BudgetLine's JSON form): spent against the limit in force, over
+    ones in red."""
     paint = paint or _Paint(False)
     if not budgets:
         return ["  no budget is configured ([budget] in tether.toml)"]
     rows = [["BUDGET", "PERIOD", "SPENT", "LIMIT", "USED", "RAISED"]]
     for b in budgets:
-        used = b.spent_usd / b.limit_usd if b.limit_usd else 0.0
+        used = b["spent_usd"] / b["limit_usd"] if b["limit_usd"] else 0.0
         style = "red" if used > 1 else "yellow" if used >= 0.8 else ""
-        what = f"{b.name} daily" if b.scope == "agent" else "team monthly"
+        what = f"{b['name']} daily" if b["scope"] == "agent" else "team monthly"
         rows.append(
             [
                 what,
-                b.period,
-                _usd(b.spent_usd),
-                _usd(b.limit_usd),
+                b["period"],
+                _usd(b["spent_usd"]),
+                _usd(b["limit_usd"]),
                 paint(f"{used:.0%}", style) if style else f"{used:.0%}",
-                b.raised or "-",
+                b["raised"] or "-",
             ]
         )
     return _table(rows)

@@ -21,7 +21,7 @@ workflow (a claim of someone else's task, a submit before the claim, an unsigned
   `end_session`
 - deployments: `request_deploy`, `deploy_view`, `deploy_queue`, `prepare_approval`,
   `submit_approval`
-- status: `gather_status(client, store)`, the report `tether status --json` prints
+- status: `gather_status(store)`, the report `tether status --json` prints
 """
 
 from tether.client.calls import Refused

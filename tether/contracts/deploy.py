@@ -118,6 +118,23 @@ class JudgeInput(Model):
     environment: Environment = "staging"
 
 
+class DeployLine(Model):
+    """What `tether status` shows of a deployment while it runs, written into its PostgreSQL
+    row with each audit row (the status reads PostgreSQL alone, without asking Temporal)."""
+
+    state: DeployState
+    environment: Environment = "staging"
+    ref: str = ""
+    commit: str | None = None
+    agent: str = ""
+    # Why it is where it is: what it waits for, or how it ended.
+    reason: str = ""
+    requested_at: datetime
+    # In the lane's lock queue (approved, lock asked for), and holding the lock.
+    queued: bool = False
+    holds_lock: bool = False
+
+
 class AuditInput(Model):
     deployment_id: str
     service: str
@@ -125,6 +142,8 @@ class AuditInput(Model):
     actor: str = "tether"
     detail: dict[str, JsonValue] = Field(default_factory=dict)
     at: datetime | None = None
+    # The deployment as of this row (absent in histories from before it was written).
+    line: DeployLine | None = None
 
 
 class RolloutClaim(Model):

@@ -337,15 +337,4 @@ class CostBaselineInput(Model):
     session_key: str
 
 
-class FlushInput(Model):
-    """The ledger rows (cumulative per session and task) and tool calls not yet written."""
-
-    agent: str
-    session_key: str
-    task_costs: dict[str, float] = Field(default_factory=dict)
-    task_tokens: dict[str, TokenUsage] = Field(default_factory=dict)
-    calls: list[ToolCallRecord] = Field(default_factory=list)
-    day_costs: dict[str, float] = Field(default_factory=dict)
-
-
 Governor.model_rebuild()

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, JsonValue
 
 from tether.contracts.base import Model
-from tether.contracts.governors import Governor, GovernorLimits
+from tether.contracts.governors import Governor, GovernorLimits, TokenUsage, ToolCallRecord
 from tether.contracts.orders import FounderOrder
 from tether.contracts.runs import AgentRun, RunRequest
 from tether.contracts.tasks import Artifact, TaskState
@@ -190,6 +190,67 @@ class SessionView(Model):
     # The sequence of the session's read-model writes: a late write of an older snapshot never
     # overwrites a newer one in PostgreSQL.
     seq: int = 0
+
+
+class SessionFigures(Model):
+    """What `tether status` shows of an open session, kept in its PostgreSQL row by the session
+    itself (the status reads PostgreSQL alone, without asking each session): written when any
+    of it but the numbers changes, and with every ledger write (the numbers then)."""
+
+    state: SessionState
+    task_id: str | None = None
+    # The share of the context window in use (0.09 is 9%), and this session's spend.
+    context_pct: float | None = None
+    cost_usd: float = 0.0
+    # A governor's hold and a blocker, in words.
+    hold: str | None = None
+    blocker: str | None = None
+    # The agent's process when Tether runs it: its phase and its id (runtime session:attempt);
+    # the runner marks the id it has started, so a process not started yet shows as queued.
+    run: str | None = None
+    process: str | None = None
+    # Workflow time of the figures: a late write of older ones changes nothing.
+    at: datetime
+
+    @classmethod
+    def of(cls, view: SessionView, at: datetime) -> SessionFigures:
+        g, run = view.governor, view.run
+        return cls(
+            state=view.state,
+            task_id=view.task_id,
+            context_pct=g.context_pct,
+            cost_usd=g.cost_usd,
+            hold=f"{g.hold.kind}: {g.hold.reason}" if g.hold is not None else None,
+            blocker=view.blocker.describe() if view.blocker is not None else None,
+            run=run.phase if run is not None else None,
+            process=f"{run.runtime_session}:{run.attempts}" if run is not None else None,
+            at=at,
+        )
+
+    def shown(self) -> tuple[object, ...]:
+        """What a change of rewrites the figures at once (the numbers go with the ledger)."""
+        return (self.state, self.task_id, self.hold, self.blocker, self.run, self.process)
+
+
+class FiguresInput(Model):
+    """Write a session's figures into its row (agent, started_at)."""
+
+    agent: str
+    started_at: datetime
+    figures: SessionFigures
+
+
+class FlushInput(Model):
+    """The ledger rows (cumulative per session and task) and tool calls not yet written."""
+
+    agent: str
+    session_key: str
+    task_costs: dict[str, float] = Field(default_factory=dict)
+    task_tokens: dict[str, TokenUsage] = Field(default_factory=dict)
+    calls: list[ToolCallRecord] = Field(default_factory=list)
+    day_costs: dict[str, float] = Field(default_factory=dict)
+    # The session's figures as of this write (`tether status` reads them from the row).
+    figures: FiguresInput | None = None
 
 
 class NoticeInput(Model):

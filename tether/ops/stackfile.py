@@ -21,6 +21,15 @@ def home_from_env(env: Mapping[str, str]) -> Path:
     return Path(env.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
 
 
+def config_path_from_env(env: Mapping[str, str], home: Path) -> Path | None:
+    """TETHER_CONFIG, else tether.toml under `home` when there is one."""
+    config = env.get("TETHER_CONFIG")
+    if config:
+        return Path(config).expanduser()
+    default = home / "tether.toml"
+    return default if default.exists() else None
+
+
 def stack_file(home: Path) -> Path:
     return home / "stack.json"
 
