@@ -40,6 +40,7 @@ from tether.ops.runtime import run_and_exit  # noqa: E402
 TASKS = 1000
 ITEMS = 200
 SESSIONS = 100
+WITH_BUDGETS = "tether status, [budget] set"
 
 
 async def fill(url: str) -> None:
@@ -98,6 +99,11 @@ async def measure(rounds: int) -> dict[str, list[float]]:
                     )
                 )
             env = stack.worker_env(queue)
+            # The same team with hard budgets: the status then reads them (the validated config
+            # and the founder's signed raises).
+            budgeted = stack.folder / "budgeted.toml"
+            budgeted.write_text(f"[budget]\nagent_daily_usd = 50.0\n\n{config}")
+            budget_env = {**env, "TETHER_CONFIG": str(budgeted)}
             py = sys.executable
             runs = {
                 "python -c pass": [py, "-c", "pass"],
@@ -109,9 +115,12 @@ async def measure(rounds: int) -> dict[str, list[float]]:
             # What is timed answers in full: every open session with the figures it keeps.
             await every_session_shown(py, env)
             times: dict[str, list[float]] = {k: [] for k in runs}
+            times[WITH_BUDGETS] = []
             for _ in range(rounds):
                 for name, argv in runs.items():
                     times[name].append(await asyncio.to_thread(timed, argv, env))
+                status = runs["tether status"]
+                times[WITH_BUDGETS].append(await asyncio.to_thread(timed, status, budget_env))
     return times
 
 

@@ -9,13 +9,13 @@ written by anyone else is ignored.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from tether.config import TetherConfig
-from tether.contracts import FounderOrder
+from tether.contracts import FounderOrder, Model
 from tether.signing import verify
 
 
@@ -69,3 +69,58 @@ def limits(
             monthly = limit
             raises["team"] = f"team monthly ${limit:.2f} by {order.by}{note}"
     return daily, monthly, list(raises.values())
+
+
+class BudgetLine(Model):
+    """One hard budget: whose, for which period, spent against the limit in force."""
+
+    scope: str  # "agent" or "team"
+    name: str  # the agent, or "team"
+    period: str  # "2026-12-05" or "2026-12"
+    spent_usd: float
+    limit_usd: float
+    raised: str | None = None
+
+
+async def budget_lines(
+    store: Any, config: TetherConfig, now: datetime | None = None
+) -> list[BudgetLine]:
+    """Spend today and this month (UTC) against each configured budget, from the ledger (an
+    open session writes it every 50 reports or 60 s: the figures are at most that far behind)."""
+    b = config.budget
+    now = now or datetime.now(UTC)
+    day = now.date()
+    names = [a.name for a in config.agents if b.daily_for(a.name) is not None]
+    scopes = [agent_scope(n, day) for n in names] + [team_scope(day)]
+    rows = await store.budget_orders(scopes)
+    spent = await store.spend_per_agent(day)
+    _, month_spent = await store.budget_spend(None, day)
+    lines = []
+    for name in names:
+        daily, _, raises = limits(config, name, day, rows)
+        assert daily is not None
+        raised = next((r for r in raises if r.startswith(f"{name} daily")), None)
+        lines.append(
+            BudgetLine(
+                scope="agent",
+                name=name,
+                period=day.isoformat(),
+                spent_usd=spent.get(name, 0.0),
+                limit_usd=daily,
+                raised=raised,
+            )
+        )
+    if b.team_monthly_usd is not None:
+        _, monthly, raises = limits(config, "", day, rows)
+        assert monthly is not None
+        lines.append(
+            BudgetLine(
+                scope="team",
+                name="team",
+                period=f"{day:%Y-%m}",
+                spent_usd=month_spent,
+                limit_usd=monthly,
+                raised=next((r for r in raises if r.startswith("team monthly")), None),
+            )
+        )
+    return lines

@@ -125,7 +125,7 @@ async def _budgets(
     if not budgeted:
         return [], []
     from activities.store import Store, connect_pool
-    from tether.client.budgets import budget_lines
+    from tether.budgets import budget_lines
     from tether.config import load_config
 
     try:

@@ -573,8 +573,8 @@ async def cmd_budget_raise(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_budget_show(args: argparse.Namespace, settings: Settings) -> int:
+    from tether.budgets import budget_lines
     from tether.cli.render import render_budgets
-    from tether.client.budgets import budget_lines
 
     config = load_config(settings.config_path)
     store = await _store(settings)

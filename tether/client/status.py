@@ -12,7 +12,7 @@ from pydantic import Field
 
 from activities import reads
 from tether import status
-from tether.client.budgets import BudgetLine, budget_lines
+from tether.budgets import BudgetLine, budget_lines
 from tether.config import TetherConfig
 from tether.contracts import Model, SessionState, TaskSummary
 
