@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from tether.errors import TetherError
-from tether.names import inbox_command, inbox_see
+from tether.names import inbox_command
 
 # TaskView's fields in declaration order (what its JSON form holds), and TaskState's values.
 TASK_VIEW_FIELDS = (
@@ -137,7 +137,7 @@ def inbox_json(row: Any) -> dict[str, Any]:
 
 
 class InboxRow:
-    """An inbox row as the inbox renderer reads it (the same attributes as InboxItem)."""
+    """An inbox row as the inbox renderer reads it (InboxItem's attributes)."""
 
     def __init__(self, row: Any) -> None:
         fields = inbox_fields(row)
@@ -148,14 +148,6 @@ class InboxRow:
         self.action: str = fields["action"]
         self.created_at: datetime | None = fields["created_at"]
         self.cleared_at: datetime | None = fields["cleared_at"]
-
-    @property
-    def command(self) -> str:
-        return inbox_command(self.action, self.id)
-
-    @property
-    def see(self) -> str:
-        return inbox_see(self.detail)
 
 
 def _json_value(value: Any) -> Any:

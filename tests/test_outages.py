@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -206,3 +207,83 @@ async def test_a_submit_caught_by_a_temporal_restart_finishes_once_without_resub
     finally:
         await pool.close()
         await server.shutdown()
+
+
+async def test_a_failed_figures_write_holds_up_no_session_and_the_row_catches_up(
+    client: Client, tmp_path: Path
+) -> None:
+    """The figures a session keeps for `tether status` are written by local activity. With
+    PostgreSQL down that write fails (twice, in about a second) and the session goes on
+    answering; once PostgreSQL is back, its next ledger write brings the row up to date, and a
+    hold after that shows at once."""
+    from tether import client as api
+    from tether.client.status import gather_status
+    from tether.contracts import Report, SessionInput, ShellCheck, TaskSpec, ToolCall
+
+    pg = EmbeddedPostgres(tmp_path / "pg", port=free_port())
+    await asyncio.to_thread(pg.start)
+    pool = await connect_pool(pg.url)
+    await migrate(pool)
+    store = Store(pool)
+    queue = f"outage-{uuid.uuid4().hex[:8]}"
+    agent = f"figures-{uuid.uuid4().hex[:6]}"
+    task_id = f"figures-{uuid.uuid4().hex[:6]}"
+    config = TetherConfig.model_validate({"agents": [{"name": agent}]})
+
+    async def shown() -> dict[str, Any]:
+        report = await gather_status(store)
+        return next(a.model_dump() for a in report.agents if a.agent == agent)
+
+    try:
+        async with tether_worker.build_worker(client, queue, store, config, keys.KEYS):
+            await api.start_session(client, queue, SessionInput(agent=agent, runtime="sdk"))
+            spec = TaskSpec(id=task_id, title="claimed while PostgreSQL is down",
+                            checks=[ShellCheck(command="true")])  # fmt: skip
+            await api.create_task(client, queue, spec)
+            await eventually(lambda: _has(shown, figures_at=bool), "the session's first figures")
+            await asyncio.to_thread(pg.stop)
+            # The claim tells the session: its task changes, and its figures write fails.
+            await api.claim_task(client, task_id, agent)
+            await eventually(
+                lambda: _session_has(client, agent, task_id), "the session to hold the task"
+            )
+            await asyncio.sleep(3)  # the write's two attempts, a second apart, are over
+            answer = await asyncio.wait_for(
+                api.report(client, agent, Report(context_tokens=10_000)), timeout=30
+            )
+            assert answer is not None  # the session still answers
+            await asyncio.to_thread(pg.start)
+            # The ledger is written within 50 reports, with the figures of the moment.
+            for _ in range(50):
+                await api.report(client, agent, Report(context_tokens=10_000))
+            assert await eventually(
+                lambda: _has(shown, task_id=lambda v: v == task_id, context_pct=bool),
+                "the session's task in the status once PostgreSQL is back",
+                seconds=90,
+            )
+            # A hold shows with no report after it.
+            for n in range(5):
+                failed = ToolCall(
+                    tool="Bash", ok=False, action="Bash:kubectl set", signature="Forbidden",
+                    error="Forbidden", exit_code=1, tool_use_id=f"toolu_{n}",
+                )  # fmt: skip
+                await api.report(client, agent, Report(tool_call=failed))
+            assert await eventually(
+                lambda: _has(shown, hold=lambda v: str(v).startswith("loop: kubectl set")),
+                "the hold in the status",
+            )
+    finally:
+        await pool.close()
+        await asyncio.to_thread(pg.stop)
+
+
+async def _session_has(client: Client, agent: str, task_id: str) -> bool:
+    from tether import client as api
+
+    view = await api.session_view(client, agent)
+    return view is not None and view.task_id == task_id
+
+
+async def _has(probe: Any, **expected: Any) -> bool:
+    found = await probe()
+    return all(check(found[key]) for key, check in expected.items())

@@ -46,12 +46,12 @@ import asyncio
 import contextlib
 import zlib
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 from temporalio.workflow import ActivityCancellationType
 
@@ -152,6 +152,7 @@ SPREAD_PATCH = messaging.SESSION_SPREAD_FLUSHES
 # (written when any of it but the numbers changes, and with each ledger write), so the status
 # reads PostgreSQL alone. Implies SPREAD_PATCH.
 FIGURES_PATCH = messaging.SESSION_FIGURES
+FIGURES_RETRY_AFTER = timedelta(minutes=1)
 
 
 def _phase(agent: str, period: int) -> int:
@@ -198,6 +199,9 @@ class AgentSessionWorkflow:
         # What the figures in PostgreSQL show (SessionFigures.shown), once the row exists.
         self._recorded = inp.carried is not None
         self._shown: tuple[object, ...] | None = None
+        # After a failed write (PostgreSQL out), none by local activity until then: each one
+        # holds the workflow task, and the answers in it, while it retries.
+        self._figures_resume_at: datetime | None = None
         # Serialises the handlers that await and change state (recheck, release, task_claimed)
         # with the startup and the end; each re-checks the state after its awaits.
         self._lock = asyncio.Lock()
@@ -362,6 +366,8 @@ class AgentSessionWorkflow:
         it was last written; the row must exist first (the first sessions-row write)."""
         if not (self._recorded and self._keeps_figures()) or self._end is not None:
             return False
+        if self._figures_resume_at is not None and workflow.now() < self._figures_resume_at:
+            return False
         return self._figures_now().shown() != self._shown
 
     async def _keep_figures(self) -> None:
@@ -382,10 +388,12 @@ class AgentSessionWorkflow:
                 start_to_close_timeout=retry.LOCAL_WRITE.timeout,
                 retry_policy=retry.LOCAL_WRITE.policy,
             )
-        except ActivityError:
-            # PostgreSQL is out: the status shows older figures until the next change or
-            # ledger write; the session goes on.
+        except FailureError:
+            # PostgreSQL is out (a local activity's failure is its own error, not an
+            # ActivityError): the status shows older figures until the next ledger write (a
+            # regular activity, which rides the outage out), or a change a minute from now.
             workflow.logger.warning("session %s: figures not written", self.view.agent)
+            self._figures_resume_at = workflow.now() + FIGURES_RETRY_AFTER
         self._shown = figures.shown()
 
     def _flush_due(self) -> bool:
@@ -1415,6 +1423,8 @@ class AgentSessionWorkflow:
             g.flushed_reports = upto
             if figures is not None:
                 self._shown = figures.shown()
+                # The ledger was written: PostgreSQL answers again, local writes resume.
+                self._figures_resume_at = None
 
     def _session_key(self) -> str:
         v = self.view

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TextIO
 
+from tether.names import inbox_command, inbox_see
+
 
 class InboxEntry(Protocol):
     """What the inbox shows of an item: InboxItem, or a row read without pydantic."""
@@ -25,9 +27,9 @@ class InboxEntry(Protocol):
     @property
     def cleared_at(self) -> datetime | None: ...
     @property
-    def command(self) -> str: ...
+    def action(self) -> str: ...
     @property
-    def see(self) -> str: ...
+    def detail(self) -> Mapping[str, Any]: ...
 
 
 def use_colour(stream: TextIO, choice: str = "auto") -> bool:
@@ -242,9 +244,10 @@ def render_inbox(items: Sequence[InboxEntry], colour: bool = False) -> str:
         kind = paint(f"[{item.kind}]", "red" if item.kind in _URGENT else "yellow")
         lines.append(f"#{item.id} {when}  {kind} {item.title}{done}")
         if not item.cleared_at:
-            lines.append(f"    -> {paint(item.command, 'bold')}")
-            if item.see and item.see != item.command:
-                lines.append(f"       see: {item.see}")
+            command, see = inbox_command(item.action, item.id), inbox_see(item.detail)
+            lines.append(f"    -> {paint(command, 'bold')}")
+            if see and see != command:
+                lines.append(f"       see: {see}")
     return "\n".join(lines)
 
 
