@@ -14,7 +14,7 @@ tests/test_cockpit_reads.py holds the two equal, field for field and in order.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -264,3 +264,51 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return _json_value(value)
+
+
+# --- hard budgets -----------------------------------------------------------------------------
+
+
+async def budget_order_rows(
+    conn: asyncpg.Connection | asyncpg.Pool, scopes: list[str]
+) -> list[dict[str, Any]]:
+    """The orders stored for these scopes, oldest first (each is verified where it is used)."""
+    rows = await conn.fetch(
+        """SELECT id, scope, limit_usd, order_json, created_at FROM budget_orders
+           WHERE scope = ANY($1::text[]) ORDER BY id""",
+        scopes,
+    )
+    return [dict(r) for r in rows]
+
+
+async def spend_per_agent(conn: asyncpg.Connection | asyncpg.Pool, day: date) -> dict[str, float]:
+    """What each agent spent on `day` (UTC), from the ledger."""
+    rows = await conn.fetch(
+        "SELECT agent, SUM(usd) AS usd FROM spend_days WHERE day = $1 GROUP BY agent", day
+    )
+    return {r["agent"]: float(r["usd"]) for r in rows}
+
+
+async def budget_spend(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    agent: str | None,
+    day: date,
+    excluding_session: str = "",
+) -> tuple[float, float]:
+    """(the agent's spend on `day`, the whole team's in that day's month), leaving out one
+    session (the one asking adds its own, live). No agent: the team's spend that day."""
+    month = day.replace(day=1)
+    row = await conn.fetchrow(
+        """SELECT
+               COALESCE(SUM(usd) FILTER (
+                   WHERE day = $2 AND ($1::text IS NULL OR agent = $1)), 0) AS today,
+               COALESCE(SUM(usd), 0) AS month
+           FROM spend_days
+           WHERE day >= $3 AND day < ($3 + interval '1 month') AND session_key <> $4""",
+        agent,
+        day,
+        month,
+        excluding_session,
+    )
+    assert row is not None
+    return float(row["today"]), float(row["month"])

@@ -831,27 +831,10 @@ class Store:
     ) -> tuple[float, float]:
         """(the agent's spend on `day`, the whole team's in that day's month), leaving out one
         session (the one asking adds its own, live). No agent: the team's spend that day."""
-        month = day.replace(day=1)
-        row = await self.pool.fetchrow(
-            """SELECT
-                   COALESCE(SUM(usd) FILTER (
-                       WHERE day = $2 AND ($1::text IS NULL OR agent = $1)), 0) AS today,
-                   COALESCE(SUM(usd), 0) AS month
-               FROM spend_days
-               WHERE day >= $3 AND day < ($3 + interval '1 month') AND session_key <> $4""",
-            agent,
-            day,
-            month,
-            excluding_session,
-        )
-        assert row is not None
-        return float(row["today"]), float(row["month"])
+        return await reads.budget_spend(self.pool, agent, day, excluding_session)
 
     async def spend_per_agent(self, day: date) -> dict[str, float]:
-        rows = await self.pool.fetch(
-            "SELECT agent, SUM(usd) AS usd FROM spend_days WHERE day = $1 GROUP BY agent", day
-        )
-        return {r["agent"]: float(r["usd"]) for r in rows}
+        return await reads.spend_per_agent(self.pool, day)
 
     async def add_budget_order(self, scope: str, limit_usd: float, order: dict[str, Any]) -> int:
         value = await self.pool.fetchval(
@@ -865,12 +848,7 @@ class Store:
 
     async def budget_orders(self, scopes: list[str]) -> list[dict[str, Any]]:
         """The orders stored for these scopes, oldest first (each is verified where it is used)."""
-        rows = await self.pool.fetch(
-            """SELECT id, scope, limit_usd, order_json, created_at FROM budget_orders
-               WHERE scope = ANY($1::text[]) ORDER BY id""",
-            scopes,
-        )
-        return [dict(r) for r in rows]
+        return await reads.budget_order_rows(self.pool, scopes)
 
     async def record_tool_calls(
         self, agent: str, session_key: str, calls: list[ToolCallRecord]

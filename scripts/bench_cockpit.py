@@ -40,6 +40,8 @@ from tether.ops.runtime import run_and_exit  # noqa: E402
 TASKS = 1000
 ITEMS = 200
 SESSIONS = 100
+# The first run validates tether.toml and verifies the raises, then keeps the verdicts under
+# TETHER_HOME: the p50 is of the runs after it.
 WITH_BUDGETS = "tether status, [budget] set"
 
 
@@ -137,7 +139,7 @@ async def main() -> int:
     for name, found in times.items():
         p50 = statistics.median(found)
         print(f"  {name:<28} {p50 * 1000:7.0f} ms   {p50 / base:5.1f}x the interpreter alone")
-    for name in ("tether task list --json", "tether inbox --json", "tether status"):
+    for name in ("tether task list --json", "tether inbox --json", "tether status", WITH_BUDGETS):
         p50 = statistics.median(times[name]) * 1000
         print(f"  goal {name} <= 300 ms: {'met' if p50 <= 300 else 'NOT met'} ({p50:.0f} ms)")
     return 0

@@ -371,3 +371,91 @@ async def test_status_reads_postgresql_alone_with_each_sessions_own_figures(
         assert same.model_dump(mode="json", exclude={"generated_at"}) == {
             k: v for k, v in report.items() if k != "generated_at"
         }
+
+
+async def test_status_shows_hard_budgets_without_pydantic_once_the_raises_are_judged(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    """With a [budget] table, the first `tether status` validates tether.toml and verifies the
+    founder's raises (pydantic, cryptography) and keeps the verdicts under TETHER_HOME; later
+    ones reuse them and import neither, until the file or the raises change. The lines are the
+    same either way: a forged raise stays ignored, a signed one counts."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from activities.store import Store, connect_pool, migrate
+    from tests.support.helpers import clean_environment
+    from tether import budgets
+    from tether.config import load_config
+    from tether.signing import generate, load_private, order
+
+    home = tmp_path / "home"
+    key_path, public = generate(home)
+    config_path = tmp_path / "tether.toml"
+
+    def configure(daily: float) -> None:
+        config_path.write_text(
+            f'[[agents]]\nname = "coder"\n[[agents]]\nname = "ops"\n'
+            f'[founder]\npublic_key_file = "{home / "founder.pub"}"\n'
+            f"[budget]\nagent_daily_usd = {daily}\nteam_monthly_usd = 900.0\n"
+            "[budget.agents]\nops = 5.0\n"
+        )
+
+    (home / "founder.pub").write_text(public)
+    configure(50.0)
+    env = clean_environment(
+        DATABASE_URL=fresh_db, TETHER_HOME=str(home), TETHER_CONFIG=str(config_path)
+    )
+    day = datetime.now(UTC).date()
+    pool = await connect_pool(fresh_db)
+    try:
+        await migrate(pool)
+        store = Store(pool)
+        await store.record_spend_days("coder", "coder:s1", {day.isoformat(): 12.5})
+        await store.record_spend_days("ops", "ops:s1", {day.isoformat(): 1.25})
+
+        async def raise_to(scope: str, usd: float, key: Ed25519PrivateKey) -> None:
+            signed = order("budget", budgets.subject(scope, usd), "founder", "launch", key)
+            await store.add_budget_order(scope, usd, signed.model_dump(mode="json"))
+
+        await raise_to(budgets.agent_scope("coder", day), 80.0, load_private(key_path))
+        await raise_to(budgets.team_scope(day), 5000.0, Ed25519PrivateKey.generate())  # forged
+
+        async def lines_now() -> list[dict[str, Any]]:
+            found = await budgets.budget_lines(store, load_config(config_path))
+            return [b.model_dump(mode="json") for b in found]
+
+        async def shown(light: bool) -> list[dict[str, Any]]:
+            if light:
+                out = await read_light(env, "status", "--json")
+            else:
+                code, out, err = await cli(env, "status", "--json")
+                assert code == 0, err
+            budgets_shown: list[dict[str, Any]] = json.loads(out)["budgets"]
+            return budgets_shown
+
+        first = await shown(light=False)  # nothing kept yet: the full reading
+        assert first == await lines_now()
+        by_name = {b["name"]: b for b in first}
+        assert by_name["coder"]["limit_usd"] == 80.0 and by_name["coder"]["spent_usd"] == 12.5
+        assert by_name["coder"]["raised"] == "coder daily $80.00 by founder (launch)"
+        assert by_name["ops"]["limit_usd"] == 5.0 and by_name["ops"]["raised"] is None
+        assert by_name["team"]["limit_usd"] == 900.0  # the forged raise counts for nothing
+        assert await shown(light=True) == first
+
+        # A new raise is judged once (the full reading), then kept.
+        await raise_to(budgets.agent_scope("ops", day), 7.0, load_private(key_path))
+        assert {b["name"]: b["limit_usd"] for b in await shown(light=False)}["ops"] == 7.0
+        assert await shown(light=True) == await lines_now()
+        # A changed founder's key file: the raises are judged again (none is its key's now).
+        (home / "founder.pub").write_text(generate(tmp_path / "other")[1])
+        again = await shown(light=False)
+        assert again == await lines_now()
+        limits = {b["name"]: b["limit_usd"] for b in again}
+        assert limits == {"coder": 50.0, "ops": 5.0, "team": 900.0}
+        assert await shown(light=True) == again
+        # A changed tether.toml: read again.
+        configure(60.0)
+        assert {b["name"]: b["limit_usd"] for b in await shown(light=False)}["coder"] == 60.0
+        assert await shown(light=True) == await lines_now()
+    finally:
+        await pool.close()

@@ -16,19 +16,11 @@ from pydantic import ValidationError
 
 from tether.config import TetherConfig
 from tether.contracts import FounderOrder, Model
+from tether.limits import Raise, Settings, in_force, lines, scopes
+from tether.limits import agent_scope as agent_scope  # where callers have always found them
+from tether.limits import subject as subject
+from tether.limits import team_scope as team_scope
 from tether.signing import verify
-
-
-def agent_scope(agent: str, day: date) -> str:
-    return f"agent:{agent}:day:{day.isoformat()}"
-
-
-def team_scope(day: date) -> str:
-    return f"team:month:{day:%Y-%m}"
-
-
-def subject(scope: str, limit_usd: float) -> str:
-    return f"{scope}:{limit_usd:.2f}"
 
 
 def verified_limit(
@@ -47,28 +39,33 @@ def verified_limit(
     return limit, order
 
 
+def verified_raises(rows: list[dict[str, Any]], public_key: str | None) -> list[Raise]:
+    """The stored orders the founder's key signed exactly, oldest first, as raises."""
+    found = []
+    for row in rows:
+        verified = verified_limit(row, public_key)
+        if verified is not None:
+            limit, order = verified
+            found.append(Raise(row["scope"], limit, order.by, order.reason))
+    return found
+
+
 def limits(
     config: TetherConfig, agent: str, day: date, rows: list[dict[str, Any]]
 ) -> tuple[float | None, float | None, list[str]]:
     """(the agent's daily limit, the team's monthly limit, the raises in force) on `day`: the
     latest verified order per scope wins over tether.toml."""
-    daily = config.budget.daily_for(agent)
-    monthly = config.budget.team_monthly_usd
-    raises: dict[str, str] = {}
-    key = config.founder.key_text()
-    for row in rows:
-        found = verified_limit(row, key)
-        if found is None:
-            continue
-        limit, order = found
-        note = f" ({order.reason})" if order.reason else ""
-        if row["scope"] == agent_scope(agent, day) and daily is not None:
-            daily = limit
-            raises["agent"] = f"{agent} daily ${limit:.2f} by {order.by}{note}"
-        elif row["scope"] == team_scope(day) and monthly is not None:
-            monthly = limit
-            raises["team"] = f"team monthly ${limit:.2f} by {order.by}{note}"
-    return daily, monthly, list(raises.values())
+    raises = verified_raises(rows, config.founder.key_text())
+    return in_force(
+        config.budget.daily_for(agent), config.budget.team_monthly_usd, agent, day, raises
+    )
+
+
+def settings_of(config: TetherConfig) -> Settings:
+    """The hard budgets tether.toml sets, as plain data."""
+    b = config.budget
+    daily = {a.name: b.daily_for(a.name) for a in config.agents}
+    return Settings({k: v for k, v in daily.items() if v is not None}, b.team_monthly_usd)
 
 
 class BudgetLine(Model):
@@ -87,40 +84,10 @@ async def budget_lines(
 ) -> list[BudgetLine]:
     """Spend today and this month (UTC) against each configured budget, from the ledger (an
     open session writes it every 50 reports or 60 s: the figures are at most that far behind)."""
-    b = config.budget
-    now = now or datetime.now(UTC)
-    day = now.date()
-    names = [a.name for a in config.agents if b.daily_for(a.name) is not None]
-    scopes = [agent_scope(n, day) for n in names] + [team_scope(day)]
-    rows = await store.budget_orders(scopes)
+    day = (now or datetime.now(UTC)).date()
+    settings = settings_of(config)
+    rows = await store.budget_orders(scopes(settings, day))
+    raises = verified_raises(rows, config.founder.key_text())
     spent = await store.spend_per_agent(day)
     _, month_spent = await store.budget_spend(None, day)
-    lines = []
-    for name in names:
-        daily, _, raises = limits(config, name, day, rows)
-        assert daily is not None
-        raised = next((r for r in raises if r.startswith(f"{name} daily")), None)
-        lines.append(
-            BudgetLine(
-                scope="agent",
-                name=name,
-                period=day.isoformat(),
-                spent_usd=spent.get(name, 0.0),
-                limit_usd=daily,
-                raised=raised,
-            )
-        )
-    if b.team_monthly_usd is not None:
-        _, monthly, raises = limits(config, "", day, rows)
-        assert monthly is not None
-        lines.append(
-            BudgetLine(
-                scope="team",
-                name="team",
-                period=f"{day:%Y-%m}",
-                spent_usd=month_spent,
-                limit_usd=monthly,
-                raised=next((r for r in raises if r.startswith("team monthly")), None),
-            )
-        )
-    return lines
+    return [BudgetLine(**line) for line in lines(settings, day, raises, spent, month_spent)]

@@ -10,6 +10,8 @@ runs these same functions, so a command behaves the same however it was reached.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import sys
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from activities import reads
+from tether import limits
 from tether import status as report
 from tether.errors import TetherError
 from tether.ops.stackfile import config_path_from_env, database_url_from, home_from_env
@@ -92,16 +95,16 @@ async def inbox(args: argparse.Namespace, dsn: str) -> int:
     return 0
 
 
-async def status(args: argparse.Namespace, dsn: str, config_path: Path | None) -> int:
+async def status(args: argparse.Namespace, dsn: str, config_path: Path | None, home: Path) -> int:
     from tether.cli.render import render_status, stdout_colour
 
     now = datetime.now(UTC)
     conn = await reads.connect(dsn)
     try:
         rows = await reads.status_rows(conn, now - report.DEPLOYMENTS_SINCE)
+        budgets, problems = await _budgets(conn, config_path, home / BUDGET_CACHE, dsn, now)
     finally:
         await conn.close()
-    budgets, problems = await _budgets(config_path, dsn, now)
     shown = reads.jsonable(report.build(rows, now, budgets, problems))
     if args.json:
         print_json(shown)
@@ -110,34 +113,112 @@ async def status(args: argparse.Namespace, dsn: str, config_path: Path | None) -
     return 0
 
 
+# What the hard budgets' lines were last computed from, under TETHER_HOME: tether.toml's budget
+# settings (by the file's digest) and the verdict on each stored raise (by its digest and the
+# founder's public key). With it, `tether status` needs neither pydantic (to validate the
+# config) nor cryptography (to verify the raises) until the file or the raises change.
+BUDGET_CACHE = Path("cache") / "budgets.json"
+
+
 async def _budgets(
-    config_path: Path | None, dsn: str, now: datetime
+    conn: Any, config_path: Path | None, cache: Path, dsn: str, now: datetime
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The hard budgets' lines (BudgetLine's JSON form), and what kept them from being shown.
-    Only a tether.toml with a `[budget]` table pays for reading them: the limits in force need
-    the config validated and the founder's raises verified (pydantic, cryptography)."""
+    """The hard budgets' lines (BudgetLine's JSON form), and what kept them from being shown."""
     if config_path is None:
         return [], []
     try:
-        budgeted = bool(tomllib.loads(config_path.read_text()).get("budget"))
+        raw = config_path.read_bytes()
+        budgeted = bool(tomllib.loads(raw.decode()).get("budget"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        budgeted = True  # the full reading says what is wrong with it
+        raw, budgeted = b"", True  # the full reading says what is wrong with it
     if not budgeted:
         return [], []
-    from activities.store import Store, connect_pool
-    from tether.budgets import budget_lines
+    known = _cached(cache, raw)
+    if known is not None:
+        found = await _lines_from(conn, known, now)
+        if found is not None:
+            return found, []
+    return await _budgets_validated(conn, config_path, cache, raw, now)
+
+
+def _cached(cache: Path, raw: bytes) -> dict[str, Any] | None:
+    """The cache, if it was written for this tether.toml and this founder's key."""
+    try:
+        known: dict[str, Any] = json.loads(cache.read_text())
+        if known["config"] != hashlib.sha256(raw).hexdigest():
+            return None
+        if known["key_file"] and Path(known["key_file"]).read_text().strip() != known["key"]:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return known
+
+
+def _digest(row: dict[str, Any], key: str | None) -> str:
+    """A stored raise as the founder's key judges it: the row, whole, and the key."""
+    signed = [row["scope"], float(row["limit_usd"]), row["order_json"], key]
+    return hashlib.sha256(json.dumps(signed, sort_keys=True).encode()).hexdigest()
+
+
+async def _lines_from(
+    conn: Any, known: dict[str, Any], now: datetime
+) -> list[dict[str, Any]] | None:
+    """The lines from the cached settings and verdicts; None when a raise is not in it."""
+    day = now.date()
+    settings = limits.Settings(known["daily"], known["team_monthly_usd"])
+    raises = []
+    for row in await reads.budget_order_rows(conn, limits.scopes(settings, day)):
+        digest = _digest(row, known["key"])
+        if digest not in known["raises"]:
+            return None
+        if known["raises"][digest] is not None:
+            raises.append(limits.Raise(*known["raises"][digest]))
+    spent = await reads.spend_per_agent(conn, day)
+    _, month_spent = await reads.budget_spend(conn, None, day)
+    return limits.lines(settings, day, raises, spent, month_spent)
+
+
+async def _budgets_validated(
+    conn: Any, config_path: Path, cache: Path, raw: bytes, now: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The lines from tether.toml validated and every raise verified; the cache written."""
+    from tether import budgets
     from tether.config import load_config
 
     try:
         config = load_config(config_path)
     except TetherError as exc:  # the rest of the status is still worth showing
         return [], [f"budgets not shown: {exc}"]
-    store = Store(await connect_pool(dsn))
-    try:
-        lines = await budget_lines(store, config, now)
-    finally:
-        await store.pool.close()
-    return [b.model_dump(mode="json") for b in lines], []
+    day = now.date()
+    settings = budgets.settings_of(config)
+    key = config.founder.key_text()
+    verdicts: dict[str, list[Any] | None] = {}
+    raises = []
+    for row in await reads.budget_order_rows(conn, limits.scopes(settings, day)):
+        verified = budgets.verified_limit(row, key)
+        found = None
+        if verified is not None:
+            limit, order = verified
+            found = limits.Raise(row["scope"], limit, order.by, order.reason)
+            raises.append(found)
+        verdicts[_digest(row, key)] = list(found) if found is not None else None
+    spent = await reads.spend_per_agent(conn, day)
+    _, month_spent = await reads.budget_spend(conn, None, day)
+    key_file = config.founder.public_key_file
+    written = {
+        "config": hashlib.sha256(raw).hexdigest(),
+        "daily": dict(settings.daily),
+        "team_monthly_usd": settings.team_monthly_usd,
+        "key": key,
+        "key_file": str(Path(key_file).expanduser()) if key_file else None,
+        "raises": verdicts,
+    }
+    with contextlib.suppress(OSError):  # a read-only home: the next status validates again
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(written))
+        partial.replace(cache)
+    return limits.lines(settings, day, raises, spent, month_spent), []
 
 
 def _parser(words: list[str]) -> argparse.ArgumentParser | None:
@@ -180,7 +261,7 @@ def main(argv: list[str]) -> None:
         dsn = database_url_from(env.get("DATABASE_URL") or None, home)
         code: int
         if args.func is status:
-            code = await status(args, dsn, config_path_from_env(env, home))
+            code = await status(args, dsn, config_path_from_env(env, home), home)
         else:
             code = await args.func(args, dsn)
         return code

@@ -780,7 +780,7 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from tether.ops.stackfile import database_url
 
-    return await cockpit.status(args, database_url(settings), settings.config_path)
+    return await cockpit.status(args, database_url(settings), settings.config_path, settings.home)
 
 
 async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int:
