@@ -101,14 +101,6 @@ def task_json(row: Any) -> dict[str, Any]:
     return {name: _json_value(value) for name, value in task_fields(row).items()}
 
 
-def task_line(task_id: str, state: str, assignee: str | None, title: str) -> str:
-    """One row of `tether task list`."""
-    return f"{task_id:<24} {state:<10} {assignee or '-':<14} {title}"
-
-
-TASK_LIST_HEADER = task_line("ID", "STATE", "ASSIGNEE", "TITLE")
-
-
 # --- inbox ------------------------------------------------------------------------------------
 
 

@@ -23,6 +23,9 @@ DEFAULT_GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_PORT}"
 # Agent names, task ids: lower case, digits, '.', '_', '-'; they become workflow ids.
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
+# Who holds a task or session a governor put on hold (only a founder-signed order lifts it).
+GOVERNOR = "tether"
+
 # Workflow types.
 TASK_WORKFLOW = "TaskWorkflow"
 SESSION_WORKFLOW = "AgentSessionWorkflow"

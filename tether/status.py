@@ -16,15 +16,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from tether.names import deploy_lane
+from tether.names import GOVERNOR, deploy_lane
 
 # Credentials expiring within this many days are shown (the largest reminder threshold).
 EXPIRY_HORIZON_DAYS = 14
 DEPLOYMENTS_SINCE = timedelta(hours=24)
 # Held tasks first, then the work in flight, then what waits.
 TASK_ORDER = {"blocked": 0, "paused": 1, "verifying": 2, "claimed": 3, "open": 4}
-# Who holds a task a governor put on hold (tether.contracts.GOVERNOR).
-GOVERNOR = "tether"
 FINAL_DEPLOY_STATES = frozenset({"done", "failed", "refused", "expired"})
 
 

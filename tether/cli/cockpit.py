@@ -62,6 +62,11 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def task_line(task_id: str, state: str, assignee: str | None, title: str) -> str:
+    """One row of `tether task list`."""
+    return f"{task_id:<24} {state:<10} {assignee or '-':<14} {title}"
+
+
 async def task_list(args: argparse.Namespace, dsn: str) -> int:
     conn = await reads.connect(dsn)
     try:
@@ -74,8 +79,8 @@ async def task_list(args: argparse.Namespace, dsn: str) -> int:
     if not rows:
         print("no tasks")
         return 0
-    lines = [reads.TASK_LIST_HEADER]
-    lines += [reads.task_line(r["id"], r["state"], r["assignee"], r["title"]) for r in rows]
+    lines = [task_line("ID", "STATE", "ASSIGNEE", "TITLE")]
+    lines += [task_line(r["id"], r["state"], r["assignee"], r["title"]) for r in rows]
     print("\n".join(lines))
     return 0
 

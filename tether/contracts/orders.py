@@ -8,8 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tether.contracts.base import Model
-
-GOVERNOR = "tether"
+from tether.names import GOVERNOR as GOVERNOR  # who holds what a governor held
 
 
 class FounderOrder(Model):
