@@ -1,5 +1,6 @@
 """The read model's rows as plain data, for the founder's read commands (`tether task list`,
-`tether inbox`): asyncpg and the standard library only, no pydantic and no Temporal SDK.
+`tether inbox`, `tether status` and its budgets): asyncpg and the standard library only, no
+pydantic and no Temporal SDK.
 
 Importing pydantic and Tether's contracts costs a command about 230 ms before it asks anything
 (measured: `python -c "import asyncpg"` 103 ms, with pydantic and one model 247 ms, with the
@@ -8,7 +9,7 @@ contracts 330 ms), which alone spends the cockpit's 300 ms. So these queries liv
 statement and one row-to-fields mapping for each, whichever side reads them.
 
 The JSON forms are what `model_dump(mode="json")` of the contract gives (TaskView, InboxItem);
-tests/test_cockpit_reads.py holds the two equal, field for field and in order.
+tests/test_cockpit.py holds the two equal, field for field and in order.
 """
 
 from __future__ import annotations
