@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from activities.notify import start_delivery
 from tests.support.cli import cli, tether
@@ -459,3 +460,42 @@ async def test_status_shows_hard_budgets_without_pydantic_once_the_raises_are_ju
         assert await shown(light=True) == await lines_now()
     finally:
         await pool.close()
+
+
+async def test_an_idle_sessions_numbers_reach_the_status_a_minute_after_its_last_write(
+    time_skipping_env: WorkflowEnvironment,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+) -> None:
+    """A session that goes quiet with reports not yet in its ledger writes them (and the
+    figures the status shows) a minute after its last write, by a timer of its own: before,
+    they waited for its next report, which an idle agent never sends."""
+    from tether.client.status import gather_status
+    from tether.contracts import Report
+
+    env = time_skipping_env
+    async with running_team(env.client, fresh_db, tmp_path, forge) as team:
+        coder = team.agent("coder")
+        await api.start_session(env.client, team.task_queue, SessionInput(agent=coder))
+
+        async def coder_shown() -> Any:
+            report = await gather_status(team.store)
+            return next((a for a in report.agents if a.agent == coder), None)
+
+        first = await eventually(coder_shown, "the coder's first figures")
+        assert first.cost_usd == 0.0
+        # Two reports (a session's first ledger write comes at report 1 to 50): then silence.
+        for _ in range(2):
+            await api.report(env.client, coder, Report(context_tokens=18_000, cost_usd=0.25))
+        await env.sleep(timedelta(seconds=61))
+        shown = await eventually(
+            lambda: _numbers(coder_shown, 0.5), "the idle coder's cost in the status"
+        )
+        assert shown.context_pct == 0.09
+
+
+async def _numbers(probe: Any, cost: float) -> Any:
+    found = await probe()
+    return found if found is not None and found.cost_usd == pytest.approx(cost) else None

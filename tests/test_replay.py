@@ -33,7 +33,8 @@ HISTORIES = sorted(FOLDER.glob("*.json"))
 HISTORIES_BY_NAME = {p.stem: p for p in HISTORIES}
 # Generations of sealed histories, each recorded after a versioned change: `sealed` (seals),
 # `write_behind` (issue 18: the task's read model written behind, sessions' spread writes),
-# `cockpit` (issue 18: sessions keep the status's figures in their rows).
+# `cockpit` (issue 18: sessions keep the status's figures in their rows), `quiet` (issue 18: a
+# quiet session writes its ledger by a timer).
 GENERATIONS = sorted(p.parent for p in FOLDER.glob("*/trust.json"))
 SEALED_HISTORIES = sorted(
     p for g in GENERATIONS for p in g.glob("*.json") if p.stem not in ("trust", "ids")
@@ -54,7 +55,7 @@ def test_there_are_histories_to_replay() -> None:
         "lock_lifecycle",
     } - set(HISTORIES_BY_NAME)
     assert not missing, f"tests/histories lacks {missing}: run scripts/record_histories.py"
-    assert {g.name for g in GENERATIONS} >= {"sealed", "write_behind", "cockpit"}
+    assert {g.name for g in GENERATIONS} >= {"sealed", "write_behind", "cockpit", "quiet"}
     for generation in GENERATIONS:
         recorded = {p.stem for p in SEALED_HISTORIES if p.parent == generation}
         assert recorded == set(HISTORIES_BY_NAME), (
@@ -84,15 +85,15 @@ def _local_activities(path: Path) -> list[str]:
 
 
 def test_the_newest_generation_runs_the_newest_paths() -> None:
-    """The cockpit histories are of the task that writes its read model behind and the session
-    that writes its ledger at its own phase and keeps its figures in its row (one patch each
-    implies the older ones)."""
-    newest = FOLDER / "cockpit"
+    """The quiet histories are of the task that writes its read model behind and the session
+    that writes its ledger at its own phase (and by a timer once quiet) and keeps its figures
+    in its row (one patch each implies the older ones)."""
+    newest = FOLDER / "quiet"
     for stem in ("task_lifecycle", "task_governed"):
         assert _patches(newest / f"{stem}.json") == {"task-write-behind"}, stem
         assert "record_task" in _local_activities(newest / f"{stem}.json"), stem
     for stem in ("session_lifecycle", "session_governed"):
-        assert _patches(newest / f"{stem}.json") == {"session-cockpit-figures"}, stem
+        assert _patches(newest / f"{stem}.json") == {"session-quiet-flush"}, stem
         assert "record_figures" in _local_activities(newest / f"{stem}.json"), stem
 
 

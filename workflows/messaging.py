@@ -31,10 +31,11 @@ PATCH = "sealed-messages"
 TASK_WRITE_BEHIND = "task-write-behind"  # workflows/task.py
 SESSION_SPREAD_FLUSHES = "session-spread-flushes"  # workflows/session.py
 SESSION_FIGURES = "session-cockpit-figures"  # workflows/session.py
+SESSION_QUIET_FLUSH = "session-quiet-flush"  # workflows/session.py
 # Newest first: each implies the ones after it, so a new run records only the first.
 SEALED_SINCE: dict[str, tuple[str, ...]] = {
     TASK_WORKFLOW: (TASK_WRITE_BEHIND,),
-    SESSION_WORKFLOW: (SESSION_FIGURES, SESSION_SPREAD_FLUSHES),
+    SESSION_WORKFLOW: (SESSION_QUIET_FLUSH, SESSION_FIGURES, SESSION_SPREAD_FLUSHES),
 }
 
 

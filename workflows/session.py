@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import zlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -152,6 +153,10 @@ SPREAD_PATCH = messaging.SESSION_SPREAD_FLUSHES
 # (written when any of it but the numbers changes, and with each ledger write), so the status
 # reads PostgreSQL alone. Implies SPREAD_PATCH.
 FIGURES_PATCH = messaging.SESSION_FIGURES
+# Since issue 18: a session gone quiet with reports not in the ledger writes them (and its
+# figures) a minute after its last write, by a timer, instead of at its next report: what the
+# status and the budgets read of an idle agent. Implies FIGURES_PATCH.
+QUIET_PATCH = messaging.SESSION_QUIET_FLUSH
 FIGURES_RETRY_AFTER = timedelta(minutes=1)
 
 
@@ -196,6 +201,9 @@ class AgentSessionWorkflow:
         self._flush_lock = asyncio.Lock()
         self._spread: bool | None = None
         self._figures: bool | None = None
+        self._quiet: bool | None = None
+        # The main loop waits with nothing unwritten in the ledger (its quiet timer is unset).
+        self._idle = False
         # What the figures in PostgreSQL show (SessionFigures.shown), once the row exists.
         self._recorded = inp.carried is not None
         self._shown: tuple[object, ...] | None = None
@@ -254,6 +262,8 @@ class AgentSessionWorkflow:
         deadline = self.view.deadline or workflow.now()
         while True:
             left = (deadline - workflow.now()).total_seconds()
+            # Waiting with nothing unwritten: the first report after it sets the quiet timer.
+            self._idle = self._flushes_when_quiet() and not self._unflushed()
             try:
                 await workflow.wait_condition(
                     lambda: (
@@ -262,11 +272,12 @@ class AgentSessionWorkflow:
                         or self._baseline_due()
                         or self._budget_due()
                         or self._flush_due()
+                        or (self._idle and self._unflushed())
                     ),
-                    timeout=max(left, 0.001),
+                    timeout=max(min(left, self._quiet_flush_in()), 0.001),
                 )
             except TimeoutError:
-                if self._end is None:
+                if self._end is None and workflow.now() >= deadline:
                     self._end = EndSessionInput(
                         reason="no end was reported before the session deadline", by="tether"
                     )
@@ -355,8 +366,17 @@ class AgentSessionWorkflow:
 
     def _keeps_figures(self) -> bool:
         if self._figures is None:
-            self._figures = workflow.patched(FIGURES_PATCH)
+            self._figures = self._flushes_when_quiet() or workflow.patched(FIGURES_PATCH)
         return self._figures
+
+    def _flushes_when_quiet(self) -> bool:
+        if self._quiet is None:
+            self._quiet = workflow.patched(QUIET_PATCH)
+        return self._quiet
+
+    def _unflushed(self) -> bool:
+        g = self.view.governor
+        return self._governors and g.reports > g.flushed_reports
 
     def _figures_now(self) -> SessionFigures:
         return SessionFigures.of(self.view, workflow.now())
@@ -395,6 +415,14 @@ class AgentSessionWorkflow:
             workflow.logger.warning("session %s: figures not written", self.view.agent)
             self._figures_resume_at = workflow.now() + FIGURES_RETRY_AFTER
         self._shown = figures.shown()
+
+    def _quiet_flush_in(self) -> float:
+        """Seconds until a session gone quiet with reports not yet in the ledger writes them
+        (and its figures). Unbounded when nothing waits, and for runs from before the patch
+        (they wrote at their next report)."""
+        if not (self._flushes_when_quiet() and self._unflushed()):
+            return math.inf
+        return (self._flushed_at + FLUSH_EVERY - workflow.now()).total_seconds()
 
     def _flush_due(self) -> bool:
         g = self.view.governor
