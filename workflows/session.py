@@ -264,6 +264,8 @@ class AgentSessionWorkflow:
             left = (deadline - workflow.now()).total_seconds()
             # Waiting with nothing unwritten: the first report after it sets the quiet timer.
             self._idle = self._flushes_when_quiet() and not self._unflushed()
+            quiet_in = self._quiet_flush_in()
+            for_deadline = left <= quiet_in
             try:
                 await workflow.wait_condition(
                     lambda: (
@@ -274,10 +276,10 @@ class AgentSessionWorkflow:
                         or self._flush_due()
                         or (self._idle and self._unflushed())
                     ),
-                    timeout=max(min(left, self._quiet_flush_in()), 0.001),
+                    timeout=max(min(left, quiet_in), 0.001),
                 )
             except TimeoutError:
-                if self._end is None and workflow.now() >= deadline:
+                if self._end is None and for_deadline:
                     self._end = EndSessionInput(
                         reason="no end was reported before the session deadline", by="tether"
                     )
