@@ -482,7 +482,8 @@ async def test_an_idle_sessions_numbers_reach_the_status_a_minute_after_its_last
 
         async def coder_shown() -> Any:
             report = await gather_status(team.store)
-            return next((a for a in report.agents if a.agent == coder), None)
+            found = next((a for a in report.agents if a.agent == coder), None)
+            return found if found is not None and found.figures_at is not None else None
 
         first = await eventually(coder_shown, "the coder's first figures")
         assert first.cost_usd == 0.0
