@@ -19,7 +19,12 @@ from temporalio.testing import WorkflowEnvironment
 from activities.notify import start_delivery
 from tests.support.cli import cli, tether
 from tests.support.helpers import FakeForge, Webhook, eventually, history_text
-from tests.support.sessions import REJECTED_TOKEN, TOKEN_ENV, running_team
+from tests.support.sessions import (
+    REJECTED_TOKEN,
+    TOKEN_ENV,
+    report_the_same_failure,
+    running_team,
+)
 from tether import client as api
 from tether import constants
 from tether.contracts import DeliveryInput, SessionInput
@@ -319,7 +324,7 @@ async def test_status_reads_postgresql_alone_with_each_sessions_own_figures(
     the report's documented shape without importing pydantic or the Temporal SDK."""
     from tests.support.helpers import clean_environment
     from tether.client.status import StatusReport
-    from tether.contracts import Report, ToolCall
+    from tether.contracts import Report
 
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         coder, devops = team.agent("coder"), team.agent("devops")
@@ -355,12 +360,7 @@ async def test_status_reads_postgresql_alone_with_each_sessions_own_figures(
         assert spent is not None and 0.001 <= spent["cost_usd"] <= 0.050 + 1e-9
 
         # A hold shows at once, with no report after it: the same failure five times.
-        for n in range(5):
-            failed = ToolCall(
-                tool="Bash", ok=False, action="Bash:kubectl set", signature="Forbidden",
-                error="Forbidden", exit_code=1, tool_use_id=f"toolu_{n}",
-            )  # fmt: skip
-            await api.report(client, devops, Report(tool_call=failed))
+        await report_the_same_failure(client, devops)
         held = await eventually(
             lambda: shows(devops, hold="loop: kubectl set failed 5 times the same way (Forbidden)"),
             "the devops hold in the status",

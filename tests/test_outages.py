@@ -216,9 +216,10 @@ async def test_a_failed_figures_write_holds_up_no_session_and_the_row_catches_up
     PostgreSQL down that write fails (twice, in about a second) and the session goes on
     answering; once PostgreSQL is back, its next ledger write brings the row up to date, and a
     hold after that shows at once."""
+    from tests.support.sessions import report_the_same_failure
     from tether import client as api
     from tether.client.status import gather_status
-    from tether.contracts import Report, SessionInput, ShellCheck, TaskSpec, ToolCall
+    from tether.contracts import Report, SessionInput, ShellCheck, TaskSpec
 
     pg = EmbeddedPostgres(tmp_path / "pg", port=free_port())
     await asyncio.to_thread(pg.start)
@@ -262,12 +263,7 @@ async def test_a_failed_figures_write_holds_up_no_session_and_the_row_catches_up
                 seconds=90,
             )
             # A hold shows with no report after it.
-            for n in range(5):
-                failed = ToolCall(
-                    tool="Bash", ok=False, action="Bash:kubectl set", signature="Forbidden",
-                    error="Forbidden", exit_code=1, tool_use_id=f"toolu_{n}",
-                )  # fmt: skip
-                await api.report(client, agent, Report(tool_call=failed))
+            await report_the_same_failure(client, agent)
             assert await eventually(
                 lambda: _has(shown, hold=lambda v: str(v).startswith("loop: kubectl set")),
                 "the hold in the status",

@@ -156,3 +156,17 @@ async def run_hook(
     text = out.decode().strip()
     assert "Traceback" not in err.decode(), err.decode()
     return HookRun(proc.returncode, json.loads(text) if text else None, err.decode())
+
+
+async def report_the_same_failure(client: Client, agent: str, times: int = 5) -> None:
+    """The agent reports the same failing command `times` times (five: the loop governor's
+    default limit holds it): `kubectl set`, refused with Forbidden."""
+    from tether import client as api
+    from tether.contracts import Report, ToolCall
+
+    for n in range(times):
+        failed = ToolCall(
+            tool="Bash", ok=False, action="Bash:kubectl set", signature="Forbidden",
+            error="Forbidden", exit_code=1, tool_use_id=f"toolu_{n}",
+        )  # fmt: skip
+        await api.report(client, agent, Report(tool_call=failed))
