@@ -23,7 +23,7 @@ import asyncpg
 from tether.errors import TetherError
 from tether.names import inbox_command
 
-# TaskView's fields in declaration order (what its JSON form holds), and TaskState's values.
+# TaskView's fields in declaration order (what its JSON form holds).
 TASK_VIEW_FIELDS = (
     "spec",
     "state",
@@ -38,7 +38,6 @@ TASK_VIEW_FIELDS = (
     "submissions",
     "seq",
 )
-TASK_STATES = ("open", "claimed", "verifying", "done", "blocked", "paused", "cancelled")
 
 # InboxItem's fields in declaration order.
 INBOX_FIELDS = (

@@ -309,11 +309,12 @@ async def test_task_list_and_inbox_answer_from_postgresql_alone_with_the_models_
 def test_the_read_commands_plain_forms_name_every_field_of_the_contracts() -> None:
     """What `activities/reads.py` writes without pydantic is the contracts' field list."""
     from activities import reads
+    from tether.cli.cockpit import TASK_STATES
     from tether.contracts import InboxItem, TaskState, TaskView
 
     assert tuple(TaskView.model_fields) == reads.TASK_VIEW_FIELDS
     assert tuple(InboxItem.model_fields) == reads.INBOX_FIELDS
-    assert tuple(s.value for s in TaskState) == reads.TASK_STATES
+    assert tuple(s.value for s in TaskState) == TASK_STATES
 
 
 async def test_status_reads_postgresql_alone_with_each_sessions_own_figures(

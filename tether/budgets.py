@@ -39,15 +39,18 @@ def verified_limit(
     return limit, order
 
 
+def verified_raise(row: dict[str, Any], public_key: str | None) -> Raise | None:
+    """A stored order as a raise, if the founder's key signed exactly it."""
+    verified = verified_limit(row, public_key)
+    if verified is None:
+        return None
+    limit, order = verified
+    return Raise(row["scope"], limit, order.by, order.reason)
+
+
 def verified_raises(rows: list[dict[str, Any]], public_key: str | None) -> list[Raise]:
     """The stored orders the founder's key signed exactly, oldest first, as raises."""
-    found = []
-    for row in rows:
-        verified = verified_limit(row, public_key)
-        if verified is not None:
-            limit, order = verified
-            found.append(Raise(row["scope"], limit, order.by, order.reason))
-    return found
+    return [r for r in (verified_raise(row, public_key) for row in rows) if r is not None]
 
 
 def limits(

@@ -115,62 +115,59 @@ def build(
     }
 
 
+# An agent's line (AgentStatus's fields, in order) before anything is known of its session.
+NO_SESSION: dict[str, Any] = {
+    "agent": "",
+    "session": None,
+    "runtime": "",
+    "started_at": None,
+    "task_id": None,
+    "context_pct": None,
+    "cost_usd": None,
+    "hold": None,
+    "blocker": None,
+    "pseudo_work": 0,
+    "sessions_ended": 0,
+    "figures_at": None,
+    "run": None,
+}
+
+
 def _agent(row: Mapping[str, Any], counts: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
     """An agent's line from its latest session's row and the figures the session keeps there
     (an ended session's figures are not shown: its row says how it ended)."""
     flagged, ended = counts.get(row["agent"], (0, 0))
-    blocker = row["blocker"]
-    open_ = row["state"] != "ended"
-    figures = row["figures"] if open_ and isinstance(row["figures"], dict) else None
-    agent: dict[str, Any] = {
-        "agent": row["agent"],
+    agent = {
+        **_agent_without_session(row["agent"], flagged, ended),
         "session": row["state"],
         "runtime": row["runtime"],
         "started_at": row["started_at"],
         "task_id": row["task_id"],
-        "context_pct": None,
-        "cost_usd": None,
-        "hold": None,
-        "blocker": (
-            f"{blocker.get('subject')}: {blocker.get('reason')}"
-            if isinstance(blocker, dict) and open_
-            else None
-        ),
-        "pseudo_work": flagged,
-        "sessions_ended": ended,
-        "figures_at": row["figures_at"] if figures is not None else None,
-        "run": None,
     }
-    if figures is not None:
-        agent["session"] = figures["state"]
-        agent["task_id"] = figures["task_id"]
-        agent["context_pct"] = figures["context_pct"]
-        agent["cost_usd"] = figures["cost_usd"]
-        agent["hold"] = figures["hold"]
-        agent["blocker"] = figures["blocker"]
+    if row["state"] == "ended":
+        return agent
+    blocker, figures = row["blocker"], row["figures"]
+    if isinstance(blocker, dict):
+        agent["blocker"] = f"{blocker.get('subject')}: {blocker.get('reason')}"
+    if isinstance(figures, dict):
         run = figures["run"]
         if run == "running" and figures["process"] != row["process_started"]:
             run = "queued"  # scheduled, not started: every worker runs its max_agents already
-        agent["run"] = run
+        agent.update(
+            session=figures["state"],
+            task_id=figures["task_id"],
+            context_pct=figures["context_pct"],
+            cost_usd=figures["cost_usd"],
+            hold=figures["hold"],
+            blocker=figures["blocker"],
+            figures_at=row["figures_at"],
+            run=run,
+        )
     return agent
 
 
 def _agent_without_session(agent: str, flagged: int, ended: int) -> dict[str, Any]:
-    return {
-        "agent": agent,
-        "session": None,
-        "runtime": "",
-        "started_at": None,
-        "task_id": None,
-        "context_pct": None,
-        "cost_usd": None,
-        "hold": None,
-        "blocker": None,
-        "pseudo_work": flagged,
-        "sessions_ended": ended,
-        "figures_at": None,
-        "run": None,
-    }
+    return {**NO_SESSION, "agent": agent, "pseudo_work": flagged, "sessions_ended": ended}
 
 
 def _task(row: Mapping[str, Any]) -> dict[str, Any]:

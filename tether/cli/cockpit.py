@@ -16,15 +16,19 @@ import json
 import os
 import sys
 import tomllib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from activities import reads
 from tether import limits
 from tether import status as report
 from tether.errors import TetherError
 from tether.ops.stackfile import config_path_from_env, database_url_from, home_from_env
+
+# TaskState's values (a test holds them equal). The queries (activities.reads, asyncpg) are
+# imported by the commands that run them: every other command passes through this module.
+TASK_STATES = ("open", "claimed", "verifying", "done", "blocked", "paused", "cancelled")
 
 
 def colour_option(p: argparse.ArgumentParser) -> None:
@@ -37,7 +41,7 @@ def colour_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_task_list_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state", choices=reads.TASK_STATES)
+    p.add_argument("--state", choices=TASK_STATES)
     p.add_argument("--agent", help="only tasks assigned to this agent")
     p.add_argument("--json", action="store_true")
 
@@ -68,6 +72,8 @@ def task_line(task_id: str, state: str, assignee: str | None, title: str) -> str
 
 
 async def task_list(args: argparse.Namespace, dsn: str) -> int:
+    from activities import reads
+
     conn = await reads.connect(dsn)
     try:
         rows = await reads.task_rows(conn, args.state, args.agent)
@@ -86,6 +92,7 @@ async def task_list(args: argparse.Namespace, dsn: str) -> int:
 
 
 async def inbox(args: argparse.Namespace, dsn: str) -> int:
+    from activities import reads
     from tether.cli.render import render_inbox, stdout_colour
 
     conn = await reads.connect(dsn)
@@ -101,6 +108,7 @@ async def inbox(args: argparse.Namespace, dsn: str) -> int:
 
 
 async def status(args: argparse.Namespace, dsn: str, config_path: Path | None, home: Path) -> int:
+    from activities import reads
     from tether.cli.render import render_status, stdout_colour
 
     now = datetime.now(UTC)
@@ -169,15 +177,38 @@ async def _lines_from(
     conn: Any, known: dict[str, Any], now: datetime
 ) -> list[dict[str, Any]] | None:
     """The lines from the cached settings and verdicts; None when a raise is not in it."""
-    day = now.date()
     settings = limits.Settings(known["daily"], known["team_monthly_usd"])
-    raises = []
-    for row in await reads.budget_order_rows(conn, limits.scopes(settings, day)):
+
+    def judge(row: dict[str, Any]) -> limits.Raise | None:
         digest = _digest(row, known["key"])
         if digest not in known["raises"]:
-            return None
-        if known["raises"][digest] is not None:
-            raises.append(limits.Raise(*known["raises"][digest]))
+            raise _NotJudged
+        verdict = known["raises"][digest]
+        return limits.Raise(*verdict) if verdict is not None else None
+
+    try:
+        return await _budget_lines(conn, settings, now, judge)
+    except _NotJudged:
+        return None
+
+
+class _NotJudged(Exception):
+    """A stored raise the cache has no verdict on: the full reading judges it."""
+
+
+async def _budget_lines(
+    conn: Any,
+    settings: limits.Settings,
+    now: datetime,
+    judge: Callable[[dict[str, Any]], limits.Raise | None],
+) -> list[dict[str, Any]]:
+    """Spend against each budget in force on `now`'s day; `judge` says what each stored raise
+    sets (None: not the founder's)."""
+    from activities import reads
+
+    day = now.date()
+    rows = await reads.budget_order_rows(conn, limits.scopes(settings, day))
+    raises = [r for r in (judge(row) for row in rows) if r is not None]
     spent = await reads.spend_per_agent(conn, day)
     _, month_spent = await reads.budget_spend(conn, None, day)
     return limits.lines(settings, day, raises, spent, month_spent)
@@ -194,21 +225,16 @@ async def _budgets_validated(
         config = load_config(config_path)
     except TetherError as exc:  # the rest of the status is still worth showing
         return [], [f"budgets not shown: {exc}"]
-    day = now.date()
     settings = budgets.settings_of(config)
     key = config.founder.key_text()
     verdicts: dict[str, list[Any] | None] = {}
-    raises = []
-    for row in await reads.budget_order_rows(conn, limits.scopes(settings, day)):
-        verified = budgets.verified_limit(row, key)
-        found = None
-        if verified is not None:
-            limit, order = verified
-            found = limits.Raise(row["scope"], limit, order.by, order.reason)
-            raises.append(found)
+
+    def judge(row: dict[str, Any]) -> limits.Raise | None:
+        found = budgets.verified_raise(row, key)
         verdicts[_digest(row, key)] = list(found) if found is not None else None
-    spent = await reads.spend_per_agent(conn, day)
-    _, month_spent = await reads.budget_spend(conn, None, day)
+        return found
+
+    found = await _budget_lines(conn, settings, now, judge)
     key_file = config.founder.public_key_file
     written = {
         "config": hashlib.sha256(raw).hexdigest(),
@@ -223,7 +249,7 @@ async def _budgets_validated(
         partial = cache.with_suffix(f".{os.getpid()}.tmp")
         partial.write_text(json.dumps(written))
         partial.replace(cache)
-    return limits.lines(settings, day, raises, spent, month_spent), []
+    return found, []
 
 
 def _parser(words: list[str]) -> argparse.ArgumentParser | None:
