@@ -7,6 +7,12 @@ URL, the runner's `env` and the secrets its `secret_env` names, and PATH. Nothin
 worker's environment: no Temporal address, no database, no other secret. The process dies with
 the worker (PR_SET_PDEATHSIG on Linux), so a killed worker leaves no agent running unwatched;
 the run then resumes on another worker.
+
+By default the process runs in its sandbox (tether/ops/sandbox.py): it holds placeholders for
+the secrets, sees only its worktree and home, and reaches only the gateway, its model API and
+its `network`. Each connection the sandbox refuses is audited (`egress_refusals`); the fifth in
+one process reaches the founder's inbox. Where the host cannot sandbox, the run fails with the
+reason; only `isolation = "none"` runs an agent unsandboxed.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import ctypes
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -34,6 +41,7 @@ from tether.config import Agent, Settings, TetherConfig
 from tether.constants import session_workflow_id
 from tether.contracts import (
     AgentLaunch,
+    InboxItem,
     RunOutcome,
     RunPolicy,
     RunRequest,
@@ -43,9 +51,11 @@ from tether.contracts import (
     WakeInput,
     WakeOutcome,
 )
+from tether.errors import TetherError
 from tether.hook.install import install
 from tether.hook.transcript import COST_STATE_KEYS as MODEL_USAGE_KEYS
 from tether.hook.transcript import USAGE_KEYS
+from tether.ops import sandbox
 
 # Often enough that the worker's heartbeat (throttled to 0.5 s) always has a fresh one.
 HEARTBEAT_SECONDS = 0.25
@@ -55,6 +65,8 @@ USAGE_SEND_TIMEOUT = 30.0
 # A task in these states, assigned to the agent, is work the wake schedule runs it for.
 WORKING = (TaskState.CLAIMED,)
 STDERR_KEPT = 4000
+# Refused connections in one process before the founder is told: an agent probing for a way out.
+EGRESS_INBOX_AFTER = 5
 _API_STATUS = re.compile(r"\b(401|403)\b")
 
 
@@ -147,7 +159,14 @@ class RunnerActivities:
                 "agent": agent.name,
                 "worktree": str(worktree),
             }
-            return [part.format_map(values) for part in run.command]
+            try:
+                return [part.format_map(values) for part in run.command]
+            except (KeyError, ValueError, IndexError) as exc:
+                raise InvalidInput(
+                    f"agent {agent.name}'s run.command has a placeholder Tether does not fill "
+                    f"({exc}): use {{prompt}}, {{session}}, {{agent}} or {{worktree}}, and "
+                    "double other braces ({{ and }})"
+                ) from exc
         argv = [run.binary]
         if launch.resume:
             argv += ["--resume", launch.runtime_session]
@@ -167,16 +186,24 @@ class RunnerActivities:
             argv += ["--model", run.model]
         return argv + list(run.args)
 
+    def home(self, agent: Agent) -> Path:
+        """The process's HOME: in the sandbox its own (`$TETHER_HOME/agents/NAME`, or a
+        `run.home` of its own); unsandboxed, `run.home` or the worker's."""
+        if agent.isolation == "sandbox":
+            try:
+                return sandbox.agent_home(self.settings.home, agent.name, agent.run.home)
+            except TetherError as exc:
+                raise InvalidInput(str(exc)) from exc
+        if agent.run.home:
+            return Path(agent.run.home).expanduser()
+        return Path(os.environ.get("HOME") or Path.home())
+
     def _environment(self, agent: Agent, token: str) -> tuple[dict[str, str], list[str]]:
         """The process's environment, and the secret values in it (to redact its output)."""
         secrets = [token]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(
-                Path(agent.run.home).expanduser()
-                if agent.run.home
-                else Path(os.environ.get("HOME") or Path.home())
-            ),
+            "HOME": str(self.home(agent)),
             "TETHER_AGENT": agent.name,
             "TETHER_GATEWAY_URL": self.settings.gateway_address,
             "TETHER_AGENT_TOKEN": token,
@@ -246,6 +273,11 @@ class RunnerActivities:
         """Run the agent's process to its end, heartbeating; cancelled, end its process group
         (SIGTERM, then SIGKILL after the grace period) before reporting the cancellation."""
         agent = self._agent(launch.agent)
+        if agent.isolation == "sandbox":
+            try:
+                sandbox.require_sandbox(agent.name)
+            except sandbox.SandboxUnavailable as exc:
+                raise InvalidInput(str(exc)) from exc
         worktree = await self.worktree(agent)
         if agent.runtime == "claude-code":
             install(
@@ -257,7 +289,7 @@ class RunnerActivities:
             )
         token = await self.store.mint_agent_token(agent.name, by="tether-runner")
         # Started, not waiting for a worker with room any more (what `tether status` shows).
-        await self.store.process_started(agent.name, launch.process)
+        await self.store.process_started(agent.name, launch.process, agent.isolation)
         try:
             env, secrets = self._environment(agent, token)
             return await self._run(agent, launch, worktree, env, secrets)
@@ -273,21 +305,68 @@ class RunnerActivities:
         secrets: list[str],
     ) -> RunOutcome:
         argv = self._argv(agent, launch, worktree)
+        walled = None
+        if agent.isolation == "sandbox":
+            walled = self.sandboxed(agent, argv, worktree, env)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv,
+                *(walled.argv if walled else argv),
                 cwd=worktree,
-                env=env,
+                env=env if walled is None else _launcher_env(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                pass_fds=(walled.events_fd,) if walled else (),
             )
         except OSError as exc:
+            if walled is not None:
+                walled.done()
             raise InvalidInput(
                 f"could not start {agent.name}'s runtime ({argv[0]}): {exc.strerror or exc}"
             ) from exc
+        if walled is not None:
+            walled.started()
+        try:
+            return await self._supervise(agent, launch, proc, secrets, walled)
+        finally:
+            if walled is not None:
+                walled.done()
+
+    def sandboxed(
+        self, agent: Agent, argv: list[str], worktree: Path, env: dict[str, str]
+    ) -> sandbox.Launch:
+        """The launcher of `argv` in the agent's sandbox (its plan under TETHER_HOME/run)."""
+        repositories = [Path(self.config.repositories[r].path) for r in agent.repositories]
+        found = shutil.which(argv[0], path=env.get("PATH")) if argv else None
+        walls = sandbox.walls(
+            agent=agent.name,
+            runtime=agent.runtime,
+            worktree=worktree,
+            home=Path(env["HOME"]),
+            tether_home=self.settings.home,
+            gateway_url=self.settings.gateway_address,
+            repositories=repositories,
+            network=agent.network,
+            env=env,
+            secret_names=list(agent.run.secret_env),
+        )
+        if found:
+            # The runtime's own files, wherever it is installed (the worker's HOME is hidden).
+            walls.readable.append(Path(found).resolve().parent)
+        if found and not os.path.isabs(argv[0]):
+            argv = [found, *argv[1:]]
+        return sandbox.prepare(walls, argv, worktree, env, self.settings.home / "run")
+
+    async def _supervise(
+        self,
+        agent: Agent,
+        launch: AgentLaunch,
+        proc: asyncio.subprocess.Process,
+        secrets: list[str],
+        walled: sandbox.Launch | None,
+    ) -> RunOutcome:
         stream = _Stream()
         stderr = bytearray()
         reads_usage = agent.run.reads_usage(agent.runtime)
@@ -322,7 +401,11 @@ class RunnerActivities:
                 )
                 await asyncio.sleep(HEARTBEAT_SECONDS)
 
-        readers = asyncio.gather(read_out(), read_err())
+        readers = asyncio.gather(
+            read_out(),
+            read_err(),
+            *([self._refusals(agent, launch, walled.events)] if walled else []),
+        )
         beating = asyncio.create_task(beat())
         sending = asyncio.create_task(usage.run()) if usage is not None else None
         try:
@@ -344,6 +427,58 @@ class RunnerActivities:
             # The final figures (the result's own price) travel with the outcome.
             outcome.usage = stream.figures(launch)
         return outcome
+
+    async def _refusals(self, agent: Agent, launch: AgentLaunch, events: int) -> None:
+        """What the sandbox refused, as the launcher tells it: each audited; the fifth in this
+        process posts one item to the founder's inbox."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(os.dup(events), "rb", 0)
+        )
+        count = 0
+        try:
+            async for line in reader:
+                found = sandbox.refusal(line)
+                if found is None:
+                    continue
+                host, port, detail = found
+                count += 1
+                await self.store.record_egress_refusal(
+                    agent.name, launch.process, host, port, detail
+                )
+                activity.logger.warning(
+                    "sandbox refused %s a connection to %s:%s", agent.name, host, port
+                )
+                if count == EGRESS_INBOX_AFTER:
+                    await self._tell_founder_of_probing(agent.name, launch, host, port)
+        finally:
+            transport.close()
+
+    async def _tell_founder_of_probing(
+        self, agent: str, launch: AgentLaunch, host: str, port: int | None
+    ) -> None:
+        from activities.notify import notify
+
+        item = InboxItem(
+            key=f"egress:{agent}:{launch.process}",
+            kind="egress_refused",
+            subject=agent,
+            title=f"{agent}'s sandbox refused {EGRESS_INBOX_AFTER} connections in one run "
+            f"(the last to {host}:{port}): it may be looking for a way out",
+            detail={
+                "agent": agent,
+                "process": launch.process,
+                "see": f"tether session show {agent}",
+            },
+        )
+        await notify(self.store, self.config.notifications, item)
+
+
+def _launcher_env() -> dict[str, str]:
+    """The sandbox launcher's own environment: PATH to find node, bwrap and socat. The agent's
+    is in its plan."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 
 
 async def _end_group(proc: asyncio.subprocess.Process, grace: float) -> None:

@@ -340,13 +340,43 @@ class Store:
             figures.at,
         )
 
-    async def process_started(self, agent: str, process: str) -> None:
-        """The runner started the agent's process `process` (runtime session:attempt)."""
+    async def process_started(self, agent: str, process: str, isolation: str = "sandbox") -> None:
+        """The runner started the agent's process `process` (runtime session:attempt), in its
+        sandbox or not (`isolation`)."""
         await self.pool.execute(
-            "UPDATE sessions SET process_started = $2 WHERE agent = $1 AND state <> 'ended'",
+            """UPDATE sessions SET process_started = $2, isolation = $3
+               WHERE agent = $1 AND state <> 'ended'""",
             agent,
             process,
+            isolation,
         )
+
+    # --- the sandbox's refusals ----------------------------------------------------------------
+
+    async def record_egress_refusal(
+        self, agent: str, process: str, host: str, port: int | None, detail: str
+    ) -> None:
+        await self.pool.execute(
+            """INSERT INTO egress_refusals (agent, process, host, port, detail)
+               VALUES ($1, $2, $3, $4, $5)""",
+            agent,
+            process,
+            host,
+            port,
+            detail,
+        )
+
+    async def egress_refusals(
+        self, agent: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """The most recent connections a sandbox refused, newest first."""
+        rows = await self.pool.fetch(
+            """SELECT at, agent, process, host, port, detail FROM egress_refusals
+               WHERE ($1::text IS NULL OR agent = $1) ORDER BY id DESC LIMIT $2""",
+            agent,
+            limit,
+        )
+        return [dict(r) for r in rows]
 
     async def record_session(self, session: SessionView, workflow_id: str, run_id: str) -> None:
         """Upsert the session's row; a snapshot older than the row (a lower `seq`) or any write

@@ -7,6 +7,7 @@ and only activities resolve it.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import date, timedelta
 from pathlib import Path
@@ -136,6 +137,11 @@ class Repository(Model):
         return str(Path(value).expanduser())
 
 
+# A host an agent may reach: a name or an IPv4 address, '*.' before a domain, ':PORT' after.
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+HOST_ENTRY = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*(:[0-9]{{1,5}})?")
+
+
 class AgentRunner(Model):
     """`[agents.run]`: how Tether starts the agent itself (`tether run`). Claude Code runs as
     `claude -p PROMPT --output-format stream-json` with the hooks pointing at the gateway;
@@ -188,6 +194,26 @@ class Agent(Model):
     # Wake the agent when it is idle and has work: "every 15m" (a Temporal Schedule checks, and
     # runs it with `tether run` when a task is assigned to it or open for it to claim).
     wake: str | None = Field(default=None, pattern=r"^every [1-9][0-9]*(s|m|h)$")
+    # How Tether runs the agent's process (`tether run`, `tether sandbox`): "sandbox" (the
+    # default) sees only its worktree and its home, reaches only the gateway, its runtime's
+    # model API and `network`, and holds no secret (tether/ops/sandbox.py); "none" runs it as
+    # the worker's own user, with everything that user can read and reach.
+    isolation: Literal["sandbox", "none"] = "sandbox"
+    # Hosts the sandboxed agent may reach beyond the gateway and its model API: "github.com",
+    # "*.npmjs.org", "api.example.com:443" (a port limits the entry to it).
+    network: list[str] = Field(default_factory=list, max_length=200)
+
+    @field_validator("network")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            host = entry.removeprefix("*.").partition(":")[0]
+            if not HOST_ENTRY.fullmatch(entry) or ("." not in host and host != "localhost"):
+                raise ValueError(
+                    f"network entry {entry!r} is not a host: write a name like 'github.com', "
+                    "a wildcard under a domain like '*.npmjs.org', or either with ':PORT'"
+                )
+        return value
 
     def wake_every(self) -> timedelta | None:
         if self.wake is None:

@@ -42,7 +42,11 @@ async def run_in_phase(
             view if view is not None and view.run is not None and view.run.phase == phase else None
         )
 
-    return await eventually(reached, what, seconds=seconds)
+    try:
+        return await eventually(reached, what, seconds=seconds)
+    except AssertionError as exc:
+        view = await run_view(client, agent)
+        raise AssertionError(f"{exc}; the run is {view.run if view else None}") from None
 
 
 def alive(pid: int) -> bool:

@@ -36,6 +36,7 @@ class InboxItem(Model):
         "deploy_refused",
         "deploy_failed",
         "tag_refused",
+        "egress_refused",
     ]
     subject: str
     title: str

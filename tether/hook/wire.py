@@ -6,13 +6,18 @@ network) is spoken over a socket: one request per connection, `Connection: close
 known length or chunked. Importing urllib.request (and with it ssl, email and http.client)
 costs a hook more than the request itself on a slow machine; `https://` still goes through
 urllib.request, imported only then.
+
+In Tether's sandbox the agent has no network of its own: `http_proxy` names the sandbox's proxy,
+which lets through only what the agent may reach (the gateway among them). A plain request then
+goes to the proxy, in absolute form, with the proxy's credentials (RFC 9112 section 3.2.2).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 
 class Unreachable(Exception):
@@ -37,6 +42,33 @@ def _read_chunked(data: bytes) -> bytes:
             return bytes(out)
         out += rest[:size]
         rest = rest[size + 2 :]
+
+
+def _bypassed(host: str) -> bool:
+    """The host is in `no_proxy` (names, `.suffix`es, or `*`)."""
+    listed = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    for entry in (e.strip().lower() for e in listed.split(",")):
+        name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+        if name == "*" or (
+            name and (host == name.lstrip(".") or host.endswith("." + name.lstrip(".")))
+        ):
+            return True
+    return False
+
+
+def _proxy(parts: SplitResult) -> tuple[str, int, str] | None:
+    """(host, port, Proxy-Authorization or "") of the HTTP proxy to send `parts` through."""
+    url = os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY") or ""
+    if not url or _bypassed((parts.hostname or "").lower()):
+        return None
+    proxy = urlsplit(url if "://" in url else f"http://{url}")
+    if proxy.scheme != "http" or not proxy.hostname:
+        return None
+    auth = ""
+    if proxy.username is not None:
+        pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+        auth = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return proxy.hostname, proxy.port or 80, auth
 
 
 def http_request(
@@ -68,6 +100,12 @@ def http_request(
             raise OSError(str(exc.reason)) from exc
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     target = parts.path + (f"?{parts.query}" if parts.query else "")
+    through = _proxy(parts)
+    if through is not None:
+        host, port, auth = through
+        target = f"http://{parts.netloc}{target}"
+        if auth:
+            extra = {**extra, "Proxy-Authorization": auth}
     head = (
         f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n"
         "Accept: application/json\r\n"

@@ -1,0 +1,302 @@
+"""Every agent process Tether starts is a hostile tenant in its sandbox (issue 28): a real agent
+program, started by the runner as `tether run` starts it, tries every escape a founder's own
+user would allow, and every one fails; the work it is there for (a commit in its worktree, a
+submit through the gateway, its model API with the key it never holds) succeeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from tests.support import keys
+from tests.support.helpers import FakeForge, clean_environment, eventually
+from tests.support.runner import run_in_phase, set_runner
+from tests.support.sessions import VALID_TOKEN, running_team
+from tether import client as api
+from tether.contracts import RunRequest, ShellCheck, TaskSpec, TaskState
+from tether.ops import sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The agent: each attempt's outcome into report.json in its worktree (the one place it writes).
+ESCAPES = r"""
+import json, os, pathlib, socket, subprocess, sys, urllib.request
+cfg = json.loads(pathlib.Path(sys.argv[1]).read_text())
+out = {}
+def attempt(name, fn):
+    try:
+        out[name] = ["done", str(fn())[:300]]
+    except BaseException as exc:
+        out[name] = ["refused", f"{type(exc).__name__}: {exc}"[:300]]
+def connect(port):
+    socket.create_connection(("127.0.0.1", port), timeout=3).close()
+    return "connected"
+def founder_command():
+    env = {**os.environ, "TETHER_HOME": cfg["founder_home"], "TEMPORAL_ADDRESS": cfg["temporal"],
+           "DATABASE_URL": cfg["database"]}
+    env.pop("TETHER_AGENT_TOKEN")
+    done = subprocess.run([sys.executable, "-m", "tether", "task", "cancel", cfg["task"]],
+                          env=env, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode)
+    return done.stdout
+def model():
+    request = urllib.request.Request(cfg["model"], headers={"x-api-key": os.environ["GH_TOKEN"]})
+    return urllib.request.urlopen(request, timeout=10).status
+def submit():
+    done = subprocess.run([sys.executable, "-m", "tether", "task", "submit", cfg["task"],
+                           "--agent", cfg["agent"]], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr + done.stdout)
+    return done.stdout
+def commit():
+    pathlib.Path("deliverable.txt").write_text("the work\n")
+    for argv in (["git", "add", "deliverable.txt"], ["git", "commit", "-qm", "deliver"]):
+        subprocess.run(argv, check=True, capture_output=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+for key in cfg["keys"]:
+    attempt("read " + pathlib.Path(key).name, lambda key=key: pathlib.Path(key).read_bytes())
+attempt("list TETHER_HOME", lambda: os.listdir(cfg["founder_home"]))
+attempt("read the worker's environment", lambda: open(f"/proc/{cfg['worker_pid']}/environ", "rb").read())
+attempt("read the worker's HOME", lambda: os.listdir(cfg["worker_home"]))
+for name, port in cfg["ports"].items():
+    attempt("connect to " + name, lambda port=port: connect(port))
+attempt("PostgreSQL without a password", lambda: connect(cfg["ports"]["PostgreSQL"]))
+attempt("a host not allowed", lambda: urllib.request.urlopen(cfg["unlisted"], timeout=10).status)
+attempt("a metadata address", lambda: urllib.request.urlopen("http://169.254.169.254/", timeout=10).status)
+attempt("write the founder's checkout", lambda: pathlib.Path(cfg["checkout"], "pwned").write_text("x"))
+attempt("read the founder's checkout", lambda: pathlib.Path(cfg["checkout"], "README.md").read_text())
+attempt("write another agent's worktree", lambda: pathlib.Path(cfg["other"], "pwned").write_text("x"))
+attempt("a founder-only command", founder_command)
+attempt("commit", commit)
+attempt("model API", model)
+attempt("submit", submit)
+out["secret inside"] = os.environ.get("GH_TOKEN", "")
+pathlib.Path("report.json").write_text(json.dumps(out, indent=1))
+"""
+
+
+class Recorder:
+    """An HTTP server on 127.0.0.1 that keeps each request's x-api-key (the model API)."""
+
+    def __init__(self) -> None:
+        self.keys: list[str | None] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                recorder.keys.append(self.headers.get("x-api-key"))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    found = Recorder()
+    try:
+        yield found
+    finally:
+        found.server.shutdown()
+        found.server.server_close()
+
+
+async def test_an_agent_tries_every_escape_and_only_its_work_gets_through(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    temporal_address: str,
+    temporal_http: str,
+    recorder: Recorder,
+    http_service: Any,
+) -> None:
+    assert sandbox.host_refusal() is None, sandbox.host_refusal()
+    program = tmp_path / "escapes.py"
+    program.write_text(ESCAPES)
+    founder_home = keys.write(tmp_path / "tether-home")
+    (founder_home / "stack.json").write_text(json.dumps({"database_url": fresh_db}))
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder, devops = team.agent("coder"), team.agent("devops")
+        other = founder_home / "worktrees" / devops
+        other.mkdir(parents=True)
+        task_id = f"escape-{coder.rsplit('-', 1)[1]}"
+        await api.create_task(
+            client,
+            team.task_queue,
+            TaskSpec(id=task_id, title="Escape", checks=[ShellCheck(command="true")]),
+        )
+        await api.claim_task(client, task_id, coder)
+        pg_port = int(fresh_db.rsplit(":", 1)[1].split("/")[0])
+        cfg = {
+            "keys": [
+                str(founder_home / f"{role}.key") for role in ("founder", "worker", "gateway")
+            ],
+            "founder_home": str(founder_home),
+            "worker_pid": os.getpid(),
+            "worker_home": str(Path.home()),
+            "ports": {
+                "Temporal": int(temporal_address.rsplit(":", 1)[1]),
+                "Temporal's HTTP API": int(temporal_http.rsplit(":", 1)[1]),
+                "PostgreSQL": pg_port,
+            },
+            "unlisted": http_service.url,
+            "checkout": str(team.repo),
+            "other": str(other),
+            "temporal": temporal_address,
+            "database": fresh_db,
+            "task": task_id,
+            "agent": coder,
+            "model": recorder.url,
+        }
+        (tmp_path / "escapes.json").write_text(json.dumps(cfg))
+        set_runner(
+            team,
+            "coder",
+            "command",
+            command=[sys.executable, str(program), str(tmp_path / "escapes.json")],
+            env={"ANTHROPIC_BASE_URL": recorder.url, "PYTHONPATH": str(ROOT)},
+            secret_env={"GH_TOKEN": "github"},
+        )
+        await api.run_agent(
+            client, team.task_queue, coder, "command", RunRequest(prompt="go", task_id=task_id)
+        )
+        await run_in_phase(client, coder, "finished", "the agent to finish", 120)
+
+        worktree = founder_home / "worktrees" / coder
+        report = json.loads((worktree / "report.json").read_text())
+        allowed = ("commit", "model API", "submit")
+        # Judged below: a listing shows at most the path down to what the agent may read, and a
+        # write into a hidden folder lands in the sandbox's own empty tmpfs, never on the host.
+        shown = ("list TETHER_HOME", "read the worker's HOME", "write the founder's checkout")
+        escaped = {
+            name: outcome
+            for name, outcome in report.items()
+            if name not in (*allowed, *shown, "secret inside") and outcome[0] != "refused"
+        }
+        assert not escaped, json.dumps(escaped, indent=1)
+        for name in allowed:
+            assert report[name][0] == "done", (name, report[name])
+        # The secret was never in the agent; the model API got the real one from the proxy.
+        assert report["secret inside"] and report["secret inside"] != VALID_TOKEN
+        assert VALID_TOKEN not in json.dumps(report)
+        assert recorder.keys == [VALID_TOKEN]
+        listed = report["list TETHER_HOME"]
+        assert listed[0] == "refused" or set(eval(listed[1])) <= {"agents", "worktrees"}, listed
+        listed = report["read the worker's HOME"]
+        if listed[0] == "done":
+            on_the_way = {
+                p.relative_to(Path.home()).parts[0]
+                for p in (Path(sys.prefix), Path(sys.base_prefix), ROOT)
+                if p.is_relative_to(Path.home())
+            }
+            assert set(eval(listed[1])) <= on_the_way, listed
+        # Nothing was written where it must not be, and the founder's order was not obeyed.
+        assert not (team.repo / "pwned").exists() and not (other / "pwned").exists()
+        record = await team.store.get_task(task_id)
+        assert record is not None and record.task.state != TaskState.CANCELLED
+        # The commit is on the agent's branch, in the repository the founder reads.
+        branch = subprocess.run(
+            ["git", "log", "-1", "--format=%s", f"tether/{coder}"],
+            cwd=team.repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert branch.stdout.strip() == "deliver"
+        # Each refused connection is audited with the agent and the host.
+        refused = await team.store.egress_refusals(coder)
+        hosts = {(r["host"], r["port"]) for r in refused}
+        port = int(http_service.url.rsplit(":", 1)[1])
+        assert ("127.0.0.1", port) in hosts, refused
+        assert ("169.254.169.254", 80) in hosts, refused
+        assert http_service.requests == 0
+
+
+async def test_five_refused_connections_reach_the_founders_inbox(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    http_service: Any,
+) -> None:
+    program = tmp_path / "probe.py"
+    program.write_text(
+        "import urllib.request, sys\n"
+        "for path in range(6):\n"
+        "    try:\n"
+        f"        urllib.request.urlopen('{http_service.url}/auth-' + str(path), timeout=5)\n"
+        "    except Exception as exc:\n"
+        "        print(exc, file=sys.stderr)\n"
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = set_runner(team, "coder", "command", command=[sys.executable, str(program)])
+        await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
+        await run_in_phase(client, coder, "finished", "the probe to finish", 120)
+
+        async def told() -> list[Any]:
+            return [i for i in await team.store.inbox() if i.kind == "egress_refused"]
+
+        items = await eventually(told, "the founder to be told")
+        assert len(items) == 1 and coder in items[0].title
+        assert len(await team.store.egress_refusals(coder)) == 6
+        assert http_service.requests == 0
+
+
+def test_a_host_without_user_namespaces_refuses_in_one_line(tmp_path: Path) -> None:
+    """Simulated for real: a user namespace whose limit of nested namespaces is 0, where
+    bubblewrap cannot make the agent's; Tether says why and what to do, and starts nothing."""
+    probe = (
+        "from tether.ops import sandbox\n"
+        "try:\n"
+        "    sandbox.require_sandbox('coder')\n"
+        "except sandbox.SandboxUnavailable as exc:\n"
+        "    print(exc)\n"
+        "    raise SystemExit(3)\n"
+    )
+    done = subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "sh",
+            "-c",
+            'echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" -c "$1"',
+            sys.executable,
+            probe,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=clean_environment(PYTHONPATH=str(ROOT)),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Tether will not run coder unsandboxed: this host gives no user")
+    assert 'isolation = "none"' in lines[0]

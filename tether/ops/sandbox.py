@@ -1,0 +1,400 @@
+"""Every agent process Tether starts runs in a sandbox: Anthropic's sandbox runtime (`srt`,
+npm `@anthropic-ai/sandbox-runtime`, pinned in deploy/sandbox/), which puts the process in
+bubblewrap's user, mount, PID and network namespaces, gives it no network but two proxies on
+the host that allow only the hosts listed, and keeps secrets out of it by masking: the process
+holds a placeholder, the proxy puts the real value back toward the hosts named for it.
+
+What the agent sees: its worktree and its home (`$TETHER_HOME/agents/NAME`) read-write, the
+system and Tether's own code read-only. Hidden: `$TETHER_HOME` (keys, stack.json, PostgreSQL's
+data, other agents' homes and worktrees), the worker's HOME, the founder's checkouts of the
+repositories (the agent commits in its worktree, whose git database it shares), other
+processes. What it reaches: the gateway, its runtime's model API, and what `tether.toml` lists
+under the agent's `network`. Every connection refused is told to Tether (`Launch.events`).
+
+docs/decisions.md says why srt, what it measured, and what the sandbox cannot stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tether.errors import TetherError
+
+LAUNCHER = Path(__file__).with_name("sandbox_launch.mjs")
+# Where `./run` installs the pinned sandbox runtime (deploy/sandbox/package.json and its lock).
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "deploy" / "sandbox"
+RUNTIME_ENV = "TETHER_SANDBOX_RUNTIME"
+# The hosts each runtime's model API is on, when its own variables do not name another.
+MODEL_HOSTS: dict[str, list[str]] = {
+    "claude-code": ["api.anthropic.com"],
+    "codex": ["api.openai.com"],
+    "gemini": ["generativelanguage.googleapis.com"],
+    "command": [],
+}
+# Variables whose value is a URL the runtime talks to (its model API, elsewhere than default).
+URL_VARIABLES = (
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_BASE_URL",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GEMINI_API_BASE_URL",
+)
+# Keys a runtime sends to its model API: masked like the `secret_env` credentials.
+KEY_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "OPENAI_API_KEY",
+    "CODEX_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+)
+# Clients that honour these would go around the proxy for loopback and private addresses,
+# where the sandbox's empty network has nothing: through the proxy, they reach what is allowed
+# (the gateway on 127.0.0.1) and every refusal is audited.
+CLEARED = ("NO_PROXY", "no_proxy")
+REFUSAL_REASON = (
+    "Tether's sandbox allows this agent the gateway, its model API and the hosts tether.toml "
+    "lists under its `network`; ask the founder to add the host there if the work needs it"
+)
+HOW_TO_INSTALL = (
+    "install them with `./run up` (Debian/Ubuntu: apt-get install bubblewrap socat ripgrep; "
+    'npm ci in deploy/sandbox), or set isolation = "none" for this agent in tether.toml to '
+    "run it unsandboxed, with everything your user can read and reach"
+)
+
+
+class SandboxUnavailable(TetherError):
+    """This host cannot sandbox an agent: the one line says why and what to do."""
+
+
+def runtime_dir() -> Path:
+    configured = os.environ.get(RUNTIME_ENV)
+    return Path(configured).expanduser() if configured else RUNTIME_DIR
+
+
+def srt_entry(folder: Path) -> Path:
+    return folder / "node_modules" / "@anthropic-ai" / "sandbox-runtime" / "dist" / "index.js"
+
+
+@cache
+def _userns_refusal() -> str | None:
+    """Why bubblewrap cannot make the namespaces here, or None when it can."""
+    try:
+        done = subprocess.run(
+            [
+                "bwrap",
+                "--unshare-user",
+                "--unshare-pid",
+                "--unshare-net",
+                "--ro-bind",
+                "/",
+                "/",
+                "--",
+                "/bin/true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap did not run: {exc}"
+    if done.returncode != 0:
+        said = " ".join(done.stderr.split())[:200] or f"exit {done.returncode}"
+        return f"this host gives no user namespaces to bubblewrap ({said})"
+    return None
+
+
+def host_refusal() -> str | None:
+    """Why this host cannot sandbox agents, or None when it can (`tether doctor`, `tether up`,
+    and every `tether run` of a sandboxed agent ask it)."""
+    if not sys.platform.startswith("linux"):
+        return f"Tether sandboxes agents on Linux only (this is {sys.platform})"
+    missing = [tool for tool in ("node", "bwrap", "socat", "rg") if shutil.which(tool) is None]
+    if missing:
+        return f"the sandbox needs {', '.join(missing)} on the PATH, which this host lacks"
+    if not srt_entry(runtime_dir()).is_file():
+        return f"the sandbox runtime (srt) is not installed in {runtime_dir()}"
+    return _userns_refusal()
+
+
+def require_sandbox(agent: str) -> None:
+    """Refuse, in one line, to start `agent` where this host cannot sandbox it."""
+    why = host_refusal()
+    if why is not None:
+        raise SandboxUnavailable(
+            f"Tether will not run {agent} unsandboxed: {why}; {HOW_TO_INSTALL}"
+        )
+
+
+def _host_port(url: str) -> tuple[str, int | None] | None:
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None
+    return parts.hostname, port
+
+
+def _is_loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def _entries(host: str, port: int | None) -> list[str]:
+    """Allow-list entries for one destination: a loopback name is also allowed as 127.0.0.1
+    (srt lets `localhost` resolve only to an allow-listed literal)."""
+    entry = f"{host}:{port}" if port else host
+    if host == "localhost" and port:
+        return [entry, f"127.0.0.1:{port}"]
+    return [entry]
+
+
+@dataclass
+class Walls:
+    """What one agent process sees and reaches (built by `walls`, from tether.toml)."""
+
+    agent: str
+    worktree: Path
+    home: Path
+    tether_home: Path
+    hidden: list[Path]
+    readable: list[Path]
+    writable: list[Path]
+    hosts: list[str]
+    # Variables whose values the process must not hold: masked toward these hosts.
+    masked: dict[str, list[str]] = field(default_factory=dict)
+
+    def srt_settings(self) -> dict[str, Any]:
+        inject = sorted({h.partition(":")[0] for h in self.hosts if not h.startswith("*")})
+        plaintext = all(_is_loopback(h) for hosts in self.masked.values() for h in hosts)
+        network: dict[str, Any] = {"allowedDomains": self.hosts, "deniedDomains": []}
+        settings: dict[str, Any] = {
+            # By absolute path: the launcher runs with the agent's PATH.
+            "bwrapPath": shutil.which("bwrap") or "bwrap",
+            "socatPath": shutil.which("socat") or "socat",
+            "ripgrep": {"command": shutil.which("rg") or "rg"},
+            "git": {"safeDirectories": [str(self.worktree)]},
+            "network": network,
+            "filesystem": {
+                "denyRead": [str(p) for p in self.hidden],
+                "allowRead": [str(p) for p in self.readable],
+                "allowWrite": [str(p) for p in self.writable],
+                "denyWrite": [],
+            },
+        }
+        if self.masked:
+            settings["credentials"] = {
+                "envVars": [
+                    {"name": name, "mode": "mask", "injectHosts": hosts or inject}
+                    for name, hosts in sorted(self.masked.items())
+                ],
+                # Over plain HTTP only to a model server on this machine; anywhere else the real
+                # value leaves only over TLS that the proxy verified.
+                "allowPlaintextInject": plaintext,
+            }
+            if not plaintext:
+                network["tlsTerminate"] = {}
+        return settings
+
+
+def agent_home(tether_home: Path, agent: str, configured: str | None) -> Path:
+    """The sandboxed agent's HOME: `$TETHER_HOME/agents/NAME`, or `run.home` when it names a
+    folder of its own (never the worker's HOME, never elsewhere in TETHER_HOME)."""
+    own = tether_home / "agents" / agent
+    if not configured:
+        return own
+    home = Path(configured).expanduser().resolve()
+    worker = Path.home().resolve()
+    if home == worker or worker.is_relative_to(home):
+        raise TetherError(
+            f"agent {agent}'s run.home is the worker's own HOME ({home}): a sandboxed agent "
+            "never gets it; remove run.home to use its own home under TETHER_HOME/agents"
+        )
+    if home.is_relative_to(tether_home.resolve()) and not home.is_relative_to(own.resolve()):
+        raise TetherError(
+            f"agent {agent}'s run.home ({home}) is inside TETHER_HOME, which the sandbox "
+            f"hides; remove run.home to use {own}"
+        )
+    return home
+
+
+def walls(
+    *,
+    agent: str,
+    runtime: str,
+    worktree: Path,
+    home: Path,
+    tether_home: Path,
+    gateway_url: str,
+    repositories: list[Path],
+    network: list[str],
+    env: dict[str, str],
+    secret_names: list[str],
+) -> Walls:
+    """The sandbox of one agent process, from what tether.toml says of it."""
+    hidden = [tether_home, *repositories]
+    worker_home = Path.home()
+    if worker_home != Path("/") and worker_home != home:
+        hidden.append(worker_home)
+    writable = [worktree, home]
+    readable = [worktree, home]
+    # A worktree's git database is its repository's `.git`: readable and writable (srt keeps
+    # its hooks and config read-only), while the founder's checkout around it stays hidden.
+    for repo in repositories:
+        if worktree.is_relative_to(tether_home) and (repo / ".git").is_dir():
+            readable.append(repo / ".git")
+            writable.append(repo / ".git")
+    # Tether's own code and the Python that runs the hooks, wherever the founder keeps them.
+    for code in {Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parents[2]}:
+        if not tether_home.is_relative_to(code):
+            readable.append(code)
+        else:
+            readable.append(code / "tether")
+    readable.append(runtime_dir())
+    hosts: list[str] = []
+    gateway = _host_port(gateway_url)
+    if gateway is not None:
+        hosts += _entries(*gateway)
+    model_hosts: list[str] = list(MODEL_HOSTS.get(runtime, []))
+    for variable in URL_VARIABLES:
+        if env.get(variable):
+            found = _host_port(env[variable])
+            if found is not None:
+                hosts += _entries(*found)
+                model_hosts.append(found[0])
+    hosts += [h for h in MODEL_HOSTS.get(runtime, []) if h not in hosts]
+    hosts += [h for h in network if h not in hosts]
+    gateway_host = gateway[0] if gateway else ""
+    secret_hosts = sorted(
+        {h.partition(":")[0] for h in hosts if not h.startswith("*")} - {gateway_host}
+    )
+    masked = {name: secret_hosts for name in secret_names}
+    for name in KEY_VARIABLES:
+        if env.get(name):
+            masked[name] = sorted(set(model_hosts)) or secret_hosts
+    return Walls(
+        agent=agent,
+        worktree=worktree,
+        home=home,
+        tether_home=tether_home,
+        hidden=hidden,
+        readable=readable,
+        writable=writable,
+        hosts=list(dict.fromkeys(hosts)),
+        masked={k: v for k, v in masked.items() if env.get(k)},
+    )
+
+
+@dataclass
+class Launch:
+    """A sandboxed command, ready to start: `argv` (the launcher's), and the pipe on which the
+    launcher tells Tether what the sandbox refused (`events`, read end; `events_fd`, the write
+    end the child inherits, which the caller closes once it has started)."""
+
+    argv: list[str]
+    plan: Path
+    private: Path
+    events: int
+    events_fd: int
+
+    def started(self) -> None:
+        self._close("events_fd")
+
+    def done(self) -> None:
+        self.plan.unlink(missing_ok=True)
+        shutil.rmtree(self.private, ignore_errors=True)
+        self._close("events_fd")
+        self._close("events")
+
+    def _close(self, which: str) -> None:
+        # Once only: the number may belong to another file after it is closed.
+        fd = getattr(self, which)
+        if fd >= 0:
+            setattr(self, which, -1)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def prepare(sandbox: Walls, argv: list[str], cwd: Path, env: dict[str, str], plans: Path) -> Launch:
+    """Write the launch plan (mode 600, in a folder the sandbox hides: it holds the secrets the
+    proxy injects) and the launcher's argv."""
+    for folder in (sandbox.home, *(p for p in sandbox.writable if p != sandbox.worktree)):
+        folder.mkdir(parents=True, exist_ok=True)
+    tmp = sandbox.home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    tmp.chmod(0o700)
+    inside = {
+        # Commits are the agent's own (its home has no git identity of the founder's).
+        "GIT_AUTHOR_NAME": sandbox.agent,
+        "GIT_AUTHOR_EMAIL": f"{sandbox.agent}@agents.tether",
+        "GIT_COMMITTER_NAME": sandbox.agent,
+        "GIT_COMMITTER_EMAIL": f"{sandbox.agent}@agents.tether",
+        **env,
+        "HOME": str(sandbox.home),
+        # The system's /tmp is shared by every agent and read-only in the sandbox.
+        "TMPDIR": str(tmp),
+        "CLAUDE_CODE_TMPDIR": str(tmp),
+    }
+    read, write = os.pipe()
+    os.set_inheritable(write, True)
+    plans.mkdir(parents=True, exist_ok=True)
+    plans.chmod(0o700)
+    plan = plans / f"{sandbox.agent}-{secrets.token_hex(8)}.json"
+    # srt's proxy sockets: a short path (a socket's is at most 108 bytes), the worker's alone.
+    private = Path(tempfile.mkdtemp(prefix="tether-srt-"))
+    descriptor = os.open(plan, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(
+            {
+                "srt": sandbox.srt_settings(),
+                "tether": {
+                    "argv": argv,
+                    "cwd": str(cwd),
+                    "env": inside,
+                    "unset": list(CLEARED),
+                    "events_fd": write,
+                    "private_tmp": str(private),
+                    "refusal_reason": REFUSAL_REASON,
+                },
+            },
+            handle,
+        )
+    node = shutil.which("node") or "node"
+    return Launch(
+        argv=[node, str(LAUNCHER), str(runtime_dir()), str(plan)],
+        plan=plan,
+        private=private,
+        events=read,
+        events_fd=write,
+    )
+
+
+def refusal(line: bytes) -> tuple[str, int | None, str] | None:
+    """(host, port, detail) of one `refused` line the launcher wrote, or None."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or event.get("event") != "refused":
+        return None
+    port = event.get("port")
+    return (
+        str(event.get("host") or "?")[:253],
+        port if isinstance(port, int) else None,
+        str(event.get("detail") or "")[:300],
+    )
