@@ -340,6 +340,11 @@ class RunnerActivities:
         """The launcher of `argv` in the agent's sandbox (its plan under TETHER_HOME/run)."""
         repositories = [Path(self.config.repositories[r].path) for r in agent.repositories]
         found = shutil.which(argv[0], path=env.get("PATH")) if argv else None
+        if not found:
+            raise InvalidInput(
+                f"could not start {agent.name}'s runtime ({argv[0] if argv else ''}): "
+                "No such file or directory"
+            )
         walls = sandbox.walls(
             agent=agent.name,
             runtime=agent.runtime,

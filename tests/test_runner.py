@@ -256,7 +256,11 @@ async def test_wake_runs_an_idle_agent_once_work_is_assigned_to_it(
     )
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         coder = set_runner(
-            team, "coder", "command", command=[sys.executable, str(program), "{prompt}"]
+            team,
+            "coder",
+            "command",
+            isolation="none",
+            command=[sys.executable, str(program), "{prompt}"],
         )
         agent = next(a for a in team.config.agents if a.name == coder)
         agent.wake = "every 1s"
@@ -308,7 +312,7 @@ async def test_max_agents_queues_the_rest_visibly_until_one_finishes(
         names = []
         for role in ("coder", "devops"):
             argv = [sys.executable, str(program), "{agent}"]
-            names.append(set_runner(team, role, "command", command=argv))
+            names.append(set_runner(team, role, "command", isolation="none", command=argv))
         first, second = names
         await api.run_agent(client, team.task_queue, first, "command", RunRequest())
         await eventually((tmp_path / f"started-{first}").exists, "the first agent to start")
@@ -389,7 +393,7 @@ async def test_tether_run_and_stop_on_the_command_line(
     )
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         argv = [sys.executable, str(program)]
-        coder = set_runner(team, "coder", "command", command=argv)
+        coder = set_runner(team, "coder", "command", isolation="none", command=argv)
         config = tmp_path / "tether.toml"
         config.write_text(
             f'[[agents]]\nname = "{coder}"\nruntime = "command"\n'
@@ -438,7 +442,13 @@ async def test_a_crash_restarts_and_identical_crashes_are_a_loop(
     )
     async with running_team(client, fresh_db, tmp_path, forge) as team:
         coder = set_runner(
-            team, "coder", "command", command=program, crash_limit=3, restart_backoff_seconds=0.2
+            team,
+            "coder",
+            "command",
+            isolation="none",
+            command=program,
+            crash_limit=3,
+            restart_backoff_seconds=0.2,
         )
         await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
 
@@ -477,7 +487,9 @@ async def test_a_crash_then_a_clean_exit_finishes_the_run_and_the_session(
         "print('done')\n",
     )
     async with running_team(client, fresh_db, tmp_path, forge) as team:
-        coder = set_runner(team, "coder", "command", command=program, restart_backoff_seconds=0.1)
+        coder = set_runner(
+            team, "coder", "command", isolation="none", command=program, restart_backoff_seconds=0.1
+        )
         await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
 
         async def ended() -> SessionView | None:
@@ -504,7 +516,9 @@ async def test_the_founders_stop_ends_the_whole_process_group_within_seconds(
         "time.sleep(300)\n",
     )
     async with running_team(client, fresh_db, tmp_path, forge) as team:
-        coder = set_runner(team, "coder", "command", command=program, stop_grace_seconds=1)
+        coder = set_runner(
+            team, "coder", "command", isolation="none", command=program, stop_grace_seconds=1
+        )
         await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
         await eventually(pids.exists, "the agent to start")
         parent, child = (int(p) for p in pids.read_text().split())

@@ -63,8 +63,9 @@ async def test_a_worker_killed_mid_run_leaves_no_agent_running_and_the_run_resum
     program.write_text(AGENT_PROGRAM)
     config = tmp_path / "tether.toml"
     command = json.dumps([sys.executable, str(program), str(starts)])
+    # The program's pids are read from the host (the sandbox would give it its own).
     config.write_text(
-        f'[[agents]]\nname = "{agent}"\nruntime = "command"\n'
+        f'[[agents]]\nname = "{agent}"\nruntime = "command"\nisolation = "none"\n'
         f"[agents.run]\ncommand = {command}\nrestart_backoff_seconds = 0.1\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}

@@ -19,7 +19,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.support import keys
-from tests.support.helpers import FakeForge, clean_environment, eventually
+from tests.support.helpers import FakeForge, clean_environment, eventually, git
 from tests.support.runner import run_in_phase, set_runner
 from tests.support.sessions import VALID_TOKEN, running_team
 from tether import client as api
@@ -48,7 +48,8 @@ def founder_command():
     done = subprocess.run([sys.executable, "-m", "tether", "task", "cancel", cfg["task"]],
                           env=env, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
-        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode)
+        said = done.stderr.strip().splitlines() or [str(done.returncode)]
+        raise RuntimeError(said[-1])
     return done.stdout
 def model():
     request = urllib.request.Request(cfg["model"], headers={"x-api-key": os.environ["GH_TOKEN"]})
@@ -67,16 +68,20 @@ def commit():
 for key in cfg["keys"]:
     attempt("read " + pathlib.Path(key).name, lambda key=key: pathlib.Path(key).read_bytes())
 attempt("list TETHER_HOME", lambda: os.listdir(cfg["founder_home"]))
-attempt("read the worker's environment", lambda: open(f"/proc/{cfg['worker_pid']}/environ", "rb").read())
+environ = f"/proc/{cfg['worker_pid']}/environ"
+attempt("read the worker's environment", lambda: open(environ, "rb").read())
 attempt("read the worker's HOME", lambda: os.listdir(cfg["worker_home"]))
 for name, port in cfg["ports"].items():
     attempt("connect to " + name, lambda port=port: connect(port))
 attempt("PostgreSQL without a password", lambda: connect(cfg["ports"]["PostgreSQL"]))
-attempt("a host not allowed", lambda: urllib.request.urlopen(cfg["unlisted"], timeout=10).status)
-attempt("a metadata address", lambda: urllib.request.urlopen("http://169.254.169.254/", timeout=10).status)
-attempt("write the founder's checkout", lambda: pathlib.Path(cfg["checkout"], "pwned").write_text("x"))
-attempt("read the founder's checkout", lambda: pathlib.Path(cfg["checkout"], "README.md").read_text())
-attempt("write another agent's worktree", lambda: pathlib.Path(cfg["other"], "pwned").write_text("x"))
+def get(url):
+    return urllib.request.urlopen(url, timeout=10).status
+attempt("a host not allowed", lambda: get(cfg["unlisted"]))
+attempt("a metadata address", lambda: get("http://169.254.169.254/"))
+checkout, other = pathlib.Path(cfg["checkout"]), pathlib.Path(cfg["other"])
+attempt("write the founder's checkout", lambda: (checkout / "pwned").write_text("x"))
+attempt("read the founder's checkout", lambda: (checkout / "README.md").read_text())
+attempt("write another agent's worktree", lambda: (other / "pwned").write_text("x"))
 attempt("a founder-only command", founder_command)
 attempt("commit", commit)
 attempt("model API", model)
@@ -218,14 +223,7 @@ async def test_an_agent_tries_every_escape_and_only_its_work_gets_through(
         record = await team.store.get_task(task_id)
         assert record is not None and record.task.state != TaskState.CANCELLED
         # The commit is on the agent's branch, in the repository the founder reads.
-        branch = subprocess.run(
-            ["git", "log", "-1", "--format=%s", f"tether/{coder}"],
-            cwd=team.repo,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        assert branch.stdout.strip() == "deliver"
+        assert git(team.repo, "log", "-1", "--format=%s", f"tether/{coder}") == "deliver"
         # Each refused connection is audited with the agent and the host.
         refused = await team.store.egress_refusals(coder)
         hosts = {(r["host"], r["port"]) for r in refused}

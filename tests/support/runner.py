@@ -18,10 +18,14 @@ from tether.config import AgentRunner
 from tether.contracts import RunRequest, SessionView, ShellCheck, TaskSpec, TaskState
 
 
-def set_runner(team: Team, role: str, runtime: str, **run: Any) -> str:
-    """The agent's `[agents.run]`, as tether.toml would say it (the worker reads it live)."""
+def set_runner(team: Team, role: str, runtime: str, isolation: str = "sandbox", **run: Any) -> str:
+    """The agent's `[agents.run]`, as tether.toml would say it (the worker reads it live).
+    `isolation="none"` for a test of the runner's process handling that watches the program
+    from the host (its pid, files it writes outside its worktree): tests/test_sandbox.py holds
+    what the sandbox itself refuses."""
     agent = next(a for a in team.config.agents if a.name == team.agent(role))
     agent.runtime = runtime
+    agent.isolation = "none" if isolation == "none" else "sandbox"
     agent.run = AgentRunner.model_validate(run)
     return agent.name
 
