@@ -357,12 +357,9 @@ class RunnerActivities:
             env=env,
             secret_names=list(agent.run.secret_env),
         )
-        if found:
-            # The runtime's own files, wherever it is installed (the worker's HOME is hidden).
-            walls.readable.append(Path(found).resolve().parent)
-        if found and not os.path.isabs(argv[0]):
-            argv = [found, *argv[1:]]
-        return sandbox.prepare(walls, argv, worktree, env, self.settings.home / "run")
+        # The runtime's own files, wherever it is installed (the worker's HOME is hidden).
+        walls.readable.append(Path(found).resolve().parent)
+        return sandbox.prepare(walls, [found, *argv[1:]], worktree, env, self.settings.home / "run")
 
     async def _supervise(
         self,

@@ -79,9 +79,20 @@ def get(url):
 attempt("a host not allowed", lambda: get(cfg["unlisted"]))
 attempt("a metadata address", lambda: get("http://169.254.169.254/"))
 checkout, other = pathlib.Path(cfg["checkout"]), pathlib.Path(cfg["other"])
+home = pathlib.Path(os.environ["HOME"])
+(home / ".claude").mkdir(exist_ok=True)
 attempt("write the founder's checkout", lambda: (checkout / "pwned").write_text("x"))
 attempt("read the founder's checkout", lambda: (checkout / "README.md").read_text())
 attempt("write another agent's worktree", lambda: (other / "pwned").write_text("x"))
+def write(path, text):
+    with open(path, "a") as handle:
+        return handle.write(text)
+gitdir = pathlib.Path(cfg["gitdir"])
+attempt("take Tether's hooks out", lambda: write(".claude/settings.json", "{}"))
+attempt("a hook in its own home", lambda: write(home / ".claude" / "settings.json", "{}"))
+attempt("a git hook the founder's git runs", lambda: write(gitdir / "hooks" / "post-commit", "x"))
+attempt("git config the founder's git reads", lambda: write(gitdir / "config", "x"))
+attempt("read /etc/shadow", lambda: pathlib.Path("/etc/shadow").read_text())
 attempt("a founder-only command", founder_command)
 attempt("commit", commit)
 attempt("model API", model)
@@ -169,6 +180,7 @@ async def test_an_agent_tries_every_escape_and_only_its_work_gets_through(
             },
             "unlisted": http_service.url,
             "checkout": str(team.repo),
+            "gitdir": str(team.repo / ".git"),
             "other": str(other),
             "temporal": temporal_address,
             "database": fresh_db,
@@ -220,6 +232,8 @@ async def test_an_agent_tries_every_escape_and_only_its_work_gets_through(
             assert set(eval(listed[1])) <= on_the_way, listed
         # Nothing was written where it must not be, and the founder's order was not obeyed.
         assert not (team.repo / "pwned").exists() and not (other / "pwned").exists()
+        assert not (team.repo / ".git" / "hooks" / "post-commit").exists()
+        assert not (team.repo / ".git" / "config").read_text().endswith("x")
         record = await team.store.get_task(task_id)
         assert record is not None and record.task.state != TaskState.CANCELLED
         # The commit is on the agent's branch, in the repository the founder reads.

@@ -14,7 +14,6 @@ goes to the proxy, in absolute form, with the proxy's credentials (RFC 9112 sect
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 from urllib.parse import SplitResult, unquote, urlsplit
@@ -66,6 +65,8 @@ def _proxy(parts: SplitResult) -> tuple[str, int, str] | None:
         return None
     auth = ""
     if proxy.username is not None:
+        import base64  # only here: the hook outside a sandbox does not pay for it
+
         pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
         auth = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
     return proxy.hostname, proxy.port or 80, auth

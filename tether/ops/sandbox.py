@@ -74,6 +74,28 @@ HOW_TO_INSTALL = (
 )
 
 
+# What the worker's user may read on the system that an agent never needs (as root: the
+# password hashes; any user: the host's own SSH and TLS private keys).
+SYSTEM_SECRETS = ("/etc/shadow", "/etc/gshadow", "/etc/ssh", "/etc/ssl/private")
+
+
+# What a commit on the agent's branch writes in the repository's `.git` (besides the worktree's
+# own folder there): the objects, the branch, its reflog.
+GIT_WRITTEN = ("objects", "refs", "logs")
+
+
+def _worktree_gitdir(worktree: Path) -> Path | None:
+    """A git worktree's own folder in its repository (`.git/worktrees/NAME`), from its `.git`
+    file; None for a plain folder or a clone."""
+    try:
+        line = (worktree / ".git").read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    return (worktree / line.removeprefix("gitdir:").strip()).resolve()
+
+
 class SandboxUnavailable(TetherError):
     """This host cannot sandbox an agent: the one line says why and what to do."""
 
@@ -171,10 +193,11 @@ class Walls:
     agent: str
     worktree: Path
     home: Path
-    tether_home: Path
     hidden: list[Path]
     readable: list[Path]
     writable: list[Path]
+    # Inside what it may write, what it may not: the files that say which hooks its runtime runs.
+    protected: list[Path]
     hosts: list[str]
     # Variables whose values the process must not hold: masked toward these hosts.
     masked: dict[str, list[str]] = field(default_factory=dict)
@@ -194,7 +217,7 @@ class Walls:
                 "denyRead": [str(p) for p in self.hidden],
                 "allowRead": [str(p) for p in self.readable],
                 "allowWrite": [str(p) for p in self.writable],
-                "denyWrite": [],
+                "denyWrite": [str(p) for p in self.protected],
             },
         }
         if self.masked:
@@ -247,24 +270,38 @@ def walls(
     secret_names: list[str],
 ) -> Walls:
     """The sandbox of one agent process, from what tether.toml says of it."""
-    hidden = [tether_home, *repositories]
+    hidden = [tether_home, *repositories, *(Path(p) for p in SYSTEM_SECRETS if os.path.lexists(p))]
     worker_home = Path.home()
     if worker_home != Path("/") and worker_home != home:
         hidden.append(worker_home)
     writable = [worktree, home]
     readable = [worktree, home]
-    # A worktree's git database is its repository's `.git`: readable and writable (srt keeps
-    # its hooks and config read-only), while the founder's checkout around it stays hidden.
+    # A worktree's git database is its repository's `.git`: readable, and writable only where a
+    # commit on the agent's branch writes (never `.git/hooks` or `.git/config`, which run and
+    # configure the founder's own git), while the founder's checkout around it stays hidden.
+    gitdir = _worktree_gitdir(worktree)
     for repo in repositories:
-        if worktree.is_relative_to(tether_home) and (repo / ".git").is_dir():
-            readable.append(repo / ".git")
-            writable.append(repo / ".git")
+        database = (repo / ".git").resolve()
+        if gitdir is None or not gitdir.is_relative_to(database):
+            continue
+        # Entry by entry: srt binds a readable folder over the writable ones inside it.
+        writable += [database / name for name in GIT_WRITTEN]
+        writable.append(gitdir)
+        readable += [
+            entry
+            for entry in sorted(database.iterdir())
+            if entry.name not in GIT_WRITTEN and entry.name != "worktrees"
+        ]
+    # Tether's hooks, as installed for the run: the agent cannot take them out mid-session.
+    protected = [
+        folder / ".claude" / name
+        for folder in (worktree, home)
+        for name in ("settings.json", "settings.local.json")
+    ]
+    protected.append(worktree / ".claude" / "hooks")
     # Tether's own code and the Python that runs the hooks, wherever the founder keeps them.
-    for code in {Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parents[2]}:
-        if not tether_home.is_relative_to(code):
-            readable.append(code)
-        else:
-            readable.append(code / "tether")
+    # (A hidden folder inside one of these stays hidden: srt keeps the narrower deny.)
+    readable += [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parents[2]]
     readable.append(runtime_dir())
     hosts: list[str] = []
     gateway = _host_port(gateway_url)
@@ -291,10 +328,10 @@ def walls(
         agent=agent,
         worktree=worktree,
         home=home,
-        tether_home=tether_home,
         hidden=hidden,
         readable=readable,
         writable=writable,
+        protected=protected,
         hosts=list(dict.fromkeys(hosts)),
         masked={k: v for k, v in masked.items() if env.get(k)},
     )
@@ -355,13 +392,16 @@ def prepare(sandbox: Walls, argv: list[str], cwd: Path, env: dict[str, str], pla
     plans.mkdir(parents=True, exist_ok=True)
     plans.chmod(0o700)
     plan = plans / f"{sandbox.agent}-{secrets.token_hex(8)}.json"
-    # srt's proxy sockets: a short path (a socket's is at most 108 bytes), the worker's alone.
+    # srt's proxy sockets: a short path (a socket's is at most 108 bytes). The bridge inside the
+    # sandbox needs the folder; the key of srt's TLS-terminating CA in it stays hidden.
     private = Path(tempfile.mkdtemp(prefix="tether-srt-"))
+    settings = sandbox.srt_settings()
+    settings["filesystem"]["denyRead"].append(f"{private}/**/ca.key")
     descriptor = os.open(plan, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(
             {
-                "srt": sandbox.srt_settings(),
+                "srt": settings,
                 "tether": {
                     "argv": argv,
                     "cwd": str(cwd),

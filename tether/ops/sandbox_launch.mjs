@@ -2,7 +2,7 @@
 //
 //   node sandbox_launch.mjs SRT_DIR PLAN.json
 //
-// PLAN.json (written by tether/ops/sandbox.py, read once, then deleted by the caller) holds
+// PLAN.json (written by tether/ops/sandbox.py, deleted as soon as it is read) holds
 // `srt`, the sandbox runtime's own settings, and `tether`: the argv to run, its working
 // folder and environment, and the variables to clear inside. One launcher, one agent process:
 // srt's SandboxManager is process-wide, so its proxies, its allow list and its credential
@@ -19,6 +19,8 @@ import { pathToFileURL } from 'node:url'
 
 const [srtDir, planPath] = process.argv.slice(2)
 const plan = JSON.parse(fs.readFileSync(planPath, 'utf8'))
+// It holds the secrets the proxy injects: on disk no longer than it takes to read it.
+fs.rmSync(planPath, { force: true })
 const entry = path.join(srtDir, 'node_modules', '@anthropic-ai', 'sandbox-runtime', 'dist', 'index.js')
 const { SandboxManager } = await import(pathToFileURL(entry).href)
 
