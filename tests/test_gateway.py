@@ -11,7 +11,7 @@ from typing import Any
 from temporalio.client import Client
 
 from tests.support.helpers import FakeForge, eventually
-from tests.support.sessions import run_hook, running_team
+from tests.support.sessions import HOOK_HOME, run_hook, running_team
 from tether import client as api
 from tether.contracts import ShellCheck, TaskSpec
 from tether.hook.wire import http_request
@@ -112,3 +112,16 @@ async def test_the_gateway_reads_no_transcript_path_but_an_agents_jsonl(
         view = await api.session_view(client, coder)
         assert view is not None and view.governor.reports == 1
         assert view.governor.context_tokens in (None, 0)
+        # Nor another agent's transcript under TETHER_HOME; its own home there is read (where a
+        # sandboxed runtime keeps its transcripts).
+        line = '{"type": "assistant", "message": {"usage": {"input_tokens": 4321}}}\n'
+        for agent in (team.agent("devops"), coder):
+            transcript = HOOK_HOME / "agents" / agent / ".claude" / "projects" / "t.jsonl"
+            transcript.parent.mkdir(parents=True, exist_ok=True)
+            transcript.write_text(line)
+            sent = {"session_id": "cc-1", "transcript_path": str(transcript), **tool}
+            assert (await run_hook("PostToolUse", coder, sent, team)).code == 0
+            view = await api.session_view(client, coder)
+            assert view is not None
+            read = view.governor.context_tokens == 4321
+            assert read == (agent == coder), (agent, view.governor.context_tokens)

@@ -131,9 +131,11 @@ async def _agent(gateway: Gateway, request: Request, named: str | None) -> str:
     return agent
 
 
-def _safe_transcript(payload: dict[str, Any], home: Path) -> None:
+def _safe_transcript(payload: dict[str, Any], home: Path, agent: str) -> None:
     """The transcript path comes from the agent: read only a JSON-lines file outside Tether's
-    own folder (never a key, never the database's files)."""
+    own folder (never a key, never the database's files), or in the agent's own home there
+    (`TETHER_HOME/agents/NAME`, where its sandboxed runtime keeps its transcripts), never in
+    another agent's."""
     raw = payload.get("transcript_path")
     if not raw:
         return
@@ -141,6 +143,7 @@ def _safe_transcript(payload: dict[str, Any], home: Path) -> None:
     try:
         resolved = path.resolve()
         home_resolved = home.resolve()
+        own = (home / "agents" / agent).resolve()
     except (OSError, RuntimeError):
         payload.pop("transcript_path", None)
         return
@@ -151,7 +154,7 @@ def _safe_transcript(payload: dict[str, Any], home: Path) -> None:
     if (
         not path.is_absolute()
         or resolved.suffix != ".jsonl"
-        or resolved.is_relative_to(home_resolved)
+        or (resolved.is_relative_to(home_resolved) and not resolved.is_relative_to(own))
         or not resolved.is_file()
     ):
         log.warning("ignored transcript path %s: not a .jsonl file Tether may read", raw)
@@ -194,7 +197,7 @@ async def hook(request: Request) -> Response:
         if refusal:
             return _rendered(adapter, claude, refusal)
         return _error(400, f"bad hook input: {exc}")
-    _safe_transcript(payload, gateway.home)
+    _safe_transcript(payload, gateway.home, agent)
     session = payload.get("session_id") or None
     temporal = SealedTemporal(gateway.client, asyncio.get_running_loop(), agent, session)
     hook = Hook(
