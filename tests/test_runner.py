@@ -556,7 +556,9 @@ async def test_a_command_runtimes_own_usage_is_counted_and_its_cost_pause_acts(
         "    time.sleep(0.4)\n",
     )
     async with running_team(client, fresh_db, tmp_path, forge) as team:
-        agent = set_runner(team, "coder", "command", command=program, usage="stream-json")
+        agent = set_runner(
+            team, "coder", "command", isolation="none", command=program, usage="stream-json"
+        )
         task_id = await run_on_a_task(
             client, team, agent, "command", "Draft", "Draft the launch post."
         )

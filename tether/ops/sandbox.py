@@ -370,7 +370,14 @@ class Launch:
 def prepare(sandbox: Walls, argv: list[str], cwd: Path, env: dict[str, str], plans: Path) -> Launch:
     """Write the launch plan (mode 600, in a folder the sandbox hides: it holds the secrets the
     proxy injects) and the launcher's argv."""
-    for folder in (sandbox.home, *(p for p in sandbox.writable if p != sandbox.worktree)):
+    # srt protects a path that does not exist yet by mounting an empty read-only folder at its
+    # first missing parent: the folders the protected files live in are made here, so that the
+    # runtime can still write the rest of them (Claude Code keeps its state in ~/.claude).
+    for folder in (
+        sandbox.home,
+        *(p for p in sandbox.writable if p != sandbox.worktree),
+        *(p.parent for p in sandbox.protected),
+    ):
         folder.mkdir(parents=True, exist_ok=True)
     tmp = sandbox.home / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
