@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
@@ -27,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tether import constants
 from tether.errors import TetherError
-from tether.ops.stackfile import stack_file
+from tether.ops.stackfile import stack_file, with_password
 
 # PostgreSQL refuses to run as root; when Tether runs as root it runs the server as this user.
 PG_SYSTEM_USER = "tether-pg"
@@ -99,15 +100,38 @@ def _ensure_traversable(path: Path) -> None:
 
 @dataclass
 class EmbeddedPostgres:
-    """A PostgreSQL server whose data lives in `data_dir`, listening on 127.0.0.1:`port`."""
+    """A PostgreSQL server whose data lives in `data_dir`, listening on 127.0.0.1:`port`, that
+    asks every connection for the password kept beside it (`password_file`, mode 600): a
+    process that reaches the port without the file gets nothing."""
 
     data_dir: Path
     port: int = constants.POSTGRES_PORT
     database: str = "tether"
 
     @property
-    def url(self) -> str:
+    def password_file(self) -> Path:
+        return self.data_dir.with_name(f"{self.data_dir.name}.password")
+
+    @property
+    def public_url(self) -> str:
+        """The server's URL without the password (what stack.json says, beside the file)."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    @property
+    def url(self) -> str:
+        return with_password(self.public_url, self.password())
+
+    def password(self) -> str:
+        """The server's password, made on first use."""
+        with contextlib.suppress(FileNotFoundError):
+            return self.password_file.read_text().strip()
+        self.password_file.parent.mkdir(parents=True, exist_ok=True)
+        made = secrets.token_urlsafe(32)
+        with contextlib.suppress(FileExistsError):
+            descriptor = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(made + "\n")
+        return self.password_file.read_text().strip()
 
     def _user(self) -> str | None:
         if os.geteuid() != 0:
@@ -129,7 +153,9 @@ class EmbeddedPostgres:
             )
         return PG_SYSTEM_USER
 
-    def _run(self, tool: str, *args: str, user: str | None) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, tool: str, *args: str, user: str | None, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         # Drop root's group too: folders that are root's group with no group access would
         # otherwise stay closed to the server.
         uid = gid = None
@@ -141,7 +167,10 @@ class EmbeddedPostgres:
             user=uid,
             group=gid,
             extra_groups=[] if user else None,
-            stdin=subprocess.DEVNULL,
+            # The password reaches the tools on their standard input or in their environment,
+            # never in an argument another process could list.
+            input=stdin,
+            env={**os.environ, "PGPASSWORD": self.password()},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -173,16 +202,28 @@ class EmbeddedPostgres:
             _ensure_traversable(_pg_bin())
         fresh = not (self.data_dir / "PG_VERSION").exists()
         if fresh:
-            out = self._run(
-                "initdb",
-                "-D",
-                str(self.data_dir),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                user=user,
-            )
+            # initdb reads the password from a file (as the server's user, who cannot open a
+            # pipe of root's): one of that user's alone, for as long as initdb runs.
+            given = self.data_dir.with_name(f".{self.data_dir.name}.initdb-{secrets.token_hex(4)}")
+            descriptor = os.open(given, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(descriptor, "w") as handle:
+                    handle.write(self.password() + "\n")
+                if user:
+                    shutil.chown(given, user)
+                out = self._run(
+                    "initdb",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={given}",
+                    "--encoding=UTF8",
+                    user=user,
+                )
+            finally:
+                given.unlink(missing_ok=True)
             if out.returncode != 0:
                 raise TetherError(f"initdb failed for {self.data_dir}:\n{out.stdout.strip()}")
         if not self.running():
@@ -210,6 +251,8 @@ class EmbeddedPostgres:
                 log = self.data_dir / "server.log"
                 tail = log.read_text()[-2000:] if log.exists() else ""
                 raise TetherError(f"PostgreSQL did not start:\n{out.stdout.strip()}\n{tail}")
+        if not fresh:
+            self._require_password(user)
         if fresh:
             out = self._run(
                 "createdb",
@@ -225,11 +268,58 @@ class EmbeddedPostgres:
             if out.returncode != 0 and "already exists" not in out.stdout:
                 raise TetherError(f"could not create database {self.database}: {out.stdout}")
 
+    def _require_password(self, user: str | None) -> None:
+        """A data folder made before passwords (`initdb --auth=trust`): give `postgres` the
+        password while trust still lets us in, then ask every connection for it. Every row
+        stays; running it again changes nothing."""
+        hba = self.data_dir / "pg_hba.conf"
+        lines = hba.read_text().splitlines(keepends=True)
+        trusting = [i for i, ln in enumerate(lines) if _hba_method(ln) == "trust"]
+        if not trusting:
+            return
+        sql = "SET password_encryption = 'scram-sha-256';\n"
+        sql += f"ALTER ROLE postgres PASSWORD '{self.password()}';\n"
+        out = self._run(
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-f",
+            "-",
+            user=user,
+            stdin=sql,
+        )
+        if out.returncode != 0:
+            raise TetherError(f"could not give PostgreSQL its password: {out.stdout.strip()}")
+        for i in trusting:
+            fields = lines[i].rstrip("\n").split()
+            fields[-1] = "scram-sha-256"
+            lines[i] = "    ".join(fields) + "\n"
+        hba.write_text("".join(lines))
+        out = self._run("pg_ctl", "-D", str(self.data_dir), "reload", user=user)
+        if out.returncode != 0:
+            raise TetherError(f"PostgreSQL did not take its new pg_hba.conf: {out.stdout}")
+
     def stop(self) -> None:
         if self.running():
             self._run(
                 "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", user=self._user()
             )
+
+
+def _hba_method(line: str) -> str | None:
+    """The authentication method of one pg_hba.conf line (None for a comment or a blank)."""
+    fields = line.split("#", 1)[0].split()
+    return fields[-1] if len(fields) >= 4 else None
 
 
 # --- Temporal ---------------------------------------------------------------------------------

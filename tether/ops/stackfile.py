@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from tether.errors import TetherError
 
@@ -74,4 +75,21 @@ def database_url_from(configured: str | None, home: Path) -> str:
             "no database: start the stack with `tether up`, or set DATABASE_URL to a PostgreSQL "
             "server"
         )
-    return str(url)
+    secret = stack.get("database_password_file")
+    if not secret:
+        return str(url)
+    try:
+        password = Path(str(secret)).read_text().strip()
+    except OSError as exc:
+        raise TetherError(
+            f"cannot read the database's password in {secret} ({exc.strerror}): run this as the "
+            "user that ran `tether up`, or set DATABASE_URL"
+        ) from exc
+    return with_password(str(url), password)
+
+
+def with_password(url: str, password: str) -> str:
+    """`url` (postgresql://user@host/db) with `password` in it."""
+    scheme, _, rest = url.partition("://")
+    user, _, where = rest.partition("@")
+    return f"{scheme}://{user}:{quote(password, safe='')}@{where}"

@@ -100,8 +100,16 @@ async def run_stack(
                     # The agents' door: their hooks and commands reach Tether only here.
                     "gateway_url": gateway_url,
                     # A URL with a password came from DATABASE_URL, which the CLI reads itself;
-                    # it is not copied into a file.
-                    "database_url": "" if urlsplit(db_url).password else db_url,
+                    # it is not copied into a file. The embedded server's password stays in its
+                    # own file (mode 600), which this one names.
+                    **(
+                        {
+                            "database_url": postgres.public_url,
+                            "database_password_file": str(postgres.password_file),
+                        }
+                        if postgres is not None
+                        else {"database_url": "" if urlsplit(db_url).password else db_url}
+                    ),
                 },
             )
             print(
