@@ -186,10 +186,10 @@ class RunnerActivities:
             argv += ["--model", run.model]
         return argv + list(run.args)
 
-    def home(self, agent: Agent) -> Path:
+    def home(self, agent: Agent, sandboxed: bool) -> Path:
         """The process's HOME: in the sandbox its own (`$TETHER_HOME/agents/NAME`, or a
         `run.home` of its own); unsandboxed, `run.home` or the worker's."""
-        if agent.isolation == "sandbox":
+        if sandboxed:
             try:
                 return sandbox.agent_home(self.settings.home, agent.name, agent.run.home)
             except TetherError as exc:
@@ -198,12 +198,14 @@ class RunnerActivities:
             return Path(agent.run.home).expanduser()
         return Path(os.environ.get("HOME") or Path.home())
 
-    def _environment(self, agent: Agent, token: str) -> tuple[dict[str, str], list[str]]:
+    def _environment(
+        self, agent: Agent, token: str, sandboxed: bool
+    ) -> tuple[dict[str, str], list[str]]:
         """The process's environment, and the secret values in it (to redact its output)."""
         secrets = [token]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.home(agent)),
+            "HOME": str(self.home(agent, sandboxed)),
             "TETHER_AGENT": agent.name,
             "TETHER_GATEWAY_URL": self.settings.gateway_address,
             "TETHER_AGENT_TOKEN": token,
@@ -273,7 +275,20 @@ class RunnerActivities:
         """Run the agent's process to its end, heartbeating; cancelled, end its process group
         (SIGTERM, then SIGKILL after the grace period) before reporting the cancellation."""
         agent = self._agent(launch.agent)
-        if agent.isolation == "sandbox":
+        worktree = await self._ready(agent, agent.isolation == "sandbox")
+        token = await self.store.mint_agent_token(agent.name, by="tether-runner")
+        # Started, not waiting for a worker with room any more (what `tether status` shows).
+        await self.store.process_started(agent.name, launch.process, agent.isolation)
+        try:
+            env, secrets = self._environment(agent, token, agent.isolation == "sandbox")
+            return await self._run(agent, launch, worktree, env, secrets)
+        finally:
+            await self.store.revoke_token(token, by="tether-runner")
+
+    async def _ready(self, agent: Agent, sandboxed: bool) -> Path:
+        """Before an agent's process starts: the host can sandbox it (when it is to be), its
+        worktree exists, and Claude Code's hooks point at the gateway."""
+        if sandboxed:
             try:
                 sandbox.require_sandbox(agent.name)
             except sandbox.SandboxUnavailable as exc:
@@ -287,14 +302,33 @@ class RunnerActivities:
                 agent.fail_closed,
                 self.settings.gateway_address,
             )
-        token = await self.store.mint_agent_token(agent.name, by="tether-runner")
-        # Started, not waiting for a worker with room any more (what `tether status` shows).
-        await self.store.process_started(agent.name, launch.process, agent.isolation)
+        return worktree
+
+    async def by_hand(self, name: str, argv: list[str], terminal: dict[str, str]) -> int:
+        """`tether sandbox AGENT -- COMMAND`: the founder's own command (an interactive
+        `claude`, a shell) in the agent's sandbox, on the founder's terminal, with a token of
+        the agent's for as long as it runs; its exit status. `terminal`: the variables of the
+        founder's terminal the command may see (TERM, ...)."""
+        agent = self._agent(name)
+        worktree = await self._ready(agent, True)
+        token = await self.store.mint_agent_token(agent.name, by="tether sandbox")
+        process = f"by-hand:{os.getpid()}"
+        walled = None
         try:
-            env, secrets = self._environment(agent, token)
-            return await self._run(agent, launch, worktree, env, secrets)
+            env, _ = self._environment(agent, token, True)
+            walled = self.sandboxed(agent, argv, worktree, {**env, **terminal})
+            proc = await asyncio.create_subprocess_exec(
+                *walled.argv, cwd=worktree, env=_launcher_env(), pass_fds=(walled.events_fd,)
+            )
+            walled.started()
+            audit = asyncio.create_task(self._refusals(agent, process, walled.events))
+            code = await proc.wait()
+            await audit
+            return code
         finally:
-            await self.store.revoke_token(token, by="tether-runner")
+            if walled is not None:
+                walled.done()
+            await self.store.revoke_token(token, by="tether sandbox")
 
     async def _run(
         self,
@@ -406,7 +440,7 @@ class RunnerActivities:
         readers = asyncio.gather(
             read_out(),
             read_err(),
-            *([self._refusals(agent, launch, walled.events)] if walled else []),
+            *([self._refusals(agent, launch.process, walled.events)] if walled else []),
         )
         beating = asyncio.create_task(beat())
         sending = asyncio.create_task(usage.run()) if usage is not None else None
@@ -430,7 +464,7 @@ class RunnerActivities:
             outcome.usage = stream.figures(launch)
         return outcome
 
-    async def _refusals(self, agent: Agent, launch: AgentLaunch, events: int) -> None:
+    async def _refusals(self, agent: Agent, process: str, events: int) -> None:
         """What the sandbox refused, as the launcher tells it: each audited; the fifth in this
         process posts one item to the founder's inbox."""
         loop = asyncio.get_running_loop()
@@ -446,31 +480,29 @@ class RunnerActivities:
                     continue
                 host, port, detail = found
                 count += 1
-                await self.store.record_egress_refusal(
-                    agent.name, launch.process, host, port, detail
-                )
+                await self.store.record_egress_refusal(agent.name, process, host, port, detail)
                 activity.logger.warning(
                     "sandbox refused %s a connection to %s:%s", agent.name, host, port
                 )
                 if count == EGRESS_INBOX_AFTER:
-                    await self._tell_founder_of_probing(agent.name, launch, host, port)
+                    await self._tell_founder_of_probing(agent.name, process, host, port)
         finally:
             transport.close()
 
     async def _tell_founder_of_probing(
-        self, agent: str, launch: AgentLaunch, host: str, port: int | None
+        self, agent: str, process: str, host: str, port: int | None
     ) -> None:
         from activities.notify import notify
 
         item = InboxItem(
-            key=f"egress:{agent}:{launch.process}",
+            key=f"egress:{agent}:{process}",
             kind="egress_refused",
             subject=agent,
             title=f"{agent}'s sandbox refused {EGRESS_INBOX_AFTER} connections in one run "
             f"(the last to {host}:{port}): it may be looking for a way out",
             detail={
                 "agent": agent,
-                "process": launch.process,
+                "process": process,
                 "see": f"tether session show {agent}",
             },
         )

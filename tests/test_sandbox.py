@@ -19,6 +19,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.support import keys
+from tests.support.cli import tether
 from tests.support.helpers import FakeForge, clean_environment, eventually, git
 from tests.support.runner import run_in_phase, set_runner
 from tests.support.sessions import VALID_TOKEN, running_team
@@ -312,3 +313,65 @@ def test_a_host_without_user_namespaces_refuses_in_one_line(tmp_path: Path) -> N
     assert len(lines) == 1, lines
     assert lines[0].startswith("Tether will not run coder unsandboxed: this host gives no user")
     assert 'isolation = "none"' in lines[0]
+
+
+async def test_the_founder_runs_a_command_by_hand_in_an_agents_sandbox(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    temporal_address: str,
+) -> None:
+    """`tether sandbox AGENT -- COMMAND`: the same walls, the agent's token for as long as it
+    runs, the command's own exit status."""
+    founder_home = keys.write(tmp_path / "tether-home")
+    program = tmp_path / "by_hand.py"
+    program.write_text(
+        "import os, pathlib, subprocess, sys\n"
+        f"key = pathlib.Path({str(founder_home / 'founder.key')!r})\n"
+        "print('key:', 'hidden' if not key.exists() else 'READ')\n"
+        "print('term:', os.environ.get('TERM'))\n"
+        "done = subprocess.run([sys.executable, '-m', 'tether', 'task', 'claim', sys.argv[1],\n"
+        "                       '--agent', os.environ['TETHER_AGENT']], capture_output=True)\n"
+        "print('claim:', done.returncode, done.stderr.decode()[-300:])\n"
+        "sys.exit(7)\n"
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        assert team.gateway is not None
+        coder = team.agent("coder")
+        task_id = f"by-hand-{coder.rsplit('-', 1)[1]}"
+        await api.create_task(
+            client,
+            team.task_queue,
+            TaskSpec(id=task_id, title="By hand", checks=[ShellCheck(command="true")]),
+        )
+        config = tmp_path / "tether.toml"
+        config.write_text(
+            f'[repositories.app]\npath = "{team.repo}"\n'
+            f'[[agents]]\nname = "{coder}"\nruntime = "command"\nrepositories = ["app"]\n'
+            f'[agents.run]\ncommand = ["true"]\nenv = {{ PYTHONPATH = "{ROOT}" }}\n'
+        )
+        env = clean_environment(
+            TETHER_HOME=str(founder_home),
+            TETHER_CONFIG=str(config),
+            TEMPORAL_ADDRESS=temporal_address,
+            DATABASE_URL=fresh_db,
+            TETHER_TASK_QUEUE=team.task_queue,
+            TETHER_GATEWAY_URL=team.gateway.url,
+            TERM="xterm-256color",
+        )
+        ran = await tether(env, "sandbox", coder, "--", sys.executable, str(program), task_id)
+        assert ran.code == 7, (ran.out, ran.err)
+        assert "key: hidden" in ran.out, ran.out
+        assert "term: xterm-256color" in ran.out
+        assert "claim: 0" in ran.out, ran.out
+        record = await team.store.get_task(task_id)
+        assert record is not None and record.task.assignee == coder
+        # The token it ran with opens nothing any more.
+        tokens = [
+            t for t in await team.store.agent_tokens(coder) if t["created_by"] == "tether sandbox"
+        ]
+        assert len(tokens) == 1 and tokens[0]["revoked_at"] is not None
+        empty = await tether(env, "sandbox", coder)
+        assert empty.code != 0 and "tether sandbox AGENT -- COMMAND" in empty.err

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -361,6 +362,15 @@ def render_session(view: SessionView) -> str:
     return "\n".join(lines)
 
 
+def _workers_here(settings: Settings) -> bool:
+    """The workers that would run an agent are on this machine (Temporal on loopback): whether
+    this host can sandbox is known here. On a cluster the worker's run says so itself."""
+    from tether.ops.stackfile import temporal_address
+
+    host = temporal_address(settings).rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """A founder action: start the agent's process now, in its session."""
     config = load_config(settings.config_path)
@@ -368,12 +378,41 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if agent is None:
         known = ", ".join(a.name for a in config.agents) or "none"
         raise TetherError(f"agent {args.agent!r} is not in tether.toml (agents: {known})")
+    if agent.isolation == "sandbox" and _workers_here(settings):
+        from tether.ops.sandbox import require_sandbox
+
+        require_sandbox(agent.name)  # the one line, before anything is asked of Temporal
     request = RunRequest(prompt=args.prompt or "", task_id=args.task, by=args.by)
     view = await api.run_agent(
         await _client(settings), settings.task_queue, agent.name, agent.runtime, request
     )
     print(render_session(view))
     return 0
+
+
+# What an interactive command run with `tether sandbox` keeps of the founder's terminal.
+TERMINAL = ("TERM", "COLORTERM", "LANG", "LC_ALL", "COLUMNS", "LINES")
+
+
+async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    """A founder action: run COMMAND in the agent's sandbox, with the agent's token and
+    gateway, on this terminal (the walls `tether run` gives the agent)."""
+    from activities.escalation import InvalidInput
+    from activities.runner import RunnerActivities
+
+    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not argv:
+        raise TetherError("say what to run: tether sandbox AGENT -- COMMAND [ARG...]")
+    config = load_config(settings.config_path)
+    store = await _store(settings)
+    runner = RunnerActivities(store, config, settings)
+    terminal = {k: os.environ[k] for k in TERMINAL if k in os.environ}
+    try:
+        return await runner.by_hand(args.agent, argv, terminal)
+    except InvalidInput as exc:
+        raise TetherError(str(exc)) from exc
+    finally:
+        await store.pool.close()
 
 
 async def cmd_stop(args: argparse.Namespace, settings: Settings) -> int:
@@ -1072,6 +1111,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="the task it works on")
     p.add_argument("--by", default="founder")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser(
+        "sandbox",
+        help="run a command (claude, codex, a shell) in an agent's sandbox, with its token and "
+        "gateway, on this terminal: tether sandbox AGENT -- COMMAND [ARG...]",
+    )
+    p.add_argument("agent")
+    p.add_argument(
+        "command", nargs=argparse.REMAINDER, help="-- then the command and its arguments"
+    )
+    p.set_defaults(func=cmd_sandbox)
     p = sub.add_parser(
         "stop", help="end an agent's process group now: SIGTERM, then SIGKILL (founder-signed)"
     )

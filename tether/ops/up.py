@@ -31,6 +31,16 @@ log = logging.getLogger("tether.up")
 AfterUp = Callable[..., Coroutine[None, None, None]]
 
 
+def sandbox_line() -> str:
+    """Whether this host can sandbox the agents it runs (issue 28), in a line."""
+    from tether.ops.sandbox import host_refusal
+
+    why = host_refusal()
+    if why is None:
+        return "agents run sandboxed (srt: their worktree and home, the gateway, their hosts)"
+    return f'UNAVAILABLE: {why}; only agents with isolation = "none" will run'
+
+
 async def run_stack(
     settings: Settings, stop: asyncio.Event, demo: str = "never", after_up: AfterUp | None = None
 ) -> None:
@@ -119,6 +129,7 @@ async def run_stack(
                 f"  Gateway:    {gateway_url} (the agents' hooks and commands)\n"
                 f"  PostgreSQL: {mask_url(db_url)}\n"
                 f"  Worker:     task queue {settings.task_queue}\n"
+                f"  Sandbox:    {sandbox_line()}\n"
                 f"  Home:       {settings.home}\n"
                 "Press Ctrl-C to stop.",
                 flush=True,
