@@ -183,7 +183,8 @@ async def latest_session_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[a
     """Each agent's most recent session, with the figures it keeps in its row."""
     return await conn.fetch(
         """SELECT DISTINCT ON (agent) agent, runtime, state, task_id, started_at, ended_at,
-                  end_reason, blocker, pseudo_work, figures, figures_at, process_started
+                  end_reason, blocker, pseudo_work, figures, figures_at, process_started,
+                  isolation
            FROM sessions ORDER BY agent, started_at DESC"""
     )
 

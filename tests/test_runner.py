@@ -412,6 +412,11 @@ async def test_tether_run_and_stop_on_the_command_line(
         assert "run by Tether: running, attempt 1" in started.out
         await eventually(pids.exists, "the agent to start")
         pid = int(pids.read_text())
+        # An agent Tether runs outside its sandbox says so where the founder looks.
+        status = await tether(env, "status")
+        assert status.code == 0, status.err
+        line = next((ln for ln in status.out.splitlines() if coder in ln), status.out)
+        assert "running (unsandboxed)" in line, status.out
         stopped = await tether(env, "stop", coder, "--reason", "done for today")
         assert stopped.code == 0, stopped.err
         assert "run by Tether: stopped" in stopped.out

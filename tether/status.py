@@ -130,6 +130,7 @@ NO_SESSION: dict[str, Any] = {
     "sessions_ended": 0,
     "figures_at": None,
     "run": None,
+    "unsandboxed": False,
 }
 
 
@@ -162,6 +163,7 @@ def _agent(row: Mapping[str, Any], counts: Mapping[str, tuple[int, int]]) -> dic
             blocker=figures["blocker"],
             figures_at=row["figures_at"],
             run=run,
+            unsandboxed=run in ("running", "restarting") and row["isolation"] == "none",
         )
     return agent
 

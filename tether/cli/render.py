@@ -146,7 +146,7 @@ def render_status(report: Mapping[str, Any], colour: bool = False) -> str:
                 _pct(a["context_pct"]) if not ended else "-",
                 _usd(a["cost_usd"]) if not ended else "-",
                 pseudo,
-                a["run"] or "-",
+                paint(f"{a['run']} (unsandboxed)", "red") if a["unsandboxed"] else a["run"] or "-",
                 paint(note, "red") if note else note,
             ]
         )

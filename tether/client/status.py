@@ -38,6 +38,8 @@ class AgentStatus(Model):
     # The agent's process when Tether runs it: running, queued (every worker runs its
     # max_agents already), restarting, stopped, finished or failed.
     run: str | None = None
+    # The process runs as the worker's own user, outside its sandbox (`isolation = "none"`).
+    unsandboxed: bool = False
 
 
 class DeploymentStatus(Model):
