@@ -19,9 +19,17 @@ import pytest
 from temporalio.client import Client
 
 from tests.support import keys
+from tests.support.claude_code import ensure_claude_code
 from tests.support.cli import tether
 from tests.support.helpers import FakeForge, clean_environment, eventually, git
-from tests.support.runner import run_in_phase, set_runner
+from tests.support.model_api import ModelApi, Turn
+from tests.support.runner import (
+    claude_runner,
+    run_in_phase,
+    run_on_a_task,
+    set_runner,
+    task_reaches,
+)
 from tests.support.sessions import VALID_TOKEN, running_team
 from tether import client as api
 from tether.contracts import RunRequest, ShellCheck, TaskSpec, TaskState
@@ -375,3 +383,54 @@ async def test_the_founder_runs_a_command_by_hand_in_an_agents_sandbox(
         assert len(tokens) == 1 and tokens[0]["revoked_at"] is not None
         empty = await tether(env, "sandbox", coder)
         assert empty.code != 0 and "tether sandbox AGENT -- COMMAND" in empty.err
+
+
+async def test_the_real_claude_code_works_sandboxed_and_its_reach_for_the_key_is_refused(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    http_service: Any,
+) -> None:
+    """Claude Code run by Tether: its hooks reach the gateway and its task is submitted, while
+    the sandbox, not a hook, refuses its Bash a `cat` of the founder's key (the failed call is
+    in the session's tool-call record) and a connection elsewhere (audited)."""
+    ensure_claude_code()
+    founder_home = keys.write(tmp_path / "tether-home")
+    key = founder_home / "founder.key"
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = team.agent("coder")
+        task_id = f"sandboxed-{coder.rsplit('-', 1)[1]}"
+        turns = [
+            Turn.bash(f"cat {key}"),
+            Turn.bash(f"curl -sS -m 5 {http_service.url}/"),
+            Turn.bash(f"tether task submit {task_id} --agent {coder}"),
+            Turn.say("Done."),
+        ]
+        with ModelApi(turns) as model:
+            claude_runner(team, "coder", model, tmp_path)
+            await run_on_a_task(client, team, coder, "claude-code", "Sandboxed", "Do the work.")
+            await run_in_phase(client, coder, "finished", "Claude Code to finish", 120)
+            results = [r for req in model.main_requests() for r in req.last_tool_results()]
+            shown = json.dumps([req.body for req in model.requests])
+        assert len(results) == 3, results
+        cat, curl, submit = (json.dumps(r["content"]) for r in results)
+        assert "No such file or directory" in cat and "Tether" not in cat, cat
+        assert key.read_text().strip().splitlines()[1] not in shown
+        assert "403" in curl or "Forbidden" in curl or "blocked" in curl.lower(), curl
+        assert "DONE" in submit, submit
+        await task_reaches(team, task_id, TaskState.DONE)
+        view = await api.session_view(client, coder)
+        assert view is not None and view.governor.reports >= 3
+        port = int(http_service.url.rsplit(":", 1)[1])
+        refused = await team.store.egress_refusals(coder)
+        assert ("127.0.0.1", port) in {(r["host"], r["port"]) for r in refused}
+        assert http_service.requests == 0
+
+        async def recorded() -> list[dict[str, Any]]:
+            calls = await team.store.tool_calls(coder)
+            return [c for c in calls if c["action"] == "Bash:cat" and "founder.key" in c["error"]]
+
+        (refused_cat,) = await eventually(recorded, "the refused cat in the tool-call record", 90)
+        assert not refused_cat["ok"] and "No such file or directory" in refused_cat["error"]
