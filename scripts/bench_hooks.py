@@ -13,7 +13,12 @@ forwards to the same gateway). Baselines from the same client, interleaved round
 
 The goal (issue 14): every event through the gateway p50 <= 30 ms and p99 <= 80 ms.
 
-    .venv/bin/python scripts/bench_hooks.py [--rounds 40]
+With `--sandboxed` the same client runs a second time inside an agent's sandbox (issue 28), as
+an agent Tether runs is: its requests go through the sandbox's proxy to the gateway (the SDK
+baseline is skipped there: the sandbox reaches no Temporal). The table then adds the sandboxed
+p50 and p99 and the ratio of the p50s; the goal is p50 within 1.2x, p99 <= 80 ms.
+
+    .venv/bin/python scripts/bench_hooks.py [--rounds 40] [--sandboxed]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -79,14 +85,25 @@ def transcript_line(i: int, tool_use: str | None = None) -> str:
 
 async def client_main(plan_file: str) -> int:
     from tether.client import connect
+    from tether.hook.wire import proxy_for
 
     plan = json.loads(Path(plan_file).read_text())
     gateway, token, transcript = plan["gateway"], plan["token"], Path(plan["transcript"])
     host, port = gateway.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    temporal = await connect(plan["address"], "default")
-    bare = temporal.get_workflow_handle("bare")
+    prefix = ""
+    # In the sandbox: one kept-alive connection to its proxy, each request in absolute form.
+    through = proxy_for(urlsplit(gateway))
+    if through is not None:
+        host, port, auth = through[0], str(through[1]), through[2]
+        prefix = gateway
+        if auth:
+            headers["Proxy-Authorization"] = auth
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    bare = None
+    if not plan.get("sandboxed"):
+        temporal = await connect(plan["address"], "default")
+        bare = temporal.get_workflow_handle("bare")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
         "TETHER_GATEWAY_URL": gateway,
@@ -103,7 +120,7 @@ async def client_main(plan_file: str) -> int:
     def post(event: str, body: dict[str, Any]) -> float:
         raw = json.dumps(body).encode()
         t0 = time.perf_counter()
-        conn.request("POST", f"/hooks/claude-code/{event}?agent={AGENT}", raw, headers)
+        conn.request("POST", f"{prefix}/hooks/claude-code/{event}?agent={AGENT}", raw, headers)
         response = conn.getresponse()
         answer = response.read()
         took = time.perf_counter() - t0
@@ -142,12 +159,13 @@ async def client_main(plan_file: str) -> int:
 
     for n in range(plan["rounds"]):
         t0 = time.perf_counter()
-        conn.request("GET", "/health")
+        conn.request("GET", f"{prefix}/health", headers=headers)
         conn.getresponse().read()
         note("GET /health (HTTP round trip)", time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        await bare.execute_update("noop")
-        note("bare no-op update (SDK)", time.perf_counter() - t0)
+        if bare is not None:
+            t0 = time.perf_counter()
+            await bare.execute_update("noop")
+            note("bare no-op update (SDK)", time.perf_counter() - t0)
         for way, send in (("http", post), ("command", command)):
             session = f"bench-{way}-{n}"
             start = payload("SessionStart", session, source="startup")
@@ -200,6 +218,9 @@ async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--tasks", type=int, default=TASKS, help="tasks in the task table")
+    parser.add_argument(
+        "--sandboxed", action="store_true", help="and again from inside an agent's sandbox"
+    )
     args = parser.parse_args()
     rounds, tasks = args.rounds, args.tasks
     async with throwaway_stack() as stack:
@@ -251,30 +272,78 @@ async def main() -> int:
                 "launcher": str(repo / ".claude" / "hooks" / "tether"),
                 "rounds": rounds,
             }
-            plan_file = tmp / "plan.json"
-            plan_file.write_text(json.dumps(plan))
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                __file__,
-                "--client",
-                str(plan_file),
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            out, err = await proc.communicate()
-            if proc.returncode != 0:
-                raise SystemExit(f"the client failed: {err.decode()[-2000:]}")
+            samples = await run_client(tmp / "plan.json", plan)
+            walled: dict[str, list[float]] = {}
+            if args.sandboxed:
+                walled = await run_sandboxed_client(tmp, home, plan, url)
             await bare.terminate()
-    samples: dict[str, list[float]] = json.loads(out.decode().strip().splitlines()[-1])
     print(
         f"rounds: {rounds}; {tasks} tasks in the table; goal: every event through the gateway "
-        "p50 <= 30 ms, p99 <= 80 ms"
+        "p50 <= 30 ms, p99 <= 80 ms" + ("; sandboxed p50 within 1.2x" if walled else "")
     )
-    print(f"{'':36} {'p50 ms':>8} {'p99 ms':>8}")
+    more = f" {'sandboxed p50':>14} {'p99':>8} {'ratio':>6}" if walled else ""
+    print(f"{'':36} {'p50 ms':>8} {'p99 ms':>8}{more}")
     for name, values in samples.items():
         p50, p99 = figures(values)
-        print(f"{name:36} {p50:8.1f} {p99:8.1f}")
+        line = f"{name:36} {p50:8.1f} {p99:8.1f}"
+        if name in walled:
+            w50, w99 = figures(walled[name])
+            line += f" {w50:14.1f} {w99:8.1f} {w50 / p50:6.2f}"
+        print(line)
     return 0
+
+
+async def run_client(
+    plan_file: Path, plan: dict[str, Any], argv: list[str] | None = None, pass_fd: int = -1
+) -> dict[str, list[float]]:
+    """Run the client process (`argv`: a launcher of it; default: as it is) and read its
+    samples."""
+    plan_file.write_text(json.dumps(plan))
+    proc = await asyncio.create_subprocess_exec(
+        *(argv or [sys.executable, __file__, "--client", str(plan_file)]),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        pass_fds=(pass_fd,) if pass_fd >= 0 else (),
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"the client failed: {err.decode()[-2000:]}")
+    samples: dict[str, list[float]] = json.loads(out.decode().strip().splitlines()[-1])
+    return samples
+
+
+async def run_sandboxed_client(
+    tmp: Path, home: Path, plan: dict[str, Any], gateway: str
+) -> dict[str, list[float]]:
+    """The same client in an agent's sandbox, as the runner builds it: its project is its
+    worktree, its transcript in its own home (where the gateway reads it)."""
+    from tether.ops import sandbox
+
+    own = home / "agents" / AGENT
+    own.mkdir(parents=True, exist_ok=True)
+    transcript = own / "transcript.jsonl"
+    transcript.write_text(Path(plan["transcript"]).read_text())
+    inside = {**plan, "sandboxed": True, "transcript": str(transcript), "home": str(own)}
+    plan_file = own / "plan.json"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    walls = sandbox.walls(
+        agent=AGENT,
+        runtime="command",
+        worktree=Path(plan["project"]),
+        home=own,
+        tether_home=home,
+        gateway_url=gateway,
+        repositories=[],
+        network=[],
+        env=env,
+        secret_names=[],
+    )
+    argv = [sys.executable, __file__, "--client", str(plan_file)]
+    launch = sandbox.prepare(walls, argv, Path(plan["project"]), env, tmp / "run")
+    try:
+        return await run_client(plan_file, inside, launch.argv, launch.events_fd)
+    finally:
+        launch.done()
 
 
 if __name__ == "__main__":

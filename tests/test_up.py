@@ -9,6 +9,7 @@ import signal
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -65,6 +66,15 @@ async def test_up_runs_the_stack_stops_cleanly_and_keeps_state(
     ui_port = up_env["TETHER_UI_PORT"]
     assert f"Web UI:     http://localhost:{ui_port}" in stack.banner
     assert "PostgreSQL: postgresql://" in stack.banner
+    assert "Sandbox:    agents run sandboxed" in stack.banner
+    # The embedded PostgreSQL's password is in a file of its own (mode 600), never in stack.json
+    # or the banner; the CLI below reads it from there.
+    home = Path(up_env["TETHER_HOME"])
+    secret = home / "postgres.password"
+    assert oct(secret.stat().st_mode & 0o777) == "0o600"
+    password = secret.read_text().strip()
+    assert password not in stack.banner
+    assert password not in (home / "stack.json").read_text()
 
     # The CLI finds the running stack through TETHER_HOME, with no addresses set.
     code, out, err = await cli(
@@ -149,21 +159,22 @@ async def test_up_refuses_an_invalid_config_before_starting_anything(
 async def test_up_uses_external_servers_when_told(
     up_env: dict[str, str], temporal_address: str, fresh_db: str
 ) -> None:
-    with_password = fresh_db.replace("postgres@", "postgres:pw-not-for-eyes@")
+    # The suite's PostgreSQL asks for its password: the URL carries the real one.
+    password = urlsplit(fresh_db).password
+    assert password
     env = {
         **up_env,
         "TEMPORAL_ADDRESS": temporal_address,
-        "DATABASE_URL": with_password,
+        "DATABASE_URL": fresh_db,
         "TETHER_TASK_QUEUE": "external-up",
     }
     stack = await start_up(env)
     try:
         assert f"Temporal:   {temporal_address}" in stack.banner
-        # The embedded server trusts local connections, so any password works; none is shown.
-        assert "pw-not-for-eyes" not in stack.banner
-        assert f"PostgreSQL: {fresh_db.replace('postgres@', 'postgres:***@')}" in stack.banner
+        assert password not in stack.banner
+        assert f"PostgreSQL: {fresh_db.replace(f':{password}@', ':***@')}" in stack.banner
         stack_json = (Path(up_env["TETHER_HOME"]) / "stack.json").read_text()
-        assert "pw-not-for-eyes" not in stack_json
+        assert password not in stack_json
         # Nothing embedded was started.
         assert not port_in_use(int(up_env["TETHER_UI_PORT"]))
         assert not port_in_use(int(up_env["TETHER_POSTGRES_PORT"]))

@@ -55,7 +55,7 @@ def _bypassed(host: str) -> bool:
     return False
 
 
-def _proxy(parts: SplitResult) -> tuple[str, int, str] | None:
+def proxy_for(parts: SplitResult) -> tuple[str, int, str] | None:
     """(host, port, Proxy-Authorization or "") of the HTTP proxy to send `parts` through."""
     url = os.environ.get("http_proxy") or os.environ.get("HTTP_PROXY") or ""
     if not url or _bypassed((parts.hostname or "").lower()):
@@ -101,7 +101,7 @@ def http_request(
             raise OSError(str(exc.reason)) from exc
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    through = _proxy(parts)
+    through = proxy_for(parts)
     if through is not None:
         host, port, auth = through
         target = f"http://{parts.netloc}{target}"
