@@ -55,6 +55,7 @@ from tether.errors import TetherError
 from tether.hook.install import install
 from tether.hook.transcript import COST_STATE_KEYS as MODEL_USAGE_KEYS
 from tether.hook.transcript import USAGE_KEYS
+from tether.hook.wire import GATEWAY_CA_ENV
 from tether.ops import sandbox
 
 # Often enough that the worker's heartbeat (throttled to 0.5 s) always has a fresh one.
@@ -198,6 +199,14 @@ class RunnerActivities:
             return Path(agent.run.home).expanduser()
         return Path(os.environ.get("HOME") or Path.home())
 
+    def _gateway_trust(self) -> dict[str, str]:
+        """What the process verifies a TLS gateway by: the hooks' Python (TETHER_GATEWAY_CA)
+        and a Node runtime's own HTTP hooks (NODE_EXTRA_CA_CERTS)."""
+        trust = self.settings.gateway_trust
+        if trust is None:
+            return {}
+        return {GATEWAY_CA_ENV: str(trust), "NODE_EXTRA_CA_CERTS": str(trust)}
+
     def _environment(
         self, agent: Agent, token: str, sandboxed: bool
     ) -> tuple[dict[str, str], list[str]]:
@@ -210,6 +219,7 @@ class RunnerActivities:
             "TETHER_GATEWAY_URL": self.settings.gateway_address,
             "TETHER_AGENT_TOKEN": token,
             "TETHER_HOME": str(self.settings.home / "agents" / agent.name),
+            **self._gateway_trust(),
             **agent.run.env,
         }
         for var, name in agent.run.secret_env.items():
@@ -390,6 +400,7 @@ class RunnerActivities:
             network=agent.network,
             env=env,
             secret_names=list(agent.run.secret_env),
+            gateway_ca=self.settings.gateway_trust,
         )
         # The runtime's own files, wherever it is installed (the worker's HOME is hidden).
         walls.readable.append(Path(found).resolve().parent)

@@ -568,6 +568,12 @@ class Settings(Model):
     # Unset: worker.key and gateway.key under TETHER_HOME, which `tether up` makes.
     worker_key: Path | None = None
     gateway_key: Path | None = None
+    # TLS for the gateway (a cluster's agents reach it over the network): its certificate and
+    # key (PEM), and the certificate agents trust it by (default: the certificate itself, for a
+    # self-signed one). Without them it speaks plain HTTP (on loopback, `tether up`).
+    gateway_tls_cert: Path | None = None
+    gateway_tls_key: Path | None = None
+    gateway_tls_ca: Path | None = None
     # How many agents' processes one worker process runs at once (the rest wait their turn).
     max_agents: int = 4
     # How many workflows one worker process keeps in memory; the others (idle tasks, quiet
@@ -599,6 +605,9 @@ class Settings(Model):
             gateway_url=env.get("TETHER_GATEWAY_URL") or None,
             worker_key=_path(env.get("TETHER_WORKER_KEY")),
             gateway_key=_path(env.get("TETHER_GATEWAY_KEY")),
+            gateway_tls_cert=_path(env.get("TETHER_GATEWAY_TLS_CERT")),
+            gateway_tls_key=_path(env.get("TETHER_GATEWAY_TLS_KEY")),
+            gateway_tls_ca=_path(env.get("TETHER_GATEWAY_TLS_CA")),
             max_agents=_count(env, "TETHER_MAX_AGENTS", 4),
             workflow_cache=_count(env, "TETHER_WORKFLOW_CACHE", WORKFLOW_CACHE),
             workflow_sandbox=_switch(env, "TETHER_WORKFLOW_SANDBOX"),
@@ -612,7 +621,25 @@ class Settings(Model):
         host, _, port = self.gateway_bind.rpartition(":")
         if host in ("0.0.0.0", "::", "[::]", ""):
             host = "127.0.0.1"
-        return f"http://{host}:{port}"
+        return f"{'https' if self.gateway_tls else 'http'}://{host}:{port}"
+
+    @property
+    def gateway_tls(self) -> tuple[Path, Path] | None:
+        """The gateway's certificate and key, when it serves TLS."""
+        if self.gateway_tls_cert is None and self.gateway_tls_key is None:
+            return None
+        if self.gateway_tls_cert is None or self.gateway_tls_key is None:
+            raise TetherError(
+                "the gateway's TLS needs both TETHER_GATEWAY_TLS_CERT and TETHER_GATEWAY_TLS_KEY "
+                "(PEM files); set both, or neither for plain HTTP"
+            )
+        return self.gateway_tls_cert, self.gateway_tls_key
+
+    @property
+    def gateway_trust(self) -> Path | None:
+        """The certificate agents verify the gateway by, when it serves TLS."""
+        tls = self.gateway_tls
+        return None if tls is None else self.gateway_tls_ca or tls[0]
 
 
 def _switch(env: dict[str, str], name: str) -> bool:
@@ -697,6 +724,9 @@ ENVIRONMENT_VARIABLES = (
     "TETHER_GATEWAY_URL",
     "TETHER_WORKER_KEY",
     "TETHER_GATEWAY_KEY",
+    "TETHER_GATEWAY_TLS_CERT",
+    "TETHER_GATEWAY_TLS_KEY",
+    "TETHER_GATEWAY_TLS_CA",
     "TETHER_MAX_AGENTS",
     # Read by OpenTelemetry's OTLP exporter itself when TETHER_OTEL_EXPORTER=otlp.
     "OTEL_EXPORTER_OTLP_ENDPOINT",

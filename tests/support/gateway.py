@@ -31,9 +31,14 @@ class GatewayRig:
 
 @asynccontextmanager
 async def running_gateway(
-    client: Client, store: Store, config: TetherConfig, task_queue: str, home: Path
+    client: Client,
+    store: Store,
+    config: TetherConfig,
+    task_queue: str,
+    home: Path,
+    tls: tuple[Path, Path] | None = None,
 ) -> AsyncIterator[GatewayRig]:
     async with listening(
-        client, store, config, task_queue, home, "127.0.0.1:0", keys.GATEWAY
+        client, store, config, task_queue, home, "127.0.0.1:0", keys.GATEWAY, tls
     ) as url:
         yield GatewayRig(url, store)

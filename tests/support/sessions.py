@@ -77,6 +77,7 @@ async def running_team(
     forge: FakeForge,
     extra: dict[str, Any] | None = None,
     max_agents: int = 4,
+    tls: tuple[Path, Path] | None = None,
 ) -> AsyncIterator[Team]:
     suffix = uuid.uuid4().hex[:8]
     names = {role: f"{role}-{suffix}" for role in ("coder", "devops", "security")}
@@ -87,11 +88,15 @@ async def running_team(
     store = Store(pool)
     queue = f"sessions-{suffix}"
     try:
-        async with running_gateway(client, store, config, queue, HOOK_HOME) as gateway:
+        async with running_gateway(client, store, config, queue, HOOK_HOME, tls) as gateway:
             # Agents the worker runs itself keep their worktrees under this home and report to
             # this gateway.
             settings = Settings(
-                home=tmp_path / "tether-home", gateway_url=gateway.url, max_agents=max_agents
+                home=tmp_path / "tether-home",
+                gateway_url=gateway.url,
+                max_agents=max_agents,
+                gateway_tls_cert=tls[0] if tls else None,
+                gateway_tls_key=tls[1] if tls else None,
             )
             async with tether_worker.build_worker(
                 client, queue, store, config, keys.KEYS, settings

@@ -31,9 +31,10 @@ async def listening(
     home: Path,
     bind: str,
     gateway_signer: Signer,
+    tls: tuple[Path, Path] | None = None,
 ) -> AsyncIterator[str]:
-    """The gateway serving on `bind` (host:port, port 0 for any free one) until the block ends;
-    yields its URL."""
+    """The gateway serving on `bind` (host:port, port 0 for any free one) until the block ends,
+    over TLS with `tls` (certificate, key); yields its URL."""
     host, _, port = bind.rpartition(":")
     gateway = Gateway(sealed(client, gateway_signer), store, config, task_queue, home)
     app = build_app(gateway)
@@ -48,6 +49,8 @@ async def listening(
             # The hook answers within its own timeouts; a kept-alive connection saves Claude
             # Code a TCP handshake per tool call.
             timeout_keep_alive=30,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
         )
     )
     # Not uvicorn's signal handling (`serve` captures SIGINT and SIGTERM and raises them again
@@ -65,7 +68,7 @@ async def listening(
         sockets = [s for srv in server.servers for s in srv.sockets]
         actual = sockets[0].getsockname()[1] if sockets else int(port)
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        url = f"http://{shown}:{actual}"
+        url = f"{'https' if tls else 'http'}://{shown}:{actual}"
         log.info("gateway listening on %s", url)
         yield url
     finally:
@@ -96,6 +99,7 @@ async def serve(
             settings.home,
             settings.gateway_bind,
             gateway_signer,
+            settings.gateway_tls,
         ) as url:
             if on_ready is not None:
                 on_ready(url)

@@ -18,6 +18,9 @@ import os
 import socket
 from urllib.parse import SplitResult, unquote, urlsplit
 
+# The certificate (PEM) the gateway is verified by, besides the system's roots.
+GATEWAY_CA_ENV = "TETHER_GATEWAY_CA"
+
 
 class Unreachable(Exception):
     """Tether (the gateway, or Temporal behind it) did not answer."""
@@ -91,8 +94,16 @@ def http_request(
         request = urllib.request.Request(
             url, data=body, method=method, headers={"Content-Type": "application/json", **extra}
         )
+        context = None
+        if os.environ.get(GATEWAY_CA_ENV):
+            # A gateway whose certificate the system does not know (a cluster's own CA, or a
+            # self-signed one): trusted besides the system's roots.
+            import ssl
+
+            context = ssl.create_default_context()
+            context.load_verify_locations(cafile=os.environ[GATEWAY_CA_ENV])
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
                 found = response.headers.get_all(collect) or [] if collect else []
                 return int(response.status), bytes(response.read()), list(found)
         except urllib.error.HTTPError as exc:

@@ -201,6 +201,9 @@ class Walls:
     hosts: list[str]
     # Variables whose values the process must not hold: masked toward these hosts.
     masked: dict[str, list[str]] = field(default_factory=dict)
+    # The gateway's host, and the certificate a TLS gateway is verified by.
+    gateway: str = ""
+    gateway_ca: Path | None = None
 
     def srt_settings(self) -> dict[str, Any]:
         inject = sorted({h.partition(":")[0] for h in self.hosts if not h.startswith("*")})
@@ -231,7 +234,11 @@ class Walls:
                 "allowPlaintextInject": plaintext,
             }
             if not plaintext:
-                network["tlsTerminate"] = {}
+                # The gateway's TLS is the agent's own to verify, end to end: never terminated.
+                network["tlsTerminate"] = {
+                    "excludeDomains": [self.gateway] if self.gateway else [],
+                    "extraCaCertPaths": [str(self.gateway_ca)] if self.gateway_ca else [],
+                }
         return settings
 
 
@@ -268,6 +275,7 @@ def walls(
     network: list[str],
     env: dict[str, str],
     secret_names: list[str],
+    gateway_ca: Path | None = None,
 ) -> Walls:
     """The sandbox of one agent process, from what tether.toml says of it."""
     hidden = [tether_home, *repositories, *(Path(p) for p in SYSTEM_SECRETS if os.path.lexists(p))]
@@ -303,6 +311,8 @@ def walls(
     # (A hidden folder inside one of these stays hidden: srt keeps the narrower deny.)
     readable += [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parents[2]]
     readable.append(runtime_dir())
+    if gateway_ca is not None:
+        readable.append(gateway_ca)  # the certificate alone, never the key beside it
     hosts: list[str] = []
     gateway = _host_port(gateway_url)
     if gateway is not None:
@@ -334,6 +344,8 @@ def walls(
         protected=protected,
         hosts=list(dict.fromkeys(hosts)),
         masked={k: v for k, v in masked.items() if env.get(k)},
+        gateway=gateway_host,
+        gateway_ca=gateway_ca,
     )
 
 
