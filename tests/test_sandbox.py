@@ -434,3 +434,32 @@ async def test_the_real_claude_code_works_sandboxed_and_its_reach_for_the_key_is
 
         (refused_cat,) = await eventually(recorded, "the refused cat in the tool-call record", 90)
         assert not refused_cat["ok"] and "No such file or directory" in refused_cat["error"]
+
+
+def test_a_secret_with_no_host_to_go_to_is_withheld(tmp_path: Path) -> None:
+    """An agent whose only destination is the gateway gets no placeholder to send anywhere:
+    the variable is not in its environment at all."""
+    (tmp_path / "worktree").mkdir()
+    env = {"PATH": "/usr/bin:/bin", "GH_TOKEN": VALID_TOKEN}
+    walls = sandbox.walls(
+        agent="coder",
+        runtime="command",
+        worktree=tmp_path / "worktree",
+        home=tmp_path / "home" / "agents" / "coder",
+        tether_home=tmp_path / "home",
+        gateway_url="http://127.0.0.1:9",
+        repositories=[],
+        network=[],
+        env=env,
+        secret_names=["GH_TOKEN"],
+    )
+    argv = ["/bin/sh", "-c", 'echo "token=[${GH_TOKEN-unset}]"']
+    launch = sandbox.prepare(walls, argv, tmp_path / "worktree", env, tmp_path / "home" / "run")
+    try:
+        done = subprocess.run(
+            launch.argv, env=env, pass_fds=(launch.events_fd,), capture_output=True, timeout=60
+        )
+    finally:
+        launch.done()
+    assert done.stdout.decode().strip() == "token=[unset]", done
+    assert not launch.plan.exists()

@@ -199,14 +199,14 @@ class Walls:
     # Inside what it may write, what it may not: the files that say which hooks its runtime runs.
     protected: list[Path]
     hosts: list[str]
-    # Variables whose values the process must not hold: masked toward these hosts.
+    # Variables whose values the process must not hold: masked toward these hosts (none: the
+    # variable is withheld).
     masked: dict[str, list[str]] = field(default_factory=dict)
     # The gateway's host, and the certificate a TLS gateway is verified by.
     gateway: str = ""
     gateway_ca: Path | None = None
 
     def srt_settings(self) -> dict[str, Any]:
-        inject = sorted({h.partition(":")[0] for h in self.hosts if not h.startswith("*")})
         plaintext = all(_is_loopback(h) for hosts in self.masked.values() for h in hosts)
         network: dict[str, Any] = {"allowedDomains": self.hosts, "deniedDomains": []}
         settings: dict[str, Any] = {
@@ -225,8 +225,11 @@ class Walls:
         }
         if self.masked:
             settings["credentials"] = {
+                # A secret with no host to go to is withheld outright.
                 "envVars": [
-                    {"name": name, "mode": "mask", "injectHosts": hosts or inject}
+                    {"name": name, "mode": "mask", "injectHosts": hosts}
+                    if hosts
+                    else {"name": name, "mode": "deny"}
                     for name, hosts in sorted(self.masked.items())
                 ],
                 # Over plain HTTP only to a model server on this machine; anywhere else the real
@@ -315,8 +318,8 @@ def walls(
         readable.append(gateway_ca)  # the certificate alone, never the key beside it
     hosts: list[str] = []
     gateway = _host_port(gateway_url)
-    if gateway is not None:
-        hosts += _entries(*gateway)
+    gateway_entries = _entries(*gateway) if gateway is not None else []
+    hosts += gateway_entries
     model_hosts: list[str] = list(MODEL_HOSTS.get(runtime, []))
     for variable in URL_VARIABLES:
         if env.get(variable):
@@ -327,9 +330,9 @@ def walls(
     hosts += [h for h in MODEL_HOSTS.get(runtime, []) if h not in hosts]
     hosts += [h for h in network if h not in hosts]
     gateway_host = gateway[0] if gateway else ""
-    secret_hosts = sorted(
-        {h.partition(":")[0] for h in hosts if not h.startswith("*")} - {gateway_host}
-    )
+    # Where a secret may be put back: every allowed host but the gateway (srt injects by host,
+    # not port, so a model server on the gateway's own host shares that host's injection).
+    secret_hosts = sorted({h.partition(":")[0] for h in hosts if h not in gateway_entries})
     masked = {name: secret_hosts for name in secret_names}
     for name in KEY_VARIABLES:
         if env.get(name):
