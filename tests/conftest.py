@@ -21,7 +21,7 @@ from temporalio.worker import Worker
 import worker as tether_worker
 from activities.store import Store, connect_pool, migrate
 from tests.support import keys
-from tests.support.helpers import FakeForge, HttpService, clean_environment
+from tests.support.helpers import DatabaseUrl, FakeForge, HttpService, clean_environment
 from tether.client import connect
 from tether.client.connection import Sealing
 from tether.config import TetherConfig
@@ -61,12 +61,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
+        yield DatabaseUrl(os.environ["DATABASE_URL"])
         return
     pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", port=free_port())
     pg.start()
     try:
-        yield pg.url
+        yield DatabaseUrl(pg.url)
     finally:
         pg.stop()
 
@@ -180,7 +180,7 @@ async def fresh_db(database_url: str) -> AsyncIterator[str]:
     await admin.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = database_url.rpartition("/")
     try:
-        yield f"{base}/{name}"
+        yield DatabaseUrl(f"{base}/{name}")
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()

@@ -463,3 +463,21 @@ def test_a_secret_with_no_host_to_go_to_is_withheld(tmp_path: Path) -> None:
         launch.done()
     assert done.stdout.decode().strip() == "token=[unset]", done
     assert not launch.plan.exists()
+
+
+def test_a_body_sent_in_chunks_reaches_the_model_server_whole() -> None:
+    """Through the sandbox's proxy a client's request body can arrive in chunks, with no
+    Content-Length (the real Codex's does). The model server the demo and the tests run reads it
+    whole, and the next request on the same connection is still a request."""
+    import httpx
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "m", "messages": [{"role": "user", '
+        yield b'"content": "chunked"}], "max_tokens": 5}'
+
+    with ModelApi([]) as model, httpx.Client(base_url=model.url) as http:
+        first = http.post("/v1/messages", content=chunks())
+        second = http.post("/v1/messages", json={"messages": [{"role": "user", "content": "x"}]})
+    assert first.status_code == second.status_code == 200
+    assert first.request.headers.get("transfer-encoding") == "chunked"
+    assert [r.body["messages"][0]["content"] for r in model.requests] == ["chunked", "x"]

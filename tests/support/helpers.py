@@ -232,6 +232,17 @@ class Webhook:
         return f"{self._http.url}/services/T000/B000/secret"
 
 
+class DatabaseUrl(str):
+    """A database URL whose repr hides its password, so a failing test's traceback (which prints
+    its fixtures' values) never shows it."""
+
+    def __repr__(self) -> str:
+        scheme, _, rest = self.partition("://")
+        user, at, where = rest.rpartition("@")
+        name = user.partition(":")[0]
+        return repr(f"{scheme}://{name}:***@{where}" if at and ":" in user else str(self))
+
+
 def clean_environment(**variables: str) -> dict[str, str]:
     """This process's environment without any TEMPORAL_* or TETHER_* setting, plus `variables`:
     what a command under test sees."""

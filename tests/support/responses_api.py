@@ -1,10 +1,11 @@
 """A scripted OpenAI Responses API on 127.0.0.1, for driving the real Codex CLI offline.
 
 Codex is pointed at it as a custom model provider (`model_providers.<id>.base_url`,
-`wire_api = "responses"`, a dummy key). Each POST to `.../responses` gets the next scripted turn
-as Server-Sent Events: `response.created`, one `response.output_item.done` (an `exec_command`
-function call, or an assistant message), `response.completed` with the usage. Every request is
-logged, so a test can read what the model was shown (a tool call's output, a hook's denial).
+`wire_api = "responses"`, a dummy key). Each POST to `.../responses` gets the scripted turn that
+follows the tool results it carries, as Server-Sent Events: `response.created`, one
+`response.output_item.done` (an `exec_command` function call, or an assistant message),
+`response.completed` with the usage. Every request is logged, so a test can read what the model
+was shown (a tool call's output, a hook's denial).
 The event shapes follow Codex's own test support (openai/codex
 codex-rs/core/tests/common/responses.rs: ev_response_created, ev_function_call,
 ev_assistant_message, ev_completed).
@@ -37,7 +38,10 @@ class ResponsesApi(ScriptedApi):
         self.last = last
 
     def answer(self, path: str, body: dict[str, Any]) -> tuple[int, bytes, str]:
-        return 200, self._answer(self.record(body)), "text/event-stream"
+        self.record(body)
+        # The conversation, not the request count, says where the script is: a request Codex
+        # repeats (a retry after a dropped stream) gets the same turn again, as a model would.
+        return 200, self._answer(len(_outputs(body))), "text/event-stream"
 
     @property
     def url(self) -> str:
@@ -77,9 +81,14 @@ class ResponsesApi(ScriptedApi):
 
     def tool_outputs(self, n: int) -> list[str]:
         """The tool results request `n` showed the model."""
-        items = self.requests[n].get("input") or []
-        return [
-            str(i.get("output"))
-            for i in items
-            if isinstance(i, dict) and i.get("type") == "function_call_output"
-        ]
+        return _outputs(self.requests[n])
+
+
+def _outputs(body: dict[str, Any]) -> list[str]:
+    """The tool results a request carries (Codex sends the whole conversation each time)."""
+    items = body.get("input") or []
+    return [
+        str(i.get("output"))
+        for i in items
+        if isinstance(i, dict) and i.get("type") == "function_call_output"
+    ]

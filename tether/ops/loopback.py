@@ -30,12 +30,28 @@ class LoopbackServer:
         self._server.server_close()
 
 
+def read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    """The request's body, sized by Content-Length or sent in chunks (as a client does through a
+    proxy that streams it, such as the sandbox's); http.server decodes neither by itself, and a
+    chunked body left unread would be taken for the next request on the connection."""
+    if "chunked" not in (handler.headers.get("transfer-encoding") or "").lower():
+        return handler.rfile.read(int(handler.headers.get("content-length") or 0))
+    body = bytearray()
+    while True:
+        size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return bytes(body)
+        body += handler.rfile.read(size)
+        handler.rfile.readline()  # the CRLF after each chunk
+
+
 def read_json(handler: BaseHTTPRequestHandler) -> Any:
     """The request's JSON body (an empty body is an empty object)."""
     import json
 
-    raw = handler.rfile.read(int(handler.headers.get("content-length") or 0))
-    return json.loads(raw or b"{}")
+    return json.loads(read_body(handler) or b"{}")
 
 
 def respond(

@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tether.ops.loopback import read_body
+
 MODEL = "claude-sonnet-4-5"
 
 
@@ -129,10 +131,8 @@ class ModelApi:
                 pass
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
                 try:
-                    body = json.loads(raw or b"{}")
+                    body = json.loads(read_body(self) or b"{}")
                 except ValueError:
                     body = {}
                 api._answer(self, self.path.split("?")[0], body)
