@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -137,15 +137,18 @@ def build_worker(
         max_concurrent_activities=runner.settings.max_agents,
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
-    return Workers(main, agents)
+    return Workers(main, agents, runner.close)
 
 
 class Workers:
     """A worker process's pollers, started and stopped together: every workflow and activity on
     the task queue, and the agents' processes on its `-agents` queue."""
 
-    def __init__(self, main: Worker, agents: Worker) -> None:
+    def __init__(
+        self, main: Worker, agents: Worker, closing: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         self.main, self.agents = main, agents
+        self._closing = closing
         self.task_queue = main.task_queue
 
     async def __aenter__(self) -> Workers:
@@ -161,7 +164,11 @@ class Workers:
         try:
             await self.agents.__aexit__(*exc)
         finally:
-            await self.main.__aexit__(*exc)
+            try:
+                await self.main.__aexit__(*exc)
+            finally:
+                if self._closing is not None:
+                    await self._closing()
 
 
 def _with_config_keys(trust: Trust, signer: Signer, config: TetherConfig) -> Trust:

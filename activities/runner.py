@@ -121,6 +121,13 @@ class RunnerActivities:
         self.store = store
         self.config = config
         self.settings = settings
+        # A sandbox launcher started ahead of the next sandboxed agent (its first start makes
+        # the first spare); ended by close().
+        self.launchers = sandbox.Launchers(env=_launcher_env(), **_AGENT_PROCESS)
+
+    async def close(self) -> None:
+        """The worker is stopping: end the spare launcher."""
+        await self.launchers.close()
 
     def _agent(self, name: str) -> Agent:
         for agent in self.config.agents:
@@ -323,21 +330,23 @@ class RunnerActivities:
         worktree = await self._ready(agent, True)
         token = await self.store.mint_agent_token(agent.name, by="tether sandbox")
         process = f"by-hand:{os.getpid()}"
-        walled = None
+        launcher = None
         try:
             env, _ = self._environment(agent, token, True)
-            walled = self.sandboxed(agent, argv, worktree, {**env, **terminal})
-            proc = await asyncio.create_subprocess_exec(
-                *walled.argv, cwd=worktree, env=_launcher_env(), pass_fds=(walled.events_fd,)
-            )
-            walled.started()
-            audit = asyncio.create_task(self._refusals(agent, process, walled.events))
-            code = await proc.wait()
+            plan = self.sandboxed(agent, argv, worktree, {**env, **terminal})
+            try:
+                launcher = await sandbox.start_launcher(env=_launcher_env())
+            except BaseException:
+                plan.discard()
+                raise
+            await launcher.send(plan)
+            audit = asyncio.create_task(self._refusals(agent, process, launcher.events))
+            code = await launcher.process.wait()
             await audit
             return code
         finally:
-            if walled is not None:
-                walled.done()
+            if launcher is not None:
+                launcher.done()
             await self.store.revoke_token(token, by="tether sandbox")
 
     async def _run(
@@ -349,39 +358,35 @@ class RunnerActivities:
         secrets: list[str],
     ) -> RunOutcome:
         argv = self._argv(agent, launch, worktree)
-        walled = None
-        if agent.isolation == "sandbox":
-            walled = self.sandboxed(agent, argv, worktree, env)
+        launcher = None
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *(walled.argv if walled else argv),
-                cwd=worktree,
-                env=env if walled is None else _launcher_env(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-                pass_fds=(walled.events_fd,) if walled else (),
-            )
+            if agent.isolation == "sandbox":
+                plan = self.sandboxed(agent, argv, worktree, env)
+                try:
+                    launcher = await self.launchers.take()
+                except BaseException:
+                    plan.discard()
+                    raise
+                await launcher.send(plan)
+                proc = launcher.process
+            else:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, cwd=worktree, env=env, **_AGENT_PROCESS
+                )
         except OSError as exc:
-            if walled is not None:
-                walled.done()
             raise InvalidInput(
                 f"could not start {agent.name}'s runtime ({argv[0]}): {exc.strerror or exc}"
             ) from exc
-        if walled is not None:
-            walled.started()
         try:
-            return await self._supervise(agent, launch, proc, secrets, walled)
+            return await self._supervise(agent, launch, proc, secrets, launcher)
         finally:
-            if walled is not None:
-                walled.done()
+            if launcher is not None:
+                launcher.done()
 
     def sandboxed(
         self, agent: Agent, argv: list[str], worktree: Path, env: dict[str, str]
-    ) -> sandbox.Launch:
-        """The launcher of `argv` in the agent's sandbox (its plan under TETHER_HOME/run)."""
+    ) -> sandbox.Plan:
+        """The launch plan of `argv` in the agent's sandbox."""
         repositories = [Path(self.config.repositories[r].path) for r in agent.repositories]
         found = shutil.which(argv[0], path=env.get("PATH")) if argv else None
         if not found:
@@ -404,7 +409,7 @@ class RunnerActivities:
         )
         # The runtime's own files, wherever it is installed (the worker's HOME is hidden).
         walls.readable.append(Path(found).resolve().parent)
-        return sandbox.prepare(walls, [found, *argv[1:]], worktree, env, self.settings.home / "run")
+        return sandbox.prepare(walls, [found, *argv[1:]], worktree, env)
 
     async def _supervise(
         self,
@@ -412,7 +417,7 @@ class RunnerActivities:
         launch: AgentLaunch,
         proc: asyncio.subprocess.Process,
         secrets: list[str],
-        walled: sandbox.Launch | None,
+        walled: sandbox.Launcher | None,
     ) -> RunOutcome:
         stream = _Stream()
         stderr = bytearray()
@@ -518,6 +523,17 @@ class RunnerActivities:
             },
         )
         await notify(self.store, self.config.notifications, item)
+
+
+# How an agent's process is started, sandboxed or not: its output read by the runner, in a
+# process group of its own (ended as one), killed when the worker dies.
+_AGENT_PROCESS: dict[str, Any] = {
+    "stdin": asyncio.subprocess.DEVNULL,
+    "stdout": asyncio.subprocess.PIPE,
+    "stderr": asyncio.subprocess.PIPE,
+    "start_new_session": True,
+    "preexec_fn": _die_with_parent,
+}
 
 
 def _launcher_env() -> dict[str, str]:

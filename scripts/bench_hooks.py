@@ -293,18 +293,21 @@ async def main() -> int:
     return 0
 
 
-async def run_client(
-    plan_file: Path, plan: dict[str, Any], argv: list[str] | None = None, pass_fd: int = -1
-) -> dict[str, list[float]]:
-    """Run the client process (`argv`: a launcher of it; default: as it is) and read its
-    samples."""
+async def run_client(plan_file: Path, plan: dict[str, Any]) -> dict[str, list[float]]:
+    """Run the client process and read its samples."""
     plan_file.write_text(json.dumps(plan))
     proc = await asyncio.create_subprocess_exec(
-        *(argv or [sys.executable, __file__, "--client", str(plan_file)]),
+        sys.executable,
+        __file__,
+        "--client",
+        str(plan_file),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        pass_fds=(pass_fd,) if pass_fd >= 0 else (),
     )
+    return await samples_of(proc)
+
+
+async def samples_of(proc: asyncio.subprocess.Process) -> dict[str, list[float]]:
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"the client failed: {err.decode()[-2000:]}")
@@ -339,11 +342,15 @@ async def run_sandboxed_client(
         secret_names=[],
     )
     argv = [sys.executable, __file__, "--client", str(plan_file)]
-    launch = sandbox.prepare(walls, argv, Path(plan["project"]), env, tmp / "run")
+    plan_file.write_text(json.dumps(inside))
+    launcher = await sandbox.start_launcher(
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
     try:
-        return await run_client(plan_file, inside, launch.argv, launch.events_fd)
+        await launcher.send(sandbox.prepare(walls, argv, Path(plan["project"]), env))
+        return await samples_of(launcher.process)
     finally:
-        launch.done()
+        launcher.done()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Benchmark: what the sandbox adds to starting an agent's process (issue 28).
 
-Starts the same program N times unsandboxed and N times in an agent's sandbox (the runner's own
-path: `tether.ops.sandbox.walls`, `prepare`, the launcher, srt, bubblewrap), interleaved, and
-prints each one's p50 and p90 and the difference of the p50s. Two programs: `true` (the wrap
-alone) and `python -c pass` (a runtime that does a little work at start). The hook round trip
-from inside the sandbox is `scripts/bench_hooks.py --sandboxed`.
+Starts the same program N times unsandboxed and N times in an agent's sandbox, interleaved, on
+the runner's own path (`tether.ops.sandbox`: walls, the plan, the launcher, srt, bubblewrap),
+two ways: "cold", a launcher started for the start (as `tether sandbox` does), and "warm", the
+worker's spare launcher, started ahead of the agent (node up, srt loaded), as the runner does
+for every start but a worker's first. Prints each one's p50 and p90 and what it adds to the
+plain start's p50. Two programs: `true` (the wrap alone) and `python -c pass` (a runtime that
+does a little work at start). The hook round trip from inside the sandbox is
+`scripts/bench_hooks.py --sandboxed`.
 
 The goal: the sandbox adds at most 300 ms per start at p50.
 
@@ -14,8 +17,8 @@ The goal: the sandbox adds at most 300 ms per start at p50.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,15 +30,22 @@ sys.path.insert(0, str(ROOT))
 from tether.ops import sandbox  # noqa: E402
 
 PROGRAMS = {"true": ["/bin/true"], "python -c pass": [sys.executable, "-c", "pass"]}
+ENV = {"PATH": "/usr/bin:/bin"}
+# Agents start seconds apart at the least: the spare has loaded by the next start.
+BETWEEN_STARTS = 1.0
 
 
-def started(argv: list[str], folder: Path | None) -> float:
-    """Seconds from start to exit of `argv`, in a sandbox of its own when `folder` is given."""
-    env = {"PATH": "/usr/bin:/bin"}
+async def plain(argv: list[str]) -> float:
     t0 = time.perf_counter()
-    if folder is None:
-        subprocess.run(argv, env=env, check=True)
-        return time.perf_counter() - t0
+    proc = await asyncio.create_subprocess_exec(*argv, env=ENV)
+    await proc.wait()
+    return time.perf_counter() - t0
+
+
+async def walled(argv: list[str], folder: Path, spares: sandbox.Launchers | None) -> float:
+    """Seconds from the start's request to the program's exit, in a sandbox of its own: from a
+    spare launcher (`spares`) or one started for it."""
+    t0 = time.perf_counter()
     walls = sandbox.walls(
         agent="bench",
         runtime="command",
@@ -45,18 +55,25 @@ def started(argv: list[str], folder: Path | None) -> float:
         gateway_url="http://127.0.0.1:9",
         repositories=[],
         network=[],
-        env=env,
+        env=ENV,
         secret_names=[],
     )
-    launch = sandbox.prepare(walls, argv, folder / "worktree", env, folder / "home" / "run")
+    plan = sandbox.prepare(walls, argv, folder / "worktree", ENV)
+    launcher = await (spares.take() if spares else sandbox.start_launcher(env=ENV))
     try:
-        subprocess.run(launch.argv, env=env, pass_fds=(launch.events_fd,), check=True)
+        await launcher.send(plan)
+        if await launcher.process.wait() != 0:
+            raise SystemExit(f"{argv} failed in the sandbox")
     finally:
-        launch.done()
+        launcher.done()
     return time.perf_counter() - t0
 
 
-def main() -> int:
+def figures(samples: list[float]) -> tuple[float, float]:
+    return statistics.median(samples), statistics.quantiles(samples, n=10)[-1]
+
+
+async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--starts", type=int, default=20)
     args = parser.parse_args()
@@ -65,23 +82,27 @@ def main() -> int:
         raise SystemExit(f"this host cannot sandbox: {why}")
     folder = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
     (folder / "worktree").mkdir()
+    spares = sandbox.Launchers(env=ENV)
     print(f"starts: {args.starts} each, interleaved; goal: the sandbox adds <= 300 ms at p50")
-    print(f"{'':16} {'plain p50':>10} {'p90':>7} {'sandboxed p50':>14} {'p90':>7} {'added':>7}")
-    for name, argv in PROGRAMS.items():
-        plain: list[float] = []
-        walled: list[float] = []
-        started(argv, folder)  # the first wrap warms the page cache for node and srt
-        for _ in range(args.starts):
-            plain.append(started(argv, None))
-            walled.append(started(argv, folder))
-        p = [statistics.median(plain), statistics.quantiles(plain, n=10)[-1]]
-        w = [statistics.median(walled), statistics.quantiles(walled, n=10)[-1]]
-        print(
-            f"{name:16} {p[0] * 1000:8.0f}ms {p[1] * 1000:5.0f}ms {w[0] * 1000:12.0f}ms "
-            f"{w[1] * 1000:5.0f}ms {(w[0] - p[0]) * 1000:5.0f}ms"
-        )
+    print(f"{'':16} {'':5} {'p50':>7} {'p90':>7} {'added at p50':>13}")
+    try:
+        for name, argv in PROGRAMS.items():
+            samples: dict[str, list[float]] = {"plain": [], "cold": [], "warm": []}
+            await walled(argv, folder, spares)  # warms the page cache, and makes the spare
+            for _ in range(args.starts):
+                samples["plain"].append(await plain(argv))
+                samples["cold"].append(await walled(argv, folder, None))
+                await asyncio.sleep(BETWEEN_STARTS)
+                samples["warm"].append(await walled(argv, folder, spares))
+            base = figures(samples["plain"])[0]
+            for way, found in samples.items():
+                p50, p90 = figures(found)
+                added = "" if way == "plain" else f"{(p50 - base) * 1000:11.0f}ms"
+                print(f"{name:16} {way:5} {p50 * 1000:5.0f}ms {p90 * 1000:5.0f}ms {added:>13}")
+    finally:
+        await spares.close()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(asyncio.run(main()))

@@ -5,6 +5,7 @@ submit through the gateway, its model API with the key it never holds) succeeds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -287,6 +288,56 @@ async def test_five_refused_connections_reach_the_founders_inbox(
         assert http_service.requests == 0
 
 
+async def test_agents_started_one_after_another_each_get_their_own_walls_and_nothing_leaks(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """The worker starts each sandbox's launcher ahead of the agent it will run (node up, srt
+    loaded, no plan yet). The agent that gets it sees its own walls and nothing of the one
+    before (its worktree, the launcher's descriptors); once the worker stops, no launcher of
+    its is left running."""
+    program = tmp_path / "look.py"
+    program.write_text(
+        "import json, os, pathlib, sys\n"
+        "other = pathlib.Path(sys.argv[1])\n"
+        "fds = sorted(int(f) for f in os.listdir('/proc/self/fd'))\n"
+        "report = {'home': os.environ['HOME'], 'fds': fds, 'other': other.exists()}\n"
+        "pathlib.Path('look.json').write_text(json.dumps(report))\n"
+    )
+
+    def launchers() -> list[int]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            try:
+                stat = (entry / "stat").read_text()
+                line = (entry / "cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            parent = int(stat.rpartition(")")[2].split()[1])
+            if parent == os.getpid() and sandbox.LAUNCHER.name.encode() in line:
+                found.append(int(entry.name))
+        return found
+
+    home = tmp_path / "tether-home"
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        first, second = team.agent("coder"), team.agent("devops")
+        for name, other in ((first, second), (second, first)):
+            role = name.rpartition("-")[0]
+            argv = [sys.executable, str(program), str(home / "worktrees" / other)]
+            set_runner(team, role, "command", command=argv)
+            await api.run_agent(client, team.task_queue, name, "command", RunRequest(prompt="go"))
+            view = await run_in_phase(client, name, "finished", f"{name} to finish", 120)
+            assert view.run is not None and view.run.last is not None
+            assert view.run.last.exit_code == 0, view.run.last.stderr_tail
+        assert len(launchers()) == 1  # the spare, waiting for the next agent
+    for name in (first, second):
+        report = json.loads((home / "worktrees" / name / "look.json").read_text())
+        assert report["home"] == str(home / "agents" / name)
+        assert report["other"] is False
+        # stdin, stdout, stderr and the listing itself: no pipe of the launcher's
+        assert len(report["fds"]) <= 4 and report["fds"][:3] == [0, 1, 2], report
+    assert launchers() == []
+
+
 def test_a_host_without_user_namespaces_refuses_in_one_line(tmp_path: Path) -> None:
     """Simulated for real: a user namespace whose limit of nested namespaces is 0, where
     bubblewrap cannot make the agent's; Tether says why and what to do, and starts nothing."""
@@ -436,9 +487,9 @@ async def test_the_real_claude_code_works_sandboxed_and_its_reach_for_the_key_is
         assert not refused_cat["ok"] and "No such file or directory" in refused_cat["error"]
 
 
-def test_a_secret_with_no_host_to_go_to_is_withheld(tmp_path: Path) -> None:
+async def test_a_secret_with_no_host_to_go_to_is_withheld(tmp_path: Path) -> None:
     """An agent whose only destination is the gateway gets no placeholder to send anywhere:
-    the variable is not in its environment at all."""
+    the variable is not in its environment at all; and no file the launch left holds it."""
     (tmp_path / "worktree").mkdir()
     env = {"PATH": "/usr/bin:/bin", "GH_TOKEN": VALID_TOKEN}
     walls = sandbox.walls(
@@ -454,15 +505,18 @@ def test_a_secret_with_no_host_to_go_to_is_withheld(tmp_path: Path) -> None:
         secret_names=["GH_TOKEN"],
     )
     argv = ["/bin/sh", "-c", 'echo "token=[${GH_TOKEN-unset}]"']
-    launch = sandbox.prepare(walls, argv, tmp_path / "worktree", env, tmp_path / "home" / "run")
+    plan = sandbox.prepare(walls, argv, tmp_path / "worktree", env)
+    launcher = await sandbox.start_launcher(env=env, stdout=asyncio.subprocess.PIPE)
     try:
-        done = subprocess.run(
-            launch.argv, env=env, pass_fds=(launch.events_fd,), capture_output=True, timeout=60
-        )
+        await launcher.send(plan)
+        out, _ = await asyncio.wait_for(launcher.process.communicate(), 60)
     finally:
-        launch.done()
-    assert done.stdout.decode().strip() == "token=[unset]", done
-    assert not launch.plan.exists()
+        launcher.done()
+    assert out.decode().strip() == "token=[unset]"
+    left = [
+        p for p in tmp_path.rglob("*") if p.is_file() and VALID_TOKEN.encode() in p.read_bytes()
+    ]
+    assert left == []
 
 
 def test_a_body_sent_in_chunks_reaches_the_model_server_whole() -> None:

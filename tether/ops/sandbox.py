@@ -9,17 +9,17 @@ system and Tether's own code read-only. Hidden: `$TETHER_HOME` (keys, stack.json
 data, other agents' homes and worktrees), the worker's HOME, the founder's checkouts of the
 repositories (the agent commits in its worktree, whose git database it shares), other
 processes. What it reaches: the gateway, its runtime's model API, and what `tether.toml` lists
-under the agent's `network`. Every connection refused is told to Tether (`Launch.events`).
+under the agent's `network`. Every connection refused is told to Tether (`Launcher.events`).
 
 docs/decisions.md says why srt, what it measured, and what the sandbox cannot stop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -353,38 +353,117 @@ def walls(
 
 
 @dataclass
-class Launch:
-    """A sandboxed command, ready to start: `argv` (the launcher's), and the pipe on which the
-    launcher tells Tether what the sandbox refused (`events`, read end; `events_fd`, the write
-    end the child inherits, which the caller closes once it has started)."""
+class Plan:
+    """One sandboxed start's plan: srt's settings and the agent's argv, working folder and
+    environment (the secrets the proxy injects among them, so it goes to the launcher over a
+    pipe and never touches a disk), and `private`, the folder of srt's own sockets."""
 
-    argv: list[str]
-    plan: Path
+    data: bytes = field(repr=False)
     private: Path
-    events: int
-    events_fd: int
 
-    def started(self) -> None:
-        self._close("events_fd")
+    def discard(self) -> None:
+        shutil.rmtree(self.private, ignore_errors=True)
+
+
+@dataclass
+class Launcher:
+    """A sandbox launcher, started before it knows what it will run: node is up and srt loaded,
+    waiting for its plan on a pipe (`send`). The launcher tells Tether what the sandbox refused
+    on `events` (the read end of a pipe the agent never holds)."""
+
+    process: asyncio.subprocess.Process
+    events: int
+    _plan: int
+    private: Path | None = None
+
+    async def send(self, plan: Plan) -> None:
+        """Hand the launcher its plan; it starts the agent's process in the sandbox."""
+        self.private = plan.private
+        fd, self._plan = self._plan, -1
+        loop = asyncio.get_running_loop()
+        # The pipe's far end is read at once (or the launcher is gone: then its exit tells).
+        transport, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(fd, "wb", 0))
+        transport.write(plan.data)
+        transport.close()  # after what is buffered is written: the launcher reads to the end
 
     def done(self) -> None:
-        self.plan.unlink(missing_ok=True)
-        shutil.rmtree(self.private, ignore_errors=True)
-        self._close("events_fd")
-        self._close("events")
-
-    def _close(self, which: str) -> None:
-        # Once only: the number may belong to another file after it is closed.
-        fd = getattr(self, which)
-        if fd >= 0:
-            setattr(self, which, -1)
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        if self.private is not None:
+            shutil.rmtree(self.private, ignore_errors=True)
+        for which in ("_plan", "events"):
+            # Once only: the number may belong to another file after it is closed.
+            fd = getattr(self, which)
+            if fd >= 0:
+                setattr(self, which, -1)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
-def prepare(sandbox: Walls, argv: list[str], cwd: Path, env: dict[str, str], plans: Path) -> Launch:
-    """Write the launch plan (mode 600, in a folder the sandbox hides: it holds the secrets the
-    proxy injects) and the launcher's argv."""
+async def start_launcher(**spawn: Any) -> Launcher:
+    """A launcher process, waiting for its plan; `spawn`: asyncio.create_subprocess_exec's
+    arguments for it (its stdio, session, environment: node, bwrap and socat on its PATH)."""
+    plan_read, plan_write = os.pipe()
+    events_read, events_write = os.pipe()
+    node = shutil.which("node", path=(spawn.get("env") or os.environ).get("PATH")) or "node"
+    try:
+        process = await asyncio.create_subprocess_exec(
+            node,
+            str(LAUNCHER),
+            str(runtime_dir()),
+            str(plan_read),
+            str(events_write),
+            pass_fds=(plan_read, events_write),
+            **spawn,
+        )
+    except BaseException:
+        for fd in (plan_write, events_read):
+            os.close(fd)
+        raise
+    finally:
+        for fd in (plan_read, events_write):
+            os.close(fd)
+    return Launcher(process=process, events=events_read, _plan=plan_write)
+
+
+class Launchers:
+    """Launchers started ahead of their plans, one spare at a time: an agent's start then pays
+    neither node's start nor srt's loading, the larger part of what the sandbox adds to it
+    (scripts/bench_sandbox.py). A spare holds nothing of any agent's until its plan comes."""
+
+    def __init__(self, **spawn: Any) -> None:
+        self._spawn = spawn
+        self._spare: asyncio.Task[Launcher] | None = None
+
+    async def take(self) -> Launcher:
+        """A launcher for one start (the spare when it is alive); the next spare starts now."""
+        spare, self._spare = self._spare, None
+        launcher = None
+        if spare is not None:
+            with contextlib.suppress(Exception):
+                launcher = await spare
+            if launcher is not None and launcher.process.returncode is not None:
+                launcher.done()
+                launcher = None
+        if launcher is None:
+            launcher = await start_launcher(**self._spawn)
+        self._spare = asyncio.create_task(start_launcher(**self._spawn))
+        return launcher
+
+    async def close(self) -> None:
+        """End the spare: its plan pipe closes, and a launcher with no plan exits."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        try:
+            launcher = await spare
+        except Exception:
+            return
+        launcher.done()
+        with contextlib.suppress(ProcessLookupError):
+            await asyncio.wait_for(launcher.process.wait(), 10)
+
+
+def prepare(sandbox: Walls, argv: list[str], cwd: Path, env: dict[str, str]) -> Plan:
+    """The launch plan of `argv` in `sandbox`."""
     # srt protects a path that does not exist yet by mounting an empty read-only folder at its
     # first missing parent: the folders the protected files live in are made here, so that the
     # runtime can still write the rest of them (Claude Code keeps its state in ~/.claude).
@@ -409,41 +488,25 @@ def prepare(sandbox: Walls, argv: list[str], cwd: Path, env: dict[str, str], pla
         "TMPDIR": str(tmp),
         "CLAUDE_CODE_TMPDIR": str(tmp),
     }
-    read, write = os.pipe()
-    os.set_inheritable(write, True)
-    plans.mkdir(parents=True, exist_ok=True)
-    plans.chmod(0o700)
-    plan = plans / f"{sandbox.agent}-{secrets.token_hex(8)}.json"
     # srt's proxy sockets: a short path (a socket's is at most 108 bytes). The bridge inside the
     # sandbox needs the folder; the key of srt's TLS-terminating CA in it stays hidden.
     private = Path(tempfile.mkdtemp(prefix="tether-srt-"))
     settings = sandbox.srt_settings()
     settings["filesystem"]["denyRead"].append(f"{private}/**/ca.key")
-    descriptor = os.open(plan, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        json.dump(
-            {
-                "srt": settings,
-                "tether": {
-                    "argv": argv,
-                    "cwd": str(cwd),
-                    "env": inside,
-                    "unset": list(CLEARED),
-                    "events_fd": write,
-                    "private_tmp": str(private),
-                    "refusal_reason": REFUSAL_REASON,
-                },
+    data = json.dumps(
+        {
+            "srt": settings,
+            "tether": {
+                "argv": argv,
+                "cwd": str(cwd),
+                "env": inside,
+                "unset": list(CLEARED),
+                "private_tmp": str(private),
+                "refusal_reason": REFUSAL_REASON,
             },
-            handle,
-        )
-    node = shutil.which("node") or "node"
-    return Launch(
-        argv=[node, str(LAUNCHER), str(runtime_dir()), str(plan)],
-        plan=plan,
-        private=private,
-        events=read,
-        events_fd=write,
-    )
+        }
+    ).encode()
+    return Plan(data=data, private=private)
 
 
 def refusal(line: bytes) -> tuple[str, int | None, str] | None:

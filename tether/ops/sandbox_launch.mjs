@@ -1,34 +1,42 @@
 // Tether's launcher of one sandboxed agent process, on Anthropic's sandbox runtime (srt).
 //
-//   node sandbox_launch.mjs SRT_DIR PLAN.json
+//   node sandbox_launch.mjs SRT_DIR PLAN_FD EVENTS_FD
 //
-// PLAN.json (written by tether/ops/sandbox.py, deleted as soon as it is read) holds
-// `srt`, the sandbox runtime's own settings, and `tether`: the argv to run, its working
-// folder and environment, and the variables to clear inside. One launcher, one agent process:
-// srt's SandboxManager is process-wide, so its proxies, its allow list and its credential
-// masks are this agent's alone.
+// It loads srt first, then waits for its plan on the pipe PLAN_FD (written by
+// tether/ops/sandbox.py, read to its end): `srt`, the sandbox runtime's own settings, and
+// `tether`, the argv to run, its working folder and environment, and the variables to clear
+// inside. So a worker keeps one launcher started ahead of its agent, and an agent's start does
+// not wait for node or srt to load; the plan, which holds the secrets the proxy injects, never
+// touches a disk. A launcher whose pipe closes with no plan exits. One launcher, one agent
+// process: srt's SandboxManager is process-wide, so its proxies, its allow list and its
+// credential masks are this agent's alone.
 //
-// What the launcher tells Tether goes to the descriptor `tether.events_fd` names (never the
-// agent's stdout or stderr, which the agent can write): one JSON line per connection the
-// sandbox refused, and a `ready` line. The sandboxed command does not get it: Node hands a
-// child only the descriptors it is told to.
+// What the launcher tells Tether goes to EVENTS_FD (never the agent's stdout or stderr, which
+// the agent can write): one JSON line per connection the sandbox refused, and a `ready` line.
+// The sandboxed command holds neither descriptor (see below).
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-const [srtDir, planPath] = process.argv.slice(2)
-const plan = JSON.parse(fs.readFileSync(planPath, 'utf8'))
-// It holds the secrets the proxy injects: on disk no longer than it takes to read it.
-fs.rmSync(planPath, { force: true })
+const [srtDir, planFd, eventsFd] = process.argv.slice(2)
+// The two pipes come from Tether open across exec, and Node gives its children every such
+// descriptor: the events pipe is reopened here close-on-exec (Node opens all its files so) and
+// the inherited descriptor closed, so that neither the sandbox nor the agent holds it; the plan
+// pipe is closed once read, before anything is started.
+const eventsOwn = fs.openSync(`/proc/self/fd/${eventsFd}`, 'w')
+fs.closeSync(Number(eventsFd))
 const entry = path.join(srtDir, 'node_modules', '@anthropic-ai', 'sandbox-runtime', 'dist', 'index.js')
 const { SandboxManager } = await import(pathToFileURL(entry).href)
 
-let events = null
-if (Number.isInteger(plan.tether.events_fd)) {
-  events = fs.createWriteStream(null, { fd: plan.tether.events_fd })
-  events.on('error', () => { events = null })
-}
+const text = fs.readFileSync(Number(planFd), 'utf8') // to its end: Tether closes it when sent
+fs.closeSync(Number(planFd))
+if (text === '') process.exit(0) // a spare launcher no agent needed
+const plan = JSON.parse(text)
+
+// Written off the event loop: a slow reader never stalls the proxies.
+let events = fs.createWriteStream(null, { fd: eventsOwn })
+events.on('error', () => { events = null }) // Tether stopped listening
 function tell(event) {
   if (events !== null) events.write(JSON.stringify(event) + '\n')
 }
@@ -91,5 +99,6 @@ try {
 } catch {
   // The process is ending; srt's own exit handlers clean up what is left.
 }
-if (events !== null) events.end()
+// What is still being written to Tether is written before the launcher exits.
+if (events !== null) await new Promise(resolve => events.end(resolve))
 process.exit(code)
