@@ -120,6 +120,7 @@ def build_worker(
             deploys.watch_deploy_tags,
             deploys.staging_soak,
             runner.run_policy,
+            runner.session_open,
             runner.wake,
             founder.judge_order,
             notifier.deliver_webhook,

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.checks import git
 from activities.credentials import SecretUnavailable, read_secret
@@ -248,6 +250,18 @@ class RunnerActivities:
             restart_backoff_seconds=run.restart_backoff_seconds,
             credentials=sorted(set(run.secret_env.values())),
         )
+
+    @activity.defn
+    async def session_open(self, session_id: str) -> bool:
+        """Whether the session an agent's process belongs to is still open (its latest run):
+        a process whose session was terminated from outside is stopped, not left running."""
+        try:
+            found = await activity.client().get_workflow_handle(session_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return found.status == WorkflowExecutionStatus.RUNNING
 
     @activity.defn
     @escalating

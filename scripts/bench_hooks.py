@@ -13,10 +13,12 @@ forwards to the same gateway). Baselines from the same client, interleaved round
 
 The goal (issue 14): every event through the gateway p50 <= 30 ms and p99 <= 80 ms.
 
-With `--sandboxed` the same client runs a second time inside an agent's sandbox (issue 28), as
-an agent Tether runs is: its requests go through the sandbox's proxy to the gateway (the SDK
-baseline is skipped there: the sandbox reaches no Temporal). The table then adds the sandboxed
-p50 and p99 and the ratio of the p50s; the goal is p50 within 1.2x, p99 <= 80 ms.
+With `--sandboxed` the same client also runs inside an agent's sandbox (issue 28), as an agent
+Tether runs is: its requests go through the sandbox's proxy to the gateway (the SDK baseline is
+skipped there: the sandbox reaches no Temporal). The two run in alternating blocks, so that
+both meet the same store (it grows with every session) and the same moment of the machine. The
+table then adds the sandboxed p50 and p99 and the ratio of the p50s; the goal is p50 within
+1.2x, p99 <= 80 ms.
 
     .venv/bin/python scripts/bench_hooks.py [--rounds 40] [--sandboxed]
 """
@@ -46,6 +48,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
 TASKS = 1000
 AGENT = "bench"
+# With --sandboxed: the rounds run in this many blocks, plain and sandboxed by turns.
+BLOCKS = 3
 
 
 @workflow.defn(name="BareUpdate")
@@ -157,7 +161,7 @@ async def client_main(plan_file: str) -> int:
             out.write(transcript_line(grown[0], tool_use))
         grown[0] += 1
 
-    for n in range(plan["rounds"]):
+    for n in range(plan["first"], plan["first"] + plan["rounds"]):
         t0 = time.perf_counter()
         conn.request("GET", f"{prefix}/health", headers=headers)
         conn.getresponse().read()
@@ -167,7 +171,7 @@ async def client_main(plan_file: str) -> int:
             await bare.execute_update("noop")
             note("bare no-op update (SDK)", time.perf_counter() - t0)
         for way, send in (("http", post), ("command", command)):
-            session = f"bench-{way}-{n}"
+            session = f"bench-{plan['label']}-{way}-{n}"
             start = payload("SessionStart", session, source="startup")
             note(f"{way}: SessionStart (new)", send("SessionStart", start))
             bash = {"tool_name": "Bash", "tool_input": {"command": f"ls {n}"}}
@@ -270,12 +274,20 @@ async def main() -> int:
                 "home": str(tmp / "agent-home"),
                 "project": str(repo),
                 "launcher": str(repo / ".claude" / "hooks" / "tether"),
-                "rounds": rounds,
+                "label": "plain",
             }
-            samples = await run_client(tmp / "plan.json", plan)
+            samples: dict[str, list[float]] = {}
             walled: dict[str, list[float]] = {}
-            if args.sandboxed:
-                walled = await run_sandboxed_client(tmp, home, plan, url)
+            # Sandboxed or not in alternating blocks, so that both meet the same store (it
+            # grows with every session) and the same machine.
+            blocks = BLOCKS if args.sandboxed else 1
+            for block in range(blocks):
+                part = {**plan, "first": block * rounds // blocks}
+                part["rounds"] = (block + 1) * rounds // blocks - part["first"]
+                merge(samples, await run_client(tmp / "plan.json", part))
+                if args.sandboxed:
+                    part["label"] = "walled"
+                    merge(walled, await run_sandboxed_client(tmp, home, part, url))
             await bare.terminate()
     print(
         f"rounds: {rounds}; {tasks} tasks in the table; goal: every event through the gateway "
@@ -291,6 +303,11 @@ async def main() -> int:
             line += f" {w50:14.1f} {w99:8.1f} {w50 / p50:6.2f}"
         print(line)
     return 0
+
+
+def merge(into: dict[str, list[float]], samples: dict[str, list[float]]) -> None:
+    for name, values in samples.items():
+        into.setdefault(name, []).extend(values)
 
 
 async def run_client(plan_file: Path, plan: dict[str, Any]) -> dict[str, list[float]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from tests.support import keys
 from tests.support.deploy import deploy_rig
 from tests.support.helpers import FakeForge, eventually
+from tests.support.runner import set_runner
 from tests.support.sessions import running_team
 from tether import client as api
 from tether import seals
@@ -40,6 +42,7 @@ from tether.contracts import (
     LockRequest,
     NoteInput,
     NoticeInput,
+    ProcessEnd,
     RecheckInput,
     ReleaseInput,
     Report,
@@ -52,18 +55,20 @@ from tether.contracts import (
     TaskClaimedInput,
     TaskSpec,
 )
-from tether.names import LOCK_WORKFLOW
+from tether.names import LOCK_WORKFLOW, PROCESS_WORKFLOW, process_workflow_id
 from tether.ops.stack import temporal_binary
 from workflows import policy
 from workflows.guard import REFUSED_KEY
 
 CONVERTER = pydantic_data_converter.payload_converter
 CASES = ("unsigned", "another key", "replayed", "wrong agent")
+SLEEPS = "import time; time.sleep(600)"
 VIEWS = {
     "AgentSessionWorkflow": "view_session",
     "TaskWorkflow": "view_task",
     "DeploymentWorkflow": "view_deployment",
     "ServiceLockWorkflow": "queue",
+    "AgentProcessWorkflow": "view_process",
 }
 
 
@@ -190,6 +195,13 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
             return view is not None and view.governor.baseline is not None
 
         await eventually(settled, "the session to load its cost baseline")
+        # Another agent's process, run by Tether in a workflow of its own.
+        runner = set_runner(
+            team, "coder", "command", isolation="none", command=[sys.executable, "-c", SLEEPS]
+        )
+        running = await api.run_agent(client, q, runner, "command", RunRequest(prompt="go"))
+        assert running.run is not None and running.run.current is not None
+        process = process_workflow_id(runner, running.run.current.process)
         deployment = await rig.request("main")
         service = f"forged-{suffix}"
         lock = await client.start_workflow(
@@ -206,6 +218,7 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
             signed_at=now,
         )
         S, T, D, L = "AgentSessionWorkflow", "TaskWorkflow", "DeploymentWorkflow", LOCK_WORKFLOW
+        P = PROCESS_WORKFLOW
         release = ReleaseInput(by="forger", task_id=held, task_closed=True)
         action = FounderActionInput(by="forger", reason="forged")
         messages = [
@@ -236,6 +249,15 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
             ),
             Message(S, session, "run_agent", "update", RunRequest(prompt="forged"), agent),
             Message(S, session, "stop_agent", "update", StopInput(reason="forged"), agent),
+            Message(
+                S,
+                session,
+                "process_ended",
+                "signal",
+                ProcessEnd(process="cc-1:1", stopped=True),
+                agent,
+            ),
+            Message(P, process, "stop", "signal", StopInput(reason="forged"), runner),
             Message(T, other, "claim", "update", ClaimInput(agent=agent), agent),
             Message(T, task, "submit", "update", SubmitInput(agent=agent), agent),
             Message(

@@ -7,28 +7,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
+from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowUpdateStage
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.messages import MessageActivities
+from activities.store import Store
+from tests.support import keys
 from tests.support.helpers import FakeForge, clean_environment, eventually
 from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES, failure
+from tests.support.runner import set_runner
 from tests.support.sessions import REJECTED_TOKEN, TOKEN_ENV, VALID_TOKEN, running_team
 from tether import client as api
 from tether import constants
+from tether.client.connection import sealed
 from tether.contracts import (
+    DeliverInput,
     EndSessionInput,
+    FounderActionInput,
+    GovernorHoldInput,
+    LockInput,
+    LockRelease,
+    LockRequest,
+    LockView,
     Report,
+    RunRequest,
     SessionInput,
     SessionState,
     ShellCheck,
+    StopInput,
     TaskSpec,
+    TaskState,
     ToolCall,
 )
 from tether.hook.fingerprint import claude_code_tool_call
 from tether.signing import generate, load_private, order
+from workflows.guard import MessageGuard
+from workflows.lock import ServiceLockWorkflow
 from workflows.session import AgentSessionWorkflow
+from workflows.task import TaskWorkflow
 
 
 async def test_an_end_that_arrives_while_a_recheck_probes_is_never_undone(
@@ -205,3 +230,213 @@ async def test_the_session_learns_of_a_claim_when_the_client_dies_after_the_upda
             return view is not None and view.task_id == task_id
 
         await eventually(governs, "the session to govern the claimed task")
+
+
+async def test_two_runs_asked_while_the_session_starts_start_one_process(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """Two `tether run`s arrive while the session is still starting (its credential probe
+    hangs on the forge): both pass their validator, both wait; once it has started, one starts
+    the agent's process and the other is refused, re-checked after its wait."""
+    starts = tmp_path / "starts"
+    program = tmp_path / "agent.py"
+    program.write_text(
+        "import os, time\n"
+        f"with open({str(starts)!r}, 'a') as out:\n"
+        "    out.write(f'{os.getpid()}\\n')\n"
+        "time.sleep(300)\n"
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = set_runner(
+            team, "coder", "command", isolation="none", command=[sys.executable, str(program)]
+        )
+        forge.open.clear()
+        runs = [
+            asyncio.create_task(
+                api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt=p))
+            )
+            for p in ("first", "second")
+        ]
+
+        async def probing() -> bool:
+            return forge.waiting > 0
+
+        await eventually(probing, "the session's start to probe the forge")
+        await asyncio.sleep(1)  # both updates are in, waiting for the start
+        forge.open.set()
+        done = await asyncio.gather(*runs, return_exceptions=True)
+        refused = [d for d in done if isinstance(d, BaseException)]
+        assert len(refused) == 1 and "already running" in str(refused[0]), done
+        await eventually(starts.exists, "the agent to start")
+        await asyncio.sleep(3)  # a second process would have written by now
+        assert len(starts.read_text().split()) == 1
+        await api.stop_agent(client, coder, StopInput(reason="test over"))
+
+
+async def _held_by_the_governor(client: Client, team: Any) -> tuple[str, str]:
+    """A task claimed by devops and held by its governor (a loop): the founder's order lifts it."""
+    devops, q = team.agent("devops"), team.task_queue
+    task_id = f"held-{devops.rsplit('-', 1)[1]}"
+    spec = TaskSpec(id=task_id, title="Roll out", checks=[ShellCheck(command="true")])
+    await api.create_task(client, q, spec)
+    await api.claim_task(client, task_id, devops)
+    hold = GovernorHoldInput(kind="loop", agent=devops, reason="kubectl set failed 5 times")
+    await client.get_workflow_handle(f"task-{task_id}").signal("governor_hold", hold)
+
+    async def blocked() -> bool:
+        return (await api.get_view(client, task_id)).state == TaskState.BLOCKED
+
+    await eventually(blocked, "the governor's hold")
+    return devops, task_id
+
+
+@contextlib.asynccontextmanager
+async def orders_judged_slowly(database: str) -> AsyncIterator[None]:
+    """While inside: the founder orders' log is locked, so every order's judging waits."""
+    conn = await asyncpg.connect(database)
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE founder_orders IN ACCESS EXCLUSIVE MODE")
+            yield
+    finally:
+        await conn.close()
+
+
+async def test_two_unblocks_of_a_governors_hold_release_it_once(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """Two signed unblocks arrive together and both wait while their orders are judged: the
+    first releases the task to its agent; the second, checked again, is refused. Before, the
+    second sent the task to OPEN with its assignee still set."""
+    key_path, public = generate(tmp_path / "founder")
+    extra = {"founder": {"public_key": public}}
+    async with running_team(client, fresh_db, tmp_path, forge, extra) as team:
+        devops, task_id = await _held_by_the_governor(client, team)
+        handle = client.get_workflow_handle_for(TaskWorkflow.run, f"task-{task_id}")
+        key = load_private(key_path)
+        async with orders_judged_slowly(fresh_db):
+            updates = [
+                await handle.start_update(
+                    TaskWorkflow.unblock,
+                    FounderActionInput(
+                        by="founder", reason=r, order=order("unblock", task_id, "founder", r, key)
+                    ),
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                )
+                for r in ("fixed", "fixed, I said")
+            ]
+        done = await asyncio.gather(*(u.result() for u in updates), return_exceptions=True)
+        refused = [d for d in done if isinstance(d, BaseException)]
+        assert len(refused) == 1 and "not blocked" in str(refused[0].__cause__ or refused[0])
+        view = await api.get_view(client, task_id)
+        assert (view.state, view.assignee) == (TaskState.CLAIMED, devops)
+
+
+ACTIONS: list[tuple[Any, str]] = [
+    (TaskWorkflow.unblock, "unblock"),
+    (TaskWorkflow.cancel, "cancel"),
+]
+
+
+async def test_a_cancel_while_an_unblock_is_judged_is_never_undone(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """An unblock waits for its order to be judged, and the founder cancels meanwhile: the
+    actions take turns, and the task ends CANCELLED whichever order was judged first."""
+    key_path, public = generate(tmp_path / "founder")
+    extra = {"founder": {"public_key": public}}
+    async with running_team(client, fresh_db, tmp_path, forge, extra) as team:
+        _, task_id = await _held_by_the_governor(client, team)
+        handle = client.get_workflow_handle_for(TaskWorkflow.run, f"task-{task_id}")
+        key = load_private(key_path)
+        async with orders_judged_slowly(fresh_db):
+            updates = [
+                await handle.start_update(
+                    update,
+                    FounderActionInput(
+                        by="founder", reason=a, order=order(a, task_id, "founder", a, key)
+                    ),
+                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                )
+                for update, a in (
+                    (TaskWorkflow.unblock, "unblock"),
+                    (TaskWorkflow.cancel, "cancel"),
+                )
+            ]
+        await asyncio.gather(*(u.result() for u in updates), return_exceptions=True)
+        assert (await api.get_view(client, task_id)).state == TaskState.CANCELLED
+        record = await team.store.get_task(task_id)
+        assert record is not None and record.events[-1].kind == "cancelled"
+
+
+@workflow.defn(name="WaitsForItsLock")
+class WaitsForItsLock:
+    """Stands in for a deployment waiting for its lane: any running workflow can be told."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+
+async def test_a_release_while_the_lock_is_being_granted_frees_the_lane(
+    client: Client, store: Store, task_queue: str
+) -> None:
+    """The lock pops the next deployment and tells it `lock_granted`; that deployment releases
+    (done, or gone) before the telling has finished. The release is kept: the lane is free at
+    once, not held for the 10-minute lease of a holder that already left."""
+    arrived, go_on = asyncio.Event(), asyncio.Event()
+    real = MessageActivities(store)
+
+    @activity.defn(name="deliver_message")
+    async def deliver_slowly(inp: DeliverInput) -> bool:
+        if inp.signal == "lock_granted":
+            arrived.set()
+            await go_on.wait()
+        return await real.deliver_message(inp)
+
+    worker_client = sealed(client, keys.WORKER)
+    service = f"lane-{uuid.uuid4().hex[:8]}"
+    async with (
+        Worker(
+            worker_client,
+            task_queue=task_queue,
+            workflows=[ServiceLockWorkflow],
+            activities=[deliver_slowly],
+            interceptors=[MessageGuard(keys.TRUST)],
+        ),
+        Worker(
+            client,
+            task_queue=f"{task_queue}-waiters",
+            workflows=[WaitsForItsLock],
+            # The stand-in is defined here, in a test module the sandbox would import again.
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ),
+    ):
+        waiter = await client.start_workflow(
+            "WaitsForItsLock", id=f"deploy-{service}", task_queue=f"{task_queue}-waiters"
+        )
+        lock = await worker_client.start_workflow(
+            ServiceLockWorkflow.run,
+            LockInput(service=service),
+            id=f"lock-{service}",
+            task_queue=task_queue,
+        )
+        request = LockRequest(
+            deployment_id=waiter.id,
+            service=service,
+            agent="devops",
+            requested_at=datetime.now(UTC),
+        )
+        await lock.signal(ServiceLockWorkflow.acquire, request)
+        await asyncio.wait_for(arrived.wait(), 30)
+        await lock.signal(ServiceLockWorkflow.release, LockRelease(deployment_id=waiter.id))
+        go_on.set()
+
+        async def settled() -> LockView | None:
+            view = await lock.query(ServiceLockWorkflow.queue)
+            return view if view.granted == 1 else None
+
+        view = await eventually(settled, "the grant to be told")
+        assert view.holder is None and view.lease_until is None
+        await waiter.terminate()
+        await lock.terminate()

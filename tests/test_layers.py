@@ -117,10 +117,12 @@ def test_no_test_module_imports_another() -> None:
 def test_shared_names_are_the_workflows_own() -> None:
     from workflows.deployment import DeploymentWorkflow
     from workflows.lock import ServiceLockWorkflow
+    from workflows.process import PROCESS_ENDED, AgentProcessWorkflow
     from workflows.session import AgentSessionWorkflow
     from workflows.task import TaskWorkflow
 
     for name, cls in [
+        (names.PROCESS_WORKFLOW, AgentProcessWorkflow),
         (names.TASK_WORKFLOW, TaskWorkflow),
         (names.SESSION_WORKFLOW, AgentSessionWorkflow),
         (names.DEPLOYMENT_WORKFLOW, DeploymentWorkflow),
@@ -131,3 +133,4 @@ def test_shared_names_are_the_workflows_own() -> None:
     updates = (names.SESSION_ATTACH, names.SESSION_END, names.SESSION_REPORT)
     assert set(updates) | {names.SESSION_CHECK_DELIVERABLE} <= set(session.updates)
     assert {names.SESSION_GATE, names.SESSION_VIEW} <= set(session.queries)
+    assert PROCESS_ENDED in session.signals

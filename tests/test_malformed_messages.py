@@ -132,7 +132,10 @@ async def test_no_malformed_signal_or_update_jams_any_workflow(
         for workflow_id, counts in (
             (f"task-{task_id}", {"governor_hold": 2}),
             (f"lock-{rig.service}", {"acquire": 2, "release": 2, "renew": 2}),
-            (f"session-{agent}", {"notice": 2, "release": 2, "task_claimed": 2}),
+            (
+                f"session-{agent}",
+                {"notice": 2, "process_ended": 2, "release": 2, "task_claimed": 2},
+            ),
             (deployment.deployment_id, {"approve": 2, "lock_granted": 2}),
         ):
             await eventually(

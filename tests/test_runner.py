@@ -33,6 +33,7 @@ from tests.support.runner import (
 from tests.support.sessions import running_team
 from tether import client as api
 from tether.contracts import (
+    Report,
     RunRequest,
     SessionState,
     SessionView,
@@ -40,6 +41,7 @@ from tether.contracts import (
     StopInput,
     TaskSpec,
     TaskState,
+    ToolCall,
 )
 
 
@@ -638,3 +640,43 @@ async def test_a_runtime_that_cannot_start_fails_the_run_and_tells_the_founder(
         items = [i for i in await team.store.inbox() if i.kind == "run_failed"]
         assert len(items) == 1 and items[0].action == f"fix it, then: tether run {coder}"
         assert view.ended_at is None  # the session stays open for the next run
+
+
+async def test_the_agents_process_outlives_its_sessions_continues_as_new(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """3,000 reports while Tether runs the agent: the session continues as new three times
+    (every 1,000 reports while a process runs), and the agent's process is the same one all
+    along, started once, never restarted; it ends when it ends, and the run with it."""
+    pid_file, done = tmp_path / "pid", tmp_path / "done"
+    program = crashing_program(
+        tmp_path,
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        f"while not pathlib.Path({str(done)!r}).exists():\n"
+        "    time.sleep(0.1)\n",
+    )
+    async with running_team(client, fresh_db, tmp_path, forge) as team:
+        coder = set_runner(team, "coder", "command", isolation="none", command=program)
+        await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
+        await eventually(pid_file.exists, "the agent to start")
+        pid = int(pid_file.read_text())
+        session = f"session-{coder}"
+        first = (await client.get_workflow_handle(session).describe()).run_id
+
+        # One after the other, as one agent's hooks send them (each seal's number follows the
+        # one before).
+        for n in range(3_000):
+            call = ToolCall(tool="Bash", ok=True, action="Bash:ls", tool_use_id=f"toolu_{n}")
+            await api.report(client, coder, Report(tool_call=call))
+        assert alive(pid) and int(pid_file.read_text()) == pid
+        view = await run_view(client, coder)
+        assert view is not None and view.run is not None
+        assert (view.run.phase, view.run.attempts) == ("running", 1)
+        runs = [r async for r in client.list_workflows(f"WorkflowId = '{session}'")]
+        assert len(runs) >= 4, "the session did not continue as new three times"
+        assert (await client.get_workflow_handle(session).describe()).run_id != first
+        assert view.governor.reports == 3_000
+        done.touch()
+        view = await run_in_phase(client, coder, "finished", "the process to finish", 60)
+        assert view.run is not None and view.run.attempts == 1 and not alive(pid)

@@ -31,6 +31,7 @@ TASK_WORKFLOW = "TaskWorkflow"
 SESSION_WORKFLOW = "AgentSessionWorkflow"
 DEPLOYMENT_WORKFLOW = "DeploymentWorkflow"
 LOCK_WORKFLOW = "ServiceLockWorkflow"
+PROCESS_WORKFLOW = "AgentProcessWorkflow"
 
 # The session's handlers that runtimes' hooks call by name.
 SESSION_ATTACH = "attach"
@@ -47,6 +48,7 @@ SESSION_WORKFLOW_ID_PREFIX = "session-"
 DEPLOY_WORKFLOW_ID_PREFIX = "deploy-"
 LOCK_WORKFLOW_ID_PREFIX = "lock-"
 NOTIFY_WORKFLOW_ID_PREFIX = "notify-"
+PROCESS_WORKFLOW_ID_PREFIX = "process-"
 CREDENTIAL_WATCH_SCHEDULE_ID = "tether-credential-watch"
 # The queue of the agents' processes, beside a worker's task queue: <queue>-agents.
 AGENTS_QUEUE_SUFFIX = "-agents"
@@ -68,6 +70,11 @@ def task_workflow_id(task_id: str) -> str:
 def session_workflow_id(agent: str) -> str:
     """One open session per agent: the workflow id carries the rule."""
     return f"{SESSION_WORKFLOW_ID_PREFIX}{agent}"
+
+
+def process_workflow_id(agent: str, process: str) -> str:
+    """One workflow per process of an agent's (`process`: its runtime session and attempt)."""
+    return f"{PROCESS_WORKFLOW_ID_PREFIX}{agent}-{process}"
 
 
 def notify_workflow_id(inbox_id: int) -> str:

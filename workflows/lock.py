@@ -37,6 +37,10 @@ class ServiceLockWorkflow:
         self.view = inp.carried or LockView(service=inp.service)
         self._changed = True
         self._shown: tuple[str, tuple[str, ...]] | None = None
+        # The request being told it holds the lock (while `lock_granted` is on its way), and
+        # whether it released meanwhile: a release then is kept, not dropped.
+        self._granting: str | None = None
+        self._released_while_granting = False
 
     @workflow.run
     async def run(self, inp: LockInput) -> LockView:
@@ -73,12 +77,19 @@ class ServiceLockWorkflow:
                 deployment_id=nxt.deployment_id,
                 lease_seconds=LEASE.total_seconds(),
             )
-            if not await messaging.tell(nxt.deployment_id, "lock_granted", grant):
+            self._granting, self._released_while_granting = nxt.deployment_id, False
+            try:
+                told = await messaging.tell(nxt.deployment_id, "lock_granted", grant)
+            finally:
+                self._granting = None
+            if not told:
                 # The requester's workflow is gone: skip it, never block the queue on it.
                 v.skipped = [*v.skipped, nxt.deployment_id][-KEPT:]
                 continue
-            v.holder, v.lease_until = nxt, workflow.now() + LEASE
             v.granted += 1
+            if self._released_while_granting:
+                continue  # done (or gone) before it heard: the next one gets the lock now
+            v.holder, v.lease_until = nxt, workflow.now() + LEASE
         self._summary()
 
     @workflow.signal
@@ -101,7 +112,9 @@ class ServiceLockWorkflow:
     @workflow.signal
     def release(self, rel: LockRelease) -> None:
         v = self.view
-        if v.holder is not None and v.holder.deployment_id == rel.deployment_id:
+        if rel.deployment_id == self._granting:
+            self._released_while_granting = True
+        elif v.holder is not None and v.holder.deployment_id == rel.deployment_id:
             v.holder = v.lease_until = None
         else:
             v.waiting = [w for w in v.waiting if w.deployment_id != rel.deployment_id]

@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from tether.contracts import DeliverInput
-    from tether.names import SESSION_WORKFLOW, TASK_WORKFLOW
+    from tether.names import PROCESS_WORKFLOW, SESSION_WORKFLOW, TASK_WORKFLOW
 
 NOT_FOUND = "ExternalWorkflowExecutionNotFound"
 PATCH = "sealed-messages"
@@ -39,10 +39,17 @@ SEALED_SINCE: dict[str, tuple[str, ...]] = {
 }
 
 
+# Workflow types that came after seals: every history of theirs has them, with no patch.
+BORN_SEALED = frozenset({PROCESS_WORKFLOW})
+
+
 def sealed_messages() -> bool:
     """Whether this workflow's history holds messages to seals (patch `sealed-messages`, or a
     later patch of the workflow's own that implies it): the guard's check and `tell`'s."""
-    later = SEALED_SINCE.get(workflow.info().workflow_type, ())
+    kind = workflow.info().workflow_type
+    if kind in BORN_SEALED:
+        return True
+    later = SEALED_SINCE.get(kind, ())
     return any(workflow.patched(p) for p in later) or workflow.patched(PATCH)
 
 

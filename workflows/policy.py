@@ -6,8 +6,9 @@ The founder's seal is accepted everywhere (the founder's key is the root of trus
   the agent its token names (and, for a report, the runtime session it came from);
 - the workers may send the workflow-to-workflow messages (a claim told to the session, a
   governor's hold told to the task, the lock's grants and requests), tell a session what
-  the agent must hear (a refused deployment tag), and pass on the spend and context the runner
-  reads from the process it runs.
+  the agent must hear (a refused deployment tag), pass on the spend and context the runner
+  reads from the process it runs, and stop an agent's process or say how it ended (between
+  the session and the process's own workflow).
 Lifting a hold, cancelling or blocking a task and approving a deployment are the founder's only.
 
 An approval or an order signed by the founder inside the message itself (what the Web UI can
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from tether.names import (
     DEPLOYMENT_WORKFLOW,
     LOCK_WORKFLOW,
+    PROCESS_WORKFLOW,
     SESSION_WORKFLOW,
     TASK_WORKFLOW,
 )
@@ -70,6 +72,10 @@ RULES: dict[tuple[str, str], Rule] = {
     # it is the founder's alone (holds stop it from inside the workflow).
     (SESSION_WORKFLOW, "run_agent"): Rule(_WORKER),
     (SESSION_WORKFLOW, "stop_agent"): Rule(),
+    # The agent's process runs in a workflow of its own: the session (through the workers)
+    # stops it, and it tells the session how it ended.
+    (SESSION_WORKFLOW, "process_ended"): Rule(_WORKER),
+    (PROCESS_WORKFLOW, "stop"): Rule(_WORKER),
     # The task: agents claim and submit for themselves; the founder decides the rest.
     (TASK_WORKFLOW, "claim"): Rule(_AGENT, "arg"),
     (TASK_WORKFLOW, "submit"): Rule(_AGENT, "arg"),

@@ -12,6 +12,7 @@ from workflows.credential_watch import CredentialWatchWorkflow
 from workflows.deployment import DeploymentWorkflow
 from workflows.lock import ServiceLockWorkflow
 from workflows.notify import NotifyWorkflow
+from workflows.process import AgentProcessWorkflow
 from workflows.session import AgentSessionWorkflow
 from workflows.task import TaskWorkflow
 from workflows.wake import WakeWorkflow
@@ -19,6 +20,7 @@ from workflows.wake import WakeWorkflow
 WORKFLOWS = [
     TaskWorkflow,
     AgentSessionWorkflow,
+    AgentProcessWorkflow,
     CredentialWatchWorkflow,
     DeploymentWorkflow,
     ServiceLockWorkflow,

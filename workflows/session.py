@@ -54,7 +54,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.founder import FounderActivities
@@ -91,6 +91,8 @@ with workflow.unsafe.imports_passed_through():
         NoticeInput,
         OrderVerdict,
         ProbeInput,
+        ProcessEnd,
+        ProcessInput,
         PullRequestInfo,
         RecheckInput,
         RecordSessionInput,
@@ -112,8 +114,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from tether.core import governors, inbox
     from tether.core.brief import compose_brief
+    from tether.names import process_workflow_id
     from workflows import messaging, retry
     from workflows.failures import cause_text
+    from workflows.process import AgentProcessWorkflow
 
 T = TypeVar("T")
 
@@ -157,6 +161,10 @@ FIGURES_PATCH = messaging.SESSION_FIGURES
 # figures) a minute after its last write, by a timer, instead of at its next report: what the
 # status and the budgets read of an idle agent. Implies FIGURES_PATCH.
 QUIET_PATCH = messaging.SESSION_QUIET_FLUSH
+# The agent's process runs in a workflow of its own (workflows/process.py), not as an activity
+# of the session's run: a run recorded before it keeps its activity, and stops it to continue
+# as new, as it did.
+OWN_PROCESS_PATCH = "session-process-workflow"
 FIGURES_RETRY_AFTER = timedelta(minutes=1)
 
 
@@ -176,6 +184,26 @@ def _rejection(err: ActivityError) -> tuple[str, str] | None:
         details = [*list(cause.details), "?", "was rejected"]
         return str(details[0]), str(details[1])
     return None
+
+
+class _Stoppable:
+    """The agent's process running in its own workflow: `cancel` tells it to stop (sealed, as
+    every workflow-to-workflow message is); its end comes back as `process_ended`."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        # Set once its workflow has started: a stop told before then would find nobody.
+        self.started = False
+        self._told: asyncio.Task[None] | None = None
+
+    def cancel(self) -> None:
+        if self._told is None:
+            self._told = asyncio.create_task(self._tell())
+
+    async def _tell(self) -> None:
+        await workflow.wait_condition(lambda: self.started)
+        stop = StopInput(reason="its session stops it", by="tether")
+        await messaging.tell(self.workflow_id, "stop", stop, local=True)
 
 
 @workflow.defn
@@ -222,9 +250,15 @@ class AgentSessionWorkflow:
         self._budget_stale = False
         self._budget_day: str | None = None
         self._budget_reading = False
-        # The agent's process, when Tether runs it: the supervising task and its activity.
+        # The agent's process, when Tether runs it: the supervising task and what stops the
+        # process running now (its workflow, or in older runs its activity).
         self._runner: asyncio.Task[None] | None = None
-        self._process: workflow.ActivityHandle[RunOutcome] | None = None
+        self._process: _Stoppable | workflow.ActivityHandle[RunOutcome] | None = None
+        # Whether processes run in workflows of their own (patch), once a process is started;
+        # and whether one is being started or compacting (the run is not left meanwhile).
+        self._own_processes: bool | None = None
+        self._unsettled = False
+        self._compacting = False
         # Processes ended so far, and what the supervisor does after the one being stopped
         # (a memory stage: compact, or trim), with the prompt the next one resumes with.
         self._process_ends = 0
@@ -248,7 +282,12 @@ class AgentSessionWorkflow:
             if self._budget_due():
                 # Before the agent's process starts: a session over its budget runs nothing.
                 await self._load_budget()
-            if inp.run is not None and v.state == SessionState.ACTIVE and v.governor.hold is None:
+            if (
+                inp.run is not None
+                and v.state == SessionState.ACTIVE
+                and v.governor.hold is None
+                and not self._running()
+            ):
                 self._begin_run(inp.run)
         elif self.view.run is not None and self.view.run.phase in (
             "starting",
@@ -302,9 +341,11 @@ class AgentSessionWorkflow:
             )
             end = self._end
             if end is None:
-                # The agent's process stops here and resumes its runtime session in the next
-                # run; unwritten ledger rows and tool calls travel in the carried state.
-                await self._stop_process("the session continues in a new run", carry=True)
+                # Unwritten ledger rows and tool calls travel in the carried state, and so does
+                # the agent's process: its own workflow runs on, and the next run hears its end.
+                # (A run recorded before that stops it here; it resumes in the next run.)
+                if self._own_processes is False:
+                    await self._stop_process("the session continues in a new run", carry=True)
                 workflow.continue_as_new(SessionInput(agent=self.view.agent, carried=self.view))
         await self._stop_process(f"the session ended: {end.reason}")
         async with self._lock:
@@ -328,10 +369,14 @@ class AgentSessionWorkflow:
         return v
 
     def _leave_run(self) -> bool:
+        if self._unsettled or self._compacting:
+            return False  # a process being started, or a compaction: the run stays
         if self._runner is not None and not self._runner.done():
-            # Leaving the run stops the agent's process (it resumes in the next run): only
-            # when the history really is long. The server's suggestion alone comes early (seen
-            # right after the first activity of a run on the dev server).
+            # While the agent's process runs, only when the history really is long: the
+            # server's suggestion alone comes early (seen right after the first activity of a
+            # run on the dev server), and each run's start costs its supervisor a step. (In
+            # runs recorded before processes had workflows of their own, leaving the run
+            # stopped the process; it resumed in the next run.)
             return (
                 self._run_reports >= REPORTS_PER_RUN
                 or workflow.info().get_current_history_length() >= RUNNING_HISTORY_LIMIT
@@ -577,6 +622,10 @@ class AgentSessionWorkflow:
                 governors.hold_message(v.governor.hold) if v.governor.hold else str(v.state)
             )
             raise _refuse(f"{v.agent} cannot run now: {why}")
+        if self._running():
+            # Another run began while this one waited (its validator passed before either
+            # started): one process per session.
+            raise _refuse(f"{v.agent} is already running; `tether stop` it first")
         self._begin_run(inp)
         await workflow.wait_condition(lambda: v.run is None or v.run.phase != "starting")
         return v
@@ -596,18 +645,26 @@ class AgentSessionWorkflow:
                 type=errors.SESSION_ENDED,
                 non_retryable=True,
             )
-        if self._runner is not None and not self._runner.done():
+        if self._running():
             raise _refuse(f"{self.view.agent} is already running; `tether stop` it first")
+
+    def _running(self) -> bool:
+        """Whether the agent's process is running or about to (from the state the session
+        carries, so that a message in a new run's first moments sees it too)."""
+        run = self.view.run
+        return run is not None and run.phase in ("starting", "running", "restarting")
 
     @workflow.update
     async def stop_agent(self, inp: StopInput) -> SessionView:
         """`tether stop AGENT`: end the agent's process group now (SIGTERM, then SIGKILL)."""
+        # In a new run's first moments the supervisor of the carried process is not made yet.
+        await workflow.wait_condition(lambda: self._runner is not None or not self._running())
         await self._stop_process(f"{inp.reason} ({inp.by})")
         return self.view
 
     @stop_agent.validator
     def _validate_stop(self, inp: StopInput) -> None:
-        if self._runner is None or self._runner.done():
+        if not self._running():
             raise _refuse(f"Tether is not running {self.view.agent}'s process; nothing to stop")
 
     @workflow.signal
@@ -1116,55 +1173,47 @@ class AgentSessionWorkflow:
         crash or a lost worker restarts it, resuming its runtime session, after a backoff."""
         v = self.view
         run = v.run
-        assert run is not None
+        if run is None:
+            raise ApplicationError("the session has no run to supervise", non_retryable=True)
         while True:
-            run.attempts += 1
             run.phase = "running"
             self._set_search_attributes()
-            launch = AgentLaunch(
-                agent=v.agent,
-                runtime=v.runtime,
-                runtime_session=run.runtime_session,
-                prompt=self._prompt(run, resume),
-                resume=resume,
-                attempt=run.attempts,
-                process=f"{run.runtime_session}:{run.attempts}",
-            )
-            governors.begin_process(v.governor, launch.process)
-            self._process = workflow.start_activity_method(
-                RunnerActivities.run_agent,
-                launch,
-                task_queue=self._agents_queue(),
-                start_to_close_timeout=timedelta(hours=24),
-                heartbeat_timeout=RUNNER_HEARTBEAT,
-                # Restarts are this loop's, with the crash count; a lost worker is one too.
-                retry_policy=RetryPolicy(maximum_attempts=1),
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                summary=f"{v.agent}'s {v.runtime} process, attempt {run.attempts}",
-            )
-            try:
-                outcome = await self._process
-            except ActivityError as err:
-                if isinstance(err.cause, CancelledError):
-                    step, self._next_step = self._next_step, None
-                    if step is None:
-                        run.phase = "stopped"
-                        return
-                    # A memory stage: the same runtime session goes on, lighter.
-                    await self._memory_step(run, step)
-                    resume = True
-                    continue
-                if isinstance(err.cause, ActivityTimeout):
-                    outcome = RunOutcome(summary="the worker running it was lost")
-                else:
-                    outcome = RunOutcome(summary=f"could not run: {cause_text(err)}")
-                    run.last = outcome
-                    run.phase = "failed"
-                    await self._notify(inbox.run_failed(v, outcome.summary))
+            if run.current is not None:
+                # Carried across continue-as-new: its workflow runs on; its end comes here.
+                launch = run.current
+            else:
+                run.attempts += 1
+                launch = AgentLaunch(
+                    agent=v.agent,
+                    runtime=v.runtime,
+                    runtime_session=run.runtime_session,
+                    prompt=self._prompt(run, resume),
+                    resume=resume,
+                    attempt=run.attempts,
+                    process=f"{run.runtime_session}:{run.attempts}",
+                )
+                governors.begin_process(v.governor, launch.process)
+            summary = f"{v.agent}'s {v.runtime} process, attempt {launch.attempt}"
+            end = await self._one_process(run, launch, timedelta(hours=24), summary)
+            if end.stopped:
+                step, self._next_step = self._next_step, None
+                if step is None:
+                    run.phase = "stopped"
                     return
-            finally:
-                self._process = None
-                self._process_ends += 1
+                # A memory stage: the same runtime session goes on, lighter.
+                await self._memory_step(run, step)
+                resume = True
+                continue
+            if end.lost:
+                outcome = RunOutcome(summary="the worker running it was lost")
+            elif end.outcome is None:
+                outcome = RunOutcome(summary=f"could not run: {end.failure or 'no outcome'}")
+                run.last = outcome
+                run.phase = "failed"
+                await self._notify(inbox.run_failed(v, outcome.summary))
+                return
+            else:
+                outcome = end.outcome
             run.last = outcome
             run.cost_usd += outcome.cost_usd or 0.0
             if outcome.usage is not None:
@@ -1244,19 +1293,19 @@ class AgentSessionWorkflow:
                 process=f"{run.runtime_session}:compact:{run.compactions + 1}",
             )
             governors.begin_process(v.governor, launch.process)
+            # The run is not left, nor the compaction interrupted, while it compacts.
+            self._unsettled = self._compacting = True
             try:
-                await workflow.execute_activity_method(
-                    RunnerActivities.run_agent,
-                    launch,
-                    task_queue=self._agents_queue(),
-                    start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=RUNNER_HEARTBEAT,
-                    retry_policy=RetryPolicy(maximum_attempts=1),
-                    summary=f"{v.agent}: compact at {pct:.0%}",
+                end = await self._one_process(
+                    run, launch, timedelta(minutes=30), f"{v.agent}: compact at {pct:.0%}"
                 )
+            finally:
+                self._unsettled = self._compacting = False
+            if end.outcome is not None:
                 run.compactions += 1
-            except ActivityError as err:
-                workflow.logger.warning("%s: compaction failed: %s", v.agent, cause_text(err))
+            else:
+                why = end.failure or ("stopped" if end.stopped else "its worker was lost")
+                workflow.logger.warning("%s: compaction failed: %s", v.agent, why)
             self._resume_prompt = (
                 f"Tether compacted this session at {pct:.0%} of its context; continue the work "
                 "where you stopped."
@@ -1268,11 +1317,88 @@ class AgentSessionWorkflow:
                 "need. Continue the work where you stopped."
             )
 
+    async def _one_process(
+        self, run: AgentRun, launch: AgentLaunch, limit: timedelta, summary: str
+    ) -> ProcessEnd:
+        """Run one process of the agent's to its end: in a workflow of its own, abandoned on
+        purpose (the session's next run hears its end), or in runs recorded before that, as
+        an activity of this run."""
+        if self._own_processes is None:
+            self._own_processes = workflow.patched(OWN_PROCESS_PATCH)
+        try:
+            if not self._own_processes:
+                return await self._process_activity(launch, limit, summary)
+            stoppable = _Stoppable(process_workflow_id(launch.agent, launch.process))
+            self._process = stoppable
+            if run.current is None:
+                run.current, run.ended = launch, None
+                self._unsettled = True
+                try:
+                    await workflow.start_child_workflow(
+                        AgentProcessWorkflow.run,
+                        ProcessInput(
+                            session_id=workflow.info().workflow_id,
+                            launch=launch,
+                            timeout_seconds=limit.total_seconds(),
+                            summary=summary,
+                        ),
+                        id=process_workflow_id(launch.agent, launch.process),
+                        parent_close_policy=ParentClosePolicy.ABANDON,
+                        static_summary=summary,
+                    )
+                finally:
+                    self._unsettled = False
+            stoppable.started = True
+            await workflow.wait_condition(lambda: run.ended is not None)
+            end, run.current, run.ended = run.ended, None, None
+            return end or ProcessEnd(process=launch.process, failure="no end was told")
+        finally:
+            self._process = None
+            self._process_ends += 1
+
+    async def _process_activity(
+        self, launch: AgentLaunch, limit: timedelta, summary: str
+    ) -> ProcessEnd:
+        """A process as an activity of this run (runs recorded before processes had their own
+        workflows)."""
+        self._process = workflow.start_activity_method(
+            RunnerActivities.run_agent,
+            launch,
+            task_queue=self._agents_queue(),
+            start_to_close_timeout=limit,
+            heartbeat_timeout=RUNNER_HEARTBEAT,
+            # Restarts are the supervisor's, with the crash count; a lost worker is one too.
+            retry_policy=RetryPolicy(maximum_attempts=1),
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=summary,
+        )
+        try:
+            return ProcessEnd(process=launch.process, outcome=await self._process)
+        except ActivityError as err:
+            if isinstance(err.cause, CancelledError):
+                return ProcessEnd(process=launch.process, stopped=True)
+            if isinstance(err.cause, ActivityTimeout):
+                return ProcessEnd(process=launch.process, lost=True)
+            return ProcessEnd(process=launch.process, failure=cause_text(err)[:2_000])
+
+    @workflow.signal
+    def process_ended(self, end: ProcessEnd) -> None:
+        """The workflow of the agent's process says how it ended (workers only)."""
+        run = self.view.run
+        if run is not None and run.current is not None and run.current.process == end.process:
+            run.ended = end
+
     async def _interrupt(self, step: str) -> None:
         """End the running process for a memory stage (before the report that crossed it is
         answered), and let the supervisor go on with `step`."""
         runner, process = self._runner, self._process
-        if runner is None or runner.done() or process is None or self.view.runtime != "claude-code":
+        if (
+            runner is None
+            or runner.done()
+            or process is None
+            or self._compacting
+            or self.view.runtime != "claude-code"
+        ):
             return
         self._next_step = step
         ends = self._process_ends

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -95,6 +96,10 @@ class TaskWorkflow:
         # The view changed without an event (evidence of a submit the founder cancelled).
         self._dirty = False
         self._persist_lock = asyncio.Lock()
+        # The founder's actions (cancel, block, unblock, resume) one at a time, each checking
+        # the state again once it holds the lock and after every await: one that waited for a
+        # founder order to be judged must not undo another that finished meanwhile.
+        self._actions = asyncio.Lock()
         self._behind: bool | None = None
         # The creation is queued for the read model (a continued run was created long ago).
         self._created = inp.carried is not None
@@ -276,11 +281,13 @@ class TaskWorkflow:
 
     @workflow.update
     async def cancel(self, inp: FounderActionInput) -> TaskView:
-        self._check_cancel(inp)
-        await self._authorise(inp, "cancel")
-        await self._transition(TaskState.CANCELLED, inp.by, "cancelled", {"reason": inp.reason})
-        await self._release_session(inp, closed=True)
-        return self.view
+        async with self._actions:
+            self._check_cancel(inp)
+            await self._authorise(inp, "cancel")
+            self._check_cancel(inp)
+            await self._transition(TaskState.CANCELLED, inp.by, "cancelled", {"reason": inp.reason})
+            await self._release_session(inp, closed=True)
+            return self.view
 
     @cancel.validator
     def _validate_cancel(self, inp: FounderActionInput) -> None:
@@ -294,11 +301,12 @@ class TaskWorkflow:
 
     @workflow.update
     async def block(self, inp: FounderActionInput) -> TaskView:
-        self._check_block(inp)
-        v = self.view
-        v.held_from, v.hold_reason, v.held_by = v.state, inp.reason, inp.by
-        await self._transition(TaskState.BLOCKED, inp.by, "blocked", {"reason": inp.reason})
-        return self.view
+        async with self._actions:
+            self._check_block(inp)
+            v = self.view
+            v.held_from, v.hold_reason, v.held_by = v.state, inp.reason, inp.by
+            await self._transition(TaskState.BLOCKED, inp.by, "blocked", {"reason": inp.reason})
+            return self.view
 
     @block.validator
     def _validate_block(self, inp: FounderActionInput) -> None:
@@ -314,12 +322,19 @@ class TaskWorkflow:
 
     @workflow.update
     async def unblock(self, inp: FounderActionInput) -> TaskView:
-        self._check_unblock(inp)
-        return await self._release(inp, "unblock")
+        return await self._release(inp, "unblock", self._check_unblock)
 
-    async def _release(self, inp: FounderActionInput, action: str) -> TaskView:
+    async def _release(
+        self, inp: FounderActionInput, action: str, check: Callable[[FounderActionInput], None]
+    ) -> TaskView:
         """Back to the state the task was held from (blocked or paused)."""
-        await self._authorise(inp, action)
+        async with self._actions:
+            check(inp)
+            await self._authorise(inp, action)
+            check(inp)
+            return await self._released(inp, action)
+
+    async def _released(self, inp: FounderActionInput, action: str) -> TaskView:
         v = self.view
         back = v.held_from or TaskState.OPEN
         v.held_from = v.hold_reason = v.held_by = None
@@ -388,8 +403,7 @@ class TaskWorkflow:
 
     @workflow.update
     async def resume(self, inp: FounderActionInput) -> TaskView:
-        self._check_resume(inp)
-        return await self._release(inp, "resume")
+        return await self._release(inp, "resume", self._check_resume)
 
     @resume.validator
     def _validate_resume(self, inp: FounderActionInput) -> None:

@@ -68,6 +68,36 @@ class RunOutcome(Model):
         return f"exit {self.exit_code}: {last[0][:200]}"
 
 
+class ProcessEnd(Model):
+    """How one process ended, as its workflow tells the session: an outcome, or stopped by the
+    session (`stopped`), or its worker lost (`lost`), or it could not run (`failure`)."""
+
+    process: str
+    outcome: RunOutcome | None = None
+    stopped: bool = False
+    lost: bool = False
+    failure: str | None = Field(default=None, max_length=2_000)
+
+
+class ProcessInput(Model):
+    """An agent's process, run by its own workflow for the session `session_id`."""
+
+    session_id: str
+    launch: AgentLaunch
+    # How long the process may run (hours for the work, minutes for a compaction).
+    timeout_seconds: float = Field(gt=0)
+    summary: str = Field(default="", max_length=500)
+
+
+class ProcessView(Model):
+    """What a process's workflow answers (`view_process`): its launch, the stop it was told,
+    and its end once it has one."""
+
+    launch: AgentLaunch
+    stop: StopInput | None = None
+    end: ProcessEnd | None = None
+
+
 class RunPolicy(Model):
     """From the agent's `[agents.run]`: how its crashes are handled."""
 
@@ -92,6 +122,10 @@ class AgentRun(Model):
     policy: RunPolicy | None = None
     # Memory stages acted on: compactions Tether ran between two processes.
     compactions: int = 0
+    # The process running now, in its own workflow (the session's runs come and go around it):
+    # its launch, and how it ended once its workflow has said so.
+    current: AgentLaunch | None = None
+    ended: ProcessEnd | None = None
 
 
 class WakeInput(Model):
