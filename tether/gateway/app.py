@@ -9,7 +9,6 @@ from a runtime session that is not the one it is attached to.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import io
@@ -50,13 +49,14 @@ from tether.client.sessions import (
 from tether.config import TetherConfig, validation_problems
 from tether.contracts import DeployRequest, InboxItem, NoteInput, Report, SessionInput
 from tether.errors import TetherError
+from tether.gateway import hooks
 from tether.gateway import mcp as mcp_door
+from tether.gateway.hooks import HookSession
 from tether.gateway.transport import SealedTemporal
 from tether.hook import claude_code, runtimes
 from tether.hook.claude_code import (
     MAX_INPUT_BYTES,
     BadInput,
-    Hook,
     check_translated,
     read_payload,
 )
@@ -174,7 +174,7 @@ async def hook(request: Request) -> Response:
         agent = await _agent(gateway, request, request.query_params.get("agent"))
     except Unauthorized as exc:
         # A tool call is denied and a session told why; other events are refused outright.
-        refusal = claude_code._trouble_answer(claude, f"Tether refused: {exc}", True, outage=False)
+        refusal = claude_code.trouble_answer(claude, f"Tether refused: {exc}", True, outage=False)
         if claude in ("PreToolUse", "SessionStart") and refusal is not None:
             return _rendered(adapter, claude, refusal)
         return _error(exc.status, str(exc))
@@ -191,7 +191,7 @@ async def hook(request: Request) -> Response:
         claude, payload = translated
         check_translated(payload)
     except BadInput as exc:
-        refusal = claude_code._trouble_answer(
+        refusal = claude_code.trouble_answer(
             claude, f"Tether refused the hook input: {exc}", fail_closed, outage=False
         )
         if refusal:
@@ -199,8 +199,8 @@ async def hook(request: Request) -> Response:
         return _error(400, f"bad hook input: {exc}")
     _safe_transcript(payload, gateway.home, agent)
     session = payload.get("session_id") or None
-    temporal = SealedTemporal(gateway.client, asyncio.get_running_loop(), agent, session)
-    hook = Hook(
+    temporal = SealedTemporal(gateway.client, agent, session)
+    hook = HookSession(
         agent,
         temporal,
         gateway.task_queue,
@@ -210,10 +210,8 @@ async def hook(request: Request) -> Response:
         report_timeout=claude_code.report_timeout(request.headers),
         runtime=runtime,
     )
-    # The adapter reads transcripts (files) and waits on Temporal: in a thread, its calls on
-    # this loop.
     trouble: list[str] = []
-    answer = await asyncio.to_thread(claude_code.answer, hook, claude, payload, trouble.append)
+    answer = await hooks.answer(hook, claude, payload, trouble.append)
     for line in trouble:
         log.warning("%s %s of %s: %s", runtime, event, agent, line)
     # The forwarding command prints it for Claude Code's debug log; HTTP hooks ignore it.

@@ -1,7 +1,6 @@
-"""The hook adapter's calls (query, update, start, wait for close) on the gateway's sealed
-Temporal client: the same adapter (tether/hook/claude_code.py) answers hooks in the gateway, run
-in a thread, and each call it makes is run on the gateway's event loop, sealed for the agent and
-runtime session the request speaks for.
+"""The hook protocol's calls (query, update, start, wait for close) on the gateway's sealed
+Temporal client, awaited on the gateway's loop (tether/gateway/hooks.py), each sealed for the
+agent and runtime session the request speaks for.
 
 Every argument is sent as its handler's own contract, never as a loose dict: a bad one is
 refused here, with what was wrong, and the seal (tether/seals.py) covers exactly what the
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -22,16 +20,17 @@ from temporalio.client import (
     WorkflowUpdateRPCTimeoutOrCancelledError,
     WorkflowUpdateStage,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tether import seals
-from tether.client.calls import wait_closed
+from tether.client.calls import Refused as ClientRefused
+from tether.client.sessions import start_session
 from tether.config import validation_problems
 from tether.contracts import AttachInput, EndSessionInput, Report, SessionInput
+from tether.errors import TetherError
 from tether.hook.wire import NOT_RUNNING, Refused, Unreachable
-from tether.names import SESSION_ATTACH, SESSION_END, SESSION_REPORT, SESSION_WORKFLOW
+from tether.names import SESSION_ATTACH, SESSION_END, SESSION_REPORT
 
 T = TypeVar("T")
 
@@ -44,53 +43,46 @@ CONTRACTS: dict[str, type[BaseModel]] = {
 
 
 class SealedTemporal:
-    def __init__(
-        self, client: Client, loop: asyncio.AbstractEventLoop, agent: str, session: str | None
-    ) -> None:
+    def __init__(self, client: Client, agent: str, session: str | None) -> None:
         self.client = client
-        self.loop = loop
         self.agent = agent
         self.session = session
 
-    def _run(self, make: Callable[[], Awaitable[T]], timeout: float) -> T:
-        async def call() -> T:
-            with seals.speaking(self.agent, self.session):
-                return await asyncio.wait_for(make(), timeout)
-
-        future = asyncio.run_coroutine_threadsafe(call(), self.loop)
+    async def _run(self, make: Callable[[], Awaitable[T]], limit: float) -> T:
         try:
-            return future.result(timeout + 1)
-        except (TimeoutError, FutureTimeout):
-            future.cancel()
+            with seals.speaking(self.agent, self.session):
+                return await asyncio.wait_for(make(), limit)
+        except TimeoutError:
             raise Unreachable(
-                f"Temporal did not answer within {timeout:g}s (is a Tether worker running?)"
+                f"Temporal did not answer within {limit:g}s (is a Tether worker running?)"
             ) from None
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise Refused(exc.message or "no such workflow", NOT_RUNNING) from exc
             raise Unreachable(f"Temporal refused the call: {exc.message}") from exc
         except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
-            raise Unreachable(f"the update did not finish within {timeout:g}s") from exc
+            raise Unreachable(f"the update did not finish within {limit:g}s") from exc
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             if isinstance(cause, ApplicationError):
                 raise Refused(cause.message, str(cause.type or "")) from exc
             raise Refused(str(cause or exc)) from exc
 
-    def query(self, workflow_id: str, name: str) -> Any | None:
+    async def query(self, workflow_id: str, name: str) -> Any | None:
         try:
-            return self._run(lambda: self.client.get_workflow_handle(workflow_id).query(name), 5.0)
+            handle = self.client.get_workflow_handle(workflow_id)
+            return await self._run(lambda: handle.query(name), 5.0)
         except Refused as exc:
             if exc.kind == NOT_RUNNING:
                 return None
             raise
 
-    def update(
+    async def update(
         self,
         workflow_id: str,
         name: str,
         args: list[Any],
-        timeout: float,
+        limit: float,
         wait_completed: bool = True,
         update_id: str | None = None,
     ) -> Any:
@@ -110,33 +102,24 @@ class SealedTemporal:
             )
             return None
 
-        return self._run(send, timeout)
+        return await self._run(send, limit)
 
-    def start(self, workflow_id: str, task_queue: str, arg: dict[str, Any], summary: str) -> str:
+    async def start_session(self, task_queue: str, arg: dict[str, Any], limit: float) -> Any:
+        """Start the agent's session or attach to the open one: the Python client's own
+        protocol (tether.client.sessions.start_session, one update-with-start of `attach`;
+        an ended or superseded session is waited for until it closes), sealed for the agent."""
         try:
             inp = SessionInput.model_validate(arg)
         except ValidationError as exc:
             raise Refused(f"session start: {validation_problems(exc)}", "InvalidInput") from exc
 
-        async def start() -> str:
-            handle = await self.client.start_workflow(
-                SESSION_WORKFLOW,
-                inp,
-                id=workflow_id,
-                task_queue=task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                static_summary=summary,
-            )
-            return handle.result_run_id or ""
+        async def start() -> Any:
+            try:
+                view = await start_session(self.client, task_queue, inp)
+            except ClientRefused as exc:
+                raise Refused(str(exc)) from exc
+            except TetherError as exc:
+                raise Unreachable(str(exc)) from exc
+            return view.model_dump(mode="json")
 
-        return self._run(start, 10.0)
-
-    def wait_closed(self, workflow_id: str, run_id: str, timeout: float) -> None:
-        if timeout <= 0:
-            return
-        handle = self.client.get_workflow_handle(workflow_id, run_id=run_id or None)
-        try:
-            self._run(lambda: wait_closed(handle), timeout)
-        except Unreachable:
-            return
+        return await self._run(start, limit)

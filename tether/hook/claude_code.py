@@ -6,19 +6,8 @@ as a command with the input on stdin, which forwards it to the gateway with the 
 the decisions below are made in the gateway, which alone holds a key Tether's workflows accept.
 The command sits on the agent's hot path, so it uses only the standard library.
 
-Events:
-- SessionStart: start or attach to the agent's session workflow (the `attach` update, the same
-  protocol as the Python client: the workflow decides to resume or supersede); answer with the
-  startup brief as additionalContext, or with the reason the session is blocked.
-- PreToolUse: deny every tool call while the session is blocked (or not open), held by a
-  governor (a loop, a cost pause) or ending after a handoff, with the reason.
-- PostToolUse / PostToolUseFailure: report the call (its fingerprint: tool, action, normalised
-  error signature — never the raw output) with the context usage and spend read from the
-  transcript; the governors' directives come back as additionalContext.
-- PostCompact: report the compaction (it re-arms the memory governor) and its summary.
-- Stop: block stopping once, with the reason, while the session has no deliverable yet
-  (respects stop_hook_active).
-- SessionEnd: end the session; the artifact test runs in the workflow, not here.
+What each event asks of the agent's session, and the answer, is decided in the gateway
+(tether/gateway/hooks.py, the session protocol).
 
 If Tether cannot be reached, tool calls are denied when the hook runs with --fail-closed (a
 `type: "http"` hook cannot do that: Claude Code lets the call through when the gateway does not
@@ -28,35 +17,22 @@ answer), and the hook always says why in one line.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import os
 import re
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tether.errors import SESSION_ENDED, SESSION_SUPERSEDED
 from tether.hook import runtimes
 from tether.hook.wire import (
-    NOT_RUNNING,
-    Refused,
-    Unreachable,
     http_request,
-    request_id,
 )
 from tether.names import (
     DEFAULT_GATEWAY_URL,
     NAME_PATTERN,
-    SESSION_ATTACH,
-    SESSION_CHECK_DELIVERABLE,
-    SESSION_END,
-    SESSION_GATE,
-    SESSION_REPORT,
-    session_workflow_id,
 )
 
 # Claude Code's SessionStart and Stop hooks get 60 s (set by `tether hooks install`).
@@ -143,14 +119,14 @@ def _stack(home: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _home() -> Path:
+def hooks_home() -> Path:
     return Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
 
 
 def locate_gateway(flag: str | None) -> str:
     """The gateway's URL: the flag, then TETHER_GATEWAY_URL, then the stack.json of a running
     `tether up`, then the default."""
-    url = flag or os.environ.get("TETHER_GATEWAY_URL") or _stack(_home()).get("gateway_url")
+    url = flag or os.environ.get("TETHER_GATEWAY_URL") or _stack(hooks_home()).get("gateway_url")
     return str(url or DEFAULT_GATEWAY_URL).rstrip("/")
 
 
@@ -201,7 +177,7 @@ def event_timeout(event: str) -> float:
     return REPORT_TIMEOUT + 2
 
 
-def _context(event: str, text: str, user_message: str | None = None) -> dict[str, Any]:
+def context_answer(event: str, text: str, user_message: str | None = None) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "hookSpecificOutput": {"hookEventName": event, "additionalContext": text[:9900]}
     }
@@ -210,7 +186,7 @@ def _context(event: str, text: str, user_message: str | None = None) -> dict[str
     return answer
 
 
-def _deny(reason: str) -> dict[str, Any]:
+def deny_answer(reason: str) -> dict[str, Any]:
     return {
         "hookSpecificOutput": {
             "hookEventName": "PreToolUse",
@@ -220,267 +196,6 @@ def _deny(reason: str) -> dict[str, Any]:
     }
 
 
-class Hook:
-    """The adapter's decisions for one agent; `temporal` is the gateway's sealed client (see
-    tether/gateway/transport.py), `env` the runtime's environment as the hook sees it, `home`
-    where transcript cursors are kept."""
-
-    def __init__(
-        self,
-        agent: str,
-        temporal: Any,
-        task_queue: str,
-        fail_closed: bool,
-        env: dict[str, str] | None = None,
-        home: Path | None = None,
-        report_timeout: float = REPORT_TIMEOUT,
-        runtime: str = "claude-code",
-    ):
-        self.agent = agent
-        self.runtime = runtime
-        self.temporal = temporal
-        self.task_queue = task_queue
-        self.fail_closed = fail_closed
-        self.env = dict(os.environ) if env is None else env
-        self.report_timeout = report_timeout
-        self.cursors = (home or _home()) / "hooks" / agent
-        self.workflow_id = session_workflow_id(agent)
-
-    def gate(self) -> dict[str, Any] | None:
-        gate = self.temporal.query(self.workflow_id, SESSION_GATE)
-        return gate if isinstance(gate, dict) else None
-
-    def report(
-        self,
-        event: str,
-        payload: dict[str, Any],
-        timeout: float | None = None,
-        always: bool = False,
-    ) -> dict[str, Any] | None:
-        """Send what happened (tool call, context, spend) to the governors; their answer.
-        Nothing is sent when nothing happened, unless `always`."""
-        timeout = self.report_timeout if timeout is None else timeout
-        # Imported here: PreToolUse, the most frequent hook, needs neither.
-        from tether.hook.fingerprint import bounded, claude_code_tool_call, redact
-        from tether.hook.transcript import Cursor
-
-        report: dict[str, Any] = {}
-        session_id = str(payload.get("session_id") or "")
-        call = claude_code_tool_call(event, payload)
-        if call is not None:
-            report["tool_call"] = call
-        if event == "PostCompact":
-            report["compacted"] = True
-            if payload.get("compact_summary"):
-                summary = str(payload["compact_summary"])[:8000]
-                report["compact_summary"] = redact(bounded(summary))
-        transcript = payload.get("transcript_path")
-        if not transcript or not session_id:
-            return self._send(report, session_id, timeout) if report or always else None
-        with Cursor(self.cursors, session_id) as cursor:
-            staged = cursor.pending()
-            if staged is not None:
-                # A report that got no answer: the same update id again (counted once).
-                if self._send(staged["report"], None, timeout, staged["id"]) is None:
-                    cursor.unstage()
-                else:
-                    cursor.settle()
-            path = Path(str(transcript)).expanduser()
-            tool_use = payload.get("tool_use_id")
-            if isinstance(tool_use, str) and tool_use and event != "PostCompact":
-                cursor.wait_for(path, tool_use, TRANSCRIPT_WAIT)
-            reading = cursor.read(path)
-            if reading.context_tokens is not None:
-                report["context_tokens"] = reading.context_tokens
-                window, reserve = claude_code_window(self.env)
-                report["context_reserve"] = reserve
-                if window is not None:
-                    report["context_window"] = window
-            # A compact_boundary in the transcript is not reported: PostCompact reports each
-            # compaction once (Claude Code 2.1.76 and later).
-            if reading.usage:
-                report["usage"] = reading.usage
-            if not report and not always:
-                return None
-            if session_id:
-                report["external_id"] = session_id
-            update_id = request_id()
-            cursor.stage(update_id, report)
-            answer = self._send(report, session_id, timeout, update_id)
-            if answer is None:
-                cursor.unstage()
-            else:
-                cursor.settle()
-            return answer
-
-    def _send(
-        self,
-        report: dict[str, Any],
-        session_id: str | None,
-        timeout: float = REPORT_TIMEOUT,
-        update_id: str | None = None,
-    ) -> dict[str, Any] | None:
-        if session_id:
-            report["external_id"] = session_id
-        try:
-            answer = self.temporal.update(
-                self.workflow_id, SESSION_REPORT, [report], timeout, update_id=update_id
-            )
-        except Refused:
-            return None  # the session has ended: PreToolUse says so on the next call
-        return answer if isinstance(answer, dict) else None
-
-    def start_or_resume(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Start-or-attach, as the Python client's update-with-start does: start with the id
-        conflict policy USE_EXISTING, then the `attach` update, where the workflow decides to
-        resume or supersede. An ended (or just superseded) session is waited for until its
-        workflow has closed, then the next one starts."""
-        session_id = payload.get("session_id") or None
-        source = str(payload.get("source") or "startup")
-        arg = {
-            "agent": self.agent,
-            "external_id": session_id,
-            "runtime": self.runtime,
-            "source": source,
-        }
-        attach = {"external_id": session_id, "runtime": self.runtime, "source": source}
-        summary = f"Session of {self.agent} ({self.runtime})"
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        for _ in range(3):
-            run_id = self.temporal.start(self.workflow_id, self.task_queue, arg, summary)
-            left = deadline - time.monotonic()
-            try:
-                return dict(self.temporal.update(self.workflow_id, SESSION_ATTACH, [attach], left))
-            except Refused as exc:
-                # Closed between the start and the update: start again.
-                if exc.kind not in (SESSION_ENDED, SESSION_SUPERSEDED, NOT_RUNNING):
-                    raise
-            self.temporal.wait_closed(self.workflow_id, run_id, deadline - time.monotonic())
-        raise Unreachable(f"the session of {self.agent} kept changing while starting; try again")
-
-    def handle(self, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        if event == "SessionStart":
-            # SessionStart(compact) reattaches only: PostCompact reports the compaction.
-            from tether.hook.transcript import Cursor
-
-            Cursor.prune(self.cursors, CURSOR_DAYS * 86400)
-            started = self.start_or_resume(payload)
-            if started.get("state") == "blocked":
-                notice = str(started.get("notice") or "blocked")
-                return _context(event, notice, user_message=f"Tether: {notice}")
-            brief = started.get("brief") or {}
-            return _context(event, str(brief.get("text") or "Tether: no brief was produced."))
-
-        if event == "PreToolUse":
-            gate = self.gate()
-            if (
-                gate is not None
-                and gate.get("state") == "ended"
-                and gate.get("deny")
-                and gate.get("external_id") in (None, payload.get("session_id"))
-            ):
-                # This runtime session's own Tether session ended (a handoff, the founder):
-                # Tether's decision, denied with its reason even when failing open.
-                return _deny(str(gate["deny"]))
-            problem = self._not_governed(gate, payload)
-            if problem:
-                return _deny(problem) if self.fail_closed else {"systemMessage": problem}
-            assert gate is not None
-            if gate.get("deny"):
-                # Blocked, still starting, held by a governor, or ending after a handoff.
-                return _deny(str(gate["deny"]))
-            return None
-
-        if event in ("PostToolUse", "PostToolUseFailure", "PostCompact"):
-            # One round trip on every tool call: the update itself refuses a session that is
-            # not open or belongs to another runtime session.
-            answer = self.report(event, payload)
-            if not answer or event == "PostCompact":
-                return None
-            texts = [str(d.get("text")) for d in answer.get("directives") or []]
-            if not texts:
-                return None
-            # Context only: a `decision: "block"` here stops nothing (the tool already ran) and
-            # makes Claude Code show the model the text twice, once as a "hook blocking error"
-            # naming the hook's command line. The next PreToolUse denies, with the reason.
-            return _context(event, "\n".join(texts))
-
-        if event == "Stop":
-            if payload.get("stop_hook_active"):
-                return None  # stop was already blocked once; let it stop
-            # The turn's spend, if any, is reported, and its answer says whether this runtime
-            # session's Tether session is open and active; with nothing to report, the gate (a
-            # query, cheaper than an update) says it. Only then is the deliverable checked.
-            answer = self.report(event, payload)
-            if answer is None:
-                gate = self.gate()
-                mine = gate is not None and gate.get("external_id") in (
-                    None,
-                    payload.get("session_id"),
-                )
-                answer = gate if mine else None
-            if answer is None or answer.get("state") != "active":
-                return None
-            try:
-                result = self.temporal.update(
-                    self.workflow_id, SESSION_CHECK_DELIVERABLE, [], STARTUP_TIMEOUT
-                )
-            except Refused:
-                return None
-            if isinstance(result, dict) and not result.get("passed"):
-                return {
-                    "decision": "block",
-                    "reason": (
-                        f"No deliverable yet: {result.get('summary')}. Commit the work on your "
-                        "branch before stopping, or say plainly what blocks you."
-                    ),
-                }
-            return None
-
-        if event == "SessionEnd":
-            # What the run spent since the last report (its last turn, a compaction: Claude
-            # Code's cost-state line is written by now), before the session ends.
-            with contextlib.suppress(Refused, Unreachable):
-                self.report(event, payload, END_REPORT_TIMEOUT)
-            reason = f"{self.runtime} SessionEnd ({payload.get('reason') or 'other'})"
-            try:
-                self.temporal.update(
-                    self.workflow_id,
-                    SESSION_END,
-                    [
-                        {
-                            "reason": reason,
-                            "by": self.runtime,
-                            "external_id": payload.get("session_id"),
-                        }
-                    ],
-                    END_TIMEOUT,
-                    wait_completed=False,
-                )
-            except Refused as exc:
-                # Already ended (a handoff, the founder, a deadline): nothing left to end.
-                if exc.kind not in (SESSION_ENDED, NOT_RUNNING):
-                    print(f"tether: session not ended: {exc}", file=sys.stderr)
-            return None
-        return None
-
-    def _not_governed(self, view: dict[str, Any] | None, payload: dict[str, Any]) -> str | None:
-        if view is None or view.get("state") == "ended":
-            return (
-                f"Tether: no open session for agent {self.agent}; start a new Claude Code "
-                "session so Tether can brief you and check your credentials"
-            )
-        current, mine = view.get("external_id"), payload.get("session_id")
-        if current and mine and current != mine:
-            return (
-                f"Tether: agent {self.agent} already has an open session ({current}); one "
-                "session per agent — end it before working in this one"
-            )
-        return None
-
-
-# Claude Code's hook input is a JSON object a few KB long; a tool's output inside it can be
-# large, but not this large.
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 _STRINGS = ("session_id", "hook_event_name", "source", "transcript_path", "tool_name", "reason")
 
@@ -527,7 +242,7 @@ def _stderr(line: str) -> None:
     print(f"tether: {line}", file=sys.stderr)
 
 
-def _trouble_answer(
+def trouble_answer(
     event: str,
     line: str,
     fail_closed: bool,
@@ -539,31 +254,13 @@ def _trouble_answer(
     if event == "PreToolUse":
         if fail_closed:
             tail = " Tool calls are denied until it is back; tell the founder." if outage else ""
-            return _deny(f"{line}.{tail}")
+            return deny_answer(f"{line}.{tail}")
         return {"systemMessage": f"{line}; tool calls are not governed."}
     if event == "SessionStart":
         tail = " Tool calls will be denied until it is back." if fail_closed and outage else ""
-        return _context(event, f"{line}. No startup brief.{tail}", user_message=line)
+        return context_answer(event, f"{line}. No startup brief.{tail}", user_message=line)
     say(line)
     return None
-
-
-def answer(
-    hook: Hook, event: str, payload: dict[str, Any], say: Callable[[str], None] = _stderr
-) -> dict[str, Any] | None:
-    """The hook's answer to one event, whatever happens: a failure is answered as the agent's
-    mode says (deny or let through), in one line saying why (to `say` when the event has no
-    answer to carry it)."""
-    closed = hook.fail_closed
-    try:
-        return hook.handle(event, payload)
-    except Unreachable as exc:
-        return _trouble_answer(event, f"Tether is unreachable: {exc}", closed, say=say)
-    except Refused as exc:
-        return _trouble_answer(event, f"Tether refused: {exc}", closed, say=say)
-    except Exception as exc:  # whatever went wrong, the hook's mode decides the answer
-        line = f"Tether's hook failed ({type(exc).__name__}: {str(exc)[:200]})"
-        return _trouble_answer(event, line, closed, say=say)
 
 
 def _forward(
@@ -583,7 +280,7 @@ def _forward(
             f"Tether refused: {TOKEN_ENV} is not set in the agent's environment; the founder "
             f"mints one with `tether agent token {agent}`"
         )
-        return _trouble_answer(event, line, fail_closed, outage=False), False
+        return trouble_answer(event, line, fail_closed, outage=False), False
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     for name in ENV_FORWARDED:
         value = os.environ.get(name)
@@ -598,7 +295,7 @@ def _forward(
         )
     except OSError as exc:
         line = f"Tether is unreachable: its gateway at {gateway} did not answer ({exc})"
-        return _trouble_answer(event, line, fail_closed), False
+        return trouble_answer(event, line, fail_closed), False
     try:
         decoded = json.loads(body) if body.strip() else None
     except ValueError:
@@ -610,7 +307,7 @@ def _forward(
         return (decoded if isinstance(decoded, dict) else None), True
     said = decoded.get("error") if isinstance(decoded, dict) else None
     line = f"Tether refused: {said}" if said else f"Tether's gateway answered HTTP {status}"
-    return _trouble_answer(event, line, fail_closed, outage=status >= 500), False
+    return trouble_answer(event, line, fail_closed, outage=status >= 500), False
 
 
 def main(argv: list[str]) -> int:
@@ -645,7 +342,7 @@ def main(argv: list[str]) -> int:
                 f"Tether refused: --agent {args.agent!r} is not a valid agent name (lower-case "
                 "letters, digits, '.', '_', '-'); run `tether hooks install` again"
             )
-            result = _trouble_answer(claude, line, args.fail_closed, outage=False)
+            result = trouble_answer(claude, line, args.fail_closed, outage=False)
         else:
             gateway = locate_gateway(args.gateway)
             result, rendered = _forward(
@@ -653,10 +350,10 @@ def main(argv: list[str]) -> int:
             )
     except BadInput as exc:
         line = f"Tether refused the hook input: {exc}"
-        result = _trouble_answer(claude, line, args.fail_closed, outage=False)
+        result = trouble_answer(claude, line, args.fail_closed, outage=False)
     except Exception as exc:  # whatever went wrong, the hook's mode decides the answer
         line = f"Tether's hook failed ({type(exc).__name__}: {str(exc)[:200]})"
-        result = _trouble_answer(claude, line, args.fail_closed)
+        result = trouble_answer(claude, line, args.fail_closed)
     if not rendered:
         result = adapter.render(claude, result)
     out, err, code = adapter.finish(claude, result)
