@@ -26,6 +26,7 @@ from activities.runner import RunnerActivities
 from activities.sessions import SessionActivities
 from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
+from activities.wake import WakeActivities
 from tether import constants
 from tether.client import connect
 from tether.client.connection import sealed
@@ -74,6 +75,7 @@ def build_worker(
     settings = settings or Settings.from_env()
     # Where agents Tether runs keep their worktrees, and the gateway they report to.
     runner = RunnerActivities(store, config, settings)
+    waker = WakeActivities(store, config)
     main = Worker(
         # Activities that message workflows seal with the workers' key.
         sealed(client, signer),
@@ -121,7 +123,7 @@ def build_worker(
             deploys.staging_soak,
             runner.run_policy,
             runner.session_open,
-            runner.wake,
+            waker.wake,
             founder.judge_order,
             notifier.deliver_webhook,
             notifier.record_delivery,

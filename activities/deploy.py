@@ -46,6 +46,7 @@ from tether.contracts import (
     TagWatchInput,
 )
 from tether.errors import TetherError
+from tether.names import LOCK_WORKFLOW
 from tether.seals import parse_public
 from tether.signing import verify
 
@@ -557,18 +558,16 @@ class DeployActivities:
     @escalating
     async def request_lock(self, req: LockRequest) -> None:
         """Queue on the lock of the service in the request's environment, starting the lock
-        workflow if it is not running."""
-        from workflows.lock import ServiceLockWorkflow
-
+        workflow if it is not running (by its name: the workflow runs these activities)."""
         lane = constants.deploy_lane(req.service, req.environment)
         # Started, then signalled: the signal carries the workers' seal in its own header
         # (a signal-with-start's header is the workflow's, not the signal's).
         handle = await activity.client().start_workflow(
-            ServiceLockWorkflow.run,
+            LOCK_WORKFLOW,
             LockInput(service=lane),
             id=constants.lock_workflow_id(req.service, req.environment),
             task_queue=activity.info().task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             static_summary=f"One deployment at a time for {lane}",
         )
-        await handle.signal(ServiceLockWorkflow.acquire, req)
+        await handle.signal("acquire", req)

@@ -21,6 +21,7 @@ from activities.store import Store
 from tether import constants
 from tether.config import Notifications, TetherConfig
 from tether.contracts import DeliveryInput, DeliveryOutcome, InboxItem
+from tether.names import NOTIFY_WORKFLOW
 
 log = logging.getLogger("tether.notify")
 
@@ -71,12 +72,11 @@ async def notify(store: Store, settings: Notifications, item: InboxItem) -> tupl
 async def start_delivery(
     client: Client, task_queue: str, delivery: DeliveryInput, title: str
 ) -> bool:
-    """Start the delivery workflow of one inbox row; False if it was started before."""
-    from workflows.notify import NotifyWorkflow
-
+    """Start the delivery workflow of one inbox row; False if it was started before. By its
+    name: the workflow runs this module's activities, so importing it would be a circle."""
     try:
         await client.start_workflow(
-            NotifyWorkflow.run,
+            NOTIFY_WORKFLOW,
             delivery,
             id=constants.notify_workflow_id(delivery.inbox_id),
             task_queue=task_queue,

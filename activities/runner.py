@@ -46,12 +46,8 @@ from tether.contracts import (
     InboxItem,
     RunOutcome,
     RunPolicy,
-    RunRequest,
     RuntimeUsage,
-    TaskState,
     TokenUsage,
-    WakeInput,
-    WakeOutcome,
 )
 from tether.errors import TetherError
 from tether.hook.install import install
@@ -65,8 +61,6 @@ HEARTBEAT_SECONDS = 0.25
 # The runtime's own figures go to the session at most this often (and once more at the end).
 USAGE_EVERY_SECONDS = 0.5
 USAGE_SEND_TIMEOUT = 30.0
-# A task in these states, assigned to the agent, is work the wake schedule runs it for.
-WORKING = (TaskState.CLAIMED,)
 STDERR_KEPT = 4000
 # Refused connections in one process before the founder is told: an agent probing for a way out.
 EGRESS_INBOX_AFTER = 5
@@ -262,43 +256,6 @@ class RunnerActivities:
                 return False
             raise
         return found.status == WorkflowExecutionStatus.RUNNING
-
-    @activity.defn
-    @escalating
-    async def wake(self, inp: WakeInput) -> WakeOutcome:
-        """A round of the agent's wake schedule: if a task is assigned to it (or open for it to
-        claim) and Tether is not running it already, run it now, sealed with the workers' key."""
-        from tether.client import run_agent
-        from tether.client.calls import Refused
-
-        tasks = await self.store.task_summaries()
-        mine = [t for t in tasks if t.assignee == inp.agent and t.state in WORKING]
-        free = [t for t in tasks if t.assignee is None and t.state == TaskState.OPEN]
-        if mine:
-            task = mine[0]
-            request = RunRequest(
-                prompt=f"Work on your task {task.id}: {task.title}",
-                task_id=task.id,
-                by="tether (wake)",
-            )
-        elif free:
-            task = free[0]
-            request = RunRequest(
-                prompt=f"Task {task.id} is open: {task.title}. Claim it with `tether task claim "
-                f"{task.id} --agent {inp.agent}`, then do it.",
-                by="tether (wake)",
-            )
-        else:
-            return WakeOutcome(started=False, reason="no task assigned to it or open")
-        try:
-            # The runtime as tether.toml says it now (the schedule's input may be older).
-            runtime = self._agent(inp.agent).runtime
-            await run_agent(
-                activity.client(), activity.info().task_queue, inp.agent, runtime, request
-            )
-        except Refused as exc:
-            return WakeOutcome(started=False, reason=str(exc), task_id=task.id)
-        return WakeOutcome(started=True, reason="woken", task_id=task.id)
 
     @activity.defn
     @escalating

@@ -48,6 +48,7 @@ from tether.contracts import (
     SyncInput,
     TaskClaimedInput,
     TaskState,
+    TaskView,
 )
 
 # The brief reads at most this many tasks other agents hold (for "in flight elsewhere" and the
@@ -172,14 +173,10 @@ class SessionActivities:
     @escalating
     async def agent_holds_task(self, inp: TaskClaimedInput) -> bool:
         """Whether the task's workflow (the source of truth, not the read model) says the agent
-        holds it."""
-        from workflows.task import TaskWorkflow
-
-        handle = activity.client().get_workflow_handle_for(
-            TaskWorkflow.run, task_workflow_id(inp.task_id)
-        )
+        holds it (asked by the workflow's name: it runs these activities)."""
+        handle = activity.client().get_workflow_handle(task_workflow_id(inp.task_id))
         try:
-            view = await handle.query(TaskWorkflow.view_task)
+            view: TaskView = await handle.query("view_task", result_type=TaskView)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return False

@@ -45,12 +45,99 @@ RULES: dict[str, set[str]] = {
         "workflows",
         "activities",
     },
+    # Side effects: never the orchestration above them (a workflow is started or asked by its
+    # name, never its class), never the doors (gateway, CLI) nor the worker that hosts them.
+    "activities": {
+        "activities",
+        "asyncpg",
+        "httpx",
+        "pydantic",
+        "temporalio",
+        "tether.budgets",
+        "tether.client",
+        "tether.config",
+        "tether.constants",
+        "tether.contracts",
+        "tether.errors",
+        "tether.hook",
+        "tether.names",
+        "tether.ops",
+        "tether.seals",
+        "tether.signing",
+        "tether.tags",
+    },
+    # The agents' door: the client's protocol, the store, the hook's wire format; no workflow
+    # class, no CLI, no worker.
+    "tether/gateway": {
+        "activities.store",
+        "mcp",
+        "pydantic",
+        "starlette",
+        "temporalio",
+        "uvicorn",
+        "tether.client",
+        "tether.config",
+        "tether.contracts",
+        "tether.errors",
+        "tether.gateway",
+        "tether.hook",
+        "tether.keys",
+        "tether.names",
+        "tether.ops",
+        "tether.seals",
+    },
+    # The Python client: workflows by their classes (typed calls), the store for reads; never
+    # the doors or the worker.
+    "tether/client": {
+        "activities",
+        "cryptography",
+        "pydantic",
+        "temporalio",
+        "workflows",
+        "tether.budgets",
+        "tether.client",
+        "tether.config",
+        "tether.constants",
+        "tether.contracts",
+        "tether.errors",
+        "tether.hook",
+        "tether.keys",
+        "tether.names",
+        "tether.ops",
+        "tether.seals",
+        "tether.status",
+        "tether.tags",
+    },
+    # Configuration and keys: below everything that reads them.
+    "tether/config.py": {
+        "pydantic",
+        "tether.contracts",
+        "tether.errors",
+        "tether.names",
+        "tether.ops.stackfile",
+        "tether.seals",
+    },
+    "tether/keys.py": {"cryptography", "tether.config", "tether.errors", "tether.seals"},
+    "tether/signing.py": {"cryptography", "tether.contracts", "tether.keys", "tether.seals"},
 }
+
+
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """Ids of the import nodes under `if TYPE_CHECKING:` (types only, nothing at run time)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            skipped |= {id(n) for child in node.body for n in ast.walk(child)}
+    return skipped
 
 
 def _imports(path: Path) -> list[str]:
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    types_only = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in types_only:
+            continue
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -114,15 +201,83 @@ def test_no_test_module_imports_another() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_no_module_imports_itself_through_others() -> None:
+    """No import circle, lazy imports (inside a function) counted: a circle hidden in a
+    function is still two rooms that each need the other."""
+    modules: dict[str, Path] = {}
+    for package in ("tether", "activities", "workflows"):
+        for path in (ROOT / package).rglob("*.py"):
+            if "node_modules" in path.parts:
+                continue
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            modules[name.removesuffix(".__init__")] = path
+    modules["worker"] = ROOT / "worker.py"
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for module in _imports(path):
+            # `from tether.client import run_agent`: the module, or the package that has it.
+            while module and module not in modules:
+                module = module.rpartition(".")[0]
+            if module and module != name:
+                targets.add(module)
+        graph[name] = targets
+    circles = [c for c in _strongly_connected(graph) if len(c) > 1]
+    assert not circles, "import circles: " + "; ".join(" <-> ".join(sorted(c)) for c in circles)
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components, iteratively."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            for nxt in edges:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    found.append(component)
+    return found
+
+
 def test_shared_names_are_the_workflows_own() -> None:
     from workflows.deployment import DeploymentWorkflow
     from workflows.lock import ServiceLockWorkflow
+    from workflows.notify import NotifyWorkflow
     from workflows.process import PROCESS_ENDED, AgentProcessWorkflow
     from workflows.session import AgentSessionWorkflow
     from workflows.task import TaskWorkflow
 
     for name, cls in [
         (names.PROCESS_WORKFLOW, AgentProcessWorkflow),
+        (names.NOTIFY_WORKFLOW, NotifyWorkflow),
         (names.TASK_WORKFLOW, TaskWorkflow),
         (names.SESSION_WORKFLOW, AgentSessionWorkflow),
         (names.DEPLOYMENT_WORKFLOW, DeploymentWorkflow),

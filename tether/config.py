@@ -309,9 +309,9 @@ class Founder(Model):
         if self.public_key and self.public_key_file:
             raise ValueError("give public_key or public_key_file, not both")
         if self.public_key:
-            from tether.signing import load_public
+            from tether.seals import parse_public
 
-            load_public(self.public_key)
+            parse_public(self.public_key, "founder public key")
         return self
 
     def key_text(self) -> str | None:

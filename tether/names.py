@@ -32,6 +32,7 @@ SESSION_WORKFLOW = "AgentSessionWorkflow"
 DEPLOYMENT_WORKFLOW = "DeploymentWorkflow"
 LOCK_WORKFLOW = "ServiceLockWorkflow"
 PROCESS_WORKFLOW = "AgentProcessWorkflow"
+NOTIFY_WORKFLOW = "NotifyWorkflow"
 
 # The session's handlers that runtimes' hooks call by name.
 SESSION_ATTACH = "attach"

@@ -9,7 +9,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.runner import RunnerActivities
+    from activities.wake import WakeActivities
     from tether.contracts import WakeInput, WakeOutcome
     from workflows import retry
 
@@ -19,7 +19,7 @@ class WakeWorkflow:
     @workflow.run
     async def run(self, inp: WakeInput) -> WakeOutcome:
         outcome: WakeOutcome = await workflow.execute_activity_method(
-            RunnerActivities.wake,
+            WakeActivities.wake,
             inp,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=retry.bounded(3),

@@ -900,7 +900,7 @@ async def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.cli.demo import demo_after_up
+    from tether.cli.demo_run import demo_after_up
     from tether.ops.up import run_stack
 
     await run_stack(settings, stop_on_signals(), demo=args.demo, after_up=demo_after_up)
@@ -915,7 +915,7 @@ async def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.cli.demo import run_demo
+    from tether.cli.demo_run import run_demo
     from tether.cli.demo_runtime import find_claude
     from tether.cli.render import stdout_colour
     from tether.ops.stackfile import read_stack_file
