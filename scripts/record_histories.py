@@ -6,6 +6,7 @@ Run after a deliberate, versioned change to a workflow, and commit the new files
     .venv/bin/python scripts/record_histories.py task session governed   # these, again
     .venv/bin/python scripts/record_histories.py --sealed   # all of them, into histories/sealed
     .venv/bin/python scripts/record_histories.py --into write_behind   # a new generation
+    .venv/bin/python scripts/record_histories.py --runner   # an agent's run, into histories/runner
 
 Every message is sealed (the founder's client, the workers' activities); --sealed (or --into
 NAME, for a generation of histories recorded after a versioned change: issue 18's write-behind
@@ -17,6 +18,7 @@ It starts its own Temporal dev server and PostgreSQL in a temporary folder.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, WorkflowHistory
 
@@ -45,6 +48,7 @@ from tether.contracts import (  # noqa: E402
     TaskSpec,
     ToolCall,
 )
+from tether.names import process_workflow_id  # noqa: E402
 from tether.ops.runtime import run_and_exit  # noqa: E402
 from tether.signing import generate, load_private, order, sign  # noqa: E402
 from worker import build_worker  # noqa: E402
@@ -102,6 +106,9 @@ async def main() -> int:
                 "deploy": ["deploy_lifecycle", "lock_lifecycle"],
             }
             argv = sys.argv[1:]
+            if "--runner" in argv:
+                await _record_runner(stack, queue, Path(tmp))
+                return 0
             into = "sealed" if "--sealed" in argv else None
             if "--into" in argv:
                 at = argv.index("--into")
@@ -143,6 +150,66 @@ async def main() -> int:
     finally:
         server.shutdown()
     return 0
+
+
+# A program that crashes on its first start, and works until it is stopped on its second.
+CRASHES_ONCE = (
+    "import pathlib, sys, time\n"
+    "p = pathlib.Path(sys.argv[1])\n"
+    "n = int(p.read_text()) + 1 if p.exists() else 1\n"
+    "p.write_text(str(n))\n"
+    "if n == 1:\n"
+    "    sys.exit('segfault in a dependency')\n"
+    "time.sleep(300)\n"
+)
+
+
+async def _record_runner(stack: Any, queue: str, tmp: Path) -> None:
+    """An agent Tether runs (runtime `command`): its first process crashes, the session
+    restarts it, the founder stops the second, and the session ends. Into histories/runner: the
+    session and each process's own workflow, with the keys and ids they were recorded with."""
+    from tether.config import Settings
+    from tether.contracts import RunRequest, StopInput
+
+    program = tmp / "agent.py"
+    program.write_text(CRASHES_ONCE)
+    config = TetherConfig.model_validate(
+        {"agents": [{"name": "runner", "runtime": "command", "isolation": "none",
+                     "run": {"command": [sys.executable, str(program), str(tmp / "starts")],
+                             "restart_backoff_seconds": 0.1}}]}
+    )  # fmt: skip
+    settings = Settings(home=tmp / "tether-home")
+    client = stack.client
+    async with build_worker(client, queue, stack.store, config, stack.keys, settings):
+        await api.run_agent(client, queue, "runner", "command", RunRequest(prompt="go"))
+        starts = tmp / "starts"
+        for _ in range(600):  # the second process has started (a file the program writes)
+            if starts.exists() and starts.read_text() == "2":
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)
+        await api.stop_agent(client, "runner", StopInput(reason="recorded"))
+        await api.end_session(client, "runner", "recorded", "founder")
+        session = client.get_workflow_handle_for(AgentSessionWorkflow.run, "session-runner")
+        await session.result()
+        view = await api.session_view(client, "runner")
+        assert view is not None and view.run is not None and view.run.attempts == 2, view
+        histories = {"session_runs_agent": await session.fetch_history()}
+        for attempt, stem in ((1, "agent_process_crashed"), (2, "agent_process_stopped")):
+            process = client.get_workflow_handle(
+                process_workflow_id("runner", f"{view.run.runtime_session}:{attempt}")
+            )
+            histories[stem] = await process.fetch_history()
+    out = OUT / "runner"
+    out.mkdir(parents=True, exist_ok=True)
+    for stem, history in histories.items():
+        (out / f"{stem}.json").write_text(history.to_json())
+        print(f"wrote {(out / stem).relative_to(ROOT)}.json")
+    trust, _ = stack.keys
+    public = {role: seals.public_text(found[0]) for role, found in trust.keys.items()}
+    (out / "trust.json").write_text(json.dumps(public, indent=2) + "\n")
+    ids = {stem: history.workflow_id for stem, history in histories.items()}
+    (out / "ids.json").write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
 
 
 def _git_repo(path: Path) -> None:

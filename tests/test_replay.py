@@ -36,6 +36,12 @@ HISTORIES_BY_NAME = {p.stem: p for p in HISTORIES}
 # `cockpit` (issue 18: sessions keep the status's figures in their rows), `quiet` (issue 18: a
 # quiet session writes its ledger by a timer).
 GENERATIONS = sorted(p.parent for p in FOLDER.glob("*/trust.json"))
+# Folders that record one path each rather than the six lifecycles: what each must hold.
+# `runner` (issue 29): an agent Tether runs, its processes in workflows of their own (the
+# first crashes and is restarted, the founder stops the second).
+PATHS = {
+    "runner": {"session_runs_agent", "agent_process_crashed", "agent_process_stopped"},
+}
 SEALED_HISTORIES = sorted(
     p for g in GENERATIONS for p in g.glob("*.json") if p.stem not in ("trust", "ids")
 )
@@ -55,11 +61,12 @@ def test_there_are_histories_to_replay() -> None:
         "lock_lifecycle",
     } - set(HISTORIES_BY_NAME)
     assert not missing, f"tests/histories lacks {missing}: run scripts/record_histories.py"
-    assert {g.name for g in GENERATIONS} >= {"sealed", "write_behind", "cockpit", "quiet"}
+    assert {g.name for g in GENERATIONS} >= {"sealed", "write_behind", "cockpit", "quiet", *PATHS}
     for generation in GENERATIONS:
         recorded = {p.stem for p in SEALED_HISTORIES if p.parent == generation}
-        assert recorded == set(HISTORIES_BY_NAME), (
-            f"run scripts/record_histories.py --into {generation.name}"
+        how = "--runner" if generation.name in PATHS else f"--into {generation.name}"
+        assert recorded == PATHS.get(generation.name, set(HISTORIES_BY_NAME)), (
+            f"run scripts/record_histories.py {how}"
         )
 
 
@@ -97,6 +104,24 @@ def test_the_newest_generation_runs_the_newest_paths() -> None:
         assert "record_figures" in _local_activities(newest / f"{stem}.json"), stem
 
 
+def test_the_runner_histories_run_the_agents_process_in_its_own_workflow() -> None:
+    """The session starts each process as a child workflow (patch session-process-workflow)
+    and hears its end as a signal; each process's workflow runs the runner's activity once."""
+    session = FOLDER / "runner" / "session_runs_agent.json"
+    assert "session-process-workflow" in _patches(session)
+    events = [e["eventType"] for e in json.loads(session.read_text())["events"]]
+    assert events.count("EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED") == 2
+    assert events.count("EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED") == 2  # process_ended, twice
+    for stem in ("agent_process_crashed", "agent_process_stopped"):
+        history = json.loads((FOLDER / "runner" / f"{stem}.json").read_text())
+        scheduled = [
+            e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+            for e in history["events"]
+            if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+        ]
+        assert scheduled[0] == "run_agent" and scheduled.count("run_agent") == 1, stem
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replays_without_nondeterminism(path: Path) -> None:
     replayer = Replayer(
@@ -116,7 +141,13 @@ async def test_sealed_histories_replay_with_their_keys(path: Path) -> None:
     # A seal names its workflow: replayed under the id it ran with.
     ids = json.loads((path.parent / "ids.json").read_text())
     history = WorkflowHistory.from_json(ids[path.stem], path.read_text())
-    assert "tether-seal" in history.to_json()  # the messages in it were sealed
+    events = json.loads(path.read_text())["events"]
+    told = {
+        "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED",
+        "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+    }
+    if any(e["eventType"] in told for e in events):
+        assert "tether-seal" in history.to_json()  # the messages in it were sealed
     keys = json.loads((path.parent / "trust.json").read_text())
     trust = Trust({role: (parse_public(text),) for role, text in keys.items()})
     replayer = Replayer(
