@@ -9,12 +9,14 @@ Configuration comes from the environment (see tether.config.Settings):
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -92,44 +94,19 @@ def build_worker(
         # No message can jam a workflow: malformed signals are dropped, updates refused; and
         # none changes state without the seal of a sender allowed to send it.
         interceptors=[MessageGuard(trust)],
-        activities=[
-            tasks.run_check,
-            tasks.record_task,
-            sessions.session_setup,
-            sessions.probe_credentials,
-            sessions.read_local_truth,
-            sessions.read_forge,
-            sessions.check_artifact,
-            sessions.notify_founder,
-            sessions.record_session,
-            sessions.record_figures,
-            sessions.clear_credential_blockers,
-            sessions.clear_inbox_items,
-            sessions.remind_expiring_credentials,
-            sessions.archive_handoff,
-            sessions.cost_baseline,
-            sessions.flush_governor,
-            sessions.budget_status,
-            sessions.agent_holds_task,
-            deploys.deploy_plan,
-            deploys.judge_approval,
-            deploys.audit,
-            deploys.check_stale_base,
-            deploys.claim_rollout,
-            deploys.run_step,
-            deploys.record_deployment,
-            deploys.request_lock,
-            deploys.watch_deploy_tags,
-            deploys.staging_soak,
-            runner.run_policy,
-            runner.session_open,
-            waker.wake,
-            founder.judge_order,
-            notifier.deliver_webhook,
-            notifier.record_delivery,
-            messages.deliver_message,
-            messages.record_refusal,
-        ],
+        # Every activity of these classes, as they define them; the agents' processes run on
+        # the queue below.
+        activities=activity_methods(
+            tasks,
+            sessions,
+            deploys,
+            founder,
+            notifier,
+            messages,
+            waker,
+            runner,
+            leave={"run_agent"},
+        ),
     )
     # The agents' processes have a queue of their own, polled with at most `max_agents` at once
     # per worker process: the rest wait in Temporal (`tether status` shows them queued).
@@ -141,6 +118,18 @@ def build_worker(
         max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
     )
     return Workers(main, agents, runner.close)
+
+
+def activity_methods(*instances: object, leave: Collection[str] = ()) -> list[Callable[..., Any]]:
+    """Every method of `instances` that is a Temporal activity (`@activity.defn`), but those
+    named in `leave`: what a worker runs is what the activity classes define, never a list kept
+    by hand beside them."""
+    found: list[Callable[..., Any]] = []
+    for instance in instances:
+        for name, method in inspect.getmembers(instance, inspect.ismethod):
+            if name not in leave and activity._Definition.from_callable(method) is not None:
+                found.append(method)
+    return found
 
 
 class Workers:
