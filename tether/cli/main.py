@@ -76,8 +76,13 @@ class _Later:
         return getattr(importlib.import_module(self._name), attr)
 
 
-api: Any = _Later("tether.client")
-agent_client: Any = _Later("tether.client.agent")
+if TYPE_CHECKING:
+    # Type-checked as the modules they are: every call below is checked against the client.
+    import tether.client as api
+    import tether.client.agent as agent_client
+else:
+    api = _Later("tether.client")
+    agent_client = _Later("tether.client.agent")
 
 
 async def connect(*args: Any, **kw: Any) -> Client:
