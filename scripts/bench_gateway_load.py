@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,40 +34,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio import workflow  # noqa: E402
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
-
-@workflow.defn(name="BareUpdate")
-class BareUpdate:
-    """The baseline: a workflow whose update does nothing."""
-
-    def __init__(self) -> None:
-        self.done = False
-
-    @workflow.run
-    async def run(self) -> None:
-        await workflow.wait_condition(lambda: self.done)
-
-    @workflow.update
-    def noop(self) -> int:
-        return 0
-
-
-def figures(samples: list[float]) -> tuple[float, float]:
-    if not samples:
-        return float("nan"), float("nan")
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return statistics.median(ordered) * 1000, p99 * 1000
-
-
-def transcript_line(i: int, tool_use: str | None = None) -> str:
-    usage = {"input_tokens": 9, "cache_read_input_tokens": 50_000 + i, "output_tokens": 80}
-    message: dict[str, Any] = {"id": f"m{i}", "model": "claude-sonnet-4-5", "usage": usage}
-    if tool_use:
-        message["content"] = [{"type": "tool_use", "id": tool_use, "name": "Bash", "input": {}}]
-    return json.dumps({"type": "assistant", "message": message}) + "\n"
+# The same baselines and transcript lines as the single-agent hook benchmark.
+from scripts.bench_hooks import BareUpdate, figures, transcript_line  # noqa: E402
 
 
 def append(path: Path, line: str) -> None:

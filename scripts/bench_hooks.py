@@ -70,6 +70,9 @@ class BareUpdate:
 
 
 def figures(samples: list[float]) -> tuple[float, float]:
+    """(p50, p99) in milliseconds; not-a-number when nothing was measured."""
+    if not samples:
+        return float("nan"), float("nan")
     ordered = sorted(samples)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return statistics.median(ordered) * 1000, p99 * 1000

@@ -302,6 +302,26 @@ async def orders_judged_slowly(database: str) -> AsyncIterator[None]:
         await conn.close()
 
 
+async def _judged_together(
+    client: Client, database: str, task_id: str, key: Any, actions: list[tuple[Any, str, str]]
+) -> list[Any]:
+    """Each (update, action, reason) as the founder signs it, all admitted while their orders
+    wait to be judged (the log of orders locked); their outcomes, a refusal as its exception."""
+    handle = client.get_workflow_handle_for(TaskWorkflow.run, f"task-{task_id}")
+    async with orders_judged_slowly(database):
+        updates = [
+            await handle.start_update(
+                update,
+                FounderActionInput(
+                    by="founder", reason=why, order=order(action, task_id, "founder", why, key)
+                ),
+                wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+            )
+            for update, action, why in actions
+        ]
+    return await asyncio.gather(*(u.result() for u in updates), return_exceptions=True)
+
+
 async def test_two_unblocks_of_a_governors_hold_release_it_once(
     client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
 ) -> None:
@@ -312,30 +332,12 @@ async def test_two_unblocks_of_a_governors_hold_release_it_once(
     extra = {"founder": {"public_key": public}}
     async with running_team(client, fresh_db, tmp_path, forge, extra) as team:
         devops, task_id = await _held_by_the_governor(client, team)
-        handle = client.get_workflow_handle_for(TaskWorkflow.run, f"task-{task_id}")
-        key = load_private(key_path)
-        async with orders_judged_slowly(fresh_db):
-            updates = [
-                await handle.start_update(
-                    TaskWorkflow.unblock,
-                    FounderActionInput(
-                        by="founder", reason=r, order=order("unblock", task_id, "founder", r, key)
-                    ),
-                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                )
-                for r in ("fixed", "fixed, I said")
-            ]
-        done = await asyncio.gather(*(u.result() for u in updates), return_exceptions=True)
+        unblocks = [(TaskWorkflow.unblock, "unblock", why) for why in ("fixed", "fixed, I said")]
+        done = await _judged_together(client, fresh_db, task_id, load_private(key_path), unblocks)
         refused = [d for d in done if isinstance(d, BaseException)]
         assert len(refused) == 1 and "not blocked" in str(refused[0].__cause__ or refused[0])
         view = await api.get_view(client, task_id)
         assert (view.state, view.assignee) == (TaskState.CLAIMED, devops)
-
-
-ACTIONS: list[tuple[Any, str]] = [
-    (TaskWorkflow.unblock, "unblock"),
-    (TaskWorkflow.cancel, "cancel"),
-]
 
 
 async def test_a_cancel_while_an_unblock_is_judged_is_never_undone(
@@ -347,23 +349,11 @@ async def test_a_cancel_while_an_unblock_is_judged_is_never_undone(
     extra = {"founder": {"public_key": public}}
     async with running_team(client, fresh_db, tmp_path, forge, extra) as team:
         _, task_id = await _held_by_the_governor(client, team)
-        handle = client.get_workflow_handle_for(TaskWorkflow.run, f"task-{task_id}")
-        key = load_private(key_path)
-        async with orders_judged_slowly(fresh_db):
-            updates = [
-                await handle.start_update(
-                    update,
-                    FounderActionInput(
-                        by="founder", reason=a, order=order(a, task_id, "founder", a, key)
-                    ),
-                    wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-                )
-                for update, a in (
-                    (TaskWorkflow.unblock, "unblock"),
-                    (TaskWorkflow.cancel, "cancel"),
-                )
-            ]
-        await asyncio.gather(*(u.result() for u in updates), return_exceptions=True)
+        both = [
+            (TaskWorkflow.unblock, "unblock", "fixed"),
+            (TaskWorkflow.cancel, "cancel", "not needed"),
+        ]
+        await _judged_together(client, fresh_db, task_id, load_private(key_path), both)
         assert (await api.get_view(client, task_id)).state == TaskState.CANCELLED
         record = await team.store.get_task(task_id)
         assert record is not None and record.events[-1].kind == "cancelled"
