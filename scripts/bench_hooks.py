@@ -97,17 +97,32 @@ async def client_main(plan_file: str) -> int:
 
     plan = json.loads(Path(plan_file).read_text())
     gateway, token, transcript = plan["gateway"], plan["token"], Path(plan["transcript"])
-    host, port = gateway.removeprefix("http://").split(":")
+    where = urlsplit(gateway)
+    host, port = where.hostname or "127.0.0.1", where.port or 80
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     prefix = ""
-    # In the sandbox: one kept-alive connection to its proxy, each request in absolute form.
-    through = proxy_for(urlsplit(gateway))
-    if through is not None:
-        host, port, auth = through[0], str(through[1]), through[2]
-        prefix = gateway
-        if auth:
-            headers["Proxy-Authorization"] = auth
-    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    through = proxy_for(where)
+    conn: http.client.HTTPConnection
+    if where.scheme == "https":
+        # TLS to the gateway, verified by its certificate; in the sandbox through the proxy's
+        # CONNECT tunnel (a byte pipe: the proxy reads nothing of it).
+        import ssl
+
+        context = ssl.create_default_context(cafile=plan["ca"])
+        if through is None:
+            conn = http.client.HTTPSConnection(host, port, timeout=60, context=context)
+        else:
+            conn = http.client.HTTPSConnection(through[0], through[1], timeout=60, context=context)
+            tunnel = {"Proxy-Authorization": through[2]} if through[2] else None
+            conn.set_tunnel(host, port, headers=tunnel)
+    else:
+        # In the sandbox: one kept-alive connection to its proxy, each request in absolute form.
+        if through is not None:
+            host, port, auth = through[0], through[1], through[2]
+            prefix = gateway
+            if auth:
+                headers["Proxy-Authorization"] = auth
+        conn = http.client.HTTPConnection(host, port, timeout=60)
     conn.connect()
     # As Claude Code's HTTP client has it (Node's http sets TCP_NODELAY by default since
     # nodejs/node#42163): http.client writes a request's headers and body in two sends, and
@@ -121,6 +136,7 @@ async def client_main(plan_file: str) -> int:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TETHER_")},
         "TETHER_GATEWAY_URL": gateway,
+        **({"TETHER_GATEWAY_CA": plan["ca"]} if plan.get("ca") else {}),
         "TETHER_AGENT_TOKEN": token,
         "TETHER_HOME": plan["home"],
         "CLAUDE_PROJECT_DIR": plan["project"],
@@ -235,6 +251,9 @@ async def main() -> int:
     parser.add_argument(
         "--sandboxed", action="store_true", help="and again from inside an agent's sandbox"
     )
+    parser.add_argument(
+        "--tls", action="store_true", help="the gateway serves https (a self-signed certificate)"
+    )
     args = parser.parse_args()
     rounds, tasks = args.rounds, args.tasks
     async with throwaway_stack() as stack:
@@ -260,6 +279,11 @@ async def main() -> int:
         transcript = tmp / "transcript.jsonl"
         transcript.write_text("".join(transcript_line(i) for i in range(200)))
         home = tmp / "gateway-home"
+        tls = None
+        if args.tls:
+            from tests.support.tls import self_signed
+
+            tls = self_signed(tmp / "tls")
         async with (
             build_worker(client, queue, stack.store, config, stack.keys),
             Worker(
@@ -269,7 +293,7 @@ async def main() -> int:
                 workflow_runner=UnsandboxedWorkflowRunner(),
             ),
             listening(
-                client, stack.store, config, queue, home, "127.0.0.1:0", stack.gateway
+                client, stack.store, config, queue, home, "127.0.0.1:0", stack.gateway, tls
             ) as url,
         ):
             install(repo, AGENT, sys.executable, True, url, "command")
@@ -285,6 +309,7 @@ async def main() -> int:
                 "project": str(repo),
                 "launcher": str(repo / ".claude" / "hooks" / "tether"),
                 "label": "plain",
+                "ca": str(tls[0]) if tls else None,
             }
             samples: dict[str, list[float]] = {}
             walled: dict[str, list[float]] = {}
@@ -301,7 +326,9 @@ async def main() -> int:
             await bare.terminate()
     print(
         f"rounds: {rounds}; {tasks} tasks in the table; goal: every event through the gateway "
-        "p50 <= 30 ms, p99 <= 80 ms" + ("; sandboxed p50 within 1.2x" if walled else "")
+        "p50 <= 30 ms, p99 <= 80 ms"
+        + ("; sandboxed p50 within 1.2x" if walled else "")
+        + ("; the gateway over https" if args.tls else "")
     )
     more = f" {'sandboxed p50':>14} {'p99':>8} {'ratio':>6}" if walled else ""
     print(f"{'':36} {'p50 ms':>8} {'p99 ms':>8}{more}")
@@ -367,6 +394,7 @@ async def run_sandboxed_client(
         network=[],
         env=env,
         secret_names=[],
+        gateway_ca=Path(plan["ca"]) if plan.get("ca") else None,
     )
     argv = [sys.executable, __file__, "--client", str(plan_file)]
     plan_file.write_text(json.dumps(inside))

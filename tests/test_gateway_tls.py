@@ -5,22 +5,17 @@ certificate, or speaks plain HTTP, gets nothing."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from temporalio.client import Client
 
 from tests.support.helpers import FakeForge
 from tests.support.runner import run_in_phase, set_runner
 from tests.support.sessions import run_hook, running_team
+from tests.support.tls import self_signed
 from tether import client as api
 from tether.config import Settings
 from tether.contracts import RunRequest, ShellCheck, TaskSpec
@@ -32,34 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, and its key (PEM files)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tether-gateway")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "gateway.crt", tmp_path / "gateway.key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
+    return self_signed(tmp_path)
 
 
 async def test_hooks_and_a_sandboxed_agent_reach_a_tls_gateway_by_its_certificate(
