@@ -246,18 +246,6 @@ class RunnerActivities:
         )
 
     @activity.defn
-    async def session_open(self, session_id: str) -> bool:
-        """Whether the session an agent's process belongs to is still open (its latest run):
-        a process whose session was terminated from outside is stopped, not left running."""
-        try:
-            found = await activity.client().get_workflow_handle(session_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return found.status == WorkflowExecutionStatus.RUNNING
-
-    @activity.defn
     @escalating
     async def run_agent(self, launch: AgentLaunch) -> RunOutcome:
         """Run the agent's process to its end, heartbeating; cancelled, end its process group
@@ -417,6 +405,18 @@ class RunnerActivities:
                 stderr.extend(chunk)
                 del stderr[:-STDERR_KEPT]
 
+        async def watch_session() -> None:
+            # The process belongs to its session: one closed from outside (terminated in the
+            # Web UI, which ends no child it abandoned on purpose) ends it too.
+            while True:
+                await asyncio.sleep(self.settings.session_check_seconds)
+                if not await _session_open(session_workflow_id(agent.name)):
+                    activity.logger.warning(
+                        "the session of %s is not open any more: its process is ended", agent.name
+                    )
+                    await _end_group(proc, agent.run.stop_grace_seconds)
+                    return
+
         async def beat() -> None:
             while True:
                 activity.heartbeat(
@@ -430,6 +430,7 @@ class RunnerActivities:
             *([self._refusals(agent, launch.process, walled.events)] if walled else []),
         )
         beating = asyncio.create_task(beat())
+        watching = asyncio.create_task(watch_session())
         sending = asyncio.create_task(usage.run()) if usage is not None else None
         try:
             await readers
@@ -440,6 +441,7 @@ class RunnerActivities:
             raise
         finally:
             beating.cancel()
+            watching.cancel()
             if sending is not None:
                 sending.cancel()
         hidden = {f"secret {i}": s for i, s in enumerate(secrets)}
@@ -505,6 +507,17 @@ _AGENT_PROCESS: dict[str, Any] = {
     "start_new_session": True,
     "preexec_fn": _die_with_parent,
 }
+
+
+async def _session_open(session_id: str) -> bool:
+    """Whether the session's workflow (its latest run) is still running."""
+    try:
+        found = await activity.client().get_workflow_handle(session_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return found.status == WorkflowExecutionStatus.RUNNING
 
 
 def _launcher_env() -> dict[str, str]:

@@ -680,3 +680,27 @@ async def test_the_agents_process_outlives_its_sessions_continues_as_new(
         done.touch()
         view = await run_in_phase(client, coder, "finished", "the process to finish", 60)
         assert view.run is not None and view.run.attempts == 1 and not alive(pid)
+
+
+async def test_a_process_whose_session_is_terminated_from_outside_is_ended(
+    client: Client, fresh_db: str, tmp_path: Path, forge: FakeForge, valid_token: None
+) -> None:
+    """The session abandons its process's workflow on purpose (its continues-as-new must not
+    touch it), so terminating the session from outside (the Web UI) ends nothing by itself:
+    the runner, asking whether the session is still open, ends the process."""
+    pid_file = tmp_path / "pid"
+    program = crashing_program(
+        tmp_path,
+        "import os, pathlib, time\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+        "time.sleep(300)\n",
+    )
+    async with running_team(client, fresh_db, tmp_path, forge, session_check_seconds=0.5) as team:
+        coder = set_runner(
+            team, "coder", "command", isolation="none", command=program, stop_grace_seconds=1
+        )
+        await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
+        await eventually(pid_file.exists, "the agent to start")
+        pid = int(pid_file.read_text())
+        await client.get_workflow_handle(f"session-{coder}").terminate("from the Web UI")
+        await eventually(lambda: not alive(pid), "the process to end", seconds=20)

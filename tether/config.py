@@ -576,6 +576,9 @@ class Settings(Model):
     gateway_tls_ca: Path | None = None
     # How many agents' processes one worker process runs at once (the rest wait their turn).
     max_agents: int = 4
+    # How often the runner asks whether a running process's session is still open: one closed
+    # from outside (terminated in the Web UI) has its process ended, not left running.
+    session_check_seconds: float = 300.0
     # How many workflows one worker process keeps in memory; the others (idle tasks, quiet
     # sessions) are evicted and replayed from their history when a message comes.
     workflow_cache: int = WORKFLOW_CACHE

@@ -5,7 +5,9 @@ worker restarting the session's run, a ledger write, none of them touch the agen
 It runs the runner's `run_agent` activity once (restarts are the session's decision, with its
 crash count), stops it when the session says `stop`, and tells the session how it ended
 (`process_ended`), which reaches whichever run of the session is current. Both messages are
-sealed by the workers, like every workflow-to-workflow message.
+sealed by the workers, like every workflow-to-workflow message. A session terminated from
+outside ends nothing it abandoned: the runner ends the process when it finds the session is
+not open any more (activities/runner.py).
 """
 
 from __future__ import annotations
@@ -23,16 +25,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.runner import RunnerActivities
     from tether import constants
     from tether.contracts import ProcessEnd, ProcessInput, ProcessView, StopInput
-    from workflows import messaging, retry
+    from workflows import messaging
     from workflows.failures import cause_text
 
 # The runner heartbeats every few seconds: a worker lost with the process is known this soon.
 HEARTBEAT = timedelta(seconds=5)
 # What the session's handler is called (tether.names has the hooks' handler names).
 PROCESS_ENDED = "process_ended"
-# How often a running process asks whether its session is still open (one terminated from
-# outside ends nothing by itself: the process is abandoned by design).
-SESSION_CHECK = timedelta(minutes=5)
 
 
 @workflow.defn
@@ -59,7 +58,6 @@ class AgentProcessWorkflow:
             summary=inp.summary or None,
         )
         stopping = asyncio.create_task(self._stop_when_told(process))
-        watching = asyncio.create_task(self._watch_session(inp.session_id))
         end = ProcessEnd(process=launch.process)
         try:
             end.outcome = await process
@@ -75,7 +73,6 @@ class AgentProcessWorkflow:
             end.stopped = True
         finally:
             stopping.cancel()
-            watching.cancel()
         self.view.end = end
         how = "stopped" if end.stopped else "lost" if end.lost else "failed" if end.failure else ""
         workflow.set_current_details(f"**{how or 'ended'}** · {inp.summary or launch.process}")
@@ -85,20 +82,6 @@ class AgentProcessWorkflow:
     async def _stop_when_told(self, process: workflow.ActivityHandle[object]) -> None:
         await workflow.wait_condition(lambda: self._stop is not None)
         process.cancel()
-
-    async def _watch_session(self, session_id: str) -> None:
-        while True:
-            await workflow.sleep(SESSION_CHECK)
-            still: bool = await workflow.execute_activity_method(
-                RunnerActivities.session_open,
-                session_id,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=retry.bounded(5),
-            )
-            if not still and self._stop is None:
-                self._stop = StopInput(reason="its session is not open any more", by="tether")
-                self.view.stop = self._stop
-                return
 
     @workflow.signal
     def stop(self, inp: StopInput) -> None:

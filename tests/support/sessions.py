@@ -78,6 +78,7 @@ async def running_team(
     extra: dict[str, Any] | None = None,
     max_agents: int = 4,
     tls: tuple[Path, Path] | None = None,
+    session_check_seconds: float = 300.0,
 ) -> AsyncIterator[Team]:
     suffix = uuid.uuid4().hex[:8]
     names = {role: f"{role}-{suffix}" for role in ("coder", "devops", "security")}
@@ -95,6 +96,7 @@ async def running_team(
                 home=tmp_path / "tether-home",
                 gateway_url=gateway.url,
                 max_agents=max_agents,
+                session_check_seconds=session_check_seconds,
                 gateway_tls_cert=tls[0] if tls else None,
                 gateway_tls_key=tls[1] if tls else None,
             )
