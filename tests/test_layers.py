@@ -108,6 +108,20 @@ RULES: dict[str, set[str]] = {
         "tether.status",
         "tether.tags",
     },
+    # Running Tether (the embedded stack, `tether up`, process plumbing): it starts the worker
+    # and the gateway, and reads configuration; never the CLI, the activities or the workflows.
+    "tether/ops": {
+        "opentelemetry",
+        "temporalio",
+        "worker",
+        "tether.config",
+        "tether.constants",
+        "tether.contracts",
+        "tether.errors",
+        "tether.gateway",
+        "tether.keys",
+        "tether.ops",
+    },
     # Configuration and keys: below everything that reads them.
     "tether/config.py": {
         "pydantic",
