@@ -126,9 +126,11 @@ def activity_methods(*instances: object, leave: Collection[str] = ()) -> list[Ca
     by hand beside them."""
     found: list[Callable[..., Any]] = []
     for instance in instances:
-        for name, method in inspect.getmembers(instance, inspect.ismethod):
-            if name not in leave and activity._Definition.from_callable(method) is not None:
-                found.append(method)
+        # The class's functions, bound to the instance: reading every attribute of the
+        # instance itself would run its properties.
+        for name, function in inspect.getmembers(type(instance), inspect.isfunction):
+            if name not in leave and activity._Definition.from_callable(function) is not None:
+                found.append(getattr(instance, name))
     return found
 
 

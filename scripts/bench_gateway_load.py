@@ -34,10 +34,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 
 # The same baselines and transcript lines as the single-agent hook benchmark.
-from scripts.bench_hooks import BareUpdate, figures, transcript_line  # noqa: E402
+from scripts.bench_hooks import figures, serving, transcript_line  # noqa: E402
 
 
 def append(path: Path, line: str) -> None:
@@ -161,8 +160,6 @@ async def agents_main(plan_file: str) -> int:
 async def main() -> int:
     from scripts.throwaway import throwaway_stack
     from tether.config import TetherConfig
-    from tether.gateway.server import listening
-    from worker import build_worker
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--agents", type=int, default=50)
@@ -171,7 +168,7 @@ async def main() -> int:
     parser.add_argument("--pause", type=float, default=1.0)
     args = parser.parse_args()
     async with throwaway_stack() as stack:
-        client, tmp = stack.client, stack.folder
+        tmp = stack.folder
         queue = f"bench-{uuid.uuid4().hex[:8]}"
         repo = tmp / "project"
         repo.mkdir()
@@ -187,21 +184,7 @@ async def main() -> int:
             path.write_text("".join(transcript_line(i) for i in range(50)))
             transcripts[agent] = str(path)
         home = tmp / "gateway-home"
-        async with (
-            build_worker(client, queue, stack.store, config, stack.keys),
-            Worker(
-                client,
-                task_queue=f"{queue}-bare",
-                workflows=[BareUpdate],
-                workflow_runner=UnsandboxedWorkflowRunner(),
-            ),
-            listening(
-                client, stack.store, config, queue, home, "127.0.0.1:0", stack.gateway
-            ) as url,
-        ):
-            bare = await client.start_workflow(
-                BareUpdate.run, id="bare", task_queue=f"{queue}-bare"
-            )
+        async with serving(stack, queue, config, home) as url:
             plan = {
                 "gateway": url,
                 "address": stack.address,
@@ -224,7 +207,6 @@ async def main() -> int:
                 stderr=asyncio.subprocess.PIPE,
             )
             out, err = await proc.communicate()
-            await bare.terminate()
     if proc.returncode != 0:
         raise SystemExit(f"the agents failed: {err.decode()[-2000:]}")
     result = json.loads(out.decode().strip().splitlines()[-1])

@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -241,9 +243,7 @@ async def main() -> int:
     from scripts.throwaway import throwaway_stack
     from tether.config import TetherConfig
     from tether.contracts import ShellCheck, TaskSpec, TaskState, TaskView
-    from tether.gateway.server import listening
     from tether.hook.install import install
-    from worker import build_worker
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=40)
@@ -257,7 +257,7 @@ async def main() -> int:
     args = parser.parse_args()
     rounds, tasks = args.rounds, args.tasks
     async with throwaway_stack() as stack:
-        client, tmp = stack.client, stack.folder
+        tmp = stack.folder
         queue = f"bench-{uuid.uuid4().hex[:8]}"
         now = datetime.now(UTC)
         for i in range(tasks):
@@ -284,22 +284,8 @@ async def main() -> int:
             from tests.support.tls import self_signed
 
             tls = self_signed(tmp / "tls")
-        async with (
-            build_worker(client, queue, stack.store, config, stack.keys),
-            Worker(
-                client,
-                task_queue=f"{queue}-bare",
-                workflows=[BareUpdate],
-                workflow_runner=UnsandboxedWorkflowRunner(),
-            ),
-            listening(
-                client, stack.store, config, queue, home, "127.0.0.1:0", stack.gateway, tls
-            ) as url,
-        ):
+        async with serving(stack, queue, config, home, tls) as url:
             install(repo, AGENT, sys.executable, True, url, "command")
-            bare = await client.start_workflow(
-                BareUpdate.run, id="bare", task_queue=f"{queue}-bare"
-            )
             plan = {
                 "gateway": url,
                 "token": token,
@@ -323,7 +309,6 @@ async def main() -> int:
                 if args.sandboxed:
                     part["label"] = "walled"
                     merge(walled, await run_sandboxed_client(tmp, home, part, url))
-            await bare.terminate()
     print(
         f"rounds: {rounds}; {tasks} tasks in the table; goal: every event through the gateway "
         "p50 <= 30 ms, p99 <= 80 ms"
@@ -340,6 +325,35 @@ async def main() -> int:
             line += f" {w50:14.1f} {w99:8.1f} {w50 / p50:6.2f}"
         print(line)
     return 0
+
+
+@asynccontextmanager
+async def serving(
+    stack: Any, queue: str, config: Any, home: Path, tls: tuple[Path, Path] | None = None
+) -> AsyncIterator[str]:
+    """A worker and the gateway on `stack`, in this process as `tether up` runs them, and the
+    baseline's bare workflow (id `bare`); yields the gateway's URL."""
+    from tether.gateway.server import listening
+    from worker import build_worker
+
+    client = stack.client
+    async with (
+        build_worker(client, queue, stack.store, config, stack.keys),
+        Worker(
+            client,
+            task_queue=f"{queue}-bare",
+            workflows=[BareUpdate],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ),
+        listening(
+            client, stack.store, config, queue, home, "127.0.0.1:0", stack.gateway, tls
+        ) as url,
+    ):
+        bare = await client.start_workflow(BareUpdate.run, id="bare", task_queue=f"{queue}-bare")
+        try:
+            yield url
+        finally:
+            await bare.terminate()
 
 
 def merge(into: dict[str, list[float]], samples: dict[str, list[float]]) -> None:
