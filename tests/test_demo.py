@@ -33,22 +33,23 @@ async def test_up_with_demo_catches_seven_incidents_and_the_cockpit_shows_them(
     up_env: dict[str, str],
 ) -> None:
     ensure_claude_code()  # the demo runs again with it as every agent, at the end
-    proc = await asyncio.create_subprocess_exec(
-        *TETHER,
-        "up",
-        "--demo",
-        "first",
-        env=up_env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    # Its log goes to a file, read back only to say why it failed.
+    log = Path(up_env["TETHER_HOME"]).parent / "up.log"
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *TETHER, "up", "--demo", "first", env=up_env, stdout=asyncio.subprocess.PIPE, stderr=err
+        )
     assert proc.stdout is not None
     try:
         seen: list[str] = []
         while not seen or DEMO_DONE not in seen[-1]:
             line = await asyncio.wait_for(proc.stdout.readline(), timeout=240)
             if not line:
-                raise AssertionError("tether up --demo ended early:\n" + "".join(seen))
+                code = await asyncio.wait_for(proc.wait(), timeout=60)
+                tail = log.read_text(errors="replace")[-3000:]
+                raise AssertionError(
+                    f"tether up --demo ended early (exit {code}):\n{''.join(seen)}\n{tail}"
+                )
             seen.append(line.decode())
         out = "".join(seen)
         await _check(up_env, out)

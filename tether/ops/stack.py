@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import pwd
+import random
 import secrets
 import shutil
 import socket
@@ -70,10 +71,32 @@ def require_free_port(port: int, what: str, hint: str) -> None:
         raise TetherError(f"port {port} ({what}) is already in use; {hint}")
 
 
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now on 127.0.0.1, for a server started a moment later.
+
+    Chosen below the kernel's ephemeral range: a port from that range (what binding port 0 gives)
+    can be taken in the meantime as the source port of any outgoing connection, and a Temporal dev
+    server opens many. Outside it, only another server choosing the same port can take it.
+    """
+    low = _ephemeral_start()
+    floor = max(1024, low - 12000)
+    chooser = random.SystemRandom()
+    for _ in range(100):
+        port = chooser.randrange(floor, low) if low > floor else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise TetherError(f"no free port found on 127.0.0.1 between {floor} and {low}")
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
