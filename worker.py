@@ -26,7 +26,6 @@ from activities.messages import MessageActivities
 from activities.notify import NotifyActivities
 from activities.runner import RunnerActivities
 from activities.sessions import SessionActivities
-from activities.store import Store, connect_pool, migrate
 from activities.tasks import TaskActivities
 from activities.wake import WakeActivities
 from tether import constants
@@ -48,6 +47,7 @@ from tether.ops.stack import (
 )
 from tether.ops.stackfile import database_url, temporal_address
 from tether.seals import Signer, Trust, parse_public, public_text
+from tether.store import Store, connect_pool, migrate
 from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS, workflow_runner
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 
 from activities.checks import git
-from activities.store import Store
 from tether.config import TetherConfig
 from tether.contracts import Artifact, ArtifactInput, ArtifactResult, TaskState
+from tether.store import Store
 
 MAX_LISTED = 20
 URL_TIMEOUT_SECONDS = 15.0

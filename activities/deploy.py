@@ -19,7 +19,6 @@ from activities.checks import git, run_process
 from activities.escalation import InvalidInput, escalating
 from activities.notify import notify
 from activities.secrets import known_secrets, redact
-from activities.store import Store
 from tether import constants, tags
 from tether.config import TetherConfig
 from tether.contracts import (
@@ -49,6 +48,7 @@ from tether.errors import TetherError
 from tether.names import LOCK_WORKFLOW
 from tether.seals import parse_public
 from tether.signing import verify
+from tether.store import Store
 
 
 class DeployActivities:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.escalation import escalating
-from activities.store import Store
 from tether.config import TetherConfig
 from tether.contracts import JudgeOrderInput, OrderVerdict
 from tether.signing import verify
+from tether.store import Store
 
 
 class FounderActivities:

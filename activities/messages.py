@@ -11,8 +11,8 @@ from temporalio import activity
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.escalation import escalating
-from activities.store import Store
 from tether.contracts import DeliverInput, RefusalRecord
+from tether.store import Store
 
 
 class MessageActivities:

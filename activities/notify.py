@@ -17,11 +17,11 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from activities.credentials import SecretUnavailable, read_secret
 from activities.escalation import InvalidInput, escalating
-from activities.store import Store
 from tether import constants
 from tether.config import Notifications, TetherConfig
 from tether.contracts import DeliveryInput, DeliveryOutcome, InboxItem
 from tether.names import NOTIFY_WORKFLOW
+from tether.store import Store
 
 log = logging.getLogger("tether.notify")
 

@@ -38,7 +38,6 @@ from activities.checks import git
 from activities.credentials import SecretUnavailable, read_secret
 from activities.escalation import InvalidInput, escalating
 from activities.secrets import known_secrets, redact
-from activities.store import Store
 from tether.config import Agent, Settings, TetherConfig
 from tether.constants import session_workflow_id
 from tether.contracts import (
@@ -55,6 +54,7 @@ from tether.hook.transcript import COST_STATE_KEYS as MODEL_USAGE_KEYS
 from tether.hook.transcript import USAGE_KEYS
 from tether.hook.wire import GATEWAY_CA_ENV
 from tether.ops import sandbox
+from tether.store import Store
 
 # Often enough that the worker's heartbeat (throttled to 0.5 s) always has a fresh one.
 HEARTBEAT_SECONDS = 0.25

@@ -22,7 +22,6 @@ from activities.credentials import (
 from activities.escalation import escalating
 from activities.groundtruth import read_pull_requests, read_repositories
 from activities.notify import notify
-from activities.store import Store
 from tether import budgets
 from tether.config import TetherConfig
 from tether.constants import task_workflow_id
@@ -50,6 +49,7 @@ from tether.contracts import (
     TaskState,
     TaskView,
 )
+from tether.store import Store
 
 # The brief reads at most this many tasks other agents hold (for "in flight elsewhere" and the
 # overlap check against pull requests) and open tasks (the best one is offered), newest and

@@ -6,9 +6,9 @@ from temporalio import activity
 
 from activities.checks import run_check as _run_check
 from activities.escalation import escalating
-from activities.store import Store
 from tether.config import TetherConfig
 from tether.contracts import CheckEvidence, RecordTaskInput, RunCheckInput
+from tether.store import Store
 
 
 class TaskActivities:

@@ -8,11 +8,11 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.escalation import InvalidInput, escalating
-from activities.store import Store
 from tether.client import run_agent
 from tether.client.calls import Refused
 from tether.config import TetherConfig
 from tether.contracts import RunRequest, TaskState, WakeInput, WakeOutcome
+from tether.store import Store
 
 # A task in these states, assigned to the agent, is work the wake schedule runs it for.
 WORKING = (TaskState.CLAIMED,)

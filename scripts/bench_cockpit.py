@@ -24,7 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activities.store import Store, connect_pool, migrate  # noqa: E402
 from scripts.throwaway import throwaway_stack, worker_processes  # noqa: E402
 from tether import client as api  # noqa: E402
 from tether.contracts import (  # noqa: E402
@@ -36,6 +35,7 @@ from tether.contracts import (  # noqa: E402
     TaskView,
 )
 from tether.ops.runtime import run_and_exit  # noqa: E402
+from tether.store import Store, connect_pool, migrate  # noqa: E402
 
 TASKS = 1000
 ITEMS = 200

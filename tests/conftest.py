@@ -19,7 +19,6 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker as tether_worker
-from activities.store import Store, connect_pool, migrate
 from tests.support import keys
 from tests.support.helpers import DatabaseUrl, FakeForge, HttpService, clean_environment
 from tether.client import connect
@@ -32,6 +31,7 @@ from tether.ops.stack import (
     start_temporal_dev_server,
     temporal_test_server_binary,
 )
+from tether.store import Store, connect_pool, migrate
 
 # Every workflow under test runs in Temporal's sandbox: workflow code that is not deterministic
 # fails the test that runs it (production workers run without it; workflows/registry.py).

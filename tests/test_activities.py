@@ -18,7 +18,6 @@ from temporalio.testing import ActivityEnvironment
 from activities.deploy import DeployActivities
 from activities.founder import FounderActivities
 from activities.sessions import SessionActivities
-from activities.store import Store
 from tests.support.helpers import commit_file, eventually, make_repo
 from tether import errors
 from tether.config import TetherConfig
@@ -31,6 +30,7 @@ from tether.contracts import (
     RolloutInput,
 )
 from tether.signing import generate, load_private, order, sign
+from tether.store import Store
 
 
 def service_config(

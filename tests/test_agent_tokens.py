@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from activities.store import Store
 from tests.support.cli import tether
 from tether.hook.fingerprint import redact
+from tether.store import Store
 
 
 async def test_a_token_is_shown_once_kept_as_a_hash_rotated_and_revoked(

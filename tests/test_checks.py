@@ -11,7 +11,6 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.checks import count_tests
-from activities.store import Store
 from activities.tasks import TaskActivities
 from tests.support.helpers import HttpService, commit_file, git, make_repo
 from tether.config import Repository, TetherConfig
@@ -24,6 +23,7 @@ from tether.contracts import (
     RunCheckInput,
     ShellCheck,
 )
+from tether.store import Store
 
 
 async def run(

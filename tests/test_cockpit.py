@@ -143,8 +143,8 @@ async def _failed(row: Callable[[int], Awaitable[dict[str, Any]]], n: int) -> An
 async def test_inbox_lists_one_command_per_item_and_done_clears_notices(
     cli_env: dict[str, str], database_url: str
 ) -> None:
-    from activities.store import Store, connect_pool, migrate
     from tether.contracts import InboxItem
+    from tether.store import Store, connect_pool, migrate
 
     pool = await connect_pool(database_url)
     try:
@@ -220,9 +220,9 @@ async def test_task_list_and_inbox_answer_from_postgresql_alone_with_the_models_
     """`tether task list` and `tether inbox` read PostgreSQL without importing pydantic or the
     Temporal SDK (a third of the full CLI's start-up), and still print exactly what the
     contracts would: every field, in order, for tasks and items of every shape."""
-    from activities.store import Store, connect_pool, migrate
     from tests.support.helpers import clean_environment
     from tether.contracts import CheckEvidence, InboxItem, ShellCheck, TaskSpec, TaskState, TaskView
+    from tether.store import Store, connect_pool, migrate
 
     now = datetime.now(UTC)
     pool = await connect_pool(fresh_db)
@@ -307,10 +307,10 @@ async def test_task_list_and_inbox_answer_from_postgresql_alone_with_the_models_
 
 
 def test_the_read_commands_plain_forms_name_every_field_of_the_contracts() -> None:
-    """What `activities/reads.py` writes without pydantic is the contracts' field list."""
-    from activities import reads
+    """What `tether/store/reads.py` writes without pydantic is the contracts' field list."""
     from tether.cli.cockpit import TASK_STATES
     from tether.contracts import InboxItem, TaskState, TaskView
+    from tether.store import reads
 
     assert tuple(TaskView.model_fields) == reads.TASK_VIEW_FIELDS
     assert tuple(InboxItem.model_fields) == reads.INBOX_FIELDS
@@ -384,11 +384,11 @@ async def test_status_shows_hard_budgets_without_pydantic_once_the_raises_are_ju
     same either way: a forged raise stays ignored, a signed one counts."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from activities.store import Store, connect_pool, migrate
     from tests.support.helpers import clean_environment
     from tether import budgets
     from tether.config import load_config
     from tether.signing import generate, load_private, order
+    from tether.store import Store, connect_pool, migrate
 
     home = tmp_path / "home"
     key_path, public = generate(home)

@@ -16,13 +16,13 @@ import worker as tether_worker
 from activities.credentials import probe
 from activities.forge import ForgeClient
 from activities.sessions import SessionActivities
-from activities.store import Store, connect_pool, migrate
 from tests.support import keys
 from tests.support.helpers import FakeForge, HttpService, eventually
 from tether import constants
 from tether.config import CredentialRef, Forge, TetherConfig
 from tether.contracts import CredentialStatus, ExpiryReminderInput
 from tether.ops.stack import ensure_credential_watch
+from tether.store import Store, connect_pool, migrate
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

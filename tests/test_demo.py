@@ -229,8 +229,8 @@ async def test_a_guardrail_that_does_not_act_is_reported_missed(
     above 23, the kubectl incident is MISSED (and `tether demo` would exit 1); the others are
     still caught."""
     import worker as tether_worker
-    from activities.store import Store, connect_pool, migrate
     from tether.cli.demo import DemoResult, build_world, run_incidents
+    from tether.store import Store, connect_pool, migrate
 
     world, _ = build_world(tmp_path / "home")
     world.config.thresholds.loop_limit = 50

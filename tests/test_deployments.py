@@ -21,7 +21,6 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 import worker as tether_worker
-from activities.store import Store, connect_pool
 from tests.support import keys
 from tests.support.cli import tether
 from tests.support.deploy import ROLLOUT, VersionService, deploy_rig
@@ -41,6 +40,7 @@ from tether.contracts import (
 from tether.errors import TetherError
 from tether.ops.stack import free_port, start_temporal_dev_server, temporal_binary
 from tether.signing import generate, load_private, sign
+from tether.store import Store, connect_pool
 from workflows.deployment import DeploymentWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent

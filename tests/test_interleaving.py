@@ -20,7 +20,6 @@ from temporalio.client import Client, WorkflowUpdateStage
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.messages import MessageActivities
-from activities.store import Store
 from tests.support import keys
 from tests.support.helpers import FakeForge, clean_environment, eventually
 from tests.support.payloads import FORBIDDEN, KUBECTL_RETRIES, failure
@@ -50,6 +49,7 @@ from tether.contracts import (
 )
 from tether.hook.fingerprint import claude_code_tool_call
 from tether.signing import generate, load_private, order
+from tether.store import Store
 from workflows.guard import MessageGuard
 from workflows.lock import ServiceLockWorkflow
 from workflows.session import AgentSessionWorkflow

@@ -26,7 +26,17 @@ RULES: dict[str, set[str]] = {
     "tether/core": {"pydantic", "tether.names", "tether.errors", "tether.contracts", "tether.core"},
     # The founder's read commands (tether/cli/cockpit.py) answer with these alone: neither
     # pydantic nor the Temporal SDK (a test of the commands holds what they import at run time).
-    "activities/reads.py": {"asyncpg", "tether.names", "tether.errors"},
+    "tether/store/reads.py": {"asyncpg", "tether.names", "tether.errors"},
+    # The database library of the worker, the gateway, the client and the CLI: rows in and out,
+    # as the contracts; nothing above it (no Temporal, no configuration, no activity).
+    "tether/store": {
+        "asyncpg",
+        "pydantic",
+        "tether.contracts",
+        "tether.errors",
+        "tether.names",
+        "tether.store",
+    },
     "tether/status.py": {"tether.names"},
     "tether/limits.py": set(),
     "tether/cli/render.py": {"tether.names"},
@@ -65,11 +75,12 @@ RULES: dict[str, set[str]] = {
         "tether.seals",
         "tether.signing",
         "tether.tags",
+        "tether.store",
     },
     # The agents' door: the client's protocol, the store, the hook's wire format; no workflow
     # class, no CLI, no worker.
     "tether/gateway": {
-        "activities.store",
+        "tether.store",
         "mcp",
         "pydantic",
         "starlette",
@@ -87,9 +98,8 @@ RULES: dict[str, set[str]] = {
         "tether.seals",
     },
     # The Python client: workflows by their classes (typed calls), the store for reads; never
-    # the doors or the worker.
+    # the activities, the doors or the worker.
     "tether/client": {
-        "activities",
         "cryptography",
         "pydantic",
         "temporalio",
@@ -107,6 +117,7 @@ RULES: dict[str, set[str]] = {
         "tether.seals",
         "tether.status",
         "tether.tags",
+        "tether.store",
     },
     # Running Tether (the embedded stack, `tether up`, process plumbing): it starts the worker
     # and the gateway, and reads configuration; never the CLI, the activities or the workflows.
@@ -196,9 +207,10 @@ def test_nothing_imports_the_cli_and_io_libraries_stay_at_the_edges() -> None:
             cli = module == "tether.cli" or module.startswith("tether.cli.")
             if cli and not rel.startswith(("tether/cli/", "tether/entry.py")):
                 wrong.append(f"{rel} imports {module}")
-            # httpx and asyncpg are side effects: activities (and the demo's simulated agents).
+            # httpx and asyncpg are side effects: activities, the store (asyncpg's only home)
+            # and the demo's simulated agents.
             if module.split(".")[0] in ("httpx", "asyncpg") and not rel.startswith(
-                ("activities/", "tether/cli/demo.py")
+                ("activities/", "tether/store/", "tether/cli/demo.py")
             ):
                 wrong.append(f"{rel} imports {module}")
     assert not wrong, "\n".join(wrong)

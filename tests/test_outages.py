@@ -11,12 +11,12 @@ import asyncpg
 from temporalio.client import Client
 
 import worker as tether_worker
-from activities.store import Store, connect_pool, migrate
 from tests.support import keys
 from tests.support.cli import TETHER, tether
 from tests.support.helpers import clean_environment, eventually
 from tether.config import TetherConfig
 from tether.ops.stack import EmbeddedPostgres, free_port
+from tether.store import Store, connect_pool, migrate
 
 
 async def _lines_until(stream: asyncio.StreamReader, text: str, seconds: float) -> list[str]:

@@ -11,13 +11,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 import worker as tether_worker
-from activities.store import Store
 from tests.support import keys
 from tests.support.helpers import HttpService
 from tether import client as api
 from tether import constants
 from tether.config import TetherConfig
 from tether.contracts import HttpCheck, SubmitInput, SubmitResult, TaskSpec
+from tether.store import Store
 from workflows.task import TaskWorkflow
 
 

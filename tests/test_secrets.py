@@ -12,10 +12,10 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.secrets import forms, redact
-from activities.store import Store
 from activities.tasks import TaskActivities
 from tether.config import TetherConfig
 from tether.contracts import CheckEvidence, RunCheckInput, ShellCheck
+from tether.store import Store
 
 
 async def _run(store: Store, config: TetherConfig, command: str) -> CheckEvidence:

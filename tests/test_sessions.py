@@ -515,12 +515,12 @@ async def test_a_report_that_lands_late_while_the_worker_is_down_counts_once(
     back; the next hook sends it again with the same update id first: each message's spend is
     counted once, none twice, none lost."""
     import worker as tether_worker
-    from activities.store import Store, connect_pool, migrate
     from tests.support.helpers import eventually, make_repo
     from tests.support.payloads import assistant
     from tests.support.sessions import team_config
     from tether.config import DEFAULT_PRICES
     from tether.contracts import TokenUsage
+    from tether.store import Store, connect_pool, migrate
 
     suffix = uuid.uuid4().hex[:8]
     names = {role: f"{role}-{suffix}" for role in ("coder", "devops", "security")}

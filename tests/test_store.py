@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from activities import store as store_module
-from activities.store import Migration, Store, connect_pool, migrate
 from tether.contracts import ShellCheck, TaskEvent, TaskSpec, TaskState, TaskView
 from tether.errors import TetherError
+from tether.store import Migration, Store, connect_pool, migrate
+from tether.store import migrations as store_migrations
 
 
 async def test_migrations_apply_once_and_refuse_edits(
@@ -19,12 +19,12 @@ async def test_migrations_apply_once_and_refuse_edits(
 ) -> None:
     pool = await connect_pool(fresh_db)
     try:
-        assert await migrate(pool) == [m.version for m in store_module.migrations()]
+        assert await migrate(pool) == [m.version for m in store_migrations.shipped()]
         assert await migrate(pool) == []
         edited = [
-            Migration(m.version, m.name, m.sql + "\n-- edited") for m in store_module.migrations()
+            Migration(m.version, m.name, m.sql + "\n-- edited") for m in store_migrations.shipped()
         ]
-        monkeypatch.setattr(store_module, "migrations", lambda: edited)
+        monkeypatch.setattr(store_migrations, "shipped", lambda: edited)
         with pytest.raises(TetherError, match="was changed after it was applied"):
             await migrate(pool)
     finally:

@@ -8,10 +8,10 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from activities.store import Store
 from tests.support.helpers import HttpService
 from tether import client as api
 from tether.contracts import HttpCheck, ShellCheck, TaskSpec, TaskState
+from tether.store import Store
 
 
 def http_task(task_id: str, url: str, **extra: object) -> TaskSpec:

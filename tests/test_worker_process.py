@@ -13,11 +13,11 @@ from pathlib import Path
 import asyncpg
 from temporalio.client import Client
 
-from activities import store as store_module
 from tests.support import keys
 from tests.support.helpers import eventually
 from tether import client as api
 from tether.contracts import ShellCheck, TaskSpec
+from tether.store import migrations as store_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ async def test_two_workers_share_a_queue_and_a_fresh_database(
         conn = await asyncpg.connect(fresh_db)
         try:
             applied = await conn.fetchval("SELECT count(*) FROM tether_schema_migrations")
-            assert applied == len(store_module.migrations())
+            assert applied == len(store_migrations.shipped())
             assert await conn.fetchval("SELECT count(*) FROM tasks WHERE state = 'done'") == 6
         finally:
             await conn.close()

@@ -1,5 +1,5 @@
 """The founder's status report as plain data, built from the read model's rows
-(activities.reads.status_rows): what `tether status` prints and `tether status --json` writes.
+(tether.store.reads.status_rows): what `tether status` prints and `tether status --json` writes.
 
 The standard library only, so that `tether status` imports neither pydantic nor the Temporal
 SDK. The report's shape is `tether.client.status.StatusReport`: the models document it and
@@ -33,7 +33,7 @@ def build(
     problems: Sequence[str] = (),
     horizon_days: int = EXPIRY_HORIZON_DAYS,
 ) -> dict[str, Any]:
-    """The report, its datetimes as they are (activities.reads.jsonable writes them out)."""
+    """The report, its datetimes as they are (tether.store.reads.jsonable writes them out)."""
     counts = {r["agent"]: (int(r["flagged"]), int(r["ended"])) for r in rows["ended"]}
     agents = [_agent(row, counts) for row in rows["sessions"]]
     for agent, (flagged, ended) in counts.items():

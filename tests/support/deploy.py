@@ -19,13 +19,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client
 
 import worker as tether_worker
-from activities.store import Store, connect_pool, migrate
 from tests.support import keys
 from tests.support.helpers import HttpService, commit_file, git, make_repo
 from tether import client as api
 from tether.config import TetherConfig
 from tether.contracts import ApprovalVerdict, DeployRequest, DeployView
 from tether.signing import generate, load_private, sign
+from tether.store import Store, connect_pool, migrate
 from workflows.deployment import DeploymentWorkflow
 
 ROLLOUT = """\

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from activities.store import Store
 from tests.support import keys
 from tether.config import TetherConfig
 from tether.gateway.server import listening
+from tether.store import Store
 
 
 @dataclass

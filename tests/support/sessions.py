@@ -18,11 +18,11 @@ from typing import Any
 from temporalio.client import Client
 
 import worker as tether_worker
-from activities.store import Store, connect_pool, migrate
 from tests.support import keys
 from tests.support.gateway import GatewayRig, running_gateway
 from tests.support.helpers import FakeForge, clean_environment, make_repo
 from tether.config import Settings, TetherConfig
+from tether.store import Store, connect_pool, migrate
 
 # Distinctive values, so that a test can look for them anywhere they must not be.
 TOKEN_ENV = "TETHER_TEST_FORGE_TOKEN"

@@ -26,7 +26,7 @@ from tether import status as report
 from tether.errors import TetherError
 from tether.ops.stackfile import config_path_from_env, database_url_from, home_from_env
 
-# TaskState's values (a test holds them equal). The queries (activities.reads, asyncpg) are
+# TaskState's values (a test holds them equal). The queries (tether.store.reads, asyncpg) are
 # imported by the commands that run them: every other command passes through this module.
 TASK_STATES = ("open", "claimed", "verifying", "done", "blocked", "paused", "cancelled")
 
@@ -72,7 +72,7 @@ def task_line(task_id: str, state: str, assignee: str | None, title: str) -> str
 
 
 async def task_list(args: argparse.Namespace, dsn: str) -> int:
-    from activities import reads
+    from tether.store import reads
 
     conn = await reads.connect(dsn)
     try:
@@ -92,8 +92,8 @@ async def task_list(args: argparse.Namespace, dsn: str) -> int:
 
 
 async def inbox(args: argparse.Namespace, dsn: str) -> int:
-    from activities import reads
     from tether.cli.render import render_inbox, stdout_colour
+    from tether.store import reads
 
     conn = await reads.connect(dsn)
     try:
@@ -108,8 +108,8 @@ async def inbox(args: argparse.Namespace, dsn: str) -> int:
 
 
 async def status(args: argparse.Namespace, dsn: str, config_path: Path | None, home: Path) -> int:
-    from activities import reads
     from tether.cli.render import render_status, stdout_colour
+    from tether.store import reads
 
     now = datetime.now(UTC)
     conn = await reads.connect(dsn)
@@ -204,7 +204,7 @@ async def _budget_lines(
 ) -> list[dict[str, Any]]:
     """Spend against each budget in force on `now`'s day; `judge` says what each stored raise
     sets (None: not the founder's)."""
-    from activities import reads
+    from tether.store import reads
 
     day = now.date()
     rows = await reads.budget_order_rows(conn, limits.scopes(settings, day))

@@ -111,9 +111,9 @@ async def demo_after_up(
 ) -> None:
     """`tether up --demo`: replay the incidents once the stack is up, then keep the demo team's
     worker serving its workflows (so the founder can act on them) until the stack stops."""
-    from activities.store import Store, connect_pool
     from tether.client import connect
     from tether.ops.stackfile import database_url, temporal_address
+    from tether.store import Store, connect_pool
 
     client = await connect(temporal_address(settings), settings.namespace)
     pool = await connect_pool(database_url(settings))

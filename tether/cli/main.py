@@ -198,8 +198,8 @@ async def cmd_task_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _store(settings: Settings) -> Any:
-    from activities.store import Store, connect_pool
     from tether.ops.stackfile import database_url
+    from tether.store import Store, connect_pool
 
     return Store(await connect_pool(database_url(settings)))
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from pydantic import Field
 
-from activities import reads
 from tether import status
 from tether.budgets import BudgetLine, budget_lines
 from tether.config import TetherConfig
 from tether.contracts import Model, SessionState, TaskSummary
+from tether.store import reads
 
 
 class AgentStatus(Model):

@@ -31,7 +31,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
-from activities.store import Store
 from tether import seals
 from tether.client import tasks as task_api
 from tether.client.calls import Refused as ClientRefused
@@ -61,6 +60,7 @@ from tether.hook.claude_code import (
     read_payload,
 )
 from tether.names import NAME_PATTERN
+from tether.store import Store
 
 log = logging.getLogger("tether.gateway")
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import uvicorn
 from temporalio.client import Client
 
-from activities.store import Store, connect_pool, migrate
 from tether.client import connect
 from tether.client.connection import sealed
 from tether.config import Settings, TetherConfig, load_config
 from tether.gateway.app import Gateway, build_app
 from tether.keys import signer
 from tether.seals import Signer
+from tether.store import Store, connect_pool, migrate
 
 log = logging.getLogger("tether.gateway")
 

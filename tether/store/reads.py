@@ -5,7 +5,7 @@ pydantic and no Temporal SDK.
 Importing pydantic and Tether's contracts costs a command about 230 ms before it asks anything
 (measured: `python -c "import asyncpg"` 103 ms, with pydantic and one model 247 ms, with the
 contracts 330 ms), which alone spends the cockpit's 300 ms. So these queries live here, and
-`activities.store.Store` builds its models from the same rows with the same functions: one SQL
+`tether.store.Store` builds its models from the same rows with the same functions: one SQL
 statement and one row-to-fields mapping for each, whichever side reads them.
 
 The JSON forms are what `model_dump(mode="json")` of the contract gives (TaskView, InboxItem);
