@@ -32,7 +32,6 @@ from tether import constants
 from tether.client import connect
 from tether.client.connection import sealed
 from tether.config import Founder, Settings, TetherConfig, load_config
-from tether.keys import founder_public_text, worker_keys
 from tether.ops.runtime import (
     run_and_exit,
     setup_logging,
@@ -46,8 +45,9 @@ from tether.ops.stack import (
     ensure_wake_schedules,
 )
 from tether.ops.stackfile import database_url, temporal_address
-from tether.seals import Signer, Trust, parse_public, public_text
 from tether.store import Store, connect_pool, migrate
+from tether.trust.keys import founder_public_text, worker_keys
+from tether.trust.seals import Signer, Trust, parse_public, public_text
 from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS, workflow_runner
 
@@ -64,7 +64,7 @@ def build_worker(
     settings: Settings | None = None,
 ) -> Workers:
     """Every workflow and activity on `task_queue`. `keys`: the public keys the workflows accept
-    seals from and the workers' signer (tether.keys.worker_keys); without them, a key made for
+    seals from and the workers' signer (tether.trust.keys.worker_keys); without them, a key made for
     this worker alone and the founder's key from `config` (one worker, as in tests)."""
     trust, signer = keys or (Trust(), Signer("worker", Ed25519PrivateKey.generate()))
     trust = _with_config_keys(trust, signer, config)

@@ -19,7 +19,7 @@ from activities.checks import git, run_process
 from activities.escalation import InvalidInput, escalating
 from activities.notify import notify
 from activities.secrets import known_secrets, redact
-from tether import constants, tags
+from tether import constants
 from tether.config import TetherConfig
 from tether.contracts import (
     ENVIRONMENTS,
@@ -46,9 +46,10 @@ from tether.contracts import (
 )
 from tether.errors import TetherError
 from tether.names import LOCK_WORKFLOW
-from tether.seals import parse_public
-from tether.signing import verify
 from tether.store import Store
+from tether.trust import tags
+from tether.trust.seals import parse_public
+from tether.trust.signing import verify
 
 
 class DeployActivities:

@@ -9,8 +9,8 @@ from temporalio import activity
 from activities.escalation import escalating
 from tether.config import TetherConfig
 from tether.contracts import JudgeOrderInput, OrderVerdict
-from tether.signing import verify
 from tether.store import Store
+from tether.trust.signing import verify
 
 
 class FounderActivities:

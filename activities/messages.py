@@ -2,7 +2,7 @@
 
 Workflow code holds no private key (it would be in history for anyone to read), so a workflow
 that tells another one something asks this activity to send it: the worker's client seals every
-signal it sends (tether/seals.py) with the workers' key, which only worker processes hold.
+signal it sends (tether/trust/seals.py) with the workers' key, which only worker processes hold.
 """
 
 from __future__ import annotations

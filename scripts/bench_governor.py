@@ -31,11 +31,12 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker  # noqa: E402
 from scripts.bare_worker import NoopWorkflow  # noqa: E402
 from scripts.throwaway import throwaway_stack  # noqa: E402
 from tether import client as api  # noqa: E402
-from tether import constants, seals  # noqa: E402
+from tether import constants  # noqa: E402
 from tether.client.connection import sealed  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import Report, SessionInput, ToolCall  # noqa: E402
 from tether.ops.runtime import run_and_exit  # noqa: E402
+from tether.trust import seals  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.guard import MessageGuard  # noqa: E402
 

@@ -37,10 +37,10 @@ from scripts.bare_worker import NoopWorkflow  # noqa: E402
 from scripts.bench_governor import report  # noqa: E402
 from scripts.throwaway import Throwaway, processes, throwaway_stack, worker_processes  # noqa: E402
 from tether import client as api  # noqa: E402
-from tether import seals  # noqa: E402
 from tether.client.connection import sealed  # noqa: E402
 from tether.contracts import SessionInput, ShellCheck, TaskSpec  # noqa: E402
 from tether.ops.runtime import run_and_exit  # noqa: E402
+from tether.trust import seals  # noqa: E402
 
 
 def pct(samples: list[float], q: float) -> float:

@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.throwaway import throwaway_stack, worker_processes  # noqa: E402
 from tether import client as api  # noqa: E402
-from tether import seals  # noqa: E402
 from tether.client.connection import sealed  # noqa: E402
 from tether.contracts import Report, SessionInput, ShellCheck, TaskSpec  # noqa: E402
 from tether.ops.runtime import run_and_exit  # noqa: E402
+from tether.trust import seals  # noqa: E402
 
 
 def memory(pid: int) -> tuple[float, float]:

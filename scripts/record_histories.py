@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from scripts.throwaway import throwaway_stack  # noqa: E402
 from tether import client as api  # noqa: E402
-from tether import seals  # noqa: E402
 from tether.config import TetherConfig  # noqa: E402
 from tether.contracts import (  # noqa: E402
     Artifact,
@@ -50,7 +49,8 @@ from tether.contracts import (  # noqa: E402
 )
 from tether.names import process_workflow_id  # noqa: E402
 from tether.ops.runtime import run_and_exit  # noqa: E402
-from tether.signing import generate, load_private, order, sign  # noqa: E402
+from tether.trust import seals  # noqa: E402
+from tether.trust.signing import generate, load_private, order, sign  # noqa: E402
 from worker import build_worker  # noqa: E402
 from workflows.session import AgentSessionWorkflow  # noqa: E402
 

@@ -17,11 +17,11 @@ from temporalio.client import Client
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tether import seals  # noqa: E402
 from tether.client import connect  # noqa: E402
-from tether.keys import load_private, write_key  # noqa: E402
 from tether.ops.stack import EmbeddedPostgres, free_port, start_temporal_dev_server  # noqa: E402
 from tether.store import Store, connect_pool, migrate  # noqa: E402
+from tether.trust import seals  # noqa: E402
+from tether.trust.keys import load_private, write_key  # noqa: E402
 
 
 @dataclass

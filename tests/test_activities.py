@@ -29,8 +29,8 @@ from tether.contracts import (
     ProbeInput,
     RolloutInput,
 )
-from tether.signing import generate, load_private, order, sign
 from tether.store import Store
+from tether.trust.signing import generate, load_private, order, sign
 
 
 def service_config(

@@ -32,7 +32,7 @@ from tether.contracts import (
     TaskState,
     TokenUsage,
 )
-from tether.signing import generate, order
+from tether.trust.signing import generate, order
 
 
 def cli_env(team: Team, tmp_path: Path, fresh_db: str, temporal_address: str) -> dict[str, str]:

@@ -387,8 +387,8 @@ async def test_status_shows_hard_budgets_without_pydantic_once_the_raises_are_ju
     from tests.support.helpers import clean_environment
     from tether import budgets
     from tether.config import load_config
-    from tether.signing import generate, load_private, order
     from tether.store import Store, connect_pool, migrate
+    from tether.trust.signing import generate, load_private, order
 
     home = tmp_path / "home"
     key_path, public = generate(home)

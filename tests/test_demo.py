@@ -21,8 +21,8 @@ from tests.support import keys
 from tests.support.browser import Browser
 from tests.support.claude_code import BINARY, ensure_claude_code
 from tests.support.cli import TETHER, cli
-from tether import tags
-from tether.signing import PRIVATE_KEY_FILE, load_private
+from tether.trust import tags
+from tether.trust.signing import PRIVATE_KEY_FILE, load_private
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS") or ROOT / "test-artifacts")

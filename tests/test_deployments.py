@@ -39,8 +39,8 @@ from tether.contracts import (
 )
 from tether.errors import TetherError
 from tether.ops.stack import free_port, start_temporal_dev_server, temporal_binary
-from tether.signing import generate, load_private, sign
 from tether.store import Store, connect_pool
+from tether.trust.signing import generate, load_private, sign
 from workflows.deployment import DeploymentWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,9 +15,9 @@ from tests.support.deploy import Rig, deploy_rig
 from tests.support.helpers import FakeForge, commit_file, eventually, git
 from tests.support.sessions import Team, run_hook, running_team
 from tether import client as api
-from tether import tags
 from tether.cli.render import render_status
 from tether.contracts import DeployState, DeployView
+from tether.trust import tags
 
 
 def production(soak_minutes: float, **more: object) -> dict[str, object]:

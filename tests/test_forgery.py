@@ -27,7 +27,6 @@ from tests.support.helpers import FakeForge, eventually
 from tests.support.runner import set_runner
 from tests.support.sessions import running_team
 from tether import client as api
-from tether import seals
 from tether.cli.render import render_status
 from tether.contracts import (
     Approval,
@@ -57,6 +56,7 @@ from tether.contracts import (
 )
 from tether.names import LOCK_WORKFLOW, PROCESS_WORKFLOW, process_workflow_id
 from tether.ops.stack import temporal_binary
+from tether.trust import seals
 from workflows import policy
 from workflows.guard import REFUSED_KEY
 

@@ -352,7 +352,7 @@ def test_a_budget_raise_counts_only_when_the_founders_key_signed_it_for_that_per
 
     from tether import budgets
     from tether.config import TetherConfig
-    from tether.signing import generate, load_private, order
+    from tether.trust.signing import generate, load_private, order
 
     key_path, public = generate(tmp_path)
     config = TetherConfig.model_validate(

@@ -34,7 +34,7 @@ from tether.contracts import (
     ToolCall,
 )
 from tether.ops.stack import free_port, start_temporal_dev_server
-from tether.signing import generate, load_private, order
+from tether.trust.signing import generate, load_private, order
 from workflows.session import AgentSessionWorkflow
 
 

@@ -48,8 +48,8 @@ from tether.contracts import (
     ToolCall,
 )
 from tether.hook.fingerprint import claude_code_tool_call
-from tether.signing import generate, load_private, order
 from tether.store import Store
+from tether.trust.signing import generate, load_private, order
 from workflows.guard import MessageGuard
 from workflows.lock import ServiceLockWorkflow
 from workflows.session import AgentSessionWorkflow

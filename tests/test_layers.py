@@ -40,8 +40,8 @@ RULES: dict[str, set[str]] = {
     "tether/status.py": {"tether.names"},
     "tether/limits.py": set(),
     "tether/cli/render.py": {"tether.names"},
-    # Signatures only, no I/O: the workflows verify seals with it (key files are tether.keys).
-    "tether/seals.py": {"cryptography", "pydantic", "pydantic_core"},
+    # Signatures only, no I/O: the workflows verify seals with it (key files are tether.trust.keys).
+    "tether/trust/seals.py": {"cryptography", "pydantic", "pydantic_core"},
     # Deterministic orchestration: activities only for their method references (passed through).
     "workflows": {
         "temporalio",
@@ -51,7 +51,7 @@ RULES: dict[str, set[str]] = {
         "tether.errors",
         "tether.contracts",
         "tether.core",
-        "tether.seals",
+        "tether.trust.seals",
         "workflows",
         "activities",
     },
@@ -72,9 +72,9 @@ RULES: dict[str, set[str]] = {
         "tether.hook",
         "tether.names",
         "tether.ops",
-        "tether.seals",
-        "tether.signing",
-        "tether.tags",
+        "tether.trust.seals",
+        "tether.trust.signing",
+        "tether.trust.tags",
         "tether.store",
     },
     # The agents' door: the client's protocol, the store, the hook's wire format; no workflow
@@ -92,10 +92,10 @@ RULES: dict[str, set[str]] = {
         "tether.errors",
         "tether.gateway",
         "tether.hook",
-        "tether.keys",
+        "tether.trust.keys",
         "tether.names",
         "tether.ops",
-        "tether.seals",
+        "tether.trust.seals",
     },
     # The Python client: workflows by their classes (typed calls), the store for reads; never
     # the activities, the doors or the worker.
@@ -111,12 +111,12 @@ RULES: dict[str, set[str]] = {
         "tether.contracts",
         "tether.errors",
         "tether.hook",
-        "tether.keys",
+        "tether.trust.keys",
         "tether.names",
         "tether.ops",
-        "tether.seals",
+        "tether.trust.seals",
         "tether.status",
-        "tether.tags",
+        "tether.trust.tags",
         "tether.store",
     },
     # Running Tether (the embedded stack, `tether up`, process plumbing): it starts the worker
@@ -130,7 +130,7 @@ RULES: dict[str, set[str]] = {
         "tether.contracts",
         "tether.errors",
         "tether.gateway",
-        "tether.keys",
+        "tether.trust.keys",
         "tether.ops",
     },
     # Configuration and keys: below everything that reads them.
@@ -140,10 +140,20 @@ RULES: dict[str, set[str]] = {
         "tether.errors",
         "tether.names",
         "tether.ops.stackfile",
-        "tether.seals",
+        "tether.trust.seals",
     },
-    "tether/keys.py": {"cryptography", "tether.config", "tether.errors", "tether.seals"},
-    "tether/signing.py": {"cryptography", "tether.contracts", "tether.keys", "tether.seals"},
+    "tether/trust/keys.py": {
+        "cryptography",
+        "tether.config",
+        "tether.errors",
+        "tether.trust.seals",
+    },
+    "tether/trust/signing.py": {
+        "cryptography",
+        "tether.contracts",
+        "tether.trust.keys",
+        "tether.trust.seals",
+    },
 }
 
 
@@ -166,10 +176,11 @@ def _imports(path: Path) -> list[str]:
         if isinstance(node, ast.Import):
             found += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "tether":
-                found += [f"tether.{a.name}" for a in node.names]
-            else:
-                found.append(node.module)
+            # `from tether.trust import seals`: the submodule seals, not the package.
+            package = ROOT.joinpath(*node.module.split("."))
+            for a in node.names:
+                submodule = (package / f"{a.name}.py").exists() or (package / a.name).is_dir()
+                found.append(f"{node.module}.{a.name}" if submodule else node.module)
     return found
 
 

@@ -23,7 +23,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tether.contracts import TaskInput, TaskResult
-from tether.seals import Trust, parse_public
+from tether.trust.seals import Trust, parse_public
 from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS, sandbox
 

@@ -15,8 +15,8 @@ from temporalio.client import Client
 from tests.support.deploy import Rig, deploy_rig
 from tests.support.helpers import commit_file, git
 from tether import client as api
-from tether import tags
 from tether.contracts import DeployState, DeployView
+from tether.trust import tags
 
 
 def git_in(repo: Path, *args: str) -> str:

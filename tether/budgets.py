@@ -20,7 +20,7 @@ from tether.limits import Raise, Settings, in_force, lines, scopes
 from tether.limits import agent_scope as agent_scope  # where callers have always found them
 from tether.limits import subject as subject
 from tether.limits import team_scope as team_scope
-from tether.signing import verify
+from tether.trust.signing import verify
 
 
 def verified_limit(

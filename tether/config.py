@@ -309,7 +309,7 @@ class Founder(Model):
         if self.public_key and self.public_key_file:
             raise ValueError("give public_key or public_key_file, not both")
         if self.public_key:
-            from tether.seals import parse_public
+            from tether.trust.seals import parse_public
 
             parse_public(self.public_key, "founder public key")
         return self

@@ -26,7 +26,7 @@ SESSION_SUPERSEDED = "SessionSuperseded"
 PERMISSION_DENIED = "PermissionDenied"
 # The input cannot be processed as given; the caller must change it, not retry it.
 INVALID_INPUT = "InvalidInput"
-# A message that changes state came without a valid seal for its sender (tether/seals.py):
+# A message that changes state came without a valid seal for its sender (tether/trust/seals.py):
 # refused, audited, never retried.
 UNAUTHORISED = "Unauthorised"
 # PostgreSQL cannot be reached: retried (an outage passes), said in one line.

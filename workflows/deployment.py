@@ -3,7 +3,7 @@
 It resolves the ref to a commit and waits for the founder's approval; approved, it queues on the
 service's lock (FIFO, workflows/lock.py), so an unapproved request never blocks the service.
 The approval is an Ed25519 signature over the deployment, service, ref and commit
-(tether/signing.py), judged by an activity against the public key the
+(tether/trust/signing.py), judged by an activity against the public key the
 worker holds: anything unsigned, signed by another key, for another commit or expired is refused
 and audit-logged, whoever sent it. With the lock and a valid approval it refuses a commit that
 does not descend from the one running (stale base), takes the service's cooldown slot in

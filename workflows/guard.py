@@ -17,7 +17,7 @@ So, before a handler runs:
 Arguments of the right number were already decoded into the declared types (or the message was
 dropped or rejected by the SDK itself when they did not decode).
 
-Then the message's seal (tether/seals.py) is checked against workflows/policy.py: a message
+Then the message's seal (tether/trust/seals.py) is checked against workflows/policy.py: a message
 that changes state must be signed by a role allowed to send it, for this workflow, for the
 agent it concerns, and not seen before. One that is not is refused: a signal is dropped, an
 update fails with `Unauthorised`; both are counted in the memo (`tether_refused`, carried
@@ -28,7 +28,6 @@ which `tether status` counts. Histories recorded before seals existed replay as 
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import inspect
@@ -50,7 +49,6 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from tether import seals
 from tether.contracts import Approval, FounderOrder, RefusalRecord
 from tether.errors import INVALID_INPUT, UNAUTHORISED
 from tether.names import (
@@ -59,6 +57,7 @@ from tether.names import (
     TASK_WORKFLOW,
     TASK_WORKFLOW_ID_PREFIX,
 )
+from tether.trust import seals
 from workflows import policy
 from workflows.messaging import sealed_messages
 
@@ -392,17 +391,8 @@ class _GuardInbound(WorkflowInboundInterceptor):
         return self.seen.inner_replayed(item.signature, record)
 
     def _founder_signed(self, item: Approval | FounderOrder) -> bool:
-        try:
-            signature = base64.b64decode(item.signature, validate=True)
-        except ValueError:
-            return False
-        for key in self.trust.keys.get(policy.FOUNDER) or ():
-            try:
-                key.verify(signature, item.payload())
-                return True
-            except Exception:
-                continue
-        return False
+        founder = self.trust.keys.get(policy.FOUNDER) or ()
+        return seals.signed_by(item.signature, item.payload(), founder) is None
 
     async def _refuse(self, kind: str, name: str, reason: str, headers: Any) -> None:
         self.refused[name] = self.refused.get(name, 0) + 1

@@ -1,6 +1,6 @@
 """Workflow-to-workflow messages: the one way a Tether workflow tells another one something.
 
-Every such message is sealed with the workers' key (tether/seals.py), which workflow code must
+Every such message is sealed with the workers' key (tether/trust/seals.py), which workflow code must
 not hold: an activity (`deliver_message`) sends it with the worker's sealing client. Histories
 from before seals (patch `sealed-messages`) keep signalling directly, as they ran.
 
@@ -61,7 +61,7 @@ async def tell(workflow_id: str, signal: str, arg: BaseModel, local: bool = Fals
         deliver = DeliverInput(
             workflow_id=workflow_id,
             signal=signal,
-            # As the seal covers it (tether.seals.canonical): the receiver, decoding it into
+            # As the seal covers it (tether.trust.seals.canonical): the receiver, decoding it into
             # its contract, comes to the same digest.
             arg=arg.model_dump(mode="json", exclude_defaults=True),
         )

@@ -24,8 +24,8 @@ from tests.support.helpers import HttpService, commit_file, git, make_repo
 from tether import client as api
 from tether.config import TetherConfig
 from tether.contracts import ApprovalVerdict, DeployRequest, DeployView
-from tether.signing import generate, load_private, sign
 from tether.store import Store, connect_pool, migrate
+from tether.trust.signing import generate, load_private, sign
 from workflows.deployment import DeploymentWorkflow
 
 ROLLOUT = """\

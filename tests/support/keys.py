@@ -12,8 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from tether import seals
-from tether.keys import key_path, load_private, write_key
+from tether.trust import seals
+from tether.trust.keys import key_path, load_private, write_key
 
 # One set per test session: a subprocess (importing this module again) finds the same keys.
 _DIR = Path(os.environ.get("TESTS_KEYS_DIR") or tempfile.mkdtemp(prefix="tether-test-keys-"))

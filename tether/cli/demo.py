@@ -188,7 +188,7 @@ class World:
 
 def founder_key(home: Path) -> tuple[Path, str, bool]:
     """The founder's key pair under `home`: (private key path, public key, made now)."""
-    from tether.signing import PRIVATE_KEY_FILE, generate, load_private, public_key_text
+    from tether.trust.signing import PRIVATE_KEY_FILE, generate, load_private, public_key_text
 
     path = home / PRIVATE_KEY_FILE
     if path.exists():
@@ -604,7 +604,7 @@ class Demo:
         inc.workflows = [constants.task_workflow_id(task), constants.session_workflow_id(analyst)]
 
     async def deploy(self, ref: str, agent: str, environment: str = "staging") -> DeployView:
-        from tether.signing import load_private, sign
+        from tether.trust.signing import load_private, sign
 
         request = DeployRequest(
             service=self.w.service,

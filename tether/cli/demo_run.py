@@ -49,8 +49,8 @@ async def run_demo(
         print_line(f"note: {note}")
     # The demo acts as the founder: what it sends is sealed with the founder's key.
     from tether.client.connection import sealed
-    from tether.seals import Signer
-    from tether.signing import PRIVATE_KEY_FILE, load_private
+    from tether.trust.seals import Signer
+    from tether.trust.signing import PRIVATE_KEY_FILE, load_private
 
     client = sealed(client, Signer("founder", load_private(home / PRIVATE_KEY_FILE)))
     team = ", ".join(world.names.values())

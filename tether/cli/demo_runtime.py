@@ -388,7 +388,7 @@ async def with_gateway(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from tether.gateway.server import listening
-    from tether.seals import Signer, public_text
+    from tether.trust.seals import Signer, public_text
 
     signer = Signer("gateway", Ed25519PrivateKey.generate())
     world.config.gateway.public_key = public_text(signer.public_key)

@@ -166,8 +166,8 @@ async def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 async def _client(settings: Settings) -> Client:
     """Temporal, sealing with the founder's key when this machine holds it ($TETHER_HOME/
     founder.key): the founder's commands. Without it, messages that change state are refused."""
-    from tether.keys import founder_signer
     from tether.ops.stackfile import temporal_address
+    from tether.trust.keys import founder_signer
 
     return await connect(
         temporal_address(settings), settings.namespace, signer=founder_signer(settings)
@@ -286,7 +286,7 @@ def _founder_order(
     """An order signed with the founder's key (--key, else $TETHER_HOME/founder.key if it
     exists): what lifts a governor's hold. Without a key the action goes unsigned, which is
     enough for holds the founder set but refused for the governors'."""
-    from tether.signing import load_private, order
+    from tether.trust.signing import load_private, order
 
     path = _founder_key(args, settings)
     if path is None:
@@ -296,7 +296,7 @@ def _founder_order(
 
 def _founder_key(args: argparse.Namespace, settings: Settings) -> Path | None:
     """The founder's private key file: --key, else $TETHER_HOME/founder.key if it exists."""
-    from tether.signing import PRIVATE_KEY_FILE
+    from tether.trust.signing import PRIVATE_KEY_FILE
 
     if getattr(args, "key", None):
         return Path(args.key)
@@ -577,7 +577,7 @@ async def cmd_session_release(args: argparse.Namespace, settings: Settings) -> i
 async def cmd_budget_raise(args: argparse.Namespace, settings: Settings) -> int:
     """A founder action: raise the agent's daily or the team's monthly budget, signed."""
     from tether.client.budgets import raise_budget
-    from tether.signing import PRIVATE_KEY_FILE
+    from tether.trust.signing import PRIVATE_KEY_FILE
 
     if (args.agent is None) == (args.team_monthly is None):
         raise TetherError("say which budget: --agent NAME --daily USD, or --team-monthly USD")
@@ -722,7 +722,7 @@ async def cmd_deploy_queue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_keygen(args: argparse.Namespace, settings: Settings) -> int:
-    from tether.keys import write_key
+    from tether.trust.keys import write_key
 
     path, public = write_key(settings.home, args.role, force=args.force)
     if args.role == "founder":
@@ -762,7 +762,7 @@ def _decide(decision: str) -> Callable[[argparse.Namespace, Settings], Awaitable
     async def command(args: argparse.Namespace, settings: Settings) -> int:
         from datetime import timedelta
 
-        from tether.signing import PRIVATE_KEY_FILE, load_private, sign
+        from tether.trust.signing import PRIVATE_KEY_FILE, load_private, sign
 
         key = load_private(Path(args.key) if args.key else settings.home / PRIVATE_KEY_FILE)
         client = await _client(settings)

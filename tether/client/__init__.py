@@ -15,7 +15,7 @@ workflow (a claim of someone else's task, a submit before the claim, an unsigned
 - tasks: `create_task`, `claim_task`, `submit_task`, `get_view`, `task_record` (exact, with
   what the read model has not caught up with), `wait_recorded` (until it has), and the founder's
   `block_task`, `unblock_task`, `resume_task`, `cancel_task` (a governor's hold needs a
-  `FounderOrder` signed with the founder's key: `tether.signing.order`)
+  `FounderOrder` signed with the founder's key: `tether.trust.signing.order`)
 - sessions: `start_session` (update-with-start: start or attach), `report`, `note_session`,
   `session_view`, `session_gate`, `check_deliverable`, `recheck_session`, `release_session`,
   `end_session`

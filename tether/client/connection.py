@@ -1,5 +1,5 @@
 """The one client factory: pydantic data converter, OpenTelemetry tracing and, for a caller that
-holds a key, the seal on every message it sends (tether/seals.py)."""
+holds a key, the seal on every message it sends (tether/trust/seals.py)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
-from tether import seals
 from tether.errors import TetherError
 from tether.names import DEFAULT_NAMESPACE
+from tether.trust import seals
 
 
 class _SealingOutbound(OutboundInterceptor):
@@ -56,7 +56,7 @@ class _SealingOutbound(OutboundInterceptor):
 
 class Sealing(Interceptor):
     """Seals every signal and update the client sends with `signer`'s key; the agent a gateway
-    speaks for comes from `tether.seals.speaking(...)` around the call."""
+    speaks for comes from `tether.trust.seals.speaking(...)` around the call."""
 
     def __init__(self, signer: seals.Signer) -> None:
         self.signer = signer
@@ -68,7 +68,7 @@ class Sealing(Interceptor):
 def founder_signer(path: str | Path | None = None) -> seals.Signer:
     """The founder's signer, from `path` or $TETHER_HOME/founder.key (`tether keygen`, or made
     by `tether up`): what the founder's own scripts seal their messages with."""
-    from tether.keys import key_path, load_private
+    from tether.trust.keys import key_path, load_private
 
     home = Path(os.environ.get("TETHER_HOME") or Path.home() / ".tether").expanduser()
     key_file = Path(path).expanduser() if path else key_path(home, "founder")

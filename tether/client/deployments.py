@@ -19,7 +19,7 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from tether import constants, tags
+from tether import constants
 from tether.client.calls import Refused, ask
 from tether.config import validation_problems
 from tether.contracts import (
@@ -32,6 +32,7 @@ from tether.contracts import (
     LockView,
 )
 from tether.errors import TetherError
+from tether.trust import tags
 from workflows.deployment import DeploymentWorkflow
 from workflows.lock import ServiceLockWorkflow
 

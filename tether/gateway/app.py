@@ -2,9 +2,9 @@
 
 Every request names its agent by its token alone (`Authorization: Bearer tether_agent_...`); an
 `agent` the request also names must be the same one. What the gateway forwards is sealed for
-that agent (tether/seals.py), so a workflow refuses it for any other agent whatever the request
-said. A hook event is also bound to its runtime session: the session workflow refuses a report
-from a runtime session that is not the one it is attached to.
+that agent (tether/trust/seals.py), so a workflow refuses it for any other agent whatever the
+request said. A hook event is also bound to its runtime session: the session workflow refuses a
+report from a runtime session that is not the one it is attached to.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
-from tether import seals
 from tether.client import tasks as task_api
 from tether.client.calls import Refused as ClientRefused
 from tether.client.deployments import request_deploy
@@ -61,6 +60,7 @@ from tether.hook.claude_code import (
 )
 from tether.names import NAME_PATTERN
 from tether.store import Store
+from tether.trust import seals
 
 log = logging.getLogger("tether.gateway")
 

@@ -15,9 +15,9 @@ from tether.client import connect
 from tether.client.connection import sealed
 from tether.config import Settings, TetherConfig, load_config
 from tether.gateway.app import Gateway, build_app
-from tether.keys import signer
-from tether.seals import Signer
 from tether.store import Store, connect_pool, migrate
+from tether.trust.keys import signer
+from tether.trust.seals import Signer
 
 log = logging.getLogger("tether.gateway")
 

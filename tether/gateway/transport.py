@@ -3,7 +3,7 @@ Temporal client, awaited on the gateway's loop (tether/gateway/hooks.py), each s
 agent and runtime session the request speaks for.
 
 Every argument is sent as its handler's own contract, never as a loose dict: a bad one is
-refused here, with what was wrong, and the seal (tether/seals.py) covers exactly what the
+refused here, with what was wrong, and the seal (tether/trust/seals.py) covers exactly what the
 workflow will decode.
 """
 
@@ -23,7 +23,6 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from tether import seals
 from tether.client.calls import Refused as ClientRefused
 from tether.client.sessions import start_session
 from tether.config import validation_problems
@@ -31,6 +30,7 @@ from tether.contracts import AttachInput, EndSessionInput, Report, SessionInput
 from tether.errors import TetherError
 from tether.hook.wire import NOT_RUNNING, Refused, Unreachable
 from tether.names import SESSION_ATTACH, SESSION_END, SESSION_REPORT
+from tether.trust import seals
 
 T = TypeVar("T")
 

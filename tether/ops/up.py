@@ -13,7 +13,6 @@ from temporalio.testing import WorkflowEnvironment
 import worker
 from tether.config import Settings, load_config
 from tether.gateway import server as gateway_server
-from tether.keys import ensure_keys
 from tether.ops.runtime import mask_url
 from tether.ops.stack import (
     EmbeddedPostgres,
@@ -22,6 +21,7 @@ from tether.ops.stack import (
     write_stack_file,
 )
 from tether.ops.stackfile import stack_file
+from tether.trust.keys import ensure_keys
 
 log = logging.getLogger("tether.up")
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from tether import seals
 from tether.config import Settings, TetherConfig
 from tether.errors import TetherError
+from tether.trust import seals
 
 
 # Key files under TETHER_HOME: <role>.key (PKCS#8 PEM, mode 600) and <role>.pub (base64).

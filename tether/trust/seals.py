@@ -35,7 +35,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,18 +182,39 @@ class Trust:
             return f"this worker is configured with no {role} public key"
         if not isinstance(seal.get("seq"), int) or not isinstance(seal.get("signer"), str):
             return "the seal has no sequence number or signer"
-        try:
-            signature = base64.b64decode(str(seal.get("sig") or ""), validate=True)
-        except ValueError:
-            return "the seal's signature is not base64"
         data = signed_bytes(seal, workflow_id, handler, args_digest(args))
-        for key in keys:
-            try:
-                key.verify(signature, data)
-                return None
-            except InvalidSignature:
-                continue
+        problem = signed_by(str(seal.get("sig") or ""), data, keys)
+        if problem is None:
+            return None
+        if problem == NOT_BASE64:
+            return "the seal's signature is not base64"
         return f"the signature does not verify with the {role}'s public key"
+
+
+# What `signed_by` says when it refuses; callers say it in their own words.
+NOT_BASE64 = "the signature is not base64"
+NO_KEY_SIGNED = "the signature does not verify"
+
+
+def signed_by(signature: str, data: bytes, keys: Iterable[Ed25519PublicKey]) -> str | None:
+    """None when one of `keys` made `signature` (base64) over exactly `data`; else why not
+    (NOT_BASE64 or NO_KEY_SIGNED).
+
+    The one verifier of an Ed25519 signature in Tether: a seal (above), the founder's approval
+    or order in the workflows' guard, and the same in the worker's activities and the CLI
+    (tether/trust/signing.py). Pure and deterministic, so workflow code runs it.
+    """
+    try:
+        raw = base64.b64decode(signature, validate=True)
+    except ValueError:
+        return NOT_BASE64
+    for key in keys:
+        try:
+            key.verify(raw, data)
+            return None
+        except InvalidSignature:
+            continue
+    return NO_KEY_SIGNED
 
 
 def public_text(key: Ed25519PublicKey) -> str:

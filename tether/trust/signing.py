@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from tether import keys, seals
 from tether.contracts import Approval, FounderOrder
+from tether.trust import keys, seals
 
 # What the founder signs: a deployment approval, or an order lifting a governor's hold.
 Signed = TypeVar("Signed", Approval, FounderOrder)
@@ -60,15 +59,10 @@ def verify(item: Approval | FounderOrder, public_key_text: str | None) -> str | 
         )
     if not item.signature:
         return f"the {what} is not signed"
-    try:
-        signature = base64.b64decode(item.signature, validate=True)
-    except ValueError:
-        return "the signature is not base64"
-    try:
-        load_public(public_key_text).verify(signature, item.payload())
-    except InvalidSignature:
+    problem = seals.signed_by(item.signature, item.payload(), [load_public(public_key_text)])
+    if problem == seals.NO_KEY_SIGNED:
         return "the signature does not verify with the founder's public key"
-    return None
+    return problem
 
 
 def order(action: str, subject: str, by: str, reason: str, key: Ed25519PrivateKey) -> FounderOrder:
