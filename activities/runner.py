@@ -38,6 +38,7 @@ from activities.checks import git
 from activities.credentials import SecretUnavailable, read_secret
 from activities.escalation import InvalidInput, escalating
 from activities.secrets import known_secrets, redact
+from tether import runtimes
 from tether.config import Agent, Settings, TetherConfig
 from tether.constants import session_workflow_id
 from tether.contracts import (
@@ -171,24 +172,21 @@ class RunnerActivities:
                     f"({exc}): use {{prompt}}, {{session}}, {{agent}} or {{worktree}}, and "
                     "double other braces ({{ and }})"
                 ) from exc
-        argv = [run.binary]
-        if launch.resume:
-            argv += ["--resume", launch.runtime_session]
-        else:
-            argv += ["--session-id", launch.runtime_session]
-        argv += [
-            "-p",
+        argv = runtimes.get(agent.runtime).argv(
+            run.binary,
+            launch.runtime_session,
+            launch.resume,
             launch.prompt,
-            "--output-format",
-            "stream-json",
-            "--verbose",
-            # Unattended: no permission prompts. Tether's PreToolUse hook is what stops a tool.
-            "--permission-mode",
-            "bypassPermissions",
-        ]
-        if run.model:
-            argv += ["--model", run.model]
-        return argv + list(run.args)
+            run.model,
+            list(run.args),
+        )
+        if argv is None:
+            raise InvalidInput(
+                f"Tether does not start {agent.runtime} itself: give agent {agent.name} "
+                'runtime = "command" and a run.command that starts it (its hooks from '
+                f"`tether hooks install --runtime {agent.runtime}`)"
+            )
+        return argv
 
     def home(self, agent: Agent, sandboxed: bool) -> Path:
         """The process's HOME: in the sandbox its own (`$TETHER_HOME/agents/NAME`, or a

@@ -21,7 +21,9 @@ RULES: dict[str, set[str]] = {
     "tether/names.py": set(),
     "tether/errors.py": set(),
     # A hook runs on every tool call: no third-party import (not even pydantic).
-    "tether/hook": {"tether.names", "tether.errors", "tether.hook"},
+    "tether/hook": {"tether.names", "tether.errors", "tether.hook", "tether.runtimes"},
+    # What Tether knows of each agent runtime, one module each: the hook process imports it.
+    "tether/runtimes": {"tether.runtimes"},
     "tether/contracts": {"pydantic", "tether.names", "tether.contracts"},
     "tether/core": {"pydantic", "tether.names", "tether.errors", "tether.contracts", "tether.core"},
     # The founder's read commands (tether/cli/cockpit.py) answer with these alone: neither
@@ -76,6 +78,7 @@ RULES: dict[str, set[str]] = {
         "tether.trust.signing",
         "tether.trust.tags",
         "tether.store",
+        "tether.runtimes",
     },
     # The agents' door: the client's protocol, the store, the hook's wire format; no workflow
     # class, no CLI, no worker.
@@ -96,6 +99,7 @@ RULES: dict[str, set[str]] = {
         "tether.names",
         "tether.ops",
         "tether.trust.seals",
+        "tether.runtimes",
     },
     # The Python client: workflows by their classes (typed calls), the store for reads; never
     # the activities, the doors or the worker.
@@ -132,6 +136,7 @@ RULES: dict[str, set[str]] = {
         "tether.gateway",
         "tether.trust.keys",
         "tether.ops",
+        "tether.runtimes",
     },
     # Configuration and keys: below everything that reads them.
     "tether/config.py": {
@@ -141,6 +146,7 @@ RULES: dict[str, set[str]] = {
         "tether.names",
         "tether.ops.stackfile",
         "tether.trust.seals",
+        "tether.runtimes",
     },
     "tether/trust/keys.py": {
         "cryptography",
@@ -326,3 +332,20 @@ def test_shared_names_are_the_workflows_own() -> None:
     assert set(updates) | {names.SESSION_CHECK_DELIVERABLE} <= set(session.updates)
     assert {names.SESSION_GATE, names.SESSION_VIEW} <= set(session.queries)
     assert PROCESS_ENDED in session.signals
+
+
+def test_a_runtime_is_known_only_by_its_own_module() -> None:
+    """A new runtime is one module in tether/runtimes/ and a line in its registry: no other
+    product module names a runtime (beyond Claude Code, whose hook language is Tether's own)."""
+    from tether import runtimes
+
+    others = set(runtimes.NAMES) - {"claude-code"}
+    wrong = []
+    for path in [ROOT / "worker.py", *(ROOT / p for p in ("tether", "activities", "workflows"))]:
+        for module in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            if "runtimes" in module.relative_to(ROOT).parts[:2]:
+                continue
+            for node in ast.walk(ast.parse(module.read_text())):
+                if isinstance(node, ast.Constant) and node.value in others:
+                    wrong.append(f"{module.relative_to(ROOT)}:{node.lineno} names {node.value!r}")
+    assert not wrong, "\n".join(wrong)

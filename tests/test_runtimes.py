@@ -111,7 +111,7 @@ CODEX = Speaks(
         tool_response=f"{FORBIDDEN}\n",
     ),
     stop=lambda s: _codex("Stop", s, stop_hook_active=False, last_assistant_message="Done."),
-    # A deny is JSON *and* exit 2 with the reason on stderr (see tether/hook/runtimes.py).
+    # A deny is JSON *and* exit 2 with the reason on stderr (see tether/runtimes/codex.py).
     denied=lambda r: r.err.strip() if r.code == 2 and _claude_denied(r) else None,
     stop_refused=lambda r: r.err.strip() if r.code == 2 else None,
     context=lambda r: _specific(r, "additionalContext"),

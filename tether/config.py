@@ -20,6 +20,7 @@ from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
 from tether.errors import TetherError
 from tether.names import GATEWAY_BIND, NAME_PATTERN
 from tether.ops.stackfile import config_path_from_env, home_from_env
+from tether.runtimes import COMMAND, RUNTIMES
 
 # Workflows one worker process keeps in memory (TETHER_WORKFLOW_CACHE). With 1,000 open tasks
 # and 100 sessions a worker holds 139 MB; with the SDK's default of 1,000 and the sandbox, 326 MB
@@ -173,7 +174,8 @@ class AgentRunner(Model):
     usage: Literal["stream-json", "none"] | None = None
 
     def reads_usage(self, runtime: str) -> bool:
-        return (self.usage or ("stream-json" if runtime == "claude-code" else "none")) != "none"
+        spoken = RUNTIMES.get(runtime)
+        return (self.usage or (spoken.usage if spoken else "none")) != "none"
 
 
 class Agent(Model):
@@ -451,7 +453,12 @@ class TetherConfig(Model):
                         f"agent '{agent.name}' run.secret_env.{var} names credential '{cred}', "
                         "which is not defined under [credentials]"
                     )
-            if agent.runtime == "command" and not agent.run.command:
+            if agent.runtime not in (*RUNTIMES, COMMAND):
+                raise ValueError(
+                    f"agent '{agent.name}' has runtime '{agent.runtime}', which Tether does not "
+                    f"know: use one of {', '.join((*RUNTIMES, COMMAND))}"
+                )
+            if agent.runtime == COMMAND and not agent.run.command:
                 raise ValueError(
                     f"agent '{agent.name}' has runtime 'command' but no run.command: give the "
                     "argv to start it, e.g. command = ['my-agent', '--prompt', '{prompt}']"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from tether import names as constants
+from tether import runtimes
 from tether.cli import cockpit
 from tether.cli.taskfile import (
     EXAMPLE_TASK,
@@ -841,7 +842,7 @@ async def cmd_hooks_install(args: argparse.Namespace, settings: Settings) -> int
     from tether.client.agent import gateway_url
 
     gateway = args.gateway or gateway_url(settings)
-    if args.runtime != "claude-code":
+    if runtimes.get(args.runtime).hook_file is not None:
         from tether.hook.install import install_runtime
 
         try:
@@ -1234,7 +1235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", required=True)
     p.add_argument(
         "--runtime",
-        choices=("claude-code", "codex", "gemini", "cursor"),
+        choices=runtimes.NAMES,
         default="claude-code",
         help="the agent's runtime (default claude-code)",
     )

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
+from tether import runtimes
 from tether.client import tasks as task_api
 from tether.client.calls import Refused as ClientRefused
 from tether.client.deployments import request_deploy
@@ -51,7 +52,7 @@ from tether.gateway import hooks
 from tether.gateway import mcp as mcp_door
 from tether.gateway.hooks import HookSession
 from tether.gateway.transport import SealedTemporal
-from tether.hook import claude_code, runtimes
+from tether.hook import claude_code
 from tether.hook.claude_code import (
     MAX_INPUT_BYTES,
     BadInput,
@@ -166,7 +167,7 @@ async def hook(request: Request) -> Response:
     runtime = request.path_params["runtime"]
     event = request.path_params["event"]
     try:
-        adapter = runtimes.adapter(runtime)
+        adapter = runtimes.get(runtime)
     except KeyError as exc:
         return _error(404, str(exc.args[0]))
     claude = adapter.events.get(event, event)
@@ -223,7 +224,7 @@ async def hook(request: Request) -> Response:
 
 
 def _rendered(
-    adapter: runtimes.Adapter,
+    adapter: runtimes.Runtime,
     claude: str,
     answer: dict[str, Any] | None,
     headers: dict[str, str] | None = None,

@@ -1,5 +1,5 @@
 """The session protocol of the agents' hooks, in the gateway, async: what each hook event of
-an agent's runtime (in Claude Code's terms, tether/hook/runtimes.py translates the others)
+an agent's runtime (in Claude Code's terms, tether/runtimes/ translates the others)
 asks of its session workflow, and the answer. Every call to Temporal is awaited on the
 gateway's loop (transport.SealedTemporal, sealed for the agent and runtime session the request
 speaks for); only the transcript's reading (a file another process writes, and the cursor's

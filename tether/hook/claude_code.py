@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tether.hook import runtimes
+from tether import runtimes
 from tether.hook.wire import (
     http_request,
 )
@@ -315,7 +315,7 @@ def main(argv: list[str]) -> int:
         prog="tether hook",
         description="Answer an agent runtime's hook (JSON on stdin), through Tether's gateway.",
     )
-    parser.add_argument("runtime", choices=list(runtimes.RUNTIMES))
+    parser.add_argument("runtime", choices=list(runtimes.NAMES))
     parser.add_argument("event", help=f"the hook event, e.g. Claude Code's {', '.join(EVENTS)}")
     parser.add_argument("--agent", required=True)
     parser.add_argument(
@@ -324,7 +324,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--gateway", help=f"the gateway's URL (default {DEFAULT_GATEWAY_URL})")
     args = parser.parse_args(argv)
 
-    adapter = runtimes.adapter(args.runtime)
+    adapter = runtimes.get(args.runtime)
     result: dict[str, Any] | None
     event = args.event
     claude = adapter.events.get(event, event)

@@ -21,6 +21,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Literal
 
+from tether import runtimes
 from tether.hook.claude_code import ENV_FORWARDED, ENV_HEADER_PREFIX, TOKEN_ENV
 from tether.names import DEFAULT_GATEWAY_URL
 
@@ -152,37 +153,10 @@ def _write(path: Path, text: str) -> None:
 
 
 # --- the other runtimes ------------------------------------------------------------------------
-# (where the file goes, the events Tether installs, each runtime's own shape). Every entry runs
-# the runtime's launcher, which forwards to the gateway through `tether hook RUNTIME EVENT`.
-# Only one handler per event: Codex runs matching hooks concurrently, so two of Tether's would
-# race each other.
-OTHER_EVENTS = {
-    "codex": ("SessionStart", "PreToolUse", "PostToolUse", "PostCompact", "Stop"),
-    "gemini": (
-        "SessionStart",
-        "BeforeTool",
-        "AfterTool",
-        "PreCompress",
-        "AfterAgent",
-        "SessionEnd",
-    ),
-    "cursor": (
-        "sessionStart",
-        "beforeShellExecution",
-        "beforeMCPExecution",
-        "afterShellExecution",
-        "afterMCPExecution",
-        "stop",
-        "sessionEnd",
-    ),
-}
-CONFIG_FILES = {
-    "codex": Path(".codex") / "hooks.json",
-    "gemini": Path(".gemini") / "settings.json",
-    "cursor": Path(".cursor") / "hooks.json",
-}
-# Seconds Tether's hook may take (the session start reads git, the forge and the credentials).
-_SLOW = {"SessionStart", "sessionStart", "Stop", "stop", "AfterAgent"}
+# Where the file goes, the events and each entry's shape are the runtime module's
+# (tether/runtimes/). Every entry runs the runtime's launcher, which forwards to the gateway
+# through `tether hook RUNTIME EVENT`. Only one handler per event: Codex runs matching hooks
+# concurrently, so two of Tether's would race each other.
 
 
 def _runtime_launcher(
@@ -207,37 +181,29 @@ def install_runtime(
     fail_closed: bool,
     gateway: str | None = None,
 ) -> Path:
-    """Tether's hooks for Codex, Gemini CLI or Cursor in PROJECT's own configuration file,
-    keeping everything else in it; Tether's earlier entries are replaced."""
-    if runtime not in OTHER_EVENTS:
+    """Tether's hooks for a runtime that installs them in a file of its own (Codex, Gemini CLI,
+    Cursor) in PROJECT's configuration file, keeping everything else in it; Tether's earlier
+    entries are replaced."""
+    spoken = runtimes.RUNTIMES.get(runtime)
+    if spoken is None or spoken.hook_file is None:
         raise ValueError(f"no hooks to install for runtime {runtime!r}")
-    path = project / CONFIG_FILES[runtime]
+    path = project / spoken.hook_file
     launcher = path.parent / "hooks" / "tether"
+    ours = launcher.resolve()
     data, hooks = _settings(path)
-    command = f"{shlex.quote(str(launcher.resolve()))}"
-    for event in OTHER_EVENTS[runtime]:
-        seconds = 60 if event in _SLOW else 15
-        groups = hooks.get(event) or []
-        if runtime == "cursor":
-            kept = [h for h in groups if not _is_ours(h, launcher.resolve())]
-            hooks[event] = [*kept, {"command": f"{command} {event}"}]
-            continue
-        kept = []
-        for group in groups:
-            handlers = [h for h in group.get("hooks", []) if not _is_ours(h, launcher.resolve())]
-            if handlers:
-                kept.append({**group, "hooks": handlers})
-        handler: dict[str, Any] = {"type": "command", "command": f"{command} {event}"}
-        if runtime == "gemini":
-            handler |= {"name": "tether", "timeout": seconds * 1000}  # milliseconds
+    command = shlex.quote(str(ours))
+    for event in spoken.events:
+        entries = hooks.get(event) or []
+        kept: list[Any] = []
+        if spoken.grouped():
+            for group in entries:
+                handlers = [h for h in group.get("hooks", []) if not _is_ours(h, ours)]
+                if handlers:
+                    kept.append({**group, "hooks": handlers})
         else:
-            handler["timeout"] = seconds
-        ours: dict[str, Any] = {"hooks": [handler]}
-        if runtime == "gemini" and event in ("BeforeTool", "AfterTool"):
-            ours = {"matcher": ".*", **ours}
-        hooks[event] = [*kept, ours]
-    if runtime == "cursor":
-        data["version"] = 1
+            kept = [h for h in entries if not _is_ours(h, ours)]
+        hooks[event] = [*kept, spoken.hook_entry(event, f"{command} {event}")]
+    spoken.finish_config(data)
     launcher.parent.mkdir(parents=True, exist_ok=True)
     _write(launcher, _runtime_launcher(runtime, python, agent, fail_closed, gateway))
     launcher.chmod(0o755)

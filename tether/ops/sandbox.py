@@ -31,18 +31,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tether.errors import TetherError
+from tether.runtimes import RUNTIMES
 
 LAUNCHER = Path(__file__).with_name("sandbox_launch.mjs")
 # Where `./run` installs the pinned sandbox runtime (deploy/sandbox/package.json and its lock).
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "deploy" / "sandbox"
 RUNTIME_ENV = "TETHER_SANDBOX_RUNTIME"
-# The hosts each runtime's model API is on, when its own variables do not name another.
-MODEL_HOSTS: dict[str, list[str]] = {
-    "claude-code": ["api.anthropic.com"],
-    "codex": ["api.openai.com"],
-    "gemini": ["generativelanguage.googleapis.com"],
-    "command": [],
-}
+# The hosts each runtime's model API is on, when its own variables do not name another (each
+# runtime's module says; a "command" agent has none).
+MODEL_HOSTS: dict[str, list[str]] = {r.name: list(r.model_hosts) for r in RUNTIMES.values()}
 # Variables whose value is a URL the runtime talks to (its model API, elsewhere than default).
 URL_VARIABLES = (
     "ANTHROPIC_BASE_URL",
