@@ -138,6 +138,17 @@ RULES: dict[str, set[str]] = {
         "tether.ops",
         "tether.runtimes",
     },
+    # The `tether` command, one module per noun: every room's door for the founder, the demo's
+    # team (with its own worker); never a workflow class (workflows are asked by the client).
+    "tether/cli": {
+        "activities",
+        "cryptography",
+        "httpx",
+        "pydantic",
+        "temporalio",
+        "worker",
+        "tether",
+    },
     # Configuration and keys: below everything that reads them.
     "tether/config.py": {
         "pydantic",
