@@ -12,6 +12,8 @@ CLAIM_REFUSED = "ClaimRefused"
 SUBMIT_REFUSED = "SubmitRefused"
 ACTION_REFUSED = "ActionRefused"
 INVALID_CHECK = "InvalidCheck"
+# The workflow a request names is not running (closed, or never started).
+NOT_RUNNING = "NotRunning"
 # A credential was refused (HTTP 401/403): never retried, it becomes the session's blocker.
 # The error's details carry the credential's name and the reason, never its value.
 CREDENTIAL_REJECTED = "CredentialRejected"

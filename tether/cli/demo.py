@@ -474,7 +474,12 @@ class Demo:
         view = await self.session("security", 1)
         inc.seconds = time.monotonic() - started
         gate = await api.session_gate(self.client, security)
-        inc.caught = view.state == "blocked" and view.blocker is not None and bool(gate.deny)
+        inc.caught = (
+            view.state == "blocked"
+            and view.blocker is not None
+            and gate is not None
+            and bool(gate.deny)
+        )
         blocker = view.blocker.describe() if view.blocker else "no blocker"
         inc.what = (
             f"blocked at session start before any scan ran ({blocker}); every tool call is "
@@ -519,7 +524,7 @@ class Demo:
             call = _bash(command, f"Exit code 1\n{forbidden.format(n=n)}", n)
             if stopped_at is not None:  # what PreToolUse would answer before the call runs
                 gate = await api.session_gate(self.client, devops)
-                denied_after += 1 if gate.deny else 0
+                denied_after += 1 if gate is not None and gate.deny else 0
                 continue
             answer = await self.report("devops", 1, tool_call=call)
             if answer.deny and stopped_at is None:

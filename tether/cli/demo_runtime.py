@@ -270,7 +270,7 @@ class RuntimeDemo(Demo):
             inc.seconds = time.monotonic() - started
             asked = len(model.requests)
         gate = await api.session_gate(self.client, security)
-        inc.caught = "blocked" in refusal and asked == 0 and bool(gate.deny)
+        inc.caught = "blocked" in refusal and asked == 0 and gate is not None and bool(gate.deny)
         inc.what = (
             f"the session was blocked at its start ({refusal or 'NOT REFUSED'}); Claude Code "
             f"never started and the model was asked {asked} times"

@@ -18,7 +18,7 @@ workflow (a claim of someone else's task, a submit before the claim, an unsigned
   `FounderOrder` signed with the founder's key: `tether.trust.signing.order`)
 - sessions: `start_session` (update-with-start: start or attach), `report`, `note_session`,
   `session_view`, `session_gate`, `check_deliverable`, `recheck_session`, `release_session`,
-  `end_session`
+  `end_session`, `request_end` (returns once the session took it)
 - deployments: `request_deploy`, `deploy_view`, `deploy_queue`, `prepare_approval`,
   `submit_approval`
 - status: `gather_status(store)`, the report `tether status --json` prints
@@ -43,6 +43,7 @@ from tether.client.sessions import (
     recheck_session,
     release_session,
     report,
+    request_end,
     run_agent,
     session_gate,
     session_view,
@@ -89,6 +90,7 @@ __all__ = [
     "release_session",
     "report",
     "request_deploy",
+    "request_end",
     "resume_task",
     "run_agent",
     "session_gate",

@@ -13,6 +13,7 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -23,9 +24,19 @@ T = TypeVar("T")
 
 
 class Refused(TetherError):
-    """The workflow refused the request; nothing changed."""
+    """The workflow refused the request; nothing changed. `kind`: the refusal's type (an
+    ApplicationError type of tether.errors, e.g. SessionEnded), when the workflow gave one."""
 
     exit_code = 3
+
+    def __init__(self, message: str, kind: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class UpdateTimedOut(TetherError):
+    """Temporal's wait for an update ran out, or the caller stopped waiting: not a refusal (the
+    worker may be down); sent again with its update id, the update is done at most once."""
 
 
 log = logging.getLogger("tether.client")
@@ -80,8 +91,12 @@ async def ask(
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError):
-            raise Refused(cause.message) from exc
+            raise Refused(cause.message, str(cause.type or "")) from exc
         raise TetherError(f"{what}: the request failed: {cause}") from exc
+    except WorkflowUpdateRPCTimeoutOrCancelledError as exc:
+        # Temporal's own wait for the update ran out (the worker may be down): not a refusal;
+        # sent again with its update id, it is done at most once.
+        raise UpdateTimedOut(f"{what}: the update did not finish: {exc}") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise await not_found() from exc

@@ -11,6 +11,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateStage,
 )
 from temporalio.common import (
     WorkflowIDConflictPolicy,
@@ -62,9 +63,15 @@ async def session_view(client: Client, agent: str) -> SessionView | None:
         raise TetherError(f"session of {agent}: Temporal refused the query: {exc}") from exc
 
 
-async def session_gate(client: Client, agent: str) -> Gate:
-    """What PreToolUse asks on every tool call: may the agent act now, and if not, why."""
-    return await _session_handle(client, agent).query(AgentSessionWorkflow.gate)
+async def session_gate(client: Client, agent: str) -> Gate | None:
+    """What PreToolUse asks on every tool call: may the agent act now, and if not, why; None
+    when the agent has no session Temporal still keeps."""
+    try:
+        return await _session_handle(client, agent).query(AgentSessionWorkflow.gate)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise TetherError(f"session of {agent}: Temporal refused the query: {exc}") from exc
 
 
 def _session_update(client: Client, agent: str, call: Awaitable[T]) -> Awaitable[T]:
@@ -73,9 +80,10 @@ def _session_update(client: Client, agent: str, call: Awaitable[T]) -> Awaitable
         if last is not None and last.ended_at is not None:
             return Refused(
                 f"the session of {agent} has ended ({last.end_reason}, "
-                f"{last.ended_at:%Y-%m-%d %H:%M} UTC); nothing changed"
+                f"{last.ended_at:%Y-%m-%d %H:%M} UTC); nothing changed",
+                errors.NOT_RUNNING,
             )
-        return Refused(f"{agent} has no open session")
+        return Refused(f"{agent} has no open session", errors.NOT_RUNNING)
 
     return ask(call, f"session of {agent}", not_found, _session_handle(client, agent))
 
@@ -141,6 +149,17 @@ async def end_session(client: Client, agent: str, reason: str, by: str) -> Sessi
     )
 
 
+async def request_end(client: Client, agent: str, end: EndSessionInput) -> None:
+    """Ask the agent's session to end, and return once it has taken the request (its artifact
+    test and record follow in the workflow): what a runtime's SessionEnd hook does, which
+    must not hold the runtime's exit."""
+    handle = _session_handle(client, agent)
+    call = handle.start_update(
+        AgentSessionWorkflow.end, end, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+    )
+    await _session_update(client, agent, call)
+
+
 async def recheck_session(client: Client, agent: str, by: str) -> SessionView:
     handle = _session_handle(client, agent)
     call = handle.execute_update(AgentSessionWorkflow.recheck, RecheckInput(by=by))
@@ -159,14 +178,17 @@ async def check_deliverable(client: Client, agent: str) -> ArtifactResult:
 REPORT_BUSY_WAIT = 30.0
 
 
-async def report(client: Client, agent: str, inp: Report) -> ReportAnswer:
+async def report(
+    client: Client, agent: str, inp: Report, update_id: str | None = None
+) -> ReportAnswer:
     """Report a tool call, context usage or spend to the agent's session (the governors); the
-    answer carries the directives and, when the work must stop, why."""
+    answer carries the directives and, when the work must stop, why. `update_id`: the same
+    report sent again under the same id is counted once (the gateway's staged reports)."""
     handle = _session_handle(client, agent)
     delay, waited = 0.05, 0.0
     while True:
         try:
-            call = handle.execute_update(AgentSessionWorkflow.report, inp)
+            call = handle.execute_update(AgentSessionWorkflow.report, inp, id=update_id)
             return await _session_update(client, agent, call)
         except TetherError as exc:
             busy = isinstance(exc.__cause__, RPCError) and (

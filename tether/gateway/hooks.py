@@ -47,13 +47,6 @@ from tether.hook.claude_code import (
     trouble_answer,
 )
 from tether.hook.wire import NOT_RUNNING, Refused, Unreachable, request_id
-from tether.names import (
-    SESSION_CHECK_DELIVERABLE,
-    SESSION_END,
-    SESSION_GATE,
-    SESSION_REPORT,
-    session_workflow_id,
-)
 
 
 class HookSession:
@@ -80,11 +73,9 @@ class HookSession:
         self.env = dict(os.environ) if env is None else env
         self.report_timeout = report_timeout
         self.cursors = (home or hooks_home()) / "hooks" / agent
-        self.workflow_id = session_workflow_id(agent)
 
     async def gate(self) -> dict[str, Any] | None:
-        gate = await self.temporal.query(self.workflow_id, SESSION_GATE)
-        return gate if isinstance(gate, dict) else None
+        return await self.temporal.gate()
 
     async def report(
         self,
@@ -165,12 +156,9 @@ class HookSession:
         if session_id:
             report["external_id"] = session_id
         try:
-            answer = await self.temporal.update(
-                self.workflow_id, SESSION_REPORT, [report], within, update_id=update_id
-            )
+            return await self.temporal.report(report, within, update_id)
         except Refused:
             return None  # the session has ended: PreToolUse says so on the next call
-        return answer if isinstance(answer, dict) else None
 
     async def start_or_resume(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Start-or-attach, with the Python client's protocol: the workflow decides to resume
@@ -247,12 +235,10 @@ class HookSession:
             if answer is None or answer.get("state") != "active":
                 return None
             try:
-                result = await self.temporal.update(
-                    self.workflow_id, SESSION_CHECK_DELIVERABLE, [], STARTUP_TIMEOUT
-                )
+                result = await self.temporal.check_deliverable(STARTUP_TIMEOUT)
             except Refused:
                 return None
-            if isinstance(result, dict) and not result.get("passed"):
+            if not result.get("passed"):
                 return {
                     "decision": "block",
                     "reason": (
@@ -268,20 +254,9 @@ class HookSession:
             with contextlib.suppress(Refused, Unreachable):
                 await self.report(event, payload, END_REPORT_TIMEOUT)
             reason = f"{self.runtime} SessionEnd ({payload.get('reason') or 'other'})"
+            end = {"reason": reason, "by": self.runtime, "external_id": payload.get("session_id")}
             try:
-                await self.temporal.update(
-                    self.workflow_id,
-                    SESSION_END,
-                    [
-                        {
-                            "reason": reason,
-                            "by": self.runtime,
-                            "external_id": payload.get("session_id"),
-                        }
-                    ],
-                    END_TIMEOUT,
-                    wait_completed=False,
-                )
+                await self.temporal.request_end(end, END_TIMEOUT)
             except Refused as exc:
                 # Already ended (a handoff, the founder, a deadline): nothing left to end.
                 if exc.kind not in (SESSION_ENDED, NOT_RUNNING):

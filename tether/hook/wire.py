@@ -18,6 +18,8 @@ import os
 import socket
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from tether import errors
+
 # The certificate (PEM) the gateway is verified by, besides the system's roots.
 GATEWAY_CA_ENV = "TETHER_GATEWAY_CA"
 
@@ -161,4 +163,4 @@ class Refused(Exception):
 
 
 # A 404 from an update: the workflow closed (or never ran).
-NOT_RUNNING = "NotRunning"
+NOT_RUNNING = errors.NOT_RUNNING
