@@ -30,7 +30,8 @@ class WakeActivities:
         claim) and Tether is not running it already, run it now, sealed with the workers' key."""
         tasks = await self.store.task_summaries()
         mine = [t for t in tasks if t.assignee == inp.agent and t.state in WORKING]
-        free = [t for t in tasks if t.assignee is None and t.state == TaskState.OPEN]
+        # Open for it: unassigned, or assigned to it and not claimed yet (only it may claim).
+        free = [t for t in tasks if t.assignee in (None, inp.agent) and t.state == TaskState.OPEN]
         if mine:
             task = mine[0]
             request = RunRequest(

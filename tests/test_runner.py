@@ -278,15 +278,29 @@ async def test_wake_runs_an_idle_agent_once_work_is_assigned_to_it(
             await eventually(lambda: rounds_at_least(rounds, 2), "two idle rounds", 20)
             assert not prompts.exists()
 
+            # A task assigned to it, not claimed yet: the wake runs it to claim the task.
             task_id = f"wake-{coder.rsplit('-', 1)[1]}"
             spec = TaskSpec(
-                id=task_id, title="Fix the login bug", checks=[ShellCheck(command="true")]
+                id=task_id,
+                title="Fix the login bug",
+                assignee=coder,
+                checks=[ShellCheck(command="true")],
             )
             await api.create_task(client, team.task_queue, spec)
-            await api.claim_task(client, task_id, coder)
-            await eventually(prompts.exists, "the wake to run the agent", 20)
+            await eventually(prompts.exists, "the wake to run the agent for its task", 20)
             first = prompts.read_text().splitlines()[0]
-            assert first == f"Work on your task {task_id}: Fix the login bug"
+            assert first == (
+                f"Task {task_id} is open: Fix the login bug. Claim it with `tether task claim "
+                f"{task_id} --agent {coder}`, then do it."
+            )
+            # Claimed (the process has ended): the next round runs it on its task.
+            await api.claim_task(client, task_id, coder)
+            working = f"Work on your task {task_id}: Fix the login bug"
+
+            def woken_on_task() -> bool:
+                return working in prompts.read_text().splitlines()
+
+            await eventually(woken_on_task, "the wake to run the agent on its claimed task", 20)
             view = await run_view(client, coder)
             assert view is not None and view.run is not None
             assert view.run.request.by == "tether (wake)" and view.run.request.task_id == task_id
