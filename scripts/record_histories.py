@@ -7,6 +7,7 @@ Run after a deliberate, versioned change to a workflow, and commit the new files
     .venv/bin/python scripts/record_histories.py --sealed   # all of them, into histories/sealed
     .venv/bin/python scripts/record_histories.py --into write_behind   # a new generation
     .venv/bin/python scripts/record_histories.py --runner   # an agent's run, into histories/runner
+    .venv/bin/python scripts/record_histories.py --paths    # wake, budgets, notify, the watch
 
 Every message is sealed (the founder's client, the workers' activities); --sealed (or --into
 NAME, for a generation of histories recorded after a versioned change: issue 18's write-behind
@@ -109,6 +110,9 @@ async def main() -> int:
             if "--runner" in argv:
                 await _record_runner(stack, queue, Path(tmp))
                 return 0
+            if "--paths" in argv:
+                await _record_paths(stack, queue, Path(tmp))
+                return 0
             into = "sealed" if "--sealed" in argv else None
             if "--into" in argv:
                 at = argv.index("--into")
@@ -208,6 +212,136 @@ async def _record_runner(stack: Any, queue: str, tmp: Path) -> None:
     trust, _ = stack.keys
     public = {role: seals.public_text(found[0]) for role, found in trust.keys.items()}
     (out / "trust.json").write_text(json.dumps(public, indent=2) + "\n")
+    ids = {stem: history.workflow_id for stem, history in histories.items()}
+    (out / "ids.json").write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
+
+
+class FailsOnce(BaseHTTPRequestHandler):
+    """A webhook that refuses each message the first time it is posted (503), then takes it:
+    every delivery is retried once."""
+
+    seen: set[bytes] = set()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        again = body in FailsOnce.seen
+        FailsOnce.seen.add(body)
+        self.send_response(200 if again else 503)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def _record_paths(stack: Any, queue: str, tmp: Path) -> None:
+    """The paths no other generation has: an agent's wake round that finds its task and runs
+    it; a session the team's monthly budget holds until the founder's signed raise; the
+    webhook delivery of the inbox item that hold posts (refused once, then delivered); and the
+    credential watch reminding of a credential about to expire. Into histories/paths."""
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    from tether.client.budgets import raise_budget
+    from tether.config import Settings
+    from tether.contracts import (
+        DeliveryOutcome,
+        StopInput,
+        TokenUsage,
+        WakeInput,
+        WakeOutcome,
+    )
+    from tether.names import notify_workflow_id
+    from workflows.credential_watch import CredentialWatchWorkflow
+    from workflows.wake import WakeWorkflow
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), FailsOnce)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    os.environ["TETHER_RECORD_WEBHOOK"] = f"http://127.0.0.1:{hook.server_address[1]}/hook"
+    program = tmp / "agent.py"
+    program.write_text("import time\ntime.sleep(300)\n")
+    key_path, public = generate(tmp / "paths-founder")
+    key = load_private(key_path)
+    soon = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    config = TetherConfig.model_validate(
+        {"agents": [{"name": "runner", "runtime": "command", "isolation": "none",
+                     "run": {"command": [sys.executable, str(program)]}},
+                    {"name": "coder"}],
+         "founder": {"public_key": public},
+         "budget": {"team_monthly_usd": 5.0},
+         "credentials": {"vendor": {"env": "TETHER_RECORD_VENDOR", "kind": "declared",
+                                    "expires": soon}},
+         "notifications": {"webhook": {"env": "TETHER_RECORD_WEBHOOK"},
+                           "webhook_max_interval_seconds": 1}}
+    )  # fmt: skip
+    settings = Settings(home=tmp / "tether-home")
+    client = stack.client
+    histories: dict[str, WorkflowHistory] = {}
+    try:
+        async with build_worker(client, queue, stack.store, config, stack.keys, settings):
+            # The wake round finds the task assigned to the runner and runs it.
+            spec = TaskSpec.model_validate(
+                {"id": "replay-woken", "title": "Woken work", "assignee": "runner",
+                 "checks": [{"kind": "shell", "command": "true"}]}
+            )  # fmt: skip
+            await api.create_task(client, queue, spec)
+            wake = await client.start_workflow(
+                WakeWorkflow.run, WakeInput(agent="runner"), id="wake-runner", task_queue=queue
+            )
+            woken: WakeOutcome = await wake.result()
+            assert woken.started, woken
+            await api.stop_agent(client, "runner", StopInput(reason="recorded"))
+            await api.end_session(client, "runner", "recorded", "founder")
+            await api.cancel_task(client, spec.id, "founder", "recorded")
+            histories["wake_runs_agent"] = await wake.fetch_history()
+
+            # The team's budget: $4 spent earlier today, then $0.75 a report holds the session.
+            today = datetime.now(UTC).date().isoformat()
+            await stack.store.record_spend_days("runner", "runner:earlier", {today: 4.0})
+            await api.start_session(client, queue, SessionInput(agent="coder", runtime="sdk"))
+            usage = {"claude-sonnet-4-5": TokenUsage(input=200_000, output=10_000)}
+            await api.report(client, "coder", Report(usage=usage))
+            held = await api.report(client, "coder", Report(usage=usage))
+            assert held.deny is not None, held
+
+            def sign(action: str, subject: str) -> Any:
+                return order(action, subject, "founder", "recorded", key)
+
+            raised = await raise_budget(
+                client, stack.store, config, sign, 9.0, by="founder", reason="recorded"
+            )
+            assert raised.sessions == {"coder": "released"}, raised
+            await api.end_session(client, "coder", "recorded", "founder")
+            session = client.get_workflow_handle_for(AgentSessionWorkflow.run, "session-coder")
+            await session.result()
+            histories["session_budget_held"] = await session.fetch_history()
+
+            # The hold's inbox item, delivered to the webhook on its second post.
+            item = next(i for i in await stack.store.inbox(True) if i.kind == "budget_exceeded")
+            assert item.id is not None
+            delivery = client.get_workflow_handle(
+                notify_workflow_id(item.id), result_type=DeliveryOutcome
+            )
+            delivered = await delivery.result()
+            assert delivered.delivered, delivered
+            histories["notify_retried"] = await delivery.fetch_history()
+
+            # The credential watch: the declared credential expires in three days.
+            watch = await client.start_workflow(
+                CredentialWatchWorkflow.run, id="credential-watch", task_queue=queue
+            )
+            posted = await watch.result()
+            assert any("vendor" in p for p in posted), posted
+            histories["credential_watch_reminds"] = await watch.fetch_history()
+    finally:
+        hook.shutdown()
+    out = OUT / "paths"
+    out.mkdir(parents=True, exist_ok=True)
+    for stem, history in histories.items():
+        (out / f"{stem}.json").write_text(history.to_json())
+        print(f"wrote {(out / stem).relative_to(ROOT)}.json")
+    trust, _ = stack.keys
+    public_keys = {role: seals.public_text(found[0]) for role, found in trust.keys.items()}
+    (out / "trust.json").write_text(json.dumps(public_keys, indent=2) + "\n")
     ids = {stem: history.workflow_id for stem, history in histories.items()}
     (out / "ids.json").write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
 

@@ -39,8 +39,17 @@ GENERATIONS = sorted(p.parent for p in FOLDER.glob("*/trust.json"))
 # Folders that record one path each rather than the six lifecycles: what each must hold.
 # `runner` (issue 29): an agent Tether runs, its processes in workflows of their own (the
 # first crashes and is restarted, the founder stops the second).
+# `paths` (issue 29): the workflows and paths no lifecycle recorded: an agent's wake round
+# that runs it, a session held by the team's budget until the founder's signed raise, the
+# webhook delivery of its inbox item (refused once), and the credential watch's reminder.
 PATHS = {
     "runner": {"session_runs_agent", "agent_process_crashed", "agent_process_stopped"},
+    "paths": {
+        "wake_runs_agent",
+        "session_budget_held",
+        "notify_retried",
+        "credential_watch_reminds",
+    },
 }
 SEALED_HISTORIES = sorted(
     p for g in GENERATIONS for p in g.glob("*.json") if p.stem not in ("trust", "ids")
@@ -120,6 +129,41 @@ def test_the_runner_histories_run_the_agents_process_in_its_own_workflow() -> No
             if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
         ]
         assert scheduled[0] == "run_agent" and scheduled.count("run_agent") == 1, stem
+
+
+def _events(path: Path) -> list[dict[str, object]]:
+    events: list[dict[str, object]] = json.loads(path.read_text())["events"]
+    return events
+
+
+def _scheduled(path: Path) -> list[str]:
+    return [
+        str(e["activityTaskScheduledEventAttributes"]["activityType"]["name"])  # type: ignore[index]
+        for e in _events(path)
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ]
+
+
+def test_the_paths_histories_hold_the_paths_they_are_named_for() -> None:
+    folder = FOLDER / "paths"
+    assert _scheduled(folder / "wake_runs_agent.json") == ["wake"]
+    held = folder / "session_budget_held.json"
+    updates = [
+        e["workflowExecutionUpdateAcceptedEventAttributes"]["acceptedRequest"]["input"]["name"]  # type: ignore[index]
+        for e in _events(held)
+        if e["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED"
+    ]
+    assert updates == ["attach", "report", "report", "release_hold", "end"]
+    assert {"budget_status", "notify_founder", "judge_order"} <= set(_scheduled(held))
+    attempts = [
+        e["activityTaskStartedEventAttributes"]["attempt"]  # type: ignore[index]
+        for e in _events(folder / "notify_retried.json")
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_STARTED"
+    ]
+    assert _scheduled(folder / "notify_retried.json")[0] == "deliver_webhook"
+    assert attempts[0] == 2  # the webhook refused the first post
+    watch = folder / "credential_watch_reminds.json"
+    assert _scheduled(watch) == ["remind_expiring_credentials", "watch_deploy_tags"]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
