@@ -15,19 +15,26 @@ before the load: a bare HTTP round trip (`GET /health`) and a bare no-op update.
 
 The goal: PreToolUse p50 <= 30 ms and p99 <= 100 ms under this load, no request refused.
 
+With `--split`, the gateway is a process of its own (`tether gateway`, as on a cluster) beside
+the worker, instead of sharing the worker's process (and its one interpreter) as `tether up`
+runs them.
+
     .venv/bin/python scripts/bench_gateway_load.py [--agents 50] [--starting 10] [--seconds 40]
+                                                   [--split]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +164,30 @@ async def agents_main(plan_file: str) -> int:
 # -- the stack ------------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def gateway_process(stack: Any, queue: str, toml: str) -> AsyncIterator[str]:
+    """The worker in this process, the gateway in its own (`tether gateway`), as on a cluster;
+    yields the gateway's URL."""
+    from tether.ops.stack import free_port
+
+    bind = f"127.0.0.1:{free_port()}"
+    env = stack.worker_env(queue, TETHER_GATEWAY_BIND=bind)
+    (stack.folder / "tether.toml").write_text(toml)
+    async with serving(stack, queue, None, stack.folder / "unused", gateway=False):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tether", "gateway", env=env, stdout=asyncio.subprocess.PIPE
+        )
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if b"listening on" not in line:
+                raise SystemExit(f"the gateway did not start: {line!r}")
+            yield f"http://{bind}"
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+
 async def main() -> int:
     from scripts.throwaway import throwaway_stack
     from tether.config import TetherConfig
@@ -166,6 +197,7 @@ async def main() -> int:
     parser.add_argument("--starting", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--pause", type=float, default=1.0)
+    parser.add_argument("--split", action="store_true", help="the gateway in its own process")
     args = parser.parse_args()
     async with throwaway_stack() as stack:
         tmp = stack.folder
@@ -184,7 +216,14 @@ async def main() -> int:
             path.write_text("".join(transcript_line(i) for i in range(50)))
             transcripts[agent] = str(path)
         home = tmp / "gateway-home"
-        async with serving(stack, queue, config, home) as url:
+        names = agents + starters
+        toml = "".join(f'[[agents]]\nname = "{a}"\n' for a in names)
+        serve = (
+            gateway_process(stack, queue, toml)
+            if args.split
+            else serving(stack, queue, config, home)
+        )
+        async with serve as url:
             plan = {
                 "gateway": url,
                 "address": stack.address,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -329,26 +330,43 @@ async def main() -> int:
 
 @asynccontextmanager
 async def serving(
-    stack: Any, queue: str, config: Any, home: Path, tls: tuple[Path, Path] | None = None
+    stack: Any,
+    queue: str,
+    config: Any,
+    home: Path,
+    tls: tuple[Path, Path] | None = None,
+    gateway: bool = True,
 ) -> AsyncIterator[str]:
     """A worker and the gateway on `stack`, in this process as `tether up` runs them, and the
-    baseline's bare workflow (id `bare`); yields the gateway's URL."""
+    baseline's bare workflow (id `bare`); yields the gateway's URL. Without `gateway`, the
+    worker (configured from the stack's tether.toml when `config` is None) and the bare
+    workflow only; yields ""."""
+    from tether.config import load_config
     from tether.gateway.server import listening
     from worker import build_worker
 
     client = stack.client
-    async with (
-        build_worker(client, queue, stack.store, config, stack.keys),
-        Worker(
-            client,
-            task_queue=f"{queue}-bare",
-            workflows=[BareUpdate],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ),
-        listening(
-            client, stack.store, config, queue, home, "127.0.0.1:0", stack.gateway, tls
-        ) as url,
-    ):
+    if config is None:
+        config = load_config(stack.folder / "tether.toml")
+    async with contextlib.AsyncExitStack() as running:
+        await running.enter_async_context(
+            build_worker(client, queue, stack.store, config, stack.keys)
+        )
+        await running.enter_async_context(
+            Worker(
+                client,
+                task_queue=f"{queue}-bare",
+                workflows=[BareUpdate],
+                workflow_runner=UnsandboxedWorkflowRunner(),
+            )
+        )
+        url = ""
+        if gateway:
+            url = await running.enter_async_context(
+                listening(
+                    client, stack.store, config, queue, home, "127.0.0.1:0", stack.gateway, tls
+                )
+            )
         bare = await client.start_workflow(BareUpdate.run, id="bare", task_queue=f"{queue}-bare")
         try:
             yield url

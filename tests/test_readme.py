@@ -57,3 +57,19 @@ async def test_a_readme_example_runs_as_written(
     # A crash while the interpreter finalises Temporal's native threads (sdk-python#300, the
     # known hazard) comes after the example has done and printed everything.
     assert proc.returncode in (0, -6, -11), err.decode()
+
+
+def test_the_layout_table_names_every_package_and_only_real_paths() -> None:
+    """The README's layout table is the map a reader opens `tether/` with: every package has a
+    row, and every path a row names exists."""
+    section = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
+    for path in rows:
+        assert (ROOT / path).exists(), f"the layout table names {path}, which does not exist"
+    packages = {
+        f"{p.parent.relative_to(ROOT).as_posix()}/"
+        for p in [*(ROOT / "tether").glob("*/__init__.py"), *ROOT.glob("*/__init__.py")]
+        if p.parent.name not in ("tests", "scripts")
+    }
+    missing = packages - set(rows)
+    assert not missing, f"the layout table has no row for {sorted(missing)}"
