@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import re
@@ -55,6 +54,7 @@ from tether.hook.transcript import COST_STATE_KEYS as MODEL_USAGE_KEYS
 from tether.hook.transcript import USAGE_KEYS
 from tether.hook.wire import GATEWAY_CA_ENV
 from tether.ops import sandbox
+from tether.ops.runtime import die_with_parent
 from tether.store import Store
 
 # Often enough that the worker's heartbeat (throttled to 0.5 s) always has a fresh one.
@@ -104,13 +104,6 @@ class _UsageSender:
             raise
         except Exception as exc:  # the run goes on; the next figures are cumulative
             activity.logger.warning("runtime usage not delivered: %s", exc)
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the worker's thread that started it dies."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class RunnerActivities:
@@ -503,7 +496,7 @@ _AGENT_PROCESS: dict[str, Any] = {
     "stdout": asyncio.subprocess.PIPE,
     "stderr": asyncio.subprocess.PIPE,
     "start_new_session": True,
-    "preexec_fn": _die_with_parent,
+    "preexec_fn": die_with_parent,
 }
 
 

@@ -60,6 +60,20 @@ async def stack(up_env: dict[str, str]) -> AsyncIterator[Stack]:
 KEY_ROLES = ("founder", "gateway", "worker")
 
 
+def _gateway_processes(home: Path) -> list[int]:
+    """The `tether gateway` processes serving the stack under `home`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if b"gateway" in argv and f"TETHER_HOME={home}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
 async def test_up_runs_the_stack_stops_cleanly_and_keeps_state(
     stack: Stack, up_env: dict[str, str]
 ) -> None:
@@ -125,6 +139,12 @@ async def test_up_runs_the_stack_stops_cleanly_and_keeps_state(
     ids = [e["execution"]["workflowId"] for e in listing["executions"]]  # type: ignore[attr-defined]
     assert "task-kept" in ids
 
+    # The gateway is a process of its own, and the database's password is not in its
+    # environment (it reads it from the file).
+    pids = _gateway_processes(home)
+    assert len(pids) == 1, pids
+    assert password.encode() not in Path(f"/proc/{pids[0]}/environ").read_bytes()
+
     # A second `tether up` on the same ports says what to do in one line.
     code, _, err = await cli(up_env, "up")
     assert code == 2 and err.count("\n") == 1 and "already in use" in err
@@ -132,6 +152,8 @@ async def test_up_runs_the_stack_stops_cleanly_and_keeps_state(
     assert await stack.stop() == 0
     for name in ("TETHER_TEMPORAL_PORT", "TETHER_UI_PORT", "TETHER_POSTGRES_PORT"):
         assert not port_in_use(int(up_env[name])), f"{name} still bound after Ctrl-C"
+    gateway_port = int(up_env["TETHER_GATEWAY_BIND"].rpartition(":")[2])
+    assert not port_in_use(gateway_port) and not _gateway_processes(home)
     assert not (Path(up_env["TETHER_HOME"]) / "stack.json").exists()
 
     again = await start_up(up_env)

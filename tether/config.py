@@ -557,6 +557,9 @@ class Settings(Model):
     namespace: str = constants.DEFAULT_NAMESPACE
     task_queue: str = constants.DEFAULT_TASK_QUEUE
     database_url: str | None = None
+    # A file holding DATABASE_URL's password (a Docker or Kubernetes secret, the embedded
+    # server's own): the URL then names no password, so no process's environment shows it.
+    database_password_file: Path | None = None
     config_path: Path | None = None
     # Ports of the embedded stack that `tether up` starts.
     temporal_port: int = constants.TEMPORAL_PORT
@@ -603,6 +606,7 @@ class Settings(Model):
             namespace=env.get("TEMPORAL_NAMESPACE") or constants.DEFAULT_NAMESPACE,
             task_queue=env.get("TETHER_TASK_QUEUE") or constants.DEFAULT_TASK_QUEUE,
             database_url=env.get("DATABASE_URL") or None,
+            database_password_file=_path(env.get("TETHER_DATABASE_PASSWORD_FILE")),
             config_path=config_path,
             temporal_port=_port(env, "TETHER_TEMPORAL_PORT", constants.TEMPORAL_PORT),
             ui_port=_port(env, "TETHER_UI_PORT", constants.TEMPORAL_UI_PORT),
@@ -724,6 +728,7 @@ ENVIRONMENT_VARIABLES = (
     "TEMPORAL_NAMESPACE",
     "TETHER_TASK_QUEUE",
     "DATABASE_URL",
+    "TETHER_DATABASE_PASSWORD_FILE",
     "TETHER_TEMPORAL_PORT",
     "TETHER_UI_PORT",
     "TETHER_HTTP_PORT",

@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    setup_tracing(settings.otel_exporter, role="worker" if args.command == "up" else "cli")
+    role = {"up": "worker", "gateway": "gateway"}.get(args.command, "cli")
+    setup_tracing(settings.otel_exporter, role=role)
     if args.command == "up":
         # `tether up` runs the worker in this process: it serves the worker's metrics.
         setup_metrics(settings.metrics_bind)
@@ -42,7 +43,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.command == "up":
+    if args.command in ("up", "gateway"):
         setup_logging(verbose=args.verbose)
     else:
         # A request that waits says why, one line at a time ("still waiting: …").

@@ -53,7 +53,9 @@ async def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from tether.cli.demo_run import demo_after_up
     from tether.ops.up import run_stack
 
-    await run_stack(settings, stop_on_signals(), demo=args.demo, after_up=demo_after_up)
+    await run_stack(
+        settings, stop_on_signals(), demo=args.demo, after_up=demo_after_up, verbose=args.verbose
+    )
     return 0
 
 
@@ -115,7 +117,11 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser(
         "gateway",
-        help="serve the agents' gateway (TETHER_GATEWAY_BIND; `tether up` runs one itself)",
+        help="serve the agents' gateway (TETHER_GATEWAY_BIND; `tether up` runs one itself, as "
+        "a process of its own)",
+    )
+    p.add_argument(
+        "--verbose", action="store_true", help="libraries' INFO logs too (every HTTP request)"
     )
     p.set_defaults(func=cmd_gateway)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -143,3 +145,11 @@ def run_and_exit(main: Coroutine[Any, Any, int]) -> NoReturn:
 
 # What a shell reports for a process ended by SIGPIPE (128 + 13).
 _BROKEN_PIPE = 141
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: SIGKILL when the thread that started it dies (Linux's
+    PR_SET_PDEATHSIG), so a killed parent leaves no child running unwatched."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)

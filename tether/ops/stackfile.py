@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from tether.errors import TetherError
 
@@ -61,13 +61,21 @@ def temporal_address(settings: Settings) -> str:
 
 
 def database_url(settings: Settings) -> str:
-    return database_url_from(settings.database_url, settings.home)
+    return database_url_from(settings.database_url, settings.home, settings.database_password_file)
 
 
-def database_url_from(configured: str | None, home: Path) -> str:
-    """DATABASE_URL when set, else the database of the `tether up` running under `home`."""
+def database_url_from(configured: str | None, home: Path, password_file: Path | None = None) -> str:
+    """DATABASE_URL when set (with the password TETHER_DATABASE_PASSWORD_FILE holds, if set),
+    else the database of the `tether up` running under `home`."""
     if configured:
-        return configured
+        if password_file is None:
+            return configured
+        if urlsplit(configured).password:
+            raise TetherError(
+                "DATABASE_URL names a password and TETHER_DATABASE_PASSWORD_FILE is set too: "
+                "keep one of them"
+            )
+        return with_password(configured, _password(password_file))
     stack = read_stack_file(home) or {}
     url = stack.get("database_url")
     if not url:
@@ -78,14 +86,17 @@ def database_url_from(configured: str | None, home: Path) -> str:
     secret = stack.get("database_password_file")
     if not secret:
         return str(url)
+    return with_password(str(url), _password(Path(str(secret))))
+
+
+def _password(path: Path) -> str:
     try:
-        password = Path(str(secret)).read_text().strip()
+        return path.read_text().strip()
     except OSError as exc:
         raise TetherError(
-            f"cannot read the database's password in {secret} ({exc.strerror}): run this as the "
+            f"cannot read the database's password in {path} ({exc.strerror}): run this as the "
             "user that ran `tether up`, or set DATABASE_URL"
         ) from exc
-    return with_password(str(url), password)
 
 
 def with_password(url: str, password: str) -> str:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from temporalio.testing import WorkflowEnvironment
 
 import worker
 from tether.config import Settings, load_config
-from tether.gateway import server as gateway_server
-from tether.ops.runtime import mask_url
+from tether.errors import TetherError
+from tether.ops.runtime import die_with_parent, mask_url
 from tether.ops.stack import (
     EmbeddedPostgres,
     require_free_port,
@@ -42,7 +45,11 @@ def sandbox_line() -> str:
 
 
 async def run_stack(
-    settings: Settings, stop: asyncio.Event, demo: str = "never", after_up: AfterUp | None = None
+    settings: Settings,
+    stop: asyncio.Event,
+    demo: str = "never",
+    after_up: AfterUp | None = None,
+    verbose: bool = False,
 ) -> None:
     load_config(settings.config_path)  # a bad tether.toml stops us before anything starts
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -147,26 +154,32 @@ async def run_stack(
                 background.add(demo_task)
                 demo_task.add_done_callback(background.discard)
 
-        gateway_ready = asyncio.Event()
-        gateway_url = settings.gateway_address
-
-        def gateway_up(url: str) -> None:
-            nonlocal gateway_url
-            gateway_url = url
-            gateway_ready.set()
-
-        gateway = asyncio.create_task(gateway_server.serve(running, stop, on_ready=gateway_up))
-        ready_or_failed = asyncio.create_task(gateway_ready.wait())
-        await asyncio.wait({gateway, ready_or_failed}, return_when=asyncio.FIRST_COMPLETED)
-        if gateway.done():
-            ready_or_failed.cancel()
-            gateway.result()  # why it could not start
-            raise RuntimeError("the gateway stopped while starting")
+        # The gateway runs as a process of its own (`tether gateway`), as on a cluster: its
+        # event loop answers the agents' hooks without sharing an interpreter with the
+        # worker's workflow tasks (scripts/bench_gateway_load.py --split measures the
+        # difference). It is given the database's password by file, never in its environment.
+        env = {
+            **os.environ,
+            "TETHER_HOME": str(settings.home),
+            "TEMPORAL_ADDRESS": address,
+            "TEMPORAL_NAMESPACE": settings.namespace,
+            "TETHER_TASK_QUEUE": settings.task_queue,
+            "TETHER_GATEWAY_BIND": settings.gateway_bind,
+        }
+        if settings.config_path is not None:
+            env["TETHER_CONFIG"] = str(settings.config_path)
+        if postgres is not None:
+            env["DATABASE_URL"] = postgres.public_url
+            env["TETHER_DATABASE_PASSWORD_FILE"] = str(postgres.password_file)
+        gateway = await gateway_process(env, verbose)
+        gateway_url = gateway.url
+        watch = asyncio.create_task(gateway.ended(stop))
         try:
             await worker.serve(running, stop, on_ready=ready)
         finally:
             stop.set()
-            await gateway
+            watch.cancel()
+            await gateway.stop()
     finally:
         stack_file(settings.home).unlink(missing_ok=True)
         if temporal is not None:
@@ -175,3 +188,56 @@ async def run_stack(
             await asyncio.to_thread(postgres.stop)
         if temporal is not None or postgres is not None:
             log.info("stopped")
+
+
+# How long the gateway has to start, and to stop once told to.
+GATEWAY_START = 60.0
+GATEWAY_STOP = 20.0
+
+
+@dataclass
+class GatewayProcess:
+    proc: asyncio.subprocess.Process
+    url: str
+
+    async def ended(self, stop: asyncio.Event) -> None:
+        """Stop the stack if the gateway exits on its own: the agents would have no door."""
+        code = await self.proc.wait()
+        if not stop.is_set():
+            log.error("the gateway exited (status %s): stopping the stack", code)
+            stop.set()
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), GATEWAY_STOP)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def gateway_process(env: dict[str, str], verbose: bool) -> GatewayProcess:
+    """`tether gateway` as a child of this process (killed with it), once it listens."""
+    argv = [sys.executable, "-m", "tether", "gateway", *(["--verbose"] if verbose else [])]
+    # Its own session: a Ctrl-C on the terminal reaches `tether up`, which stops it in turn.
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_parent,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), GATEWAY_START)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise TetherError(f"the gateway did not start within {GATEWAY_START:g} s") from None
+    said = line.decode(errors="replace").strip()
+    if " listening on " not in said:
+        await proc.wait()
+        raise TetherError(f"the gateway did not start (status {proc.returncode}); see above")
+    return GatewayProcess(proc, said.rsplit(" ", 1)[1])
