@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.audit import AuditActivities
 from activities.deploy import DeployActivities
 from activities.founder import FounderActivities
 from activities.messages import MessageActivities
@@ -40,6 +41,7 @@ from tether.ops.runtime import (
     stop_on_signals,
 )
 from tether.ops.stack import (
+    ensure_audit_anchor,
     ensure_credential_watch,
     ensure_search_attributes,
     ensure_wake_schedules,
@@ -78,6 +80,7 @@ def build_worker(
     # Where agents Tether runs keep their worktrees, and the gateway they report to.
     runner = RunnerActivities(store, config, settings)
     waker = WakeActivities(store, config)
+    auditor = AuditActivities(store)
     main = Worker(
         # Activities that message workflows seal with the workers' key.
         sealed(client, signer),
@@ -104,6 +107,7 @@ def build_worker(
             notifier,
             messages,
             waker,
+            auditor,
             runner,
             leave={"run_agent"},
         ),
@@ -203,6 +207,7 @@ async def serve(
             client, settings.task_queue, config.notifications.expiry_check_hours
         )
         await ensure_wake_schedules(client, settings.task_queue, config.agents)
+        await ensure_audit_anchor(client, settings.task_queue)
         worker = build_worker(client, settings.task_queue, Store(pool), config, keys, settings)
         async with worker:
             log.info("worker polling %s on %s", settings.task_queue, address)

@@ -7,6 +7,8 @@ from temporalio.common import SearchAttributeKey
 
 from tether.names import (
     AGENTS_QUEUE_SUFFIX,
+    AUDIT_ANCHOR_SCHEDULE_ID,
+    AUDIT_ANCHOR_WORKFLOW,
     CREDENTIAL_WATCH_SCHEDULE_ID,
     DEFAULT_NAMESPACE,
     DEFAULT_TASK_QUEUE,
@@ -35,6 +37,8 @@ from tether.names import (
 
 __all__ = [
     "AGENTS_QUEUE_SUFFIX",
+    "AUDIT_ANCHOR_SCHEDULE_ID",
+    "AUDIT_ANCHOR_WORKFLOW",
     "CREDENTIAL_WATCH_SCHEDULE_ID",
     "DEFAULT_NAMESPACE",
     "DEFAULT_TASK_QUEUE",

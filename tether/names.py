@@ -51,6 +51,9 @@ LOCK_WORKFLOW_ID_PREFIX = "lock-"
 NOTIFY_WORKFLOW_ID_PREFIX = "notify-"
 PROCESS_WORKFLOW_ID_PREFIX = "process-"
 CREDENTIAL_WATCH_SCHEDULE_ID = "tether-credential-watch"
+# The audit chain's head, anchored in Temporal's history every minute (workflows/audit.py).
+AUDIT_ANCHOR_SCHEDULE_ID = "tether-audit-anchor"
+AUDIT_ANCHOR_WORKFLOW = "AuditAnchorWorkflow"
 # The queue of the agents' processes, beside a worker's task queue: <queue>-agents.
 AGENTS_QUEUE_SUFFIX = "-agents"
 # One per agent with `wake`: tether-wake-<agent>.

@@ -8,6 +8,7 @@ all of them (about 38 ms of a session's first workflow task on a slow machine).
 from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from workflows.audit import AuditAnchorWorkflow
 from workflows.credential_watch import CredentialWatchWorkflow
 from workflows.deployment import DeploymentWorkflow
 from workflows.lock import ServiceLockWorkflow
@@ -26,6 +27,7 @@ WORKFLOWS = [
     ServiceLockWorkflow,
     NotifyWorkflow,
     WakeWorkflow,
+    AuditAnchorWorkflow,
 ]
 
 

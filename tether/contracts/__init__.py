@@ -5,6 +5,7 @@ Every workflow, activity, update and query takes one model and returns one model
 defaults so that new fields can be added without breaking workflows already running.
 """
 
+from tether.contracts.audit import AuditHead
 from tether.contracts.base import Model
 from tether.contracts.deploy import (
     DEPLOY_FINAL,
@@ -162,6 +163,7 @@ __all__ = [
     "ArtifactInput",
     "ArtifactResult",
     "AttachInput",
+    "AuditHead",
     "AuditInput",
     "Blocker",
     "Brief",

@@ -443,6 +443,36 @@ async def ensure_credential_watch(client: Client, task_queue: str, every_hours: 
     return await _put_schedule(client, constants.CREDENTIAL_WATCH_SCHEDULE_ID, schedule)
 
 
+# How often the audit chain's head is anchored in Temporal.
+AUDIT_ANCHOR_EVERY = timedelta(minutes=1)
+
+
+async def ensure_audit_anchor(client: Client, task_queue: str) -> str:
+    """Create (or bring up to date) the Schedule that anchors the audit chain's head in
+    Temporal every minute (workflows/audit.py). Safe to call from every worker at start."""
+    from temporalio.client import (
+        Schedule,
+        ScheduleActionStartWorkflow,
+        ScheduleIntervalSpec,
+        ScheduleOverlapPolicy,
+        SchedulePolicy,
+        ScheduleSpec,
+    )
+
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            constants.AUDIT_ANCHOR_WORKFLOW,
+            id=constants.AUDIT_ANCHOR_SCHEDULE_ID,
+            task_queue=task_queue,
+            execution_timeout=timedelta(minutes=5),
+            static_summary="Audit anchor: the audit chain's head, kept in Temporal's history",
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=AUDIT_ANCHOR_EVERY)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    return await _put_schedule(client, constants.AUDIT_ANCHOR_SCHEDULE_ID, schedule)
+
+
 async def _put_schedule(client: Client, schedule_id: str, schedule: Any) -> str:
     """Create the Schedule, or bring the existing one up to date when its interval or queue
     differ, or it has no summary: "created", "updated" or "unchanged". Safe from every worker

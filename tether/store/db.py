@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from tether.store.audit import Audit
 from tether.store.deployments import Deployments
 from tether.store.inbox import Inbox
 from tether.store.ledger import Ledger
@@ -14,6 +15,6 @@ from tether.store.tasks import Tasks
 from tether.store.tokens import Tokens
 
 
-class Store(Tasks, Sessions, Inbox, Deployments, Ledger, Tokens, Refusals):
+class Store(Tasks, Sessions, Inbox, Deployments, Ledger, Tokens, Refusals, Audit):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool

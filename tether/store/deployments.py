@@ -10,7 +10,7 @@ import asyncpg
 from tether.contracts import (
     DeployLine,
 )
-from tether.store import reads
+from tether.store import audit, reads
 
 
 class Deployments:
@@ -50,16 +50,19 @@ class Deployments:
                 line.queued,
                 line.holds_lock,
             )
-        await self.pool.execute(
-            """INSERT INTO deploy_audit (deployment_id, service, kind, actor, detail, at)
-               VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()))""",
-            deployment_id,
-            service,
-            kind,
-            actor,
-            detail,
-            at,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO deploy_audit (deployment_id, service, kind, actor, detail, at)
+                   VALUES ($1, $2, $3, $4, $5, COALESCE($6, now()))""",
+                deployment_id,
+                service,
+                kind,
+                actor,
+                detail,
+                at,
+            )
+            said = {"service": service, "kind": kind, **detail}
+            await audit.append(conn, f"deploy_{kind}", deployment_id, actor, said, at)
 
     async def audit_trail(
         self, *, deployment_id: str | None = None, service: str | None = None

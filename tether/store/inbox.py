@@ -9,7 +9,7 @@ import asyncpg
 from tether.contracts import (
     InboxItem,
 )
-from tether.store import reads
+from tether.store import audit, reads
 
 
 class Inbox:
@@ -17,19 +17,22 @@ class Inbox:
 
     async def post_inbox(self, item: InboxItem) -> tuple[int, bool]:
         """Add an item unless one with the same key exists. Returns (id, newly added)."""
-        row = await self.pool.fetchrow(
-            """INSERT INTO inbox (key, kind, subject, title, detail, action)
-               VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (key) DO NOTHING RETURNING id""",
-            item.key,
-            item.kind,
-            item.subject,
-            item.title,
-            item.detail,
-            item.action,
-        )
-        if row is not None:
-            return int(row["id"]), True
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                """INSERT INTO inbox (key, kind, subject, title, detail, action)
+                   VALUES ($1, $2, $3, $4, $5, $6)
+                   ON CONFLICT (key) DO NOTHING RETURNING id""",
+                item.key,
+                item.kind,
+                item.subject,
+                item.title,
+                item.detail,
+                item.action,
+            )
+            if row is not None:
+                said = {"id": row["id"], "kind": item.kind, "title": item.title}
+                await audit.append(conn, "inbox_posted", item.subject, "tether", said)
+                return int(row["id"]), True
         existing = await self.pool.fetchval("SELECT id FROM inbox WHERE key = $1", item.key)
         return int(existing), False
 
@@ -57,22 +60,31 @@ class Inbox:
     async def acknowledge(self, ids: list[int]) -> list[int]:
         """Clear the given notices (items without an action); returns the ids cleared. An item
         with an action is cleared only by acting on it, never by acknowledging it."""
-        rows = await self.pool.fetch(
-            """UPDATE inbox SET cleared_at = now()
-               WHERE id = ANY($1::bigint[]) AND cleared_at IS NULL AND action = ''
-               RETURNING id""",
-            ids,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """UPDATE inbox SET cleared_at = now()
+                   WHERE id = ANY($1::bigint[]) AND cleared_at IS NULL AND action = ''
+                   RETURNING id, subject, kind""",
+                ids,
+            )
+            for r in sorted(rows, key=lambda r: int(r["id"])):
+                said = {"id": r["id"], "kind": r["kind"]}
+                await audit.append(conn, "inbox_acknowledged", r["subject"], "founder", said)
         return sorted(int(r["id"]) for r in rows)
 
     async def clear_inbox(self, *, subject: str, kinds: list[str]) -> int:
-        result = await self.pool.execute(
-            """UPDATE inbox SET cleared_at = now()
-               WHERE subject = $1 AND kind = ANY($2::text[]) AND cleared_at IS NULL""",
-            subject,
-            kinds,
-        )
-        return int(result.split()[-1])
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """UPDATE inbox SET cleared_at = now()
+                   WHERE subject = $1 AND kind = ANY($2::text[]) AND cleared_at IS NULL
+                   RETURNING id, kind""",
+                subject,
+                kinds,
+            )
+            if rows:
+                said = {"ids": sorted(int(r["id"]) for r in rows), "kinds": kinds}
+                await audit.append(conn, "inbox_cleared", subject, "tether", said)
+        return len(rows)
 
     async def open_inbox_count(self) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM inbox WHERE cleared_at IS NULL"))
@@ -80,16 +92,19 @@ class Inbox:
     async def log_order(
         self, action: str, subject: str, by: str, accepted: bool, reason: str, judged_for: str
     ) -> None:
-        await self.pool.execute(
-            """INSERT INTO founder_orders (action, subject, by, accepted, reason, judged_for)
-               VALUES ($1, $2, $3, $4, $5, $6)""",
-            action,
-            subject,
-            by,
-            accepted,
-            reason,
-            judged_for,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO founder_orders (action, subject, by, accepted, reason, judged_for)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                action,
+                subject,
+                by,
+                accepted,
+                reason,
+                judged_for,
+            )
+            said = {"action": action, "accepted": accepted, "reason": reason, "for": judged_for}
+            await audit.append(conn, "founder_order", subject, by, said)
 
     async def founder_orders(self, subject: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(

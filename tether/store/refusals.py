@@ -9,27 +9,31 @@ import asyncpg
 from tether.contracts import (
     RefusalRecord,
 )
-from tether.store import reads
+from tether.store import audit, reads
 
 
 class Refusals:
     pool: asyncpg.Pool
 
     async def record_refusal(self, r: RefusalRecord) -> None:
-        await self.pool.execute(
-            """INSERT INTO refused_messages (at, workflow_id, workflow_type, handler, kind, reason,
-                                             role, signer, agent)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            r.at,
-            r.workflow_id,
-            r.workflow_type,
-            r.handler,
-            r.kind,
-            r.reason,
-            r.role,
-            r.signer,
-            r.agent,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO refused_messages (at, workflow_id, workflow_type, handler, kind,
+                                                 reason, role, signer, agent)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                r.at,
+                r.workflow_id,
+                r.workflow_type,
+                r.handler,
+                r.kind,
+                r.reason,
+                r.role,
+                r.signer,
+                r.agent,
+            )
+            sender = r.signer or r.role or "unsealed"
+            detail = {"handler": r.handler, "kind": r.kind, "reason": r.reason, "agent": r.agent}
+            await audit.append(conn, "message_refused", r.workflow_id, sender, detail, r.at)
 
     async def refusals(self, limit: int = 20) -> tuple[int, list[dict[str, Any]]]:
         """(how many messages were refused in all, the most recent ones)."""
@@ -40,15 +44,18 @@ class Refusals:
     async def record_egress_refusal(
         self, agent: str, process: str, host: str, port: int | None, detail: str
     ) -> None:
-        await self.pool.execute(
-            """INSERT INTO egress_refusals (agent, process, host, port, detail)
-               VALUES ($1, $2, $3, $4, $5)""",
-            agent,
-            process,
-            host,
-            port,
-            detail,
-        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO egress_refusals (agent, process, host, port, detail)
+                   VALUES ($1, $2, $3, $4, $5)""",
+                agent,
+                process,
+                host,
+                port,
+                detail,
+            )
+            said = {"host": host, "port": port, "detail": detail}
+            await audit.append(conn, "egress_refused", agent, process, said)
 
     async def egress_refusals(
         self, agent: str | None = None, limit: int = 50

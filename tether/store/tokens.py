@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from tether.store import audit
+
 # Agent tokens start with this, so a leaked one is recognisable (and redacted as a secret).
 AGENT_TOKEN_PREFIX = "tether_agent_"
 
@@ -31,14 +33,17 @@ class Tokens:
                     agent,
                     by,
                 )
+            prefix = token[: len(AGENT_TOKEN_PREFIX) + 6]
             await conn.execute(
                 """INSERT INTO agent_tokens (agent, token_hash, prefix, created_by)
                    VALUES ($1, $2, $3, $4)""",
                 agent,
                 token_hash(token),
-                token[: len(AGENT_TOKEN_PREFIX) + 6],
+                prefix,
                 by,
             )
+            said = {"prefix": prefix, "rotated": rotate}
+            await audit.append(conn, "token_minted", agent, by, said)
         return token
 
     async def agent_for_token(self, token: str) -> str | None:
@@ -62,13 +67,17 @@ class Tokens:
         )
 
     async def revoke_agent_tokens(self, agent: str, by: str) -> int:
-        done = await self.pool.execute(
-            """UPDATE agent_tokens SET revoked_at = now(), revoked_by = $2
-               WHERE agent = $1 AND revoked_at IS NULL""",
-            agent,
-            by,
-        )
-        return int(done.split()[-1])
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                """UPDATE agent_tokens SET revoked_at = now(), revoked_by = $2
+                   WHERE agent = $1 AND revoked_at IS NULL""",
+                agent,
+                by,
+            )
+            revoked = int(done.split()[-1])
+            if revoked:
+                await audit.append(conn, "tokens_revoked", agent, by, {"count": revoked})
+        return revoked
 
     async def agent_tokens(self, agent: str | None = None) -> list[dict[str, Any]]:
         """Every token minted (hashes left out), newest first."""
