@@ -123,18 +123,28 @@ async def test_forged_unsigned_and_misdirected_approvals_are_refused_and_logged(
             _, rows = await rig.store.refusals()
             return [r["reason"] for r in rows if r["workflow_id"] == view.deployment_id]
 
-        async def two_guarded() -> bool:
-            return len(await guarded()) == 2
+        async def three_guarded() -> bool:
+            return len(await guarded()) == 3
 
-        await eventually(two_guarded, "two refusals at the door", seconds=10)
-        # Something that is not an approval at all never reaches the workflow (the SDK drops
-        # the signal it cannot decode). The unsigned and the forged approval are refused at the
-        # workflow's door (no founder's signature on the message or in it), before any judge;
-        # the founder's own approvals for another commit, or expired, are judged and audited.
-        assert sorted(await guarded()) == [
+        await eventually(three_guarded, "three refusals at the door", seconds=10)
+        # The unsigned and the forged approval are refused at the workflow's door (no
+        # founder's signature on the message or in it), before any judge, and so is something
+        # that is not an approval at all (the guard decodes it: the SDK would drop it without a
+        # trace); the founder's own approvals for another commit, or expired, are judged and
+        # audited.
+        reasons = sorted(await guarded())
+        assert reasons[1:] == [
             "it is not sealed (only the founder may send approve)",
             "the approval or order is not signed with the founder's key",
         ]
+        assert reasons[0].startswith("it is not an Approval (") and "deployment_id" in reasons[0]
+        # The founder sees that someone tried: one inbox item (a day, for this deployment),
+        # and the count of refusals on the workflow.
+        items = [i for i in await rig.store.inbox() if i.kind == "founder_action_refused"]
+        assert [i.subject for i in items] == [view.deployment_id]
+        assert items[0].title.startswith(f"A founder's approve for {view.deployment_id}")
+        described = await client.get_workflow_handle(view.deployment_id).describe()
+        assert (await described.memo_value("tether_refused")) == {"approve": 3}
         with pytest.raises(TetherError, match=r"not an approval \(.*approve"):
             await api.submit_approval(client, view.deployment_id, {"approve": "yes please"})
         still = await api.deploy_view(client, view.deployment_id)

@@ -136,11 +136,30 @@ async def test_no_malformed_signal_or_update_jams_any_workflow(
                 f"session-{agent}",
                 {"notice": 2, "process_ended": 2, "release": 2, "task_claimed": 2},
             ),
-            (deployment.deployment_id, {"approve": 2, "lock_granted": 2}),
+            # `approve` (what the Web UI's pasted approval sends) is decoded by the guard: each
+            # of its four malformed forms is refused and audited instead (below).
+            (deployment.deployment_id, {"lock_granted": 2}),
         ):
             await eventually(
                 lambda w=workflow_id, c=counts: counted(w, c), f"{workflow_id}'s dropped count"
             )
+
+        async def approvals_refused() -> bool:
+            memo = await (
+                await client.get_workflow_handle(deployment.deployment_id).describe()
+            ).memo()
+            return (memo.get("tether_refused") or {}).get("approve") == len(FORMS)
+
+        await eventually(approvals_refused, "the four malformed approvals refused")
+        _, rows = await rig.store.refusals(limit=100)
+        said = [r["reason"] for r in rows if r["workflow_id"] == deployment.deployment_id]
+        assert sorted(said) == sorted(
+            [
+                "it is not an Approval: it has 0 arguments, not one",
+                "it is not an Approval: it has 2 arguments, not one",
+                *[r for r in said if r.startswith("it is not an Approval (")],
+            ]
+        ) and len(said) == len(FORMS), said
 
         # And they still work: the task is claimed, the session reports, the rollout ends.
         claimed = await api.claim_task(client, task_id, agent)

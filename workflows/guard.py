@@ -28,15 +28,17 @@ which `tether status` counts. Histories recorded before seals existed replay as 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import (
     ContinueAsNewInput,
@@ -49,7 +51,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from tether.contracts import Approval, FounderOrder, RefusalRecord
+from tether.contracts import Approval, FounderOrder, InboxItem, RefusalRecord
 from tether.errors import INVALID_INPUT, UNAUTHORISED
 from tether.names import (
     SESSION_WORKFLOW,
@@ -59,13 +61,14 @@ from tether.names import (
 )
 from tether.trust import seals
 from workflows import policy
-from workflows.messaging import sealed_messages
+from workflows.messaging import founder_inbox, sealed_messages
 
 MEMO_KEY = "tether_dropped"
 REFUSED_KEY = "tether_refused"
 SEEN_KEY = "tether_seals"
 # How many founder-signed approvals and orders (by signature) a workflow remembers.
 REMEMBERED_INNER = 64
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,24 @@ class _Shape:
     types: tuple[Any, ...]
     required: int
     varargs: bool
+
+
+# The attribute `decodes` sets on a handler: the contract its raw argument is decoded into.
+_DECODES = "__tether_decodes__"
+
+
+def decodes(contract: type) -> Callable[[F], F]:
+    """Mark a handler whose one argument arrives raw (`RawValue`) and is decoded here, by the
+    guard, into `contract`. The SDK drops a signal whose argument does not decode before any
+    interceptor sees it, without a trace; a founder's action must not be forgeable unseen, so
+    such a message is refused here and audited like a forged one. The handler receives the
+    decoded contract."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, _DECODES, contract)
+        return fn
+
+    return mark
 
 
 @functools.cache
@@ -89,9 +110,10 @@ def _shape(fn: Any) -> _Shape:
     if params and params[0].name == "self":
         params = params[1:]
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    decoded = getattr(fn, _DECODES, None)
     return _Shape(
         names=tuple(p.name for p in positional),
-        types=tuple(hints.get(p.name) for p in positional),
+        types=(decoded,) if decoded else tuple(hints.get(p.name) for p in positional),
         required=sum(p.default is p.empty for p in positional),
         varargs=any(p.kind == p.VAR_POSITIONAL for p in params),
     )
@@ -114,6 +136,24 @@ def _misfit(fn: Any, args: list[Any]) -> str | None:
         if isinstance(wanted, type) and wanted is not Any and not isinstance(arg, wanted):
             return f"takes a {wanted.__name__} as argument {i + 1} ({name})"
     return None
+
+
+def _decode(fn: Any, args: Sequence[Any]) -> list[Any] | str | None:
+    """For a handler marked with `decodes`: its raw argument decoded (a list of one), or why it
+    is not one (a refusal); None for every other handler."""
+    contract = getattr(fn, _DECODES, None) if fn is not None else None
+    if contract is None:
+        return None
+    what = f"not {'an' if contract.__name__[0] in 'AEIOU' else 'a'} {contract.__name__}"
+    if len(args) != 1:
+        return f"it is {what}: it has {len(args)} arguments, not one"
+    if not isinstance(args[0], RawValue):
+        return None
+    try:
+        return [workflow.payload_converter().from_payload(args[0].payload, contract)]
+    except Exception as exc:
+        said = " ".join(str(exc).split())[:300]
+        return f"it is {what} ({said})"
 
 
 def _handler(kind: str, name: str) -> Any | None:
@@ -256,6 +296,12 @@ class _GuardInbound(WorkflowInboundInterceptor):
 
     async def handle_signal(self, input: HandleSignalInput) -> None:
         fn = _handler("signal", input.signal)
+        undecodable = _decode(fn, input.args)
+        if isinstance(undecodable, str):
+            await self._refuse("signal", input.signal, undecodable, input.headers)
+            return
+        if undecodable is not None:
+            input = dataclasses.replace(input, args=undecodable)
         problem = _misfit(fn, list(input.args)) if fn is not None else None
         if problem is not None:
             self.dropped[input.signal] = self.dropped.get(input.signal, 0) + 1
@@ -427,17 +473,42 @@ class _GuardInbound(WorkflowInboundInterceptor):
         )
         # Awaited, so that the workflow finishes its handlers (the audit with them) before it
         # continues as new or completes. A store that stays down loses the row, not the refusal.
+        retry = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
         try:
             await workflow.execute_activity(
                 "record_refusal",
                 record,
                 start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(
-                    maximum_attempts=5, maximum_interval=timedelta(seconds=10)
-                ),
+                retry_policy=retry,
             )
         except ActivityError:
             workflow.logger.warning("the refusal of %s %s was not audited", kind, name)
+        rule = policy.rule(info.workflow_type, name)
+        if rule is None or rule.roles or not founder_inbox():
+            return
+        # A founder's own action refused: the founder sees it (one item a day per message and
+        # workflow: a flood of forgeries is counted, not a flood in the inbox).
+        day = workflow.now().date().isoformat()
+        item = InboxItem(
+            key=f"refused:{info.workflow_id}:{name}:{day}",
+            kind="founder_action_refused",
+            subject=info.workflow_id,
+            title=f"A founder's {name} for {info.workflow_id} was refused: {reason[:200]}",
+            detail={
+                "sender": seals.describe(seal) if seal else "unsealed",
+                "refused so far": self.refused[name],
+                "see": "tether status (refused messages)",
+            },
+        )
+        try:
+            await workflow.execute_activity(
+                "notify_founder",
+                item,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=retry,
+            )
+        except ActivityError:
+            workflow.logger.warning("the founder was not told of the refused %s", name)
 
 
 def _text(value: Any) -> str | None:

@@ -53,6 +53,15 @@ def sealed_messages() -> bool:
     return any(workflow.patched(p) for p in later) or workflow.patched(PATCH)
 
 
+# Since issue 30: a founder's action refused at a workflow's door also puts an item in the
+# founder's inbox (the guard, workflows/guard.py).
+REFUSAL_INBOX = "refusal-tells-founder"
+
+
+def founder_inbox() -> bool:
+    return workflow.patched(REFUSAL_INBOX)
+
+
 async def tell(workflow_id: str, signal: str, arg: BaseModel, local: bool = False) -> bool:
     """Signal the workflow `workflow_id`; False when it is not running. `local`: as a local
     activity, run by the worker inside the workflow task that asks for it (no round trip through

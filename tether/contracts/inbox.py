@@ -37,6 +37,9 @@ class InboxItem(Model):
         "deploy_failed",
         "tag_refused",
         "egress_refused",
+        # Someone sent a founder's action (an approval, an order) that was refused: a forgery,
+        # a replay, or a message that is not one.
+        "founder_action_refused",
     ]
     subject: str
     title: str
