@@ -67,7 +67,7 @@ async def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     from activities.escalation import InvalidInput
     from activities.runner import RunnerActivities
 
-    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
     if not argv:
         raise TetherError("say what to run: tether sandbox AGENT -- COMMAND [ARG...]")
     config = load_config(settings.config_path)
@@ -240,7 +240,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("agent")
     p.add_argument(
-        "command", nargs=argparse.REMAINDER, help="-- then the command and its arguments"
+        "argv",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND",
+        help="-- then the command and its arguments",
     )
     p.set_defaults(func=cmd_sandbox)
     p = sub.add_parser(
