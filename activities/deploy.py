@@ -47,7 +47,7 @@ from tether.contracts import (
 from tether.errors import TetherError
 from tether.names import LOCK_WORKFLOW
 from tether.store import Store
-from tether.trust import tags
+from tether.trust import passkeys, tags
 from tether.trust.seals import parse_public
 from tether.trust.signing import verify
 
@@ -201,6 +201,18 @@ class DeployActivities:
         """Accept only an approval the founder's key signed for exactly this deployment and
         commit, not expired. Every verdict is an audit row."""
         verdict = self._judge(inp)
+        if verdict.accepted and inp.passkey is not None:
+            standing = await self.store.passkey_standing(inp.passkey.enrollment.credential_id)
+            name = inp.passkey.enrollment.name or "unnamed"
+            verdict = (
+                ApprovalVerdict(accepted=False, reason=standing, approval=inp.received)
+                if standing is not None
+                else ApprovalVerdict(
+                    accepted=True,
+                    reason=f"signed on the founder's device (passkey {name!r})",
+                    approval=inp.received,
+                )
+            )
         approval = verdict.approval
         service = self.config.services.get(inp.service)
         if (
@@ -381,7 +393,10 @@ class DeployActivities:
 
     def _judge(self, inp: JudgeInput) -> ApprovalVerdict:
         approval = inp.received
-        problem = verify(approval, self.config.founder.key_text())
+        if inp.passkey is not None:
+            problem = self._passkey_problem(inp)
+        else:
+            problem = verify(approval, self.config.founder.key_text())
         if problem is None:
             wanted = {
                 "deployment": (approval.deployment_id, inp.deployment_id),
@@ -401,6 +416,18 @@ class DeployActivities:
         return ApprovalVerdict(
             accepted=True, reason="signed by the founder's key", approval=approval
         )
+
+    def _passkey_problem(self, inp: JudgeInput) -> str | None:
+        """The passkey's proof, checked with the founder's key this worker's tether.toml names
+        (the same verifier as the workflow's guard)."""
+        proof = inp.passkey
+        if proof is None or proof.approval != inp.received:
+            return "the passkey's proof is for another approval"
+        text = self.config.founder.key_text()
+        if not text:
+            return "no founder public key is configured ([founder] public_key in tether.toml)"
+        challenge = passkeys.challenge_of(proof.approval.payload())
+        return passkeys.verify(proof.enrollment, proof.assertion, challenge, [parse_public(text)])
 
     @activity.defn
     @escalating

@@ -24,6 +24,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from tests.support import keys
 from tests.support.deploy import deploy_rig
 from tests.support.helpers import FakeForge, eventually
+from tests.support.passkeys import Authenticator
 from tests.support.runner import set_runner
 from tests.support.sessions import running_team
 from tether import client as api
@@ -41,6 +42,7 @@ from tether.contracts import (
     LockRequest,
     NoteInput,
     NoticeInput,
+    PasskeyApproval,
     ProcessEnd,
     RecheckInput,
     ReleaseInput,
@@ -57,6 +59,7 @@ from tether.contracts import (
 from tether.names import LOCK_WORKFLOW, PROCESS_WORKFLOW, process_workflow_id
 from tether.ops.stack import temporal_binary
 from tether.trust import seals
+from tether.trust.passkeys import challenge_of
 from workflows import policy
 from workflows.guard import REFUSED_KEY
 
@@ -217,6 +220,7 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
             expires_at=now + timedelta(hours=1),
             signed_at=now,
         )
+        forger = Authenticator()
         S, T, D, L = "AgentSessionWorkflow", "TaskWorkflow", "DeploymentWorkflow", LOCK_WORKFLOW
         P = PROCESS_WORKFLOW
         release = ReleaseInput(by="forger", task_id=held, task_closed=True)
@@ -273,6 +277,20 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
             Message(D, deployment.deployment_id, "approve", "signal", unsigned_approval, agent),
             Message(
                 D, deployment.deployment_id, "submit_approval", "update", unsigned_approval, agent
+            ),
+            # A passkey approval from a device the founder never enrolled (its enrollment
+            # signed by the forger's own key).
+            Message(
+                D,
+                deployment.deployment_id,
+                "approve_by_passkey",
+                "update",
+                PasskeyApproval(
+                    approval=unsigned_approval,
+                    enrollment=forger.enrollment(Ed25519PrivateKey.generate()),
+                    assertion=forger.assertion(challenge_of(unsigned_approval.payload())),
+                ),
+                agent,
             ),
             Message(
                 D,

@@ -56,6 +56,7 @@ RULES: dict[str, set[str]] = {
         "tether.trust.seals",
         "workflows",
         "activities",
+        "tether.trust.passkeys",
     },
     # Side effects: never the orchestration above them (a workflow is started or asked by its
     # name, never its class), never the doors (gateway, CLI) nor the worker that hosts them.
@@ -79,6 +80,7 @@ RULES: dict[str, set[str]] = {
         "tether.trust.tags",
         "tether.store",
         "tether.runtimes",
+        "tether.trust.passkeys",
     },
     # The agents' door: the client's protocol, the store, the hook's wire format; no workflow
     # class, no CLI, no worker.

@@ -6,65 +6,14 @@ relying party or another key. The browser ceremony itself comes with the cockpit
 
 from __future__ import annotations
 
-import hashlib
-import json
-import struct
 import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.helpers import make_repo
-from tether.trust.passkey_tags import (
-    allowed_signer,
-    b64url,
-    ssh_signature,
-    tag_payload,
-    to_sign,
-)
-
-RP_ID = "localhost"
-ORIGIN = "https://localhost:8787"
-
-
-class Authenticator:
-    """A passkey as a browser's authenticator holds it: a P-256 key, asked to sign a challenge
-    for a relying party, user present and verified."""
-
-    def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.counter = 0
-
-    @property
-    def point(self) -> bytes:
-        return self.key.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-
-    def get(self, challenge: bytes, rp_id: str = RP_ID) -> tuple[bytes, bytes, bytes]:
-        """navigator.credentials.get: (authenticatorData, clientDataJSON, signature)."""
-        self.counter += 1
-        client_data = json.dumps(
-            {
-                "type": "webauthn.get",
-                "challenge": b64url(challenge),
-                "origin": ORIGIN,
-                "crossOrigin": False,
-            },
-            separators=(",", ":"),
-        ).encode()
-        # UP (0x01) and UV (0x04).
-        data = (
-            hashlib.sha256(rp_id.encode()).digest()
-            + bytes([0x05])
-            + struct.pack(">I", self.counter)
-        )
-        signature = self.key.sign(
-            data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
-        )
-        return data, client_data, signature
+from tests.support.passkeys import ORIGIN, RP_ID, Authenticator
+from tether.trust.passkey_tags import allowed_signer, ssh_signature, tag_payload, to_sign
 
 
 def _git(repo: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:

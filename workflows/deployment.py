@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         LockGrant,
         LockRelease,
         LockRequest,
+        PasskeyApproval,
         RecordDeployInput,
         RolloutClaim,
         RolloutInput,
@@ -422,6 +423,13 @@ class DeploymentWorkflow:
     async def submit_approval(self, approval: Approval) -> ApprovalVerdict:
         return await self._judge(approval)
 
+    # The founder's approval signed on the founder's device (issue 30): verified at the door
+    # (the guard: the enrollment, the assertion, once) and again by the judge, which also
+    # knows whether the passkey was revoked.
+    @workflow.update
+    async def approve_by_passkey(self, proof: PasskeyApproval) -> ApprovalVerdict:
+        return await self._judge(proof.approval, passkey=proof)
+
     @workflow.update
     async def planned(self) -> DeployView:
         v = self.view
@@ -432,7 +440,9 @@ class DeploymentWorkflow:
     def view_deployment(self) -> DeployView:
         return self.view
 
-    async def _judge(self, received: Approval) -> ApprovalVerdict:
+    async def _judge(
+        self, received: Approval, passkey: PasskeyApproval | None = None
+    ) -> ApprovalVerdict:
         v = self.view
         async with self._judging:
             if v.state != DeployState.QUEUED or v.commit is None:
@@ -449,6 +459,7 @@ class DeploymentWorkflow:
                     received=received,
                     received_at=workflow.now(),
                     environment=v.request.environment,
+                    passkey=passkey,
                 ),
                 retry.WRITE,
             )

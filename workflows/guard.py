@@ -51,7 +51,13 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from tether.contracts import Approval, FounderOrder, InboxItem, RefusalRecord
+from tether.contracts import (
+    Approval,
+    FounderOrder,
+    InboxItem,
+    PasskeyApproval,
+    RefusalRecord,
+)
 from tether.errors import INVALID_INPUT, UNAUTHORISED
 from tether.names import (
     SESSION_WORKFLOW,
@@ -59,7 +65,7 @@ from tether.names import (
     TASK_WORKFLOW,
     TASK_WORKFLOW_ID_PREFIX,
 )
-from tether.trust import seals
+from tether.trust import passkeys, seals
 from workflows import policy
 from workflows.messaging import founder_inbox, sealed_messages
 
@@ -413,6 +419,8 @@ class _GuardInbound(WorkflowInboundInterceptor):
         if rule.inner is None or not args:
             return unsealed
         info = workflow.info()
+        if rule.inner == "passkey":
+            return self._passkey(args[0], record)
         item: Approval | FounderOrder | None
         if rule.inner == "approval":
             item = args[0] if isinstance(args[0], Approval) else None
@@ -435,6 +443,23 @@ class _GuardInbound(WorkflowInboundInterceptor):
         if not self._founder_signed(item):
             return "the approval or order is not signed with the founder's key"
         return self.seen.inner_replayed(item.signature, record)
+
+    def _passkey(self, proof: Any, record: bool) -> str | None:
+        """An approval signed on the founder's device with a passkey the founder's key enrolled:
+        for this deployment, unexpired, verified here (tether/trust/passkeys.py), once."""
+        if not isinstance(proof, PasskeyApproval):
+            return "it is not an approval signed with the founder's passkey"
+        info = workflow.info()
+        if proof.approval.deployment_id != info.workflow_id:
+            return f"the approval is for {proof.approval.deployment_id}, not {info.workflow_id}"
+        if proof.approval.expires_at <= workflow.now():
+            return "the signed approval or order has expired"
+        founder = self.trust.keys.get(policy.FOUNDER) or ()
+        challenge = passkeys.challenge_of(proof.approval.payload())
+        problem = passkeys.verify(proof.enrollment, proof.assertion, challenge, founder)
+        if problem is not None:
+            return problem
+        return self.seen.inner_replayed(proof.assertion.signature, record)
 
     def _founder_signed(self, item: Approval | FounderOrder) -> bool:
         founder = self.trust.keys.get(policy.FOUNDER) or ()

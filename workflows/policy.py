@@ -45,7 +45,7 @@ class Rule:
     # For the gateway: the message's field that must name the runtime session the seal names.
     session_field: str | None = None
     # A founder-signed form inside the argument that counts as the founder's seal.
-    inner: str | None = None  # "approval" | "order"
+    inner: str | None = None  # "approval" | "order" | "passkey"
     # For an inner order: the actions it may carry.
     order_actions: tuple[str, ...] = ()
 
@@ -87,6 +87,9 @@ RULES: dict[tuple[str, str], Rule] = {
     # The deployment: the founder approves; the lock tells it when it holds the service.
     (DEPLOYMENT_WORKFLOW, "approve"): Rule(inner="approval"),
     (DEPLOYMENT_WORKFLOW, "submit_approval"): Rule(inner="approval"),
+    # The founder's approval signed on the founder's device (a passkey the founder's key
+    # enrolled): it carries its own proof, whoever passes it on.
+    (DEPLOYMENT_WORKFLOW, "approve_by_passkey"): Rule(inner="passkey"),
     (DEPLOYMENT_WORKFLOW, "lock_granted"): Rule(_WORKER),
     # The lock: only deployments (through the workers) queue, renew and release.
     (LOCK_WORKFLOW, "acquire"): Rule(_WORKER),

@@ -12,7 +12,17 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 
-from tether.cli import agents, audit, budgets, deployments, sessions, stack, tasks, views
+from tether.cli import (
+    agents,
+    audit,
+    budgets,
+    deployments,
+    founder,
+    sessions,
+    stack,
+    tasks,
+    views,
+)
 from tether.config import Settings
 from tether.ops.runtime import run_and_exit, setup_logging, setup_metrics, setup_tracing
 
@@ -22,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tether", description="Structural guardrails for teams of AI agents."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for noun in (stack, tasks, agents, sessions, budgets, views, deployments, audit):
+    for noun in (stack, tasks, agents, sessions, budgets, views, deployments, audit, founder):
         noun.register(sub)
     sub.add_parser(
         "hook", help="answer an agent runtime's hook: tether hook claude-code EVENT --agent NAME"

@@ -20,13 +20,14 @@ workflow (a claim of someone else's task, a submit before the claim, an unsigned
   `session_view`, `session_gate`, `check_deliverable`, `recheck_session`, `release_session`,
   `end_session`, `request_end` (returns once the session took it)
 - deployments: `request_deploy`, `deploy_view`, `deploy_queue`, `prepare_approval`,
-  `submit_approval`
+  `submit_approval`, `approve_by_passkey` (an approval signed on the founder's device)
 - status: `gather_status(store)`, the report `tether status --json` prints
 """
 
 from tether.client.calls import Refused
 from tether.client.connection import Sealing, connect, founder_signer
 from tether.client.deployments import (
+    approve_by_passkey,
     deploy_queue,
     deploy_view,
     new_deployment_id,
@@ -71,6 +72,7 @@ __all__ = [
     "Sealing",
     "StatusReport",
     "TetherError",
+    "approve_by_passkey",
     "block_task",
     "cancel_task",
     "check_deliverable",

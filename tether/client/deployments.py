@@ -30,6 +30,7 @@ from tether.contracts import (
     DeployRequest,
     DeployView,
     LockView,
+    PasskeyApproval,
 )
 from tether.errors import TetherError
 from tether.trust import tags
@@ -165,3 +166,22 @@ async def submit_approval(
 
     watched = _deploy_handle(client, deployment_id)
     return await ask(call, f"deployment {deployment_id}", not_found, watched)
+
+
+async def approve_by_passkey(
+    client: Client, deployment_id: str, proof: PasskeyApproval
+) -> ApprovalVerdict:
+    """Send an approval signed on the founder's device (a passkey the founder's key enrolled);
+    the workflow verifies the assertion itself, and the worker whether the passkey was revoked.
+    Send it with a client that seals nothing (the proof is in the message): a seal would have
+    to be of a sender allowed to approve."""
+    call = _deploy_handle(client, deployment_id).execute_update(
+        DeploymentWorkflow.approve_by_passkey, proof
+    )
+
+    async def not_found() -> TetherError:
+        return TetherError(f"no running deployment {deployment_id!r}")
+
+    return await ask(
+        call, f"deployment {deployment_id}", not_found, _deploy_handle(client, deployment_id)
+    )

@@ -26,6 +26,7 @@ from tether.contracts.deploy import (
     LockRelease,
     LockRequest,
     LockView,
+    PasskeyApproval,
     RecordDeployInput,
     RolloutClaim,
     RolloutInput,
@@ -77,6 +78,7 @@ from tether.contracts.orders import (
     OrderVerdict,
     RefusalRecord,
 )
+from tether.contracts.passkeys import PasskeyAssertion, PasskeyEnrollment
 from tether.contracts.runs import (
     AgentLaunch,
     AgentRun,
@@ -219,6 +221,9 @@ __all__ = [
     "NoticeInput",
     "OrderVerdict",
     "Overlap",
+    "PasskeyApproval",
+    "PasskeyAssertion",
+    "PasskeyEnrollment",
     "Price",
     "ProbeInput",
     "ProcessEnd",

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, JsonValue
 
 from tether.contracts.base import Model
+from tether.contracts.passkeys import PasskeyAssertion, PasskeyEnrollment
 from tether.contracts.tasks import Check, CheckEvidence
 from tether.names import NAME_PATTERN
 
@@ -106,6 +107,15 @@ class ApprovalVerdict(Model):
     approval: Approval | None = None
 
 
+class PasskeyApproval(Model):
+    """A deployment's approval signed on the founder's device instead of with the founder's
+    key: the assertion's challenge is tether.trust.passkeys.challenge_of(approval.payload())."""
+
+    approval: Approval
+    enrollment: PasskeyEnrollment
+    assertion: PasskeyAssertion
+
+
 class JudgeInput(Model):
     """An approval as received, to be judged against this deployment and the founder's key."""
 
@@ -116,6 +126,9 @@ class JudgeInput(Model):
     received: Approval
     received_at: datetime
     environment: Environment = "staging"
+    # Signed on the founder's device instead of with the founder's key (issue 30): the proof,
+    # checked again by the judge, with the passkey's revocation (the database's) besides.
+    passkey: PasskeyApproval | None = None
 
 
 class DeployLine(Model):

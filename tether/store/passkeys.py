@@ -1,0 +1,62 @@
+"""The founder's passkeys: enrollments (signed with the founder's key) and their revocation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from tether.contracts import PasskeyEnrollment
+from tether.store import audit
+
+
+class Passkeys:
+    pool: asyncpg.Pool
+
+    async def add_passkey(self, enrollment: PasskeyEnrollment) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO passkeys (credential_id, name, enrollment, enrolled_at)
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (credential_id) DO NOTHING""",
+                enrollment.credential_id,
+                enrollment.name,
+                enrollment.model_dump(mode="json"),
+                enrollment.enrolled_at,
+            )
+            said = {"name": enrollment.name, "rp_id": enrollment.rp_id}
+            await audit.append(conn, "passkey_enrolled", enrollment.credential_id, "founder", said)
+
+    async def passkeys(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            """SELECT credential_id, name, enrolled_at, revoked_at, revoked_by FROM passkeys
+               ORDER BY enrolled_at"""
+        )
+        return [dict(r) for r in rows]
+
+    async def revoke_passkey(self, name_or_id: str, by: str) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                """UPDATE passkeys SET revoked_at = now(), revoked_by = $2
+                   WHERE (credential_id = $1 OR name = $1) AND revoked_at IS NULL
+                   RETURNING credential_id, name""",
+                name_or_id,
+                by,
+            )
+            for r in rows:
+                said = {"name": r["name"]}
+                await audit.append(conn, "passkey_revoked", r["credential_id"], by, said)
+        return len(rows)
+
+    async def passkey_standing(self, credential_id: str) -> str | None:
+        """None when the passkey is enrolled here and not revoked; else why it may not act."""
+        row = await self.pool.fetchrow(
+            "SELECT name, revoked_at FROM passkeys WHERE credential_id = $1", credential_id
+        )
+        if row is None:
+            return "that passkey is not enrolled on this Tether (`tether founder passkeys`)"
+        if row["revoked_at"] is not None:
+            return (
+                f"the passkey {row['name']!r} was revoked at {row['revoked_at']:%Y-%m-%d %H:%M} UTC"
+            )
+        return None
