@@ -102,6 +102,8 @@ RULES: dict[str, set[str]] = {
         "tether.ops",
         "tether.trust.seals",
         "tether.runtimes",
+        "webauthn",
+        "tether.trust.passkeys",
     },
     # The Python client: workflows by their classes (typed calls), the store for reads; never
     # the activities, the doors or the worker.

@@ -119,10 +119,10 @@ class Browser:
     def open(self, url: str) -> None:
         self.call("Page.navigate", {"url": url}, session=True)
 
-    def evaluate(self, expression: str) -> Any:
-        result = self.call(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=True
-        )
+    def evaluate(self, expression: str, wait: bool = False) -> Any:
+        """The expression's value; with `wait`, the value its promise resolves to."""
+        params = {"expression": expression, "returnByValue": True, "awaitPromise": wait}
+        result = self.call("Runtime.evaluate", params, session=True)
         return result.get("result", {}).get("value")
 
     def text(self) -> str:

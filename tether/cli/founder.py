@@ -1,12 +1,14 @@
-"""The founder's own things: `founder passkeys` lists the passkeys enrolled to act for the
-founder (from the web cockpit, issue 30) and revokes one."""
+"""The founder's own things: `founder passkey add` prints a one-time link that registers a
+passkey in a browser and enrolls it with the founder's key; `founder passkeys` lists the
+passkeys enrolled to act for the founder (from the web cockpit, issue 30) and revokes one."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
-from tether.cli.common import opened_store, print_json
+from tether.cli.common import KEY_HELP, opened_store, print_json
 from tether.config import Settings
 from tether.errors import TetherError
 
@@ -38,10 +40,59 @@ async def cmd_passkeys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_passkey_add(args: argparse.Namespace, settings: Settings) -> int:
+    """A founder action: the link registers the passkey; this command, which holds the
+    founder's key, enrolls it (signs it) once the registration lands."""
+    from datetime import UTC, datetime, timedelta
+
+    from tether.cli.common import founder_key
+    from tether.client.agent import gateway_url
+    from tether.contracts import PasskeyEnrollment
+    from tether.trust.signing import load_private, sign
+
+    path = founder_key(args, settings)
+    if path is None:
+        raise TetherError(
+            "a passkey is enrolled only with the founder's key: none at --key or "
+            f"{settings.home / 'founder.key'}"
+        )
+    key = load_private(path)
+    ttl = timedelta(minutes=args.minutes)
+    async with opened_store(settings) as store:
+        token = await store.invite_passkey(args.name, ttl)
+        link = f"{args.gateway or gateway_url(settings)}/founder/register/{token}"
+        print(f"open this link on the device to enroll, within {args.minutes:g} minutes:")
+        print(link, flush=True)
+        deadline = asyncio.get_running_loop().time() + ttl.total_seconds()
+        while (registered := await store.invite_result(token)) is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TetherError("the link expired before a passkey was registered; run it again")
+            await asyncio.sleep(0.5)
+        enrollment = sign(
+            PasskeyEnrollment(**registered, name=args.name, enrolled_at=datetime.now(UTC)), key
+        )
+        await store.add_passkey(enrollment)
+    print(f"enrolled passkey {args.name} for {enrollment.origin}: it can act for the founder")
+    return 0
+
+
 def register(sub: Any) -> None:
     """This module's commands, on the `tether` parser's subcommands."""
-    founder = sub.add_parser("founder", help="the founder's passkeys: list them, revoke one")
+    founder = sub.add_parser(
+        "founder", help="the founder's passkeys: enroll one, list them, revoke one"
+    )
     fsub = founder.add_subparsers(dest="founder_command", required=True, metavar="ACTION")
+    p = fsub.add_parser(
+        "passkey",
+        help="enroll a passkey: prints a one-time link to open on the device (a founder action)",
+    )
+    psub = p.add_subparsers(dest="passkey_command", required=True, metavar="ACTION")
+    p = psub.add_parser("add", help="print a one-time link that registers a passkey; enroll it")
+    p.add_argument("--name", required=True, help="what to call the device (phone, laptop)")
+    p.add_argument("--minutes", type=float, default=15, help="how long the link is valid")
+    p.add_argument("--gateway", help="the gateway's URL the link points at (default: the stack's)")
+    p.add_argument("--key", help=KEY_HELP)
+    p.set_defaults(func=cmd_passkey_add)
     p = fsub.add_parser(
         "passkeys",
         help="the passkeys enrolled to act for the founder; --revoke NAME ends one's authority",

@@ -151,3 +151,11 @@ def sealed(client: Client, signer: seals.Signer) -> Client:
     kept = [i for i in config["interceptors"] if not isinstance(i, Sealing)]
     config["interceptors"] = [*kept, Sealing(signer)]
     return Client(**config)
+
+
+def unsealed(client: Client) -> Client:
+    """The same connection, sealing nothing: for messages that carry their own proof (an
+    approval signed on the founder's device), which a seal would have to be allowed to send."""
+    config = client.config()
+    config["interceptors"] = [i for i in config["interceptors"] if not isinstance(i, Sealing)]
+    return Client(**config)

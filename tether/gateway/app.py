@@ -34,6 +34,7 @@ from temporalio.client import Client
 from tether import runtimes
 from tether.client import tasks as task_api
 from tether.client.calls import Refused as ClientRefused
+from tether.client.connection import unsealed
 from tether.client.deployments import request_deploy
 from tether.client.sessions import (
     check_deliverable,
@@ -50,6 +51,7 @@ from tether.contracts import DeployRequest, InboxItem, NoteInput, Report, Sessio
 from tether.errors import TetherError
 from tether.gateway import hooks
 from tether.gateway import mcp as mcp_door
+from tether.gateway.founder import cockpit_routes
 from tether.gateway.hooks import HookSession
 from tether.gateway.transport import SealedTemporal
 from tether.hook import claude_code
@@ -395,6 +397,10 @@ def build_app(gateway: Gateway) -> Starlette:
             Route("/v1/tasks/{task}/{action}", agent_call, methods=["POST"]),
             Route("/v1/session/{action}", agent_call, methods=["POST"]),
             Route("/mcp", mcp_door.AgentAuth(_mcp_app(mcp), partial(_mcp_agent, gateway))),
+            # The founder's cockpit: its own door, by passkey (tether/gateway/founder.py).
+            *cockpit_routes(
+                gateway.store, unsealed(gateway.client), gateway.config.founder.key_text()
+            ),
         ]
     )
     app.state.gateway = gateway

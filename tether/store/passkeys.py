@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -60,3 +63,67 @@ class Passkeys:
                 f"the passkey {row['name']!r} was revoked at {row['revoked_at']:%Y-%m-%d %H:%M} UTC"
             )
         return None
+
+    # --- one-time registration links ----------------------------------------------------------
+
+    async def invite_passkey(self, name: str, ttl: timedelta) -> str:
+        """A one-time token for registering a passkey named `name`; only its hash is kept."""
+        token = secrets.token_urlsafe(32)
+        await self.pool.execute(
+            """INSERT INTO passkey_invites (token_hash, name, expires_at)
+               VALUES ($1, $2, now() + $3)""",
+            _hashed(token),
+            name,
+            ttl,
+        )
+        return token
+
+    async def open_invite(self, token: str) -> dict[str, Any] | None:
+        """The invite this token names, while it is unexpired and not yet used."""
+        row = await self.pool.fetchrow(
+            """SELECT name, challenge FROM passkey_invites
+               WHERE token_hash = $1 AND expires_at > now() AND registered IS NULL""",
+            _hashed(token),
+        )
+        return dict(row) if row else None
+
+    async def invite_challenge(self, token: str, challenge: str) -> None:
+        await self.pool.execute(
+            "UPDATE passkey_invites SET challenge = $2 WHERE token_hash = $1",
+            _hashed(token),
+            challenge,
+        )
+
+    async def invite_registered(self, token: str, registered: dict[str, Any]) -> bool:
+        """The browser's verified registration, once per invite."""
+        done = await self.pool.execute(
+            """UPDATE passkey_invites SET registered = $2, registered_at = now()
+               WHERE token_hash = $1 AND registered IS NULL AND expires_at > now()""",
+            _hashed(token),
+            registered,
+        )
+        return done.endswith(" 1")
+
+    async def invite_result(self, token: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT registered FROM passkey_invites WHERE token_hash = $1", _hashed(token)
+        )
+        return dict(row["registered"]) if row and row["registered"] else None
+
+    async def passkey_enrollment(self, credential_id: str) -> PasskeyEnrollment | None:
+        row = await self.pool.fetchrow(
+            """SELECT enrollment FROM passkeys
+               WHERE credential_id = $1 AND revoked_at IS NULL""",
+            credential_id,
+        )
+        return PasskeyEnrollment.model_validate(row["enrollment"]) if row else None
+
+    async def active_passkeys(self) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT credential_id FROM passkeys WHERE revoked_at IS NULL ORDER BY enrolled_at"
+        )
+        return [str(r["credential_id"]) for r in rows]
+
+
+def _hashed(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

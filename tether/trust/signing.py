@@ -15,11 +15,12 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from tether.contracts import Approval, FounderOrder
+from tether.contracts import Approval, FounderOrder, PasskeyEnrollment
 from tether.trust import keys, seals
 
-# What the founder signs: a deployment approval, or an order lifting a governor's hold.
-Signed = TypeVar("Signed", Approval, FounderOrder)
+# What the founder signs: a deployment approval, an order lifting a governor's hold, or a
+# passkey's enrollment (the device that may then act for the founder).
+Signed = TypeVar("Signed", Approval, FounderOrder, PasskeyEnrollment)
 # A founder order is meant for now, not for later: it expires quickly.
 ORDER_TTL = timedelta(minutes=10)
 

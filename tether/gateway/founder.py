@@ -1,0 +1,374 @@
+"""The founder's cockpit on the gateway (`/founder`), issue 30: pages rendered on the server, a
+little inline script for the passkey ceremonies, no build step.
+
+- `/founder/register/{token}`: the one-time link `tether founder passkey add` prints; the
+  browser creates a passkey (ES256, the user verified) and the gateway verifies the
+  registration (py_webauthn). The gateway never enrolls it: the founder's command signs the
+  enrollment with the founder's key once the registration lands, so the gateway holds nothing
+  that can make a passkey the founder's.
+- `/founder`: sign in with an enrolled passkey (a session cookie, HttpOnly, SameSite=Strict,
+  that can read, never act), then the inbox, each deployment waiting for approval linked.
+- `/founder/deployments/{id}`: the deployment, and "Approve with passkey": the page asks for
+  the approval to sign, the passkey signs its digest on the founder's device, and the workflow
+  verifies the assertion itself (approve_by_passkey), sent with a client that seals nothing.
+
+Sign-in challenges and sessions live in this gateway process (a second gateway behind a load
+balancer would need them shared).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from temporalio.client import Client
+
+from tether.client import deployments as deploy_api
+from tether.client.calls import Refused
+from tether.contracts import PasskeyApproval, PasskeyAssertion
+from tether.errors import TetherError
+from tether.store import Store
+from tether.trust import passkeys
+from tether.trust.seals import parse_public
+
+COOKIE = "tether_founder"
+SESSION_SECONDS = 12 * 3600
+CHALLENGE_SECONDS = 120
+
+
+@dataclass
+class Cockpit:
+    store: Store
+    client: Client  # seals nothing: a passkey's proof is in the message
+    founder_key: str | None
+    sessions: dict[str, float] = field(default_factory=dict)
+    challenges: dict[str, float] = field(default_factory=dict)
+
+    def signed_in(self, request: Request) -> bool:
+        token = request.cookies.get(COOKIE, "")
+        return bool(token) and self.sessions.get(token, 0) > time.monotonic()
+
+    def new_challenge(self) -> bytes:
+        now = time.monotonic()
+        self.challenges = {c: t for c, t in self.challenges.items() if t > now}
+        challenge = secrets.token_bytes(32)
+        self.challenges[passkeys_b64(challenge)] = now + CHALLENGE_SECONDS
+        return challenge
+
+    def take_challenge(self, encoded: str) -> bytes | None:
+        expires = self.challenges.pop(encoded, 0)
+        return passkeys.unpadded(encoded) if expires > time.monotonic() else None
+
+
+def passkeys_b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _origin(request: Request) -> tuple[str, str]:
+    """(origin, relying party id) as the browser sees this page."""
+    host = request.headers.get("host") or request.url.netloc
+    return f"{request.url.scheme}://{host}", urlsplit(f"//{host}").hostname or host
+
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Tether</title>
+<style>
+body{{font:16px/1.45 system-ui,sans-serif;margin:0;padding:1rem;max-width:40rem;color:#111}}
+h1{{font-size:1.3rem}} .item{{border:1px solid #ccc;border-radius:8px;padding:.7rem;margin:.6rem 0}}
+button{{font-size:1.05rem;padding:.7rem 1.1rem;border-radius:8px;border:0;background:#1f6feb;
+color:#fff;width:100%}} .muted{{color:#555;font-size:.9rem}}
+#said{{margin-top:1rem;font-weight:600}} code{{word-break:break-all}}
+</style></head><body><h1>{title}</h1>{body}<div id="said"></div>
+<script>
+const b64u = b => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\\+/g,'-')
+  .replace(/\\//g,'_').replace(/=+$/,'');
+const unb64u = s => Uint8Array.from(atob(s.replace(/-/g,'+').replace(/_/g,'/')
+  + '==='.slice((s.length+3)%4)), c => c.charCodeAt(0));
+const said = t => document.getElementById('said').textContent = t;
+async function post(url, body) {{
+  const r = await fetch(url, {{method:'POST', headers:{{'content-type':'application/json'}},
+    body: JSON.stringify(body || {{}}), credentials:'same-origin'}});
+  const answer = await r.json(); if (!r.ok) throw new Error(answer.error || r.status);
+  return answer;
+}}
+async function assertion(challenge, ids) {{
+  const c = await navigator.credentials.get({{publicKey: {{challenge: unb64u(challenge),
+    allowCredentials: ids.map(id => ({{type:'public-key', id: unb64u(id)}})),
+    userVerification:'required', timeout: 60000}}}});
+  return {{credential_id: c.id, authenticator_data: b64u(c.response.authenticatorData),
+    client_data_json: b64u(c.response.clientDataJSON), signature: b64u(c.response.signature)}};
+}}
+{script}
+</script></body></html>"""
+
+
+def page(title: str, body: str, script: str = "", status: int = 200) -> HTMLResponse:
+    return HTMLResponse(PAGE.format(title=html.escape(title), body=body, script=script), status)
+
+
+SIGN_IN = """
+async function signIn() {
+  try { const c = await post('/founder/login/challenge');
+        await post('/founder/login', await assertion(c.challenge, c.credentials));
+        location.reload(); } catch (e) { said('Not signed in: ' + e.message); }
+}"""
+
+
+def _sign_in_page() -> HTMLResponse:
+    body = (
+        "<p>Sign in with the passkey you enrolled "
+        "(<code>tether founder passkey add</code>).</p>"
+        '<button id="signin" onclick="signIn()">Sign in with passkey</button>'
+    )
+    return page("Tether: the founder's cockpit", body, SIGN_IN, 401)
+
+
+def routes(cockpit: Cockpit) -> list[Route]:
+    async def register_page(request: Request) -> Response:
+        token = request.path_params["token"]
+        invite = await cockpit.store.open_invite(token)
+        if invite is None:
+            return page("Link expired", "<p>This link was used or has expired.</p>", status=404)
+        body = (
+            f"<p>Register a passkey named <b>{html.escape(invite['name'])}</b> to act for the "
+            "founder. The founder's command that printed this link enrolls it once it lands."
+            '</p><button id="register" onclick="register()">Register passkey</button>'
+        )
+        script = """
+async function register() {
+  try {
+    const o = await post(location.pathname + '/options');
+    o.challenge = unb64u(o.challenge); o.user.id = unb64u(o.user.id);
+    o.excludeCredentials = (o.excludeCredentials || []).map(c => ({...c, id: unb64u(c.id)}));
+    const c = await navigator.credentials.create({publicKey: o});
+    await post(location.pathname, {id: c.id, rawId: b64u(c.rawId), type: c.type,
+      response: {clientDataJSON: b64u(c.response.clientDataJSON),
+                 attestationObject: b64u(c.response.attestationObject)}});
+    said('Registered. The founder\\'s command enrolls it now.');
+  } catch (e) { said('Not registered: ' + e.message); }
+}"""
+        return page("Register a passkey", body, script)
+
+    async def register_options(request: Request) -> Response:
+        from webauthn import generate_registration_options, options_to_json
+        from webauthn.helpers.cose import COSEAlgorithmIdentifier
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
+        token = request.path_params["token"]
+        invite = await cockpit.store.open_invite(token)
+        if invite is None:
+            return JSONResponse({"error": "this link was used or has expired"}, 404)
+        _, rp_id = _origin(request)
+        options = generate_registration_options(
+            rp_id=rp_id,
+            rp_name="Tether",
+            user_name="founder",
+            user_display_name=f"founder ({invite['name']})",
+            # ES256 only: a P-256 passkey can also sign the founder's tags for git.
+            supported_pub_key_algs=[COSEAlgorithmIdentifier.ECDSA_SHA_256],
+            authenticator_selection=AuthenticatorSelectionCriteria(
+                resident_key=ResidentKeyRequirement.PREFERRED,
+                user_verification=UserVerificationRequirement.REQUIRED,
+            ),
+        )
+        await cockpit.store.invite_challenge(token, passkeys_b64(options.challenge))
+        return JSONResponse(json.loads(options_to_json(options)))
+
+    async def register(request: Request) -> Response:
+        from webauthn import verify_registration_response
+        from webauthn.helpers import decode_credential_public_key
+
+        token = request.path_params["token"]
+        invite = await cockpit.store.open_invite(token)
+        if invite is None or not invite["challenge"]:
+            return JSONResponse({"error": "this link was used or has expired"}, 404)
+        origin, rp_id = _origin(request)
+        try:
+            verified = verify_registration_response(
+                credential=await request.json(),
+                expected_challenge=passkeys.unpadded(invite["challenge"]),
+                expected_rp_id=rp_id,
+                expected_origin=origin,
+                require_user_verification=True,
+            )
+            key = decode_credential_public_key(verified.credential_public_key)
+            point = b"\x04" + key.x + key.y  # type: ignore[union-attr]
+        except Exception as exc:  # the library's refusals are many types; each says why
+            return JSONResponse({"error": f"the registration does not verify: {exc}"}, 400)
+        registered = {
+            "credential_id": passkeys_b64(verified.credential_id),
+            "public_key": base64.b64encode(point).decode(),
+            "rp_id": rp_id,
+            "origin": origin,
+        }
+        if not await cockpit.store.invite_registered(token, registered):
+            return JSONResponse({"error": "this link was used or has expired"}, 404)
+        return JSONResponse({"ok": True})
+
+    async def login_challenge(request: Request) -> Response:
+        challenge = cockpit.new_challenge()
+        credentials = await cockpit.store.active_passkeys()
+        return JSONResponse({"challenge": passkeys_b64(challenge), "credentials": credentials})
+
+    async def login(request: Request) -> Response:
+        try:
+            assertion = PasskeyAssertion.model_validate(await request.json())
+            said = json.loads(passkeys.unpadded(assertion.client_data_json))
+            challenge = cockpit.take_challenge(str(said.get("challenge", "")))
+        except (ValueError, TypeError):
+            return JSONResponse({"error": "not a passkey sign-in"}, 400)
+        problem = await _check(cockpit, assertion, challenge)
+        if problem is not None:
+            return JSONResponse({"error": problem}, 403)
+        token = secrets.token_urlsafe(32)
+        cockpit.sessions[token] = time.monotonic() + SESSION_SECONDS
+        response = JSONResponse({"ok": True})
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/founder",
+        )
+        return response
+
+    async def inbox(request: Request) -> Response:
+        if not cockpit.signed_in(request):
+            return _sign_in_page()
+        items = await cockpit.store.inbox()
+        rows = []
+        for item in items:
+            link = ""
+            if item.kind == "deploy_approval":
+                target = html.escape(item.subject)
+                link = f' <a href="/founder/deployments/{target}">open</a>'
+            rows.append(
+                f'<div class="item"><div class="muted">#{item.id} {html.escape(item.kind)}</div>'
+                f"{html.escape(item.title)}{link}</div>"
+            )
+        body = "".join(rows) or "<p>Nothing waits for you.</p>"
+        return page("Inbox", body)
+
+    async def deployment(request: Request) -> Response:
+        if not cockpit.signed_in(request):
+            return _sign_in_page()
+        deployment_id = request.path_params["deployment"]
+        try:
+            view = await deploy_api.deploy_view(cockpit.client, deployment_id)
+        except TetherError as exc:
+            return page("No such deployment", f"<p>{html.escape(str(exc))}</p>", status=404)
+        r = view.request
+        body = (
+            f'<div class="item"><b>{html.escape(r.service)}</b> to {html.escape(r.environment)}'
+            f" at {html.escape(r.ref)} (<code>{html.escape((view.commit or '?')[:12])}</code>),"
+            f' asked by {html.escape(r.agent)}<div class="muted">{html.escape(view.state)}'
+            f" {html.escape(view.reason or '')}</div></div>"
+        )
+        if view.state == "queued" and view.approval is None:
+            body += '<button id="approve" onclick="approve()">Approve with passkey</button>'
+        script = (
+            "const deployment = "
+            + json.dumps(deployment_id)
+            + ";"
+            + """
+async function approve() {
+  try {
+    const c = await post('/founder/deployments/' + deployment + '/challenge');
+    const a = await assertion(c.challenge, c.credentials);
+    const v = await post('/founder/deployments/' + deployment + '/approve',
+                         {approval: c.approval, assertion: a});
+    said(v.accepted ? 'Approved: ' + v.reason : 'Refused: ' + v.reason);
+  } catch (e) { said('Not approved: ' + e.message); }
+}"""
+        )
+        return page(f"Deployment {deployment_id}", body, script)
+
+    async def approval_challenge(request: Request) -> Response:
+        if not cockpit.signed_in(request):
+            return JSONResponse({"error": "sign in first"}, 401)
+        deployment_id = request.path_params["deployment"]
+        try:
+            view = await deploy_api.deploy_view(cockpit.client, deployment_id)
+            approval = deploy_api.prepare_approval(
+                view, decision="approve", by="founder", reason="", ttl=timedelta(minutes=5)
+            )
+        except TetherError as exc:
+            return JSONResponse({"error": str(exc)}, 409)
+        challenge = passkeys.challenge_of(approval.payload())
+        return JSONResponse(
+            {
+                "approval": approval.model_dump(mode="json"),
+                "challenge": passkeys_b64(challenge),
+                "credentials": await cockpit.store.active_passkeys(),
+            }
+        )
+
+    async def approve(request: Request) -> Response:
+        """The approval and its assertion, passed on to the workflow, which verifies both: a
+        session cookie alone (no assertion, or another one) is refused there."""
+        deployment_id = request.path_params["deployment"]
+        try:
+            body = await request.json()
+            assertion = PasskeyAssertion.model_validate(body.get("assertion"))
+            approval = body.get("approval")
+        except (ValueError, TypeError, AttributeError):
+            return JSONResponse({"error": "send the approval and its passkey assertion"}, 400)
+        enrollment = await cockpit.store.passkey_enrollment(assertion.credential_id)
+        if enrollment is None:
+            return JSONResponse({"error": "that passkey is not enrolled, or was revoked"}, 403)
+        try:
+            proof = PasskeyApproval.model_validate(
+                {"approval": approval, "enrollment": enrollment, "assertion": assertion}
+            )
+            verdict = await deploy_api.approve_by_passkey(cockpit.client, deployment_id, proof)
+        except Refused as exc:
+            return JSONResponse({"error": str(exc)}, 403)
+        except (TetherError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)[:500]}, 400)
+        return JSONResponse({"accepted": verdict.accepted, "reason": verdict.reason})
+
+    return [
+        Route("/founder", inbox, methods=["GET"]),
+        Route("/founder/register/{token}", register_page, methods=["GET"]),
+        Route("/founder/register/{token}/options", register_options, methods=["POST"]),
+        Route("/founder/register/{token}", register, methods=["POST"]),
+        Route("/founder/login/challenge", login_challenge, methods=["POST"]),
+        Route("/founder/login", login, methods=["POST"]),
+        Route("/founder/deployments/{deployment}", deployment, methods=["GET"]),
+        Route("/founder/deployments/{deployment}/challenge", approval_challenge, methods=["POST"]),
+        Route("/founder/deployments/{deployment}/approve", approve, methods=["POST"]),
+    ]
+
+
+async def _check(
+    cockpit: Cockpit, assertion: PasskeyAssertion, challenge: bytes | None
+) -> str | None:
+    if challenge is None:
+        return "that sign-in was not asked for, or took too long"
+    if not cockpit.founder_key:
+        return "no founder public key is configured ([founder] public_key in tether.toml)"
+    enrollment = await cockpit.store.passkey_enrollment(assertion.credential_id)
+    if enrollment is None:
+        return "that passkey is not enrolled, or was revoked"
+    founder = [parse_public(cockpit.founder_key)]
+    return passkeys.verify(enrollment, assertion, challenge, founder)
+
+
+def cockpit_routes(store: Store, client: Client, founder_key: str | None) -> list[Route]:
+    return routes(Cockpit(store, client, founder_key))
