@@ -25,6 +25,19 @@ class FounderActivities:
         actions on this subject. Every verdict is logged (`founder_orders`)."""
         verdict = self._judge(inp)
         order = verdict.order
+        if verdict.accepted and order is not None and order.passkey is not None:
+            proof = order.passkey
+            standing = await self.store.passkey_standing(proof.enrollment.credential_id)
+            name = proof.enrollment.name or "unnamed"
+            verdict = (
+                OrderVerdict(accepted=False, reason=standing, order=order)
+                if standing is not None
+                else OrderVerdict(
+                    accepted=True,
+                    reason=f"signed on the founder's device (passkey {name!r})",
+                    order=order,
+                )
+            )
         await self.store.log_order(
             order.action if order else "?",
             inp.subject,

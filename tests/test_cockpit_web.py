@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client
@@ -18,8 +19,19 @@ from tests.support.browser import Browser
 from tests.support.cli import TETHER
 from tests.support.deploy import deploy_rig
 from tests.support.gateway import running_gateway
-from tests.support.helpers import clean_environment
-from tether.contracts import DeployState
+from tests.support.helpers import FakeForge, clean_environment, eventually
+from tests.support.sessions import running_team
+from tether import client as api
+from tether.contracts import (
+    DeployState,
+    Report,
+    SessionInput,
+    ShellCheck,
+    TaskSpec,
+    TokenUsage,
+    ToolCall,
+)
+from tether.trust.signing import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS") or ROOT / "test-artifacts")
@@ -124,3 +136,98 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
         trail = await rig.store.audit_trail(deployment_id=view.deployment_id)
         accepted = [r for r in trail if r["kind"] == "approval_accepted"]
         assert accepted and "passkey 'phone'" in accepted[0]["detail"]["reason"]
+
+
+async def test_the_founder_lifts_a_loop_hold_and_raises_a_budget_from_the_phone(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    valid_token: None,
+    temporal_address: str,
+) -> None:
+    key_home = tmp_path / "founder"
+    _, public = generate(key_home)
+    extra = {"founder": {"public_key": public}, "budget": {"team_monthly_usd": 5.0}}
+    async with (
+        running_team(client, fresh_db, tmp_path / "team", forge, extra) as team,
+        running_gateway(client, team.store, team.config, team.task_queue, tmp_path / "gw") as gw,
+    ):
+        q, coder, devops = team.task_queue, team.agent("coder"), team.agent("devops")
+        # coder loops on its task: five identical failures block it.
+        task_id = f"loop-{coder.rsplit('-', 1)[1]}"
+        await api.create_task(
+            client, q, TaskSpec(id=task_id, title="Loop", checks=[ShellCheck(command="true")])
+        )
+        await api.start_session(client, q, SessionInput(agent=coder))
+        await api.claim_task(client, task_id, coder)
+        failing = ToolCall(
+            tool="Bash", ok=False, action="Bash:kubectl set", signature="1|Forbidden|forbidden"
+        )
+        for n in range(5):
+            call = failing.model_copy(update={"input_digest": str(n)})
+            await api.report(client, coder, Report(tool_call=call))
+        # devops spends past the team's monthly budget: its session is held.
+        today = datetime.now(UTC).date().isoformat()
+        await team.store.record_spend_days(devops, f"{devops}:earlier", {today: 4.0})
+        await api.start_session(client, q, SessionInput(agent=devops))
+        usage = {"claude-sonnet-4-5": TokenUsage(input=200_000, output=10_000)}
+        for _ in range(2):
+            await api.report(client, devops, Report(usage=usage))
+
+        async def held_items() -> dict[str, int] | None:
+            kinds = {i.kind: i.id for i in await team.store.inbox() if i.id is not None}
+            wanted = ("loop_blocked", "budget_exceeded")
+            return {k: kinds[k] for k in wanted} if all(k in kinds for k in wanted) else None
+
+        items = await eventually(held_items, "the loop and the budget in the inbox")
+
+        url = gw.url.replace("127.0.0.1", "localhost")
+        env = clean_environment(
+            TETHER_HOME=str(key_home),
+            TEMPORAL_ADDRESS=temporal_address,
+            DATABASE_URL=fresh_db,
+            TETHER_TASK_QUEUE=q,
+        )
+        browser = await asyncio.to_thread(Browser, **PHONE)
+        try:
+            await asyncio.to_thread(_authenticator, browser)
+            await _enroll(browser, env, url)
+            await asyncio.to_thread(browser.open, f"{url}/founder")
+            await asyncio.to_thread(_click, browser, "signin")
+            await asyncio.to_thread(
+                browser.wait_for_text, "stopped in a loop", "stopped by a hard budget"
+            )
+            await asyncio.to_thread(browser.screenshot, ARTIFACTS / "cockpit-holds-phone.png")
+            await asyncio.to_thread(_click, browser, f"act-{items['loop_blocked']}")
+            await asyncio.to_thread(
+                browser.wait_for_text, f"Done: task {task_id} unblocked; it is now claimed"
+            )
+            await asyncio.to_thread(_click, browser, f"act-{items['budget_exceeded']}")
+            await asyncio.to_thread(browser.wait_for_text, "raised to $9.00", f"{devops}: released")
+        finally:
+            await asyncio.to_thread(browser.close)
+        record = await team.store.get_task(task_id)
+        assert record is not None and record.task.state.value == "claimed"
+        view = await api.session_view(client, devops)
+        assert view is not None and view.governor.hold is None
+        # Each order was the founder's passkey's, as the founder's orders log says.
+        logged = await team.store.founder_orders(task_id)
+        assert any("passkey 'phone'" in o["reason"] for o in logged), logged
+
+
+async def _enroll(browser: Browser, env: dict[str, str], url: str) -> None:
+    """`tether founder passkey add`, its link opened and registered in the browser."""
+    add = await asyncio.create_subprocess_exec(
+        *TETHER, "founder", "passkey", "add", "--name", "phone", "--gateway", url,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert add.stdout is not None
+    await asyncio.wait_for(add.stdout.readline(), 60)
+    link = (await asyncio.wait_for(add.stdout.readline(), 60)).decode().strip()
+    await asyncio.to_thread(browser.open, link)
+    await asyncio.to_thread(browser.wait_for_text, "Register a passkey named phone")
+    await asyncio.to_thread(_click, browser, "register")
+    await asyncio.to_thread(browser.wait_for_text, "Registered.")
+    out, err = await asyncio.wait_for(add.communicate(), 60)
+    assert add.returncode == 0 and "enrolled passkey phone" in out.decode(), err.decode()

@@ -436,6 +436,15 @@ class _GuardInbound(WorkflowInboundInterceptor):
                     f"the order is to {item.action} {item.subject}, not to "
                     f"{'/'.join(rule.order_actions)} {subject}"
                 )
+        if isinstance(item, FounderOrder) and item.passkey is not None:
+            # Signed on the founder's device: the enrolled passkey's assertion over its digest.
+            if item.expires_at <= workflow.now():
+                return "the signed approval or order has expired"
+            founder = self.trust.keys.get(policy.FOUNDER) or ()
+            proof = item.passkey
+            challenge = passkeys.challenge_of(item.payload())
+            problem = passkeys.verify(proof.enrollment, proof.assertion, challenge, founder)
+            return problem or self.seen.inner_replayed(proof.assertion.signature, record)
         if item is None or not item.signature:
             return unsealed
         if item.expires_at <= workflow.now():

@@ -78,7 +78,7 @@ from tether.contracts.orders import (
     OrderVerdict,
     RefusalRecord,
 )
-from tether.contracts.passkeys import PasskeyAssertion, PasskeyEnrollment
+from tether.contracts.passkeys import PasskeyAssertion, PasskeyEnrollment, PasskeyProof
 from tether.contracts.runs import (
     AgentLaunch,
     AgentRun,
@@ -224,6 +224,7 @@ __all__ = [
     "PasskeyApproval",
     "PasskeyAssertion",
     "PasskeyEnrollment",
+    "PasskeyProof",
     "Price",
     "ProbeInput",
     "ProcessEnd",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tether.contracts.base import Model
+from tether.contracts.passkeys import PasskeyProof
 from tether.names import GOVERNOR as GOVERNOR  # who holds what a governor held
 
 
@@ -24,6 +25,9 @@ class FounderOrder(Model):
     signed_at: datetime
     expires_at: datetime
     signature: str = Field(default="", max_length=200)
+    # Instead of the founder's key: signed on the founder's device with an enrolled passkey,
+    # over tether.trust.passkeys.challenge_of(payload()) (issue 30).
+    passkey: PasskeyProof | None = None
 
     def payload(self) -> bytes:
         fields = [

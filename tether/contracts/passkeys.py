@@ -47,3 +47,11 @@ class PasskeyAssertion(Model):
     authenticator_data: str = Field(max_length=4000)
     client_data_json: str = Field(max_length=4000)
     signature: str = Field(max_length=400)
+
+
+class PasskeyProof(Model):
+    """An action signed on the founder's device: the passkey's enrollment (signed with the
+    founder's key) and its assertion over the action's digest."""
+
+    enrollment: PasskeyEnrollment
+    assertion: PasskeyAssertion

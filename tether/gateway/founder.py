@@ -22,9 +22,10 @@ import base64
 import html
 import json
 import secrets
+import shlex
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -32,9 +33,11 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
+from tether import limits
 from tether.client import deployments as deploy_api
 from tether.client.calls import Refused
-from tether.contracts import PasskeyApproval, PasskeyAssertion
+from tether.config import TetherConfig
+from tether.contracts import FounderOrder, PasskeyApproval, PasskeyAssertion, PasskeyProof
 from tether.errors import TetherError
 from tether.store import Store
 from tether.trust import passkeys
@@ -49,7 +52,7 @@ CHALLENGE_SECONDS = 120
 class Cockpit:
     store: Store
     client: Client  # seals nothing: a passkey's proof is in the message
-    founder_key: str | None
+    config: TetherConfig
     sessions: dict[str, float] = field(default_factory=dict)
     challenges: dict[str, float] = field(default_factory=dict)
 
@@ -258,12 +261,28 @@ async function register() {
             if item.kind == "deploy_approval":
                 target = html.escape(item.subject)
                 link = f' <a href="/founder/deployments/{target}">open</a>'
+            elif _orders_for(item.action, cockpit.config) is not None:
+                link = (
+                    f'<button id="act-{item.id}" onclick="act({item.id})">'
+                    f"{html.escape(_verb(item.action))} with passkey</button>"
+                )
             rows.append(
                 f'<div class="item"><div class="muted">#{item.id} {html.escape(item.kind)}</div>'
                 f"{html.escape(item.title)}{link}</div>"
             )
         body = "".join(rows) or "<p>Nothing waits for you.</p>"
-        return page("Inbox", body)
+        script = """
+async function act(id) {
+  try {
+    const c = await post('/founder/inbox/' + id + '/challenge');
+    const assertions = [];
+    for (const challenge of c.challenges)
+      assertions.push(await assertion(challenge, c.credentials));
+    const v = await post('/founder/inbox/' + id + '/act', {orders: c.orders, assertions});
+    said('Done: ' + v.said);
+  } catch (e) { said('Not done: ' + e.message); }
+}"""
+        return page("Inbox", body, script)
 
     async def deployment(request: Request) -> Response:
         if not cockpit.signed_in(request):
@@ -343,8 +362,70 @@ async function approve() {
             return JSONResponse({"error": str(exc)[:500]}, 400)
         return JSONResponse({"accepted": verdict.accepted, "reason": verdict.reason})
 
+    async def item_challenge(request: Request) -> Response:
+        """The orders an inbox item's action needs, each to be signed by the passkey (a budget
+        raise: the budget's order, and the release of each session it holds)."""
+        if not cockpit.signed_in(request):
+            return JSONResponse({"error": "sign in first"}, 401)
+        item = await cockpit.store.inbox_item(int(request.path_params["item"]))
+        wanted = _orders_for(item.action, cockpit.config) if item is not None else None
+        if item is None or item.cleared_at is not None or wanted is None:
+            return JSONResponse({"error": "no open item with an action the cockpit can take"}, 404)
+        wanted = [*wanted, *await _releases(cockpit, wanted)]
+        now = datetime.now(UTC)
+        orders = [
+            FounderOrder(
+                action=action,
+                subject=subject,
+                reason="from the founder's cockpit",
+                by="founder",
+                signed_at=now,
+                expires_at=now + timedelta(minutes=10),
+            )
+            for action, subject in wanted
+        ]
+        return JSONResponse(
+            {
+                "orders": [o.model_dump(mode="json") for o in orders],
+                "challenges": [passkeys_b64(passkeys.challenge_of(o.payload())) for o in orders],
+                "credentials": await cockpit.store.active_passkeys(),
+            }
+        )
+
+    async def item_act(request: Request) -> Response:
+        """The item's orders, each with its passkey assertion, carried out through the Python
+        client; each workflow verifies its order itself."""
+        item = await cockpit.store.inbox_item(int(request.path_params["item"]))
+        wanted = _orders_for(item.action, cockpit.config) if item is not None else None
+        if item is None or wanted is None:
+            return JSONResponse({"error": "no item with an action the cockpit can take"}, 404)
+        try:
+            body = await request.json()
+            orders = [FounderOrder.model_validate(o) for o in body["orders"]]
+            assertions = [PasskeyAssertion.model_validate(a) for a in body["assertions"]]
+        except (ValueError, TypeError, KeyError):
+            return JSONResponse({"error": "send the orders and one passkey assertion each"}, 400)
+        if len(orders) != len(assertions) or not orders:
+            return JSONResponse({"error": "send the orders and one passkey assertion each"}, 400)
+        signed = []
+        for order, assertion in zip(orders, assertions, strict=True):
+            enrollment = await cockpit.store.passkey_enrollment(assertion.credential_id)
+            if enrollment is None:
+                return JSONResponse({"error": "that passkey is not enrolled, or was revoked"}, 403)
+            proof = PasskeyProof(enrollment=enrollment, assertion=assertion)
+            signed.append(order.model_copy(update={"passkey": proof}))
+        try:
+            said = await _carry_out(cockpit, item.action, signed)
+        except Refused as exc:
+            return JSONResponse({"error": str(exc)}, 403)
+        except (TetherError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)[:500]}, 400)
+        return JSONResponse({"said": said})
+
     return [
         Route("/founder", inbox, methods=["GET"]),
+        Route("/founder/inbox/{item:int}/challenge", item_challenge, methods=["POST"]),
+        Route("/founder/inbox/{item:int}/act", item_act, methods=["POST"]),
         Route("/founder/register/{token}", register_page, methods=["GET"]),
         Route("/founder/register/{token}/options", register_options, methods=["POST"]),
         Route("/founder/register/{token}", register, methods=["POST"]),
@@ -361,14 +442,102 @@ async def _check(
 ) -> str | None:
     if challenge is None:
         return "that sign-in was not asked for, or took too long"
-    if not cockpit.founder_key:
+    founder_key = cockpit.config.founder.key_text()
+    if not founder_key:
         return "no founder public key is configured ([founder] public_key in tether.toml)"
     enrollment = await cockpit.store.passkey_enrollment(assertion.credential_id)
     if enrollment is None:
         return "that passkey is not enrolled, or was revoked"
-    founder = [parse_public(cockpit.founder_key)]
+    founder = [parse_public(founder_key)]
     return passkeys.verify(enrollment, assertion, challenge, founder)
 
 
-def cockpit_routes(store: Store, client: Client, founder_key: str | None) -> list[Route]:
-    return routes(Cockpit(store, client, founder_key))
+def cockpit_routes(store: Store, client: Client, config: TetherConfig) -> list[Route]:
+    return routes(Cockpit(store, client, config))
+
+
+def _orders_for(action: str, config: TetherConfig) -> list[tuple[str, str]] | None:
+    """The founder's orders an inbox item's command stands for (Tether writes these commands,
+    tether/core/inbox.py): (action, subject) each; None for a command the cockpit does not
+    take."""
+    words = shlex.split(action) if action else []
+    match words:
+        case ["tether", "task", "unblock", task]:
+            return [("unblock", task)]
+        case ["tether", "resume", task]:
+            return [("resume", task)]
+        case ["tether", "session", "release", agent]:
+            return [("release", agent)]
+        case ["tether", "budget", "raise", "--agent", agent, "--daily", figure]:
+            scope = limits.agent_scope(agent, datetime.now(UTC).date())
+        case ["tether", "budget", "raise", "--team-monthly", figure]:
+            scope = limits.team_scope(datetime.now(UTC).date())
+        case _:
+            return None
+    try:
+        limit = float(figure)
+    except ValueError:
+        return None
+    return [("budget", limits.subject(scope, limit))]
+
+
+def _verb(action: str) -> str:
+    if " unblock " in action or " release " in action:
+        return "Lift the hold"
+    if action.startswith("tether resume "):
+        return "Resume"
+    return "Raise the budget"
+
+
+async def _releases(cockpit: Cockpit, wanted: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """For a budget raise, the release of each session the budget holds (one order each)."""
+    from tether.client.sessions import session_view
+
+    if [a for a, _ in wanted] != ["budget"]:
+        return []
+    scope = wanted[0][1]
+    agents = (
+        [scope.split(":")[1]]
+        if scope.startswith("agent:")
+        else [a.name for a in cockpit.config.agents]
+    )
+    held = []
+    for agent in agents:
+        view = await session_view(cockpit.client, agent)
+        hold = view.governor.hold if view is not None and view.state != "ended" else None
+        if hold is not None and hold.kind == "budget":
+            held.append(("release", agent))
+    return held
+
+
+async def _carry_out(cockpit: Cockpit, action: str, orders: list[FounderOrder]) -> str:
+    from tether.client import budgets as budget_api
+    from tether.client import sessions as session_api
+    from tether.client import tasks as task_api
+
+    first = orders[0]
+    reason = "from the founder's cockpit"
+    if first.action == "unblock":
+        view = await task_api.unblock_task(cockpit.client, first.subject, "founder", reason, first)
+        return f"task {first.subject} unblocked; it is now {view.state}"
+    if first.action == "resume":
+        view = await task_api.resume_task(cockpit.client, first.subject, "founder", reason, first)
+        return f"task {first.subject} resumed; it is now {view.state}"
+    if first.action == "release":
+        await session_api.release_session(cockpit.client, first.subject, "founder", reason, first)
+        return f"{first.subject}'s session released"
+    by_subject: dict[tuple[str, str], FounderOrder] = {(o.action, o.subject): o for o in orders}
+
+    def sign(kind: str, subject: str) -> FounderOrder:
+        found = by_subject.get((kind, subject))
+        if found is None:
+            raise Refused(f"no passkey-signed order to {kind} {subject}: ask again")
+        return found
+
+    limit = float(first.subject.rsplit(":", 1)[1])
+    agent = first.subject.split(":")[1] if first.subject.startswith("agent:") else None
+    outcome = await budget_api.raise_budget(
+        cockpit.client, cockpit.store, cockpit.config, sign, limit, agent=agent, reason=reason
+    )
+    released = ", ".join(f"{a}: {s}" for a, s in outcome.sessions.items()) or "no session held"
+    return f"budget {outcome.scope} raised to ${outcome.limit_usd:.2f} ({released})"

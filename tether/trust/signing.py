@@ -16,7 +16,7 @@ from typing import TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from tether.contracts import Approval, FounderOrder, PasskeyEnrollment
-from tether.trust import keys, seals
+from tether.trust import keys, passkeys, seals
 
 # What the founder signs: a deployment approval, an order lifting a governor's hold, or a
 # passkey's enrollment (the device that may then act for the founder).
@@ -58,6 +58,11 @@ def verify(item: Approval | FounderOrder, public_key_text: str | None) -> str | 
             "no founder public key is configured ([founder] public_key in tether.toml, from "
             "`tether keygen`)"
         )
+    if isinstance(item, FounderOrder) and item.passkey is not None:
+        founder = [load_public(public_key_text)]
+        proof = item.passkey
+        challenge = passkeys.challenge_of(item.payload())
+        return passkeys.verify(proof.enrollment, proof.assertion, challenge, founder)
     if not item.signature:
         return f"the {what} is not signed"
     problem = seals.signed_by(item.signature, item.payload(), [load_public(public_key_text)])
