@@ -109,6 +109,19 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
                 True,
             )
             assert refused == 401
+            # A sign-in that was never asked for (a made-up assertion): refused, and audited.
+            forged = await asyncio.to_thread(
+                browser.evaluate,
+                "fetch('/founder/login', {method: 'POST', headers: {'content-type':"
+                " 'application/json'}, body: JSON.stringify({credential_id: 'x',"
+                " authenticator_data: 'AA', signature: 'AA', client_data_json:"
+                " btoa('{\"challenge\":\"made-up\"}').replace(/=+$/, '')})})"
+                ".then(r => r.status)",
+                True,
+            )
+            assert forged == 403
+            kinds = [row["kind"] async for row in rig.store.audit_rows()]
+            assert "cockpit_sign_in_refused" in kinds
             await asyncio.to_thread(_click, browser, "signin")
             await asyncio.to_thread(browser.wait_for_text, "Inbox", "asks to deploy")
             await asyncio.to_thread(browser.screenshot, ARTIFACTS / "cockpit-inbox-phone.png")

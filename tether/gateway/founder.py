@@ -236,6 +236,9 @@ async function register() {
             return JSONResponse({"error": "not a passkey sign-in"}, 400)
         problem = await _check(cockpit, assertion, challenge)
         if problem is not None:
+            # Refused, and audited: someone tried to sign in as the founder.
+            said = {"reason": problem, "from": request.client.host if request.client else ""}
+            await cockpit.store.audit_event("cockpit_sign_in_refused", "founder", "cockpit", said)
             return JSONResponse({"error": problem}, 403)
         token = secrets.token_urlsafe(32)
         cockpit.sessions[token] = time.monotonic() + SESSION_SECONDS
