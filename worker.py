@@ -74,9 +74,9 @@ def build_worker(
     sessions = SessionActivities(store, config)
     deploys = DeployActivities(store, config)
     founder = FounderActivities(store, config)
-    notifier = NotifyActivities(store, config)
     messages = MessageActivities(store)
     settings = settings or Settings.from_env()
+    notifier = NotifyActivities(store, config, settings.gateway_address)
     # Where agents Tether runs keep their worktrees, and the gateway they report to.
     runner = RunnerActivities(store, config, settings)
     waker = WakeActivities(store, config)

@@ -8,6 +8,7 @@ so a row is delivered once even when the calling activity is retried."""
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 import httpx
 from temporalio import activity
@@ -28,25 +29,38 @@ log = logging.getLogger("tether.notify")
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 
-def webhook_text(item: InboxItem) -> str:
+def cockpit_page(item: InboxItem, cockpit: str | None) -> str | None:
+    """The founder's cockpit page for the item (the gateway's `/founder`), when it is known."""
+    if not cockpit:
+        return None
+    if item.kind == "deploy_approval":
+        return f"{cockpit}/founder/deployments/{quote(item.subject, safe='')}"
+    return f"{cockpit}/founder"
+
+
+def webhook_text(item: InboxItem, cockpit: str | None = None) -> str:
     lines = [f"*Tether: {item.title}*"]
     if item.command:
         lines.append(f"To act: `{item.command}`")
+    page = cockpit_page(item, cockpit)
+    if page:
+        lines.append(f"From your phone: {page}")
     if item.see:
         lines.append(f"See: `{item.see}`")
     return "\n".join(lines)
 
 
-def webhook_body(item: InboxItem) -> dict[str, object]:
+def webhook_body(item: InboxItem, cockpit: str | None = None) -> dict[str, object]:
     """Slack's incoming-webhook shape (`text`), plus the item's fields for other receivers."""
     return {
-        "text": webhook_text(item),
+        "text": webhook_text(item, cockpit),
         "tether": {
             "id": item.id,
             "kind": item.kind,
             "subject": item.subject,
             "title": item.title,
             "command": item.command,
+            "page": cockpit_page(item, cockpit),
         },
     }
 
@@ -89,9 +103,11 @@ async def start_delivery(
 
 
 class NotifyActivities:
-    def __init__(self, store: Store, config: TetherConfig) -> None:
+    def __init__(self, store: Store, config: TetherConfig, cockpit: str | None = None) -> None:
         self.store = store
         self.config = config
+        # Where the founder's cockpit is (the gateway's URL): each webhook item links its page.
+        self.cockpit = cockpit
 
     @activity.defn
     @escalating
@@ -111,7 +127,7 @@ class NotifyActivities:
             raise InvalidInput(f"inbox item {inp.inbox_id} does not exist")
         try:
             async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as http:
-                response = await http.post(url, json=webhook_body(item))
+                response = await http.post(url, json=webhook_body(item, self.cockpit))
         except httpx.HTTPError as exc:
             # The exception text can carry the URL, which is a secret: only its type is kept.
             raise ApplicationError(

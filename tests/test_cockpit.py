@@ -78,6 +78,9 @@ async def test_webhook_gets_each_item_once_with_retries_and_never_blocks_or_lose
             assert f"tether session recheck {coder}" in body["text"]
             assert body["tether"]["id"] == first["id"]
             assert body["tether"]["kind"] == "credential_blocked"
+            # The founder's cockpit page for it (the gateway's URL, TETHER_GATEWAY_URL).
+            assert body["tether"]["page"] == f"{team.gateway.url}/founder"
+            assert f"From your phone: {team.gateway.url}/founder" in body["text"]
             await api.end_session(client, coder, "over", "founder")
 
             # 2. Two 503s, then success: delivered once, after three posts of the same item.

@@ -24,6 +24,7 @@ from tests.support.sessions import running_team
 from tether import client as api
 from tether.contracts import (
     DeployState,
+    InboxItem,
     Report,
     SessionInput,
     ShellCheck,
@@ -207,15 +208,28 @@ async def test_the_founder_lifts_a_loop_hold_and_raises_a_budget_from_the_phone(
             await asyncio.to_thread(_authenticator, browser)
             await _enroll(browser, env, url)
             await asyncio.to_thread(browser.open, f"{url}/founder")
+            await asyncio.to_thread(browser.wait_for_text, "Sign in with passkey")
             await asyncio.to_thread(_click, browser, "signin")
             await asyncio.to_thread(
                 browser.wait_for_text, "stopped in a loop", "stopped by a hard budget"
             )
             await asyncio.to_thread(browser.screenshot, ARTIFACTS / "cockpit-holds-phone.png")
+            # The status: held work first.
+            await asyncio.to_thread(browser.open, f"{url}/founder/status")
+            shown = await asyncio.to_thread(browser.wait_for_text, "Agents", "Refused messages")
+            assert shown.count("HELD:") == 2 and "team" in shown and "$5.00" in shown, shown
+            await asyncio.to_thread(browser.open, f"{url}/founder")
+            await asyncio.to_thread(browser.wait_for_text, "stopped in a loop")
             await asyncio.to_thread(_click, browser, f"act-{items['loop_blocked']}")
             await asyncio.to_thread(
                 browser.wait_for_text, f"Done: task {task_id} unblocked; it is now claimed"
             )
+            # Live: a new item arrives while the page is open, and the page shows it.
+            notice = InboxItem(
+                key=f"live-{task_id}", kind="pseudo_work", subject=coder, title="a new notice"
+            )
+            await team.store.post_inbox(notice)
+            await asyncio.to_thread(browser.wait_for_text, "a new notice", seconds=20)
             await asyncio.to_thread(_click, browser, f"act-{items['budget_exceeded']}")
             await asyncio.to_thread(browser.wait_for_text, "raised to $9.00", f"{devops}: released")
         finally:

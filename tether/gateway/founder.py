@@ -46,6 +46,8 @@ from tether.trust.seals import parse_public
 COOKIE = "tether_founder"
 SESSION_SECONDS = 12 * 3600
 CHALLENGE_SECONDS = 120
+# How often the live inbox looks for new items.
+LIVE_SECONDS = 2.0
 
 
 @dataclass
@@ -273,8 +275,26 @@ async function register() {
                 f'<div class="item"><div class="muted">#{item.id} {html.escape(item.kind)}</div>'
                 f"{html.escape(item.title)}{link}</div>"
             )
-        body = "".join(rows) or "<p>Nothing waits for you.</p>"
-        script = """
+        body = '<p><a href="/founder/status">Status</a></p>' + (
+            "".join(rows) or "<p>Nothing waits for you.</p>"
+        )
+        shown = ",".join(str(i.id) for i in sorted(items, key=lambda i: i.id or 0))
+        script = (
+            f"const LIVE_MS = {int(LIVE_SECONDS * 1000)}; let seen = {json.dumps(shown)};"
+            + """
+// Live: the page reloads when the number of open items changes.
+// Not for a few seconds after an action, so that its answer can be read.
+let quietUntil = 0;
+setInterval(async () => {
+  const r = await fetch('/founder/count', {credentials: 'same-origin'});
+  if (!r.ok) return;
+  const open = (await r.json()).open;
+  if (open !== seen) {
+    if (Date.now() > quietUntil) location.reload();
+    return;  // changed while an answer is shown: reload once it has been read
+  }
+  seen = open;
+}, LIVE_MS);
 async function act(id) {
   try {
     const c = await post('/founder/inbox/' + id + '/challenge');
@@ -282,9 +302,11 @@ async function act(id) {
     for (const challenge of c.challenges)
       assertions.push(await assertion(challenge, c.credentials));
     const v = await post('/founder/inbox/' + id + '/act', {orders: c.orders, assertions});
+    quietUntil = Date.now() + 5000;
     said('Done: ' + v.said);
   } catch (e) { said('Not done: ' + e.message); }
 }"""
+        )
         return page("Inbox", body, script)
 
     async def deployment(request: Request) -> Response:
@@ -425,8 +447,67 @@ async function approve() {
             return JSONResponse({"error": str(exc)[:500]}, 400)
         return JSONResponse({"said": said})
 
+    async def status(request: Request) -> Response:
+        """Agents and their runs (held ones first), budgets, deployments, refused messages: what
+        `tether status` shows, at phone width."""
+        from tether.client.status import gather_status
+
+        if not cockpit.signed_in(request):
+            return _sign_in_page()
+        report = await gather_status(cockpit.store, cockpit.config)
+        e = html.escape
+        agents = sorted(
+            report.agents, key=lambda a: (a.hold is None and a.blocker is None, a.agent)
+        )
+        cards = []
+        for a in agents:
+            trouble = a.hold or a.blocker
+            figures = []
+            if a.context_pct is not None:
+                figures.append(f"context {a.context_pct:.0%}")
+            if a.cost_usd is not None:
+                figures.append(f"${a.cost_usd:.2f}")
+            if a.run:
+                figures.append(f"run: {a.run}")
+            cards.append(
+                f'<div class="item"><b>{e(a.agent)}</b> {e(str(a.session or "no session"))}'
+                f"{' on ' + e(a.task_id) if a.task_id else ''}"
+                f'<div class="muted">{e(", ".join(figures))}</div>'
+                + (f"<div>HELD: {e(trouble)}</div>" if trouble else "")
+                + "</div>"
+            )
+        budgets = "".join(
+            f'<div class="item">{e(b.name)} {e(b.period)}: ${b.spent_usd:.2f} of '
+            f"${b.limit_usd:.2f}{' (raised: ' + e(b.raised) + ')' if b.raised else ''}</div>"
+            for b in report.budgets
+        )
+        deploys = "".join(
+            f'<div class="item">{e(d.service)} {e(d.environment)} {e(d.ref)}: {e(d.state)}'
+            f'<div class="muted">{e(d.deployment_id)} {e(d.reason)}</div></div>'
+            for d in report.deployments
+        )
+        refused = "".join(f'<div class="muted">{e(r)}</div>' for r in report.refused_recent)
+        body = (
+            '<p><a href="/founder">Inbox</a></p><h2>Agents</h2>'
+            + ("".join(cards) or "<p>No agents.</p>")
+            + ("<h2>Budgets</h2>" + budgets if budgets else "")
+            + ("<h2>Deployments</h2>" + deploys if deploys else "")
+            + f"<h2>Refused messages: {report.refused_total}</h2>{refused}"
+        )
+        return page("Status", body)
+
+    async def inbox_count(request: Request) -> Response:
+        """Which items are open: the inbox page asks every few seconds and reloads when that
+        changes (live, with nothing held open on the server)."""
+        if not cockpit.signed_in(request):
+            return JSONResponse({"error": "sign in first"}, 401)
+        ids = sorted(i.id for i in await cockpit.store.inbox() if i.id is not None)
+        return JSONResponse({"open": ",".join(map(str, ids))})
+
     return [
         Route("/founder", inbox, methods=["GET"]),
+        Route("/founder/status", status, methods=["GET"]),
+        Route("/founder/count", inbox_count, methods=["GET"]),
         Route("/founder/inbox/{item:int}/challenge", item_challenge, methods=["POST"]),
         Route("/founder/inbox/{item:int}/act", item_act, methods=["POST"]),
         Route("/founder/register/{token}", register_page, methods=["GET"]),
