@@ -104,6 +104,7 @@ RULES: dict[str, set[str]] = {
         "tether.runtimes",
         "webauthn",
         "tether.trust.passkeys",
+        "tether.limits",
     },
     # The Python client: workflows by their classes (typed calls), the store for reads; never
     # the activities, the doors or the worker.
@@ -213,6 +214,7 @@ RULES: dict[str, set[str]] = {
         "tether.contracts",
         "tether.trust.keys",
         "tether.trust.seals",
+        "tether.trust.passkeys",
     },
 }
 
