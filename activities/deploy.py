@@ -47,7 +47,7 @@ from tether.contracts import (
 from tether.errors import TetherError
 from tether.names import LOCK_WORKFLOW
 from tether.store import Store
-from tether.trust import passkeys, tags
+from tether.trust import passkey_tags, passkeys, seals, tags
 from tether.trust.seals import parse_public
 from tether.trust.signing import verify
 
@@ -132,9 +132,7 @@ class DeployActivities:
         kind = self._deploy_tag_kind(request)
         if kind is None:
             return
-        problem = await asyncio.to_thread(
-            self.tag_problem, request.service, request.ref, commit, kind
-        )
+        problem = await self._tag_problem(request.service, request.ref, commit, kind)
         if problem is not None:
             await self._tag_refused(
                 TagNotice(
@@ -222,8 +220,8 @@ class DeployActivities:
             and service is not None
             and service.signed_tags
         ):
-            problem = await asyncio.to_thread(
-                self.tag_problem, inp.service, approval.tag, inp.commit, inp.environment
+            problem = await self._tag_problem(
+                inp.service, approval.tag, inp.commit, inp.environment
             )
             if problem is not None:
                 await self._tag_refused(
@@ -238,7 +236,7 @@ class DeployActivities:
             else:
                 verdict = ApprovalVerdict(
                     accepted=True,
-                    reason=f"signed by the founder's key, with the founder's tag {approval.tag}",
+                    reason=f"{verdict.reason}, with the founder's tag {approval.tag}",
                     approval=approval,
                 )
         detail = {"accepted": verdict.accepted, "reason": verdict.reason}
@@ -260,8 +258,26 @@ class DeployActivities:
         )
         return verdict
 
-    def tag_problem(
+    async def _tag_problem(
         self, service_name: str, tag: str | None, commit: str, kind: str = "staging"
+    ) -> str | None:
+        """tag_problem, trusting the passkeys the founder enrolled besides the founder's key."""
+        key_text = self.config.founder.key_text()
+        lines = ""
+        if key_text:
+            founder = [parse_public(key_text)]
+            for e in await self.store.enrolled_passkeys():
+                if seals.signed_by(e.signature, e.payload(), founder) is None:
+                    lines += passkey_tags.allowed_signer(tags.PRINCIPAL, e.point(), e.rp_id)
+        return await asyncio.to_thread(self.tag_problem, service_name, tag, commit, kind, lines)
+
+    def tag_problem(
+        self,
+        service_name: str,
+        tag: str | None,
+        commit: str,
+        kind: str = "staging",
+        passkeys: str = "",
     ) -> str | None:
         """Why `tag` is not the founder's signed `kind` tag (the environment's) on `commit` in
         the service's repository (fetched from its remote first, so a tag moved there shows);
@@ -281,7 +297,7 @@ class DeployActivities:
         path = Path(repo.path)
         try:
             tags.fetch_tags(path, repo.remote, kind, service_name)
-            return tags.verify_tag(path, tag, commit, parse_public(key_text))
+            return tags.verify_tag(path, tag, commit, parse_public(key_text), passkeys)
         except TetherError as exc:
             return str(exc)
 
@@ -449,9 +465,7 @@ class DeployActivities:
         and the commit descends from the one running (`git merge-base --is-ancestor`)."""
         service = self.config.services.get(inp.service)
         if service is not None and service.signed_tags:
-            problem = await asyncio.to_thread(
-                self.tag_problem, inp.service, inp.tag, inp.commit, inp.environment
-            )
+            problem = await self._tag_problem(inp.service, inp.tag, inp.commit, inp.environment)
             if problem is not None:
                 await self._tag_refused(
                     TagNotice(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from tether.contracts import (
     TokenUsage,
     ToolCall,
 )
+from tether.trust.passkey_tags import allowed_signer
 from tether.trust.signing import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +67,8 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
     client: Client, fresh_db: str, tmp_path: Path, temporal_address: str
 ) -> None:
     async with (
-        deploy_rig(client, fresh_db, tmp_path / "rig", signed_tags=False) as rig,
+        # The service wants the founder's signed tag (the default): the passkey signs it too.
+        deploy_rig(client, fresh_db, tmp_path / "rig") as rig,
         running_gateway(client, rig.store, rig.config, rig.task_queue, tmp_path / "gw") as gw,
     ):
         # A passkey's relying party is a host name: the page is opened as localhost.
@@ -150,6 +153,18 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
         trail = await rig.store.audit_trail(deployment_id=view.deployment_id)
         accepted = [r for r in trail if r["kind"] == "approval_accepted"]
         assert accepted and "passkey 'phone'" in accepted[0]["detail"]["reason"]
+        # The founder's staging tag, signed by the passkey, is in the service's shared remote,
+        # and git itself verifies it against the enrolled passkey.
+        tag = f"staging/{rig.service}/1"
+        assert done.approval is not None and done.approval.tag == tag
+        (enrolled,) = await rig.store.enrolled_passkeys()
+        signers = tmp_path / "allowed_signers"
+        signers.write_text(allowed_signer("founder", enrolled.point(), enrolled.rp_id))
+        said = await asyncio.to_thread(
+            _verify_in_a_clone, rig.repo, tmp_path / "clone", signers, tag
+        )
+        assert said.returncode == 0, said.stderr
+        assert 'Good "git" signature for founder with ECDSA-SK key' in said.stderr
 
 
 async def test_the_founder_lifts_a_loop_hold_and_raises_a_budget_from_the_phone(
@@ -258,3 +273,18 @@ async def _enroll(browser: Browser, env: dict[str, str], url: str) -> None:
     await asyncio.to_thread(browser.wait_for_text, "Registered.")
     out, err = await asyncio.wait_for(add.communicate(), 60)
     assert add.returncode == 0 and "enrolled passkey phone" in out.decode(), err.decode()
+
+
+def _verify_in_a_clone(
+    repo: Path, clone: Path, signers: Path, tag: str
+) -> subprocess.CompletedProcess[str]:
+    """git verify-tag, as anyone runs it, in a fresh clone of the service's shared remote."""
+    remote = subprocess.run(
+        ["git", "-C", str(repo), "remote", "get-url", "origin"], capture_output=True, text=True
+    ).stdout.strip()
+    subprocess.run(["git", "clone", "-q", remote, str(clone)], check=True)
+    return subprocess.run(
+        ["git", "-C", str(clone), "-c", f"gpg.ssh.allowedSignersFile={signers}", "verify-tag", tag],
+        capture_output=True,
+        text=True,
+    )

@@ -81,6 +81,7 @@ RULES: dict[str, set[str]] = {
         "tether.store",
         "tether.runtimes",
         "tether.trust.passkeys",
+        "tether.trust.passkey_tags",
     },
     # The agents' door: the client's protocol, the store, the hook's wire format; no workflow
     # class, no CLI, no worker.
@@ -105,6 +106,8 @@ RULES: dict[str, set[str]] = {
         "webauthn",
         "tether.trust.passkeys",
         "tether.limits",
+        "tether.trust.passkey_tags",
+        "tether.trust.tags",
     },
     # The Python client: workflows by their classes (typed calls), the store for reads; never
     # the activities, the doors or the worker.

@@ -18,6 +18,7 @@ balancer would need them shared).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import json
@@ -26,6 +27,8 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -37,10 +40,16 @@ from tether import limits
 from tether.client import deployments as deploy_api
 from tether.client.calls import Refused
 from tether.config import TetherConfig
-from tether.contracts import FounderOrder, PasskeyApproval, PasskeyAssertion, PasskeyProof
+from tether.contracts import (
+    DeployView,
+    FounderOrder,
+    PasskeyApproval,
+    PasskeyAssertion,
+    PasskeyProof,
+)
 from tether.errors import TetherError
 from tether.store import Store
-from tether.trust import passkeys
+from tether.trust import passkey_tags, passkeys, tags
 from tether.trust.seals import parse_public
 
 COOKIE = "tether_founder"
@@ -334,9 +343,12 @@ async function act(id) {
 async function approve() {
   try {
     const c = await post('/founder/deployments/' + deployment + '/challenge');
+    let tag = null;
+    if (c.tag) tag = {name: c.tag.name, payload: c.tag.payload,
+                      assertion: await assertion(c.tag.challenge, c.credentials)};
     const a = await assertion(c.challenge, c.credentials);
     const v = await post('/founder/deployments/' + deployment + '/approve',
-                         {approval: c.approval, assertion: a});
+                         {approval: c.approval, assertion: a, tag});
     said(v.accepted ? 'Approved: ' + v.reason : 'Refused: ' + v.reason);
   } catch (e) { said('Not approved: ' + e.message); }
 }"""
@@ -349,19 +361,33 @@ async function approve() {
         deployment_id = request.path_params["deployment"]
         try:
             view = await deploy_api.deploy_view(cockpit.client, deployment_id)
+            tag = await asyncio.to_thread(_founder_tag, cockpit.config, view)
             approval = deploy_api.prepare_approval(
-                view, decision="approve", by="founder", reason="", ttl=timedelta(minutes=5)
+                view,
+                decision="approve",
+                by="founder",
+                reason="",
+                ttl=timedelta(minutes=5),
+                tag=tag[0] if tag else None,
             )
         except TetherError as exc:
             return JSONResponse({"error": str(exc)}, 409)
         challenge = passkeys.challenge_of(approval.payload())
-        return JSONResponse(
-            {
-                "approval": approval.model_dump(mode="json"),
-                "challenge": passkeys_b64(challenge),
-                "credentials": await cockpit.store.active_passkeys(),
+        asked: dict[str, object] = {
+            "approval": approval.model_dump(mode="json"),
+            "challenge": passkeys_b64(challenge),
+            "credentials": await cockpit.store.active_passkeys(),
+        }
+        if tag is not None:
+            # The service wants the founder's signed tag: the passkey signs it too, as git's
+            # SSH signature (tether/trust/passkey_tags.py).
+            name, payload = tag
+            asked["tag"] = {
+                "name": name,
+                "payload": base64.b64encode(payload).decode(),
+                "challenge": passkeys_b64(passkey_tags.to_sign(payload)),
             }
-        )
+        return JSONResponse(asked)
 
     async def approve(request: Request) -> Response:
         """The approval and its assertion, passed on to the workflow, which verifies both: a
@@ -380,6 +406,8 @@ async function approve() {
             proof = PasskeyApproval.model_validate(
                 {"approval": approval, "enrollment": enrollment, "assertion": assertion}
             )
+            if isinstance(body.get("tag"), dict):
+                await _write_founder_tag(cockpit, proof, body["tag"])
             verdict = await deploy_api.approve_by_passkey(cockpit.client, deployment_id, proof)
         except Refused as exc:
             return JSONResponse({"error": str(exc)}, 403)
@@ -625,3 +653,56 @@ async def _carry_out(cockpit: Cockpit, action: str, orders: list[FounderOrder]) 
     )
     released = ", ".join(f"{a}: {s}" for a, s in outcome.sessions.items()) or "no session held"
     return f"budget {outcome.scope} raised to ${outcome.limit_usd:.2f} ({released})"
+
+
+def _founder_tag(config: TetherConfig, view: DeployView) -> tuple[str, bytes] | None:
+    """The next founder's tag of the deployment's service and the tag object to sign (its
+    payload), when the service wants signed tags; None when it does not."""
+    service = config.services.get(view.request.service)
+    if service is None or not service.signed_tags or view.commit is None:
+        return None
+    repo = config.repositories[service.repository]
+    kind = view.request.environment
+    name = tags.next_tag(Path(repo.path), repo.remote, kind, view.request.service)
+    message = (
+        f"{view.request.service} {view.commit[:12]} approved by the founder on the founder's "
+        f"device ({view.deployment_id})"
+    )
+    payload = passkey_tags.tag_payload(
+        view.commit, name, "founder <founder@tether.invalid>", int(time.time()), message
+    )
+    return name, payload
+
+
+async def _write_founder_tag(
+    cockpit: Cockpit, proof: PasskeyApproval, sent: dict[str, Any]
+) -> None:
+    """The tag the passkey signed, written to the service's repository and pushed: its payload
+    must be the tag the approval names, on the approval's commit."""
+    approval = proof.approval
+    try:
+        payload = base64.b64decode(str(sent.get("payload", "")), validate=True)
+        signed = PasskeyAssertion.model_validate(sent.get("assertion"))
+    except ValueError as exc:
+        raise TetherError("send the tag's payload and its passkey assertion") from exc
+    head = payload.split(b"\n\n", 1)[0].decode(errors="replace").splitlines()
+    if head[:3] != [f"object {approval.commit}", "type commit", f"tag {approval.tag}"]:
+        raise TetherError("the signed tag is not the one the approval names, on its commit")
+    enrollment = await cockpit.store.passkey_enrollment(signed.credential_id)
+    if enrollment is None:
+        raise TetherError("the tag's passkey is not enrolled, or was revoked")
+    armored = passkey_tags.ssh_signature(
+        enrollment.point(),
+        enrollment.rp_id,
+        passkeys.unpadded(signed.authenticator_data),
+        passkeys.unpadded(signed.client_data_json),
+        passkeys.unpadded(signed.signature),
+        enrollment.origin,
+    )
+    service = cockpit.config.services[approval.service]
+    repo = cockpit.config.repositories[service.repository]
+    assert approval.tag is not None
+    await asyncio.to_thread(
+        tags.write_tag, Path(repo.path), approval.tag, payload + armored.encode()
+    )
+    await asyncio.to_thread(tags.push_tag, Path(repo.path), repo.remote, approval.tag)

@@ -118,6 +118,13 @@ class Passkeys:
         )
         return PasskeyEnrollment.model_validate(row["enrollment"]) if row else None
 
+    async def enrolled_passkeys(self) -> list[PasskeyEnrollment]:
+        """Every passkey enrolled and not revoked (their enrollments as signed)."""
+        rows = await self.pool.fetch(
+            "SELECT enrollment FROM passkeys WHERE revoked_at IS NULL ORDER BY enrolled_at"
+        )
+        return [PasskeyEnrollment.model_validate(r["enrollment"]) for r in rows]
+
     async def active_passkeys(self) -> list[str]:
         rows = await self.pool.fetch(
             "SELECT credential_id FROM passkeys WHERE revoked_at IS NULL ORDER BY enrolled_at"

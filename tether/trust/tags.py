@@ -157,9 +157,17 @@ def push_tag(repo: Path, remote: str | None, tag: str) -> bool:
     return True
 
 
-def verify_tag(repo: Path, tag: str, commit: str | None, founder: Ed25519PublicKey) -> str | None:
+def verify_tag(
+    repo: Path,
+    tag: str,
+    commit: str | None,
+    founder: Ed25519PublicKey,
+    passkeys: str = "",
+) -> str | None:
     """None when `tag` is an annotated tag the founder's key signed (git verify-tag, against an
-    allowed-signers file holding only that key) and, with `commit`, points at it; else why not."""
+    allowed-signers file holding only that key, and `passkeys`: the allowed-signers lines of
+    the passkeys the founder enrolled, tether/trust/passkey_tags.py) and, with `commit`, points
+    at it; else why not."""
     require_ssh_keygen()
     kind = _git(repo, "cat-file", "-t", f"refs/tags/{tag}")
     if kind.returncode != 0:
@@ -168,7 +176,7 @@ def verify_tag(repo: Path, tag: str, commit: str | None, founder: Ed25519PublicK
         return f"{tag} is a lightweight tag: only an annotated tag signed by the founder counts"
     with tempfile.TemporaryDirectory(prefix="tether-verify-") as tmp:
         signers = Path(tmp) / "allowed_signers"
-        signers.write_text(allowed_signers(founder))
+        signers.write_text(allowed_signers(founder) + passkeys)
         done = _git(
             repo, "-c", f"gpg.ssh.allowedSignersFile={signers}", "verify-tag", f"refs/tags/{tag}"
         )
@@ -196,3 +204,20 @@ def target(repo: Path, tag: str) -> str:
     """The commit the tag points at (empty when it does not resolve)."""
     done = _git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
     return done.stdout.strip()
+
+
+def write_tag(repo: Path, tag: str, data: bytes) -> None:
+    """Store an annotated tag object made elsewhere (its payload and signature: a tag signed on
+    the founder's device) as `refs/tags/<tag>`; an existing tag of that name is not replaced."""
+    made = subprocess.run(
+        ["git", "-C", str(repo), "hash-object", "-t", "tag", "-w", "--stdin"],
+        input=data,
+        capture_output=True,
+        timeout=_GIT_TIMEOUT,
+    )
+    if made.returncode != 0:
+        raise TetherError(f"git could not store the tag {tag}: {made.stderr.decode()[-300:]}")
+    name = made.stdout.decode().strip()
+    done = _git(repo, "update-ref", f"refs/tags/{tag}", name, "")
+    if done.returncode != 0:
+        raise _failed(done, f"writing the tag {tag}")
