@@ -146,6 +146,9 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
             await asyncio.to_thread(
                 browser.wait_for_text, "Approved: signed on the founder's device (passkey 'phone')"
             )
+            # The deployment's page, afterwards: its audit.
+            await asyncio.to_thread(browser.open, f"{url}/founder/deployments/{view.deployment_id}")
+            await asyncio.to_thread(browser.wait_for_text, "Audit", "approval_accepted")
         finally:
             await asyncio.to_thread(browser.close)
         done = await rig.finish(view)
@@ -233,6 +236,13 @@ async def test_the_founder_lifts_a_loop_hold_and_raises_a_budget_from_the_phone(
             await asyncio.to_thread(browser.open, f"{url}/founder/status")
             shown = await asyncio.to_thread(browser.wait_for_text, "Agents", "Refused messages")
             assert shown.count("HELD:") == 2 and "team" in shown and "$5.00" in shown, shown
+            await asyncio.to_thread(browser.open, f"{url}/founder")
+            await asyncio.to_thread(browser.wait_for_text, "stopped in a loop")
+            # The held task's page: its checks and its history, the governor's block in it.
+            await asyncio.to_thread(browser.open, f"{url}/founder/tasks/{task_id}")
+            await asyncio.to_thread(
+                browser.wait_for_text, "Checks", "not run yet", "History", "loop_blocked"
+            )
             await asyncio.to_thread(browser.open, f"{url}/founder")
             await asyncio.to_thread(browser.wait_for_text, "stopped in a loop")
             await asyncio.to_thread(_click, browser, f"act-{items['loop_blocked']}")

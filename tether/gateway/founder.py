@@ -275,8 +275,11 @@ async function register() {
             if item.kind == "deploy_approval":
                 target = html.escape(item.subject)
                 link = f' <a href="/founder/deployments/{target}">open</a>'
-            elif _orders_for(item.action, cockpit.config) is not None:
-                link = (
+            if item.action.startswith(("tether task unblock ", "tether resume ")):
+                target = html.escape(item.action.rsplit(" ", 1)[1])
+                link += f' <a href="/founder/tasks/{target}">the task</a>'
+            if _orders_for(item.action, cockpit.config) is not None:
+                link += (
                     f'<button id="act-{item.id}" onclick="act({item.id})">'
                     f"{html.escape(_verb(item.action))} with passkey</button>"
                 )
@@ -335,6 +338,13 @@ async function act(id) {
         )
         if view.state == "queued" and view.approval is None:
             body += '<button id="approve" onclick="approve()">Approve with passkey</button>'
+        trail = await cockpit.store.audit_trail(deployment_id=deployment_id)
+        if trail:
+            body += "<h2>Audit</h2>" + "".join(
+                f'<div class="muted">{r["at"]:%H:%M:%S} {html.escape(r["kind"])} '
+                f"{html.escape(r['actor'])} {html.escape(str(_why(r['detail'])))}</div>"
+                for r in trail
+            )
         script = (
             "const deployment = "
             + json.dumps(deployment_id)
@@ -354,6 +364,33 @@ async function approve() {
 }"""
         )
         return page(f"Deployment {deployment_id}", body, script)
+
+    async def task(request: Request) -> Response:
+        """A task: its state and hold, each check with its latest evidence, its history."""
+        if not cockpit.signed_in(request):
+            return _sign_in_page()
+        record = await cockpit.store.get_task(request.path_params["task"])
+        if record is None:
+            return page("No such task", "<p>No task by that id.</p>", status=404)
+        e, t = html.escape, record.task
+        body = (
+            f'<div class="item"><b>{e(t.spec.title)}</b> {e(t.state)}'
+            f"{' by ' + e(t.assignee) if t.assignee else ''}"
+            + (f"<div>HELD: {e(t.hold_reason)}</div>" if t.hold_reason else "")
+            + "</div><h2>Checks</h2>"
+        )
+        evidence = {ev.index: ev for ev in t.last_evidence}
+        for n, check in enumerate(t.spec.checks):
+            ev = evidence.get(n)
+            said = f"{'PASS' if ev.passed else 'FAIL'}: {ev.summary}" if ev else "not run yet"
+            body += f'<div class="item">{e(check.kind)} {e(check.name or "")}'
+            body += f'<div class="muted">{e(said)}</div></div>'
+        body += "<h2>History</h2>" + "".join(
+            f'<div class="muted">{ev.at:%Y-%m-%d %H:%M} {e(ev.kind)} {e(ev.actor)} '
+            f"{e(str(_why(ev.detail)))}</div>"
+            for ev in record.events
+        )
+        return page(f"Task {t.spec.id}", body)
 
     async def approval_challenge(request: Request) -> Response:
         if not cockpit.signed_in(request):
@@ -535,6 +572,7 @@ async function approve() {
     return [
         Route("/founder", inbox, methods=["GET"]),
         Route("/founder/status", status, methods=["GET"]),
+        Route("/founder/tasks/{task}", task, methods=["GET"]),
         Route("/founder/count", inbox_count, methods=["GET"]),
         Route("/founder/inbox/{item:int}/challenge", item_challenge, methods=["POST"]),
         Route("/founder/inbox/{item:int}/act", item_act, methods=["POST"]),
@@ -706,3 +744,10 @@ async def _write_founder_tag(
         tags.write_tag, Path(repo.path), approval.tag, payload + armored.encode()
     )
     await asyncio.to_thread(tags.push_tag, Path(repo.path), repo.remote, approval.tag)
+
+
+def _why(detail: Any) -> str:
+    """The one line of an audit row's or event's detail worth showing."""
+    if isinstance(detail, dict):
+        return str(detail.get("reason") or detail.get("summary") or "")[:200]
+    return ""
