@@ -255,6 +255,12 @@ async def test_the_founder_lifts_a_loop_hold_and_raises_a_budget_from_the_phone(
             )
             await team.store.post_inbox(notice)
             await asyncio.to_thread(browser.wait_for_text, "a new notice", seconds=20)
+            # Acknowledged with the passkey: cleared, and the clearing audited.
+            (posted,) = [i for i in await team.store.inbox() if i.key == f"live-{task_id}"]
+            await asyncio.to_thread(_click, browser, f"ack-{posted.id}")
+            await asyncio.to_thread(browser.wait_for_text, f"Done: #{posted.id} acknowledged")
+            kinds = [row["kind"] async for row in team.store.audit_rows()]
+            assert "inbox_acknowledged" in kinds
             await asyncio.to_thread(_click, browser, f"act-{items['budget_exceeded']}")
             await asyncio.to_thread(browser.wait_for_text, "raised to $9.00", f"{devops}: released")
         finally:

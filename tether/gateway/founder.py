@@ -278,6 +278,11 @@ async function register() {
             if item.action.startswith(("tether task unblock ", "tether resume ")):
                 target = html.escape(item.action.rsplit(" ", 1)[1])
                 link += f' <a href="/founder/tasks/{target}">the task</a>'
+            if not item.action:
+                link += (
+                    f'<button id="ack-{item.id}" onclick="ack({item.id})">'
+                    "Acknowledge with passkey</button>"
+                )
             if _orders_for(item.action, cockpit.config) is not None:
                 link += (
                     f'<button id="act-{item.id}" onclick="act({item.id})">'
@@ -307,6 +312,14 @@ setInterval(async () => {
   }
   seen = open;
 }, LIVE_MS);
+async function ack(id) {
+  try {
+    const c = await post('/founder/inbox/' + id + '/challenge');
+    const a = await assertion(c.challenges[0], c.credentials);
+    quietUntil = Date.now() + 15000;
+    said('Done: ' + (await post('/founder/inbox/' + id + '/acknowledge', a)).said);
+  } catch (e) { said('Not done: ' + e.message); }
+}
 async function act(id) {
   try {
     const c = await post('/founder/inbox/' + id + '/challenge');
@@ -314,7 +327,7 @@ async function act(id) {
     for (const challenge of c.challenges)
       assertions.push(await assertion(challenge, c.credentials));
     const v = await post('/founder/inbox/' + id + '/act', {orders: c.orders, assertions});
-    quietUntil = Date.now() + 5000;
+    quietUntil = Date.now() + 15000;
     said('Done: ' + v.said);
   } catch (e) { said('Not done: ' + e.message); }
 }"""
@@ -458,6 +471,14 @@ async function approve() {
         if not cockpit.signed_in(request):
             return JSONResponse({"error": "sign in first"}, 401)
         item = await cockpit.store.inbox_item(int(request.path_params["item"]))
+        if item is not None and item.cleared_at is None and not item.action and item.id:
+            # A notice: acknowledged by the founder's passkey, over what it clears.
+            return JSONResponse(
+                {
+                    "challenges": [passkeys_b64(_acknowledgement(item.id))],
+                    "credentials": await cockpit.store.active_passkeys(),
+                }
+            )
         wanted = _orders_for(item.action, cockpit.config) if item is not None else None
         if item is None or item.cleared_at is not None or wanted is None:
             return JSONResponse({"error": "no open item with an action the cockpit can take"}, 404)
@@ -569,8 +590,29 @@ async function approve() {
         ids = sorted(i.id for i in await cockpit.store.inbox() if i.id is not None)
         return JSONResponse({"open": ",".join(map(str, ids))})
 
+    async def acknowledge(request: Request) -> Response:
+        """A notice cleared: no workflow's state changes, so the gateway verifies the passkey's
+        assertion itself (the same verifier), and the clearing is audited."""
+        item_id = int(request.path_params["item"])
+        try:
+            assertion = PasskeyAssertion.model_validate(await request.json())
+        except ValueError:
+            return JSONResponse({"error": "send the passkey's assertion"}, 400)
+        problem = await _check(cockpit, assertion, _acknowledgement(item_id))
+        if problem is None:
+            problem = await cockpit.store.passkey_standing(assertion.credential_id)
+        if problem is not None:
+            said = {"reason": problem, "item": item_id}
+            await cockpit.store.audit_event("cockpit_action_refused", "founder", "cockpit", said)
+            return JSONResponse({"error": problem}, 403)
+        cleared = await cockpit.store.acknowledge([item_id])
+        if not cleared:
+            return JSONResponse({"error": "that item is not an open notice"}, 409)
+        return JSONResponse({"said": f"#{item_id} acknowledged"})
+
     return [
         Route("/founder", inbox, methods=["GET"]),
+        Route("/founder/inbox/{item:int}/acknowledge", acknowledge, methods=["POST"]),
         Route("/founder/status", status, methods=["GET"]),
         Route("/founder/tasks/{task}", task, methods=["GET"]),
         Route("/founder/count", inbox_count, methods=["GET"]),
@@ -751,3 +793,8 @@ def _why(detail: Any) -> str:
     if isinstance(detail, dict):
         return str(detail.get("reason") or detail.get("summary") or "")[:200]
     return ""
+
+
+def _acknowledgement(item_id: int) -> bytes:
+    """The challenge that acknowledges inbox item `item_id` (nothing else)."""
+    return passkeys.challenge_of(f"tether-acknowledge/v1\n{item_id}".encode())
