@@ -14,6 +14,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from tests.support.browser import Browser
@@ -21,7 +22,7 @@ from tests.support.cli import TETHER
 from tests.support.deploy import deploy_rig
 from tests.support.gateway import running_gateway
 from tests.support.helpers import FakeForge, clean_environment, eventually
-from tests.support.sessions import running_team
+from tests.support.sessions import REJECTED_TOKEN, TOKEN_ENV, VALID_TOKEN, running_team
 from tether import client as api
 from tether.contracts import (
     DeployState,
@@ -304,3 +305,47 @@ def _verify_in_a_clone(
         capture_output=True,
         text=True,
     )
+
+
+async def test_the_founder_rechecks_a_fixed_credential_from_the_phone(
+    client: Client,
+    fresh_db: str,
+    tmp_path: Path,
+    forge: FakeForge,
+    temporal_address: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key_home = tmp_path / "founder"
+    _, public = generate(key_home)
+    monkeypatch.setenv(TOKEN_ENV, REJECTED_TOKEN)
+    extra = {"founder": {"public_key": public}}
+    async with (
+        running_team(client, fresh_db, tmp_path / "team", forge, extra) as team,
+        running_gateway(client, team.store, team.config, team.task_queue, tmp_path / "gw") as gw,
+    ):
+        coder = team.agent("coder")
+        view = await api.start_session(client, team.task_queue, SessionInput(agent=coder))
+        assert view.state == "blocked"
+        (item,) = [i for i in await team.store.inbox() if i.kind == "credential_blocked"]
+        monkeypatch.setenv(TOKEN_ENV, VALID_TOKEN)  # the founder fixed the credential
+        url = gw.url.replace("127.0.0.1", "localhost")
+        env = clean_environment(
+            TETHER_HOME=str(key_home),
+            TEMPORAL_ADDRESS=temporal_address,
+            DATABASE_URL=fresh_db,
+            TETHER_TASK_QUEUE=team.task_queue,
+        )
+        browser = await asyncio.to_thread(Browser, **PHONE)
+        try:
+            await asyncio.to_thread(_authenticator, browser)
+            await _enroll(browser, env, url)
+            await asyncio.to_thread(browser.open, f"{url}/founder")
+            await asyncio.to_thread(browser.wait_for_text, "Sign in with passkey")
+            await asyncio.to_thread(_click, browser, "signin")
+            await asyncio.to_thread(browser.wait_for_text, "Recheck with passkey")
+            await asyncio.to_thread(_click, browser, f"recheck-{item.id}")
+            await asyncio.to_thread(browser.wait_for_text, f"Done: {coder}'s session is active")
+        finally:
+            await asyncio.to_thread(browser.close)
+        after = await api.session_view(client, coder)
+        assert after is not None and after.state == "active"

@@ -398,7 +398,9 @@ def build_app(gateway: Gateway) -> Starlette:
             Route("/v1/session/{action}", agent_call, methods=["POST"]),
             Route("/mcp", mcp_door.AgentAuth(_mcp_app(mcp), partial(_mcp_agent, gateway))),
             # The founder's cockpit: its own door, by passkey (tether/gateway/founder.py).
-            *cockpit_routes(gateway.store, unsealed(gateway.client), gateway.config),
+            *cockpit_routes(
+                gateway.store, unsealed(gateway.client), gateway.config, gateway.client
+            ),
         ]
     )
     app.state.gateway = gateway

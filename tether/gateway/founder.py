@@ -64,6 +64,9 @@ class Cockpit:
     store: Store
     client: Client  # seals nothing: a passkey's proof is in the message
     config: TetherConfig
+    # The gateway's own client (its seal speaks for an agent): for what an agent may ask of
+    # its own session, a credential's recheck.
+    sealed: Client | None = None
     sessions: dict[str, float] = field(default_factory=dict)
     challenges: dict[str, float] = field(default_factory=dict)
 
@@ -278,6 +281,11 @@ async function register() {
             if item.action.startswith(("tether task unblock ", "tether resume ")):
                 target = html.escape(item.action.rsplit(" ", 1)[1])
                 link += f' <a href="/founder/tasks/{target}">the task</a>'
+            if _recheck_agent(item.action):
+                link += (
+                    f'<button id="recheck-{item.id}" onclick="recheck({item.id})">'
+                    "Recheck with passkey</button>"
+                )
             if not item.action:
                 link += (
                     f'<button id="ack-{item.id}" onclick="ack({item.id})">'
@@ -312,6 +320,14 @@ setInterval(async () => {
   }
   seen = open;
 }, LIVE_MS);
+async function recheck(id) {
+  try {
+    const c = await post('/founder/inbox/' + id + '/challenge');
+    const a = await assertion(c.challenges[0], c.credentials);
+    quietUntil = Date.now() + 15000;
+    said('Done: ' + (await post('/founder/inbox/' + id + '/recheck', a)).said);
+  } catch (e) { said('Not done: ' + e.message); }
+}
 async function ack(id) {
   try {
     const c = await post('/founder/inbox/' + id + '/challenge');
@@ -471,14 +487,17 @@ async function approve() {
         if not cockpit.signed_in(request):
             return JSONResponse({"error": "sign in first"}, 401)
         item = await cockpit.store.inbox_item(int(request.path_params["item"]))
-        if item is not None and item.cleared_at is None and not item.action and item.id:
-            # A notice: acknowledged by the founder's passkey, over what it clears.
-            return JSONResponse(
-                {
-                    "challenges": [passkeys_b64(_acknowledgement(item.id))],
-                    "credentials": await cockpit.store.active_passkeys(),
-                }
-            )
+        if item is not None and item.cleared_at is None and item.id:
+            # A notice (acknowledged) or a blocked credential (rechecked): the founder's passkey
+            # over that step on that item, verified by the gateway (no workflow's order).
+            step = "acknowledge" if not item.action else "recheck"
+            if step == "acknowledge" or _recheck_agent(item.action):
+                return JSONResponse(
+                    {
+                        "challenges": [passkeys_b64(_step(step, item.id))],
+                        "credentials": await cockpit.store.active_passkeys(),
+                    }
+                )
         wanted = _orders_for(item.action, cockpit.config) if item is not None else None
         if item is None or item.cleared_at is not None or wanted is None:
             return JSONResponse({"error": "no open item with an action the cockpit can take"}, 404)
@@ -598,7 +617,7 @@ async function approve() {
             assertion = PasskeyAssertion.model_validate(await request.json())
         except ValueError:
             return JSONResponse({"error": "send the passkey's assertion"}, 400)
-        problem = await _check(cockpit, assertion, _acknowledgement(item_id))
+        problem = await _check(cockpit, assertion, _step("acknowledge", item_id))
         if problem is None:
             problem = await cockpit.store.passkey_standing(assertion.credential_id)
         if problem is not None:
@@ -610,8 +629,38 @@ async function approve() {
             return JSONResponse({"error": "that item is not an open notice"}, 409)
         return JSONResponse({"said": f"#{item_id} acknowledged"})
 
+    async def recheck(request: Request) -> Response:
+        """A blocked credential probed again (after the founder fixed it): what the agent's own
+        runtime may ask too, so it goes with the gateway's seal for that agent, once the
+        passkey's assertion over this recheck verifies."""
+        from tether.client import sessions as session_api
+        from tether.trust import seals
+
+        item = await cockpit.store.inbox_item(int(request.path_params["item"]))
+        agent = _recheck_agent(item.action) if item is not None else None
+        if item is None or item.id is None or agent is None or cockpit.sealed is None:
+            return JSONResponse({"error": "no item the cockpit can recheck"}, 404)
+        try:
+            assertion = PasskeyAssertion.model_validate(await request.json())
+        except ValueError:
+            return JSONResponse({"error": "send the passkey's assertion"}, 400)
+        problem = await _check(cockpit, assertion, _step("recheck", item.id))
+        if problem is None:
+            problem = await cockpit.store.passkey_standing(assertion.credential_id)
+        if problem is not None:
+            said = {"reason": problem, "item": item.id}
+            await cockpit.store.audit_event("cockpit_action_refused", "founder", "cockpit", said)
+            return JSONResponse({"error": problem}, 403)
+        try:
+            with seals.speaking(agent):
+                view = await session_api.recheck_session(cockpit.sealed, agent, "founder")
+        except TetherError as exc:
+            return JSONResponse({"error": str(exc)[:500]}, 409)
+        return JSONResponse({"said": f"{agent}'s session is {view.state}"})
+
     return [
         Route("/founder", inbox, methods=["GET"]),
+        Route("/founder/inbox/{item:int}/recheck", recheck, methods=["POST"]),
         Route("/founder/inbox/{item:int}/acknowledge", acknowledge, methods=["POST"]),
         Route("/founder/status", status, methods=["GET"]),
         Route("/founder/tasks/{task}", task, methods=["GET"]),
@@ -644,8 +693,10 @@ async def _check(
     return passkeys.verify(enrollment, assertion, challenge, founder)
 
 
-def cockpit_routes(store: Store, client: Client, config: TetherConfig) -> list[Route]:
-    return routes(Cockpit(store, client, config))
+def cockpit_routes(
+    store: Store, client: Client, config: TetherConfig, sealed: Client | None = None
+) -> list[Route]:
+    return routes(Cockpit(store, client, config, sealed))
 
 
 def _orders_for(action: str, config: TetherConfig) -> list[tuple[str, str]] | None:
@@ -795,6 +846,15 @@ def _why(detail: Any) -> str:
     return ""
 
 
-def _acknowledgement(item_id: int) -> bytes:
-    """The challenge that acknowledges inbox item `item_id` (nothing else)."""
-    return passkeys.challenge_of(f"tether-acknowledge/v1\n{item_id}".encode())
+def _step(step: str, item_id: int) -> bytes:
+    """The challenge for one step (acknowledge, recheck) on inbox item `item_id`, nothing else."""
+    return passkeys.challenge_of(f"tether-{step}/v1\n{item_id}".encode())
+
+
+def _recheck_agent(action: str) -> str | None:
+    """The agent whose credential a blocked session's item asks to recheck (its command ends
+    `tether session recheck AGENT`)."""
+    words = action.split()
+    if len(words) >= 4 and words[-4:-1] == ["tether", "session", "recheck"]:
+        return words[-1]
+    return None
