@@ -18,7 +18,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.support.browser import Browser
-from tests.support.cli import TETHER
+from tests.support.cli import TETHER, tether
 from tests.support.deploy import deploy_rig
 from tests.support.gateway import running_gateway
 from tests.support.helpers import FakeForge, clean_environment, eventually
@@ -99,6 +99,7 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
             out, err = await asyncio.wait_for(add.communicate(), 60)
             assert add.returncode == 0, err.decode()
             assert f"enrolled passkey phone for {url}" in out.decode()
+            (enrolled,) = await rig.store.enrolled_passkeys()
             # The link was for one registration.
             await asyncio.to_thread(browser.open, link)
             await asyncio.to_thread(browser.wait_for_text, "This link was used or has expired")
@@ -150,6 +151,36 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
             # The deployment's page, afterwards: its audit.
             await asyncio.to_thread(browser.open, f"{url}/founder/deployments/{view.deployment_id}")
             await asyncio.to_thread(browser.wait_for_text, "Audit", "approval_accepted")
+
+            # Another request, rejected from the phone with a reason.
+            unwanted = await rig.request("main", agent="coder")
+            await asyncio.to_thread(
+                browser.open, f"{url}/founder/deployments/{unwanted.deployment_id}"
+            )
+            await asyncio.to_thread(browser.wait_for_text, "Reject with passkey")
+            await asyncio.to_thread(
+                browser.evaluate, "document.getElementById('reason').value = 'not this week'"
+            )
+            await asyncio.to_thread(_click, browser, "reject")
+            await asyncio.to_thread(
+                browser.wait_for_text, "Rejected: signed on the founder's device"
+            )
+
+            # Revoked with the founder's command, the passkey still signs, and the worker
+            # refuses what it signs.
+            revoked = await tether(env, "founder", "passkeys", "--revoke", "phone")
+            assert revoked.code == 0, revoked.err
+            later = await rig.request("main")
+            await asyncio.to_thread(
+                browser.open, f"{url}/founder/deployments/{later.deployment_id}"
+            )
+            await asyncio.to_thread(browser.wait_for_text, "Approve with passkey")
+            await asyncio.to_thread(_click, browser, "approve")
+            await asyncio.to_thread(
+                browser.wait_for_text, "Not approved: that passkey is not enrolled, or was revoked"
+            )
+            refusals = [i for i in await rig.store.inbox() if i.kind == "founder_action_refused"]
+            assert any("approval at the cockpit was refused" in i.title for i in refusals)
         finally:
             await asyncio.to_thread(browser.close)
         done = await rig.finish(view)
@@ -161,7 +192,6 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
         # and git itself verifies it against the enrolled passkey.
         tag = f"staging/{rig.service}/1"
         assert done.approval is not None and done.approval.tag == tag
-        (enrolled,) = await rig.store.enrolled_passkeys()
         signers = tmp_path / "allowed_signers"
         signers.write_text(allowed_signer("founder", enrolled.point(), enrolled.rp_id))
         said = await asyncio.to_thread(

@@ -43,6 +43,7 @@ from tether.config import TetherConfig
 from tether.contracts import (
     DeployView,
     FounderOrder,
+    InboxItem,
     PasskeyApproval,
     PasskeyAssertion,
     PasskeyProof,
@@ -252,7 +253,7 @@ async function register() {
         if problem is not None:
             # Refused, and audited: someone tried to sign in as the founder.
             said = {"reason": problem, "from": request.client.host if request.client else ""}
-            await cockpit.store.audit_event("cockpit_sign_in_refused", "founder", "cockpit", said)
+            await _refused(cockpit, "sign_in", said)
             return JSONResponse({"error": problem}, 403)
         token = secrets.token_urlsafe(32)
         cockpit.sessions[token] = time.monotonic() + SESSION_SECONDS
@@ -365,8 +366,19 @@ async function act(id) {
             f' asked by {html.escape(r.agent)}<div class="muted">{html.escape(view.state)}'
             f" {html.escape(view.reason or '')}</div></div>"
         )
+        for ev in view.health:
+            said = f"health {ev.name}: {'PASS' if ev.passed else 'FAIL'} {ev.summary}"
+            body += f'<div class="muted">{html.escape(said)}</div>'
+        for refusal in view.approval_refusals:
+            body += f'<div class="muted">approval refused: {html.escape(refusal)}</div>'
         if view.state == "queued" and view.approval is None:
-            body += '<button id="approve" onclick="approve()">Approve with passkey</button>'
+            body += (
+                '<button id="approve" onclick="approve(\'approve\')">Approve with passkey</button>'
+                '<p><input id="reason" placeholder="why reject it" style="width:100%;'
+                'font-size:1rem;padding:.5rem;box-sizing:border-box"></p>'
+                '<button id="reject" onclick="approve(\'reject\')" style="background:#b42318">'
+                "Reject with passkey</button>"
+            )
         trail = await cockpit.store.audit_trail(deployment_id=deployment_id)
         if trail:
             body += "<h2>Audit</h2>" + "".join(
@@ -379,16 +391,20 @@ async function act(id) {
             + json.dumps(deployment_id)
             + ";"
             + """
-async function approve() {
+async function approve(decision) {
   try {
-    const c = await post('/founder/deployments/' + deployment + '/challenge');
+    let reason = '';
+    if (decision === 'reject')
+      reason = document.getElementById('reason').value || 'rejected from the phone';
+    const c = await post('/founder/deployments/' + deployment + '/challenge', {decision, reason});
     let tag = null;
     if (c.tag) tag = {name: c.tag.name, payload: c.tag.payload,
                       assertion: await assertion(c.tag.challenge, c.credentials)};
     const a = await assertion(c.challenge, c.credentials);
     const v = await post('/founder/deployments/' + deployment + '/approve',
                          {approval: c.approval, assertion: a, tag});
-    said(v.accepted ? 'Approved: ' + v.reason : 'Refused: ' + v.reason);
+    const done = decision === 'reject' ? 'Rejected: ' : 'Approved: ';
+    said(v.accepted ? done + v.reason : 'Refused: ' + v.reason);
   } catch (e) { said('Not approved: ' + e.message); }
 }"""
         )
@@ -426,13 +442,24 @@ async function approve() {
             return JSONResponse({"error": "sign in first"}, 401)
         deployment_id = request.path_params["deployment"]
         try:
+            asked_for = await request.json()
+        except ValueError:
+            asked_for = {}
+        decision = "reject" if asked_for.get("decision") == "reject" else "approve"
+        reason = str(asked_for.get("reason") or "")[:500]
+        try:
             view = await deploy_api.deploy_view(cockpit.client, deployment_id)
-            tag = await asyncio.to_thread(_founder_tag, cockpit.config, view)
+            # A rejection needs no tag: nothing will be deployed.
+            tag = (
+                await asyncio.to_thread(_founder_tag, cockpit.config, view)
+                if decision == "approve"
+                else None
+            )
             approval = deploy_api.prepare_approval(
                 view,
-                decision="approve",
+                decision=decision,
                 by="founder",
-                reason="",
+                reason=reason,
                 ttl=timedelta(minutes=5),
                 tag=tag[0] if tag else None,
             )
@@ -467,7 +494,9 @@ async function approve() {
             return JSONResponse({"error": "send the approval and its passkey assertion"}, 400)
         enrollment = await cockpit.store.passkey_enrollment(assertion.credential_id)
         if enrollment is None:
-            return JSONResponse({"error": "that passkey is not enrolled, or was revoked"}, 403)
+            problem = "that passkey is not enrolled, or was revoked"
+            await _refused(cockpit, "approval", {"reason": problem, "deployment": deployment_id})
+            return JSONResponse({"error": problem}, 403)
         try:
             proof = PasskeyApproval.model_validate(
                 {"approval": approval, "enrollment": enrollment, "assertion": assertion}
@@ -591,11 +620,17 @@ async function approve() {
             f'<div class="muted">{e(d.deployment_id)} {e(d.reason)}</div></div>'
             for d in report.deployments
         )
+        running = "".join(
+            f'<div class="item">{e(r.service)} {e(r.environment)}: <code>{e(r.commit[:12])}</code>'
+            f" {e(r.ref)}</div>"
+            for r in report.running
+        )
         refused = "".join(f'<div class="muted">{e(r)}</div>' for r in report.refused_recent)
         body = (
             '<p><a href="/founder">Inbox</a></p><h2>Agents</h2>'
             + ("".join(cards) or "<p>No agents.</p>")
             + ("<h2>Budgets</h2>" + budgets if budgets else "")
+            + ("<h2>What runs where</h2>" + running if running else "")
             + ("<h2>Deployments</h2>" + deploys if deploys else "")
             + f"<h2>Refused messages: {report.refused_total}</h2>{refused}"
         )
@@ -621,8 +656,7 @@ async function approve() {
         if problem is None:
             problem = await cockpit.store.passkey_standing(assertion.credential_id)
         if problem is not None:
-            said = {"reason": problem, "item": item_id}
-            await cockpit.store.audit_event("cockpit_action_refused", "founder", "cockpit", said)
+            await _refused(cockpit, "acknowledgement", {"reason": problem, "item": item_id})
             return JSONResponse({"error": problem}, 403)
         cleared = await cockpit.store.acknowledge([item_id])
         if not cleared:
@@ -648,8 +682,7 @@ async function approve() {
         if problem is None:
             problem = await cockpit.store.passkey_standing(assertion.credential_id)
         if problem is not None:
-            said = {"reason": problem, "item": item.id}
-            await cockpit.store.audit_event("cockpit_action_refused", "founder", "cockpit", said)
+            await _refused(cockpit, "recheck", {"reason": problem, "item": item.id})
             return JSONResponse({"error": problem}, 403)
         try:
             with seals.speaking(agent):
@@ -858,3 +891,22 @@ def _recheck_agent(action: str) -> str | None:
     if len(words) >= 4 and words[-4:-1] == ["tether", "session", "recheck"]:
         return words[-1]
     return None
+
+
+async def _refused(cockpit: Cockpit, what: str, said: dict[str, Any]) -> None:
+    """A passkey refused at the cockpit: audited, and in the founder's inbox (one item a day per
+    kind of attempt: a flood is counted in the audit, not in the inbox)."""
+    await cockpit.store.audit_event(f"cockpit_{what}_refused", "founder", "cockpit", said)
+    day = datetime.now(UTC).date().isoformat()
+    await cockpit.store.post_inbox(
+        InboxItem(
+            key=f"refused:cockpit:{what}:{day}",
+            kind="founder_action_refused",
+            subject="cockpit",
+            title=(
+                f"A founder's {what.replace('_', '-')} at the cockpit was refused: "
+                f"{str(said['reason'])[:200]}"
+            ),
+            detail={"see": "tether audit export (cockpit_*_refused)"},
+        )
+    )
