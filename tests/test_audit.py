@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -95,15 +96,7 @@ async def test_the_chain_verifies_and_names_each_change_a_database_user_makes(
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert [e["seq"] for e in lines] == list(range(1, 16))
         for entry in lines:
-            body = entry_body(
-                entry["seq"],
-                datetime.fromisoformat(entry["at"]),
-                entry["kind"],
-                entry["subject"],
-                entry["actor"],
-                entry["detail"],
-            )
-            assert entry_hash(entry["prev"], body) == entry["hash"]
+            assert entry_hash(entry["prev"], _body(entry)) == entry["hash"]
         assert {e["kind"] for e in lines} >= {
             "message_refused",
             "founder_order",
@@ -165,14 +158,7 @@ async def _rewrite_from(pool: asyncpg.Pool, start: int) -> None:
             entry = json.loads(row["body"])
             if row["seq"] == start:
                 entry["actor"] = "someone else"
-            body = entry_body(
-                entry["seq"],
-                datetime.fromisoformat(entry["at"]),
-                entry["kind"],
-                entry["subject"],
-                entry["actor"],
-                entry["detail"],
-            )
+            body = _body(entry)
             digest = entry_hash(prev, body)
             await conn.execute(
                 "UPDATE audit_chain SET body = $2, prev = $3, hash = $4 WHERE seq = $1",
@@ -182,3 +168,11 @@ async def _rewrite_from(pool: asyncpg.Pool, start: int) -> None:
                 digest,
             )
             prev = digest
+
+
+def _body(entry: dict[str, Any]) -> str:
+    """An exported (or stored) entry's canonical JSON again, from its fields."""
+    at = datetime.fromisoformat(entry["at"])
+    return entry_body(
+        entry["seq"], at, entry["kind"], entry["subject"], entry["actor"], entry["detail"]
+    )

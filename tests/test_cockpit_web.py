@@ -256,9 +256,7 @@ async def test_the_founder_lifts_a_loop_hold_and_raises_a_budget_from_the_phone(
         try:
             await asyncio.to_thread(_authenticator, browser)
             await _enroll(browser, env, url)
-            await asyncio.to_thread(browser.open, f"{url}/founder")
-            await asyncio.to_thread(browser.wait_for_text, "Sign in with passkey")
-            await asyncio.to_thread(_click, browser, "signin")
+            await _sign_in(browser, url)
             await asyncio.to_thread(
                 browser.wait_for_text, "stopped in a loop", "stopped by a hard budget"
             )
@@ -369,9 +367,7 @@ async def test_the_founder_rechecks_a_fixed_credential_from_the_phone(
         try:
             await asyncio.to_thread(_authenticator, browser)
             await _enroll(browser, env, url)
-            await asyncio.to_thread(browser.open, f"{url}/founder")
-            await asyncio.to_thread(browser.wait_for_text, "Sign in with passkey")
-            await asyncio.to_thread(_click, browser, "signin")
+            await _sign_in(browser, url)
             await asyncio.to_thread(browser.wait_for_text, "Recheck with passkey")
             await asyncio.to_thread(_click, browser, f"recheck-{item.id}")
             await asyncio.to_thread(browser.wait_for_text, f"Done: {coder}'s session is active")
@@ -379,3 +375,10 @@ async def test_the_founder_rechecks_a_fixed_credential_from_the_phone(
             await asyncio.to_thread(browser.close)
         after = await api.session_view(client, coder)
         assert after is not None and after.state == "active"
+
+
+async def _sign_in(browser: Browser, url: str) -> None:
+    await asyncio.to_thread(browser.open, f"{url}/founder")
+    await asyncio.to_thread(browser.wait_for_text, "Sign in with passkey")
+    await asyncio.to_thread(_click, browser, "signin")
+    await asyncio.to_thread(browser.wait_for_text, "Inbox")

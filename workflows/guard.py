@@ -56,6 +56,7 @@ from tether.contracts import (
     FounderOrder,
     InboxItem,
     PasskeyApproval,
+    PasskeyProof,
     RefusalRecord,
 )
 from tether.errors import INVALID_INPUT, UNAUTHORISED
@@ -440,11 +441,7 @@ class _GuardInbound(WorkflowInboundInterceptor):
             # Signed on the founder's device: the enrolled passkey's assertion over its digest.
             if item.expires_at <= workflow.now():
                 return "the signed approval or order has expired"
-            founder = self.trust.keys.get(policy.FOUNDER) or ()
-            proof = item.passkey
-            challenge = passkeys.challenge_of(item.payload())
-            problem = passkeys.verify(proof.enrollment, proof.assertion, challenge, founder)
-            return problem or self.seen.inner_replayed(proof.assertion.signature, record)
+            return self._passkey_signed(item.passkey, item.payload(), record)
         if item is None or not item.signature:
             return unsealed
         if item.expires_at <= workflow.now():
@@ -463,12 +460,16 @@ class _GuardInbound(WorkflowInboundInterceptor):
             return f"the approval is for {proof.approval.deployment_id}, not {info.workflow_id}"
         if proof.approval.expires_at <= workflow.now():
             return "the signed approval or order has expired"
+        return self._passkey_signed(proof, proof.approval.payload(), record)
+
+    def _passkey_signed(
+        self, proof: PasskeyApproval | PasskeyProof, payload: bytes, record: bool
+    ) -> str | None:
+        """The founder's enrolled passkey signed exactly `payload`, and not before (a replay)."""
         founder = self.trust.keys.get(policy.FOUNDER) or ()
-        challenge = passkeys.challenge_of(proof.approval.payload())
+        challenge = passkeys.challenge_of(payload)
         problem = passkeys.verify(proof.enrollment, proof.assertion, challenge, founder)
-        if problem is not None:
-            return problem
-        return self.seen.inner_replayed(proof.assertion.signature, record)
+        return problem or self.seen.inner_replayed(proof.assertion.signature, record)
 
     def _founder_signed(self, item: Approval | FounderOrder) -> bool:
         founder = self.trust.keys.get(policy.FOUNDER) or ()
@@ -507,15 +508,7 @@ class _GuardInbound(WorkflowInboundInterceptor):
         )
         # Awaited, so that the workflow finishes its handlers (the audit with them) before it
         # continues as new or completes. A store that stays down loses the row, not the refusal.
-        retry = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
-        try:
-            await workflow.execute_activity(
-                "record_refusal",
-                record,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=retry,
-            )
-        except ActivityError:
+        if not await _audited("record_refusal", record):
             workflow.logger.warning("the refusal of %s %s was not audited", kind, name)
         rule = policy.rule(info.workflow_type, name)
         if rule is None or rule.roles or not founder_inbox():
@@ -534,15 +527,22 @@ class _GuardInbound(WorkflowInboundInterceptor):
                 "see": "tether status (refused messages)",
             },
         )
-        try:
-            await workflow.execute_activity(
-                "notify_founder",
-                item,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=retry,
-            )
-        except ActivityError:
+        if not await _audited("notify_founder", item):
             workflow.logger.warning("the founder was not told of the refused %s", name)
+
+
+async def _audited(activity: str, arg: Any) -> bool:
+    """Run one of the guard's activities (by name: the guard serves every workflow), retried
+    a few times; False when it did not land (a store that stays down loses the row, not the
+    refusal)."""
+    retry = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10))
+    try:
+        await workflow.execute_activity(
+            activity, arg, start_to_close_timeout=timedelta(seconds=30), retry_policy=retry
+        )
+    except ActivityError:
+        return False
+    return True
 
 
 def _text(value: Any) -> str | None:

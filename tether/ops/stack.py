@@ -415,32 +415,18 @@ async def ensure_credential_watch(client: Client, task_queue: str, every_hours: 
 
     Returns "created", "updated" or "unchanged". Safe to call from every worker at start.
     """
-    from temporalio.client import (
-        Schedule,
-        ScheduleActionStartWorkflow,
-        ScheduleIntervalSpec,
-        ScheduleOverlapPolicy,
-        SchedulePolicy,
-        ScheduleSpec,
-    )
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-    every = timedelta(hours=every_hours)
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            "CredentialWatchWorkflow",
-            id=constants.CREDENTIAL_WATCH_SCHEDULE_ID,
-            task_queue=task_queue,
-            execution_timeout=timedelta(minutes=30),
-            static_summary="Credential watch: reminds the founder of credentials near expiry",
-            typed_search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(constants.SA_STATE, "watching")]
-            ),
-        ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
-        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    return await _interval_schedule(
+        client,
+        constants.CREDENTIAL_WATCH_SCHEDULE_ID,
+        "CredentialWatchWorkflow",
+        task_queue,
+        timedelta(hours=every_hours),
+        timedelta(minutes=30),
+        "Credential watch: reminds the founder of credentials near expiry",
+        TypedSearchAttributes([SearchAttributePair(constants.SA_STATE, "watching")]),
     )
-    return await _put_schedule(client, constants.CREDENTIAL_WATCH_SCHEDULE_ID, schedule)
 
 
 # How often the audit chain's head is anchored in Temporal.
@@ -450,6 +436,28 @@ AUDIT_ANCHOR_EVERY = timedelta(minutes=1)
 async def ensure_audit_anchor(client: Client, task_queue: str) -> str:
     """Create (or bring up to date) the Schedule that anchors the audit chain's head in
     Temporal every minute (workflows/audit.py). Safe to call from every worker at start."""
+    return await _interval_schedule(
+        client,
+        constants.AUDIT_ANCHOR_SCHEDULE_ID,
+        constants.AUDIT_ANCHOR_WORKFLOW,
+        task_queue,
+        AUDIT_ANCHOR_EVERY,
+        timedelta(minutes=5),
+        "Audit anchor: the audit chain's head, kept in Temporal's history",
+    )
+
+
+async def _interval_schedule(
+    client: Client,
+    schedule_id: str,
+    workflow: str,
+    task_queue: str,
+    every: timedelta,
+    runs_within: timedelta,
+    summary: str,
+    attributes: Any = None,
+) -> str:
+    """A Schedule that starts `workflow` every `every`, skipping a round while one runs."""
     from temporalio.client import (
         Schedule,
         ScheduleActionStartWorkflow,
@@ -461,16 +469,17 @@ async def ensure_audit_anchor(client: Client, task_queue: str) -> str:
 
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
-            constants.AUDIT_ANCHOR_WORKFLOW,
-            id=constants.AUDIT_ANCHOR_SCHEDULE_ID,
+            workflow,
+            id=schedule_id,
             task_queue=task_queue,
-            execution_timeout=timedelta(minutes=5),
-            static_summary="Audit anchor: the audit chain's head, kept in Temporal's history",
+            execution_timeout=runs_within,
+            static_summary=summary,
+            **({"typed_search_attributes": attributes} if attributes is not None else {}),
         ),
-        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=AUDIT_ANCHOR_EVERY)]),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
-    return await _put_schedule(client, constants.AUDIT_ANCHOR_SCHEDULE_ID, schedule)
+    return await _put_schedule(client, schedule_id, schedule)
 
 
 async def _put_schedule(client: Client, schedule_id: str, schedule: Any) -> str:
