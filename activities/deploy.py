@@ -19,6 +19,7 @@ from activities.checks import git, run_process
 from activities.escalation import InvalidInput, escalating
 from activities.notify import notify
 from activities.secrets import known_secrets, redact
+from activities.standing import passkey_standing
 from tether import constants
 from tether.config import TetherConfig
 from tether.contracts import (
@@ -200,7 +201,7 @@ class DeployActivities:
         commit, not expired. Every verdict is an audit row."""
         verdict = self._judge(inp)
         if verdict.accepted and inp.passkey is not None:
-            standing = await self.store.passkey_standing(inp.passkey.enrollment.credential_id)
+            standing = await passkey_standing(self.store, inp.passkey.enrollment.credential_id)
             name = inp.passkey.enrollment.name or "unnamed"
             verdict = (
                 ApprovalVerdict(accepted=False, reason=standing, approval=inp.received)

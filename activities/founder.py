@@ -7,6 +7,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.escalation import escalating
+from activities.standing import passkey_standing
 from tether.config import TetherConfig
 from tether.contracts import JudgeOrderInput, OrderVerdict
 from tether.store import Store
@@ -27,7 +28,7 @@ class FounderActivities:
         order = verdict.order
         if verdict.accepted and order is not None and order.passkey is not None:
             proof = order.passkey
-            standing = await self.store.passkey_standing(proof.enrollment.credential_id)
+            standing = await passkey_standing(self.store, proof.enrollment.credential_id)
             name = proof.enrollment.name or "unnamed"
             verdict = (
                 OrderVerdict(accepted=False, reason=standing, order=order)

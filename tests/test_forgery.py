@@ -43,10 +43,12 @@ from tether.contracts import (
     NoteInput,
     NoticeInput,
     PasskeyApproval,
+    PasskeyRevocation,
     ProcessEnd,
     RecheckInput,
     ReleaseInput,
     Report,
+    Revocations,
     RunRequest,
     RuntimeUsage,
     SessionInput,
@@ -56,7 +58,13 @@ from tether.contracts import (
     TaskClaimedInput,
     TaskSpec,
 )
-from tether.names import LOCK_WORKFLOW, PROCESS_WORKFLOW, process_workflow_id
+from tether.names import (
+    LOCK_WORKFLOW,
+    PASSKEYS_WORKFLOW,
+    PROCESS_WORKFLOW,
+    passkeys_workflow_id,
+    process_workflow_id,
+)
 from tether.ops.stack import temporal_binary
 from tether.trust import seals
 from tether.trust.passkeys import challenge_of
@@ -72,6 +80,7 @@ VIEWS = {
     "DeploymentWorkflow": "view_deployment",
     "ServiceLockWorkflow": "queue",
     "AgentProcessWorkflow": "view_process",
+    "PasskeyRevocationsWorkflow": "revoked",
 }
 
 
@@ -210,6 +219,9 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
         lock = await client.start_workflow(
             LOCK_WORKFLOW, LockInput(service=service), id=f"lock-{service}", task_queue=q
         )
+        # The founder's passkeys' revocations: the founder alone may add one.
+        registry = passkeys_workflow_id(q)
+        await client.start_workflow(PASSKEYS_WORKFLOW, Revocations(), id=registry, task_queue=q)
         session, task, other = f"session-{agent}", f"task-{held}", f"task-{open_task}"
         now = datetime.now(UTC)
         unsigned_approval = Approval(
@@ -277,6 +289,14 @@ async def test_every_state_change_forged_with_the_temporal_cli_is_refused(
             Message(D, deployment.deployment_id, "approve", "signal", unsigned_approval, agent),
             Message(
                 D, deployment.deployment_id, "submit_approval", "update", unsigned_approval, agent
+            ),
+            Message(
+                PASSKEYS_WORKFLOW,
+                registry,
+                "revoke",
+                "update",
+                PasskeyRevocation(credential_id="the-founders-phone"),
+                agent,
             ),
             # A passkey approval from a device the founder never enrolled (its enrollment
             # signed by the forger's own key).

@@ -96,6 +96,13 @@ async def test_a_deployment_approved_with_the_founders_passkey_rolls_out_and_for
             plain, other.deployment_id, _proof(other, enrollment, phone)
         )
         assert not verdict.accepted and "the passkey 'phone' was revoked" in verdict.reason
+        # A database user puts the passkey back: Temporal still has the revocation.
+        await rig.store.pool.execute("UPDATE passkeys SET revoked_at = NULL, revoked_by = NULL")
+        verdict = await api.approve_by_passkey(
+            plain, other.deployment_id, _proof(other, enrollment, phone)
+        )
+        assert not verdict.accepted, verdict.reason
+        assert "was revoked (phone, by founder), as Temporal keeps it" in verdict.reason
 
         # Each refusal at the door is audited, and the passkey's enrollment and revocation are
         # in the audit chain.

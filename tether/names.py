@@ -54,6 +54,16 @@ CREDENTIAL_WATCH_SCHEDULE_ID = "tether-credential-watch"
 # The audit chain's head, anchored in Temporal's history every minute (workflows/audit.py).
 AUDIT_ANCHOR_SCHEDULE_ID = "tether-audit-anchor"
 AUDIT_ANCHOR_WORKFLOW = "AuditAnchorWorkflow"
+# The founder's passkeys revoked, kept in Temporal (workflows/passkeys.py): one per Tether (its
+# task queue, where its workers answer the judges' queries).
+PASSKEYS_WORKFLOW = "PasskeyRevocationsWorkflow"
+PASSKEYS_WORKFLOW_ID_PREFIX = "tether-passkey-revocations-"
+
+
+def passkeys_workflow_id(task_queue: str) -> str:
+    return f"{PASSKEYS_WORKFLOW_ID_PREFIX}{task_queue}"
+
+
 # The queue of the agents' processes, beside a worker's task queue: <queue>-agents.
 AGENTS_QUEUE_SUFFIX = "-agents"
 # One per agent with `wake`: tether-wake-<agent>.

@@ -21,7 +21,12 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from tether.contracts import DeliverInput
-    from tether.names import PROCESS_WORKFLOW, SESSION_WORKFLOW, TASK_WORKFLOW
+    from tether.names import (
+        PASSKEYS_WORKFLOW,
+        PROCESS_WORKFLOW,
+        SESSION_WORKFLOW,
+        TASK_WORKFLOW,
+    )
 
 NOT_FOUND = "ExternalWorkflowExecutionNotFound"
 PATCH = "sealed-messages"
@@ -40,7 +45,7 @@ SEALED_SINCE: dict[str, tuple[str, ...]] = {
 
 
 # Workflow types that came after seals: every history of theirs has them, with no patch.
-BORN_SEALED = frozenset({PROCESS_WORKFLOW})
+BORN_SEALED = frozenset({PROCESS_WORKFLOW, PASSKEYS_WORKFLOW})
 
 
 def sealed_messages() -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from tether.names import (
     DEPLOYMENT_WORKFLOW,
     LOCK_WORKFLOW,
+    PASSKEYS_WORKFLOW,
     PROCESS_WORKFLOW,
     SESSION_WORKFLOW,
     TASK_WORKFLOW,
@@ -54,6 +55,8 @@ _AGENT = frozenset({GATEWAY})
 _WORKER = frozenset({WORKER})
 
 RULES: dict[tuple[str, str], Rule] = {
+    # The founder's passkeys revoked: the founder alone.
+    (PASSKEYS_WORKFLOW, "revoke"): Rule(),
     # The session: the agent's runtime reports through the gateway.
     (SESSION_WORKFLOW, "report"): Rule(_AGENT, "workflow", "external_id"),
     (SESSION_WORKFLOW, "attach"): Rule(_AGENT, "workflow", "external_id"),

@@ -13,6 +13,7 @@ from workflows.credential_watch import CredentialWatchWorkflow
 from workflows.deployment import DeploymentWorkflow
 from workflows.lock import ServiceLockWorkflow
 from workflows.notify import NotifyWorkflow
+from workflows.passkeys import PasskeyRevocationsWorkflow
 from workflows.process import AgentProcessWorkflow
 from workflows.session import AgentSessionWorkflow
 from workflows.task import TaskWorkflow
@@ -28,6 +29,7 @@ WORKFLOWS = [
     NotifyWorkflow,
     WakeWorkflow,
     AuditAnchorWorkflow,
+    PasskeyRevocationsWorkflow,
 ]
 
 

@@ -15,15 +15,31 @@ from tether.errors import TetherError
 
 async def cmd_passkeys(args: argparse.Namespace, settings: Settings) -> int:
     async with opened_store(settings) as store:
+        rows = await store.passkeys()
         if args.revoke:
-            if not await store.revoke_passkey(args.revoke, args.by):
+            from tether.cli.common import api, founder_client
+            from tether.contracts import PasskeyRevocation
+
+            named = [
+                r
+                for r in rows
+                if args.revoke in (r["name"], r["credential_id"]) and r["revoked_at"] is None
+            ]
+            if not named:
                 raise TetherError(
                     f"no passkey named {args.revoke!r} is enrolled and not revoked; "
                     "`tether founder passkeys` lists them"
                 )
+            client = await founder_client(settings)
+            for r in named:
+                # In Temporal first, where no database user can undo it; then the row.
+                revocation = PasskeyRevocation(
+                    credential_id=r["credential_id"], name=r["name"], by=args.by
+                )
+                await api.revoke_passkey(client, settings.task_queue, revocation)
+            await store.revoke_passkey(args.revoke, args.by)
             print(f"revoked passkey {args.revoke}: it can no longer act for the founder")
             return 0
-        rows = await store.passkeys()
     if args.json:
         print_json(rows)
         return 0

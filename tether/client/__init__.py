@@ -33,6 +33,8 @@ from tether.client.deployments import (
     new_deployment_id,
     prepare_approval,
     request_deploy,
+    revoke_passkey,
+    revoked_passkeys,
     submit_approval,
     tag_approval,
 )
@@ -94,6 +96,8 @@ __all__ = [
     "request_deploy",
     "request_end",
     "resume_task",
+    "revoke_passkey",
+    "revoked_passkeys",
     "run_agent",
     "session_gate",
     "session_view",

@@ -31,11 +31,15 @@ from tether.contracts import (
     DeployView,
     LockView,
     PasskeyApproval,
+    PasskeyRevocation,
+    Revocations,
 )
 from tether.errors import TetherError
+from tether.names import passkeys_workflow_id
 from tether.trust import tags
 from workflows.deployment import DeploymentWorkflow
 from workflows.lock import ServiceLockWorkflow
+from workflows.passkeys import PasskeyRevocationsWorkflow
 
 
 def new_deployment_id(service: str) -> str:
@@ -185,3 +189,38 @@ async def approve_by_passkey(
     return await ask(
         call, f"deployment {deployment_id}", not_found, _deploy_handle(client, deployment_id)
     )
+
+
+async def revoke_passkey(client: Client, task_queue: str, revocation: PasskeyRevocation) -> None:
+    """Record in Temporal that a passkey may no longer act for the founder (the founder's
+    client: the revocation workflow takes it from the founder alone); the set is carried in a
+    workflow's history, which a database user cannot undo."""
+    start = WithStartWorkflowOperation(
+        PasskeyRevocationsWorkflow.run,
+        Revocations(),
+        id=passkeys_workflow_id(task_queue),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary="The founder's passkeys revoked",
+    )
+    call = client.execute_update_with_start_workflow(
+        PasskeyRevocationsWorkflow.revoke, revocation, start_workflow_operation=start
+    )
+
+    async def not_found() -> TetherError:
+        return TetherError("the passkeys' revocations could not be recorded in Temporal")
+
+    await ask(call, "passkey revocations", not_found)
+
+
+async def revoked_passkeys(client: Client, task_queue: str) -> Revocations:
+    """The passkeys revoked, as Temporal keeps them (none when none ever was)."""
+    handle = client.get_workflow_handle_for(
+        PasskeyRevocationsWorkflow.run, passkeys_workflow_id(task_queue)
+    )
+    try:
+        return await handle.query(PasskeyRevocationsWorkflow.revoked)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return Revocations()
+        raise TetherError(f"the passkeys' revocations could not be read: {exc}") from exc

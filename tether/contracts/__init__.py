@@ -78,7 +78,13 @@ from tether.contracts.orders import (
     OrderVerdict,
     RefusalRecord,
 )
-from tether.contracts.passkeys import PasskeyAssertion, PasskeyEnrollment, PasskeyProof
+from tether.contracts.passkeys import (
+    PasskeyAssertion,
+    PasskeyEnrollment,
+    PasskeyProof,
+    PasskeyRevocation,
+    Revocations,
+)
 from tether.contracts.runs import (
     AgentLaunch,
     AgentRun,
@@ -225,6 +231,7 @@ __all__ = [
     "PasskeyAssertion",
     "PasskeyEnrollment",
     "PasskeyProof",
+    "PasskeyRevocation",
     "Price",
     "ProbeInput",
     "ProcessEnd",
@@ -241,6 +248,7 @@ __all__ = [
     "ReleaseInput",
     "Report",
     "ReportAnswer",
+    "Revocations",
     "RolloutClaim",
     "RolloutInput",
     "RolloutResult",

@@ -55,3 +55,15 @@ class PasskeyProof(Model):
 
     enrollment: PasskeyEnrollment
     assertion: PasskeyAssertion
+
+
+class PasskeyRevocation(Model):
+    credential_id: str = Field(max_length=1400)
+    name: str = Field(default="", max_length=100)
+    by: str = Field(default="founder", max_length=100)
+
+
+class Revocations(Model):
+    """The passkeys revoked (their credential ids, with who revoked them and why named)."""
+
+    revoked: dict[str, str] = Field(default_factory=dict)
