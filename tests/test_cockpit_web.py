@@ -115,6 +115,15 @@ async def test_the_founder_enrolls_a_passkey_and_approves_a_deployment_from_the_
                 True,
             )
             assert refused == 401
+            # Nor does an action (agents reach the gateway: they cannot even be refused there
+            # without signing in first).
+            acted = await asyncio.to_thread(
+                browser.evaluate,
+                f"fetch('/founder/deployments/{view.deployment_id}/approve',"
+                " {method: 'POST', body: '{}'}).then(r => r.status)",
+                True,
+            )
+            assert acted == 401
             # A sign-in that was never asked for (a made-up assertion): refused, and audited.
             forged = await asyncio.to_thread(
                 browser.evaluate,

@@ -17,13 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tether.contracts import PasskeyAssertion, PasskeyEnrollment
+from tether.trust.passkey_tags import b64url
 
 RP_ID = "localhost"
 ORIGIN = "https://localhost:8787"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class Authenticator:

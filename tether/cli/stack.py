@@ -98,6 +98,12 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _verbose_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--verbose", action="store_true", help="libraries' INFO logs too (every HTTP request)"
+    )
+
+
 def register(sub: Any) -> None:
     """This module's commands, on the `tether` parser's subcommands."""
     p = sub.add_parser("up", help="start Temporal, PostgreSQL and a worker on this machine")
@@ -110,9 +116,7 @@ def register(sub: Any) -> None:
         help="once up, replay the seven incidents (`tether demo`) and keep serving the demo "
         "team: always, or only the first time (no demo under TETHER_HOME yet)",
     )
-    p.add_argument(
-        "--verbose", action="store_true", help="libraries' INFO logs too (every HTTP request)"
-    )
+    _verbose_option(p)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser(
@@ -120,9 +124,7 @@ def register(sub: Any) -> None:
         help="serve the agents' gateway (TETHER_GATEWAY_BIND; `tether up` runs one itself, as "
         "a process of its own)",
     )
-    p.add_argument(
-        "--verbose", action="store_true", help="libraries' INFO logs too (every HTTP request)"
-    )
+    _verbose_option(p)
     p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser(

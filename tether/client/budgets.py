@@ -70,18 +70,23 @@ async def raise_budget(
             "with the founder's key (--key, or $TETHER_HOME/founder.key)"
         )
     await store.add_budget_order(scope, limit_usd, row["order_json"])
-    held = [agent] if agent is not None else [a.name for a in config.agents]
     outcome = RaiseOutcome(scope=scope, limit_usd=limit_usd, sessions={})
-    for name in held:
-        view = await session_view(client, name)
-        hold = view.governor.hold if view is not None else None
-        if view is None or view.state == SessionState.ENDED or hold is None:
-            continue
-        if hold.kind != "budget":
-            continue
+    for name in await held_by_budget(client, config, agent):
         try:
             await release_session(client, name, by, reason, order=sign("release", name))
             outcome.sessions[name] = "released"
         except Refused as exc:
             outcome.sessions[name] = str(exc)
     return outcome
+
+
+async def held_by_budget(client: Client, config: TetherConfig, agent: str | None) -> list[str]:
+    """The agents whose open session a hard budget holds: `agent`'s, or any of the team's (the
+    sessions a raise releases, each with its own signed order)."""
+    held = []
+    for name in [agent] if agent is not None else [a.name for a in config.agents]:
+        view = await session_view(client, name)
+        hold = view.governor.hold if view is not None else None
+        if view is not None and view.state != SessionState.ENDED and hold and hold.kind == "budget":
+            held.append(name)
+    return held

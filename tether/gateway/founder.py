@@ -22,6 +22,7 @@ import asyncio
 import base64
 import html
 import json
+import math
 import secrets
 import shlex
 import time
@@ -51,11 +52,15 @@ from tether.contracts import (
 from tether.errors import TetherError
 from tether.store import Store
 from tether.trust import passkey_tags, passkeys, tags
+from tether.trust.passkey_tags import b64url
 from tether.trust.seals import parse_public
 
 COOKIE = "tether_founder"
 SESSION_SECONDS = 12 * 3600
 CHALLENGE_SECONDS = 120
+MAX_CHALLENGES = 1000
+# At most one audit entry per kind of refused cockpit attempt this often; the rest are counted.
+REFUSAL_AUDIT_SECONDS = 10.0
 # How often the live inbox looks for new items.
 LIVE_SECONDS = 2.0
 
@@ -70,25 +75,28 @@ class Cockpit:
     sealed: Client | None = None
     sessions: dict[str, float] = field(default_factory=dict)
     challenges: dict[str, float] = field(default_factory=dict)
+    # Refusals audited per kind: when the last was, and how many came since (agents reach the
+    # gateway: a flood of made-up sign-ins is counted, not an audit entry each).
+    refusals: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     def signed_in(self, request: Request) -> bool:
         token = request.cookies.get(COOKIE, "")
         return bool(token) and self.sessions.get(token, 0) > time.monotonic()
 
-    def new_challenge(self) -> bytes:
+    def new_challenge(self) -> bytes | None:
+        """A sign-in challenge, or None while too many are outstanding (anyone who reaches the
+        gateway may ask for one)."""
         now = time.monotonic()
         self.challenges = {c: t for c, t in self.challenges.items() if t > now}
+        if len(self.challenges) >= MAX_CHALLENGES:
+            return None
         challenge = secrets.token_bytes(32)
-        self.challenges[passkeys_b64(challenge)] = now + CHALLENGE_SECONDS
+        self.challenges[b64url(challenge)] = now + CHALLENGE_SECONDS
         return challenge
 
     def take_challenge(self, encoded: str) -> bytes | None:
         expires = self.challenges.pop(encoded, 0)
         return passkeys.unpadded(encoded) if expires > time.monotonic() else None
-
-
-def passkeys_b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _origin(request: Request) -> tuple[str, str]:
@@ -203,7 +211,7 @@ async function register() {
                 user_verification=UserVerificationRequirement.REQUIRED,
             ),
         )
-        await cockpit.store.invite_challenge(token, passkeys_b64(options.challenge))
+        await cockpit.store.invite_challenge(token, b64url(options.challenge))
         return JSONResponse(json.loads(options_to_json(options)))
 
     async def register(request: Request) -> Response:
@@ -228,7 +236,7 @@ async function register() {
         except Exception as exc:  # the library's refusals are many types; each says why
             return JSONResponse({"error": f"the registration does not verify: {exc}"}, 400)
         registered = {
-            "credential_id": passkeys_b64(verified.credential_id),
+            "credential_id": b64url(verified.credential_id),
             "public_key": base64.b64encode(point).decode(),
             "rp_id": rp_id,
             "origin": origin,
@@ -239,8 +247,10 @@ async function register() {
 
     async def login_challenge(request: Request) -> Response:
         challenge = cockpit.new_challenge()
+        if challenge is None:
+            return JSONResponse({"error": "too many sign-ins under way; try again shortly"}, 429)
         credentials = await cockpit.store.active_passkeys()
-        return JSONResponse({"challenge": passkeys_b64(challenge), "credentials": credentials})
+        return JSONResponse({"challenge": b64url(challenge), "credentials": credentials})
 
     async def login(request: Request) -> Response:
         try:
@@ -256,7 +266,9 @@ async function register() {
             await _refused(cockpit, "sign_in", said)
             return JSONResponse({"error": problem}, 403)
         token = secrets.token_urlsafe(32)
-        cockpit.sessions[token] = time.monotonic() + SESSION_SECONDS
+        now = time.monotonic()
+        cockpit.sessions = {t: e for t, e in cockpit.sessions.items() if e > now}
+        cockpit.sessions[token] = now + SESSION_SECONDS
         response = JSONResponse({"ok": True})
         response.set_cookie(
             COOKIE,
@@ -468,7 +480,7 @@ async function approve(decision) {
         challenge = passkeys.challenge_of(approval.payload())
         asked: dict[str, object] = {
             "approval": approval.model_dump(mode="json"),
-            "challenge": passkeys_b64(challenge),
+            "challenge": b64url(challenge),
             "credentials": await cockpit.store.active_passkeys(),
         }
         if tag is not None:
@@ -478,13 +490,15 @@ async function approve(decision) {
             asked["tag"] = {
                 "name": name,
                 "payload": base64.b64encode(payload).decode(),
-                "challenge": passkeys_b64(passkey_tags.to_sign(payload)),
+                "challenge": b64url(passkey_tags.to_sign(payload)),
             }
         return JSONResponse(asked)
 
     async def approve(request: Request) -> Response:
         """The approval and its assertion, passed on to the workflow, which verifies both: a
         session cookie alone (no assertion, or another one) is refused there."""
+        if not cockpit.signed_in(request):
+            return JSONResponse({"error": "sign in first"}, 401)
         deployment_id = request.path_params["deployment"]
         try:
             body = await request.json()
@@ -523,7 +537,7 @@ async function approve(decision) {
             if step == "acknowledge" or _recheck_agent(item.action):
                 return JSONResponse(
                     {
-                        "challenges": [passkeys_b64(_step(step, item.id))],
+                        "challenges": [b64url(_step(step, item.id))],
                         "credentials": await cockpit.store.active_passkeys(),
                     }
                 )
@@ -546,7 +560,7 @@ async function approve(decision) {
         return JSONResponse(
             {
                 "orders": [o.model_dump(mode="json") for o in orders],
-                "challenges": [passkeys_b64(passkeys.challenge_of(o.payload())) for o in orders],
+                "challenges": [b64url(passkeys.challenge_of(o.payload())) for o in orders],
                 "credentials": await cockpit.store.active_passkeys(),
             }
         )
@@ -554,6 +568,8 @@ async function approve(decision) {
     async def item_act(request: Request) -> Response:
         """The item's orders, each with its passkey assertion, carried out through the Python
         client; each workflow verifies its order itself."""
+        if not cockpit.signed_in(request):
+            return JSONResponse({"error": "sign in first"}, 401)
         item = await cockpit.store.inbox_item(int(request.path_params["item"]))
         wanted = _orders_for(item.action, cockpit.config) if item is not None else None
         if item is None or wanted is None:
@@ -647,6 +663,8 @@ async function approve(decision) {
     async def acknowledge(request: Request) -> Response:
         """A notice cleared: no workflow's state changes, so the gateway verifies the passkey's
         assertion itself (the same verifier), and the clearing is audited."""
+        if not cockpit.signed_in(request):
+            return JSONResponse({"error": "sign in first"}, 401)
         item_id = int(request.path_params["item"])
         try:
             assertion = PasskeyAssertion.model_validate(await request.json())
@@ -667,6 +685,8 @@ async function approve(decision) {
         """A blocked credential probed again (after the founder fixed it): what the agent's own
         runtime may ask too, so it goes with the gateway's seal for that agent, once the
         passkey's assertion over this recheck verifies."""
+        if not cockpit.signed_in(request):
+            return JSONResponse({"error": "sign in first"}, 401)
         from tether.client import sessions as session_api
         from tether.trust import seals
 
@@ -767,23 +787,15 @@ def _verb(action: str) -> str:
 
 async def _releases(cockpit: Cockpit, wanted: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """For a budget raise, the release of each session the budget holds (one order each)."""
-    from tether.client.sessions import session_view
+    from tether.client.budgets import held_by_budget
 
     if [a for a, _ in wanted] != ["budget"]:
         return []
     scope = wanted[0][1]
-    agents = (
-        [scope.split(":")[1]]
-        if scope.startswith("agent:")
-        else [a.name for a in cockpit.config.agents]
-    )
-    held = []
-    for agent in agents:
-        view = await session_view(cockpit.client, agent)
-        hold = view.governor.hold if view is not None and view.state != "ended" else None
-        if hold is not None and hold.kind == "budget":
-            held.append(("release", agent))
-    return held
+    agent = scope.split(":")[1] if scope.startswith("agent:") else None
+    return [
+        ("release", name) for name in await held_by_budget(cockpit.client, cockpit.config, agent)
+    ]
 
 
 async def _carry_out(cockpit: Cockpit, action: str, orders: list[FounderOrder]) -> str:
@@ -895,7 +907,15 @@ def _recheck_agent(action: str) -> str | None:
 
 async def _refused(cockpit: Cockpit, what: str, said: dict[str, Any]) -> None:
     """A passkey refused at the cockpit: audited, and in the founder's inbox (one item a day per
-    kind of attempt: a flood is counted in the audit, not in the inbox)."""
+    kind of attempt). Agents reach the gateway, so a flood is counted: one audit entry per kind
+    every REFUSAL_AUDIT_SECONDS at most, with how many came since the last."""
+    now = time.monotonic()
+    last, since = cockpit.refusals.get(what, (-math.inf, 0))
+    if now - last < REFUSAL_AUDIT_SECONDS:
+        cockpit.refusals[what] = (last, since + 1)
+        return
+    cockpit.refusals[what] = (now, 0)
+    said = {**said, "refused since the last entry": since}
     await cockpit.store.audit_event(f"cockpit_{what}_refused", "founder", "cockpit", said)
     day = datetime.now(UTC).date().isoformat()
     await cockpit.store.post_inbox(

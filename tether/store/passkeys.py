@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -11,6 +10,7 @@ import asyncpg
 
 from tether.contracts import PasskeyEnrollment
 from tether.store import audit
+from tether.store.tokens import token_hash
 
 
 class Passkeys:
@@ -72,7 +72,7 @@ class Passkeys:
         await self.pool.execute(
             """INSERT INTO passkey_invites (token_hash, name, expires_at)
                VALUES ($1, $2, now() + $3)""",
-            _hashed(token),
+            token_hash(token),
             name,
             ttl,
         )
@@ -83,14 +83,14 @@ class Passkeys:
         row = await self.pool.fetchrow(
             """SELECT name, challenge FROM passkey_invites
                WHERE token_hash = $1 AND expires_at > now() AND registered IS NULL""",
-            _hashed(token),
+            token_hash(token),
         )
         return dict(row) if row else None
 
     async def invite_challenge(self, token: str, challenge: str) -> None:
         await self.pool.execute(
             "UPDATE passkey_invites SET challenge = $2 WHERE token_hash = $1",
-            _hashed(token),
+            token_hash(token),
             challenge,
         )
 
@@ -99,14 +99,14 @@ class Passkeys:
         done = await self.pool.execute(
             """UPDATE passkey_invites SET registered = $2, registered_at = now()
                WHERE token_hash = $1 AND registered IS NULL AND expires_at > now()""",
-            _hashed(token),
+            token_hash(token),
             registered,
         )
         return done.endswith(" 1")
 
     async def invite_result(self, token: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
-            "SELECT registered FROM passkey_invites WHERE token_hash = $1", _hashed(token)
+            "SELECT registered FROM passkey_invites WHERE token_hash = $1", token_hash(token)
         )
         return dict(row["registered"]) if row and row["registered"] else None
 
@@ -130,7 +130,3 @@ class Passkeys:
             "SELECT credential_id FROM passkeys WHERE revoked_at IS NULL ORDER BY enrolled_at"
         )
         return [str(r["credential_id"]) for r in rows]
-
-
-def _hashed(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()

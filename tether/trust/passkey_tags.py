@@ -49,6 +49,7 @@ def _mpint(value: int) -> bytes:
 
 
 def b64url(data: bytes) -> str:
+    """base64url without padding, as WebAuthn writes its fields."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tether.contracts.passkeys import PasskeyAssertion, PasskeyEnrollment
 from tether.trust import seals
+from tether.trust.passkey_tags import b64url
 
 # authenticatorData flags: user present, user verified.
 _UP, _UV = 0x01, 0x04
@@ -62,8 +63,7 @@ def verify(
         return "the assertion is not base64url and JSON as WebAuthn gives it"
     if not isinstance(client, dict) or client.get("type") != "webauthn.get":
         return "the assertion is not a WebAuthn sign-in (type webauthn.get)"
-    expected = base64.urlsafe_b64encode(challenge).rstrip(b"=").decode()
-    if client.get("challenge") != expected:
+    if client.get("challenge") != b64url(challenge):
         return "the assertion signs another action than this one"
     if client.get("origin") != enrollment.origin:
         return f"the assertion comes from {str(client.get('origin'))[:100]!r}, not the cockpit"
