@@ -204,16 +204,7 @@ async def _record_runner(stack: Any, queue: str, tmp: Path) -> None:
                 process_workflow_id("runner", f"{view.run.runtime_session}:{attempt}")
             )
             histories[stem] = await process.fetch_history()
-    out = OUT / "runner"
-    out.mkdir(parents=True, exist_ok=True)
-    for stem, history in histories.items():
-        (out / f"{stem}.json").write_text(history.to_json())
-        print(f"wrote {(out / stem).relative_to(ROOT)}.json")
-    trust, _ = stack.keys
-    public = {role: seals.public_text(found[0]) for role, found in trust.keys.items()}
-    (out / "trust.json").write_text(json.dumps(public, indent=2) + "\n")
-    ids = {stem: history.workflow_id for stem, history in histories.items()}
-    (out / "ids.json").write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
+    _write_generation(OUT / "runner", histories, stack)
 
 
 class FailsOnce(BaseHTTPRequestHandler):
@@ -334,14 +325,18 @@ async def _record_paths(stack: Any, queue: str, tmp: Path) -> None:
             histories["credential_watch_reminds"] = await watch.fetch_history()
     finally:
         hook.shutdown()
-    out = OUT / "paths"
+    _write_generation(OUT / "paths", histories, stack)
+
+
+def _write_generation(out: Path, histories: dict[str, WorkflowHistory], stack: Any) -> None:
+    """A generation of histories, with the public keys and workflow ids they replay with."""
     out.mkdir(parents=True, exist_ok=True)
     for stem, history in histories.items():
         (out / f"{stem}.json").write_text(history.to_json())
         print(f"wrote {(out / stem).relative_to(ROOT)}.json")
     trust, _ = stack.keys
-    public_keys = {role: seals.public_text(found[0]) for role, found in trust.keys.items()}
-    (out / "trust.json").write_text(json.dumps(public_keys, indent=2) + "\n")
+    public = {role: seals.public_text(found[0]) for role, found in trust.keys.items()}
+    (out / "trust.json").write_text(json.dumps(public, indent=2) + "\n")
     ids = {stem: history.workflow_id for stem, history in histories.items()}
     (out / "ids.json").write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
 
