@@ -43,6 +43,7 @@ from tether.ops.runtime import (
 from tether.ops.stack import (
     ensure_audit_anchor,
     ensure_credential_watch,
+    ensure_retention,
     ensure_search_attributes,
     ensure_wake_schedules,
 )
@@ -203,6 +204,13 @@ async def serve(
         added = await ensure_search_attributes(client)
         if added:
             log.info("registered search attributes %s", added)
+        before, changed = await ensure_retention(client, config.retention.temporal_days)
+        if changed:
+            log.info(
+                "Temporal keeps closed workflows %d days (was %s): [retention] temporal_days",
+                config.retention.temporal_days,
+                before,
+            )
         await ensure_credential_watch(
             client, settings.task_queue, config.notifications.expiry_check_hours
         )

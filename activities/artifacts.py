@@ -16,7 +16,7 @@ import httpx
 
 from activities.checks import git
 from tether.config import TetherConfig
-from tether.contracts import Artifact, ArtifactInput, ArtifactResult, TaskState
+from tether.contracts import Artifact, ArtifactInput, ArtifactResult
 from tether.store import Store
 
 MAX_LISTED = 20
@@ -42,12 +42,7 @@ async def resolve_artifact(inp: ArtifactInput, store: Store) -> Artifact | None:
         tasks = [record.task] if record else []
     else:
         # Tasks the agent holds now, or finished during this session.
-        tasks = [
-            t
-            for t in await store.list_tasks(assignee=inp.agent)
-            if t.state in (TaskState.CLAIMED, TaskState.VERIFYING)
-            or (t.state == TaskState.DONE and t.updated_at and t.updated_at >= inp.started_at)
-        ]
+        tasks = await store.held_or_done_since(inp.agent, inp.started_at)
     fixed = next((t.spec.artifact for t in tasks if t.spec.artifact), None)
     return fixed or inp.artifact
 

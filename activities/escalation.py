@@ -9,11 +9,11 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-import asyncpg
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from tether import errors
+from tether.store.connection import store_outage
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -21,19 +21,6 @@ R = TypeVar("R")
 
 class InvalidInput(Exception):
     """Raised by an activity whose input cannot be processed as given."""
-
-
-def _store_outage(exc: BaseException) -> bool:
-    """A connection to PostgreSQL failed (refused, dropped, never made)."""
-    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
-        return True
-    if isinstance(exc, OSError | asyncpg.exceptions.ConnectionDoesNotExistError):
-        frame = exc.__traceback__
-        while frame is not None:
-            if "asyncpg" in frame.tb_frame.f_code.co_filename:
-                return True
-            frame = frame.tb_next
-    return False
 
 
 def escalating(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -52,7 +39,7 @@ def escalating(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
                 f"invalid input: {exc}", type=errors.INVALID_INPUT, non_retryable=True
             ) from exc
         except Exception as exc:
-            if not _store_outage(exc):
+            if not store_outage(exc):
                 raise
             # One line, no chained traceback: what the founder sees while the outage lasts.
             raise ApplicationError(

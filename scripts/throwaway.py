@@ -36,6 +36,9 @@ class Throwaway:
     gateway: seals.Signer
     address: str
     database_url: str
+    # The servers themselves (the soak restarts PostgreSQL, reads Temporal's database file).
+    postgres: EmbeddedPostgres
+    temporal_db: Path | None
 
     def worker_env(self, task_queue: str, **extra: str) -> dict[str, str]:
         """The environment of a worker process (`python worker.py`) on this stack: its keys
@@ -96,13 +99,18 @@ async def worker_processes(
 
 
 @asynccontextmanager
-async def throwaway_stack(http_api: bool = False) -> AsyncIterator[Throwaway]:
+async def throwaway_stack(
+    http_api: bool = False, temporal_db: bool = False
+) -> AsyncIterator[Throwaway]:
+    """`temporal_db`: Temporal keeps its record in a SQLite file in the folder (as `tether up`
+    does), not in memory."""
     with tempfile.TemporaryDirectory() as tmp:
         pg = EmbeddedPostgres(Path(tmp) / "pg", port=free_port())
         pg.start()
         http_port = free_port() if http_api else None
+        db_file = Path(tmp) / "temporal.db" if temporal_db else None
         env = await start_temporal_dev_server(
-            port=free_port(), ui_port=None, http_port=http_port, db_file=None
+            port=free_port(), ui_port=None, http_port=http_port, db_file=db_file
         )
         home = Path(tmp) / "keys"
         signers = {}
@@ -126,6 +134,8 @@ async def throwaway_stack(http_api: bool = False) -> AsyncIterator[Throwaway]:
                     signers["gateway"],
                     address,
                     pg.url,
+                    pg,
+                    db_file,
                 )
             finally:
                 await pool.close()

@@ -287,9 +287,9 @@ async def test_task_list_and_inbox_answer_from_postgresql_alone_with_the_models_
     out = await read_light(env, "task", "list", "--json", "--state", "paused", "--agent", "coder")
     assert [t["spec"]["id"] for t in json.loads(out)] == ["fast-2"]
     out = await read_light(env, "task", "list")
-    assert out.splitlines()[1:] == [
-        "fast-1                   open       -              Read me fast",
+    assert out.splitlines()[1:] == [  # newest first
         "fast-2                   paused     coder          Held, with evidence",
+        "fast-1                   open       -              Read me fast",
     ]
     out = await read_light(env, "inbox", "--json", "--all")
     assert json.loads(out) == items

@@ -390,6 +390,19 @@ class Budget(Model):
         return self.daily_for(agent) is not None or self.team_monthly_usd is not None
 
 
+class Retention(Model):
+    """How long the record keeps its detail (`[retention]`).
+
+    Closed workflows leave Temporal after `temporal_days` (the namespace's retention, set by
+    `tether up` and `tether retention`); their record stays in PostgreSQL. `tether prune` rolls
+    the tool-call log and the cost ledger older than `ledger_days` into one row per agent, task
+    and day, and removes what the audit chain holds (cleared inbox items, refused messages and
+    connections) once as old."""
+
+    ledger_days: int = Field(default=90, ge=7, le=3660)
+    temporal_days: int = Field(default=30, ge=1, le=3660)
+
+
 # List prices in USD per million tokens when tether.toml names none. Prices change: set
 # [pricing."model-prefix"] to what you pay. The longest matching prefix of the model id wins.
 DEFAULT_PRICES: dict[str, Price] = {
@@ -415,6 +428,7 @@ class TetherConfig(Model):
     founder: Founder = Field(default_factory=Founder)
     gateway: Gateway = Field(default_factory=Gateway)
     budget: Budget = Field(default_factory=Budget)
+    retention: Retention = Field(default_factory=Retention)
 
     def agent(self, name: str) -> Agent | None:
         return next((a for a in self.agents if a.name == name), None)

@@ -40,15 +40,74 @@ def colour_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 10000")
+    return value
+
+
+def _since(text: str) -> datetime:
+    """A date or time (ISO 8601, UTC unless it says), or an age: `30d`, `12h`."""
+    from datetime import timedelta
+
+    units = {"d": "days", "h": "hours"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a date (2026-11-01), a time (2026-11-01T09:00) nor an age "
+            "(30d, 12h)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 def add_task_list_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state", choices=TASK_STATES)
+    from tether.store.reads import TASK_PAGE
+
+    p.add_argument("--state", choices=TASK_STATES, help="only tasks in this state")
     p.add_argument("--agent", help="only tasks assigned to this agent")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--since",
+        type=_since,
+        metavar="WHEN",
+        help="only tasks created since WHEN: a date, a time or an age (30d, 12h)",
+    )
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        default=TASK_PAGE,
+        metavar="N",
+        help=f"at most N tasks, newest first (default {TASK_PAGE})",
+    )
+    p.add_argument(
+        "--before",
+        metavar="CURSOR",
+        help="the next page: the cursor the page before ended with",
+    )
+    p.add_argument("--json", action="store_true", help="the tasks as JSON, for scripts")
 
 
 def add_inbox_arguments(p: argparse.ArgumentParser) -> None:
+    from tether.store.reads import INBOX_PAGE
+
     p.add_argument("--all", action="store_true", help="include cleared items")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        default=INBOX_PAGE,
+        metavar="N",
+        help=f"at most N items, newest first (default {INBOX_PAGE})",
+    )
+    p.add_argument(
+        "--before", type=int, metavar="ID", help="the next page: items older than item ID"
+    )
+    p.add_argument("--json", action="store_true", help="the items as JSON, for scripts")
     colour_option(p)
 
 
@@ -57,7 +116,7 @@ def add_status_arguments(p: argparse.ArgumentParser) -> None:
     colour_option(p)
 
 
-TASK_LIST_HELP = "list tasks"
+TASK_LIST_HELP = "list tasks, newest first, a page at a time"
 STATUS_HELP = "agents, tasks, deployments, blockers at a glance"
 INBOX_HELP = "what waits for the founder, newest first, each with its one command"
 
@@ -74,19 +133,30 @@ def task_line(task_id: str, state: str, assignee: str | None, title: str) -> str
 async def task_list(args: argparse.Namespace, dsn: str) -> int:
     from tether.store import reads
 
+    before = reads.parse_task_cursor(args.before) if args.before else None
     conn = await reads.connect(dsn)
     try:
-        rows = await reads.task_rows(conn, args.state, args.agent)
+        rows = await reads.task_rows(
+            conn, args.state, args.agent, limit=args.limit + 1, before=before, since=args.since
+        )
     finally:
         await conn.close()
+    more = len(rows) > args.limit
+    rows = rows[: args.limit]
+    # The next page's command: on stderr under --json, so the JSON stays a list.
+    next_page = f"more: tether task list --before {reads.task_cursor(rows[-1])}" if more else ""
     if args.json:
         print_json([reads.task_json(r) for r in rows])
+        if next_page:
+            print(next_page, file=sys.stderr)
         return 0
     if not rows:
         print("no tasks")
         return 0
     lines = [task_line("ID", "STATE", "ASSIGNEE", "TITLE")]
     lines += [task_line(r["id"], r["state"], r["assignee"], r["title"]) for r in rows]
+    if next_page:
+        lines.append(f"{len(rows)} shown, newest first; {next_page}")
     print("\n".join(lines))
     return 0
 
@@ -97,13 +167,23 @@ async def inbox(args: argparse.Namespace, dsn: str) -> int:
 
     conn = await reads.connect(dsn)
     try:
-        rows = await reads.inbox_rows(conn, include_cleared=args.all)
+        rows = await reads.inbox_rows(
+            conn, include_cleared=args.all, limit=args.limit + 1, before=args.before
+        )
     finally:
         await conn.close()
+    more = len(rows) > args.limit
+    rows = rows[: args.limit]
+    flag = " --all" if args.all else ""
+    next_page = f"more: tether inbox{flag} --before {rows[-1]['id']}" if more else ""
     if args.json:
         print_json([reads.inbox_json(r) for r in rows])
+        if next_page:
+            print(next_page, file=sys.stderr)
     else:
         print(render_inbox([reads.InboxRow(r) for r in rows], stdout_colour(args.color)))
+        if next_page:
+            print(f"{len(rows)} shown, newest first; {next_page}")
     return 0
 
 

@@ -18,6 +18,7 @@ from tether.cli import (
     budgets,
     deployments,
     founder,
+    retention,
     sessions,
     stack,
     tasks,
@@ -32,7 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tether", description="Structural guardrails for teams of AI agents."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for noun in (stack, tasks, agents, sessions, budgets, views, deployments, audit, founder):
+    for noun in (
+        stack,
+        tasks,
+        agents,
+        sessions,
+        budgets,
+        views,
+        deployments,
+        audit,
+        founder,
+        retention,
+    ):
         noun.register(sub)
     sub.add_parser(
         "hook", help="answer an agent runtime's hook: tether hook claude-code EVENT --agent NAME"

@@ -62,6 +62,12 @@ def render_record(record: TaskRecord) -> str:
     lines = [render_view(record.task)]
     if record.task.last_note:
         lines.append(f"  last note from the agent (not evidence): {record.task.last_note}")
+    if record.ledger is not None:
+        led = record.ledger
+        lines.append(
+            f"  spent ${led.usd:.2f} over {led.tool_calls} tool calls "
+            f"({led.failed_tool_calls} failed)"
+        )
     lines.append("  history:")
     for e in record.events:
         moved = f"{e.from_state} -> {e.to_state}" if e.from_state else f"-> {e.to_state}"

@@ -125,7 +125,8 @@ async def task_record(client: Client, task_id: str, recorded: TaskRecord | None)
     events = list(recorded.events) if recorded else []
     have = {e.seq for e in events}
     events += [e for e in pending if e.seq not in have]
-    return TaskRecord(task=view, events=sorted(events, key=lambda e: e.seq))
+    ledger = recorded.ledger if recorded else None
+    return TaskRecord(task=view, events=sorted(events, key=lambda e: e.seq), ledger=ledger)
 
 
 def _details(spec: TaskSpec) -> str:

@@ -85,6 +85,7 @@ from tether.contracts.passkeys import (
     PasskeyRevocation,
     Revocations,
 )
+from tether.contracts.retention import PrunePart, PruneReport
 from tether.contracts.runs import (
     AgentLaunch,
     AgentRun,
@@ -148,6 +149,7 @@ from tether.contracts.tasks import (
     SubmitResult,
     TaskEvent,
     TaskInput,
+    TaskLedger,
     TaskRecord,
     TaskResult,
     TaskSpec,
@@ -238,6 +240,8 @@ __all__ = [
     "ProcessInput",
     "ProcessSpend",
     "ProcessView",
+    "PrunePart",
+    "PruneReport",
     "PullRequestInfo",
     "PytestCheck",
     "RecheckInput",
@@ -277,6 +281,7 @@ __all__ = [
     "TaskClaimedInput",
     "TaskEvent",
     "TaskInput",
+    "TaskLedger",
     "TaskRecord",
     "TaskResult",
     "TaskSpec",

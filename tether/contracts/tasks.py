@@ -278,8 +278,18 @@ class RecordTaskInput(Model):
     events: list[TaskEvent]
 
 
+class TaskLedger(Model):
+    """What the sessions spent and did on a task: the ledger's rows and what a prune summed of
+    older ones (the same figures before and after a prune)."""
+
+    usd: float = 0.0
+    tool_calls: int = 0
+    failed_tool_calls: int = 0
+
+
 class TaskRecord(Model):
     """A task as the read model holds it: the view and its append-only history."""
 
     task: TaskView
     events: list[TaskEvent] = Field(default_factory=list)
+    ledger: TaskLedger | None = None

@@ -63,12 +63,21 @@ from tether.hook.claude_code import (
 )
 from tether.names import NAME_PATTERN
 from tether.store import Store
+from tether.store.connection import store_outage
 from tether.trust import seals
 
 log = logging.getLogger("tether.gateway")
 
 # How long a token's verdict is kept: a revoked token stops working within this.
 TOKEN_CACHE_SECONDS = 5.0
+# While PostgreSQL is out, a token it said was valid this recently is still taken: nothing can
+# revoke it meanwhile (a revocation is written there), and the agent's hooks keep reaching the
+# workflows (its tool calls counted, its gate asked) instead of failing at the door.
+TOKEN_OUTAGE_SECONDS = 900.0
+
+
+class StoreOut(Exception):
+    """PostgreSQL could not say whose a token is."""
 
 
 @dataclass
@@ -85,7 +94,18 @@ class Gateway:
         cached = self._tokens.get(token)
         if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
             return cached[1]
-        agent = await self.store.agent_for_token(token)
+        try:
+            agent = await self.store.agent_for_token(token)
+        except Exception as exc:
+            if not store_outage(exc):
+                raise
+            if (
+                cached is not None
+                and cached[1] is not None
+                and now - cached[0] < (TOKEN_OUTAGE_SECONDS)
+            ):
+                return cached[1]
+            raise StoreOut(f"PostgreSQL is unreachable ({type(exc).__name__})") from None
         if len(self._tokens) > 10_000:
             self._tokens.clear()
         self._tokens[token] = (now, agent)
@@ -122,7 +142,10 @@ async def _agent(gateway: Gateway, request: Request, named: str | None) -> str:
             "no agent token: send Authorization: Bearer <token> (TETHER_AGENT_TOKEN); the "
             "founder mints one with `tether agent token AGENT`",
         )
-    agent = await gateway.agent_for(token)
+    try:
+        agent = await gateway.agent_for(token)
+    except StoreOut as exc:
+        raise Unauthorized(503, f"Tether cannot check the agent token now: {exc}") from None
     if agent is None:
         raise Unauthorized(
             401,
@@ -177,7 +200,9 @@ async def hook(request: Request) -> Response:
         agent = await _agent(gateway, request, request.query_params.get("agent"))
     except Unauthorized as exc:
         # A tool call is denied and a session told why; other events are refused outright.
-        refusal = claude_code.trouble_answer(claude, f"Tether refused: {exc}", True, outage=False)
+        outage = exc.status == 503
+        line = f"Tether is unreachable: {exc}" if outage else f"Tether refused: {exc}"
+        refusal = claude_code.trouble_answer(claude, line, True, outage=outage)
         if claude in ("PreToolUse", "SessionStart") and refusal is not None:
             return _rendered(adapter, claude, refusal)
         return _error(exc.status, str(exc))

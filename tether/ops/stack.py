@@ -410,6 +410,42 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     return sorted(missing)
 
 
+async def ensure_retention(client: Client, days: int) -> tuple[int | None, bool]:
+    """Keep closed workflows in Temporal for `days` (the namespace's retention; their record
+    stays in PostgreSQL). Returns (the retention before, in days; whether it was changed). A
+    namespace this client may not change (Temporal Cloud's API keys often may not) is left as
+    it is: (its retention, False), or (None, False) when it cannot even be read."""
+    from temporalio.api.namespace.v1 import NamespaceConfig
+    from temporalio.api.workflowservice.v1 import (
+        DescribeNamespaceRequest,
+        UpdateNamespaceRequest,
+    )
+
+    service = client.workflow_service
+    try:
+        described = await service.describe_namespace(
+            DescribeNamespaceRequest(namespace=client.namespace)
+        )
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
+            return None, False
+        raise
+    before = described.config.workflow_execution_retention_ttl.ToTimedelta().days
+    if before == days:
+        return before, False
+    config = NamespaceConfig()
+    config.workflow_execution_retention_ttl.FromSeconds(days * 86400)
+    try:
+        await service.update_namespace(
+            UpdateNamespaceRequest(namespace=client.namespace, config=config)
+        )
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
+            return before, False
+        raise
+    return before, True
+
+
 async def ensure_credential_watch(client: Client, task_queue: str, every_hours: float) -> str:
     """Create (or bring up to date) the Schedule that runs the credential watch.
 

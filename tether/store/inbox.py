@@ -45,8 +45,11 @@ class Inbox:
             error,
         )
 
-    async def inbox(self, include_cleared: bool = False) -> list[InboxItem]:
-        rows = await reads.inbox_rows(self.pool, include_cleared)
+    async def inbox(
+        self, include_cleared: bool = False, limit: int = reads.INBOX_PAGE
+    ) -> list[InboxItem]:
+        """The newest `limit` items (open ones, unless `include_cleared`), newest first."""
+        rows = await reads.inbox_rows(self.pool, include_cleared, limit=limit)
         return [InboxItem.model_validate(reads.inbox_fields(r)) for r in rows]
 
     async def inbox_item(self, item_id: int) -> InboxItem | None:

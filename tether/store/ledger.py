@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -23,16 +23,17 @@ class Ledger:
         session_key: str,
         costs: dict[str, float],
         tokens: dict[str, TokenUsage],
+        at: datetime | None = None,
     ) -> None:
         """Set this session's cumulative spend per task (never lowers a row: batches may
-        arrive late)."""
+        arrive late). `at`: when it was spent (now, unless the caller's clock says)."""
         async with self.pool.acquire() as conn, conn.transaction():
             for task_id, usd in costs.items():
                 t = tokens.get(task_id) or TokenUsage()
                 await conn.execute(
                     """INSERT INTO cost_ledger (session_key, task_id, agent, usd, input_tokens,
-                           output_tokens, cache_read_tokens, cache_write_tokens)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                           output_tokens, cache_read_tokens, cache_write_tokens, updated_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, COALESCE($9, now()))
                        ON CONFLICT (session_key, task_id) DO UPDATE SET
                            usd = GREATEST(cost_ledger.usd, EXCLUDED.usd),
                            input_tokens = GREATEST(cost_ledger.input_tokens, EXCLUDED.input_tokens),
@@ -42,7 +43,7 @@ class Ledger:
                                GREATEST(cost_ledger.cache_read_tokens, EXCLUDED.cache_read_tokens),
                            cache_write_tokens = GREATEST(
                                cost_ledger.cache_write_tokens, EXCLUDED.cache_write_tokens),
-                           updated_at = now()""",
+                           updated_at = EXCLUDED.updated_at""",
                     session_key,
                     task_id,
                     agent,
@@ -51,6 +52,7 @@ class Ledger:
                     t.output,
                     t.cache_read,
                     t.cache_write,
+                    at,
                 )
 
     async def record_spend_days(
@@ -123,21 +125,28 @@ class Ledger:
         return [dict(r) for r in rows]
 
     async def task_cost(self, task_id: str, *, excluding_session: str = "") -> float:
+        """What the task cost: its sessions' rows, and what a prune summed of older ones."""
         value = await self.pool.fetchval(
-            """SELECT COALESCE(SUM(usd), 0) FROM cost_ledger
-               WHERE task_id = $1 AND session_key <> $2""",
+            """SELECT (SELECT COALESCE(SUM(usd), 0) FROM cost_ledger
+                       WHERE task_id = $1 AND session_key <> $2)
+                    + (SELECT COALESCE(SUM(usd), 0) FROM cost_days WHERE task_id = $1)""",
             task_id,
             excluding_session,
         )
         return float(value)
 
     async def completed_task_costs(self, kind: str | None, window: int) -> list[float]:
-        """Total cost of the most recently completed tasks (of `kind`, when given)."""
+        """Total cost of the most recently completed tasks (of `kind`, when given), pruned
+        ledger rows included (from their rollup)."""
         rows = await self.pool.fetch(
-            """SELECT t.id, COALESCE(SUM(l.usd), 0) AS usd
-               FROM tasks t JOIN cost_ledger l ON l.task_id = t.id
+            """SELECT t.id,
+                      COALESCE((SELECT SUM(usd) FROM cost_ledger l WHERE l.task_id = t.id), 0)
+                    + COALESCE((SELECT SUM(usd) FROM cost_days d WHERE d.task_id = t.id), 0)
+                      AS usd
+               FROM tasks t
                WHERE t.state = 'done' AND ($1::text IS NULL OR t.spec->>'kind' = $1)
-               GROUP BY t.id, t.updated_at
+                 AND (EXISTS (SELECT 1 FROM cost_ledger l WHERE l.task_id = t.id)
+                      OR EXISTS (SELECT 1 FROM cost_days d WHERE d.task_id = t.id))
                ORDER BY t.updated_at DESC LIMIT $2""",
             kind,
             window,

@@ -78,17 +78,55 @@ async def connect(dsn: str) -> asyncpg.Connection:
 # --- tasks ------------------------------------------------------------------------------------
 
 
+# A page of `tether task list` unless told otherwise.
+TASK_PAGE = 50
+
+
 async def task_rows(
-    conn: asyncpg.Connection | asyncpg.Pool, state: str | None = None, assignee: str | None = None
+    conn: asyncpg.Connection | asyncpg.Pool,
+    state: str | None = None,
+    assignee: str | None = None,
+    *,
+    limit: int = TASK_PAGE,
+    before: tuple[datetime, str] | None = None,
+    since: datetime | None = None,
 ) -> list[asyncpg.Record]:
-    """The tasks, oldest first, optionally in one state or held by one agent."""
+    """A page of tasks, newest first, optionally in one state or held by one agent: the
+    `limit` created before the cursor `before` (a task's (created_at, id), from the page
+    before), and not before `since`. Read through the index on (created_at, id), so a page
+    costs the same in a year's record as in a week's."""
     return await conn.fetch(
         """SELECT * FROM tasks
            WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR assignee = $2)
-           ORDER BY created_at, id""",
+             AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::text))
+             AND ($5::timestamptz IS NULL OR created_at >= $5)
+           ORDER BY created_at DESC, id DESC LIMIT $6""",
         state,
         assignee,
+        before[0] if before else None,
+        before[1] if before else "",
+        since,
+        limit,
     )
+
+
+def task_cursor(row: Any) -> str:
+    """The cursor of the page after `row` (`tether task list --before`)."""
+    return f"{_json_value(row['created_at'])}/{row['id']}"
+
+
+def parse_task_cursor(text: str) -> tuple[datetime, str]:
+    when, sep, task_id = text.partition("/")
+    try:
+        if not sep or not task_id:
+            raise ValueError
+        at = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        raise TetherError(
+            f"{text!r} is not a cursor of `tether task list`: pass the one its last line "
+            "printed (--before <time>/<task id>)"
+        ) from None
+    return at, task_id
 
 
 def task_fields(row: Any) -> dict[str, Any]:
@@ -104,14 +142,26 @@ def task_json(row: Any) -> dict[str, Any]:
 # --- inbox ------------------------------------------------------------------------------------
 
 
+# A page of `tether inbox` unless told otherwise.
+INBOX_PAGE = 100
+
+
 async def inbox_rows(
-    conn: asyncpg.Connection | asyncpg.Pool, include_cleared: bool = False
+    conn: asyncpg.Connection | asyncpg.Pool,
+    include_cleared: bool = False,
+    *,
+    limit: int = INBOX_PAGE,
+    before: int | None = None,
 ) -> list[asyncpg.Record]:
-    """What waits for the founder, newest first; with the cleared items when asked."""
+    """What waits for the founder, newest first; with the cleared items when asked. A page:
+    the `limit` items before item `before` (the last id of the page before)."""
     return await conn.fetch(
         """SELECT id, key, kind, subject, title, detail, action, created_at, cleared_at
-           FROM inbox WHERE $1 OR cleared_at IS NULL ORDER BY created_at DESC, id DESC""",
+           FROM inbox WHERE ($1 OR cleared_at IS NULL) AND ($2::bigint IS NULL OR id < $2)
+           ORDER BY id DESC LIMIT $3""",
         include_cleared,
+        before,
+        limit,
     )
 
 
@@ -169,23 +219,45 @@ TASK_SUMMARY_FIELDS = (
 
 async def task_summary_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
     """Every task not closed, and those closed in the last week: the brief's and the status's
-    view of the work (TaskSummary's fields), oldest first."""
+    view of the work (TaskSummary's fields), oldest first. Two index reads (the open tasks',
+    and the recently updated), so a year of closed tasks costs nothing here."""
     return await conn.fetch(
-        """SELECT id, title, state, assignee, held_by, hold_reason,
-                  spec->'artifact' AS artifact, created_at, updated_at
-           FROM tasks
-           WHERE state NOT IN ('done', 'cancelled') OR updated_at > now() - interval '7 days'
-           ORDER BY created_at, id"""
+        f"""SELECT {_SUMMARY_COLUMNS} FROM tasks
+            WHERE state NOT IN ('done', 'cancelled')
+            UNION
+            SELECT {_SUMMARY_COLUMNS} FROM tasks
+            WHERE updated_at > now() - interval '{RECENT_DAYS} days'
+            ORDER BY created_at, id"""
     )
 
 
+_SUMMARY_COLUMNS = """id, title, state, assignee, held_by, hold_reason,
+                      spec->'artifact' AS artifact, created_at, updated_at"""
+# The status's window for closed tasks.
+RECENT_DAYS = 7
+# The status's window for counts that would otherwise grow with the record: sessions ended and
+# flagged as pseudo-work, messages refused.
+COUNT_DAYS = 30
+
+
 async def latest_session_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
-    """Each agent's most recent session, with the figures it keeps in its row."""
+    """Each agent's most recent session, with the figures it keeps in its row: one step down
+    the (agent, started_at) key per agent, however many sessions each has had."""
     return await conn.fetch(
-        """SELECT DISTINCT ON (agent) agent, runtime, state, task_id, started_at, ended_at,
-                  end_reason, blocker, pseudo_work, figures, figures_at, process_started,
-                  isolation
-           FROM sessions ORDER BY agent, started_at DESC"""
+        """WITH RECURSIVE agents AS (
+               (SELECT agent FROM sessions ORDER BY agent LIMIT 1)
+               UNION ALL
+               SELECT (SELECT s.agent FROM sessions s WHERE s.agent > a.agent
+                       ORDER BY s.agent LIMIT 1)
+               FROM agents a WHERE a.agent IS NOT NULL
+           )
+           SELECT latest.* FROM agents a CROSS JOIN LATERAL (
+               SELECT agent, runtime, state, task_id, started_at, ended_at, end_reason, blocker,
+                      pseudo_work, figures, figures_at, process_started, isolation
+               FROM sessions s WHERE s.agent = a.agent ORDER BY started_at DESC LIMIT 1
+           ) AS latest
+           WHERE a.agent IS NOT NULL
+           ORDER BY latest.agent"""
     )
 
 
@@ -194,11 +266,8 @@ async def status_rows(conn: asyncpg.Connection | asyncpg.Pool, since: datetime) 
     per table, on one connection (`since`: the oldest deployment shown)."""
     return {
         "sessions": await latest_session_rows(conn),
-        "ended": await conn.fetch(
-            """SELECT agent, count(*) FILTER (WHERE pseudo_work) AS flagged, count(*) AS ended
-               FROM sessions WHERE state = 'ended' GROUP BY agent ORDER BY agent"""
-        ),
-        "task_counts": await conn.fetch("SELECT state, count(*) AS n FROM tasks GROUP BY state"),
+        "ended": await ended_counts(conn),
+        "task_counts": await task_count_rows(conn),
         "tasks": await task_summary_rows(conn),
         "pseudo_work": await pseudo_work_rows(conn),
         "credentials": await conn.fetch(
@@ -213,9 +282,36 @@ async def status_rows(conn: asyncpg.Connection | asyncpg.Pool, since: datetime) 
         ),
         "running": await running_rows(conn),
         "inbox_open": await conn.fetchval("SELECT count(*) FROM inbox WHERE cleared_at IS NULL"),
-        "refused_total": await conn.fetchval("SELECT count(*) FROM refused_messages"),
+        "refused_total": await conn.fetchval(
+            f"""SELECT count(*) FROM refused_messages
+                WHERE at > now() - interval '{COUNT_DAYS} days'"""
+        ),
         "refused": await refusal_rows(conn, 5),
     }
+
+
+async def ended_counts(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    """Per agent, the sessions that ended in the last COUNT_DAYS and how many of them were
+    flagged as pseudo-work."""
+    return await conn.fetch(
+        f"""SELECT agent, count(*) FILTER (WHERE pseudo_work) AS flagged, count(*) AS ended
+            FROM sessions WHERE ended_at > now() - interval '{COUNT_DAYS} days'
+            GROUP BY agent ORDER BY agent"""
+    )
+
+
+async def task_count_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    """Tasks per state: every open one, and those closed in the last RECENT_DAYS (what the
+    status lists)."""
+    return await conn.fetch(
+        f"""SELECT state, count(*) AS n FROM (
+                SELECT state FROM tasks WHERE state NOT IN ('done', 'cancelled')
+                UNION ALL
+                SELECT state FROM tasks
+                WHERE updated_at > now() - interval '{RECENT_DAYS} days'
+                  AND state IN ('done', 'cancelled')
+            ) AS shown GROUP BY state"""
+    )
 
 
 async def pseudo_work_rows(

@@ -98,11 +98,9 @@ class Sessions:
         return [dict(r) for r in await reads.pseudo_work_rows(self.pool, days)]
 
     async def pseudo_work_counts(self) -> dict[str, tuple[int, int]]:
-        """Per agent: (sessions flagged as pseudo-work, sessions ended)."""
-        rows = await self.pool.fetch(
-            """SELECT agent, count(*) FILTER (WHERE pseudo_work) AS flagged, count(*) AS ended
-               FROM sessions WHERE state = 'ended' GROUP BY agent ORDER BY agent"""
-        )
+        """Per agent: (sessions flagged as pseudo-work, sessions ended), in the last
+        `reads.COUNT_DAYS` days."""
+        rows = await reads.ended_counts(self.pool)
         return {r["agent"]: (r["flagged"], r["ended"]) for r in rows}
 
     async def record_credentials(self, statuses: list[CredentialStatus]) -> None:

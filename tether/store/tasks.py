@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from tether.contracts import (
     TaskEvent,
+    TaskLedger,
     TaskRecord,
     TaskState,
     TaskSummary,
@@ -75,9 +77,27 @@ class Tasks:
             )
 
     async def list_tasks(
-        self, state: TaskState | None = None, assignee: str | None = None
+        self,
+        state: TaskState | None = None,
+        assignee: str | None = None,
+        limit: int = reads.TASK_PAGE,
     ) -> list[TaskView]:
-        rows = await reads.task_rows(self.pool, state.value if state else None, assignee)
+        """The newest `limit` tasks (in one state, held by one agent), newest first."""
+        rows = await reads.task_rows(
+            self.pool, state.value if state else None, assignee, limit=limit
+        )
+        return [_view(r) for r in rows]
+
+    async def held_or_done_since(self, agent: str, since: datetime) -> list[TaskView]:
+        """The tasks `agent` holds now (claimed, verifying) and those it finished since
+        `since`: what a session's deliverable is checked against."""
+        rows = await self.pool.fetch(
+            """SELECT * FROM tasks WHERE assignee = $1
+                 AND (state IN ('claimed', 'verifying') OR (state = 'done' AND updated_at >= $2))
+               ORDER BY created_at, id""",
+            agent,
+            since,
+        )
         return [_view(r) for r in rows]
 
     async def get_task(self, task_id: str) -> TaskRecord | None:
@@ -101,6 +121,29 @@ class Tasks:
                 )
                 for e in events
             ],
+            ledger=await self.task_ledger(task_id),
+        )
+
+    async def task_ledger(self, task_id: str) -> TaskLedger:
+        """The task's spend and tool calls: the ledger's rows and the rollups of pruned ones
+        (each read by its task index)."""
+        row = await self.pool.fetchrow(
+            """SELECT
+                 (SELECT COALESCE(SUM(usd), 0) FROM cost_ledger WHERE task_id = $1)
+                 + (SELECT COALESCE(SUM(usd), 0) FROM cost_days WHERE task_id = $1) AS usd,
+                 (SELECT count(*) FROM tool_calls WHERE task_id = $1)
+                 + (SELECT COALESCE(SUM(calls), 0) FROM tool_call_days WHERE task_id = $1)
+                   AS calls,
+                 (SELECT count(*) FROM tool_calls WHERE task_id = $1 AND NOT ok)
+                 + (SELECT COALESCE(SUM(failed), 0) FROM tool_call_days WHERE task_id = $1)
+                   AS failed""",
+            task_id,
+        )
+        assert row is not None
+        return TaskLedger(
+            usd=float(row["usd"]),
+            tool_calls=int(row["calls"]),
+            failed_tool_calls=int(row["failed"]),
         )
 
     async def task_summaries(self) -> list[TaskSummary]:
@@ -141,7 +184,8 @@ class Tasks:
         return [TaskSummary.model_validate(dict(r)) for r in rows]
 
     async def task_counts(self) -> dict[str, int]:
-        rows = await self.pool.fetch("SELECT state, count(*) AS n FROM tasks GROUP BY state")
+        """Tasks per state: the open ones, and those closed in the last week."""
+        rows = await reads.task_count_rows(self.pool)
         return {r["state"]: int(r["n"]) for r in rows}
 
     async def task_kind(self, task_id: str) -> str | None:
