@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -99,6 +100,18 @@ class Run:
     tasks_done: int = 0
     deployments_done: int = 0
     stopping: bool = False
+
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def pause(self, seconds: float) -> bool:
+        """Wait `seconds`, or less when the run stops; whether it goes on."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopped.wait(), seconds)
+        return not self.stopping
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.stopped.set()
 
     def minute(self) -> float:
         return (time.monotonic() - self.started) / 60
@@ -194,6 +207,9 @@ class Agent:
         self.headers = {"Authorization": f"Bearer {run.tokens[name]}"}
         self.transcript = run.transcripts[name]
         self.n = 0
+        # When each call was made (minutes into the run), and which got no answer at first.
+        self.sent_at: dict[int, float] = {}
+        self.unanswered: set[int] = set()
 
     def payload(self, event: str, **fields: object) -> dict[str, Any]:
         return {
@@ -238,6 +254,7 @@ class Agent:
         with self.transcript.open("a") as out:
             out.write(transcript_line(1000 + n, use))
         run.sent[self.name] = run.sent.get(self.name, 0) + 1
+        self.sent_at[n] = run.minute()
         done = self.payload(
             "PostToolUse", **bash, tool_use_id=use, tool_response={"stdout": "ok", "stderr": ""}
         )
@@ -246,6 +263,10 @@ class Agent:
             run.reports.append((time.monotonic(), took))
         else:
             run.unanswered += 1
+            self.unanswered.add(n)
+
+    async def end(self) -> None:
+        await self.hook("SessionEnd", self.payload("SessionEnd", reason="logout"))
 
     async def work(self, call_every: float, seed: int) -> None:
         rng = random.Random(seed)
@@ -253,7 +274,7 @@ class Agent:
         await self.start()
         while not self.run.stopping:
             await self.tool_call()
-            await asyncio.sleep(rng.uniform(0.5, 1.5) * call_every)
+            await self.run.pause(rng.uniform(0.5, 1.5) * call_every)
 
 
 async def tasks_loop(run: Run, task_every: float) -> None:
@@ -286,7 +307,7 @@ async def tasks_loop(run: Run, task_every: float) -> None:
             asyncio.create_task(lifecycle(f"soak-{n}", agent, rng.uniform(2, 4) * task_every))
         )
         n += 1
-        await asyncio.sleep(task_every)
+        await run.pause(task_every)
     await asyncio.gather(*pending)
 
 
@@ -294,8 +315,7 @@ async def deploy_loop(run: Run, deploy_every: float, repo: Path, key_path: Path)
     key = load_private(key_path)
     n = 0
     while not run.stopping:
-        await asyncio.sleep(min(deploy_every, 300) if n == 0 else deploy_every)
-        if run.stopping:
+        if not await run.pause(min(deploy_every, 300) if n == 0 else deploy_every):
             return
         n += 1
         try:
@@ -338,8 +358,7 @@ async def deploy_loop(run: Run, deploy_every: float, repo: Path, key_path: Path)
 async def failures_loop(run: Run, fail_every: float) -> None:
     n = 0
     while not run.stopping:
-        await asyncio.sleep(fail_every)
-        if run.stopping:
+        if not await run.pause(fail_every):
             return
         if n % 2 == 0:
             run.failures.append((run.minute(), "worker killed"))
@@ -356,21 +375,25 @@ async def failures_loop(run: Run, fail_every: float) -> None:
         n += 1
 
 
+async def history_length(run: Run, agent: str) -> int:
+    """The events in the agent's session's current run (0 when it cannot say within 5 s)."""
+    handle = run.stack.client.get_workflow_handle(constants.session_workflow_id(agent))
+    try:
+        described = await asyncio.wait_for(handle.describe(), 5)
+    except Exception:
+        return 0
+    return int(described.raw_description.workflow_execution_info.history_length)
+
+
 async def sample_loop(run: Run) -> None:
     samples = run.out / "samples.jsonl"
     last = time.monotonic()
-    while not run.stopping:
-        await asyncio.sleep(60)
+    while await run.pause(60):
         now = time.monotonic()
         minute = [took for at, took in run.reports if last < at <= now]
         last = now
         p50, p99 = figures(minute)
-        lengths = []
-        for agent in AGENTS:
-            with contextlib.suppress(Exception):
-                handle = run.stack.client.get_workflow_handle(constants.session_workflow_id(agent))
-                described = await asyncio.wait_for(handle.describe(), 10)
-                lengths.append(described.raw_description.workflow_execution_info.history_length)
+        lengths = [n for n in await asyncio.gather(*(history_length(run, a) for a in AGENTS)) if n]
         assert run.worker is not None and run.gateway is not None
         worker = rss_and_fds([run.worker.pid])
         gateway = rss_and_fds([run.gateway.pid])
@@ -411,12 +434,44 @@ async def sample_loop(run: Run) -> None:
 # -- the check and the plot -----------------------------------------------------------------
 
 
-async def counted(run: Run) -> dict[str, int]:
-    """Tool-call rows in PostgreSQL per agent (each unique by session and sequence)."""
+async def counted(run: Run, team: list[Agent]) -> dict[str, int]:
+    """Tool-call rows in PostgreSQL per agent (each unique by session and sequence), once they
+    stop changing (the sessions write their calls behind their reports); the calls missing or
+    written twice are named in the run's errors, with when they were made."""
     pool = await connect_pool(run.stack.database_url)
     try:
-        rows = await pool.fetch("SELECT agent, count(*) AS n FROM tool_calls GROUP BY agent")
-        return {r["agent"]: int(r["n"]) for r in rows}
+        found: dict[str, int] = {}
+        for _ in range(30):
+            rows = await pool.fetch("SELECT agent, count(*) AS n FROM tool_calls GROUP BY agent")
+            now = {r["agent"]: int(r["n"]) for r in rows}
+            if now == found:
+                break
+            found = now
+            await asyncio.sleep(10)
+        rows = await pool.fetch("SELECT agent, action, signature FROM tool_calls")
+        seen: dict[str, list[int]] = {}
+        for r in rows:
+            text = f"{r['action']} {r['signature']}"
+            marker = f"step-{r['agent']}-"
+            if marker in text:
+                tail = text.split(marker, 1)[1]
+                digits = "".join(itertools.takewhile(str.isdigit, tail))
+                if digits:
+                    seen.setdefault(r["agent"], []).append(int(digits))
+        for agent in team:
+            got = seen.get(agent.name, [])
+            missing = sorted(set(agent.sent_at) - set(got))
+            twice = sorted({n for n in got if got.count(n) > 1})
+            for n in missing:
+                late = " (unanswered at first)" if n in agent.unanswered else ""
+                run.errors.append(
+                    f"missing: {agent.name} call {n}, made at {agent.sent_at[n]:.2f} min{late}"
+                )
+            for n in twice:
+                run.errors.append(f"twice: {agent.name} call {n}")
+        if not seen:
+            run.errors.append(f"no call named in the log's actions; a row: {dict(rows[0])}")
+        return found
     finally:
         await pool.close()
 
@@ -583,6 +638,9 @@ async def main() -> int:
     parser.add_argument("--fail-every", type=float, default=1200.0, help="seconds between failures")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M")
     parser.add_argument("--out", type=Path, default=ROOT / "soak-runs" / stamp)
+    parser.add_argument(
+        "--templates", type=Path, help="end the sessions and keep what the run wrote (year.py)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     async with stack_run(args.out) as (run, repo, key_path):
@@ -601,13 +659,20 @@ async def main() -> int:
             ]
             await asyncio.sleep(args.minutes * 60)
             minutes = run.minute()
-            run.stopping = True
+            run.stop()
             await asyncio.gather(*loops)
             # One more tool call each, with everything up: a report staged unanswered during a
             # failure goes with it (under its own update id).
             await asyncio.gather(*(agent.tool_call() for agent in team))
+            if args.templates:
+                await asyncio.gather(*(agent.end() for agent in team))
         await asyncio.sleep(10)
-        found = await counted(run)
+        if args.templates:
+            from scripts.year import dump_templates
+
+            kept = await dump_templates(run.stack.store, args.templates)
+            print(f"templates: {kept} in {args.templates}")
+        found = await counted(run, team)
     rows = [json.loads(line) for line in (args.out / "samples.jsonl").read_text().splitlines()]
     text = summary(run, rows, found, minutes)
     (args.out / "summary.txt").write_text(text + "\n")

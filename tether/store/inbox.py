@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -19,8 +20,8 @@ class Inbox:
         """Add an item unless one with the same key exists. Returns (id, newly added)."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                """INSERT INTO inbox (key, kind, subject, title, detail, action)
-                   VALUES ($1, $2, $3, $4, $5, $6)
+                """INSERT INTO inbox (key, kind, subject, title, detail, action, created_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, now()))
                    ON CONFLICT (key) DO NOTHING RETURNING id""",
                 item.key,
                 item.kind,
@@ -28,10 +29,13 @@ class Inbox:
                 item.title,
                 item.detail,
                 item.action,
+                item.created_at,
             )
             if row is not None:
                 said = {"id": row["id"], "kind": item.kind, "title": item.title}
-                await audit.append(conn, "inbox_posted", item.subject, "tether", said)
+                await audit.append(
+                    conn, "inbox_posted", item.subject, "tether", said, item.created_at
+                )
                 return int(row["id"]), True
         existing = await self.pool.fetchval("SELECT id FROM inbox WHERE key = $1", item.key)
         return int(existing), False
@@ -60,19 +64,21 @@ class Inbox:
         )
         return InboxItem.model_validate(reads.inbox_fields(row)) if row is not None else None
 
-    async def acknowledge(self, ids: list[int]) -> list[int]:
+    async def acknowledge(self, ids: list[int], at: datetime | None = None) -> list[int]:
         """Clear the given notices (items without an action); returns the ids cleared. An item
-        with an action is cleared only by acting on it, never by acknowledging it."""
+        with an action is cleared only by acting on it, never by acknowledging it. `at`: when
+        (now, unless the caller's clock says)."""
         async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """UPDATE inbox SET cleared_at = now()
+                """UPDATE inbox SET cleared_at = COALESCE($2, now())
                    WHERE id = ANY($1::bigint[]) AND cleared_at IS NULL AND action = ''
                    RETURNING id, subject, kind""",
                 ids,
+                at,
             )
             for r in sorted(rows, key=lambda r: int(r["id"])):
                 said = {"id": r["id"], "kind": r["kind"]}
-                await audit.append(conn, "inbox_acknowledged", r["subject"], "founder", said)
+                await audit.append(conn, "inbox_acknowledged", r["subject"], "founder", said, at)
         return sorted(int(r["id"]) for r in rows)
 
     async def clear_inbox(self, *, subject: str, kinds: list[str]) -> int:
