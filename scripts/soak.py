@@ -668,7 +668,7 @@ async def main() -> int:
                 await asyncio.gather(*(agent.end() for agent in team))
         await asyncio.sleep(10)
         if args.templates:
-            from scripts.year import dump_templates
+            from tests.support.year import dump_templates
 
             kept = await dump_templates(run.stack.store, args.templates)
             print(f"templates: {kept} in {args.templates}")

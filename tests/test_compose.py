@@ -85,6 +85,15 @@ def test_temporal_runs_the_server_image_on_a_schema_a_one_shot_job_set_up() -> N
         assert needs == {"condition": "service_completed_successfully"}, service
 
 
+def test_the_namespace_keeps_closed_workflows_as_long_as_tether_toml_says() -> None:
+    """The namespace job's retention is [retention] temporal_days' default (the workers set it
+    from tether.toml when they start; the two agree unless the founder changes it)."""
+    from tether.config import Retention
+
+    script = (ROOT / "deploy" / "temporal" / "create-namespace.sh").read_text()
+    assert f"--retention {Retention().temporal_days}d" in script
+
+
 def test_prometheus_scrapes_every_worker_replica_where_it_serves_metrics() -> None:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     (job,) = config["scrape_configs"]

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
 from tests.support import keys
@@ -27,11 +28,14 @@ async def test_two_workers_share_a_queue_and_a_fresh_database(
 ) -> None:
     queue = f"procs-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "TETHER_"))}
+    home = keys.write(tmp_path)
+    # Closed workflows stay in Temporal as long as tether.toml says (issue 31).
+    (home / "tether.toml").write_text("[retention]\ntemporal_days = 45\n")
     env.update(
         TEMPORAL_ADDRESS=temporal_address,
         DATABASE_URL=fresh_db,
         TETHER_TASK_QUEUE=queue,
-        TETHER_HOME=str(keys.write(tmp_path)),
+        TETHER_HOME=str(home),
     )
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     procs = [
@@ -47,6 +51,10 @@ async def test_two_workers_share_a_queue_and_a_fresh_database(
     try:
         for log in logs:
             await eventually(lambda log=log: "worker polling" in log.read_text(), str(log), 30)
+        described = await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=client.namespace)
+        )
+        assert described.config.workflow_execution_retention_ttl.ToTimedelta().days == 45
 
         # The workers write the read model in the database they migrated together.
         for i in range(6):

@@ -139,14 +139,13 @@ class Ledger:
         """Total cost of the most recently completed tasks (of `kind`, when given), pruned
         ledger rows included (from their rollup)."""
         rows = await self.pool.fetch(
-            """SELECT t.id,
-                      COALESCE((SELECT SUM(usd) FROM cost_ledger l WHERE l.task_id = t.id), 0)
-                    + COALESCE((SELECT SUM(usd) FROM cost_days d WHERE d.task_id = t.id), 0)
-                      AS usd
-               FROM tasks t
+            """SELECT t.id, COALESCE(s.ledger, 0) + COALESCE(s.days, 0) AS usd
+               FROM tasks t CROSS JOIN LATERAL (
+                   SELECT (SELECT SUM(usd) FROM cost_ledger l WHERE l.task_id = t.id) AS ledger,
+                          (SELECT SUM(usd) FROM cost_days d WHERE d.task_id = t.id) AS days
+               ) AS s
                WHERE t.state = 'done' AND ($1::text IS NULL OR t.spec->>'kind' = $1)
-                 AND (EXISTS (SELECT 1 FROM cost_ledger l WHERE l.task_id = t.id)
-                      OR EXISTS (SELECT 1 FROM cost_days d WHERE d.task_id = t.id))
+                 AND (s.ledger IS NOT NULL OR s.days IS NOT NULL)
                ORDER BY t.updated_at DESC LIMIT $2""",
             kind,
             window,
