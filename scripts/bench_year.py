@@ -89,8 +89,21 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
+async def recent_task(year: asyncpg.Pool, empty_url: str) -> str:
+    """The newest task of the year, copied into the empty database (through the store)."""
+    task_id = await year.fetchval("SELECT id FROM tasks ORDER BY created_at DESC LIMIT 1")
+    record = await Store(year).get_task(task_id)
+    assert record is not None
+    pool = await connect_pool(empty_url)
+    try:
+        await Store(pool).record(record.task, record.events)
+    finally:
+        await pool.close()
+    return str(task_id)
+
+
 async def commands(
-    env_of: dict[str, dict[str, str]], oldest: str, rounds: int
+    env_of: dict[str, dict[str, str]], oldest: str, today: str, rounds: int
 ) -> dict[str, list[float]]:
     py = sys.executable
     runs = {
@@ -99,6 +112,7 @@ async def commands(
         "tether inbox": [py, "-m", "tether.cli", "inbox"],
         "tether task list": [py, "-m", "tether.cli", "task", "list"],
         "tether task show (first task)": [py, "-m", "tether.cli", "task", "show", oldest],
+        "tether task show (today's task)": [py, "-m", "tether.cli", "task", "show", today],
     }
     times: dict[str, list[float]] = {}
     for _ in range(rounds):
@@ -109,6 +123,33 @@ async def commands(
                 key = f"{name} [{side}]"
                 times.setdefault(key, []).append(await asyncio.to_thread(timed, argv, env))
     return times
+
+
+async def ledger_writes(urls: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """A session's flush: 20 tool calls into the log, on each database, alternating."""
+    found: dict[str, list[float]] = {}
+    stores = {side: Store(await connect_pool(url)) for side, url in urls.items()}
+    try:
+        for r in range(rounds):
+            for side, store in stores.items():
+                calls = [
+                    ToolCallRecord(
+                        seq=r * 20 + i + 1,
+                        at=datetime.now(UTC),
+                        task_id=f"flush-{r}",
+                        call=ToolCall(tool="Bash", ok=True, action=f"make step {r}"),
+                    )
+                    for i in range(20)
+                ]
+                t0 = time.perf_counter()
+                await store.record_tool_calls("flush", f"flush-{side}:{r // 50}", calls)
+                found.setdefault(f"ledger write of 20 calls [{side}]", []).append(
+                    time.perf_counter() - t0
+                )
+    finally:
+        for store in stores.values():
+            await store.pool.close()
+    return found
 
 
 async def report_costs(
@@ -172,10 +213,16 @@ async def main() -> int:
             )
             first = (datetime.now(UTC).date() - timedelta(days=args.days)).strftime("%Y%m%d")
             oldest = f"y{first}-0000"
+            # The team's tether.toml (a TETHER_CONFIG naming no file makes `status` read the
+            # whole configuration to say so).
+            team = "".join(f'[[agents]]\nname = "{a}"\n' for a in Templates.load(FIXTURE).agents())
+            (stack.folder / "tether.toml").write_text(team)
             envs = {
                 side: stack.worker_env("unused", DATABASE_URL=url) for side, url in urls.items()
             }
-            times = await commands(envs, oldest, args.rounds)
+            # A task from today on each side, for `task show` of a task just closed.
+            today = await recent_task(pool, urls["empty"])
+            times = await commands(envs, oldest, today, args.rounds)
 
             # Task lifecycles and reports, through a worker process on each database.
             queues = {side: f"year-{side}-{suffix}" for side in urls}
@@ -197,7 +244,12 @@ async def main() -> int:
                 costs = await report_costs(stack, urls, queues, args.rounds * 4)
 
             report = await store_prune(pool)
+            await pool.execute("VACUUM ANALYZE tool_calls")
             after = await pool.fetchval("SELECT pg_database_size(current_database())")
+            # The ledger write again, with the log pruned to its last 90 days (as a founder who
+            # prunes keeps it), alternating with the empty database.
+            pruned = await ledger_writes(urls, args.rounds * 8)
+            costs.update({f"{k} (pruned)": v for k, v in pruned.items()})
         finally:
             await pool.close()
 
@@ -234,9 +286,15 @@ async def main() -> int:
         f"\nTask lifecycle, concurrency 10: {y:.1f} tasks/s at a year's record, {e:.1f} empty: "
         f"{e / y:.2f}x slower (goal <= 1.2x)"
     )
-    for what in ("report round trip", "ledger write of 20 calls"):
-        yv = statistics.median(costs[f"{what} [year]"])
-        ev = statistics.median(costs[f"{what} [empty]"])
+    for what in (
+        "report round trip",
+        "ledger write of 20 calls",
+        "ledger write of 20 calls (pruned)",
+    ):
+        key = what.replace(" (pruned)", "")
+        tail = " (pruned)" if "pruned" in what else ""
+        yv = statistics.median(costs[f"{key} [year]{tail}"])
+        ev = statistics.median(costs[f"{key} [empty]{tail}"])
         print(
             f"{what}: {yv * 1000:.1f} ms at a year's record, {ev * 1000:.1f} ms empty: "
             f"{yv / ev:.2f}x (goal <= 1.2x)"
@@ -245,6 +303,12 @@ async def main() -> int:
 
 
 async def store_prune(pool: asyncpg.Pool) -> object:
+    """`tether prune` at the year's record: the dry run, as the command prints it, then
+    applied."""
+    from tether.cli.retention import render_prune
+
+    dry = await Store(pool).prune(cutoff_for(90), apply=False)
+    print("\n$ tether prune\n" + render_prune(dry, 90, 30), flush=True)
     return await Store(pool).prune(cutoff_for(90), apply=True, by="bench")
 
 

@@ -504,3 +504,92 @@ async def test_an_idle_sessions_numbers_reach_the_status_a_minute_after_its_last
 async def _numbers(probe: Any, cost: float) -> Any:
     found = await probe()
     return found if found is not None and found.cost_usd == pytest.approx(cost) else None
+
+
+async def test_task_show_of_a_closed_task_answers_from_postgresql_alone(
+    fresh_db: str, tmp_path: Path
+) -> None:
+    """`tether task show` of a closed task (its record is final in PostgreSQL) imports neither
+    pydantic nor the Temporal SDK, and prints what the full CLI prints of the model, text and
+    JSON; a task still open goes to the full CLI (its workflow may know more)."""
+    from tests.support.helpers import clean_environment
+    from tether.cli.tasks import render_record
+    from tether.contracts import (
+        Artifact,
+        CheckEvidence,
+        ShellCheck,
+        TaskEvent,
+        TaskSpec,
+        TaskState,
+        TaskView,
+        TokenUsage,
+        ToolCall,
+        ToolCallRecord,
+    )
+    from tether.store import Store, connect_pool, migrate
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    spec = TaskSpec(
+        id="closed-1",
+        title="Closed last year",
+        checks=[ShellCheck(command="true", name="unit"), ShellCheck(command="make lint")],
+        artifact=Artifact(kind="file", path="docs/out.md"),
+    )
+    view = TaskView(
+        spec=spec,
+        state=TaskState.DONE,
+        assignee="coder",
+        created_at=now - timedelta(days=330),
+        updated_at=now - timedelta(days=329),
+        last_note="all green",
+        last_evidence=[
+            CheckEvidence(
+                index=0, name="unit", kind="shell", passed=True, summary="exit 0",
+                started_at=now, exit_code=0, output_excerpt="ok",
+            )
+        ],
+        submissions=1,
+        seq=3,
+    )  # fmt: skip
+    events = [
+        TaskEvent(seq=1, at=view.created_at, actor="founder", kind="created", to_state="open"),
+        TaskEvent(
+            seq=2, at=view.created_at + timedelta(hours=1), actor="coder", kind="claimed",
+            from_state="open", to_state="claimed", detail={"by": "coder"},
+        ),
+        TaskEvent(
+            seq=3, at=view.updated_at, actor="tether", kind="verified", from_state="claimed",
+            to_state="done",
+        ),
+    ]  # fmt: skip
+    pool = await connect_pool(fresh_db)
+    try:
+        await migrate(pool)
+        store = Store(pool)
+        await store.record(view, events)
+        await store.record(
+            TaskView(spec=spec.model_copy(update={"id": "open-1"}), created_at=now, updated_at=now),
+            [],
+        )
+        calls = [
+            ToolCallRecord(seq=n, at=now, task_id="closed-1", call=ToolCall(tool="Bash", ok=n > 1))
+            for n in range(1, 4)
+        ]
+        await store.record_tool_calls("coder", "s1", calls)
+        await store.record_costs("coder", "s1", {"closed-1": 1.5}, {"closed-1": TokenUsage()})
+        record = await store.get_task("closed-1")
+    finally:
+        await pool.close()
+    assert record is not None
+    env = clean_environment(DATABASE_URL=fresh_db, TETHER_HOME=str(tmp_path / "home"))
+
+    out = await read_light(env, "task", "show", "closed-1")
+    assert out.rstrip("\n") == render_record(record)
+    assert "spent $1.50 over 3 tool calls (1 failed)" in out
+    assert json.loads(await read_light(env, "task", "show", "closed-1", "--json")) == (
+        record.model_dump(mode="json")
+    )
+    # An open task, and one that does not exist, are the full CLI's (no Temporal here: it says
+    # what it could not reach, or that there is no such task).
+    code, _, err = await cli(env, "task", "show", "nope")
+    assert code == 2 and "no task 'nope'" in err

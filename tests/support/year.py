@@ -103,6 +103,9 @@ class Templates:
     deployments: list[dict[str, Any]]
     inbox: list[dict[str, Any]]
 
+    def agents(self) -> list[str]:
+        return sorted({s["agent"] for s in self.sessions})
+
     @classmethod
     def load(cls, path: Path) -> Templates:
         raw = json.loads(path.read_text())

@@ -125,6 +125,75 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def render_task(task: dict[str, Any]) -> str:
+    """A task (TaskView's JSON form) as `tether task create|claim|show` print it."""
+    spec = task["spec"]
+    lines = [f"task {spec['id']}: {spec['title']}", f"  state: {task['state']}"]
+    if task["assignee"]:
+        lines.append(f"  assignee: {task['assignee']}")
+    if task["hold_reason"]:
+        lines.append(f"  reason: {task['hold_reason']}")
+    if spec.get("artifact"):
+        art = {k: v for k, v in spec["artifact"].items() if v is not None}
+        lines.append("  artifact: " + ", ".join(f"{k}={v}" for k, v in art.items()))
+    lines.append(f"  submissions: {task['submissions']}")
+    evidence = {e["index"]: e for e in task["last_evidence"]}
+    lines.append("  checks:")
+    for i, check in enumerate(spec["checks"]):
+        ev = evidence.get(i)
+        status = f"{'PASS' if ev['passed'] else 'FAIL'}  {ev['summary']}" if ev else "not run yet"
+        label = check.get("name") or f"{check.get('kind', 'check')}#{i + 1}"
+        lines.append(f"    [{check['kind']}] {label}: {status}")
+    return "\n".join(lines)
+
+
+def render_task_record(record: dict[str, Any]) -> str:
+    """A task with its ledger and history (TaskRecord's JSON form), as `tether task show`
+    prints it."""
+    task = record["task"]
+    lines = [render_task(task)]
+    if task["last_note"]:
+        lines.append(f"  last note from the agent (not evidence): {task['last_note']}")
+    if record.get("ledger") is not None:
+        led = record["ledger"]
+        lines.append(
+            f"  spent ${led['usd']:.2f} over {led['tool_calls']} tool calls "
+            f"({led['failed_tool_calls']} failed)"
+        )
+    lines.append("  history:")
+    for e in record["events"]:
+        moved = (
+            f"{e['from_state']} -> {e['to_state']}" if e["from_state"] else f"-> {e['to_state']}"
+        )
+        extra = f"  {json.dumps(e['detail'])}" if e["detail"] else ""
+        at = datetime.fromisoformat(e["at"].replace("Z", "+00:00"))
+        lines.append(f"    {at:%Y-%m-%d %H:%M:%S} {e['actor']:<10} {e['kind']:<20} {moved}{extra}")
+    return "\n".join(lines)
+
+
+# A closed task's record is final in PostgreSQL: `task show` answers it here. Any other task
+# may have transitions its workflow has not written yet: the full CLI asks the workflow.
+CLOSED_STATES = ("done", "cancelled")
+
+
+async def closed_task(task_id: str, dsn: str) -> dict[str, Any] | None:
+    """A closed task's record (TaskRecord's JSON form), or None when this module cannot give
+    all of it (no such task here, a task still open, PostgreSQL out of reach)."""
+    from tether.store import reads
+
+    try:
+        conn = await reads.connect(dsn)
+    except TetherError:
+        return None
+    try:
+        record = await reads.task_record_json(conn, task_id)
+    finally:
+        await conn.close()
+    if record is None or record["task"]["state"] not in CLOSED_STATES:
+        return None
+    return record
+
+
 def task_line(task_id: str, state: str, assignee: str | None, title: str) -> str:
     """One row of `tether task list`."""
     return f"{task_id:<24} {state:<10} {assignee or '-':<14} {title}"
@@ -355,9 +424,35 @@ def _parser(words: list[str]) -> argparse.ArgumentParser | None:
     return None
 
 
+def _show_closed(argv: list[str]) -> None:
+    """`tether task show ID [--json]` of a closed task, answered here; else return."""
+    import asyncio
+
+    words = [w for w in argv[2:] if w != "--json"]
+    if len(words) != 1 or words[0].startswith("-"):
+        return
+    env = os.environ
+    dsn = database_url_from(env.get("DATABASE_URL") or None, home_from_env(env))
+    try:
+        record = asyncio.run(closed_task(words[0], dsn))
+    except Exception:
+        return
+    if record is None:
+        return
+    if "--json" in argv:
+        print_json(record)
+    else:
+        print(render_task_record(record))
+    sys.stdout.flush()
+    raise SystemExit(0)
+
+
 def main(argv: list[str]) -> None:
     """Answer `argv` here when it is one of these read commands; else return, and the caller
     runs the full CLI (which also says what is wrong with words these parsers do not know)."""
+    if argv[:2] == ["task", "show"] and "-h" not in argv and "--help" not in argv:
+        _show_closed(argv)
+        return
     parser = _parser(argv)
     if parser is None:
         return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,41 +38,11 @@ from tether.errors import TetherError
 
 
 def render_view(view: TaskView) -> str:
-    spec = view.spec
-    lines = [f"task {spec.id}: {spec.title}", f"  state: {view.state}"]
-    if view.assignee:
-        lines.append(f"  assignee: {view.assignee}")
-    if view.hold_reason:
-        lines.append(f"  reason: {view.hold_reason}")
-    if spec.artifact:
-        art = spec.artifact.model_dump(exclude_none=True)
-        lines.append("  artifact: " + ", ".join(f"{k}={v}" for k, v in art.items()))
-    lines.append(f"  submissions: {view.submissions}")
-    evidence = {e.index: e for e in view.last_evidence}
-    lines.append("  checks:")
-    for i, check in enumerate(spec.checks):
-        ev = evidence.get(i)
-        status = f"{pass_mark(ev.passed)}  {ev.summary}" if ev else "not run yet"
-        lines.append(f"    [{check.kind}] {check.label(i)}: {status}")
-    return "\n".join(lines)
+    return cockpit.render_task(view.model_dump(mode="json"))
 
 
 def render_record(record: TaskRecord) -> str:
-    lines = [render_view(record.task)]
-    if record.task.last_note:
-        lines.append(f"  last note from the agent (not evidence): {record.task.last_note}")
-    if record.ledger is not None:
-        led = record.ledger
-        lines.append(
-            f"  spent ${led.usd:.2f} over {led.tool_calls} tool calls "
-            f"({led.failed_tool_calls} failed)"
-        )
-    lines.append("  history:")
-    for e in record.events:
-        moved = f"{e.from_state} -> {e.to_state}" if e.from_state else f"-> {e.to_state}"
-        extra = f"  {json.dumps(e.detail)}" if e.detail else ""
-        lines.append(f"    {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<10} {e.kind:<20} {moved}{extra}")
-    return "\n".join(lines)
+    return cockpit.render_task_record(record.model_dump(mode="json"))
 
 
 def render_submit(result: SubmitResult) -> str:

@@ -139,6 +139,45 @@ def task_json(row: Any) -> dict[str, Any]:
     return {name: _json_value(value) for name, value in task_fields(row).items()}
 
 
+# TaskEvent's fields in declaration order.
+TASK_EVENT_FIELDS = ("seq", "at", "actor", "kind", "from_state", "to_state", "detail")
+
+
+async def task_record_json(conn: asyncpg.Connection, task_id: str) -> dict[str, Any] | None:
+    """A task as `tether task show --json` prints it (TaskRecord's JSON form): its row, its
+    events and its ledger (with what a prune summed); None when PostgreSQL has no such task."""
+    row = await conn.fetchrow("SELECT * FROM tasks WHERE id = $1", task_id)
+    if row is None:
+        return None
+    events = await conn.fetch("SELECT * FROM task_events WHERE task_id = $1 ORDER BY seq", task_id)
+    ledger = await task_ledger_row(conn, task_id)
+    return {
+        "task": task_json(row),
+        "events": [{k: _json_value(e[k]) for k in TASK_EVENT_FIELDS} for e in events],
+        "ledger": {
+            "usd": float(ledger["usd"]),
+            "tool_calls": int(ledger["calls"]),
+            "failed_tool_calls": int(ledger["failed"]),
+        },
+    }
+
+
+async def task_ledger_row(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> Any:
+    """The task's spend and tool calls: the ledger's rows and the rollups of pruned ones (each
+    read by its task index)."""
+    return await conn.fetchrow(
+        """SELECT
+             (SELECT COALESCE(SUM(usd), 0) FROM cost_ledger WHERE task_id = $1)
+             + (SELECT COALESCE(SUM(usd), 0) FROM cost_days WHERE task_id = $1) AS usd,
+             (SELECT count(*) FROM tool_calls WHERE task_id = $1)
+             + (SELECT COALESCE(SUM(calls), 0) FROM tool_call_days WHERE task_id = $1) AS calls,
+             (SELECT count(*) FROM tool_calls WHERE task_id = $1 AND NOT ok)
+             + (SELECT COALESCE(SUM(failed), 0) FROM tool_call_days WHERE task_id = $1)
+               AS failed""",
+        task_id,
+    )
+
+
 # --- inbox ------------------------------------------------------------------------------------
 
 

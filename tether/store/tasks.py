@@ -125,21 +125,8 @@ class Tasks:
         )
 
     async def task_ledger(self, task_id: str) -> TaskLedger:
-        """The task's spend and tool calls: the ledger's rows and the rollups of pruned ones
-        (each read by its task index)."""
-        row = await self.pool.fetchrow(
-            """SELECT
-                 (SELECT COALESCE(SUM(usd), 0) FROM cost_ledger WHERE task_id = $1)
-                 + (SELECT COALESCE(SUM(usd), 0) FROM cost_days WHERE task_id = $1) AS usd,
-                 (SELECT count(*) FROM tool_calls WHERE task_id = $1)
-                 + (SELECT COALESCE(SUM(calls), 0) FROM tool_call_days WHERE task_id = $1)
-                   AS calls,
-                 (SELECT count(*) FROM tool_calls WHERE task_id = $1 AND NOT ok)
-                 + (SELECT COALESCE(SUM(failed), 0) FROM tool_call_days WHERE task_id = $1)
-                   AS failed""",
-            task_id,
-        )
-        assert row is not None
+        """The task's spend and tool calls, pruned ones included."""
+        row = await reads.task_ledger_row(self.pool, task_id)
         return TaskLedger(
             usd=float(row["usd"]),
             tool_calls=int(row["calls"]),
