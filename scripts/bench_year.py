@@ -250,6 +250,15 @@ async def main() -> int:
             # prunes keeps it), alternating with the empty database.
             pruned = await ledger_writes(urls, args.rounds * 8)
             costs.update({f"{k} (pruned)": v for k, v in pruned.items()})
+            # What a pruned year holds once its freed pages are returned (a prune leaves them
+            # for new rows: the file stays, and the next months fill it first).
+            await pool.execute("VACUUM FULL tool_calls")
+            await pool.execute("VACUUM FULL cost_ledger")
+            compact = await pool.fetchval("SELECT pg_database_size(current_database())")
+            largest = await pool.fetch(
+                """SELECT relname, pg_total_relation_size(relid) AS bytes FROM pg_statio_user_tables
+                   ORDER BY bytes DESC LIMIT 6"""
+            )
         finally:
             await pool.close()
 
@@ -268,6 +277,11 @@ async def main() -> int:
         f"  on disk: {before / MIB:.0f} MiB before `tether prune --apply` (90 days), "
         f"{after / MIB:.0f} MiB after (PostgreSQL keeps the freed pages for new rows; "
         f"VACUUM FULL would return them); per agent-year {after / MIB / 11:.0f} MiB"
+    )
+    print(
+        f"  a pruned year, its freed pages returned (VACUUM FULL): {compact / MIB:.0f} MiB, "
+        f"{compact / MIB / 11:.0f} MiB per agent-year; the largest tables: "
+        + ", ".join(f"{r['relname']} {r['bytes'] / MIB:.0f}" for r in largest)
     )
     for part in report.parts:
         print(

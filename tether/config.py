@@ -850,4 +850,11 @@ cost_ceiling_usd = 25.0
 # output = 15.0
 # cache_read = 0.3
 # cache_write = 3.75
+
+# How long the record keeps its detail. Closed workflows leave Temporal after temporal_days
+# (every worker sets the namespace's retention); `tether prune --apply` sums the tool-call log
+# and the cost ledger older than ledger_days into a row per agent, task and day.
+[retention]
+ledger_days = 90
+temporal_days = 30
 """
