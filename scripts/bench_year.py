@@ -38,7 +38,7 @@ import asyncpg  # noqa: E402
 
 from scripts.bench_tasks import tether_lifecycle, wave  # noqa: E402
 from scripts.throwaway import throwaway_stack, worker_processes  # noqa: E402
-from tests.support.year import FIXTURE, Templates, write_day  # noqa: E402
+from tests.support.year import FIXTURE, Templates, write_year  # noqa: E402
 from tether import client as api  # noqa: E402
 from tether.contracts import Report, SessionInput, ToolCall, ToolCallRecord  # noqa: E402
 from tether.ops.runtime import run_and_exit  # noqa: E402
@@ -61,22 +61,18 @@ async def fill_year(url: str, days: int) -> list[tuple[int, float, float]]:
     """The year, oldest day first; (month, database MiB after it, seconds it took)."""
     pool = await connect_pool(url)
     growth = []
+    started = time.monotonic()
+
+    async def measured(n: int, _day: object) -> None:
+        if (n + 1) % 30 == 0 or n == days - 1:
+            size = await pool.fetchval("SELECT pg_database_size(current_database())")
+            took = time.monotonic() - started
+            growth.append(((n + 1) // 30, size / MIB, took))
+            print(f"  day {n + 1}: {size / MIB:.0f} MiB, {took:.0f} s", flush=True)
+
     try:
         await migrate(pool)
-        store = Store(pool)
-        t = Templates.load(FIXTURE)
-        agents = sorted({s["agent"] for s in t.sessions})
-        first = datetime.now(UTC).date() - timedelta(days=days)
-        started = time.monotonic()
-        for n in range(days):
-            await write_day(store, t, first + timedelta(days=n), n, 1.0, agents)
-            if (n + 1) % 30 == 0 or n == days - 1:
-                size = await pool.fetchval("SELECT pg_database_size(current_database())")
-                growth.append(((n + 1) // 30, size / MIB, time.monotonic() - started))
-                print(
-                    f"  day {n + 1}: {size / MIB:.0f} MiB, {time.monotonic() - started:.0f} s",
-                    flush=True,
-                )
+        await write_year(Store(pool), days, after_day=measured)
         await pool.execute("VACUUM ANALYZE")
     finally:
         await pool.close()
@@ -125,7 +121,7 @@ async def commands(
     return times
 
 
-async def ledger_writes(urls: dict[str, str], rounds: int) -> dict[str, list[float]]:
+async def ledger_writes(urls: dict[str, str], rounds: int, run: str) -> dict[str, list[float]]:
     """A session's flush: 20 tool calls into the log, on each database, alternating."""
     found: dict[str, list[float]] = {}
     stores = {side: Store(await connect_pool(url)) for side, url in urls.items()}
@@ -142,7 +138,7 @@ async def ledger_writes(urls: dict[str, str], rounds: int) -> dict[str, list[flo
                     for i in range(20)
                 ]
                 t0 = time.perf_counter()
-                await store.record_tool_calls("flush", f"flush-{side}:{r // 50}", calls)
+                await store.record_tool_calls("flush", f"flush-{run}-{side}:{r // 50}", calls)
                 found.setdefault(f"ledger write of 20 calls [{side}]", []).append(
                     time.perf_counter() - t0
                 )
@@ -152,38 +148,20 @@ async def ledger_writes(urls: dict[str, str], rounds: int) -> dict[str, list[flo
     return found
 
 
-async def report_costs(
-    stack: object, urls: dict[str, str], queues: dict[str, str], rounds: int
+async def report_rounds(
+    stack: object, queues: dict[str, str], rounds: int
 ) -> dict[str, list[float]]:
-    """A report's round trip to a session on each side's worker, and a flush's ledger write."""
+    """A report's round trip to a session on each side's worker, alternating."""
     client = stack.client  # type: ignore[attr-defined]
     found: dict[str, list[float]] = {}
-    stores = {side: Store(await connect_pool(url)) for side, url in urls.items()}
-    try:
-        for side, queue in queues.items():
-            await api.start_session(
-                client, queue, SessionInput(agent=f"bench-{side}", runtime="sdk")
-            )
-        for r in range(rounds):
-            for side in queues:
-                call = ToolCall(tool="Bash", ok=True, action=f"make step {r}")
-                t0 = time.perf_counter()
-                await api.report(client, f"bench-{side}", Report(tool_call=call))
-                found.setdefault(f"report round trip [{side}]", []).append(time.perf_counter() - t0)
-                calls = [
-                    ToolCallRecord(
-                        seq=r * 20 + i + 1, at=datetime.now(UTC), task_id=f"bench-{r}", call=call
-                    )
-                    for i in range(20)
-                ]
-                t0 = time.perf_counter()
-                await stores[side].record_tool_calls(f"bench-{side}", f"bench-{side}:key", calls)
-                found.setdefault(f"ledger write of 20 calls [{side}]", []).append(
-                    time.perf_counter() - t0
-                )
-    finally:
-        for store in stores.values():
-            await store.pool.close()
+    for side, queue in queues.items():
+        await api.start_session(client, queue, SessionInput(agent=f"bench-{side}", runtime="sdk"))
+    for r in range(rounds):
+        for side in queues:
+            call = ToolCall(tool="Bash", ok=True, action=f"make step {r}")
+            t0 = time.perf_counter()
+            await api.report(client, f"bench-{side}", Report(tool_call=call))
+            found.setdefault(f"report round trip [{side}]", []).append(time.perf_counter() - t0)
     return found
 
 
@@ -241,14 +219,15 @@ async def main() -> int:
                             stack.client, q, f"{p}-{n}", done
                         )
                         rates.setdefault(side, []).append(await wave(10, args.tasks, one))
-                costs = await report_costs(stack, urls, queues, args.rounds * 4)
+                costs = await report_rounds(stack, queues, args.rounds * 4)
+            costs.update(await ledger_writes(urls, args.rounds * 4, "before"))
 
             report = await store_prune(pool)
             await pool.execute("VACUUM ANALYZE tool_calls")
             after = await pool.fetchval("SELECT pg_database_size(current_database())")
             # The ledger write again, with the log pruned to its last 90 days (as a founder who
             # prunes keeps it), alternating with the empty database.
-            pruned = await ledger_writes(urls, args.rounds * 8)
+            pruned = await ledger_writes(urls, args.rounds * 8, "pruned")
             costs.update({f"{k} (pruned)": v for k, v in pruned.items()})
             # What a pruned year holds once its freed pages are returned (a prune leaves them
             # for new rows: the file stays, and the next months fill it first).

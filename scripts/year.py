@@ -107,7 +107,7 @@ async def database(args: argparse.Namespace) -> AsyncIterator[str]:
 
 async def fill(url: str, templates: Path, days: int, scale: float, progress: Path) -> None:
     t = Templates.load(templates)
-    agents = sorted({s["agent"] for s in t.sessions})
+    agents = t.agents()
     done = json.loads(progress.read_text()) if progress.exists() else {}
     today = datetime.now(UTC).date()
     first = today - timedelta(days=days)

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from tests.support.plans import Explaining, Plan
-from tests.support.year import FIXTURE, Templates, write_day
+from tests.support.year import write_year
 from tether.store import Store, connect_pool, migrate, reads
 from tether.store.retention import cutoff_for
 
@@ -44,11 +44,7 @@ async def year_db(database_url: str) -> Any:
     try:
         await migrate(pool)
         store = Store(pool)
-        t = Templates.load(FIXTURE)
-        agents = sorted({s["agent"] for s in t.sessions})
-        first = datetime.now(UTC).date() - timedelta(days=DAYS)
-        for n in range(DAYS):
-            await write_day(store, t, first + timedelta(days=n), n, 1.0, agents, RATES)
+        first = await write_year(store, DAYS, RATES)
         await pool.execute("ANALYZE")
         yield url, store, first
     finally:

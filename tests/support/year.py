@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -292,3 +293,22 @@ async def write_day(
             await store.acknowledge([item_id], at=posted + timedelta(hours=3))
     written["inbox"] = rates["inbox"]
     return written
+
+
+async def write_year(
+    store: Store,
+    days: int,
+    rates: dict[str, int] | None = None,
+    after_day: Callable[[int, date], Awaitable[None]] | None = None,
+    templates: Path = FIXTURE,
+) -> date:
+    """`days` days ending yesterday, oldest first (`after_day(n, day)` after each); the first
+    day."""
+    t = Templates.load(templates)
+    first = datetime.now(UTC).date() - timedelta(days=days)
+    for n in range(days):
+        day = first + timedelta(days=n)
+        await write_day(store, t, day, n, 1.0, t.agents(), rates)
+        if after_day is not None:
+            await after_day(n, day)
+    return first
