@@ -133,6 +133,7 @@ RULES: dict[str, set[str]] = {
     },
     # Running Tether (the embedded stack, `tether up`, process plumbing): it starts the worker
     # and the gateway, and reads configuration; never the CLI, the activities or the workflows.
+    # (The store's connection only to tell a PostgreSQL outage in a log line.)
     "tether/ops": {
         "opentelemetry",
         "temporalio",
@@ -145,6 +146,7 @@ RULES: dict[str, set[str]] = {
         "tether.trust.keys",
         "tether.ops",
         "tether.runtimes",
+        "tether.store.connection",
     },
     # The `tether` command, one module per noun: every room's door for the founder, the demo's
     # team (with its own worker); never a workflow class (workflows are asked by the client).

@@ -283,3 +283,59 @@ async def _session_has(client: Client, agent: str, task_id: str) -> bool:
 async def _has(probe: Any, **expected: Any) -> bool:
     found = await probe()
     return all(check(found[key]) for key, check in expected.items())
+
+
+async def test_a_worker_process_says_a_postgresql_restart_in_lines_not_tracebacks(
+    client: Client, temporal_address: str, tmp_path: Path
+) -> None:
+    """PostgreSQL restarted under a worker process (found by the soak: its log filled with a
+    traceback for every retry of asyncpg's pool and of every activity attempt): each retry is
+    one line saying what failed and why, and the work written meanwhile arrives."""
+    import signal
+    import sys
+
+    from tether import client as api
+    from tether.contracts import ShellCheck, TaskSpec
+
+    pg = EmbeddedPostgres(tmp_path / "pg", port=free_port())
+    await asyncio.to_thread(pg.start)
+    pool = await connect_pool(pg.url)
+    await migrate(pool)
+    queue = f"outage-log-{uuid.uuid4().hex[:8]}"
+    env = clean_environment(
+        TETHER_HOME=str(keys.write(tmp_path / "home")),
+        TEMPORAL_ADDRESS=temporal_address,
+        TETHER_TASK_QUEUE=queue,
+        DATABASE_URL=pg.url,
+    )
+    log = tmp_path / "worker.log"
+    root = Path(__file__).resolve().parent.parent
+    with log.open("w") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(root / "worker.py"), env=env, stdout=out, stderr=out
+        )
+    try:
+        await eventually(lambda: "worker polling" in log.read_text(), "the worker polling", 30)
+        await asyncio.to_thread(pg.stop)
+        task_id = f"outage-{uuid.uuid4().hex[:6]}"
+        check = ShellCheck(command="true")
+        spec = TaskSpec(id=task_id, title="written while PostgreSQL restarts", checks=[check])
+        await api.create_task(client, queue, spec)
+        await eventually(
+            lambda: "StoreUnavailable" in log.read_text(), "a failed attempt in the log", 60
+        )
+        await asyncio.to_thread(pg.start)
+
+        async def written() -> bool:
+            return await pool.fetchval("SELECT count(*) FROM tasks WHERE id = $1", task_id) == 1
+
+        await eventually(written, "the task in PostgreSQL once it is back", 90)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 60)
+        await pool.close()
+        await asyncio.to_thread(pg.stop)
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    failed = [line for line in text.splitlines() if "Completing activity as failed" in line]
+    assert failed and all("StoreUnavailable: cannot reach PostgreSQL" in f for f in failed), failed

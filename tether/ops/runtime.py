@@ -27,6 +27,34 @@ def setup_logging(level: int = logging.INFO, verbose: bool = False) -> None:
     if not (verbose or os.environ.get("TETHER_VERBOSE") == "1"):
         for name in LIBRARY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(OutageInOneLine())
+
+
+class OutageInOneLine(logging.Filter):
+    """A PostgreSQL outage as the libraries report it while they retry (asyncpg's pool keeping
+    its connections, Temporal's worker failing an activity attempt with `StoreUnavailable`): one
+    line saying what failed and why, not a traceback per attempt. TETHER_VERBOSE=1 keeps them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and _outage(exc):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {str(exc)[:300]}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _outage(exc: BaseException) -> bool:
+    from tether.errors import STORE_UNAVAILABLE
+    from tether.store.connection import store_outage
+
+    if store_outage(exc):
+        return True
+    return type(exc).__name__ == "ApplicationError" and getattr(exc, "type", None) == (
+        STORE_UNAVAILABLE
+    )
 
 
 def setup_tracing(exporter: str | None, role: str = "cli") -> None:
