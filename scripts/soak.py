@@ -536,6 +536,17 @@ def summary(run: Run, rows: list[dict[str, Any]], found: dict[str, int], minutes
                 f"  {who} memory: {a:.0f} MiB at 15 min, {b:.0f} MiB at the end, "
                 f"{(b / a - 1) * 100:+.1f}% (goal within 10% for the worker and the gateway)"
             )
+    # A worker killed and started again replays every session's history at once: its memory
+    # after a restart is its own level, not the one before. Creep shows as the same phase of
+    # each worker process's life growing from one process to the next.
+    starts = [0.0] + [at for at, what in run.failures if "worker" in what]
+    phase = []
+    for start in starts:
+        found = window(rows, start + 9.5, start + 11.5, "worker_mib")
+        if found:
+            phase.append(f"{statistics.median(found):.0f} MiB (started at {start:.0f} min)")
+    if phase:
+        lines.append("  worker memory 10 minutes into each worker process: " + ", ".join(phase))
     if rows:
         lines.append(
             f"  history length max {max(r['history_max'] for r in rows)}; Temporal's database "

@@ -237,3 +237,32 @@ def test_temporal_cloud_is_reached_with_an_api_key_or_mtls_from_the_environment(
         )
     with pytest.raises(TetherError, match="TEMPORAL_TLS is off"):
         cloud_options({"TEMPORAL_TLS": "false", "TEMPORAL_API_KEY": "key-1"})
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    """`--help` at every level: each command and each option has its own line, and no two
+    commands under one parent say the same thing (`reject` once repeated `approve`'s)."""
+    import argparse
+
+    from tether.cli.main import build_parser
+
+    missing, repeated = [], []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = [c.help for c in action._choices_actions]
+                repeated.extend(
+                    f"{' '.join(path)}: {h}" for h in set(helps) if h and helps.count(h) > 1
+                )
+                said = {c.dest: c.help for c in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not said.get(name):
+                        missing.append(" ".join([*path, name]))
+                    walk(sub, [*path, name])
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{' '.join(path)} {action.option_strings or action.dest}")
+
+    walk(build_parser(), ["tether"])
+    assert not missing, missing
+    assert not repeated, repeated

@@ -228,17 +228,17 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "run", help="start an agent's process now, supervised by its session (founder-signed)"
     )
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name, as tether.toml has it")
     p.add_argument("--prompt", help="what to tell it (default: start your work)")
     p.add_argument("--task", help="the task it works on")
-    p.add_argument("--by", default="founder")
+    p.add_argument("--by", default="founder", help="who acts (kept with the action)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser(
         "sandbox",
         help="run a command (claude, codex, a shell) in an agent's sandbox, with its token and "
         "gateway, on this terminal: tether sandbox AGENT -- COMMAND [ARG...]",
     )
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name, as tether.toml has it")
     p.add_argument(
         "argv",
         nargs=argparse.REMAINDER,
@@ -249,25 +249,25 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "stop", help="end an agent's process group now: SIGTERM, then SIGKILL (founder-signed)"
     )
-    p.add_argument("agent")
-    p.add_argument("--reason")
-    p.add_argument("--by", default="founder")
+    p.add_argument("agent", help="the agent's name, as tether.toml has it")
+    p.add_argument("--reason", help="why (kept with the action)")
+    p.add_argument("--by", default="founder", help="who acts (kept with the action)")
     p.set_defaults(func=cmd_stop)
 
     agent = sub.add_parser("agent", help="agents' identities at the gateway: token, revoke, tokens")
     asub = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
     p = asub.add_parser("token", help="mint an agent's token (a founder action; shown once)")
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name, as tether.toml has it")
     p.add_argument("--rotate", action="store_true", help="revoke the agent's other tokens")
-    p.add_argument("--by", default="founder")
+    p.add_argument("--by", default="founder", help="who acts (kept with the action)")
     p.set_defaults(func=cmd_agent_token)
     p = asub.add_parser("revoke", help="revoke every token of an agent")
-    p.add_argument("agent")
-    p.add_argument("--by", default="founder")
+    p.add_argument("agent", help="the agent's name, as tether.toml has it")
+    p.add_argument("--by", default="founder", help="who acts (kept with the action)")
     p.set_defaults(func=cmd_agent_revoke)
     p = asub.add_parser("tokens", help="tokens minted, without their secret part")
-    p.add_argument("--agent")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--agent", help="only this agent's")
+    p.add_argument("--json", action="store_true", help="the answer as JSON, for scripts")
     p.set_defaults(func=cmd_agent_tokens)
 
     hooks = sub.add_parser("hooks", help="install the agent runtime hooks")
@@ -277,7 +277,7 @@ def register(sub: Any) -> None:
         help="write the agent runtime's hooks: Claude Code (.claude/settings.json), Codex "
         "(.codex/hooks.json), Gemini CLI (.gemini/settings.json) or Cursor (.cursor/hooks.json)",
     )
-    p.add_argument("--agent", required=True)
+    p.add_argument("--agent", required=True, help="the agent, as tether.toml names it")
     p.add_argument(
         "--runtime",
         choices=runtimes.NAMES,

@@ -112,7 +112,7 @@ def register(sub: Any) -> None:
         metavar="N",
         help=f"the newest N anchors to check against (default {ANCHORS}: a day's)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the answer as JSON, for scripts")
     p.set_defaults(func=cmd_audit_verify)
     p = asub.add_parser(
         "export", help="write the chain as JSON Lines: one entry a line, with its hash"

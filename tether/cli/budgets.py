@@ -82,7 +82,7 @@ def register(sub: Any) -> None:
     budget = sub.add_parser("budget", help="hard budgets: show the spend, raise a limit (signed)")
     bsub = budget.add_subparsers(dest="budget_command", required=True, metavar="ACTION")
     p = bsub.add_parser("show", help="spend today and this month (UTC) against each budget")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the answer as JSON, for scripts")
     p.set_defaults(func=cmd_budget_show)
     p = bsub.add_parser(
         "raise",
@@ -92,7 +92,7 @@ def register(sub: Any) -> None:
     p.add_argument("--agent", help="the agent whose daily budget is raised")
     p.add_argument("--daily", type=float, metavar="USD", help="its new daily limit for today")
     p.add_argument("--team-monthly", type=float, metavar="USD", help="the team's new limit")
-    p.add_argument("--reason", default="")
-    p.add_argument("--by", default="founder")
+    p.add_argument("--reason", default="", help="why (kept with the action)")
+    p.add_argument("--by", default="founder", help="who acts (kept with the action)")
     p.add_argument("--key", help=KEY_HELP)
     p.set_defaults(func=cmd_budget_raise)

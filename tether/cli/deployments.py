@@ -165,10 +165,10 @@ def register(sub: Any) -> None:
     deploy = sub.add_parser("deploy", help="deployments: request, show, queue")
     dsub = deploy.add_subparsers(dest="deploy_command", required=True, metavar="ACTION")
     p = dsub.add_parser("request", help="ask to deploy SERVICE at an exact commit, tag or branch")
-    p.add_argument("service")
+    p.add_argument("service", help="the service, as tether.toml names it")
     p.add_argument("--ref", required=True, help="commit, tag or branch (resolved to a commit now)")
-    p.add_argument("--agent", required=True)
-    p.add_argument("--reason", default="")
+    p.add_argument("--agent", required=True, help="the agent, as tether.toml names it")
+    p.add_argument("--reason", default="", help="why (kept with the action)")
     p.add_argument(
         "--env",
         choices=ENVIRONMENTS,
@@ -176,16 +176,18 @@ def register(sub: Any) -> None:
         help="staging (default), or production: only a commit that ran healthy in staging for "
         "the service's soak_minutes",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the answer as JSON, for scripts")
     p.set_defaults(func=cmd_deploy_request)
     p = dsub.add_parser("show", help="a deployment, with its audit trail")
-    p.add_argument("deployment")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("deployment", help="the deployment's id (deploy-SERVICE-...)")
+    p.add_argument("--json", action="store_true", help="the answer as JSON, for scripts")
     p.set_defaults(func=cmd_deploy_show)
     p = dsub.add_parser("queue", help="who holds a service's deploy lock and who waits")
-    p.add_argument("service")
-    p.add_argument("--env", choices=ENVIRONMENTS, default="staging")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("service", help="the service, as tether.toml names it")
+    p.add_argument(
+        "--env", choices=ENVIRONMENTS, default="staging", help="the environment (staging)"
+    )
+    p.add_argument("--json", action="store_true", help="the answer as JSON, for scripts")
     p.set_defaults(func=cmd_deploy_queue)
 
     said = {
@@ -197,10 +199,10 @@ def register(sub: Any) -> None:
     }
     for name, decision in (("approve", "approve"), ("reject", "reject")):
         p = sub.add_parser(name, help=said[name], description=said[name])
-        p.add_argument("deployment")
+        p.add_argument("deployment", help="the deployment's id (deploy-SERVICE-...)")
         p.add_argument("--key", help=KEY_HELP)
-        p.add_argument("--by", default="founder")
-        p.add_argument("--reason", required=decision == "reject")
+        p.add_argument("--by", default="founder", help="who acts (kept with the action)")
+        p.add_argument("--reason", required=decision == "reject", help="why (kept in the audit)")
         if decision == "approve":
             p.add_argument(
                 "--expires-in",

@@ -114,6 +114,6 @@ def register(sub: Any) -> None:
         help="the passkeys enrolled to act for the founder; --revoke NAME ends one's authority",
     )
     p.add_argument("--revoke", metavar="NAME", help="revoke this passkey (its name or id)")
-    p.add_argument("--by", default="founder")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--by", default="founder", help="who acts (kept with the action)")
+    p.add_argument("--json", action="store_true", help="the answer as JSON, for scripts")
     p.set_defaults(func=cmd_passkeys)

@@ -153,6 +153,11 @@ def register(sub: Any) -> None:
         "keygen",
         help="make an Ed25519 key pair: the founder's (default), the gateway's, the workers'",
     )
-    p.add_argument("--role", choices=["founder", "gateway", "worker"], default="founder")
+    p.add_argument(
+        "--role",
+        choices=["founder", "gateway", "worker"],
+        default="founder",
+        help="whose key pair to make (founder)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing key")
     p.set_defaults(func=cmd_keygen)

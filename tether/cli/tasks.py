@@ -165,6 +165,15 @@ def founder_action(
     return command
 
 
+# What each founder's action on a task does (its --help line).
+TASK_ACTIONS = {
+    "cancel": "close a task without doing it (founder-signed)",
+    "block": "hold a task: nobody may claim or submit it until it is unblocked",
+    "unblock": "lift a hold on a task, a loop's included (founder-signed)",
+    "resume": "resume a task the cost governor paused (founder-signed)",
+}
+
+
 def register(sub: Any) -> None:
     """This module's commands, on the `tether` parser's subcommands."""
     task = sub.add_parser("task", help="create, claim, submit and inspect tasks")
@@ -172,9 +181,9 @@ def register(sub: Any) -> None:
 
     p = tsub.add_parser("create", help="create a task from a TOML file or from flags")
     p.add_argument("--file", "-f", help="task definition (TOML); see `tether init`")
-    p.add_argument("--id")
-    p.add_argument("--title")
-    p.add_argument("--description", default="")
+    p.add_argument("--id", help="the task's id: letters, digits, - and _ (required without --file)")
+    p.add_argument("--title", help="one line saying what is to be done (required without --file)")
+    p.add_argument("--description", default="", help="what the agent should know to do it")
     p.add_argument("--assignee", help="only this agent may claim the task")
     p.add_argument("--kind", help="bugfix, feature, ...: its cost is compared within its kind")
     p.add_argument("--artifact", help=ARTIFACT_FORMS)
@@ -217,28 +226,28 @@ def register(sub: Any) -> None:
         action="store_true",
         help="answer once PostgreSQL has the task too (`tether task list` shows it at once)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the task as JSON, for scripts")
     p.set_defaults(func=cmd_task_create)
 
     p = tsub.add_parser("list", help=cockpit.TASK_LIST_HELP)
     cockpit.add_task_list_arguments(p)
     p.set_defaults(func=cmd_task_list)
 
-    p = tsub.add_parser("show", help="a task with its checks, evidence and history")
-    p.add_argument("task")
-    p.add_argument("--json", action="store_true")
+    p = tsub.add_parser("show", help="a task with its checks, evidence, spend and history")
+    p.add_argument("task", help="the task's id")
+    p.add_argument("--json", action="store_true", help="the record as JSON, for scripts")
     p.set_defaults(func=cmd_task_show)
 
     p = tsub.add_parser("claim", help="take a task (exactly one assignee)")
-    p.add_argument("task")
-    p.add_argument("--agent", required=True)
+    p.add_argument("task", help="the task's id")
+    p.add_argument("--agent", required=True, help="the agent taking it")
     p.set_defaults(func=cmd_task_claim)
 
     p = tsub.add_parser("submit", help="say a task is done; Tether runs its checks")
-    p.add_argument("task")
-    p.add_argument("--agent", required=True)
+    p.add_argument("task", help="the task's id")
+    p.add_argument("--agent", required=True, help="the agent that holds it (only it may submit)")
     p.add_argument("--note", help="kept with the task, but decides nothing")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the checks' verdicts as JSON")
     p.set_defaults(func=cmd_task_submit)
 
     for name, call, verb, needs_reason in (
@@ -247,17 +256,17 @@ def register(sub: Any) -> None:
         ("unblock", "unblock_task", "unblocked", False),
         ("resume", "resume_task", "resumed", False),
     ):
-        p = tsub.add_parser(name, help=f"{name} a task")
-        p.add_argument("task")
-        p.add_argument("--reason", required=needs_reason)
-        p.add_argument("--by", default="founder")
+        p = tsub.add_parser(name, help=TASK_ACTIONS[name])
+        p.add_argument("task", help="the task's id")
+        p.add_argument("--reason", required=needs_reason, help="why (kept in the task's history)")
+        p.add_argument("--by", default="founder", help="who acts (kept in the history)")
         if name != "block":
             p.add_argument("--key", help=KEY_HELP)
         p.set_defaults(func=founder_action(call, verb, None if name == "block" else name))
 
     p = sub.add_parser("resume", help="resume a task the cost governor paused (founder-signed)")
-    p.add_argument("task")
-    p.add_argument("--reason")
-    p.add_argument("--by", default="founder")
+    p.add_argument("task", help="the task's id")
+    p.add_argument("--reason", help="why (kept in the task's history)")
+    p.add_argument("--by", default="founder", help="who acts (kept in the history)")
     p.add_argument("--key", help=KEY_HELP)
     p.set_defaults(func=founder_action("resume_task", "resumed", "resume"))

@@ -52,4 +52,4 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_inbox, inbox_command=None)
     isub = p.add_subparsers(dest="inbox_command", metavar="ACTION")
     done = isub.add_parser("done", help="acknowledge notices: tether inbox done ID [ID ...]")
-    done.add_argument("ids", type=int, nargs="+", metavar="ID")
+    done.add_argument("ids", type=int, nargs="+", metavar="ID", help="the items' ids")
