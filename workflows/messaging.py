@@ -99,13 +99,13 @@ async def tell(workflow_id: str, signal: str, arg: BaseModel, local: bool = Fals
             )
         )
         if not delivered:
-            workflow.logger.info("%s is not running; %s not delivered", workflow_id, signal)
+            workflow.logger.debug("%s is not running; %s not delivered", workflow_id, signal)
         return delivered
     try:
         await workflow.get_external_workflow_handle(workflow_id).signal(signal, arg)
     except ApplicationError as err:
         if err.type != NOT_FOUND:
             raise
-        workflow.logger.info("%s is not running; %s not delivered", workflow_id, signal)
+        workflow.logger.debug("%s is not running; %s not delivered", workflow_id, signal)
         return False
     return True

@@ -3,6 +3,7 @@ stand-ins for services, forges, webhooks and collectors."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,9 +16,25 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
+# A client that went away mid-request (an agent's process ended by the runner while its model
+# call was in flight: the guardrail working) is not the server's error to print.
+GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class QuietServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that prints no traceback for a client that went away."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], GONE):
+            return
+        super().handle_error(request, client_address)
+
+
 class LoopbackServer:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = QuietServer(("127.0.0.1", 0), handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     @property
