@@ -1570,10 +1570,12 @@ class AgentSessionWorkflow:
                     retry.NOTIFY,
                 )
             except ActivityError:
+                self._flushed_at = workflow.now()
                 workflow.logger.warning("session %s: ledger write failed", self.view.agent)
                 return
-            finally:
-                self._flushed_at = workflow.now()
+            # Not in a `finally`: a workflow evicted from the cache while it waits here is
+            # closed with GeneratorExit, and the workflow's clock cannot be read then.
+            self._flushed_at = workflow.now()
             written = {c.seq for c in calls}
             g.unflushed = [c for c in g.unflushed if c.seq not in written]
             g.flushed_reports = upto
