@@ -118,7 +118,7 @@ def render_status(report: Mapping[str, Any], colour: bool = False) -> str:
         lines.append(
             paint(
                 f"{report['refused_total']} message(s) refused for their sender (forged, "
-                "replayed or unsealed); the latest:",
+                "replayed or unsealed) in the last 30 days; the latest:",
                 "red",
             )
         )
@@ -129,7 +129,8 @@ def render_status(report: Mapping[str, Any], colour: bool = False) -> str:
         paint("Agents", "bold") + "  (context and cost as of each session's last ledger write, "
         "up to 60 s behind)"
     )
-    rows = [["AGENT", "SESSION", "TASK", "CONTEXT", "COST", "PSEUDO-WORK", "RUN", "NOTE"]]
+    # PSEUDO-WORK: sessions flagged / sessions ended, over the last 30 days.
+    rows = [["AGENT", "SESSION", "TASK", "CONTEXT", "COST", "PSEUDO-WORK 30D", "RUN", "NOTE"]]
     for a in sorted(report["agents"], key=lambda a: a["agent"]):
         note = a["hold"] or a["blocker"] or ""
         if len(note) > 70:  # the whole reason is under Blockers

@@ -179,7 +179,7 @@ async def cmd_session_list(args: argparse.Namespace, settings: Settings) -> int:
             f"{r['agent']:<14} {r['state']:<8} {r['started_at']:%Y-%m-%d %H:%M} {flag:<12} {detail}"
         )
     if counts:
-        print("\npseudo-work per agent (flagged / ended sessions):")
+        print("\npseudo-work per agent, last 30 days (flagged / ended sessions):")
         for agent, (flagged, ended) in counts.items():
             print(f"  {agent:<14} {flagged} / {ended}")
     return 0
