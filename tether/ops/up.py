@@ -77,7 +77,9 @@ async def run_stack(
             require_free_port(settings.ui_port, "Temporal Web UI", hint)
             require_free_port(settings.http_port, "Temporal HTTP API", hint)
             log.info(
-                "starting the Temporal dev server (state in %s)", settings.home / "temporal.db"
+                "starting the Temporal dev server (state in %s, its log in %s)",
+                settings.home / "temporal.db",
+                settings.home / TEMPORAL_LOG,
             )
             temporal = await start_temporal_dev_server(
                 port=settings.temporal_port,
@@ -85,6 +87,7 @@ async def run_stack(
                 http_port=settings.http_port,
                 db_file=settings.home / "temporal.db",
                 namespace=settings.namespace,
+                log_file=settings.home / TEMPORAL_LOG,
             )
             address = f"localhost:{settings.temporal_port}"
             ui = f"http://localhost:{settings.ui_port}"
@@ -189,6 +192,9 @@ async def run_stack(
         if temporal is not None or postgres is not None:
             log.info("stopped")
 
+
+# The dev server's own output (its banner, its warnings), under TETHER_HOME.
+TEMPORAL_LOG = "temporal.log"
 
 # How long the gateway has to start, and to stop once told to.
 GATEWAY_START = 60.0
