@@ -17,6 +17,7 @@ import httpx
 from activities.checks import git
 from tether.config import TetherConfig
 from tether.contracts import Artifact, ArtifactInput, ArtifactResult
+from tether.names import worktree_branch
 from tether.store import Store
 
 MAX_LISTED = 20
@@ -56,12 +57,19 @@ async def check_commit(
         return _result(False, f"repository {repository!r} is not configured", artifact)
     if not os.path.isdir(repo.path):
         return _result(False, f"repository {repository}: {repo.path} does not exist", artifact)
-    branch = (
-        branch
-        or _agent_branch(config, inp.agent)
-        or inp.checked_out.get(repository)
-        or repo.default_branch
-    )
+    named = branch or _agent_branch(config, inp.agent)
+    if named is None:
+        # An agent Tether runs commits in its worktree, on its own branch; one that runs
+        # elsewhere, on the branch checked out at its session's start.
+        own = worktree_branch(inp.agent)
+        there = await git(repo.path, "rev-parse", "--verify", "--quiet", f"refs/heads/{own}")
+        fallback = inp.checked_out.get(repository) or repo.default_branch
+        if there.exit_code == 0 and fallback != own:
+            mine = await check_commit(inp, config, repository, own, path)
+            if mine.passed:
+                return mine
+        named = fallback
+    branch = named
     artifact = artifact.model_copy(update={"branch": branch})
     exists = await git(repo.path, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
     if exists.exit_code != 0:

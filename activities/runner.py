@@ -53,6 +53,7 @@ from tether.hook.install import install
 from tether.hook.transcript import COST_STATE_KEYS as MODEL_USAGE_KEYS
 from tether.hook.transcript import USAGE_KEYS
 from tether.hook.wire import GATEWAY_CA_ENV
+from tether.names import worktree_branch
 from tether.ops import sandbox
 from tether.ops.runtime import die_with_parent
 from tether.store import Store
@@ -141,7 +142,7 @@ class RunnerActivities:
         if found.exit_code != 0:
             base = "HEAD"
         made = await git(
-            repo.path, "worktree", "add", "-B", f"tether/{agent.name}", str(path), base
+            repo.path, "worktree", "add", "-B", worktree_branch(agent.name), str(path), base
         )
         if made.exit_code != 0:
             said = made.stderr.head.decode(errors="replace").strip()
@@ -206,8 +207,11 @@ class RunnerActivities:
     ) -> tuple[dict[str, str], list[str]]:
         """The process's environment, and the secret values in it (to redact its output)."""
         secrets = [token]
+        # The agent's `tether` (the gateway's client) is this Tether's, first on its PATH.
+        path = os.environ.get("PATH", "/usr/bin:/bin")
+        here = str(Path(sys.executable).parent)
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": path if here in path.split(os.pathsep) else f"{here}{os.pathsep}{path}",
             "HOME": str(self.home(agent, sandboxed)),
             "TETHER_AGENT": agent.name,
             "TETHER_GATEWAY_URL": self.settings.gateway_address,

@@ -43,6 +43,7 @@ from tether.contracts import (
     TaskState,
     ToolCall,
 )
+from tether.trust import signing
 
 
 async def test_a_loop_in_a_run_ends_the_process_before_another_model_turn(
@@ -461,7 +462,9 @@ async def test_a_crash_restarts_and_identical_crashes_are_a_loop(
         "sys.stderr.write('fatal: config file /etc/agent.yaml missing\\n')\n"
         "sys.exit(3)\n",
     )
-    async with running_team(client, fresh_db, tmp_path, forge) as team:
+    key_path, public = signing.generate(tmp_path / "founder")
+    founder = {"founder": {"public_key": public}}
+    async with running_team(client, fresh_db, tmp_path, forge, founder) as team:
         coder = set_runner(
             team,
             "coder",
@@ -471,7 +474,12 @@ async def test_a_crash_restarts_and_identical_crashes_are_a_loop(
             crash_limit=3,
             restart_backoff_seconds=0.2,
         )
-        await api.run_agent(client, team.task_queue, coder, "command", RunRequest(prompt="go"))
+        # Started on a task it never claimed: the loop holds the agent, not the task.
+        task_id = f"config-{coder.rsplit('-', 1)[1]}"
+        spec = TaskSpec(id=task_id, title="Fix the config", checks=[ShellCheck(command="true")])
+        await api.create_task(client, team.task_queue, spec)
+        go = RunRequest(prompt="go", task_id=task_id)
+        await api.run_agent(client, team.task_queue, coder, "command", go)
 
         async def failed() -> SessionView | None:
             view = await run_view(client, coder)
@@ -486,11 +494,22 @@ async def test_a_crash_restarts_and_identical_crashes_are_a_loop(
         assert "exit 3: fatal: config file /etc/agent.yaml missing" in hold.reason
 
         # The founder hears of it (the inbox item is written just after the hold).
-        async def told() -> bool:
+        async def told() -> str | None:
             items = [i for i in await team.store.inbox() if i.kind == "loop_blocked"]
-            return any(coder in i.title for i in items)
+            return next((i.action for i in items if coder in i.title), None)
 
-        await eventually(told, "the loop_blocked inbox item")
+        # ... with the command that lifts this hold: the task is open, nobody's to unblock.
+        assert await eventually(told, "the loop_blocked inbox item") == (
+            f"tether session release {coder}"
+        )
+        view = await run_view(client, coder)
+        assert view is not None and view.governor.hold is not None
+        assert view.governor.hold.task_id is None
+        assert (await api.get_view(client, task_id)).state == TaskState.OPEN
+        key = signing.load_private(key_path)
+        order = signing.order("release", coder, "founder", "config fixed", key)
+        released = await api.release_session(client, coder, "founder", "config fixed", order)
+        assert released.governor.hold is None
 
 
 async def test_a_crash_then_a_clean_exit_finishes_the_run_and_the_session(

@@ -77,6 +77,11 @@ SA_SERVICE_NAME = "TetherService"
 SA_NAMES = (SA_TASK_NAME, SA_AGENT_NAME, SA_STATE_NAME, SA_SERVICE_NAME)
 
 
+def worktree_branch(agent: str) -> str:
+    """The branch of the git worktree Tether makes for an agent it runs (`tether run`)."""
+    return f"tether/{agent}"
+
+
 def task_workflow_id(task_id: str) -> str:
     return f"{TASK_WORKFLOW_ID_PREFIX}{task_id}"
 

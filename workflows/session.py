@@ -165,6 +165,9 @@ QUIET_PATCH = messaging.SESSION_QUIET_FLUSH
 # of the session's run: a run recorded before it keeps its activity, and stops it to continue
 # as new, as it did.
 OWN_PROCESS_PATCH = "session-process-workflow"
+# Since issue 32: a hold names a task only if the agent holds it (a run started with --task
+# whose agent never claimed it is held by itself: `tether session release` lifts it).
+HOLD_OWN_TASK_PATCH = "session-hold-names-a-held-task"
 FIGURES_RETRY_AFTER = timedelta(minutes=1)
 
 
@@ -1453,6 +1456,12 @@ class AgentSessionWorkflow:
         founder; the agent hears it in the answer."""
         v = self.view
         await self._stop_process(f"held by Tether's governor: {hold.reason}")
+        if hold.task_id is not None and workflow.patched(HOLD_OWN_TASK_PATCH):
+            claim = TaskClaimedInput(task_id=hold.task_id, agent=v.agent)
+            holds = await self._activity(SessionActivities.agent_holds_task, claim, retry.READ)
+            if not holds:
+                # The task's workflow would refuse the hold: the agent alone is held.
+                hold.task_id = None
         if hold.task_id is not None:
             await messaging.tell(
                 constants.task_workflow_id(hold.task_id),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,19 @@ async def connect(*args: Any, **kw: Any) -> Client:
 
 
 ARTIFACT_FORMS = "url:URL | file:PATH | deploy:SERVICE | commit:REPO[@BRANCH][:PATH]"
+
+
+# Set by Tether in the environment of every agent it runs: its `tether` commands are its own.
+AGENT_ENV = "TETHER_AGENT"
+
+
+def agent_option(p: argparse.ArgumentParser, said: str) -> None:
+    """`--agent NAME`: required, unless the command runs in an agent Tether started (the agent's
+    own name is in TETHER_AGENT; its token says the same to the gateway)."""
+    own = os.environ.get(AGENT_ENV) or None
+    p.add_argument(
+        "--agent", required=own is None, default=own, help=f"{said} (default: ${AGENT_ENV})"
+    )
 
 
 def pass_mark(passed: bool) -> str:

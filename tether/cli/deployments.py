@@ -11,6 +11,7 @@ from typing import Any
 
 from tether.cli.common import (
     KEY_HELP,
+    agent_option,
     api,
     founder_client,
     open_store,
@@ -167,7 +168,7 @@ def register(sub: Any) -> None:
     p = dsub.add_parser("request", help="ask to deploy SERVICE at an exact commit, tag or branch")
     p.add_argument("service", help="the service, as tether.toml names it")
     p.add_argument("--ref", required=True, help="commit, tag or branch (resolved to a commit now)")
-    p.add_argument("--agent", required=True, help="the agent, as tether.toml names it")
+    agent_option(p, "the agent, as tether.toml names it")
     p.add_argument("--reason", default="", help="why (kept with the action)")
     p.add_argument(
         "--env",

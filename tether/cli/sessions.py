@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
@@ -12,6 +13,7 @@ from tether.cli.common import (
     ARTIFACT_FORMS,
     KEY_HELP,
     agent_client,
+    agent_option,
     api,
     founder_client,
     founder_order,
@@ -74,6 +76,11 @@ def render_session(view: SessionView) -> str:
             lines.append(f"    stopped: {r.stop_reason}")
         if r.last is not None and r.last.summary:
             lines.append(f"    last process: {r.last.summary[:200]}")
+            said = [ln.strip() for ln in r.last.stderr_tail.splitlines() if ln.strip()]
+            if said and r.last.exit_code:
+                # Its error line, if it printed one; its last line otherwise.
+                error = [ln for ln in said if re.match(r"(fatal|error)\b", ln, re.I)]
+                lines.append(f"      it said: {(error or said[-1:])[0][:200]}")
     return "\n".join(lines)
 
 
@@ -192,7 +199,7 @@ def register(sub: Any) -> None:
     )
     ssub = session.add_subparsers(dest="session_command", required=True, metavar="ACTION")
     p = ssub.add_parser("start", help="start (or resume) an agent's session and print its brief")
-    p.add_argument("--agent", required=True, help="the agent, as tether.toml names it")
+    agent_option(p, "the agent, as tether.toml names it")
     p.add_argument("--task", help="the task this session works on")
     p.add_argument("--artifact", help=ARTIFACT_FORMS)
     p.add_argument("--json", action="store_true", help="the answer as JSON, for scripts")

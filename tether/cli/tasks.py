@@ -14,6 +14,7 @@ from tether.cli.common import (
     ARTIFACT_FORMS,
     KEY_HELP,
     agent_client,
+    agent_option,
     api,
     founder_client,
     founder_order,
@@ -240,12 +241,12 @@ def register(sub: Any) -> None:
 
     p = tsub.add_parser("claim", help="take a task (exactly one assignee)")
     p.add_argument("task", help="the task's id")
-    p.add_argument("--agent", required=True, help="the agent taking it")
+    agent_option(p, "the agent taking it")
     p.set_defaults(func=cmd_task_claim)
 
     p = tsub.add_parser("submit", help="say a task is done; Tether runs its checks")
     p.add_argument("task", help="the task's id")
-    p.add_argument("--agent", required=True, help="the agent that holds it (only it may submit)")
+    agent_option(p, "the agent that holds it (only it may submit)")
     p.add_argument("--note", help="kept with the task, but decides nothing")
     p.add_argument("--json", action="store_true", help="the checks' verdicts as JSON")
     p.set_defaults(func=cmd_task_submit)
