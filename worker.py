@@ -32,7 +32,7 @@ from activities.wake import WakeActivities
 from tether import constants
 from tether.client import connect
 from tether.client.connection import sealed
-from tether.config import Founder, Settings, TetherConfig, load_config
+from tether.config import Settings, TetherConfig, load_config
 from tether.ops.runtime import (
     run_and_exit,
     setup_logging,
@@ -49,7 +49,7 @@ from tether.ops.stack import (
 )
 from tether.ops.stackfile import database_url, temporal_address
 from tether.store import Store, connect_pool, migrate
-from tether.trust.keys import founder_public_text, worker_keys
+from tether.trust.keys import with_founder_key, worker_keys
 from tether.trust.seals import Signer, Trust, parse_public, public_text
 from workflows.guard import MessageGuard
 from workflows.registry import WORKFLOWS, workflow_runner
@@ -190,10 +190,9 @@ async def serve(
 ) -> None:
     config = load_config(settings.config_path)
     keys = worker_keys(settings, config)
-    founder = founder_public_text(settings, config)
-    if founder and not config.founder.key_text():
-        # The founder's approvals and orders are judged against $TETHER_HOME/founder.pub.
-        config = config.model_copy(update={"founder": Founder(public_key=founder)})
+    # The founder's approvals and orders are judged against $TETHER_HOME/founder.pub unless
+    # tether.toml names the key.
+    config = with_founder_key(settings, config)
     address = temporal_address(settings)
     pool = await connect_pool(database_url(settings))
     try:

@@ -1,4 +1,5 @@
-"""The README's Python client examples run as written, against the real servers."""
+"""The README fits a screen or two and leads into the docs site; the site's Python client
+examples run as written, against the real servers; its layout table is the repository's."""
 
 from __future__ import annotations
 
@@ -17,13 +18,31 @@ from tests.support.helpers import clean_environment
 ROOT = Path(__file__).resolve().parent.parent
 
 
+CLIENT_PAGE = ROOT / "docs" / "reference" / "python-client.md"
+
+
 def _examples() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## The Python client", 1)[1].split("\n## ", 1)[0]
+    section = CLIENT_PAGE.read_text().split("\n## API", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
-def test_the_readme_shows_both_clients() -> None:
+def test_the_readme_fits_two_screens_and_leads_into_the_site() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 80, "the README is a front door: keep it to two screens"
+    for command in ("./run up", "./run test"):
+        assert f"\n{command} " in readme, f"the README's two commands: {command}"
+    assert "`./run docs`" in readme
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert "docs/tutorial.md" in links
+    for link in links:
+        assert (ROOT / link).exists(), f"the README links to {link}, which does not exist"
+    # The demo's verdicts it shows are the tutorial's, which the suite checks against the product.
+    shown = re.findall(r"```text\n(.*?)```", readme, flags=re.S)[0].splitlines()
+    tutorial = (ROOT / "docs" / "tutorial.md").read_text().splitlines()
+    assert shown and all(line in tutorial for line in shown), shown
+
+
+def test_the_python_client_page_shows_both_clients() -> None:
     examples = _examples()
     assert len(examples) == 2
     assert "from tether import client as tether" in examples[0]
@@ -60,9 +79,10 @@ async def test_a_readme_example_runs_as_written(
 
 
 def test_the_layout_table_names_every_package_and_only_real_paths() -> None:
-    """The README's layout table is the map a reader opens `tether/` with: every package has a
-    row, and every path a row names exists."""
-    section = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    """The architecture page's layout table is the map a reader opens `tether/` with: every
+    package has a row, and every path a row names exists."""
+    page = ROOT / "docs" / "explanation" / "architecture.md"
+    section = page.read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([^`]+)` \|", section, flags=re.M)
     for path in rows:
         assert (ROOT / path).exists(), f"the layout table names {path}, which does not exist"

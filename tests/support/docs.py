@@ -31,6 +31,10 @@ EXIT = re.compile(r"^\[exit (\d+)\]$")
 SHOW = os.environ.get("TETHER_DOCS_SHOW") in ("1", "all")
 SHOW_ALL = os.environ.get("TETHER_DOCS_SHOW") == "all"
 BACKGROUND = "in another terminal"
+# A block whose title starts so is shown, not run, and says why; " (add)" after a file's path
+# means the block is added at the end of that file.
+NOT_RUN = "not run"
+APPEND = " (add)"
 EVENTUALLY = "a few seconds later"
 
 
@@ -147,10 +151,20 @@ class Reader:
             if block.lang == "console":
                 for command in commands(block):
                     await self.run(command, where)
+            elif block.title.startswith(NOT_RUN):
+                continue
+            elif block.lang in ("bash", "sh") and not block.title:
+                raise AssertionError(
+                    f"{where}: a command block the tests do not run: make it a console block "
+                    f'(run and compared), a file (title="PATH"), or say why not '
+                    f'(title="{NOT_RUN}: ...")'
+                )
             elif block.title and block.title not in (BACKGROUND, EVENTUALLY):
-                target = self.path(block.title)
+                name, adds = block.title.removesuffix(APPEND), block.title.endswith(APPEND)
+                target = self.path(name)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(block.text + "\n")
+                with target.open("a" if adds else "w") as out:
+                    out.write(("\n" if adds else "") + block.text + "\n")
                 if block.lang in ("python", "sh", "bash") and block.text.startswith("#!"):
                     target.chmod(0o755)
 
@@ -164,11 +178,19 @@ class Reader:
         if words == ["source", ".venv/bin/activate"]:
             assert (self.cwd / ".venv/bin/activate").exists(), f"{where}: no .venv here"
             return
+        if command.block.title == BACKGROUND and command.expected:
+            await self.start(command, where)
+            return
+        if command.block.title == BACKGROUND and command.argv == "^C":
+            await self.stop()
+            return
         if command.block.title == BACKGROUND:
-            if command.argv == "^C":
-                await self.stop()
-            else:
-                await self.start(command, where)
+            self.cwd, there = self.other_cwd or self.cwd, self.cwd
+            try:
+                plain = Block(command.block.page, command.block.line, "console", "", "")
+                await self.run(Command(plain, command.argv, "", 0), where)
+            finally:
+                self.cwd = there
             return
         deadline = time.monotonic() + (60 if command.block.title == EVENTUALLY else 0)
         while True:

@@ -16,6 +16,7 @@ from tether.cli.common import (
 from tether.config import Settings, load_config
 from tether.contracts import FounderOrder
 from tether.errors import TetherError
+from tether.trust.keys import with_founder_key
 
 
 async def cmd_budget_raise(args: argparse.Namespace, settings: Settings) -> int:
@@ -27,7 +28,7 @@ async def cmd_budget_raise(args: argparse.Namespace, settings: Settings) -> int:
         raise TetherError("say which budget: --agent NAME --daily USD, or --team-monthly USD")
     if args.agent is not None and args.daily is None:
         raise TetherError(f"say {args.agent}'s new daily budget: --daily USD")
-    config = load_config(settings.config_path)
+    config = with_founder_key(settings, load_config(settings.config_path))
     if founder_key(args, settings) is None:
         raise TetherError(
             f"a budget is raised only with the founder's key: none at --key or "
@@ -64,7 +65,7 @@ async def cmd_budget_show(args: argparse.Namespace, settings: Settings) -> int:
     from tether.budgets import budget_lines
     from tether.cli.render import render_budgets
 
-    config = load_config(settings.config_path)
+    config = with_founder_key(settings, load_config(settings.config_path))
     store = await open_store(settings)
     try:
         lines = await budget_lines(store, config)

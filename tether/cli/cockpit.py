@@ -374,8 +374,12 @@ async def _budgets_validated(
         config = load_config(config_path)
     except TetherError as exc:  # the rest of the status is still worth showing
         return [], [f"budgets not shown: {exc}"]
+    from tether.trust.keys import founder_pub_file
+
     settings = budgets.settings_of(config)
-    key = config.founder.key_text()
+    # As the workers judge them: tether.toml's key, else the one `tether up` left beside the
+    # cache, under TETHER_HOME.
+    key = config.founder.key_text() or founder_pub_file(cache.parent)
     verdicts: dict[str, list[Any] | None] = {}
 
     def judge(row: dict[str, Any]) -> limits.Raise | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from tether.config import Settings, TetherConfig
+from tether.config import Founder, Settings, TetherConfig
 from tether.errors import TetherError
 from tether.trust import seals
 
@@ -96,14 +96,25 @@ def _raw(key: Ed25519PublicKey) -> str:
 
 def founder_public_text(settings: Settings, config: TetherConfig) -> str | None:
     """The founder's public key as configured, or from $TETHER_HOME/founder.pub."""
-    text = config.founder.key_text()
-    if text:
-        return text
-    path = key_path(settings.home, "founder").with_suffix(".pub")
+    return config.founder.key_text() or founder_pub_file(settings.home)
+
+
+def founder_pub_file(home: Path) -> str | None:
+    """The founder's public key `tether up` (or `tether keygen`) left under `home`, if any."""
+    path = key_path(home, "founder").with_suffix(".pub")
     try:
         return path.read_text().strip() or None
     except OSError:
         return None
+
+
+def with_founder_key(settings: Settings, config: TetherConfig) -> TetherConfig:
+    """`config` with the founder's public key the workers judge orders and approvals by: the one
+    tether.toml names, else $TETHER_HOME/founder.pub (what `tether up` makes)."""
+    founder = founder_public_text(settings, config)
+    if not founder or config.founder.key_text():
+        return config
+    return config.model_copy(update={"founder": Founder(public_key=founder)})
 
 
 def worker_keys(settings: Settings, config: TetherConfig) -> tuple[seals.Trust, seals.Signer]:
