@@ -90,3 +90,24 @@ async def test_a_reader_follows_the_tutorial_and_the_how_tos(tmp_path: Path) -> 
     finally:
         await reader.stop()
     assert len(reader.ran) > 10
+
+
+def test_every_setting_and_task_key_says_what_it_sets() -> None:
+    """The generated reference has a description for each key of tether.toml and of a task file
+    (a key added without one fails here, not in a reader's hands)."""
+    from tether.config import TetherConfig
+    from tether.contracts import TaskSpec
+
+    missing = []
+    for model in (TetherConfig, TaskSpec):
+        schema = model.model_json_schema()
+        parts = dict(schema.get("$defs", {}))
+        if model is TaskSpec:
+            parts["TaskSpec"] = schema
+        for name, part in parts.items():
+            for key, field in part.get("properties", {}).items():
+                if key == "kind" and name.endswith("Check"):
+                    continue  # the check's kind is its table's title
+                if "description" not in field:
+                    missing.append(f"{name}.{key}")
+    assert missing == [], f"settings with no description: {sorted(set(missing))}"

@@ -39,7 +39,9 @@ class SecretRef(Section):
     """Where a secret lives: an environment variable or a file, read only inside activities."""
 
     env: str | None = None
+    """The environment variable (of the worker) that holds the secret."""
     file: str | None = None
+    """The file that holds the secret (read by the worker; mode 600 advised)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -69,8 +71,13 @@ class CredentialRef(SecretRef):
     """
 
     kind: Literal["forge_token", "http", "jwt", "declared"] = "http"
+    """How it is probed: forge_token, http, jwt or declared."""
     probe_url: str | None = None
+    """For kind "http": the URL requested with the credential; a 2xx means valid, a 401 or 403
+    rejected.
+    """
     header: str = "Authorization"
+    """For kind "http": the header that carries the credential."""
     scheme: str = "Bearer"
     """Prefix before the secret in the header ("Bearer", "token"); empty for the bare value."""
     expires: date | None = None
@@ -89,11 +96,13 @@ class Forge(Section):
     """The forge the agents' pull requests live on (GitHub REST, or Gitea/Forgejo /api/v1)."""
 
     kind: Literal["github", "gitea"] = "github"
+    """github (REST) or gitea (Gitea and Forgejo's /api/v1)."""
     api_url: str = "https://api.github.com"
     """https://api.github.com, or https://gitea.example.com/api/v1"""
     credential: str | None = None
     """The credential (under [credentials]) the sync and the token probe use."""
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """How long one request to the forge may take."""
 
     @field_validator("api_url")
     @classmethod
@@ -111,6 +120,7 @@ class Notifications(Section):
     this many attempts, waiting at most this long between two.
     """
     webhook_max_interval_seconds: float = Field(default=300.0, gt=0, le=24 * 3600)
+    """The longest wait between two attempts to deliver an inbox item to the webhook."""
     expiry_reminder_days: list[int] = Field(default_factory=lambda: [14, 7, 1])
     """Days before a credential expires at which the founder is reminded, once each."""
     expiry_check_hours: float = Field(default=24.0, gt=0, le=24 * 7)
@@ -133,7 +143,9 @@ class Sessions(Section):
 
 class Repository(Section):
     path: str
+    """The local clone (`~` is expanded). Git checks, the brief and the artifact test read it."""
     default_branch: str = "main"
+    """The branch new work is measured against, and agents' worktrees start from."""
     forge_repo: str | None = None
     """"owner/name" on the forge, for pull requests."""
     remote: str | None = "origin"
@@ -161,15 +173,25 @@ class AgentRunner(Section):
     the worker's environment but PATH."""
 
     binary: str = "claude"
+    """The Claude Code CLI to start (a name on PATH or a path)."""
     command: list[str] = Field(default_factory=list)
+    """For runtime "command": the argv to start, with {prompt}, {session}, {agent} and {worktree}
+    filled in.
+    """
     home: str | None = None
     """The process's HOME (Claude Code keeps its settings and transcripts there); default: the
     worker's own. Never inside TETHER_HOME: the gateway reads no transcript from there.
     """
     model: str | None = None
+    """The model the runtime is told to use (its own default when unset)."""
     args: list[str] = Field(default_factory=list)
+    """Extra arguments after the runtime's own."""
     env: dict[str, str] = Field(default_factory=dict)
+    """Variables set in the process's environment (not secrets: use secret_env)."""
     secret_env: dict[str, str] = Field(default_factory=dict)
+    """Variable -> a [credentials] entry: read by the worker and masked in the sandbox (the process
+    holds a placeholder; the proxy puts the value back toward the hosts it is for).
+    """
     stop_grace_seconds: float = Field(default=1, ge=0, le=120)
     """SIGTERM, then SIGKILL after this long. Claude Code (2.1.332) does not exit on SIGTERM while
     it waits for a hook, which is where a hold finds it: the grace is all the delay.
@@ -179,6 +201,7 @@ class AgentRunner(Section):
     crashes in a row are a loop: the run stops and the founder is told.
     """
     restart_backoff_seconds: float = Field(default=2, ge=0, le=600)
+    """How long after a crash the process starts again; doubled after each, up to 60 s."""
     usage: Literal["stream-json", "none"] | None = None
     """How the runner reads the process's own usage from its output: "stream-json" (Claude Code's:
     `assistant` messages' usage, once per message id, and the final `result` with `total_cost_usd`
@@ -193,10 +216,25 @@ class AgentRunner(Section):
 
 class Agent(Section):
     name: str = Field(pattern=NAME_PATTERN)
+    """The agent's name: lower-case letters, digits, '.', '_', '-'. Every command, token and
+    workflow names it so.
+    """
     role: str = "coding"
+    """What the agent does (coding, devops, security, marketing…): shown in the status and the
+    brief.
+    """
     runtime: str = "claude-code"
+    """What runs the agent: claude-code, codex, gemini, cursor, or command (its `run.command`, with
+    no hooks of its own).
+    """
     credentials: list[str] = Field(default_factory=list)
+    """Names under [credentials] the agent needs: each is probed before every session of the agent,
+    and one that fails blocks it.
+    """
     repositories: list[str] = Field(default_factory=list)
+    """Names under [repositories] the agent works in: its brief reads them, its deliverable is a
+    commit in them, and `tether run` makes its worktree of the first.
+    """
     forge_login: str | None = None
     """The agent's login on the forge (pull request authors); defaults to its name."""
     branch: str | None = None
@@ -206,6 +244,7 @@ class Agent(Section):
     thresholds: dict[str, float | int] = Field(default_factory=dict)
     """Overrides of [thresholds] for this agent only, e.g. { context_window = 1000000 }."""
     run: AgentRunner = Field(default_factory=AgentRunner)
+    """How Tether starts the agent's process itself (`tether run`, a wake)."""
     wake: str | None = Field(default=None, pattern=r"^every [1-9][0-9]*(s|m|h)$")
     """Wake the agent when it is idle and has work: "every 15m" (a Temporal Schedule checks, and
     runs it with `tether run` when a task is assigned to it or open for it to claim).
@@ -251,17 +290,29 @@ class Production(Section):
     setting left out is the service's (staging's) own."""
 
     soak_minutes: float = Field(default=30, ge=0)
+    """How long a commit must have run healthy in staging before production takes it."""
     rollout: str | None = Field(default=None, min_length=1)
+    """Production's rollout command (default: staging's)."""
     restart: str | None = None
+    """Production's restart command (default: staging's)."""
     rollback: str | None = None
+    """Production's rollback command (default: staging's)."""
     cwd: str | None = None
+    """Production's folder (default: staging's)."""
     health_checks: list[Check] | None = Field(default=None, max_length=MAX_CHECKS)
+    """Production's health checks (default: staging's)."""
     cooldown_minutes: float | None = Field(default=None, ge=0)
+    """Production's cooldown (default: staging's)."""
     cooldown_mode: Literal["refuse", "wait"] | None = None
+    """Production's cooldown mode (default: staging's)."""
     approval_ttl_minutes: float | None = Field(default=None, gt=0)
+    """How long an approval for production stays valid (default: staging's)."""
     request_ttl_hours: float | None = Field(default=None, gt=0)
+    """How long a production request waits (default: staging's)."""
     rollout_timeout_seconds: float | None = Field(default=None, gt=0, le=24 * 3600)
+    """How long production's rollout may run (default: staging's)."""
     rollout_heartbeat_seconds: float | None = Field(default=None, ge=6, le=600)
+    """Production's rollout heartbeat (default: staging's)."""
 
 
 class Service(Section):
@@ -273,11 +324,17 @@ class Service(Section):
     retried). What is set here is staging; `[services.NAME.production]` adds production."""
 
     repository: str
+    """The [repositories] entry the service is built from."""
     rollout: str = Field(min_length=1)
+    """The shell command that rolls a commit out (see the placeholders above)."""
     restart: str | None = None
+    """Run after the rollout, if set."""
     rollback: str | None = None
+    """Run when the rollout or the health checks fail, if set."""
     cwd: str | None = None
+    """The folder the commands run in (default: the repository's)."""
     health_checks: list[Check] = Field(default_factory=list, max_length=MAX_CHECKS)
+    """Checks (as a task's) that must pass after the rollout; failing ones roll back."""
     cooldown_minutes: float = Field(default=30, ge=0)
     """At most one rollout per this many minutes, across all agents and workers (0: no limit)."""
     cooldown_mode: Literal["refuse", "wait"] = "refuse"
@@ -285,7 +342,9 @@ class Service(Section):
     approval_ttl_minutes: float = Field(default=60, gt=0)
     """How long a founder's approval stays valid, and how long a request waits for one."""
     request_ttl_hours: float = Field(default=24, gt=0)
+    """How long a deployment request waits in the queue before it expires."""
     rollout_timeout_seconds: float = Field(default=600, gt=0, le=24 * 3600)
+    """How long the rollout command may run."""
     rollout_heartbeat_seconds: float = Field(default=20, ge=6, le=600)
     """A worker lost mid-rollout is noticed after this long without its heartbeat; the rollout then
     runs again on another worker.
@@ -295,6 +354,7 @@ class Service(Section):
     (`tether approve` makes and pushes it); the rollout runs only while it verifies.
     """
     production: Production | None = None
+    """The production environment, if the service has one."""
 
     def environments(self) -> list[str]:
         return ["staging", "production"] if self.production else ["staging"]
@@ -322,7 +382,11 @@ class Founder(Section):
     approvals signed with the matching private key are accepted; the worker never sees that."""
 
     public_key: str | None = None
+    """The founder's public key, base64 (the line `tether keygen` prints). Unset:
+    $TETHER_HOME/founder.pub.
+    """
     public_key_file: str | None = None
+    """Or a file holding it."""
 
     @model_validator(mode="after")
     def _valid_key(self) -> Founder:
@@ -349,13 +413,22 @@ class Gateway(Founder):
     """The gateway's public key (base64), which workers verify agents' reports with. Unset:
     $TETHER_HOME/gateway.pub, which `tether up` writes beside the gateway's private key."""
 
+    public_key: str | None = None
+    """The gateway's public key, base64. Unset: $TETHER_HOME/gateway.pub."""
+    public_key_file: str | None = None
+    """Or a file holding it."""
+
 
 class Thresholds(Section):
     """The governors' limits; `[thresholds]` for everyone, `[agents.thresholds]` per agent."""
 
     context_compact: float = Field(default=0.70, gt=0, lt=1)
+    """The share of the context window at which the agent is told to compact."""
     context_trim: float = Field(default=0.85, gt=0, lt=1)
+    """The share at which it is told to trim to the essential rules."""
     context_handoff: float = Field(default=0.95, gt=0, lt=1)
+    """The share at which its state is archived and the next session starts from the handoff brief.
+    """
     context_rearm_margin: float = Field(default=0.05, ge=0, lt=0.5)
     """A stage fires again only after usage fell this far below it, or after a compaction."""
     context_window: int = Field(default=200_000, ge=1000)
@@ -363,7 +436,9 @@ class Thresholds(Section):
     loop_limit: int = Field(default=5, ge=2, le=100)
     """The same failing action this many times, without a success in between, stops the work."""
     cost_warn_ratio: float = Field(default=3.0, gt=1)
+    """A task's cost above this multiple of the average for its kind warns the founder."""
     cost_pause_ratio: float = Field(default=5.0, gt=1)
+    """Above this multiple, the task is paused until the founder resumes it."""
     cost_window: int = Field(default=20, ge=1, le=1000)
     """The rolling average covers this many of the most recently completed tasks ..."""
     cost_min_history: int = Field(default=5, ge=1)
@@ -418,7 +493,13 @@ class Retention(Section):
     connections) once as old."""
 
     ledger_days: int = Field(default=90, ge=7, le=3660)
+    """Days the tool-call log, the cost ledger and cleared inbox items keep their detail; `tether
+    prune --apply` rolls older rows up.
+    """
     temporal_days: int = Field(default=30, ge=1, le=3660)
+    """Days Temporal keeps closed workflows (the namespace's retention, set by the workers at
+    start).
+    """
 
 
 # List prices in USD per million tokens when tether.toml names none. Prices change: set

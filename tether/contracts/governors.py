@@ -49,10 +49,14 @@ class TokenUsage(Model):
 class Price(Model):
     """USD per million tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_read: float = Field(default=0.0, ge=0)
-    cache_write: float = Field(default=0.0, ge=0)
+    input: float = Field(ge=0, description="USD per million input tokens")
+    output: float = Field(ge=0, description="USD per million output tokens")
+    cache_read: float = Field(
+        default=0.0, ge=0, description="USD per million tokens read from cache"
+    )
+    cache_write: float = Field(
+        default=0.0, ge=0, description="USD per million tokens written to cache"
+    )
 
     def cost(self, usage: TokenUsage) -> float:
         return (

@@ -38,12 +38,22 @@ class CheckBase(Model):
     # Checks are fixed when the task is created.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = ""
-    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    name: str = Field(default="", description="how the check is named in the evidence")
+    timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="how long one attempt may take"
+    )
     # How long to keep re-running a failing check before it counts as failed, e.g. while a
     # deploy rolls out. Zero means one attempt.
-    retry_for_seconds: float = Field(default=0.0, ge=0, le=24 * 3600)
-    retry_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
+    retry_for_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=24 * 3600,
+        description="how long a failing check is run again before it counts as failed "
+        "(e.g. while a deploy rolls out); 0: one attempt",
+    )
+    retry_interval_seconds: float = Field(
+        default=10.0, gt=0, le=3600, description="the wait between two attempts"
+    )
 
     @model_validator(mode="after")
     def _bounded_attempts(self) -> CheckBase:
@@ -62,14 +72,23 @@ class CheckBase(Model):
 
 class HttpCheck(CheckBase):
     kind: Literal["http"] = "http"
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    url: str
-    expect_status: int = Field(default=200, ge=100, le=599)
-    body_contains: str | None = None
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = Field(
+        default="GET", description="the request's method"
+    )
+    url: str = Field(description="the http:// or https:// URL requested")
+    expect_status: int = Field(
+        default=200, ge=100, le=599, description="the status the answer must have"
+    )
+    body_contains: str | None = Field(default=None, description="text the body must contain")
     # Dotted path into a JSON response ("data.items.0.id"); with json_value, the value it must have.
-    json_field: str | None = None
-    json_value: JsonValue = None
-    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    json_field: str | None = Field(
+        default=None,
+        description='a dotted path into a JSON answer ("data.items.0.id") that must exist',
+    )
+    json_value: JsonValue = Field(default=None, description="the value json_field must have")
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="how long one attempt may take"
+    )
 
     @field_validator("url")
     @classmethod
@@ -86,11 +105,12 @@ class HttpCheck(CheckBase):
 
 class ShellCheck(CheckBase):
     kind: Literal["shell"] = "shell"
-    command: str = Field(min_length=1)
-    cwd: str | None = None
-    expect_exit: int = 0
-    # A regular expression that must be found in the command's stdout.
-    stdout_pattern: str | None = None
+    command: str = Field(min_length=1, description="the shell command run, without secrets")
+    cwd: str | None = Field(default=None, description="the folder it runs in")
+    expect_exit: int = Field(default=0, description="the exit status it must end with")
+    stdout_pattern: str | None = Field(
+        default=None, description="a regular expression that must be found in its stdout"
+    )
 
     @field_validator("stdout_pattern")
     @classmethod
@@ -107,24 +127,31 @@ class PytestCheck(CheckBase):
     """A test command; passes when it exits 0 and at least `min_passed` tests passed."""
 
     kind: Literal["pytest"] = "pytest"
-    command: str = "python -m pytest -q"
-    cwd: str | None = None
-    min_passed: int = Field(default=1, ge=0)
-    timeout_seconds: float = Field(default=600.0, gt=0, le=3600)
+    command: str = Field(default="python -m pytest -q", description="the test command")
+    cwd: str | None = Field(default=None, description="the folder it runs in")
+    min_passed: int = Field(default=1, ge=0, description="at least this many tests must pass")
+    timeout_seconds: float = Field(
+        default=600.0, gt=0, le=3600, description="how long one attempt may take"
+    )
 
 
 class GitCheck(CheckBase):
     """A commit on a branch touching a path, or a tag pointing at a commit, in a configured repo."""
 
     kind: Literal["git"] = "git"
-    repository: str = Field(min_length=1)
-    branch: str | None = None
-    path: str | None = None
-    # Only commits made after the task was created count, so old work cannot satisfy a new task.
-    since_task_created: bool = True
-    tag: str | None = None
-    commit: str | None = None
-    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    repository: str = Field(min_length=1, description="a [repositories] name from tether.toml")
+    branch: str | None = Field(default=None, description="a new commit must be on this branch")
+    path: str | None = Field(default=None, description="with branch: the commit must touch it")
+    since_task_created: bool = Field(
+        default=True,
+        description="only commits made after the task was created count, so old work cannot "
+        "satisfy a new task",
+    )
+    tag: str | None = Field(default=None, description="or: this tag must exist")
+    commit: str | None = Field(default=None, description="with tag: the commit it must point at")
+    timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="how long one attempt may take"
+    )
 
     @model_validator(mode="after")
     def _one_mode(self) -> GitCheck:
@@ -146,12 +173,17 @@ Check = Annotated[HttpCheck | ShellCheck | PytestCheck | GitCheck, Field(discrim
 class Artifact(Model):
     """What will exist when the work is done. Checked by the artifact test of agent sessions."""
 
-    kind: Literal["commit", "file", "url", "deploy"]
-    repository: str | None = None
-    branch: str | None = None
-    path: str | None = None
-    url: str | None = None
-    service: str | None = None
+    kind: Literal["commit", "file", "url", "deploy"] = Field(
+        description="a commit in a repository, a file, a URL answering 2xx, or a finished "
+        "deployment of a service"
+    )
+    repository: str | None = Field(default=None, description="for a commit: the repository")
+    branch: str | None = Field(default=None, description="for a commit: its branch")
+    path: str | None = Field(
+        default=None, description="for a commit: a path it touches; for a file: the file"
+    )
+    url: str | None = Field(default=None, description="for a url: the URL")
+    service: str | None = Field(default=None, description="for a deploy: the service")
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> Artifact:
@@ -170,15 +202,25 @@ class Artifact(Model):
 class TaskSpec(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(pattern=NAME_PATTERN)
-    title: str = Field(min_length=1, max_length=200)
-    description: str = ""
-    assignee: str | None = Field(default=None, pattern=NAME_PATTERN)
-    artifact: Artifact | None = None
-    checks: list[Check] = Field(min_length=1, max_length=MAX_CHECKS)
-    created_by: str = "founder"
-    # What sort of work it is ("bugfix", "feature", "deploy"); costs are compared within a kind.
-    kind: str | None = Field(default=None, pattern=NAME_PATTERN)
+    id: str = Field(pattern=NAME_PATTERN, description="the task's id (its workflow is task-ID)")
+    title: str = Field(min_length=1, max_length=200, description="one line: what is to be done")
+    description: str = Field(default="", description="what the agent should know to do it")
+    assignee: str | None = Field(
+        default=None, pattern=NAME_PATTERN, description="only this agent may claim it"
+    )
+    artifact: Artifact | None = Field(
+        default=None, description="what its sessions must deliver (default: a commit)"
+    )
+    checks: list[Check] = Field(
+        min_length=1, max_length=MAX_CHECKS, description="what done means, run by Tether"
+    )
+    created_by: str = Field(default="founder", description="who made it")
+    kind: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description='what sort of work it is ("bugfix", "feature"); costs are compared within '
+        "a kind",
+    )
 
     @field_validator("checks", mode="before")
     @classmethod
