@@ -65,7 +65,7 @@ async def test_a_trust_data_folder_is_switched_on_the_next_start_and_keeps_every
             "-l",
             str(server.data_dir / "server.log"),
             "-o",
-            f"-h 127.0.0.1 -p {server.port} -k {server.data_dir}",
+            f"-h 127.0.0.1 -p {server.port} -k ''",
             "-w",
             "start",
         ),

@@ -16,6 +16,7 @@ file the reader writes. The page's conventions, which a reader understands too:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shlex
@@ -263,10 +264,12 @@ class Reader:
     async def stop(self) -> None:
         for proc in reversed(self.background):
             if proc.returncode is None:
-                os.killpg(proc.pid, signal.SIGINT)
+                with contextlib.suppress(ProcessLookupError):  # it ended on its own
+                    os.killpg(proc.pid, signal.SIGINT)
                 try:
                     await asyncio.wait_for(proc.wait(), timeout=60)
                 except TimeoutError:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
                     await proc.wait()
         self.background.clear()

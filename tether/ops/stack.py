@@ -263,7 +263,8 @@ class EmbeddedPostgres:
                 "-l",
                 str(self.data_dir / "server.log"),
                 "-o",
-                f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
+                # TCP only: a socket path under a long TETHER_HOME passes the kernel's 107 bytes.
+                f"-h 127.0.0.1 -p {self.port} -k ''",
                 "-w",
                 "-t",
                 "60",
