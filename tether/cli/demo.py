@@ -414,7 +414,12 @@ class Demo:
             )
             fired += [f"{d.kind} at {pct}%" for d in answer.directives]
         inc.seconds = time.monotonic() - started
-        view = await api.session_view(self.client, coder)
+        # The handoff ends the session just after it answers the report that crossed 95%.
+        for _ in range(300):
+            view = await api.session_view(self.client, coder)
+            if view is None or view.end_reason:
+                break
+            await asyncio.sleep(0.1)
         after = await self.session("coder", 2)
         # The new session starts working with a fresh context.
         read = _tool("Read", {"file_path": "src/cart/totals.py"}, 10)
