@@ -9,6 +9,8 @@ file the reader writes. The page's conventions, which a reader understands too:
   until the page's last shown line arrives, and it is stopped (Ctrl-C) when the page ends.
 - a block titled "a few seconds later" is run again until its output matches (the agents work in
   the background), for at most a minute.
+- `...` in a command's word is what the reader copies from an earlier command's output
+  (`tether approve deploy-api-...`).
 - `cd DIR` changes the folder the next commands run in; `source .venv/bin/activate` is what puts
   `tether` on the PATH, which the runner does for every command.
 """
@@ -140,6 +142,7 @@ class Reader:
     # The other terminal stays in the folder the reader started in (the clone).
     other_cwd: Path | None = None
     ran: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
 
     def path(self, text: str) -> Path:
         return (self.cwd / text.replace("~", str(self.home), 1)).resolve()
@@ -170,6 +173,10 @@ class Reader:
                     target.chmod(0o755)
 
     async def run(self, command: Command, where: str) -> None:
+        if "..." in command.argv:
+            command = Command(
+                command.block, self.copied(command.argv, where), command.expected, command.exit
+            )
         self.ran.append(command.argv)
         words = shlex.split(command.argv) if "\n" not in command.argv else []
         if words[:1] == ["cd"] and len(words) == 2:
@@ -211,6 +218,21 @@ class Reader:
                 )
             await asyncio.sleep(1)
 
+    def copied(self, argv: str, where: str) -> str:
+        """A command with `...` in a word: the reader copies that word from what an earlier
+        command printed (`tether approve deploy-api-...`: the id `deploy request` gave)."""
+
+        def fill(found: re.Match[str]) -> str:
+            head, tail = found[1], found[2]
+            pattern = re.escape(head) + r"[\w.-]+?" + re.escape(tail) + r"(?![\w-])"
+            for out in reversed(self.outputs):
+                seen = re.findall(pattern, out)
+                if seen:  # the first, as lists (the inbox, the queue) show the newest first
+                    return str(seen[0])
+            raise AssertionError(f"{where}: nothing printed above gives {found[0]!r}")
+
+        return re.sub(r"(\S*)\.\.\.(\S*)", fill, argv)
+
     async def shell(self, argv: str) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
             "bash",
@@ -222,7 +244,9 @@ class Reader:
             stderr=asyncio.subprocess.STDOUT,
         )
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=240)
-        return proc.returncode or 0, self.as_shown(out.decode(errors="replace"))
+        said = self.as_shown(out.decode(errors="replace"))
+        self.outputs.append(said)
+        return proc.returncode or 0, said
 
     def as_shown(self, text: str) -> str:
         for chosen, shown in self.rewrite.items():
