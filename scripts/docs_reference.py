@@ -240,7 +240,8 @@ def toml_page() -> str:
         form = {"": f"[{key}]", "[]": f"[[{key}]]", ".NAME": f"[{key}.NAME]"}[suffix]
         said = " ".join((inner.get("description") or "").split()).split(". ")[0]
         rows.append(f"| [`{form}`](#{_anchor(title)}) | {cell(said)} |")
-        lines.extend(_section(title, inner, defs))
+        heading = f"## `[[{key}]]`" if suffix == "[]" else None
+        lines.extend(_section(title, inner, defs, heading))
         lines.append("")
     table = ["| Table | What it is |", "| --- | --- |", *rows, ""]
     return "\n".join(head + table + lines) + "\n"
