@@ -186,23 +186,22 @@ class Reader:
         if words == ["source", ".venv/bin/activate"]:
             assert (self.cwd / ".venv/bin/activate").exists(), f"{where}: no .venv here"
             return
-        if command.block.title == BACKGROUND and command.expected:
-            await self.start(command, where)
-            return
-        if command.block.title == BACKGROUND and command.argv == "^C":
-            await self.stop()
-            return
         if command.block.title == BACKGROUND:
-            self.cwd, there = self.other_cwd or self.cwd, self.cwd
-            try:
-                plain = Block(command.block.page, command.block.line, "console", "", "")
-                await self.run(Command(plain, command.argv, "", 0), where)
-            finally:
-                self.cwd = there
+            if command.argv == "^C":
+                await self.stop()
+            elif command.expected:
+                await self.start(command, where)
+            else:  # a step that ends, typed in the other terminal before what keeps running
+                await self.expect(command, where, self.other_cwd or self.cwd)
             return
+        await self.expect(command, where, self.cwd)
+
+    async def expect(self, command: Command, where: str, cwd: Path) -> None:
+        """Run `command` in `cwd` until it prints what the page shows (once, unless the page says
+        "a few seconds later")."""
         deadline = time.monotonic() + (60 if command.block.title == EVENTUALLY else 0)
         while True:
-            code, out = await self.shell(command.argv)
+            code, out = await self.shell(command.argv, cwd)
             if code == command.exit and matches(command.expected, out):
                 if SHOW_ALL:
                     print(f"===== {where} $ {command.argv}  [exit {code}]\n{out}", flush=True)
@@ -233,12 +232,12 @@ class Reader:
 
         return re.sub(r"(\S*)\.\.\.(\S*)", fill, argv)
 
-    async def shell(self, argv: str) -> tuple[int, str]:
+    async def shell(self, argv: str, cwd: Path) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
             "bash",
             "-c",
             argv,
-            cwd=self.cwd,
+            cwd=cwd,
             env=self.env,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -264,7 +264,7 @@ async def status(args: argparse.Namespace, dsn: str, config_path: Path | None, h
     conn = await reads.connect(dsn)
     try:
         rows = await reads.status_rows(conn, now - report.DEPLOYMENTS_SINCE)
-        budgets, problems = await _budgets(conn, config_path, home / BUDGET_CACHE, dsn, now)
+        budgets, problems = await _budgets(conn, config_path, home, now)
     finally:
         await conn.close()
     shown = reads.jsonable(report.build(rows, now, budgets, problems))
@@ -283,9 +283,10 @@ BUDGET_CACHE = Path("cache") / "budgets.json"
 
 
 async def _budgets(
-    conn: Any, config_path: Path | None, cache: Path, dsn: str, now: datetime
+    conn: Any, config_path: Path | None, home: Path, now: datetime
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The hard budgets' lines (BudgetLine's JSON form), and what kept them from being shown."""
+    cache = home / BUDGET_CACHE
     if config_path is None:
         return [], []
     try:
@@ -300,7 +301,7 @@ async def _budgets(
         found = await _lines_from(conn, known, now)
         if found is not None:
             return found, []
-    return await _budgets_validated(conn, config_path, cache, raw, now)
+    return await _budgets_validated(conn, config_path, home, raw, now)
 
 
 def _cached(cache: Path, raw: bytes) -> dict[str, Any] | None:
@@ -364,7 +365,7 @@ async def _budget_lines(
 
 
 async def _budgets_validated(
-    conn: Any, config_path: Path, cache: Path, raw: bytes, now: datetime
+    conn: Any, config_path: Path, home: Path, raw: bytes, now: datetime
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The lines from tether.toml validated and every raise verified; the cache written."""
     from tether import budgets
@@ -374,12 +375,15 @@ async def _budgets_validated(
         config = load_config(config_path)
     except TetherError as exc:  # the rest of the status is still worth showing
         return [], [f"budgets not shown: {exc}"]
-    from tether.trust.keys import founder_pub_file
+    from tether.trust.keys import founder_pub_file, founder_pub_path
 
     settings = budgets.settings_of(config)
-    # As the workers judge them: tether.toml's key, else the one `tether up` left beside the
-    # cache, under TETHER_HOME.
-    key = config.founder.key_text() or founder_pub_file(cache.parent)
+    # As the workers judge them: tether.toml's key, else the one `tether up` left in TETHER_HOME.
+    key = config.founder.key_text()
+    key_file = config.founder.public_key_file
+    if not key:
+        key = founder_pub_file(home)
+        key_file = str(founder_pub_path(home)) if key else None
     verdicts: dict[str, list[Any] | None] = {}
 
     def judge(row: dict[str, Any]) -> limits.Raise | None:
@@ -388,7 +392,7 @@ async def _budgets_validated(
         return found
 
     found = await _budget_lines(conn, settings, now, judge)
-    key_file = config.founder.public_key_file
+    cache = home / BUDGET_CACHE
     written = {
         "config": hashlib.sha256(raw).hexdigest(),
         "daily": dict(settings.daily),

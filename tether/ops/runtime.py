@@ -15,10 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tether.errors import TetherError
 
-# Libraries whose INFO lines are theirs, not the founder's (httpx logs every request): at WARNING
-# unless asked for (`--verbose`, or TETHER_VERBOSE=1).
-# INFO from these is for whoever debugs a library (every HTTP request, a worker's shutdown), not
-# for Tether's user: WARNING and above only, unless --verbose or TETHER_VERBOSE=1.
+# Libraries whose INFO lines are theirs, not the founder's (httpx logs every request, Temporal's
+# worker its shutdown): at WARNING unless asked for (`--verbose`, or TETHER_VERBOSE=1).
 LIBRARY_LOGGERS = (
     "httpx",
     "httpcore",

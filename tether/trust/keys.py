@@ -99,11 +99,15 @@ def founder_public_text(settings: Settings, config: TetherConfig) -> str | None:
     return config.founder.key_text() or founder_pub_file(settings.home)
 
 
+def founder_pub_path(home: Path) -> Path:
+    """Where `tether up` (or `tether keygen`) leaves the founder's public key under `home`."""
+    return key_path(home, "founder").with_suffix(".pub")
+
+
 def founder_pub_file(home: Path) -> str | None:
     """The founder's public key `tether up` (or `tether keygen`) left under `home`, if any."""
-    path = key_path(home, "founder").with_suffix(".pub")
     try:
-        return path.read_text().strip() or None
+        return founder_pub_path(home).read_text().strip() or None
     except OSError:
         return None
 
