@@ -151,7 +151,7 @@ def _limits(schema: dict[str, Any]) -> str:
         "maximum": "≤",
         "exclusiveMaximum": "<",
         "minLength": "length ≥",
-        "maxItems": "at most items:",
+        "maxItems": "items ≤",
         "pattern": "matches",
     }
     said = [f"{w} `{schema[k]}`" for k, w in words.items() if k in schema]
@@ -193,10 +193,10 @@ def _section(
             rows.append(f"| `{key}` | table | | {cell(said)} see [`[{link}]`](#{_anchor(link)}) |")
             deeper.append((link, inner))
             continue
-        default = field.get("default", "" if key in model.get("required", []) else None)
-        shown = "(required)" if key in model.get("required", []) else f"`{json.dumps(default)}`"
-        if "default" not in field and key not in model.get("required", []):
-            shown = ""
+        if key in model.get("required", []):
+            shown = "(required)"
+        else:  # a default made by a factory (a list, a table) is not in the schema: left blank
+            shown = f"`{json.dumps(field['default'])}`" if "default" in field else ""
         said = " ".join(field.get("description", "").split())
         limits = _limits(field)
         if limits:
@@ -213,7 +213,7 @@ def _section(
 
 def _anchor(title: str) -> str:
     """The id Python-Markdown's toc gives the heading ``[title]``."""
-    return "".join(c for c in title.lower() if c.isalnum() or c in "-_").replace("_", "_")
+    return "".join(c for c in title.lower() if c.isalnum() or c in "-_")
 
 
 def toml_page() -> str:
